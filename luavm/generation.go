@@ -1,0 +1,115 @@
+package luavm
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+	"github.com/yuin/gopher-lua/parse"
+)
+
+// Script is one compiled Lua file.
+type Script struct {
+	Path  string
+	Proto *lua.FunctionProto
+}
+
+// Generation is one compiled version of the configured scripts, in load
+// order. It is immutable once built.
+type Generation struct {
+	Version  int64
+	Scripts  []Script
+	Loaded   time.Time
+	Checksum string // short hex digest of the sources, for status output
+}
+
+// Paths returns the script paths in load order.
+func (g *Generation) Paths() []string {
+	p := make([]string, len(g.Scripts))
+	for i, s := range g.Scripts {
+		p[i] = s.Path
+	}
+	return p
+}
+
+// CompileError is a script that does not compile; it prints as
+// "path:line: message".
+type CompileError struct {
+	Path string
+	Line int
+	Msg  string
+}
+
+func (e *CompileError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.Path, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.Path, e.Msg)
+}
+
+// Compile parses and compiles one Lua source.
+func Compile(path string, src []byte) (*lua.FunctionProto, error) {
+	chunk, err := parse.Parse(bytes.NewReader(src), path)
+	if err != nil {
+		return nil, syntaxError(path, src, err)
+	}
+	proto, err := lua.Compile(chunk, path)
+	if err != nil {
+		return nil, &CompileError{Path: path, Msg: err.Error()}
+	}
+	return proto, nil
+}
+
+// syntaxError turns gopher-lua's parse error ("path line:N(column:M) near
+// 'x':   msg") into a CompileError with the line.
+func syntaxError(path string, src []byte, err error) error {
+	pe, ok := err.(*parse.Error)
+	if !ok {
+		return &CompileError{Path: path, Msg: err.Error()}
+	}
+	if pe.Pos.Line < 0 { // the parser ran into the end of the file
+		line := bytes.Count(src, []byte("\n"))
+		if len(src) > 0 && src[len(src)-1] != '\n' {
+			line++
+		}
+		return &CompileError{Path: path, Line: line, Msg: strings.TrimSpace(pe.Message) + ": unexpected end of file" + nearToken(pe.Token)}
+	}
+	return &CompileError{Path: path, Line: pe.Pos.Line, Msg: strings.TrimSpace(pe.Message) + nearToken(pe.Token)}
+}
+
+func nearToken(tok string) string {
+	if tok == "" {
+		return ""
+	}
+	return fmt.Sprintf(" near %q", tok)
+}
+
+// Build compiles the scripts at paths (read with readFile, os.ReadFile when
+// nil) into a generation with the given version.
+func Build(version int64, paths []string, readFile func(string) ([]byte, error)) (*Generation, error) {
+	if readFile == nil {
+		readFile = os.ReadFile
+	}
+	g := &Generation{Version: version, Loaded: time.Now()}
+	var sum uint64 = 14695981039346656037
+	for _, p := range paths {
+		src, err := readFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("read script: %w", err)
+		}
+		for _, b := range src {
+			sum ^= uint64(b)
+			sum *= 1099511628211
+		}
+		proto, err := Compile(p, src)
+		if err != nil {
+			return nil, err
+		}
+		g.Scripts = append(g.Scripts, Script{Path: p, Proto: proto})
+	}
+	g.Checksum = fmt.Sprintf("%016x", sum)
+	return g, nil
+}

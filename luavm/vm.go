@@ -1,0 +1,342 @@
+package luavm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// ExitSentinel is the error value KSR.x.exit raises; the call path treats an
+// error carrying it as a normal end of the callback (Kamailio's app_lua does
+// the same, so a user pcall swallows it there too).
+const ExitSentinel = "~~ksr~exit~~"
+
+// ErrNoFunction is returned by CallGlobal when the global is not a function.
+var ErrNoFunction = errors.New("no such lua function")
+
+// Exit ends the running callback normally (KSR.x.exit).
+func Exit(L *lua.LState) int {
+	L.Error(lua.LString(ExitSentinel), 0)
+	return 0
+}
+
+// Current holds the generation every VM should run. Store publishes a new
+// one; VMs switch in Sync, before their next event.
+type Current struct{ p atomic.Pointer[Generation] }
+
+// Load returns the published generation.
+func (c *Current) Load() *Generation { return c.p.Load() }
+
+// Store publishes g.
+func (c *Current) Store(g *Generation) { c.p.Store(g) }
+
+// Options configures a VM.
+type Options struct {
+	// Name identifies the VM in logs and status output, e.g. "receiver/0".
+	Name string
+	// Init runs on every fresh Lua state before the scripts (it registers
+	// KSR). It may be nil.
+	Init func(L *lua.LState) error
+	// Budget bounds one event's run time; 0 disables the bound. It is only
+	// enforced when Watchdog is set.
+	Budget   time.Duration
+	Watchdog *Watchdog
+}
+
+// ErrorKind says why a call failed.
+type ErrorKind int
+
+const (
+	KindRuntime ErrorKind = iota // a Lua error or a Go panic in a binding
+	KindBudget                   // stopped by the per-event time budget
+)
+
+// Error is a failed call: the Lua message and its traceback.
+type Error struct {
+	Kind      ErrorKind
+	Msg       string
+	Traceback string
+}
+
+func (e *Error) Error() string {
+	if e.Kind == KindBudget {
+		return "lua: event stopped after exceeding its time budget: " + e.Msg
+	}
+	return "lua: " + e.Msg
+}
+
+// VM is one Lua state owned by one goroutine.
+type VM struct {
+	L       *lua.LState
+	name    string
+	cur     *Current
+	gen     *Generation
+	version atomic.Int64
+	opts    Options
+	errfn   *lua.LFunction
+
+	// budget enforcement: started holds the event start (unix ns), 0 when
+	// idle, -1 once the watchdog cancelled the event.
+	started atomic.Int64
+	mu      sync.Mutex // guards ctx/cancel swaps against the watchdog
+	ctx     context.Context
+	cancel  context.CancelFunc
+}
+
+// New builds a VM running cur's generation.
+func New(cur *Current, opts Options) (*VM, error) {
+	g := cur.Load()
+	if g == nil {
+		return nil, errors.New("luavm: no script generation published")
+	}
+	vm := &VM{name: opts.Name, cur: cur, opts: opts}
+	L, err := vm.instantiate(g)
+	if err != nil {
+		return nil, err
+	}
+	vm.L, vm.gen = L, g
+	vm.version.Store(g.Version)
+	if opts.Watchdog != nil && opts.Budget > 0 {
+		opts.Watchdog.add(vm)
+	}
+	return vm, nil
+}
+
+// Prove instantiates g in a scratch state, runs its top-level chunks and
+// calls check (if not nil) on the result, then discards the state. It is the
+// validation step of a reload.
+func Prove(g *Generation, init func(L *lua.LState) error, check func(L *lua.LState) error) error {
+	vm := &VM{name: "scratch", opts: Options{Init: init}}
+	L, err := vm.instantiate(g)
+	if err != nil {
+		return err
+	}
+	defer L.Close()
+	if check != nil {
+		return check(L)
+	}
+	return nil
+}
+
+// Name returns the VM's name.
+func (vm *VM) Name() string { return vm.name }
+
+// Version returns the generation version the VM runs; safe from any goroutine.
+func (vm *VM) Version() int64 { return vm.version.Load() }
+
+// Generation returns the generation the VM runs (owner goroutine only).
+func (vm *VM) Generation() *Generation { return vm.gen }
+
+// Sync switches the VM to the published generation if it changed. On error
+// the VM keeps its old state. It returns true when it switched.
+func (vm *VM) Sync() (bool, error) {
+	g := vm.cur.Load()
+	if g == vm.gen {
+		return false, nil
+	}
+	L, err := vm.instantiate(g)
+	if err != nil {
+		// Keep running the old code; do not retry this generation.
+		vm.gen = g
+		return false, err
+	}
+	old := vm.L
+	vm.L, vm.gen = L, g
+	vm.version.Store(g.Version)
+	old.Close()
+	return true, nil
+}
+
+func (vm *VM) instantiate(g *Generation) (*lua.LState, error) {
+	L := lua.NewState(lua.Options{
+		CallStackSize:    256,
+		RegistrySize:     1024,
+		RegistryMaxSize:  1024 * 256,
+		RegistryGrowStep: 1024,
+	})
+	guardOS(L)
+	vm.errfn = L.NewFunction(traceback)
+	if vm.opts.Init != nil {
+		if err := vm.opts.Init(L); err != nil {
+			L.Close()
+			return nil, err
+		}
+	}
+	vm.setContext(L)
+	for _, s := range g.Scripts {
+		L.Push(L.NewFunctionFromProto(s.Proto))
+		err := L.PCall(0, 0, vm.errfn)
+		L.SetTop(0)
+		if err != nil {
+			e := vm.classify(err)
+			if e == nil {
+				continue // KSR.x.exit at top level ends that chunk only
+			}
+			L.Close()
+			return nil, fmt.Errorf("load %s: %w", s.Path, e)
+		}
+	}
+	return L, nil
+}
+
+func (vm *VM) setContext(L *lua.LState) {
+	if vm.opts.Budget <= 0 || vm.opts.Watchdog == nil {
+		return
+	}
+	vm.mu.Lock()
+	vm.ctx, vm.cancel = context.WithCancel(context.Background())
+	vm.mu.Unlock()
+	L.SetContext(vm.ctx)
+}
+
+// guardOS replaces os.exit, which would end the whole engine, with an error.
+func guardOS(L *lua.LState) {
+	if os, ok := L.GetGlobal("os").(*lua.LTable); ok {
+		os.RawSetString("exit", L.NewFunction(func(L *lua.LState) int {
+			L.RaiseError("os.exit is disabled in kemi (it would stop the whole engine)")
+			return 0
+		}))
+	}
+}
+
+// HasFunction reports whether the global name is a Lua function.
+func (vm *VM) HasFunction(name string) bool {
+	_, ok := vm.L.GetGlobal(name).(*lua.LFunction)
+	return ok
+}
+
+// CallGlobal calls the global function name with args.
+func (vm *VM) CallGlobal(name string, args ...lua.LValue) error {
+	fn, ok := vm.L.GetGlobal(name).(*lua.LFunction)
+	if !ok {
+		return ErrNoFunction
+	}
+	return vm.Call(fn, args...)
+}
+
+// Call runs fn(args...) protected. A KSR.x.exit ends it normally (nil). A
+// Lua error, a Go panic in a binding, or a budget overrun returns *Error.
+// The Lua stack is empty afterwards.
+func (vm *VM) Call(fn lua.LValue, args ...lua.LValue) error {
+	L := vm.L
+	budget := vm.opts.Budget > 0 && vm.opts.Watchdog != nil
+	if budget {
+		vm.started.Store(time.Now().UnixNano())
+	}
+	L.Push(fn)
+	for _, a := range args {
+		L.Push(a)
+	}
+	err := L.PCall(len(args), 0, vm.errfn)
+	L.SetTop(0)
+	cancelled := false
+	if budget && vm.started.Swap(0) == -1 {
+		cancelled = true
+		vm.setContext(L) // waits for the watchdog's cancel to finish
+	}
+	if err == nil {
+		return nil
+	}
+	e := vm.classify(err)
+	if e != nil && cancelled {
+		e.Kind = KindBudget
+	}
+	if e == nil {
+		return nil
+	}
+	return e
+}
+
+// classify turns a PCall error into nil (exit sentinel) or *Error.
+func (vm *VM) classify(err error) *Error {
+	var ae *lua.ApiError
+	if !errors.As(err, &ae) {
+		return &Error{Msg: err.Error()}
+	}
+	switch o := ae.Object.(type) {
+	case lua.LString:
+		if strings.Contains(string(o), ExitSentinel) {
+			return nil
+		}
+		return &Error{Msg: string(o), Traceback: ae.StackTrace}
+	case *lua.LUserData:
+		if e, ok := o.Value.(*Error); ok {
+			if strings.Contains(e.Msg, ExitSentinel) {
+				return nil
+			}
+			return e
+		}
+	}
+	return &Error{Msg: ae.Object.String(), Traceback: ae.StackTrace}
+}
+
+// traceback is the message handler of every protected call: the exit
+// sentinel passes through untouched (no traceback is built for it), any
+// other error becomes an *Error with its Lua traceback.
+func traceback(L *lua.LState) int {
+	v := L.Get(1)
+	if s, ok := v.(lua.LString); ok && string(s) == ExitSentinel {
+		L.Push(v)
+		return 1
+	}
+	var msg string
+	switch x := v.(type) {
+	case lua.LString:
+		msg = string(x)
+	case *lua.LUserData:
+		if _, ok := x.Value.(*Error); ok {
+			L.Push(v)
+			return 1
+		}
+		msg = x.String()
+	default:
+		msg = v.String()
+	}
+	var b strings.Builder
+	b.WriteString("stack traceback:")
+	for level := 1; level < 40; level++ {
+		dbg, ok := L.GetStack(level)
+		if !ok {
+			break
+		}
+		if _, err := L.GetInfo("Sln", dbg, lua.LNil); err != nil {
+			break
+		}
+		b.WriteString("\n\t")
+		if dbg.Source == "" || dbg.What == "G" {
+			b.WriteString("[G]: in function ")
+		} else {
+			fmt.Fprintf(&b, "%s:%d: in ", dbg.Source, dbg.CurrentLine)
+			if dbg.LineDefined == 0 {
+				b.WriteString("main chunk")
+				continue
+			}
+			b.WriteString("function ")
+		}
+		if dbg.Name != "" {
+			fmt.Fprintf(&b, "'%s'", dbg.Name)
+		} else {
+			fmt.Fprintf(&b, "<%s:%d>", dbg.Source, dbg.LineDefined)
+		}
+	}
+	ud := L.NewUserData()
+	ud.Value = &Error{Msg: msg, Traceback: b.String()}
+	L.Push(ud)
+	return 1
+}
+
+// Close releases the Lua state.
+func (vm *VM) Close() {
+	if vm.opts.Watchdog != nil {
+		vm.opts.Watchdog.remove(vm)
+	}
+	if vm.L != nil {
+		vm.L.Close()
+	}
+}
