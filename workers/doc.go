@@ -1,0 +1,11 @@
+// Package workers runs groups of goroutines, each owning one state value
+// (in kemi, a Lua VM) for its whole life, fed by a bounded inbox: Kamailio's
+// process groups (SIP receivers, async workers, sworker groups) as
+// goroutines.
+//
+// Concurrency contract: Submit and TrySubmit are safe for concurrent use,
+// before and during Stop; after Stop they return ErrStopped. Each task is
+// run exactly once, by one worker, on that worker's goroutine, with that
+// worker's Runner. Stop lets the workers finish every accepted task, then
+// closes the runners. The package knows nothing of Lua or SIP.
+package workers

@@ -1,0 +1,173 @@
+package workers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+var (
+	// ErrStopped is returned for tasks submitted to a stopped group.
+	ErrStopped = errors.New("worker group stopped")
+	// ErrFull is returned by TrySubmit when the inbox is full.
+	ErrFull = errors.New("worker group inbox full")
+)
+
+// Runner is a worker's state: it runs tasks on the worker's goroutine.
+type Runner interface {
+	Run(task any)
+	Close()
+}
+
+// Options configures a group.
+type Options struct {
+	Name    string
+	Workers int // must be > 0
+	// Inbox is the number of tasks that may wait; 0 means 1024 per worker.
+	Inbox int
+	// OnPanic is called (on the worker goroutine) when Run panics; the
+	// worker goes on with the next task. nil: the panic is swallowed.
+	OnPanic func(worker int, v any)
+}
+
+// Group is a fixed set of workers sharing one inbox: any idle worker takes
+// the next task.
+type Group struct {
+	opts    Options
+	newR    func(i int) (Runner, error)
+	inbox   chan any
+	mu      sync.RWMutex // held for reading while sending, for writing to close the inbox
+	stopped bool
+	wg      sync.WaitGroup
+	runners []Runner
+	busy    atomic.Int64
+	done    atomic.Uint64
+}
+
+// NewGroup validates opts. newRunner builds worker i's state; it is called
+// in Start.
+func NewGroup(opts Options, newRunner func(i int) (Runner, error)) (*Group, error) {
+	if opts.Workers <= 0 {
+		return nil, fmt.Errorf("worker group %q: workers must be > 0, got %d", opts.Name, opts.Workers)
+	}
+	if opts.Inbox <= 0 {
+		opts.Inbox = 1024 * opts.Workers
+	}
+	return &Group{opts: opts, newR: newRunner, inbox: make(chan any, opts.Inbox)}, nil
+}
+
+// Name returns the group's name.
+func (g *Group) Name() string { return g.opts.Name }
+
+// Size returns the number of workers.
+func (g *Group) Size() int { return g.opts.Workers }
+
+// Runners returns the workers' states (after Start), for status output.
+func (g *Group) Runners() []Runner { return g.runners }
+
+// Start builds every runner, then starts the workers. If a runner fails to
+// build, the ones built are closed and the error returned.
+func (g *Group) Start(ctx context.Context) error {
+	for i := 0; i < g.opts.Workers; i++ {
+		r, err := g.newR(i)
+		if err != nil {
+			for _, r := range g.runners {
+				r.Close()
+			}
+			g.runners = nil
+			return fmt.Errorf("worker group %q: worker %d: %w", g.opts.Name, i, err)
+		}
+		g.runners = append(g.runners, r)
+	}
+	for i, r := range g.runners {
+		g.wg.Add(1)
+		go g.loop(i, r)
+	}
+	return nil
+}
+
+func (g *Group) loop(i int, r Runner) {
+	defer g.wg.Done()
+	defer r.Close()
+	for t := range g.inbox {
+		g.run(i, r, t)
+	}
+}
+
+func (g *Group) run(i int, r Runner, t any) {
+	g.busy.Add(1)
+	defer func() {
+		g.busy.Add(-1)
+		g.done.Add(1)
+		if v := recover(); v != nil && g.opts.OnPanic != nil {
+			g.opts.OnPanic(i, v)
+		}
+	}()
+	r.Run(t)
+}
+
+// Submit queues a task, waiting while the inbox is full.
+func (g *Group) Submit(ctx context.Context, task any) error {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.stopped {
+		return ErrStopped
+	}
+	select {
+	case g.inbox <- task:
+		return nil
+	default:
+	}
+	select {
+	case g.inbox <- task:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TrySubmit queues a task or returns ErrFull at once.
+func (g *Group) TrySubmit(task any) error {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.stopped {
+		return ErrStopped
+	}
+	select {
+	case g.inbox <- task:
+		return nil
+	default:
+		return ErrFull
+	}
+}
+
+// Pending returns the number of queued tasks not yet taken by a worker.
+func (g *Group) Pending() int { return len(g.inbox) }
+
+// Busy returns how many workers are running a task now.
+func (g *Group) Busy() int { return int(g.busy.Load()) }
+
+// Completed returns how many tasks have been run.
+func (g *Group) Completed() uint64 { return g.done.Load() }
+
+// Stop refuses new tasks, lets the workers finish the queued ones and closes
+// the runners. It returns ctx.Err() if ctx ends first (the workers still
+// finish in the background).
+func (g *Group) Stop(ctx context.Context) error {
+	g.mu.Lock()
+	if !g.stopped {
+		g.stopped = true
+		close(g.inbox)
+	}
+	g.mu.Unlock()
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
