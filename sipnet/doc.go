@@ -1,0 +1,18 @@
+// Package sipnet is kemi's SIP network layer on top of sipgo's transport
+// layer and parser: listeners, stateless replies, and server transactions
+// created only when the routing logic asks for one.
+//
+// kemi does not use sipgo's transaction layer for incoming requests: it would
+// keep a server transaction (and its timers) for every request, while
+// Kamailio's sl module answers statelessly. Instead a request is marked in
+// flight while a worker handles it, so that a retransmission arriving
+// meanwhile is absorbed rather than routed twice; a sip.ServerTx is created
+// only by NewTx (KSR.tm.t_newtran, t_reply, async suspension, relay), after
+// which retransmissions and CANCEL are matched to it.
+//
+// Concurrency contract: Server methods are safe for concurrent use. A
+// *Request is handed to exactly one handler goroutine at a time; its Reply
+// and NewTx may be called from that goroutine, and later from whichever
+// goroutine the request was handed to (e.g. an async worker). *Tx is safe for
+// concurrent use.
+package sipnet

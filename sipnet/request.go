@@ -1,0 +1,186 @@
+package sipnet
+
+import (
+	"errors"
+	"net/netip"
+	"strconv"
+	"sync"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Request is a received request on its way through the routing logic.
+type Request struct {
+	Msg      *sip.Request
+	Listener *Listener
+	Src      netip.AddrPort
+
+	key      string
+	srv      *Server
+	inflight bool
+	tx       *Tx
+	// Replied is the highest status code sent statelessly (0 = none).
+	Replied int
+	// Sink, when set, receives the replies of a request that came from no
+	// socket (kemi test, faked requests) instead of the network.
+	Sink func(*sip.Response) error
+}
+
+// Response is a received response.
+type Response struct {
+	Msg      *sip.Response
+	Listener *Listener
+	Src      netip.AddrPort
+}
+
+// ErrNoListener is returned when a request carries no listener to reply on
+// (a faked request, as in timers and tests).
+var ErrNoListener = errors.New("sipnet: request has no listener to reply on")
+
+// NewFakeRequest wraps msg without a listener (replies fail with
+// ErrNoListener); used for faked messages of timers and for tests.
+func NewFakeRequest(msg *sip.Request) *Request { return &Request{Msg: msg} }
+
+// Proto returns "udp", "tcp", or "" for a faked request.
+func (r *Request) Proto() string {
+	if r.Listener == nil {
+		return ""
+	}
+	return r.Listener.Proto
+}
+
+// LocalAddr returns the receiving socket address.
+func (r *Request) LocalAddr() netip.AddrPort {
+	if r.Listener == nil {
+		return netip.AddrPort{}
+	}
+	return r.Listener.Addr
+}
+
+// Done ends the routing of the request: unless a transaction was created, the
+// in-flight marker goes away and a later retransmission is routed anew (as
+// Kamailio's stateless handling does). Done is idempotent.
+func (r *Request) Done() {
+	if r.inflight && r.tx == nil {
+		r.srv.txs.release(r.key)
+	}
+	r.inflight = false
+}
+
+// Tx returns the request's server transaction, or nil.
+func (r *Request) Tx() *Tx { return r.tx }
+
+// Reply answers the request: through its transaction when it has one,
+// statelessly otherwise.
+func (r *Request) Reply(code int, reason string, extra []sip.Header, body []byte) error {
+	if r.tx != nil {
+		return r.tx.Reply(code, reason, extra, body)
+	}
+	return r.ReplyStateless(code, reason, extra, body)
+}
+
+// ReplyStateless answers the request without its transaction (sl_send_reply).
+func (r *Request) ReplyStateless(code int, reason string, extra []sip.Header, body []byte) error {
+	if r.Sink != nil {
+		return r.Sink(buildResponse(r, code, reason, "", extra, body))
+	}
+	if r.Listener == nil {
+		return ErrNoListener
+	}
+	res := buildResponse(r, code, reason, "", extra, body)
+	if err := r.Listener.send(res); err != nil {
+		return err
+	}
+	r.srv.nReplies.Add(1)
+	if code > r.Replied {
+		r.Replied = code
+	}
+	return nil
+}
+
+// NewTx creates the request's server transaction (or returns the existing
+// one). From then on retransmissions are answered by the transaction and a
+// CANCEL for an INVITE is matched to it.
+func (r *Request) NewTx() (*Tx, error) {
+	if r.tx != nil {
+		return r.tx, nil
+	}
+	if r.Listener == nil {
+		return nil, ErrNoListener
+	}
+	if r.key == "" {
+		return nil, errors.New("sipnet: request has no transaction key (Via branch or CSeq missing)")
+	}
+	if r.Msg.IsAck() {
+		return nil, errors.New("sipnet: no transaction for ACK")
+	}
+	conn, err := r.Listener.conn(r.Src)
+	if err != nil {
+		return nil, err
+	}
+	tx := &Tx{req: r, key: r.key, srv: r.srv, toTag: newTag()}
+	tx.stx = sip.NewServerTx(r.key, r.Msg, conn, r.srv.log)
+	if err := tx.stx.Init(); err != nil {
+		conn.TryClose()
+		return nil, err
+	}
+	tx.stx.OnCancel(func(*sip.Request) { tx.canceled.Store(true) })
+	tx.stx.OnTerminate(func(key string, err error) {
+		r.srv.txs.dropTx(key, tx)
+		tx.stop2xx()
+	})
+	r.tx = tx
+	r.srv.txs.setTx(r.key, tx)
+	return tx, nil
+}
+
+// conn returns the sipgo connection replies to src leave on.
+func (ln *Listener) conn(src netip.AddrPort) (sip.Connection, error) {
+	return ln.tp.GetConnection(ln.Proto, src.String())
+}
+
+// send writes a locally generated response statelessly.
+func (ln *Listener) send(res *sip.Response) error {
+	return ln.tp.WriteMsgTo(res, res.Destination(), ln.Proto)
+}
+
+// destination follows RFC 3261 18.2.2 and RFC 3581: the reply goes to the
+// source IP, and to the source port when the Via asked for rport (or the
+// transport is connection-oriented), else to the Via's port.
+func destination(r *Request) string {
+	via := r.Msg.Via()
+	port := int(r.Src.Port())
+	if r.Proto() == "udp" && via != nil {
+		if rp, ok := via.Params.Get("rport"); !ok {
+			port = via.Port
+			if port == 0 {
+				port = 5060
+			}
+		} else if rp != "" {
+			if p, err := strconv.Atoi(rp); err == nil {
+				port = p
+			}
+		}
+	}
+	return netip.AddrPortFrom(r.Src.Addr(), uint16(port)).String()
+}
+
+var tagPool = sync.Pool{New: func() any { return new([16]byte) }}
+
+// Handoff returns a copy of r, with its own copy of the message, that takes
+// over r's in-flight marker: the copy is processed elsewhere as freshly
+// received (sworker), and r.Done becomes a no-op.
+func (r *Request) Handoff() *Request {
+	c := *r
+	c.Msg = r.Msg.Clone()
+	c.tx = nil
+	c.Replied = 0
+	r.inflight = false
+	return &c
+}
+
+// TakeBack undoes a Handoff whose copy was never processed.
+func (r *Request) TakeBack(c *Request) {
+	r.inflight = c.inflight
+	c.inflight = false
+}

@@ -1,0 +1,456 @@
+package sipnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Listen is one socket to listen on.
+type Listen struct {
+	Proto string // "udp" or "tcp"
+	Addr  string // "127.0.0.1:5060"; port 0 picks a free one
+}
+
+func (l Listen) String() string { return l.Proto + ":" + l.Addr }
+
+// Handler receives what the network layer does not absorb. Implementations
+// must not block for long: they hand the message to a worker.
+type Handler interface {
+	HandleRequest(r *Request)
+	HandleResponse(r *Response)
+}
+
+// Options configures a Server.
+type Options struct {
+	Listen []Listen
+	// ServerHeader is the value of the Server header in locally generated
+	// replies ("" for none).
+	ServerHeader string
+	Logger       *slog.Logger
+}
+
+// Stats are counters of the network layer.
+type Stats struct {
+	Requests, Responses, Absorbed, Replies, ParseErrors uint64
+}
+
+// Server owns the listeners and the server transaction table.
+type Server struct {
+	opts      Options
+	log       *slog.Logger
+	handler   Handler
+	listeners []*Listener
+	txs       table
+	wg        sync.WaitGroup
+	cancel    context.CancelFunc
+
+	nRequests, nResponses, nAbsorbed, nReplies, nParseErrors atomic.Uint64
+}
+
+// Listener is one bound socket with its own sipgo transport layer, so that
+// replies leave from the socket the request came in on.
+type Listener struct {
+	Proto string
+	Addr  netip.AddrPort
+	tp    *sip.TransportLayer
+	pc    net.PacketConn
+	ln    net.Listener
+	srv   *Server
+}
+
+// New validates opts; nothing is bound until Start.
+func New(opts Options, h Handler) (*Server, error) {
+	if h == nil {
+		return nil, errors.New("sipnet: nil handler")
+	}
+	for _, l := range opts.Listen {
+		switch strings.ToLower(l.Proto) {
+		case "udp", "tcp":
+		default:
+			return nil, fmt.Errorf("listen %s: unsupported protocol %q (udp or tcp)", l, l.Proto)
+		}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{opts: opts, log: log, handler: h}
+	s.txs.init()
+	return s, nil
+}
+
+// Start binds every listener and starts serving. On failure nothing stays bound.
+func (s *Server) Start(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	parser := sip.NewParser()
+	for _, l := range s.opts.Listen {
+		ln, err := s.bind(l, parser)
+		if err != nil {
+			s.closeListeners()
+			cancel()
+			return err
+		}
+		s.listeners = append(s.listeners, ln)
+	}
+	for _, ln := range s.listeners {
+		ln := ln
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			var err error
+			if ln.pc != nil {
+				err = ln.tp.ServeUDP(ln.pc)
+			} else {
+				err = ln.tp.ServeTCP(ln.ln)
+			}
+			if err != nil && ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				s.log.Error("listener stopped", "listen", ln.String(), "error", err)
+			}
+		}()
+	}
+	return nil
+}
+
+func (s *Server) bind(l Listen, parser *sip.Parser) (*Listener, error) {
+	proto := strings.ToLower(l.Proto)
+	ln := &Listener{Proto: proto, srv: s}
+	tplog := s.log.With("listen", l.String())
+	ln.tp = sip.NewTransportLayer(net.DefaultResolver, parser, nil,
+		sip.WithTransportLayerLogger(slog.New(parseErrorCounter{tplog.Handler(), &s.nParseErrors})))
+	ln.tp.OnMessage(ln.onMessage)
+	switch proto {
+	case "udp":
+		pc, err := net.ListenPacket("udp", l.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen %s: %w", l, err)
+		}
+		ln.pc = pc
+		ln.Addr = pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	case "tcp":
+		tl, err := net.Listen("tcp", l.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen %s: %w", l, err)
+		}
+		ln.ln = tl
+		ln.Addr = tl.Addr().(*net.TCPAddr).AddrPort()
+	}
+	ln.Addr = netip.AddrPortFrom(ln.Addr.Addr().Unmap(), ln.Addr.Port())
+	return ln, nil
+}
+
+func (ln *Listener) String() string { return ln.Proto + ":" + ln.Addr.String() }
+
+// Listeners returns the bound listeners (with the actual ports).
+func (s *Server) Listeners() []*Listener { return s.listeners }
+
+// Listener returns the first listener of proto, or nil.
+func (s *Server) Listener(proto string) *Listener {
+	for _, l := range s.listeners {
+		if l.Proto == proto {
+			return l
+		}
+	}
+	return nil
+}
+
+// Stop closes the listeners and terminates pending transactions.
+func (s *Server) Stop(ctx context.Context) error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.closeListeners()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	s.txs.terminateAll()
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	for _, ln := range s.listeners {
+		if ln.pc != nil {
+			ln.pc.Close()
+		}
+		if ln.ln != nil {
+			ln.ln.Close()
+		}
+		ln.tp.Close()
+	}
+}
+
+// Stats returns the counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Requests:    s.nRequests.Load(),
+		Responses:   s.nResponses.Load(),
+		Absorbed:    s.nAbsorbed.Load(),
+		Replies:     s.nReplies.Load(),
+		ParseErrors: s.nParseErrors.Load(),
+	}
+}
+
+// PendingTx returns the number of live server transactions.
+func (s *Server) PendingTx() int { return s.txs.len() }
+
+// onMessage runs on the listener's read goroutine.
+func (ln *Listener) onMessage(m sip.Message) {
+	s := ln.srv
+	switch msg := m.(type) {
+	case *sip.Request:
+		s.nRequests.Add(1)
+		s.onRequest(ln, msg)
+	case *sip.Response:
+		s.nResponses.Add(1)
+		src, _ := netip.ParseAddrPort(msg.Source())
+		s.handler.HandleResponse(&Response{Msg: msg, Listener: ln, Src: src})
+	}
+}
+
+func (s *Server) onRequest(ln *Listener, msg *sip.Request) {
+	key, ok := txKey(msg, "")
+	if !ok {
+		// No Via branch/CSeq to build a key from: route it without absorption.
+		s.handler.HandleRequest(s.newRequest(ln, msg, ""))
+		return
+	}
+	if msg.IsCancel() {
+		if ikey, ok := txKey(msg, sip.INVITE); ok {
+			if tx := s.txs.getTx(ikey); tx != nil {
+				tx.cancel(msg)
+				return
+			}
+		}
+	}
+	if msg.IsAck() {
+		// ACK for a non-2xx final reply belongs to the INVITE transaction.
+		if ikey, ok := txKey(msg, sip.INVITE); ok {
+			if tx := s.txs.getTx(ikey); tx != nil {
+				tx.receive(msg)
+				return
+			}
+		}
+		s.txs.ackReceived(msg)
+	}
+	switch tx, fresh := s.txs.claim(key); {
+	case tx != nil:
+		tx.receive(msg) // retransmission: resend the last reply
+		s.nAbsorbed.Add(1)
+	case !fresh:
+		s.nAbsorbed.Add(1) // retransmission while the first copy is being routed
+	default:
+		r := s.newRequest(ln, msg, key)
+		r.inflight = true
+		s.handler.HandleRequest(r)
+	}
+}
+
+func (s *Server) newRequest(ln *Listener, msg *sip.Request, key string) *Request {
+	src, _ := netip.ParseAddrPort(msg.Source())
+	return &Request{Msg: msg, Listener: ln, Src: netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), key: key, srv: s}
+}
+
+// txKey is the RFC 3261 17.2.3 server transaction key: top Via branch,
+// sent-by and method (asMethod overrides it, for CANCEL/ACK matching).
+func txKey(msg *sip.Request, asMethod sip.RequestMethod) (string, bool) {
+	via := msg.Via()
+	cseq := msg.CSeq()
+	if via == nil || cseq == nil {
+		return "", false
+	}
+	branch, _ := via.Params.Get("branch")
+	if branch == "" {
+		return "", false
+	}
+	method := string(cseq.MethodName)
+	if asMethod != "" {
+		method = string(asMethod)
+	} else if method == string(sip.ACK) {
+		method = string(sip.INVITE)
+	}
+	var b strings.Builder
+	b.Grow(len(branch) + len(via.Host) + len(method) + 10)
+	b.WriteString(branch)
+	b.WriteByte('|')
+	b.WriteString(via.Host)
+	b.WriteByte(':')
+	writeInt(&b, via.Port)
+	b.WriteByte('|')
+	b.WriteString(method)
+	if msg.IsAck() && asMethod == "" {
+		b.WriteString("|ACK") // an ACK for 2xx is its own transaction
+	}
+	return b.String(), true
+}
+
+func writeInt(b *strings.Builder, n int) {
+	var buf [20]byte
+	i := len(buf)
+	if n == 0 {
+		b.WriteByte('0')
+		return
+	}
+	for n > 0 {
+		i--
+		buf[i] = byte('0' + n%10)
+		n /= 10
+	}
+	b.Write(buf[i:])
+}
+
+// parseErrorCounter counts sipgo's "failed to parse" log records and demotes
+// them to debug: malformed datagrams are counted, not logged at error level
+// one by one.
+type parseErrorCounter struct {
+	slog.Handler
+	n *atomic.Uint64
+}
+
+func (h parseErrorCounter) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "failed to parse" || strings.HasPrefix(r.Message, "failed to parse") {
+		h.n.Add(1)
+		if !h.Handler.Enabled(ctx, slog.LevelDebug) {
+			return nil
+		}
+		r.Level = slog.LevelDebug
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h parseErrorCounter) WithAttrs(a []slog.Attr) slog.Handler {
+	return parseErrorCounter{h.Handler.WithAttrs(a), h.n}
+}
+
+func (h parseErrorCounter) WithGroup(g string) slog.Handler {
+	return parseErrorCounter{h.Handler.WithGroup(g), h.n}
+}
+
+func (h parseErrorCounter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelError || h.Handler.Enabled(ctx, l)
+}
+
+// table maps transaction keys to in-flight markers and server transactions.
+// It is sharded to keep the hot path free of a global lock.
+type table struct {
+	seed   maphash.Seed
+	shards [64]shard
+	acks   ackTable // INVITEs whose 2xx is retransmitted until the ACK
+}
+
+type shard struct {
+	mu sync.Mutex
+	m  map[string]*Tx // nil value = in flight, no transaction yet
+}
+
+func (t *table) init() {
+	t.seed = maphash.MakeSeed()
+	t.acks.m = make(map[string]*Tx)
+	for i := range t.shards {
+		t.shards[i].m = make(map[string]*Tx)
+	}
+}
+
+func (t *table) shard(key string) *shard {
+	return &t.shards[maphash.String(t.seed, key)%uint64(len(t.shards))]
+}
+
+// claim marks key in flight. It returns the existing transaction, or
+// fresh=true when the key was unknown and is now in flight.
+func (t *table) claim(key string) (tx *Tx, fresh bool) {
+	sh := t.shard(key)
+	sh.mu.Lock()
+	tx, ok := sh.m[key]
+	if !ok {
+		sh.m[key] = nil
+	}
+	sh.mu.Unlock()
+	return tx, !ok
+}
+
+// release drops an in-flight marker that never became a transaction.
+func (t *table) release(key string) {
+	sh := t.shard(key)
+	sh.mu.Lock()
+	if tx, ok := sh.m[key]; ok && tx == nil {
+		delete(sh.m, key)
+	}
+	sh.mu.Unlock()
+}
+
+func (t *table) setTx(key string, tx *Tx) {
+	sh := t.shard(key)
+	sh.mu.Lock()
+	sh.m[key] = tx
+	sh.mu.Unlock()
+}
+
+func (t *table) getTx(key string) *Tx {
+	sh := t.shard(key)
+	sh.mu.Lock()
+	tx := sh.m[key]
+	sh.mu.Unlock()
+	return tx
+}
+
+func (t *table) dropTx(key string, tx *Tx) {
+	sh := t.shard(key)
+	sh.mu.Lock()
+	if cur, ok := sh.m[key]; ok && cur == tx {
+		delete(sh.m, key)
+	}
+	sh.mu.Unlock()
+}
+
+func (t *table) len() int {
+	n := 0
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		for _, tx := range sh.m {
+			if tx != nil {
+				n++
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+func (t *table) terminateAll() {
+	var all []*Tx
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		for _, tx := range sh.m {
+			if tx != nil {
+				all = append(all, tx)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	for _, tx := range all {
+		tx.terminate()
+	}
+}
+
+// ackReceived stops 2xx retransmissions of an INVITE transaction whose ACK
+// arrived (the ACK for a 2xx carries a new branch, so it is matched on
+// Call-ID and CSeq number).
+func (t *table) ackReceived(ack *sip.Request) {
+	// Implemented with the 2xx retransmission timers in tx.go.
+	ackMatched(t, ack)
+}

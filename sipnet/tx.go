@@ -1,0 +1,229 @@
+package sipnet
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// ErrTxGone is returned when replying on a transaction that was cancelled,
+// timed out or already got its final reply.
+var ErrTxGone = errors.New("sipnet: transaction is gone (cancelled, terminated or already answered)")
+
+// Tx is a server transaction created on demand, wrapping sipgo's
+// sip.ServerTx (retransmission absorption, CANCEL/487, timers) and adding
+// what it lacks: one To tag for all replies and 2xx retransmission for
+// INVITE over UDP until the ACK arrives.
+type Tx struct {
+	stx      *sip.ServerTx
+	req      *Request
+	key      string
+	srv      *Server
+	toTag    string
+	canceled atomic.Bool
+
+	mu     sync.Mutex
+	final  int
+	last   int
+	stop2  chan struct{}
+	ackKey string
+}
+
+// Request returns the request the transaction belongs to.
+func (t *Tx) Request() *Request { return t.req }
+
+// Canceled reports whether a CANCEL terminated the transaction.
+func (t *Tx) Canceled() bool { return t.canceled.Load() }
+
+// Terminated reports whether the transaction has ended.
+func (t *Tx) Terminated() bool {
+	select {
+	case <-t.stx.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// Done is closed when the transaction ends.
+func (t *Tx) Done() <-chan struct{} { return t.stx.Done() }
+
+// FinalStatus returns the final status sent (0 while none).
+func (t *Tx) FinalStatus() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.final
+}
+
+// LastStatus returns the last status sent, provisional or final (0 if none).
+func (t *Tx) LastStatus() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.last
+}
+
+// Reply sends a reply through the transaction. After a final reply, or once
+// the transaction is gone, it returns ErrTxGone.
+func (t *Tx) Reply(code int, reason string, extra []sip.Header, body []byte) error {
+	t.mu.Lock()
+	if t.final != 0 || t.canceled.Load() || t.Terminated() {
+		t.mu.Unlock()
+		return ErrTxGone
+	}
+	if code >= 200 {
+		t.final = code
+	}
+	t.last = code
+	t.mu.Unlock()
+	res := buildResponse(t.req, code, reason, t.toTag, extra, body)
+	if err := t.stx.Respond(res); err != nil {
+		return err
+	}
+	t.srv.nReplies.Add(1)
+	if code >= 200 && code < 300 && t.req.Msg.IsInvite() && t.req.Proto() == "udp" {
+		t.start2xx(res)
+	}
+	if code >= 200 {
+		// sipgo keeps a finalised transaction alive for its retransmission timers.
+		t.stx.TerminateGracefully()
+	}
+	return nil
+}
+
+// cancel handles a CANCEL matched to this INVITE transaction: 200 for the
+// CANCEL, then 487 for the INVITE unless a final reply went out already.
+func (t *Tx) cancel(c *sip.Request) {
+	ok := buildResponse(&Request{Msg: c, Listener: t.req.Listener, Src: t.req.Src, srv: t.srv}, 200, "OK", "", nil, nil)
+	if err := t.req.Listener.send(ok); err != nil {
+		t.srv.log.Debug("reply to CANCEL failed", "error", err)
+	}
+	t.mu.Lock()
+	final := t.final
+	t.mu.Unlock()
+	if final != 0 {
+		return
+	}
+	t.canceled.Store(true)
+	res := buildResponse(t.req, 487, "Request Terminated", t.toTag, nil, nil)
+	t.mu.Lock()
+	t.final, t.last = 487, 487
+	t.mu.Unlock()
+	if err := t.stx.Respond(res); err != nil {
+		t.srv.log.Debug("487 after CANCEL failed", "error", err)
+	}
+	t.stx.TerminateGracefully()
+}
+
+// receive passes a retransmission or an ACK to sipgo's transaction.
+func (t *Tx) receive(m *sip.Request) {
+	if err := t.stx.Receive(m); err != nil {
+		t.srv.log.Debug("transaction receive", "error", err)
+	}
+}
+
+func (t *Tx) terminate() { t.stx.Terminate() }
+
+// start2xx retransmits a 2xx to INVITE at T1, 2T1, ... capped at T2, until
+// the ACK arrives or 64*T1 passes (RFC 3261 13.3.1.4).
+func (t *Tx) start2xx(res *sip.Response) {
+	cid := t.req.Msg.CallID()
+	cseq := t.req.Msg.CSeq()
+	if cid == nil || cseq == nil {
+		return
+	}
+	key := string(*cid) + "|" + itoa(int(cseq.SeqNo))
+	stop := make(chan struct{})
+	t.mu.Lock()
+	t.stop2, t.ackKey = stop, key
+	t.mu.Unlock()
+	acks := &t.srv.txs.acks
+	acks.add(key, t)
+	ln, dst := t.req.Listener, res.Destination()
+	go func() {
+		defer acks.remove(key, t)
+		iv := sip.T1
+		deadline := time.NewTimer(64 * sip.T1)
+		defer deadline.Stop()
+		tick := time.NewTimer(iv)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-deadline.C:
+				return
+			case <-tick.C:
+				if err := ln.tp.WriteMsgTo(res, dst, ln.Proto); err != nil {
+					return
+				}
+				iv *= 2
+				if iv > sip.T2 {
+					iv = sip.T2
+				}
+				tick.Reset(iv)
+			}
+		}
+	}()
+}
+
+func (t *Tx) stop2xx() {
+	t.mu.Lock()
+	stop := t.stop2
+	t.stop2 = nil
+	t.mu.Unlock()
+	if stop != nil {
+		close(stop)
+	}
+}
+
+// ackTable maps Call-ID|CSeq of INVITEs whose 2xx is being retransmitted.
+type ackTable struct {
+	mu sync.Mutex
+	m  map[string]*Tx
+}
+
+func (a *ackTable) add(key string, t *Tx) {
+	a.mu.Lock()
+	a.m[key] = t
+	a.mu.Unlock()
+}
+
+func (a *ackTable) remove(key string, t *Tx) {
+	a.mu.Lock()
+	if a.m[key] == t {
+		delete(a.m, key)
+	}
+	a.mu.Unlock()
+}
+
+func ackMatched(tab *table, ack *sip.Request) {
+	acks := &tab.acks
+	cid := ack.CallID()
+	cseq := ack.CSeq()
+	if cid == nil || cseq == nil {
+		return
+	}
+	acks.mu.Lock()
+	t := acks.m[string(*cid)+"|"+itoa(int(cseq.SeqNo))]
+	acks.mu.Unlock()
+	if t != nil {
+		t.stop2xx()
+	}
+}
+
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	if n == 0 {
+		return "0"
+	}
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}
