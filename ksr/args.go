@@ -1,0 +1,100 @@
+package ksr
+
+import (
+	"strconv"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// Boxed return values, built once: converting a float64 LNumber to an
+// LValue allocates, so common integers are boxed ahead of time. Read-only.
+var smallInts = func() (t [512]lua.LValue) {
+	for i := range t {
+		t[i] = lua.LNumber(i - 256)
+	}
+	return t
+}()
+
+func boxInt(n int) lua.LValue {
+	if n >= -256 && n < 256 {
+		return smallInts[n+256]
+	}
+	return lua.LNumber(n)
+}
+
+// arity checks the argument count; on mismatch it logs like app_lua and
+// pushes false (the caller returns 1).
+func (e *Env) arity(L *lua.LState, name string, n int) bool {
+	if got := L.GetTop(); got != n {
+		e.D.Log.Error("invalid number of parameters", "function", "KSR."+name, "got", got, "expected", n)
+		L.Push(lua.LFalse)
+		return false
+	}
+	return true
+}
+
+// argStr is a KEMI STR parameter: numbers are converted as tostring does,
+// nil (and anything else) becomes "".
+func argStr(L *lua.LState, i int) string {
+	switch v := L.Get(i).(type) {
+	case lua.LString:
+		return string(v)
+	case lua.LNumber:
+		return v.String()
+	default:
+		return ""
+	}
+}
+
+// argInt is a KEMI INT parameter: numbers are truncated, numeric strings
+// converted, anything else is 0 (lua_tointeger).
+func argInt(L *lua.LState, i int) int {
+	switch v := L.Get(i).(type) {
+	case lua.LNumber:
+		return int(v)
+	case lua.LString:
+		if f, err := strconv.ParseFloat(string(v), 64); err == nil {
+			return int(f)
+		}
+		if n, err := strconv.ParseInt(string(v), 0, 64); err == nil {
+			return int(n)
+		}
+	}
+	return 0
+}
+
+// retInt returns an INT result.
+func retInt(L *lua.LState, n int) int {
+	L.Push(boxInt(n))
+	return 1
+}
+
+// retBool returns a BOOL result: true for any C value other than 0, so a -1
+// is true, as in Kamailio.
+func retBool(L *lua.LState, n int) int {
+	if n != 0 {
+		L.Push(lua.LTrue)
+	} else {
+		L.Push(lua.LFalse)
+	}
+	return 1
+}
+
+// retStr returns an XVAL string.
+func retStr(L *lua.LState, s string) int {
+	L.Push(lua.LString(s))
+	return 1
+}
+
+// retNil returns an XVAL null.
+func retNil(L *lua.LState) int {
+	L.Push(lua.LNil)
+	return 1
+}
+
+// retNone is what a KEMI function without a return value gives Lua: 0 in
+// Kamailio 5.7+ (false in 5.6); kemi follows current Kamailio.
+func retNone(L *lua.LState) int {
+	L.Push(smallInts[256])
+	return 1
+}

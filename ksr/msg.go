@@ -1,0 +1,237 @@
+package ksr
+
+import (
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	lua "github.com/yuin/gopher-lua"
+
+	"kemi/queues"
+	"kemi/sipnet"
+)
+
+// RouteType is the kind of callback running, as Kamailio's route types.
+type RouteType int
+
+const (
+	RouteRequest RouteType = iota // ksr_request_route
+	RouteReply                    // ksr_reply_route (core reply route)
+	RouteFailure                  // t_on_failure callbacks and async resumes
+	RouteBranch                   // t_on_branch callbacks
+	RouteOnReply                  // t_on_reply callbacks
+	RouteEvent                    // rtimer, async data tasks, pre-routing, other events
+)
+
+// Msg is the message one event acts on: a received request or reply, or a
+// faked request for events that have none (timers). It may travel between
+// VMs (async resume, sworker delegation), so it holds only Go values.
+type Msg struct {
+	Req   *sipnet.Request  // set for requests (received or faked)
+	Res   *sipnet.Response // set for replies
+	Route RouteType
+	Faked bool
+
+	// PreRouting is true while the pre-routing callback runs.
+	PreRouting bool
+	// Drop is set by KSR.x.drop / KSR.set_drop.
+	Drop bool
+	// Delegated is set when KSR.sworker.task handed the message to a group.
+	Delegated bool
+	// Suspended is set when KSR.async suspended the request: the engine hands
+	// it to a waiter instead of finishing it.
+	Suspended bool
+
+	// DstURI is $du.
+	DstURI string
+	// ReplyHdrs are added to locally generated replies (append_to_reply).
+	ReplyHdrs []sip.Header
+	// AVPs are $avp(name) values (string or int64); they travel with the
+	// message across an async resume.
+	AVPs map[string]any
+	// Time is the event's time, cached for $Ts/$TV(s).
+	Time time.Time
+}
+
+// SIP returns the underlying sipgo message (request or reply), or nil.
+func (m *Msg) SIP() sip.Message {
+	switch {
+	case m == nil:
+		return nil
+	case m.Req != nil:
+		return m.Req.Msg
+	case m.Res != nil:
+		return m.Res.Msg
+	}
+	return nil
+}
+
+// Request returns the sipgo request or nil.
+func (m *Msg) Request() *sip.Request {
+	if m == nil || m.Req == nil {
+		return nil
+	}
+	return m.Req.Msg
+}
+
+// Async is the async module as the bindings see it (implemented by engine).
+type Async interface {
+	// Route suspends e.Msg's request and resumes it in fname after delay.
+	Route(e *Env, fname string, delay time.Duration) int
+	// Task suspends e.Msg's request and resumes it in fname in group now.
+	Task(e *Env, fname, group string) int
+	// Data runs fname(evname) in group with data, without a transaction.
+	Data(e *Env, fname, group, data string) int
+	// Sleep suspends the running handler for d (a coroutine) and continues
+	// it after; it returns false when the handler cannot be suspended.
+	Sleep(e *Env, L *lua.LState, d time.Duration) int
+}
+
+// Sworker is the sworker module as the bindings see it (implemented by engine).
+type Sworker interface {
+	Task(e *Env, group string) int
+}
+
+// Deps are the engine services the bindings use, shared by every VM.
+type Deps struct {
+	Log      *slog.Logger
+	Now      func() time.Time
+	Started  time.Time
+	Version  string
+	Queues   *queues.Registry
+	Shv      *SharedVars
+	Async    Async   // nil when the async module is not loaded
+	Sworker  Sworker // nil when sworker is not loaded
+	Myself   func() []netip.AddrPort
+	XdataPV  string // sworker xdata PV name, "" when unset
+	Aliases  []string
+	Hostname string
+}
+
+// Env is one VM's private state: Kamailio's per-process memory.
+type Env struct {
+	D     *Deps
+	Msg   *Msg
+	Name  string // worker name, e.g. "receiver/0"
+	Group string // worker group, e.g. "receivers", "default", "rtimer:t1"
+	Index int    // index within the group ($rtimer_worker)
+
+	// SWActive is true while a delegated message is processed (KSR.sworker.active).
+	SWActive bool
+	// AsyncWorker is true in async worker groups (KSR.async.get_gname).
+	AsyncWorker bool
+	// AsyncData is the data of the running async data task.
+	AsyncData string
+
+	vars    map[string]lua.LValue
+	pvCache map[string]*pvSpec
+	mq      map[*queues.Queue]queues.Item
+	faked   *Msg
+}
+
+// NewEnv returns the private state of one VM.
+func NewEnv(d *Deps, name, group string, index int) *Env {
+	return &Env{D: d, Name: name, Group: group, Index: index,
+		vars: map[string]lua.LValue{}, pvCache: map[string]*pvSpec{}, mq: map[*queues.Queue]queues.Item{}}
+}
+
+// Faked returns a fresh faked-request context for events without a message
+// (Kamailio's faked OPTIONS request).
+func (e *Env) Faked(route RouteType) *Msg {
+	return &Msg{Req: sipnet.NewFakeRequest(fakedRequest()), Route: route, Faked: true, Time: e.D.Now()}
+}
+
+// fakedRaw is Kamailio's faked request (core/fmsg.c).
+const fakedRaw = "OPTIONS sip:you@kamailio.org SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1\r\n" +
+	"From: <sip:you@kamailio.org>;tag=notag\r\nTo: <sip:you@kamailio.org>;tag=notag\r\n" +
+	"Call-ID: 0\r\nMax-Forwards: 1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+
+func fakedRequest() *sip.Request {
+	m, err := sip.ParseMessage([]byte(fakedRaw))
+	if err != nil {
+		panic("ksr: faked request does not parse: " + err.Error())
+	}
+	return m.(*sip.Request)
+}
+
+// SharedVars holds $shv values (string or int64), shared by every VM.
+type SharedVars struct {
+	mu sync.RWMutex
+	m  map[string]any
+}
+
+// NewSharedVars returns an empty $shv store.
+func NewSharedVars() *SharedVars { return &SharedVars{m: map[string]any{}} }
+
+// Get returns the value of name (string or int64) or nil.
+func (s *SharedVars) Get(name string) any {
+	s.mu.RLock()
+	v := s.m[name]
+	s.mu.RUnlock()
+	return v
+}
+
+// Set sets name; a nil value unsets it.
+func (s *SharedVars) Set(name string, v any) {
+	s.mu.Lock()
+	if v == nil {
+		delete(s.m, name)
+	} else {
+		s.m[name] = v
+	}
+	s.mu.Unlock()
+}
+
+// srcAddr is the source of the current message ($si/$sp).
+func (e *Env) srcAddr() (netip.AddrPort, bool) {
+	switch {
+	case e.Msg == nil:
+	case e.Msg.Req != nil && e.Msg.Req.Src.IsValid():
+		return e.Msg.Req.Src, true
+	case e.Msg.Res != nil && e.Msg.Res.Src.IsValid():
+		return e.Msg.Res.Src, true
+	}
+	return netip.AddrPort{}, false
+}
+
+// rcvAddr is the local socket the current message came in on ($Ri/$Rp).
+func (e *Env) rcvAddr() (netip.AddrPort, bool) {
+	switch {
+	case e.Msg == nil:
+	case e.Msg.Req != nil && e.Msg.Req.Listener != nil:
+		return e.Msg.Req.Listener.Addr, true
+	case e.Msg.Res != nil && e.Msg.Res.Listener != nil:
+		return e.Msg.Res.Listener.Addr, true
+	}
+	return netip.AddrPort{}, false
+}
+
+// PVString returns the value of the pseudo-variable name as a string
+// (false when it is null or invalid).
+func (e *Env) PVString(name string) (string, bool) {
+	s, err := e.pvParse(name)
+	if err != nil {
+		return "", false
+	}
+	v := s.get(e, s)
+	if v == lua.LNil {
+		return "", false
+	}
+	return v.String(), true
+}
+
+// SetPVString sets a writable pseudo-variable; an empty value sets it to
+// null, as sworker's xdata does.
+func (e *Env) SetPVString(name, val string) bool {
+	s, err := e.pvParse(name)
+	if err != nil || s.set == nil {
+		return false
+	}
+	var v lua.LValue = lua.LNil
+	if val != "" {
+		v = lua.LString(val)
+	}
+	return s.set(e, s, v)
+}
