@@ -319,7 +319,7 @@ func traceback(L *lua.LState) int {
 			}
 			b.WriteString("function ")
 		}
-		if dbg.Name != "" {
+		if dbg.Name != "" && dbg.Name != "main chunk" {
 			fmt.Fprintf(&b, "'%s'", dbg.Name)
 		} else {
 			fmt.Fprintf(&b, "<%s:%d>", dbg.Source, dbg.LineDefined)

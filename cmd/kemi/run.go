@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"kemi/engine"
+	"kemi/ksr"
+)
+
+type runCommand struct{ m *Main }
+
+func (c *runCommand) Run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("kemi run", flag.ContinueOnError)
+	fs.SetOutput(c.m.Stderr)
+	file := fs.String("f", "", "configuration `file` (default: the embedded default)")
+	rpcAddr := fs.String("rpc", "", "JSON-RPC listen `address` (overrides the configuration; - disables)")
+	watch := fs.Bool("watch", false, "reload the scripts when a script file changes")
+	grace := fs.Duration("grace", 10*time.Second, "how long a graceful stop may take")
+	defines := defineFlags{}
+	fs.Var(defines, "A", "define `NAME[=VALUE]` for #!ifdef (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintln(c.m.Stderr, "usage: kemi run [-f kemi.cfg] [-rpc 127.0.0.1:5071] [-watch] [-A NAME=VALUE]\n\nRuns the engine until SIGTERM or SIGINT (graceful stop; a second signal exits at once). SIGHUP reloads the scripts.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	set, read, name, err := loadSettings(*file, defines)
+	if err != nil {
+		return err
+	}
+	level := new(slog.LevelVar)
+	level.Set(ksr.LevelFromDebug(set.Debug))
+	log := slog.New(slog.NewTextHandler(c.m.Stderr, &slog.HandlerOptions{Level: level}))
+	e, err := engine.New(set, engine.Options{Logger: log, Level: level, RPCListen: *rpcAddr, ReadFile: read})
+	if err != nil {
+		return err
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	if err := e.Start(ctx); err != nil {
+		return err
+	}
+	log.Info("kemi started", "config", name, "version", engine.Version)
+	var changes <-chan struct{}
+	if *watch {
+		if read != nil {
+			log.Warn("-watch ignored: the embedded configuration has no files to watch")
+		} else if ch, stop, err := watchScripts(set.Scripts, log); err != nil {
+			log.Error("cannot watch the scripts", "error", err)
+		} else {
+			defer stop()
+			changes = ch
+		}
+	}
+	for {
+		select {
+		case <-changes:
+			if _, err := e.Reload(); err == nil {
+				log.Info("reloaded after a script change")
+			}
+		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				e.Reload()
+				continue
+			}
+			log.Info("stopping", "signal", s.String(), "grace", grace.String())
+			sctx, cancel := context.WithTimeout(context.Background(), *grace)
+			go func() {
+				select {
+				case <-sigs:
+					log.Error("second signal: exiting now")
+					os.Exit(1)
+				case <-sctx.Done():
+				}
+			}()
+			err := e.Stop(sctx)
+			cancel()
+			if err != nil {
+				log.Error("stop", "error", err)
+				return exitError(1)
+			}
+			log.Info("stopped")
+			return nil
+		}
+	}
+}
+
+// watchScripts reports changes of the script files (debounced: editors
+// write in several steps). It watches the directories, so a file replaced by
+// rename is still seen.
+func watchScripts(paths []string, log *slog.Logger) (<-chan struct{}, func(), error) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, nil, err
+	}
+	files := map[string]bool{}
+	dirs := map[string]bool{}
+	for _, p := range paths {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			w.Close()
+			return nil, nil, err
+		}
+		files[abs] = true
+		dirs[filepath.Dir(abs)] = true
+	}
+	for d := range dirs {
+		if err := w.Add(d); err != nil {
+			w.Close()
+			return nil, nil, err
+		}
+	}
+	out := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		var timer *time.Timer
+		fire := make(chan struct{})
+		for {
+			select {
+			case <-done:
+				return
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if !files[filepath.Clean(ev.Name)] || ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) == 0 {
+					continue
+				}
+				if timer != nil {
+					timer.Stop()
+				}
+				timer = time.AfterFunc(200*time.Millisecond, func() {
+					select {
+					case fire <- struct{}{}:
+					case <-done:
+					}
+				})
+			case <-fire:
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			case err, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				log.Error("script watcher", "error", err)
+			}
+		}
+	}()
+	return out, func() { close(done); w.Close() }, nil
+}

@@ -1,0 +1,143 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"kemi/engine/enginetest"
+	"kemi/jsonrpc"
+)
+
+const routingScript = `
+function ksr_request_route()
+	if KSR.is_OPTIONS() then
+		KSR.hdr.append_to_reply("X-Proto: " .. KSR.pv.get("$pr") .. "\r\n")
+		KSR.sl.send_reply(200, "OK")
+		return
+	end
+	if KSR.is_method("BOOM") then
+		local t = nil
+		return t.field -- runtime error
+	end
+	if KSR.is_method("PANIC") then
+		KSR.pv.sets("$var(x)", "y")
+		error({code = 1})
+	end
+	if KSR.is_MESSAGE() then
+		KSR.sl.send_reply(202, "Accepted " .. KSR.pv.get("$rU"))
+		return
+	end
+	KSR.sl.send_reply(405, "Method Not Allowed Here")
+end
+`
+
+func TestSIPOverUDPAndTCP(t *testing.T) {
+	e := enginetest.Start(t, enginetest.Config(), map[string]string{"script.lua": routingScript})
+	for _, proto := range []string{"udp", "tcp"} {
+		t.Run(proto, func(t *testing.T) {
+			c := enginetest.Dial(t, proto, e.Addr(proto))
+			res := c.Do(enginetest.Req{Method: "OPTIONS"}, 2*time.Second)
+			if res.StatusCode != 200 || res.Reason != "OK" {
+				t.Fatalf("OPTIONS: got %d %s", res.StatusCode, res.Reason)
+			}
+			if h := res.GetHeader("X-Proto"); h == nil || h.Value() != proto {
+				t.Fatalf("X-Proto header %v, want %s", h, proto)
+			}
+			if to := res.To(); to == nil || !to.Params.Has("tag") {
+				t.Fatalf("reply without To tag: %v", res)
+			}
+			res = c.Do(enginetest.Req{Method: "MESSAGE", URI: "sip:bob@example.com"}, 2*time.Second)
+			if res.StatusCode != 202 || res.Reason != "Accepted bob" {
+				t.Fatalf("MESSAGE: got %d %q", res.StatusCode, res.Reason)
+			}
+			res = c.Do(enginetest.Req{Method: "SUBSCRIBE"}, 2*time.Second)
+			if res.StatusCode != 405 || res.Reason != "Method Not Allowed Here" {
+				t.Fatalf("SUBSCRIBE: got %d %q", res.StatusCode, res.Reason)
+			}
+		})
+	}
+}
+
+func TestLuaErrorKeepsEngineAnswering(t *testing.T) {
+	e := enginetest.Start(t, enginetest.Config(), map[string]string{"script.lua": routingScript})
+	c := enginetest.Dial(t, "udp", e.Addr("udp"))
+	for _, m := range []string{"BOOM", "PANIC"} {
+		c.Send(c.Build(enginetest.Req{Method: m}))
+		if res, err := c.RecvResponse(300 * time.Millisecond); err == nil {
+			t.Fatalf("%s got a reply %d: a Lua error must not reply", m, res.StatusCode)
+		}
+	}
+	if !e.Log.WaitFor("attempt to index a non-table object", time.Second) {
+		t.Fatalf("the Lua error was not logged:\n%s", e.Log)
+	}
+	line := 1 + strings.Count(routingScript[:strings.Index(routingScript, "return t.field")], "\n")
+	if !e.Log.Contains(fmt.Sprintf("script.lua:%d:", line)) || !e.Log.Contains("stack traceback") {
+		t.Fatalf("the Lua error log lacks file:line or traceback:\n%s", e.Log)
+	}
+	for i := 0; i < 5; i++ {
+		if res := c.Do(enginetest.Req{Method: "OPTIONS"}, 2*time.Second); res.StatusCode != 200 {
+			t.Fatalf("after the errors: %d", res.StatusCode)
+		}
+	}
+}
+
+func TestRetransmissionWhileRoutingIsAbsorbed(t *testing.T) {
+	script := `
+function ksr_request_route()
+	KSR.mqueue.mq_add("seen", KSR.pv.get("$ci"), "x")
+	local t0 = os.clock()
+	while os.clock() - t0 < 0.3 do end -- a slow handler
+	KSR.sl.send_reply(200, "OK")
+end`
+	e := enginetest.Start(t, enginetest.Config(`loadmodule "mqueue.so"`, `modparam("mqueue", "mqueue", "name=seen")`),
+		map[string]string{"script.lua": script})
+	c := enginetest.Dial(t, "udp", e.Addr("udp"))
+	raw := c.Build(enginetest.Req{Method: "MESSAGE"})
+	c.Send(raw)
+	time.Sleep(50 * time.Millisecond)
+	c.Send(raw) // retransmission while the first copy is being routed
+	c.Send(raw)
+	if res, err := c.RecvResponse(2 * time.Second); err != nil || res.StatusCode != 200 {
+		t.Fatalf("reply: %v %v", res, err)
+	}
+	if n := e.Queues().Get("seen").Len(); n != 1 {
+		t.Fatalf("the script ran %d times for one request and its retransmissions", n)
+	}
+}
+
+func TestRPCOverHTTP(t *testing.T) {
+	e := enginetest.Start(t, enginetest.Config(), map[string]string{"script.lua": routingScript})
+	ctx := context.Background()
+	res, err := jsonrpc.Call(ctx, e.RPCURL(), "core.version", nil)
+	if err != nil || !strings.Contains(string(res), "kemi") {
+		t.Fatalf("core.version: %s %v", res, err)
+	}
+	res, err = jsonrpc.Call(ctx, e.RPCURL(), "system.listMethods", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var methods []string
+	json.Unmarshal(res, &methods)
+	for _, m := range []string{"core.version", "core.uptime", "app_lua.reload", "mqueue.get_size", "system.listMethods"} {
+		if !contains(methods, m) {
+			t.Errorf("listMethods lacks %s: %v", m, methods)
+		}
+	}
+	_, err = jsonrpc.Call(ctx, e.RPCURL(), "no.such", nil)
+	if f, ok := err.(*jsonrpc.Fault); !ok || f.Code != 500 || f.Message != "Method Not Found" {
+		t.Fatalf("unknown method: %v", err)
+	}
+}
+
+func contains(s []string, x string) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,732 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"kemi/config"
+	"kemi/queues"
+	"kemi/sipnet"
+)
+
+// Settings is a configuration file turned into what the engine runs: the
+// semantic layer over config's statements. Every error carries file:line.
+type Settings struct {
+	File   string
+	Listen []sipnet.Listen
+
+	Children    int
+	TCPChildren int
+	Debug       int
+	LogStderr   bool
+	ServerHdr   string
+	Aliases     []string
+
+	// Lua
+	Scripts     []string // app_lua load, in load order
+	Reload      bool     // app_lua reload (default on)
+	MaxExec     time.Duration
+	RequestCB   string
+	ReplyCB     string // "" = none
+	PreRouteCB  string // "" = none
+	OnsendCB    string
+	EventCB     string
+	CfgEngine   string
+	RPCListen   string
+	RPCListenAt config.Pos
+
+	// async_workers / async_workers_group (core)
+	AsyncGroups []GroupSpec
+
+	Modules map[string]config.Pos // loaded modules, by normalised name
+
+	Mqueue  MqueueSettings
+	Rtimer  RtimerSettings
+	Async   AsyncSettings
+	Sworker SworkerSettings
+
+	Notices []string // ignored settings, one line each
+}
+
+// GroupSpec is one async worker group (Kamailio's async_workers_group).
+type GroupSpec struct {
+	Name     string
+	Workers  int
+	NonBlock bool
+	USleep   int
+	Pos      config.Pos
+}
+
+// MqueueSettings are the mqueue module's parameters.
+type MqueueSettings struct {
+	Queues []queues.Options
+	DBURL  string
+	Pos    map[string]config.Pos // queue name -> definition
+}
+
+// TimerSpec is one rtimer timer.
+type TimerSpec struct {
+	Name     string
+	Mode     int
+	Interval time.Duration
+	Execs    []string // Lua functions, in run order
+	Pos      config.Pos
+}
+
+// RtimerSettings are the rtimer module's parameters.
+type RtimerSettings struct {
+	Timers          []*TimerSpec
+	DefaultInterval time.Duration
+}
+
+// AsyncSettings are the async module's parameters.
+type AsyncSettings struct {
+	Workers int // default 1
+	MSTimer int
+	Return  int
+}
+
+// SworkerSettings are the sworker module's parameters.
+type SworkerSettings struct {
+	XData string
+}
+
+// Defaults used when the configuration is silent.
+const (
+	DefaultChildren  = 8
+	DefaultRPCListen = "127.0.0.1:5071"
+	defaultPort      = 5060
+)
+
+// implemented modules; coreOnly modules matter only to Kamailio's C core and
+// are accepted with their parameters ignored.
+var (
+	implemented = map[string]bool{"app_lua": true, "mqueue": true, "rtimer": true, "async": true, "sworker": true, "jsonrpcs": true}
+	coreOnly    = map[string]bool{
+		"tm": true, "tmx": true, "sl": true, "pv": true, "xlog": true, "kex": true, "corex": true,
+		"textops": true, "textopsx": true, "ctl": true, "cfg_rpc": true, "db_sqlite": true,
+		"maxfwd": true, "siputils": true, "sanity": true, "rr": true, "app_lua_sr": true,
+	}
+)
+
+// ignoredGlobals are Kamailio core parameters kemi accepts and ignores.
+var ignoredGlobals = map[string]bool{
+	"fork": true, "auto_aliases": true, "mpath": true, "log_facility": true, "log_prefix": true,
+	"log_name": true, "log_color": true, "memdbg": true, "memlog": true, "mem_summary": true,
+	"mhomed": true, "user_agent_header": true, "sip_warning": true, "tcp_connection_lifetime": true,
+	"tcp_max_connections": true, "tcp_accept_no_cl": true, "tcp_rd_buf_size": true,
+	"tcp_keepalive": true, "tcp_keepidle": true, "tcp_keepintvl": true, "tcp_keepcnt": true,
+	"enable_tls": true, "enable_sctp": true, "disable_sctp": true, "dns": true, "rev_dns": true,
+	"use_dns_cache": true, "use_dns_failover": true, "dns_try_ipv6": true, "dns_cache_init": true,
+	"maxbuffer": true, "shm_mem_size": true, "pkg_mem_size": true, "max_while_loops": true,
+	"latency_log": true, "latency_limit_action": true, "latency_limit_db": true, "corelog": true,
+	"onsend_route_reply": true, "phone2tel": true, "udp_mtu": true, "udp_mtu_try_proto": true,
+	"force_rport": true, "workdir": true, "chroot": true, "user": true, "group": true,
+	"mlock_pages": true, "shm_force_alloc": true, "real_time": true, "rt_prio": true,
+	"rt_policy": true, "rt_timer1_prio": true, "rt_timer2_prio": true, "tos": true,
+	"pmtu_discovery": true, "sock_mode": true, "sock_user": true, "sock_group": true,
+	"open_files_limit": true, "statistics": true, "stats_name_separator": true,
+	"received_route_mode": true, "http_reply_parse": true, "reply_to_via": true,
+	"loadpath": true, "log_engine_type": true, "log_engine_data": true, "tcp_async": true,
+	"tcp_conn_wq_max": true, "tcp_wq_max": true, "tcp_crlf_ping": true, "tcp_linger2": true,
+	"tcp_reuse_port": true, "tcp_fd_cache": true, "tcp_buf_write": true, "tcp_defer_accept": true,
+	"tcp_delayed_ack": true, "tcp_syncnt": true, "tcp_source_ipv4": true, "tcp_source_ipv6": true,
+	"tcp_no_connect": true, "tcp_clone_rcvbuf": true, "tcp_check_timer": true, "tcp_send_timeout": true,
+	"tcp_connect_timeout": true, "local_rport": true, "server_signature": true, "sip_parser_log": true,
+	"sip_parser_log_oneline": true, "version_table": true, "async_usleep": true, "async_nonblock": true,
+	"advertised_address": true, "advertised_port": true, "max_recursive_level": true,
+	"xavp_via_params": true, "xavp_via_fields": true, "route_locks_size": true, "debug_mode": true,
+	"kemi.event_route_callback": true, "kemi.onsend_route_callback": true, "bind_ipv6_link_local": true,
+}
+
+// FromConfig turns parsed statements into Settings.
+func FromConfig(c *config.Config, file string) (*Settings, error) {
+	s := &Settings{
+		File:      file,
+		Children:  DefaultChildren,
+		Debug:     0,
+		LogStderr: true,
+		Reload:    true,
+		RequestCB: "ksr_request_route",
+		ReplyCB:   "ksr_reply_route",
+		RPCListen: DefaultRPCListen,
+		Modules:   map[string]config.Pos{},
+		Async:     AsyncSettings{Workers: 1},
+		Rtimer:    RtimerSettings{DefaultInterval: 120 * time.Second},
+		Mqueue:    MqueueSettings{Pos: map[string]config.Pos{}},
+	}
+	p := &settingsParser{s: s, mqSize: 0, mqAddMode: 0}
+	for _, st := range c.Stmts {
+		var err error
+		switch st.Kind {
+		case config.Global:
+			err = p.global(st)
+		case config.LoadModule:
+			err = p.loadModule(st)
+		case config.ModParam:
+			err = p.modParam(st)
+		case config.CfgEngine:
+			s.CfgEngine = st.Name
+			if st.Name != "lua" {
+				err = config.Errorf(st.Pos, "cfgengine %q is not supported: kemi runs only cfgengine \"lua\"", st.Name)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := p.finish(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+type settingsParser struct {
+	s         *Settings
+	port      int
+	mqSize    int
+	mqAddMode int
+	listenPos []config.Pos
+	timerPos  map[string]*TimerSpec
+}
+
+func (p *settingsParser) global(st config.Stmt) error {
+	s := p.s
+	v := st.Value
+	intValue := func(min int) (int, error) {
+		if !v.IsInt || v.Int < min {
+			return 0, config.Errorf(st.Pos, "%s: expected an integer >= %d, got %q", st.Name, min, v.String())
+		}
+		return v.Int, nil
+	}
+	strValue := func() string { return v.String() }
+	var err error
+	switch name := st.Name; name {
+	case "listen":
+		ls, lerr := parseListen(strValue(), st.Extra)
+		if lerr != nil {
+			return config.Errorf(st.Pos, "listen %q: %v", strValue(), lerr)
+		}
+		for range ls {
+			p.listenPos = append(p.listenPos, st.Pos)
+		}
+		s.Listen = append(s.Listen, ls...)
+	case "port":
+		p.port, err = intValue(1)
+	case "children":
+		s.Children, err = intValue(1)
+	case "tcp_children":
+		s.TCPChildren, err = intValue(1)
+	case "debug":
+		if !v.IsInt {
+			return config.Errorf(st.Pos, "debug: expected an integer log level (-5..3), got %q", v.String())
+		}
+		s.Debug = v.Int
+	case "log_stderror":
+		s.LogStderr = v.IsInt && v.Int != 0
+	case "server_header":
+		s.ServerHdr = strings.TrimPrefix(strValue(), "Server: ")
+	case "alias":
+		s.Aliases = append(s.Aliases, aliasHost(strValue()))
+	case "disable_tcp":
+		if v.IsInt && v.Int != 0 {
+			s.Notices = append(s.Notices, fmt.Sprintf("%s: disable_tcp: tcp listeners are skipped", st.Pos))
+			p.s.TCPChildren = -1
+		}
+	case "async_workers":
+		n, ierr := intValue(0)
+		if ierr != nil {
+			return ierr
+		}
+		if n > 0 {
+			if g := p.group("default"); g != nil {
+				s.Notices = append(s.Notices, fmt.Sprintf("%s: async_workers: task workers already set (ignored, as Kamailio does)", st.Pos))
+			} else {
+				s.AsyncGroups = append(s.AsyncGroups, GroupSpec{Name: "default", Workers: n, Pos: st.Pos})
+			}
+		}
+	case "async_workers_group":
+		g, gerr := parseGroup(strValue())
+		if gerr != nil {
+			return config.Errorf(st.Pos, "async_workers_group %q: %v", strValue(), gerr)
+		}
+		g.Pos = st.Pos
+		if old := p.group(g.Name); old != nil {
+			return config.Errorf(st.Pos, "async_workers_group: group %q already defined at %s", g.Name, old.Pos)
+		}
+		if g.Name != "default" && p.group("default") == nil {
+			// Kamailio creates the default group with one worker first.
+			s.AsyncGroups = append(s.AsyncGroups, GroupSpec{Name: "default", Workers: 1, Pos: st.Pos})
+		}
+		s.AsyncGroups = append(s.AsyncGroups, g)
+	case "kemi.request_route_callback":
+		s.RequestCB = callbackName(strValue())
+	case "kemi.reply_route_callback":
+		s.ReplyCB = callbackName(strValue())
+	case "kemi.pre_routing_callback":
+		s.PreRouteCB = callbackName(strValue())
+	case "kemi.onsend_route_callback":
+		s.OnsendCB = callbackName(strValue())
+		s.Notices = append(s.Notices, fmt.Sprintf("%s: kemi.onsend_route_callback is not run by kemi (ignored)", st.Pos))
+	case "kemi.event_route_callback":
+		s.EventCB = callbackName(strValue())
+	case "rpc_listen", "kemi.rpc_listen":
+		s.RPCListen, s.RPCListenAt = strValue(), st.Pos
+	default:
+		if ignoredGlobals[name] {
+			s.Notices = append(s.Notices, fmt.Sprintf("%s: %s: Kamailio core parameter ignored by kemi", st.Pos, name))
+			return nil
+		}
+		return config.Errorf(st.Pos, "unknown global parameter %q", name)
+	}
+	return err
+}
+
+func (p *settingsParser) group(name string) *GroupSpec {
+	for i := range p.s.AsyncGroups {
+		if p.s.AsyncGroups[i].Name == name {
+			return &p.s.AsyncGroups[i]
+		}
+	}
+	return nil
+}
+
+func callbackName(v string) string {
+	if v == "none" {
+		return ""
+	}
+	return v
+}
+
+func aliasHost(a string) string {
+	a = strings.TrimPrefix(strings.TrimPrefix(a, "udp:"), "tcp:")
+	if h, _, err := net.SplitHostPort(a); err == nil {
+		return h
+	}
+	return a
+}
+
+// parseGroup parses "name=X;workers=N;nonblock=0|1;usleep=N".
+func parseGroup(spec string) (GroupSpec, error) {
+	var g GroupSpec
+	for _, part := range strings.Split(strings.TrimSuffix(spec, ";"), ";") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return g, fmt.Errorf("expected key=value, got %q", part)
+		}
+		k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
+		switch k {
+		case "name":
+			g.Name = v
+		case "workers", "nonblock", "usleep":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return g, fmt.Errorf("%s %q: expected a non-negative integer", k, v)
+			}
+			switch k {
+			case "workers":
+				g.Workers = n
+			case "nonblock":
+				g.NonBlock = n != 0
+			case "usleep":
+				g.USleep = n
+			}
+		default:
+			// Kamailio ignores unknown keys here.
+		}
+	}
+	if g.Name == "" {
+		return g, errors.New("name is required")
+	}
+	if g.Workers <= 0 {
+		return g, errors.New("workers must be > 0")
+	}
+	return g, nil
+}
+
+// parseListen parses Kamailio's listen value: [proto:]addr[:port]. Without
+// a protocol it listens on udp and tcp. addr may be an IP, [IPv6], a host
+// name or *.
+func parseListen(v, extra string) ([]sipnet.Listen, error) {
+	if f := strings.Fields(extra); len(f) > 0 && f[0] != "advertise" && f[0] != "name" {
+		return nil, fmt.Errorf("unexpected %q after the address", extra)
+	}
+	protos := []string{"udp", "tcp"}
+	rest := v
+	if i := strings.IndexByte(v, ':'); i > 0 {
+		switch p := strings.ToLower(v[:i]); p {
+		case "udp", "tcp":
+			protos, rest = []string{p}, v[i+1:]
+		case "tls", "sctp", "ws", "wss":
+			return nil, fmt.Errorf("protocol %q is not supported (udp or tcp)", p)
+		}
+	}
+	host, port := rest, ""
+	if strings.HasPrefix(rest, "[") {
+		end := strings.IndexByte(rest, ']')
+		if end < 0 {
+			return nil, errors.New("missing ']'")
+		}
+		host, port = rest[1:end], strings.TrimPrefix(rest[end+1:], ":")
+	} else if i := strings.LastIndexByte(rest, ':'); i >= 0 {
+		host, port = rest[:i], rest[i+1:]
+	}
+	if host == "" {
+		return nil, errors.New("missing address")
+	}
+	if host == "*" {
+		host = "0.0.0.0"
+	}
+	if port == "" {
+		port = strconv.Itoa(defaultPort)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return nil, fmt.Errorf("port %q: expected 0..65535", port)
+	}
+	out := make([]sipnet.Listen, 0, len(protos))
+	for _, p := range protos {
+		out = append(out, sipnet.Listen{Proto: p, Addr: net.JoinHostPort(host, port)})
+	}
+	return out, nil
+}
+
+func (p *settingsParser) loadModule(st config.Stmt) error {
+	name := config.ModuleName(st.Name)
+	if !implemented[name] && !coreOnly[name] {
+		return config.Errorf(st.Pos, "module %q is not available in kemi (implemented: app_lua, mqueue, rtimer, async, sworker, jsonrpcs; accepted and ignored: tm, tmx, sl, pv, xlog, kex, corex, textops, ctl, cfg_rpc, db_sqlite, ...)", name)
+	}
+	if prev, ok := p.s.Modules[name]; ok {
+		return config.Errorf(st.Pos, "module %q already loaded at %s", name, prev)
+	}
+	p.s.Modules[name] = st.Pos
+	return nil
+}
+
+func (p *settingsParser) modParam(st config.Stmt) error {
+	mods := strings.Split(st.Name, "|")
+	for _, m := range mods {
+		m = config.ModuleName(m)
+		if _, ok := p.s.Modules[m]; !ok {
+			return config.Errorf(st.Pos, "modparam(%q, %q): module %q is not loaded (loadmodule must come before its modparam)", st.Name, st.Param, m)
+		}
+		var err error
+		switch m {
+		case "app_lua":
+			err = p.appLua(st)
+		case "mqueue":
+			err = p.mqueue(st)
+		case "rtimer":
+			err = p.rtimer(st)
+		case "async":
+			err = p.async(st)
+		case "sworker":
+			err = p.sworker(st)
+		case "jsonrpcs":
+			err = p.jsonrpcs(st)
+		default:
+			p.s.Notices = append(p.s.Notices, fmt.Sprintf("%s: modparam(%q, %q) ignored: kemi does not need it", st.Pos, m, st.Param))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func unknownParam(st config.Stmt, mod string, known string) error {
+	return config.Errorf(st.Pos, "modparam(%q, %q): unknown parameter (%s has: %s)", mod, st.Param, mod, known)
+}
+
+func intParam(st config.Stmt, mod string, min, max int) (int, error) {
+	v := st.Value
+	n := v.Int
+	if !v.IsInt {
+		var err error
+		if n, err = strconv.Atoi(strings.TrimSpace(v.Str)); err != nil {
+			return 0, config.Errorf(st.Pos, "modparam %s %s: expected an integer, got %q", mod, st.Param, v.Str)
+		}
+	}
+	if n < min || n > max {
+		return 0, config.Errorf(st.Pos, "modparam %s %s: must be %d..%d, got %d", mod, st.Param, min, max, n)
+	}
+	return n, nil
+}
+
+func (p *settingsParser) appLua(st config.Stmt) error {
+	switch st.Param {
+	case "load":
+		path := st.Value.String()
+		if path == "" {
+			return config.Errorf(st.Pos, "modparam app_lua load: empty script path")
+		}
+		if !filepath.IsAbs(path) && p.s.File != "" {
+			// Relative to the config file, so a project directory can be moved.
+			path = filepath.Join(filepath.Dir(p.s.File), path)
+		}
+		p.s.Scripts = append(p.s.Scripts, path)
+	case "reload":
+		n, err := intParam(st, "app_lua", 0, 1)
+		if err != nil {
+			return err
+		}
+		p.s.Reload = n == 1
+	case "log_mode":
+		p.s.Notices = append(p.s.Notices, fmt.Sprintf("%s: modparam app_lua log_mode ignored", st.Pos))
+	case "max_exec_ms":
+		n, err := intParam(st, "app_lua", 0, 3600_000)
+		if err != nil {
+			return err
+		}
+		p.s.MaxExec = time.Duration(n) * time.Millisecond
+	default:
+		return unknownParam(st, "app_lua", "load, reload, log_mode, max_exec_ms")
+	}
+	return nil
+}
+
+func (p *settingsParser) addQueue(st config.Stmt, o queues.Options) error {
+	if prev, ok := p.s.Mqueue.Pos[o.Name]; ok {
+		return config.Errorf(st.Pos, "modparam mqueue %s: queue %q already defined at %s", st.Param, o.Name, prev)
+	}
+	p.s.Mqueue.Pos[o.Name] = st.Pos
+	p.s.Mqueue.Queues = append(p.s.Mqueue.Queues, o)
+	return nil
+}
+
+func (p *settingsParser) mqueue(st config.Stmt) error {
+	switch st.Param {
+	case "mqueue":
+		o, err := queues.ParseSpec(st.Value.String())
+		if err != nil {
+			return config.Errorf(st.Pos, "modparam mqueue mqueue: %v", err)
+		}
+		return p.addQueue(st, o)
+	case "mqueue_name":
+		name := st.Value.String()
+		if name == "" {
+			return config.Errorf(st.Pos, "modparam mqueue mqueue_name: empty name")
+		}
+		return p.addQueue(st, queues.Options{Name: name, Size: p.mqSize, AddMode: p.mqAddMode})
+	case "mqueue_size":
+		n, err := intParam(st, "mqueue", -1<<31, 1<<31-1)
+		p.mqSize = n
+		return err
+	case "mqueue_addmode":
+		n, err := intParam(st, "mqueue", 0, 2)
+		p.mqAddMode = n
+		return err
+	case "db_url":
+		p.s.Mqueue.DBURL = st.Value.String()
+	default:
+		return unknownParam(st, "mqueue", "mqueue, mqueue_name, mqueue_size, mqueue_addmode, db_url")
+	}
+	return nil
+}
+
+func (p *settingsParser) rtimer(st config.Stmt) error {
+	switch st.Param {
+	case "timer":
+		t, err := parseTimer(st.Value.String())
+		if err != nil {
+			return config.Errorf(st.Pos, "modparam rtimer timer %q: %v", st.Value.String(), err)
+		}
+		t.Pos = st.Pos
+		for _, o := range p.s.Rtimer.Timers {
+			if strings.EqualFold(o.Name, t.Name) {
+				return config.Errorf(st.Pos, "modparam rtimer timer: timer %q already defined at %s", t.Name, o.Pos)
+			}
+		}
+		p.s.Rtimer.Timers = append(p.s.Rtimer.Timers, t)
+	case "exec":
+		tname, route, err := parseExec(st.Value.String())
+		if err != nil {
+			return config.Errorf(st.Pos, "modparam rtimer exec %q: %v", st.Value.String(), err)
+		}
+		for _, t := range p.s.Rtimer.Timers {
+			if strings.EqualFold(t.Name, tname) {
+				t.Execs = append(t.Execs, route)
+				return nil
+			}
+		}
+		return config.Errorf(st.Pos, "modparam rtimer exec: timer %q is not defined (define it with modparam(\"rtimer\", \"timer\", ...) first)", tname)
+	case "default_interval":
+		n, err := intParam(st, "rtimer", 1, 1<<31-1)
+		if err != nil {
+			return err
+		}
+		p.s.Rtimer.DefaultInterval = time.Duration(n) * time.Second
+	default:
+		return unknownParam(st, "rtimer", "timer, exec, default_interval")
+	}
+	return nil
+}
+
+// parseTimer parses "name=X;mode=N;interval=V[u]" as Kamailio's rtimer does:
+// keys case-insensitive, unknown keys ignored, a "u" interval in
+// microseconds sets mode 1 only while mode is still 0, and mode= is only read
+// while mode is 0. Unlike Kamailio, non-numeric values are errors.
+// An absent or zero interval is left 0 and set to default_interval later.
+func parseTimer(spec string) (*TimerSpec, error) {
+	t := &TimerSpec{}
+	var iv time.Duration
+	for _, part := range strings.Split(strings.TrimSuffix(spec, ";"), ";") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return nil, fmt.Errorf("expected key=value, got %q", part)
+		}
+		k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
+		switch k {
+		case "name":
+			t.Name = v
+		case "mode":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return nil, fmt.Errorf("mode %q: expected a non-negative integer", v)
+			}
+			if t.Mode == 0 {
+				t.Mode = n
+			}
+		case "interval":
+			micro := strings.HasSuffix(v, "u")
+			n, err := strconv.Atoi(strings.TrimSuffix(v, "u"))
+			if err != nil || n < 0 {
+				return nil, fmt.Errorf("interval %q: expected seconds, or microseconds ending in 'u'", v)
+			}
+			if micro {
+				if n == 0 {
+					n = 120 // Kamailio's default, in microseconds here
+				}
+				iv = time.Duration(n) * time.Microsecond
+				if t.Mode == 0 {
+					t.Mode = 1
+				}
+			} else {
+				iv = time.Duration(n) * time.Second
+			}
+		}
+	}
+	if t.Name == "" {
+		return nil, errors.New("name is required")
+	}
+	t.Interval = iv
+	return t, nil
+}
+
+func parseExec(spec string) (timer, route string, err error) {
+	for _, part := range strings.Split(strings.TrimSuffix(spec, ";"), ";") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return "", "", fmt.Errorf("expected key=value, got %q", part)
+		}
+		switch strings.ToLower(strings.TrimSpace(k)) {
+		case "timer":
+			timer = strings.TrimSpace(v)
+		case "route":
+			route = strings.TrimSpace(v)
+		default:
+			return "", "", fmt.Errorf("unknown key %q (expected timer, route)", k)
+		}
+	}
+	if timer == "" || route == "" {
+		return "", "", errors.New("timer and route are required")
+	}
+	if len(route) >= 63 {
+		return "", "", errors.New("route name too long (max 62 characters)")
+	}
+	return timer, route, nil
+}
+
+func (p *settingsParser) async(st config.Stmt) error {
+	var err error
+	switch st.Param {
+	case "workers":
+		p.s.Async.Workers, err = intParam(st, "async", 0, 1024)
+	case "ms_timer":
+		p.s.Async.MSTimer, err = intParam(st, "async", 0, 1000)
+	case "return":
+		p.s.Async.Return, err = intParam(st, "async", -1<<31, 1<<31-1)
+	case "mode":
+		p.s.Notices = append(p.s.Notices, fmt.Sprintf("%s: modparam async mode ignored", st.Pos))
+	default:
+		return unknownParam(st, "async", "workers, ms_timer, return, mode")
+	}
+	return err
+}
+
+func (p *settingsParser) sworker(st config.Stmt) error {
+	switch st.Param {
+	case "xdata":
+		v := st.Value.String()
+		if !strings.HasPrefix(v, "$var(") || !strings.HasSuffix(v, ")") {
+			return config.Errorf(st.Pos, "modparam sworker xdata %q: expected a writable $var(name) variable", v)
+		}
+		p.s.Sworker.XData = v
+	default:
+		return unknownParam(st, "sworker", "xdata")
+	}
+	return nil
+}
+
+func (p *settingsParser) jsonrpcs(st config.Stmt) error {
+	switch st.Param {
+	case "http_listen":
+		p.s.RPCListen, p.s.RPCListenAt = st.Value.String(), st.Pos
+	default:
+		p.s.Notices = append(p.s.Notices, fmt.Sprintf("%s: modparam(\"jsonrpcs\", %q) ignored: kemi serves JSON-RPC over HTTP on %s", st.Pos, st.Param, p.s.RPCListen))
+	}
+	return nil
+}
+
+// finish applies defaults that depend on the whole file.
+func (p *settingsParser) finish() error {
+	s := p.s
+	if p.port == 0 {
+		p.port = defaultPort
+	}
+	if len(s.Listen) == 0 {
+		s.Listen = []sipnet.Listen{
+			{Proto: "udp", Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port))},
+			{Proto: "tcp", Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port))},
+		}
+	} else if p.port != defaultPort {
+		for i := range s.Listen {
+			if h, port, _ := net.SplitHostPort(s.Listen[i].Addr); port == strconv.Itoa(defaultPort) {
+				s.Listen[i].Addr = net.JoinHostPort(h, strconv.Itoa(p.port))
+			}
+		}
+	}
+	if s.TCPChildren < 0 { // disable_tcp
+		var l []sipnet.Listen
+		for _, x := range s.Listen {
+			if x.Proto != "tcp" {
+				l = append(l, x)
+			}
+		}
+		s.Listen, s.TCPChildren = l, 0
+	}
+	if _, ok := s.Modules["app_lua"]; ok && s.CfgEngine == "" {
+		s.CfgEngine = "lua"
+	}
+	if len(s.Scripts) == 0 {
+		return &config.Error{Pos: config.Pos{File: s.File}, Err: errors.New("no Lua script: add loadmodule \"app_lua.so\" and modparam(\"app_lua\", \"load\", \"/path/script.lua\")")}
+	}
+	for _, t := range s.Rtimer.Timers {
+		if t.Interval == 0 {
+			t.Interval = s.Rtimer.DefaultInterval
+		}
+		if len(t.Execs) == 0 {
+			s.Notices = append(s.Notices, fmt.Sprintf("%s: rtimer timer %q has no exec route", t.Pos, t.Name))
+		}
+	}
+	for _, q := range s.Mqueue.Queues {
+		if q.DBMode != 0 && s.Mqueue.DBURL == "" {
+			return config.Errorf(s.Mqueue.Pos[q.Name], "mqueue %q has dbmode %d but modparam(\"mqueue\", \"db_url\", ...) is not set", q.Name, q.DBMode)
+		}
+	}
+	return nil
+}
