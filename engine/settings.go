@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -58,8 +59,11 @@ type GroupSpec struct {
 	Name     string
 	Workers  int
 	NonBlock bool
-	USleep   int
-	Pos      config.Pos
+	USleep   int // µs each worker sleeps before taking a task
+	// Inbox is how many tasks may wait for the group (kemi's inbox=N key,
+	// ignored by Kamailio); 0 = 1024 per worker.
+	Inbox int
+	Pos   config.Pos
 }
 
 // MqueueSettings are the mqueue module's parameters.
@@ -138,10 +142,10 @@ var ignoredGlobals = map[string]bool{
 	"tcp_delayed_ack": true, "tcp_syncnt": true, "tcp_source_ipv4": true, "tcp_source_ipv6": true,
 	"tcp_no_connect": true, "tcp_clone_rcvbuf": true, "tcp_check_timer": true, "tcp_send_timeout": true,
 	"tcp_connect_timeout": true, "local_rport": true, "server_signature": true, "sip_parser_log": true,
-	"sip_parser_log_oneline": true, "version_table": true, "async_usleep": true, "async_nonblock": true,
+	"sip_parser_log_oneline": true, "version_table": true,
 	"advertised_address": true, "advertised_port": true, "max_recursive_level": true,
 	"xavp_via_params": true, "xavp_via_fields": true, "route_locks_size": true, "debug_mode": true,
-	"kemi.event_route_callback": true, "kemi.onsend_route_callback": true, "bind_ipv6_link_local": true,
+	"bind_ipv6_link_local": true,
 }
 
 // FromConfig turns parsed statements into Settings.
@@ -191,8 +195,7 @@ type settingsParser struct {
 	port      int
 	mqSize    int
 	mqAddMode int
-	listenPos []config.Pos
-	timerPos  map[string]*TimerSpec
+	noPort    []int // indexes of listens written without a port (they take port=)
 }
 
 func (p *settingsParser) global(st config.Stmt) error {
@@ -208,14 +211,19 @@ func (p *settingsParser) global(st config.Stmt) error {
 	var err error
 	switch name := st.Name; name {
 	case "listen":
-		ls, lerr := parseListen(strValue(), st.Extra)
+		ls, hasPort, lerr := parseListen(strValue(), st.Extra)
 		if lerr != nil {
 			return config.Errorf(st.Pos, "listen %q: %v", strValue(), lerr)
 		}
-		for range ls {
-			p.listenPos = append(p.listenPos, st.Pos)
+		if st.Extra != "" {
+			s.Notices = append(s.Notices, fmt.Sprintf("%s: listen: %q ignored (kemi does not advertise other addresses)", st.Pos, st.Extra))
 		}
-		s.Listen = append(s.Listen, ls...)
+		for _, l := range ls {
+			if !hasPort {
+				p.noPort = append(p.noPort, len(s.Listen))
+			}
+			s.Listen = append(s.Listen, l)
+		}
 	case "port":
 		p.port, err = intValue(1)
 	case "children":
@@ -238,32 +246,8 @@ func (p *settingsParser) global(st config.Stmt) error {
 			s.Notices = append(s.Notices, fmt.Sprintf("%s: disable_tcp: tcp listeners are skipped", st.Pos))
 			p.s.TCPChildren = -1
 		}
-	case "async_workers":
-		n, ierr := intValue(0)
-		if ierr != nil {
-			return ierr
-		}
-		if n > 0 {
-			if g := p.group("default"); g != nil {
-				s.Notices = append(s.Notices, fmt.Sprintf("%s: async_workers: task workers already set (ignored, as Kamailio does)", st.Pos))
-			} else {
-				s.AsyncGroups = append(s.AsyncGroups, GroupSpec{Name: "default", Workers: n, Pos: st.Pos})
-			}
-		}
-	case "async_workers_group":
-		g, gerr := parseGroup(strValue())
-		if gerr != nil {
-			return config.Errorf(st.Pos, "async_workers_group %q: %v", strValue(), gerr)
-		}
-		g.Pos = st.Pos
-		if old := p.group(g.Name); old != nil {
-			return config.Errorf(st.Pos, "async_workers_group: group %q already defined at %s", g.Name, old.Pos)
-		}
-		if g.Name != "default" && p.group("default") == nil {
-			// Kamailio creates the default group with one worker first.
-			s.AsyncGroups = append(s.AsyncGroups, GroupSpec{Name: "default", Workers: 1, Pos: st.Pos})
-		}
-		s.AsyncGroups = append(s.AsyncGroups, g)
+	case "async_workers", "async_workers_group", "async_usleep", "async_nonblock":
+		err = p.asyncWorkers(st)
 	case "kemi.request_route_callback":
 		s.RequestCB = callbackName(strValue())
 	case "kemi.reply_route_callback":
@@ -311,19 +295,109 @@ func aliasHost(a string) string {
 	return a
 }
 
-// parseGroup parses "name=X;workers=N;nonblock=0|1;usleep=N".
+// asyncWorkers applies the core parameters that define the async_workers
+// groups, with Kamailio's ordering rules (src/core/async_task.c):
+//   - async_workers=N creates the group "default" with N workers; when
+//     "default" already exists it is ignored ("task workers already set").
+//   - async_workers_group="name=default;..." goes the same way for workers,
+//     but its nonblock (only when > 0) and usleep still apply to "default".
+//   - another group defined first creates "default" with 1 worker, so a
+//     later async_workers=N is ignored.
+//   - async_usleep / async_nonblock apply to "default" and are ignored
+//     while it does not exist yet.
+//
+// Unlike Kamailio, a second group with the same name is an error (Kamailio
+// starts both and sends every task to the later one).
+func (p *settingsParser) asyncWorkers(st config.Stmt) error {
+	s, v := p.s, st.Value
+	ignored := func(why string) {
+		s.Notices = append(s.Notices, fmt.Sprintf("%s: %s: %s (ignored, as Kamailio does)", st.Pos, st.Name, why))
+	}
+	intValue := func() (int, error) {
+		if !v.IsInt || v.Int < 0 {
+			return 0, config.Errorf(st.Pos, "%s: expected an integer >= 0, got %q", st.Name, v.String())
+		}
+		return v.Int, nil
+	}
+	switch st.Name {
+	case "async_workers":
+		n, err := intValue()
+		if err != nil || n == 0 {
+			return err
+		}
+		p.setDefaultWorkers(st, n, ignored)
+	case "async_usleep", "async_nonblock":
+		n, err := intValue()
+		if err != nil {
+			return err
+		}
+		d := p.group("default")
+		if d == nil {
+			ignored("set before the default group exists (put async_workers first)")
+			return nil
+		}
+		if st.Name == "async_usleep" {
+			d.USleep = n
+		} else if n > 0 {
+			d.NonBlock = true
+		}
+	case "async_workers_group":
+		g, err := parseGroup(v.String())
+		if err != nil {
+			return config.Errorf(st.Pos, "async_workers_group %q: %v", v.String(), err)
+		}
+		g.Pos = st.Pos
+		if g.Name == "default" {
+			p.setDefaultWorkers(st, g.Workers, ignored)
+			d := p.group("default")
+			if g.NonBlock {
+				d.NonBlock = true
+			}
+			d.USleep = g.USleep
+			if g.Inbox > 0 {
+				d.Inbox = g.Inbox
+			}
+			return nil
+		}
+		if old := p.group(g.Name); old != nil {
+			return config.Errorf(st.Pos, "async_workers_group: group %q already defined at %s", g.Name, old.Pos)
+		}
+		if p.group("default") == nil {
+			// Kamailio creates the default group with one worker first.
+			s.AsyncGroups = append(s.AsyncGroups, GroupSpec{Name: "default", Workers: 1, Pos: st.Pos})
+		}
+		s.AsyncGroups = append(s.AsyncGroups, g)
+	}
+	return nil
+}
+
+// setDefaultWorkers creates the default group with n workers, unless it
+// exists (then the statement's worker count is ignored).
+func (p *settingsParser) setDefaultWorkers(st config.Stmt, n int, ignored func(string)) {
+	if d := p.group("default"); d != nil {
+		ignored(fmt.Sprintf("task workers already set (group \"default\" has %d, from %s)", d.Workers, d.Pos))
+		return
+	}
+	p.s.AsyncGroups = append(p.s.AsyncGroups, GroupSpec{Name: "default", Workers: n, Pos: st.Pos})
+}
+
+// parseGroup parses "name=X;workers=N;nonblock=0|1;usleep=N" as Kamailio
+// does: keys case-insensitive, blanks around keys and values trimmed, a
+// trailing ';' allowed, unknown keys ignored, name and workers > 0
+// required. inbox=N is kemi's own key (Kamailio ignores it). Unlike
+// Kamailio, negative nonblock/usleep values are errors.
 func parseGroup(spec string) (GroupSpec, error) {
 	var g GroupSpec
-	for _, part := range strings.Split(strings.TrimSuffix(spec, ";"), ";") {
+	for _, part := range strings.Split(strings.TrimSuffix(strings.TrimSpace(spec), ";"), ";") {
 		k, v, ok := strings.Cut(part, "=")
-		if !ok {
-			return g, fmt.Errorf("expected key=value, got %q", part)
-		}
 		k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
 		switch k {
 		case "name":
 			g.Name = v
-		case "workers", "nonblock", "usleep":
+		case "workers", "nonblock", "usleep", "inbox":
+			if !ok {
+				return g, fmt.Errorf("%s: expected %s=<integer>", k, k)
+			}
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
 				return g, fmt.Errorf("%s %q: expected a non-negative integer", k, v)
@@ -335,9 +409,11 @@ func parseGroup(spec string) (GroupSpec, error) {
 				g.NonBlock = n != 0
 			case "usleep":
 				g.USleep = n
+			case "inbox":
+				g.Inbox = n
 			}
 		default:
-			// Kamailio ignores unknown keys here.
+			// Kamailio ignores unknown keys (and empty parts) here.
 		}
 	}
 	if g.Name == "" {
@@ -351,10 +427,11 @@ func parseGroup(spec string) (GroupSpec, error) {
 
 // parseListen parses Kamailio's listen value: [proto:]addr[:port]. Without
 // a protocol it listens on udp and tcp. addr may be an IP, [IPv6], a host
-// name or *.
-func parseListen(v, extra string) ([]sipnet.Listen, error) {
+// name or *. hasPort is false when the port was left out (it is then 5060
+// or the port= value).
+func parseListen(v, extra string) (ls []sipnet.Listen, hasPort bool, err error) {
 	if f := strings.Fields(extra); len(f) > 0 && f[0] != "advertise" && f[0] != "name" {
-		return nil, fmt.Errorf("unexpected %q after the address", extra)
+		return nil, false, fmt.Errorf("unexpected %q after the address", extra)
 	}
 	protos := []string{"udp", "tcp"}
 	rest := v
@@ -363,36 +440,37 @@ func parseListen(v, extra string) ([]sipnet.Listen, error) {
 		case "udp", "tcp":
 			protos, rest = []string{p}, v[i+1:]
 		case "tls", "sctp", "ws", "wss":
-			return nil, fmt.Errorf("protocol %q is not supported (udp or tcp)", p)
+			return nil, false, fmt.Errorf("protocol %q is not supported (udp or tcp)", p)
 		}
 	}
 	host, port := rest, ""
 	if strings.HasPrefix(rest, "[") {
 		end := strings.IndexByte(rest, ']')
 		if end < 0 {
-			return nil, errors.New("missing ']'")
+			return nil, false, errors.New("missing ']'")
 		}
 		host, port = rest[1:end], strings.TrimPrefix(rest[end+1:], ":")
 	} else if i := strings.LastIndexByte(rest, ':'); i >= 0 {
 		host, port = rest[:i], rest[i+1:]
 	}
 	if host == "" {
-		return nil, errors.New("missing address")
+		return nil, false, errors.New("missing address")
 	}
 	if host == "*" {
 		host = "0.0.0.0"
 	}
-	if port == "" {
+	hasPort = port != ""
+	if !hasPort {
 		port = strconv.Itoa(defaultPort)
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return nil, fmt.Errorf("port %q: expected 0..65535", port)
+		return nil, false, fmt.Errorf("port %q: expected 0..65535", port)
 	}
 	out := make([]sipnet.Listen, 0, len(protos))
 	for _, p := range protos {
 		out = append(out, sipnet.Listen{Proto: p, Addr: net.JoinHostPort(host, port)})
 	}
-	return out, nil
+	return out, hasPort, nil
 }
 
 func (p *settingsParser) loadModule(st config.Stmt) error {
@@ -457,6 +535,11 @@ func intParam(st config.Stmt, mod string, min, max int) (int, error) {
 	return n, nil
 }
 
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
 func (p *settingsParser) appLua(st config.Stmt) error {
 	switch st.Param {
 	case "load":
@@ -465,8 +548,12 @@ func (p *settingsParser) appLua(st config.Stmt) error {
 			return config.Errorf(st.Pos, "modparam app_lua load: empty script path")
 		}
 		if !filepath.IsAbs(path) && p.s.File != "" {
-			// Relative to the config file, so a project directory can be moved.
-			path = filepath.Join(filepath.Dir(p.s.File), path)
+			// Relative to the config file when it is there (a project
+			// directory can move), else relative to the working directory
+			// as Kamailio resolves it.
+			if c := filepath.Join(filepath.Dir(p.s.File), path); fileExists(c) {
+				path = c
+			}
 		}
 		p.s.Scripts = append(p.s.Scripts, path)
 	case "reload":
@@ -491,7 +578,7 @@ func (p *settingsParser) appLua(st config.Stmt) error {
 
 func (p *settingsParser) addQueue(st config.Stmt, o queues.Options) error {
 	if prev, ok := p.s.Mqueue.Pos[o.Name]; ok {
-		return config.Errorf(st.Pos, "modparam mqueue %s: queue %q already defined at %s", st.Param, o.Name, prev)
+		return config.Errorf(st.Pos, "modparam mqueue %s: duplicate queue name %q (first defined at %s)", st.Param, o.Name, prev)
 	}
 	p.s.Mqueue.Pos[o.Name] = st.Pos
 	p.s.Mqueue.Queues = append(p.s.Mqueue.Queues, o)
@@ -503,7 +590,7 @@ func (p *settingsParser) mqueue(st config.Stmt) error {
 	case "mqueue":
 		o, err := queues.ParseSpec(st.Value.String())
 		if err != nil {
-			return config.Errorf(st.Pos, "modparam mqueue mqueue: %v", err)
+			return config.Errorf(st.Pos, "modparam mqueue mqueue %q: %v", st.Value.String(), err)
 		}
 		return p.addQueue(st, o)
 	case "mqueue_name":
@@ -521,7 +608,12 @@ func (p *settingsParser) mqueue(st config.Stmt) error {
 		p.mqAddMode = n
 		return err
 	case "db_url":
-		p.s.Mqueue.DBURL = st.Value.String()
+		url := st.Value.String()
+		// Checked here for a file:line; only the scheme is printed (a url may hold a password).
+		if scheme, _, ok := strings.Cut(url, "://"); ok && !strings.ContainsAny(scheme, `/\`) && !strings.EqualFold(scheme, "sqlite") {
+			return config.Errorf(st.Pos, "modparam mqueue db_url: unsupported scheme %q: kemi stores queues in SQLite (\"sqlite:///path/file.db\" or a plain path)", scheme)
+		}
+		p.s.Mqueue.DBURL = url
 	default:
 		return unknownParam(st, "mqueue", "mqueue, mqueue_name, mqueue_size, mqueue_addmode, db_url")
 	}
@@ -693,11 +785,10 @@ func (p *settingsParser) finish() error {
 			{Proto: "udp", Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port))},
 			{Proto: "tcp", Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port))},
 		}
-	} else if p.port != defaultPort {
-		for i := range s.Listen {
-			if h, port, _ := net.SplitHostPort(s.Listen[i].Addr); port == strconv.Itoa(defaultPort) {
-				s.Listen[i].Addr = net.JoinHostPort(h, strconv.Itoa(p.port))
-			}
+	} else {
+		for _, i := range p.noPort {
+			h, _, _ := net.SplitHostPort(s.Listen[i].Addr)
+			s.Listen[i].Addr = net.JoinHostPort(h, strconv.Itoa(p.port))
 		}
 	}
 	if s.TCPChildren < 0 { // disable_tcp
@@ -725,7 +816,7 @@ func (p *settingsParser) finish() error {
 	}
 	for _, q := range s.Mqueue.Queues {
 		if q.DBMode != 0 && s.Mqueue.DBURL == "" {
-			return config.Errorf(s.Mqueue.Pos[q.Name], "mqueue %q has dbmode %d but modparam(\"mqueue\", \"db_url\", ...) is not set", q.Name, q.DBMode)
+			return config.Errorf(s.Mqueue.Pos[q.Name], "modparam mqueue mqueue: queue %q has dbmode %d but modparam(\"mqueue\", \"db_url\", ...) is not set", q.Name, q.DBMode)
 		}
 	}
 	return nil

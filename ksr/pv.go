@@ -466,8 +466,7 @@ func setURI(e *Env, s *pvSpec, v lua.LValue) bool {
 	}
 	if s.name == "du" {
 		if val != "" {
-			var u sip.Uri
-			if err := sip.ParseUri(val, &u); err != nil {
+			if _, err := parseSIPURI(val); err != nil {
 				e.D.Log.Error("invalid destination uri", "value", val, "error", err)
 				return false
 			}
@@ -481,8 +480,8 @@ func setURI(e *Env, s *pvSpec, v lua.LValue) bool {
 	}
 	switch s.name {
 	case "ru":
-		var u sip.Uri
-		if err := sip.ParseUri(val, &u); err != nil {
+		u, err := parseSIPURI(val)
+		if err != nil {
 			e.D.Log.Error("invalid request uri", "value", val, "error", err)
 			return false
 		}
@@ -609,4 +608,19 @@ func (e *Env) pvFuncs() map[string]lua.LGFunction {
 			return retBool(L, b2i(v == lua.LNil))
 		},
 	}
+}
+
+// parseSIPURI parses a sip: or sips: URI with a host.
+func parseSIPURI(s string) (sip.Uri, error) {
+	var u sip.Uri
+	if !strings.HasPrefix(s, "sip:") && !strings.HasPrefix(s, "sips:") {
+		return u, fmt.Errorf("not a sip uri: %q", s)
+	}
+	if err := sip.ParseUri(s, &u); err != nil {
+		return u, err
+	}
+	if u.Host == "" {
+		return u, fmt.Errorf("no host in %q", s)
+	}
+	return u, nil
 }
