@@ -1,0 +1,71 @@
+package engine
+
+import (
+	"bytes"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/emiago/sipgo/sip"
+
+	"kemi/sipnet"
+)
+
+const benchOptions = "OPTIONS sip:bench@127.0.0.1:5060 SIP/2.0\r\n" +
+	"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-bench-1\r\n" +
+	"From: <sip:sipp@127.0.0.1:5070>;tag=1\r\n" +
+	"To: <sip:127.0.0.1:5060>\r\n" +
+	"Call-ID: 1-bench@127.0.0.1\r\n" +
+	"CSeq: 1 OPTIONS\r\n" +
+	"Max-Forwards: 70\r\n" +
+	"Content-Length: 0\r\n\r\n"
+
+// BenchmarkOptionsRoute measures one OPTIONS through the whole in-process
+// path: parse, ksr_request_route in Lua, KSR.sl.send_reply, reply serialised.
+func BenchmarkOptionsRoute(b *testing.B) {
+	dir := b.TempDir()
+	os.WriteFile(filepath.Join(dir, "script.lua"), []byte(`
+function ksr_request_route()
+	if KSR.is_OPTIONS() then
+		KSR.sl.send_reply(200, "OK")
+		return
+	end
+	KSR.sl.send_reply(404, "Not here")
+end`), 0o644)
+	os.WriteFile(filepath.Join(dir, "kemi.cfg"), []byte("loadmodule \"app_lua.so\"\nmodparam(\"app_lua\", \"load\", \"script.lua\")\n"), 0o644)
+	set, err := Load(filepath.Join(dir, "kemi.cfg"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := New(set, Options{NoNetwork: true, Logger: discardLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := e.newWorker("bench/0", "bench", 0, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	parser := sip.NewParser()
+	raw := []byte(benchOptions)
+	var out bytes.Buffer
+	src := netip.MustParseAddrPort("127.0.0.1:5070")
+	sink := func(r *sip.Response) error { out.Reset(); r.StringWrite(&out); return nil }
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		m, err := parser.ParseSIP(raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := sipnet.NewFakeRequest(m.(*sip.Request))
+		r.Src = src
+		r.Sink = sink
+		e.pending.Add(1)
+		w.Run(r)
+	}
+	if out.Len() == 0 {
+		b.Fatal("no reply")
+	}
+}
