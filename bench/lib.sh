@@ -1,0 +1,350 @@
+# shellcheck shell=bash
+# bench/lib.sh: helpers shared by the bench/*.sh scripts (source it, do not run it).
+#
+# Engines
+#   kamailio  always run: `kamailio -DD -E -f <cfg> -Y <tmp run dir> -P <pidfile> ...`
+#             (foreground, log to stderr), on port BASE+KAM_PORT_OFFSET.
+#   kemi      run only when KEMI_BIN is an executable file: `$KEMI_BIN run -f <cfg>`, on port BASE.
+#   ENGINES="kamailio kamailio:tlsf kemi" (default) selects and orders them; "kamailio:<mm>"
+#             is Kamailio with memory manager <mm> for shm and pkg (-x qm|fm|tlsf); plain
+#             "kamailio" uses its default (qm), which costs 5-6x the CPU per message here.
+#
+# Both engines run the SAME rendered config: bench/kamailio/<name>.cfg with
+#   #!define BENCH_PORT <port>
+#   #!define BENCH_CHILDREN <CHILDREN>      (+ any extra NAME=VALUE given to render_cfg)
+# inserted after the "#!KAMAILIO" line, and the relative app_lua load path "lua/x.lua"
+# rewritten to the absolute bench/lua/x.lua. The Lua scripts are used unchanged.
+#
+# Common environment knobs
+#   CHILDREN=2           SIP worker count (children=) for both engines
+#   KAM_PORT_OFFSET=1000 Kamailio port = kemi port + offset
+#   KAM_SHM=256 KAM_PKG=16   Kamailio -m / -M in MB (scripts may raise KAM_SHM)
+#   KAM_MEM=             Kamailio memory manager for plain "kamailio" (-x; empty = default qm)
+#   KAM_EXTRA_ARGS= KEMI_EXTRA_ARGS=   extra command-line words (split on spaces)
+#   PIN=auto|0|1         CPU pinning with taskset (auto = on when >= 2 CPUs)
+#   ENGINE_CPUS=0 SIPP_CPUS=1   taskset CPU lists for the engine and for sipp
+#   KEEP=1               keep the temp dir (logs, rendered configs, sipp stats)
+#   SIPP_LOCAL_PORT=      local UDP port of sipp (default: a free one from 18060 + random)
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(dirname "$BENCH_DIR")
+KAMAILIO=${KAMAILIO:-kamailio}
+SIPP=${SIPP:-sipp}
+CHILDREN=${CHILDREN:-2}
+KAM_PORT_OFFSET=${KAM_PORT_OFFSET:-1000}
+KAM_SHM=${KAM_SHM:-256}
+KAM_PKG=${KAM_PKG:-16}
+PIN=${PIN:-auto}
+ENGINE_CPUS=${ENGINE_CPUS:-0}
+SIPP_CPUS=${SIPP_CPUS:-1}
+KEEP=${KEEP:-0}
+SIPP_LOCAL_PORT_FIXED=${SIPP_LOCAL_PORT:+1}
+SIPP_LOCAL_PORT=${SIPP_LOCAL_PORT:-18060}
+
+WORK=""
+BG_PIDS=()        # process-group leaders we started (engines, background sipp)
+PIN_ENGINE=()     # taskset prefix for engines (empty when not pinning)
+# shellcheck disable=SC2034 # used by the scripts that source this file
+PIN_SIPP=()       # taskset prefix for sipp
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# bench_init NAME: temp dir, cleanup trap, dependency checks, pinning decision.
+bench_init() {
+	local name=$1
+	WORK=$(mktemp -d "${TMPDIR:-/tmp}/kemi-bench-$name.XXXXXX")
+	trap bench_cleanup EXIT
+	trap 'log "interrupted"; exit 130' INT TERM HUP
+	command -v "$SIPP" >/dev/null || die "sipp not found (apt-get install -y sip-tester)"
+	command -v "$KAMAILIO" >/dev/null || die "kamailio not found (apt-get install -y kamailio kamailio-lua-modules)"
+	command -v setsid >/dev/null || die "setsid not found (util-linux)"
+	local ncpu
+	ncpu=$(nproc)
+	if [[ $PIN == 1 || ($PIN == auto && $ncpu -ge 2) ]]; then
+		command -v taskset >/dev/null || die "taskset not found (util-linux); set PIN=0"
+		PIN_ENGINE=(taskset -c "$ENGINE_CPUS")
+		# shellcheck disable=SC2034 # used by the scripts that source this file
+		PIN_SIPP=(taskset -c "$SIPP_CPUS")
+		log "pinning: engine -> CPU $ENGINE_CPUS, sipp -> CPU $SIPP_CPUS (PIN=0 disables)"
+	else
+		log "pinning: off ($ncpu CPUs, PIN=$PIN)"
+	fi
+	log "work dir: $WORK"
+	warn_foreign
+	if [[ -z $SIPP_LOCAL_PORT_FIXED ]]; then
+		SIPP_LOCAL_PORT=$(free_udp_port $((18060 + RANDOM % 500 * 2)))
+	fi
+}
+
+bench_cleanup() {
+	local rc=$?
+	local pid
+	for pid in "${BG_PIDS[@]}"; do
+		stop_group "$pid"
+	done
+	BG_PIDS=()
+	if [[ -n $WORK && -d $WORK ]]; then
+		if [[ $KEEP == 1 || $rc -ne 0 ]]; then
+			log "logs kept in $WORK"
+		else
+			rm -rf "$WORK"
+		fi
+	fi
+	return "$rc"
+}
+
+# stop_group PID: SIGTERM the process group led by PID, SIGKILL after 10 s.
+stop_group() {
+	local pid=$1 i
+	kill -0 -- "-$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+	kill -TERM -- "-$pid" 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		kill -0 -- "-$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 -- "-$pid" 2>/dev/null; then
+		log "process group $pid still alive after SIGTERM, sending SIGKILL"
+		kill -KILL -- "-$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null || true
+	local keep=() p
+	for p in "${BG_PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+	BG_PIDS=("${keep[@]}")
+}
+
+# kemi_available: true when KEMI_BIN names an executable file.
+kemi_available() { [[ -n ${KEMI_BIN:-} && -f ${KEMI_BIN:-} && -x ${KEMI_BIN:-} ]]; }
+
+# bench_engines: prints the engines to run, one per line; explains a skipped kemi.
+bench_engines() {
+	local e
+	for e in ${ENGINES:-kamailio kamailio:tlsf kemi}; do
+		case $e in
+		kamailio | kamailio:*) echo "$e" ;;
+		kemi)
+			if kemi_available; then
+				echo kemi
+			else
+				log "kemi: SKIPPED (KEMI_BIN='${KEMI_BIN:-}' is unset or not an executable file; e.g. KEMI_BIN=\$PWD/kemi after 'go build -o kemi ./cmd/kemi')"
+			fi
+			;;
+		*) die "unknown engine '$e' in ENGINES" ;;
+		esac
+	done
+}
+
+# engine_port ENGINE BASE: kemi listens on BASE, Kamailio on BASE+KAM_PORT_OFFSET.
+engine_port() {
+	case $1 in
+	kemi) echo "$2" ;;
+	kamailio*) echo $(($2 + KAM_PORT_OFFSET)) ;;
+	esac
+}
+
+# render_cfg SRC OUT PORT [NAME=VALUE...]: the config both engines run (see header).
+render_cfg() {
+	local src=$1 out=$2 port=$3
+	shift 3
+	[[ -f $src ]] || die "config $src not found"
+	if udp_port_busy "$port"; then
+		die "UDP port $port is already in use (see ss -ulpn); set BASE_PORT or KAM_PORT_OFFSET"
+	fi
+	{
+		local first
+		IFS= read -r first <"$src"
+		if [[ $first == '#!KAMAILIO'* ]]; then
+			printf '%s\n' "$first"
+		fi
+		printf '#!define BENCH_PORT %s\n' "$port"
+		printf '#!define BENCH_CHILDREN %s\n' "$CHILDREN"
+		local kv
+		for kv in "$@"; do
+			printf '#!define %s %s\n' "${kv%%=*}" "${kv#*=}"
+		done
+		if [[ $first == '#!KAMAILIO'* ]]; then
+			tail -n +2 "$src"
+		else
+			cat "$src"
+		fi
+	} | sed -e "/^[[:space:]]*modparam/s|\"lua/|\"$BENCH_DIR/lua/|g" >"$out"
+}
+
+# start_engine ENGINE CFG LOG: starts the engine in its own session/process group
+# (so its shutdown signals never reach this script), sets ENGINE_PID.
+ENGINE_PID=""
+start_engine() {
+	local engine=$1 cfg=$2 logf=$3
+	local extra=()
+	case $engine in
+	kamailio | kamailio:*)
+		local run mm=${KAM_MEM:-}
+		[[ $engine == kamailio:* ]] && mm=${engine#kamailio:}
+		[[ -n $mm ]] && extra+=(-x "$mm")
+		# shellcheck disable=SC2206 # KAM_EXTRA_ARGS is split on purpose
+		extra+=(${KAM_EXTRA_ARGS:-})
+		run=$(mktemp -d "$WORK/run-kamailio.XXXX")
+		# -DD: main process stays in the foreground (children are still forked),
+		# -E: log to stderr, -Y: runtime dir (ctl/fifo sockets) in the temp dir,
+		# -w: working dir; running as root needs no -u/-g.
+		setsid "${PIN_ENGINE[@]}" "$KAMAILIO" -DD -E -f "$cfg" -Y "$run" -P "$run/kamailio.pid" \
+			-w "$BENCH_DIR" -m "$KAM_SHM" -M "$KAM_PKG" "${extra[@]}" \
+			</dev/null >"$logf" 2>&1 &
+		;;
+	kemi)
+		kemi_available || die "KEMI_BIN not executable"
+		# shellcheck disable=SC2206 # KEMI_EXTRA_ARGS is split on purpose
+		extra+=(${KEMI_EXTRA_ARGS:-})
+		setsid "${PIN_ENGINE[@]}" "$KEMI_BIN" run -f "$cfg" "${extra[@]}" \
+			</dev/null >"$logf" 2>&1 &
+		;;
+	*) die "unknown engine $engine" ;;
+	esac
+	ENGINE_PID=$!
+	BG_PIDS+=("$ENGINE_PID")
+	log "$engine started, pid $ENGINE_PID, cfg $cfg, log $logf${extra[*]:+, extra args: ${extra[*]}}"
+}
+
+# sipp_scenario NAME: copies bench/sipp/NAME.xml into WORK (sipp writes its trace
+# files next to the scenario name) and prints the copy's path.
+sipp_scenario() {
+	local src=$BENCH_DIR/sipp/$1.xml
+	[[ -f $src ]] || die "scenario $src not found"
+	cp "$src" "$WORK/$1.xml"
+	echo "$WORK/$1.xml"
+}
+
+# wait_ready ENGINE PID PORT LOG [TIMEOUT_S=20]: polls with one-call OPTIONS until 200.
+wait_ready() {
+	local engine=$1 pid=$2 port=$3 logf=$4 limit=${5:-20}
+	local sc deadline=$((SECONDS + limit))
+	sc=$(sipp_scenario options)
+	while ((SECONDS < deadline)); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			log "$engine exited during startup; last log lines:"
+			tail -n 30 "$logf" >&2
+			return 1
+		fi
+		if (cd "$WORK" && timeout 5 "$SIPP" "127.0.0.1:$port" -sf "$sc" -m 1 -t u1 -i 127.0.0.1 \
+			-p "$(free_udp_port $((SIPP_LOCAL_PORT + 1)))" -nostdin -recv_timeout 500 -timeout 3s >/dev/null 2>&1); then
+			log "$engine ready on udp:127.0.0.1:$port"
+			return 0
+		fi
+		sleep 0.3
+	done
+	log "$engine did not answer OPTIONS on port $port within ${limit}s; last log lines:"
+	tail -n 30 "$logf" >&2
+	return 1
+}
+
+# build_tools: compiles bench/cmd/* (stdlib-only Go) into $WORK/bin.
+build_tools() {
+	command -v go >/dev/null || die "go not found (needed for bench/cmd tools)"
+	mkdir -p "$WORK/bin"
+	(cd "$REPO_DIR" && go build -o "$WORK/bin/" ./bench/cmd/...) || die "go build ./bench/cmd/... failed"
+}
+
+# tree_pids ROOT: ROOT and all its descendants.
+tree_pids() {
+	ps -e -o pid=,ppid= | awk -v root="$1" '
+		{ parent[$1] = $2; pids[NR] = $1 }
+		END {
+			want[root] = 1; changed = 1
+			while (changed) {
+				changed = 0
+				for (i in pids) { p = pids[i]; if (!(p in want) && (parent[p] in want)) { want[p] = 1; changed = 1 } }
+			}
+			for (p in want) print p
+		}'
+}
+
+# mem_kb ROOT: prints "<sum RSS kB> <sum PSS kB> <nprocs>" over ROOT's process tree.
+# PSS (from smaps_rollup) splits shared pages (Kamailio shm) between processes, so
+# the PSS sum is the real footprint; the RSS sum counts shm once per process.
+mem_kb() {
+	local p rss=0 pss=0 n=0 v
+	for p in $(tree_pids "$1"); do
+		[[ -r /proc/$p/status ]] || continue
+		v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null) || v=""
+		[[ -n $v ]] || continue
+		rss=$((rss + v))
+		v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null) || v=0
+		pss=$((pss + ${v:-0}))
+		n=$((n + 1))
+	done
+	echo "$rss $pss $n"
+}
+
+# sipp_stat_field CSV COLUMN: value of COLUMN in the last row of a sipp -trace_stat file.
+sipp_stat_field() {
+	awk -F';' -v col="$2" '
+		NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
+		{ last = $c }
+		END { if (c == "") exit 1; print last }' "$1"
+}
+
+# sipp_stat_elapsed CSV: seconds (float) from StartTime to CurrentTime of the last row.
+# Those columns look like "2026-11-26<TAB>12:15:48.059088<TAB>1795695348.059088".
+sipp_stat_elapsed() {
+	awk -F';' '
+		NR == 1 { for (i = 1; i <= NF; i++) { if ($i == "StartTime") s = i; if ($i == "CurrentTime") c = i }; next }
+		{ split($s, a, "\t"); split($c, b, "\t"); e = b[3] - a[3] }
+		END { printf "%.3f\n", e }' "$1"
+}
+
+# cpu_ticks ROOT: utime+stime (clock ticks) summed over ROOT's process tree.
+cpu_ticks() {
+	local p t=0 v
+	for p in $(tree_pids "$1"); do
+		v=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null) || v=0
+		t=$((t + ${v:-0}))
+	done
+	echo "$t"
+}
+
+# udp_rcvbuf_errors: the kernel's UDP RcvbufErrors counter (datagrams dropped because
+# a socket receive buffer was full; system-wide).
+udp_rcvbuf_errors() {
+	awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1; next } print $c; exit }' /proc/net/snmp
+}
+
+# warn_if_busy: the figures are only meaningful on an otherwise idle machine.
+warn_if_busy() {
+	local load
+	load=$(cut -d' ' -f1 /proc/loadavg)
+	if awk -v l="$load" -v n="$(nproc)" 'BEGIN { exit !(l > 0.25 * n) }'; then
+		log "WARNING: load average $load on $(nproc) CPUs: other work is running, figures will be noisy"
+	fi
+}
+
+# udp_port_busy PORT: true when some socket is bound to UDP PORT (IPv4 or IPv6).
+udp_port_busy() {
+	local hex
+	hex=$(printf '%04X' "$1")
+	awk -v h="$hex" 'FNR > 1 { split($2, a, ":"); if (a[length(a)] == h) found = 1 } END { exit !found }' \
+		/proc/net/udp /proc/net/udp6 2>/dev/null
+}
+
+# free_udp_port START: the first UDP port >= START that nothing is bound to.
+free_udp_port() {
+	local p=$1
+	while udp_port_busy "$p"; do p=$((p + 1)); done
+	echo "$p"
+}
+
+# udp_port_drops PORT: datagrams the kernel dropped on sockets bound to UDP PORT
+# (receive buffer full), from the "drops" column of /proc/net/udp{,6}.
+udp_port_drops() {
+	local hex
+	hex=$(printf '%04X' "$1")
+	awk -v h="$hex" 'FNR > 1 { split($2, a, ":"); if (a[length(a)] == h) d += $NF } END { print d + 0 }' \
+		/proc/net/udp /proc/net/udp6 2>/dev/null
+}
+
+# warn_foreign: lists sipp/kamailio/kemi processes that this script did not start
+# (another benchmark running at the same time makes every figure meaningless).
+warn_foreign() {
+	local others
+	others=$(ps -e -o pid=,comm= | awk '$2 == "sipp" || $2 == "kamailio" || $2 == "kemi" { printf "%s(%s) ", $2, $1 }')
+	[[ -z $others ]] || log "WARNING: other SIP processes are running (another benchmark?): $others"
+}

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# bench/relay.sh: stateful relay throughput: sipp uac -> proxy -> sipp uas, MESSAGE.
+#
+# The proxy is bench/kamailio/relay.cfg + bench/lua/relay.lua (tm, sl, rr, pv, app_lua):
+# KSR.tm.t_relay() of every MESSAGE to its R-URI, which bench/sipp/relay-uac.xml sets
+# to the UAS (127.0.0.1:UAS_PORT); the UAS is sipp with bench/sipp/relay-uas.xml
+# (200 OK to every MESSAGE). Both engines run the same rendered config.
+#
+# Per engine: start, readiness probe (OPTIONS to the proxy), start the UAS, warm-up
+# (2 s at 1000/s), then
+#   1. RATE/s for SECS s (default 2000/s, 10 s): ok/failed calls and the engine's CPU
+#      (utime+stime of its process tree) per relayed MESSAGE, in µs: the stable figure,
+#      the cost of one relayed transaction (request in and out, reply in and out).
+#   2. SAT_RATE/s for SAT_SECS s (default 10000/s, 10 s; more than one engine core
+#      relays): the relayed MESSAGEs per second actually completed (sipp -l SAT_LIMIT
+#      bounds the calls in flight).
+# With PIN on (default on >= 2 CPUs) the engine runs on ENGINE_CPUS and both sipps on
+# SIPP_CPUS: the two sipps share one core, so when the engine's CPU column is well under
+# 100 % the saturation limit is sipp's, not the engine's.
+#
+# Usage: KEMI_BIN=/tmp/kemi bench/relay.sh
+#   env: RATE=2000 SECS=10 SAT_RATE=10000 SAT_SECS=10 SAT_LIMIT=2000 BASE_PORT=15070 KAM_SHM=1024
+#        UAS_PORT=15090 SIPP_BUF=4194304 and bench/lib.sh's CHILDREN, PIN, ENGINES, KEEP, ...
+set -euo pipefail
+
+# Transactions live on after their final reply (tm's wait timer, 5 s): at saturation
+# Kamailio's default 256 MB of shm (bench/lib.sh) runs out.
+KAM_SHM=${KAM_SHM:-1024}
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+RATE=${RATE:-2000}
+SECS=${SECS:-10}
+SAT_RATE=${SAT_RATE:-10000}
+SAT_SECS=${SAT_SECS:-10}
+SAT_LIMIT=${SAT_LIMIT:-2000}
+BASE_PORT=${BASE_PORT:-15070}
+UAS_PORT=${UAS_PORT:-15090}
+SIPP_BUF=${SIPP_BUF:-4194304}
+
+bench_init relay
+warn_if_busy
+mapfile -t engines < <(bench_engines)
+UAC=$(sipp_scenario relay-uac)
+UAS=$(sipp_scenario relay-uas)
+CLK_TCK=$(getconf CLK_TCK)
+
+# start_uas TAG: the UAS sipp in its own process group (cleaned up by bench/lib.sh); sets UAS_PID.
+UAS_PID=""
+start_uas() {
+	(cd "$WORK" && exec setsid "${PIN_SIPP[@]}" "$SIPP" -sf "$UAS" -t u1 -i 127.0.0.1 -p "$UAS_PORT" \
+		-buff_size "$SIPP_BUF" -nostdin -trace_stat -stf "$WORK/$1-uas.csv" -fd 1 \
+		</dev/null >"$WORK/$1-uas.out" 2>&1) &
+	UAS_PID=$!
+	BG_PIDS+=("$UAS_PID")
+	sleep 0.5
+	kill -0 "$UAS_PID" 2>/dev/null || die "the UAS sipp did not start, see $WORK/$1-uas.out"
+}
+
+# sipp_run ENGINE PID PORT RATE SECS LIMIT TAG: one uac run; prints
+# "calls ok failed ok/s cpu% us/req rcvdrop" (us/req = engine CPU per successful relayed
+# MESSAGE; rcvdrop = kernel UDP receive-buffer drops during the run, system-wide).
+sipp_run() {
+	local engine=$1 pid=$2 port=$3 rate=$4 secs=$5 limit=$6 tag=$7
+	local csv=$WORK/$tag.csv out=$WORK/$tag.out rc=0 cpu0 cpu1 ok fail el drop0 drop1
+	kill -0 "$pid" 2>/dev/null || die "$engine (pid $pid) is gone"
+	cpu0=$(cpu_ticks "$pid")
+	drop0=$(udp_rcvbuf_errors)
+	(cd "$WORK" && timeout -k 5 $((secs * 3 + 40)) "${PIN_SIPP[@]}" "$SIPP" "127.0.0.1:$port" -sf "$UAC" \
+		-key uas_port "$UAS_PORT" -t u1 -i 127.0.0.1 -p "$SIPP_LOCAL_PORT" -r "$rate" -rp 1000 \
+		-l "$limit" -m $((rate * secs)) -buff_size "$SIPP_BUF" -nostdin -timeout $((secs * 3 + 30))s \
+		-trace_stat -stf "$csv" -fd 1 >"$out" 2>&1) || rc=$?
+	cpu1=$(cpu_ticks "$pid")
+	drop1=$(udp_rcvbuf_errors)
+	if [[ ! -s $csv ]]; then
+		log "$engine: sipp produced no stats (rc=$rc), see $out"
+		tail -n 5 "$out" >&2
+		echo "0 0 0 0 0 - 0"
+		return
+	fi
+	ok=$(sipp_stat_field "$csv" 'SuccessfulCall(C)')
+	fail=$(sipp_stat_field "$csv" 'FailedCall(C)')
+	el=$(sipp_stat_elapsed "$csv")
+	awk -v ok="$ok" -v fail="$fail" -v el="$el" -v c="$((cpu1 - cpu0))" -v hz="$CLK_TCK" -v d="$((drop1 - drop0))" 'BEGIN {
+		printf "%d %d %d %.0f %.0f %s %d\n", ok + fail, ok, fail, (el > 0) ? ok / el : 0,
+			(el > 0) ? 100 * c / hz / el : 0, (ok > 0) ? sprintf("%.1f", 1e6 * c / hz / ok) : "-", d }'
+}
+
+declare -A res_us res_sat
+row() { printf '%-16s %6s %8s %8s %7s %9s %6s %8s %8s\n' "$@"; }
+row engine target calls ok failed "ok/s" "cpu%" "us/req" rcvdrop
+for engine in "${engines[@]}"; do
+	port=$(engine_port "$engine" "$BASE_PORT")
+	name=${engine//:/-}
+	cfg=$WORK/relay-$name.cfg
+	logf=$WORK/relay-$name.log
+	render_cfg "$BENCH_DIR/kamailio/relay.cfg" "$cfg" "$port"
+	start_engine "$engine" "$cfg" "$logf"
+	pid=$ENGINE_PID
+	wait_ready "$engine" "$pid" "$port" "$logf" || die "$engine did not start"
+	start_uas "$name"
+	sipp_run "$engine" "$pid" "$port" 1000 2 1000 "$name-warmup" >/dev/null
+	read -r calls ok fail meas cpu us drop < <(sipp_run "$engine" "$pid" "$port" "$RATE" "$SECS" "$RATE" "$name-fixed")
+	row "$engine" "$RATE" "$calls" "$ok" "$fail" "$meas" "$cpu" "$us" "$drop"
+	res_us[$engine]=$us
+	read -r calls ok fail meas cpu us drop < <(sipp_run "$engine" "$pid" "$port" "$SAT_RATE" "$SAT_SECS" "$SAT_LIMIT" "$name-sat")
+	row "$engine" "$SAT_RATE" "$calls" "$ok" "$fail" "$meas" "$cpu" "$us" "$drop"
+	res_sat[$engine]=$meas
+	stop_group "$UAS_PID"
+	stop_group "$pid"
+	if grep -qE 'level=ERROR|ERROR:|CRITICAL|panic' "$logf"; then
+		log "$engine: errors in its log (first 5):"
+		grep -E 'level=ERROR|ERROR:|CRITICAL|panic' "$logf" | head -n 5 >&2 || true
+	fi
+done
+
+echo
+echo "Summary: engine CPU per relayed MESSAGE at $RATE/s, completed MESSAGEs/s at target $SAT_RATE/s"
+printf '%-19s %10s %10s\n' engine "us/req" "sat ok/s"
+for engine in "${engines[@]}"; do
+	printf '%-19s %10s %10s\n' "$engine" "${res_us[$engine]}" "${res_sat[$engine]}"
+done
+if [[ -n ${res_us[kemi]:-} ]]; then
+	for engine in "${engines[@]}"; do
+		[[ $engine == kamailio* ]] || continue
+		awk -v k="${res_us[kemi]}" -v m="${res_us[$engine]}" -v ks="${res_sat[kemi]}" -v ms="${res_sat[$engine]}" -v e="$engine" 'BEGIN {
+			printf "%-19s CPU per MESSAGE %s, saturated throughput %s\n", "kemi/" e,
+				(m > 0) ? sprintf("%.2fx", k / m) : "-", (ms > 0) ? sprintf("%.2fx", ks / ms) : "-" }'
+	done
+else
+	echo "(ratio kemi/Kamailio: needs both engines; set KEMI_BIN)"
+fi
