@@ -128,6 +128,7 @@ func New(set *Settings, opts Options) (*Engine, error) {
 		e.async = newAsync(e)
 		e.deps.Async = e.async
 	}
+	e.deps.Relay = &relaySystem{e: e} // t_relay, KSR.forward (relay.go)
 	if _, ok := set.Modules["sworker"]; ok {
 		e.deps.Sworker = &sworker{e: e}
 	}
@@ -171,7 +172,7 @@ func (e *Engine) Pending() int64 { return e.pending.Load() }
 
 func (e *Engine) myself() []netip.AddrPort {
 	if e.sip == nil {
-		return nil
+		return e.configuredAddrs() // no network (kemi test): the listen= addresses, inject.go
 	}
 	var out []netip.AddrPort
 	for _, l := range e.sip.Listeners() {
@@ -203,8 +204,8 @@ func (e *Engine) build(version int64) (*luavm.Generation, error) {
 		need(e.set.RequestCB, "request route")
 		need(e.set.PreRouteCB, "kemi.pre_routing_callback")
 		for _, t := range e.set.Rtimer.Timers {
-			for _, x := range t.Execs {
-				need(x, fmt.Sprintf("rtimer exec of timer %q at %s", t.Name, t.Pos))
+			for i, x := range t.Execs {
+				need(x, fmt.Sprintf("rtimer exec of timer %q at %s", t.Name, t.ExecPos[i]))
 			}
 		}
 		if len(missing) > 0 {
@@ -239,11 +240,7 @@ func (e *Engine) buildSubsystems() error {
 		}, nil})
 	}
 	for _, gs := range e.set.AsyncGroups {
-		gs := gs
-		g, err := workers.NewGroup(workers.Options{Name: gs.Name, Workers: gs.Workers, OnPanic: e.onPanic},
-			func(i int) (workers.Runner, error) {
-				return e.newWorker(fmt.Sprintf("%s/%d", gs.Name, i), gs.Name, i, true)
-			})
+		g, err := e.newTaskGroup(gs)
 		if err != nil {
 			return err
 		}
@@ -274,12 +271,20 @@ func (e *Engine) buildSubsystems() error {
 		}
 		e.sip = srv
 		e.subsystems = append(e.subsystems, funcSystem{"sip", srv.Start, srv.Stop})
+		if e.async != nil {
+			// Stopped before the listeners: suspended requests get their 503.
+			e.subsystems = append(e.subsystems, funcSystem{"async drain", nil, e.async.drain})
+		}
 	}
 	addr := e.set.RPCListen
 	if e.opts.RPCListen != "" {
 		addr = e.opts.RPCListen
 	}
-	rpc, err := jsonrpc.NewServer(jsonrpc.Options{Addr: addr, Logger: e.log.With("module", "jsonrpc")})
+	listen := addr
+	if addr == "-" {
+		listen = "" // no listener: the server still serves in-process calls
+	}
+	rpc, err := jsonrpc.NewServer(jsonrpc.Options{Addr: listen, Logger: e.log.With("module", "jsonrpc")})
 	if err != nil {
 		if e.set.RPCListenAt.Line > 0 {
 			return fmt.Errorf("%w, at %s", err, e.set.RPCListenAt)
@@ -395,3 +400,6 @@ func (r *rateLimiter) allow(key string) (bool, int) {
 	r.last[key], r.drop[key] = now, 0
 	return true, n
 }
+
+// SharedVar returns the $shv value of name (string or int64), or nil.
+func (e *Engine) SharedVar(name string) any { return e.deps.Shv.Get(name) }

@@ -10,8 +10,16 @@ import (
 )
 
 // queueSystem opens the mqueue database and loads the queues at start, and
-// saves them at stop (per queue dbmode; see queues/doc.go).
+// saves them at stop (per queue dbmode; see queues/doc.go and docs/mqueue.md).
+// It is the first subsystem started and the last stopped, so loading ends
+// before any traffic and saving starts after the workers have finished.
+//
+// Queues are loaded once the whole configuration is read, as Kamailio 5.8+
+// does in mod_init; Kamailio 5.6 loads while parsing the mqueue modparam,
+// which is why its db_url must come first.
 type queueSystem struct{ e *Engine }
+
+var _ Subsystem = (*queueSystem)(nil)
 
 func (q *queueSystem) Name() string { return "mqueue" }
 
@@ -21,13 +29,15 @@ func (q *queueSystem) Start(ctx context.Context) error {
 	if url == "" {
 		return nil
 	}
+	// A database that cannot be used fails the start: never run with
+	// silently empty queues.
 	s, err := queues.OpenSQLite(url)
 	if err != nil {
-		return fmt.Errorf("open mqueue db_url %q: %w", url, err)
+		return fmt.Errorf("open db_url: %w", err) // the error names the file
 	}
 	if err := e.queues.Load(ctx, s); err != nil {
 		s.Close()
-		return err
+		return fmt.Errorf("load db_url %q: %w", url, err)
 	}
 	e.store = s
 	return nil
@@ -39,8 +49,11 @@ func (q *queueSystem) Stop(ctx context.Context) error {
 		return nil
 	}
 	err := e.queues.Save(context.WithoutCancel(ctx), e.store)
-	if cerr := e.store.Close(); err == nil {
-		err = cerr
+	if err != nil {
+		err = fmt.Errorf("save db_url %q: %w", e.set.Mqueue.DBURL, err)
+	}
+	if cerr := e.store.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close db_url %q: %w", e.set.Mqueue.DBURL, cerr)
 	}
 	e.store = nil
 	return err
@@ -93,7 +106,8 @@ func (e *Engine) mqueueRPC() []jsonrpc.Method {
 			if errors.Is(err, queues.ErrEmpty) {
 				return nil, &jsonrpc.Fault{Code: 404, Message: "Empty queue"}
 			}
-			if err != nil {
+			if err != nil { // a durable queue whose row could not be deleted: the item stays queued
+				e.log.Error("mqueue.fetch failed", "queue", n, "error", err)
 				return nil, &jsonrpc.Fault{Code: 500, Message: "Unexpected error (fetch)"}
 			}
 			return map[string]any{"key": it.Key, "val": it.Val}, nil

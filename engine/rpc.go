@@ -136,6 +136,8 @@ func (e *Engine) Status() Status {
 		st.Counters["sip_absorbed"] = int64(s.Absorbed)
 		st.Counters["sip_replies"] = int64(s.Replies)
 		st.Counters["sip_parse_errors"] = int64(s.ParseErrors)
+		st.Counters["sip_bad_requests"] = int64(s.BadRequests)
 	}
+	e.rtimer.counters(st.Counters)
 	return st
 }

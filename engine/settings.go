@@ -50,6 +50,7 @@ type Settings struct {
 	Rtimer  RtimerSettings
 	Async   AsyncSettings
 	Sworker SworkerSettings
+	TM      TMSettings
 
 	Notices []string // ignored settings, one line each
 }
@@ -78,8 +79,11 @@ type TimerSpec struct {
 	Name     string
 	Mode     int
 	Interval time.Duration
-	Execs    []string // Lua functions, in run order
+	Execs    []string     // Lua functions, in definition order (they run last first, as in Kamailio)
+	ExecPos  []config.Pos // where each exec was defined
 	Pos      config.Pos
+
+	defaulted bool // the interval came from default_interval
 }
 
 // RtimerSettings are the rtimer module's parameters.
@@ -153,7 +157,7 @@ func FromConfig(c *config.Config, file string) (*Settings, error) {
 	s := &Settings{
 		File:      file,
 		Children:  DefaultChildren,
-		Debug:     0,
+		Debug:     2, // kemi prints info by default; Kamailio's default is 0 (warn)
 		LogStderr: true,
 		Reload:    true,
 		RequestCB: "ksr_request_route",
@@ -161,6 +165,7 @@ func FromConfig(c *config.Config, file string) (*Settings, error) {
 		RPCListen: DefaultRPCListen,
 		Modules:   map[string]config.Pos{},
 		Async:     AsyncSettings{Workers: 1},
+		TM:        TMSettings{FrTimer: sipnet.DefaultFrTimer, FrInvTimer: sipnet.DefaultFrInvTimer},
 		Rtimer:    RtimerSettings{DefaultInterval: 120 * time.Second},
 		Mqueue:    MqueueSettings{Pos: map[string]config.Pos{}},
 	}
@@ -375,7 +380,7 @@ func (p *settingsParser) asyncWorkers(st config.Stmt) error {
 // exists (then the statement's worker count is ignored).
 func (p *settingsParser) setDefaultWorkers(st config.Stmt, n int, ignored func(string)) {
 	if d := p.group("default"); d != nil {
-		ignored(fmt.Sprintf("task workers already set (group \"default\" has %d, from %s)", d.Workers, d.Pos))
+		ignored("task workers already set")
 		return
 	}
 	p.s.AsyncGroups = append(p.s.AsyncGroups, GroupSpec{Name: "default", Workers: n, Pos: st.Pos})
@@ -506,6 +511,8 @@ func (p *settingsParser) modParam(st config.Stmt) error {
 			err = p.sworker(st)
 		case "jsonrpcs":
 			err = p.jsonrpcs(st)
+		case "tm":
+			err = p.tm(st)
 		default:
 			p.s.Notices = append(p.s.Notices, fmt.Sprintf("%s: modparam(%q, %q) ignored: kemi does not need it", st.Pos, m, st.Param))
 		}
@@ -623,9 +630,12 @@ func (p *settingsParser) mqueue(st config.Stmt) error {
 func (p *settingsParser) rtimer(st config.Stmt) error {
 	switch st.Param {
 	case "timer":
-		t, err := parseTimer(st.Value.String())
+		t, notes, err := parseTimer(st.Value.String(), p.s.Rtimer.DefaultInterval)
 		if err != nil {
 			return config.Errorf(st.Pos, "modparam rtimer timer %q: %v", st.Value.String(), err)
+		}
+		for _, n := range notes {
+			p.s.Notices = append(p.s.Notices, fmt.Sprintf("%s: modparam rtimer timer %q: %s", st.Pos, st.Value.String(), n))
 		}
 		t.Pos = st.Pos
 		for _, o := range p.s.Rtimer.Timers {
@@ -635,13 +645,17 @@ func (p *settingsParser) rtimer(st config.Stmt) error {
 		}
 		p.s.Rtimer.Timers = append(p.s.Rtimer.Timers, t)
 	case "exec":
-		tname, route, err := parseExec(st.Value.String())
+		tname, route, notes, err := parseExec(st.Value.String())
 		if err != nil {
 			return config.Errorf(st.Pos, "modparam rtimer exec %q: %v", st.Value.String(), err)
+		}
+		for _, n := range notes {
+			p.s.Notices = append(p.s.Notices, fmt.Sprintf("%s: modparam rtimer exec %q: %s", st.Pos, st.Value.String(), n))
 		}
 		for _, t := range p.s.Rtimer.Timers {
 			if strings.EqualFold(t.Name, tname) {
 				t.Execs = append(t.Execs, route)
+				t.ExecPos = append(t.ExecPos, st.Pos)
 				return nil
 			}
 		}
@@ -651,6 +665,13 @@ func (p *settingsParser) rtimer(st config.Stmt) error {
 		if err != nil {
 			return err
 		}
+		// As in Kamailio, the default is applied when a timer is parsed:
+		// timers defined earlier keep the previous one.
+		for _, t := range p.s.Rtimer.Timers {
+			if t.defaulted {
+				p.s.Notices = append(p.s.Notices, fmt.Sprintf("%s: modparam rtimer default_interval: timer %q (%s) was defined before and keeps its interval; default_interval applies to timers defined after it, as in Kamailio", st.Pos, t.Name, t.Pos))
+			}
+		}
 		p.s.Rtimer.DefaultInterval = time.Duration(n) * time.Second
 	default:
 		return unknownParam(st, "rtimer", "timer, exec, default_interval")
@@ -658,79 +679,107 @@ func (p *settingsParser) rtimer(st config.Stmt) error {
 	return nil
 }
 
-// parseTimer parses "name=X;mode=N;interval=V[u]" as Kamailio's rtimer does:
-// keys case-insensitive, unknown keys ignored, a "u" interval in
-// microseconds sets mode 1 only while mode is still 0, and mode= is only read
-// while mode is 0. Unlike Kamailio, non-numeric values are errors.
-// An absent or zero interval is left 0 and set to default_interval later.
-func parseTimer(spec string) (*TimerSpec, error) {
-	t := &TimerSpec{}
-	var iv time.Duration
-	for _, part := range strings.Split(strings.TrimSuffix(spec, ";"), ";") {
-		k, v, ok := strings.Cut(part, "=")
-		if !ok {
-			return nil, fmt.Errorf("expected key=value, got %q", part)
+// maxTimerMode bounds mode=N: each of the N goroutines owns a Lua VM.
+const maxTimerMode = 1024
+
+// parseTimer parses "name=X;mode=N;interval=V[u]" as Kamailio's rtimer does
+// (rtimer_mod.c stm_t_param, kamailio-reference.md §4): keys
+// case-insensitive, a trailing ';' allowed, unknown keys ignored (reported in
+// notes); an interval ending in 'u' or 'U' is in microseconds and sets mode
+// 1 while mode is still 0, and mode= is read only while mode is 0, so
+// "mode=3;interval=500000u" runs 3 goroutines while "interval=500000u;mode=3"
+// runs 1. An absent or zero interval takes def's number of seconds, or of
+// microseconds with 'u' ("interval=0u" is 120 µs by default).
+//
+// Kamailio accepts an empty name and reads past the value of a bare
+// "interval"; kemi refuses both, and bounds mode by maxTimerMode.
+func parseTimer(spec string, def time.Duration) (t *TimerSpec, notes []string, err error) {
+	t = &TimerSpec{}
+	var n uint64
+	micro := false
+	for _, part := range strings.Split(spec, ";") {
+		if strings.TrimSpace(part) == "" {
+			continue
 		}
+		k, v, _ := strings.Cut(part, "=")
 		k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
 		switch k {
 		case "name":
 			t.Name = v
 		case "mode":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				return nil, fmt.Errorf("mode %q: expected a non-negative integer", v)
+			if t.Mode != 0 {
+				notes = append(notes, fmt.Sprintf("mode=%s ignored: mode is already %d (an interval in microseconds before mode= sets mode 1; as in Kamailio, put mode= first)", v, t.Mode))
+				continue
 			}
-			if t.Mode == 0 {
-				t.Mode = n
+			m, err := strconv.ParseUint(v, 10, 32)
+			if err != nil {
+				return nil, nil, fmt.Errorf("mode %q: expected a non-negative integer", v)
 			}
+			if m > maxTimerMode {
+				return nil, nil, fmt.Errorf("mode %d: at most %d goroutines per timer", m, maxTimerMode)
+			}
+			t.Mode = int(m)
 		case "interval":
-			micro := strings.HasSuffix(v, "u")
-			n, err := strconv.Atoi(strings.TrimSuffix(v, "u"))
-			if err != nil || n < 0 {
-				return nil, fmt.Errorf("interval %q: expected seconds, or microseconds ending in 'u'", v)
-			}
-			if micro {
-				if n == 0 {
-					n = 120 // Kamailio's default, in microseconds here
-				}
-				iv = time.Duration(n) * time.Microsecond
+			num := v
+			micro = false
+			if strings.HasSuffix(v, "u") || strings.HasSuffix(v, "U") {
+				num, micro = v[:len(v)-1], true
 				if t.Mode == 0 {
 					t.Mode = 1
 				}
-			} else {
-				iv = time.Duration(n) * time.Second
 			}
+			if n, err = strconv.ParseUint(num, 10, 32); err != nil {
+				return nil, nil, fmt.Errorf("interval %q: expected a number of seconds, or of microseconds ending in 'u'", v)
+			}
+		default:
+			notes = append(notes, fmt.Sprintf("unknown key %q ignored (as in Kamailio; known keys: name, mode, interval)", k))
 		}
 	}
 	if t.Name == "" {
-		return nil, errors.New("name is required")
+		return nil, nil, errors.New("name is required")
 	}
-	t.Interval = iv
-	return t, nil
+	if n == 0 {
+		n = uint64(def / time.Second)
+		t.defaulted = true
+	}
+	if micro {
+		t.Interval = time.Duration(n) * time.Microsecond
+	} else {
+		t.Interval = time.Duration(n) * time.Second
+	}
+	return t, notes, nil
 }
 
-func parseExec(spec string) (timer, route string, err error) {
-	for _, part := range strings.Split(strings.TrimSuffix(spec, ";"), ";") {
-		k, v, ok := strings.Cut(part, "=")
-		if !ok {
-			return "", "", fmt.Errorf("expected key=value, got %q", part)
+// parseExec parses "timer=X;route=NAME" as Kamailio does (stm_e_param):
+// keys case-insensitive, unknown keys ignored (reported in notes), a route
+// name shorter than 63 characters. The timer must be defined before; the
+// caller looks it up.
+func parseExec(spec string) (timer, route string, notes []string, err error) {
+	hasTimer, hasRoute := false, false
+	for _, part := range strings.Split(spec, ";") {
+		if strings.TrimSpace(part) == "" {
+			continue
 		}
-		switch strings.ToLower(strings.TrimSpace(k)) {
+		k, v, _ := strings.Cut(part, "=")
+		k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
+		switch k {
 		case "timer":
-			timer = strings.TrimSpace(v)
+			timer, hasTimer = v, true
 		case "route":
-			route = strings.TrimSpace(v)
+			route, hasRoute = v, true
 		default:
-			return "", "", fmt.Errorf("unknown key %q (expected timer, route)", k)
+			notes = append(notes, fmt.Sprintf("unknown key %q ignored (as in Kamailio; known keys: timer, route)", k))
 		}
 	}
-	if timer == "" || route == "" {
-		return "", "", errors.New("timer and route are required")
+	switch {
+	case !hasTimer:
+		return "", "", nil, errors.New("timer is required")
+	case !hasRoute || route == "":
+		return "", "", nil, errors.New("route is required: the name of the Lua function to call")
+	case len(route) >= 63:
+		return "", "", nil, fmt.Errorf("route name %q too long (at most 62 characters)", route)
 	}
-	if len(route) >= 63 {
-		return "", "", errors.New("route name too long (max 62 characters)")
-	}
-	return timer, route, nil
+	return timer, route, notes, nil
 }
 
 func (p *settingsParser) async(st config.Stmt) error {
@@ -807,9 +856,6 @@ func (p *settingsParser) finish() error {
 		return &config.Error{Pos: config.Pos{File: s.File}, Err: errors.New("no Lua script: add loadmodule \"app_lua.so\" and modparam(\"app_lua\", \"load\", \"/path/script.lua\")")}
 	}
 	for _, t := range s.Rtimer.Timers {
-		if t.Interval == 0 {
-			t.Interval = s.Rtimer.DefaultInterval
-		}
 		if len(t.Execs) == 0 {
 			s.Notices = append(s.Notices, fmt.Sprintf("%s: rtimer timer %q has no exec route", t.Pos, t.Name))
 		}
@@ -818,6 +864,33 @@ func (p *settingsParser) finish() error {
 		if q.DBMode != 0 && s.Mqueue.DBURL == "" {
 			return config.Errorf(s.Mqueue.Pos[q.Name], "modparam mqueue mqueue: queue %q has dbmode %d but modparam(\"mqueue\", \"db_url\", ...) is not set", q.Name, q.DBMode)
 		}
+	}
+	return nil
+}
+
+// TMSettings are the tm parameters kemi's relay honours (the others are
+// accepted and ignored).
+type TMSettings struct {
+	FrTimer    time.Duration // fr_timer: wait for a final reply (INVITE: until a provisional one)
+	FrInvTimer time.Duration // fr_inv_timer: wait for the final reply to INVITE after a provisional
+}
+
+// tm reads modparam("tm", ...): fr_timer and fr_inv_timer in milliseconds,
+// as Kamailio; other tm parameters are ignored with a notice.
+func (p *settingsParser) tm(st config.Stmt) error {
+	switch st.Param {
+	case "fr_timer", "fr_inv_timer":
+		n, err := intParam(st, "tm", 1, 24*3600*1000)
+		if err != nil {
+			return err
+		}
+		if st.Param == "fr_timer" {
+			p.s.TM.FrTimer = time.Duration(n) * time.Millisecond
+		} else {
+			p.s.TM.FrInvTimer = time.Duration(n) * time.Millisecond
+		}
+	default:
+		p.s.Notices = append(p.s.Notices, fmt.Sprintf("%s: modparam(\"tm\", %q) ignored: kemi's relay honours fr_timer and fr_inv_timer only", st.Pos, st.Param))
 	}
 	return nil
 }

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"errors"
+	"fmt"
+	"time"
 
 	"kemi/ksr"
 	"kemi/sipnet"
@@ -9,54 +11,68 @@ import (
 )
 
 // sworker delegates messages from the pre-routing callback to async_workers
-// groups (KSR.sworker.task).
+// groups (KSR.sworker.task), as Kamailio's sworker module does.
 type sworker struct{ e *Engine }
 
 // delegated is a message handed to a group: processed there as freshly
-// received, with xdata set first.
+// received (pre-routing skipped), with xdata set first.
 type delegated struct {
 	req   *sipnet.Request
 	res   *sipnet.Response
 	xdata string
+	xset  bool // the xdata parameter is set
 }
 
-// Task delegates the current message to group. Unlike Kamailio, an unknown
-// group or a full nonblock group returns -1 and the message stays with the
-// caller (Kamailio returns 1 and loses it).
+// Task delegates the current message to group. The group gets the message as
+// it was received (edits, flags and AVPs of the pre-routing callback do not
+// travel) and the xdata value. The caller goes on unless the script drops
+// the message (KSR.x.drop): Kamailio stops the receiving process only on the
+// drop flag, so a task without drop routes the message in both places.
+//
+// Unlike Kamailio, an unknown group or a full nonblock group returns -1 and
+// the message stays with the caller (Kamailio returns 1 for an unknown group
+// and the message is lost).
 func (s *sworker) Task(env *ksr.Env, group string) int {
 	e := s.e
 	g := e.groups[group]
 	if g == nil {
-		e.log.Error("sworker: group not found", "group", group)
+		e.log.Error("sworker task: async workers group not found", "group", group)
 		return -1
 	}
+	m := env.Msg
 	d := &delegated{}
 	if x := e.set.Sworker.XData; x != "" {
+		d.xset = true
 		d.xdata, _ = env.PVString(x)
 	}
-	m := env.Msg
 	if m.Req != nil {
 		d.req = m.Req.Handoff()
 	} else {
-		d.res = m.Res
+		d.res = m.Res.Handoff()
 	}
-	spec := s.spec(group)
 	e.pending.Add(1)
 	var err error
-	if spec != nil && spec.NonBlock {
+	if s.nonBlock(group) {
 		err = g.TrySubmit(d)
 	} else {
-		err = g.Submit(e.runCtx, d)
+		ctx := e.runCtx
+		if ctx == nil {
+			err = workers.ErrStopped
+		} else {
+			err = g.Submit(ctx, d)
+		}
 	}
 	if err != nil {
 		e.pending.Add(-1)
 		if d.req != nil {
 			m.Req.TakeBack(d.req)
+		} else {
+			m.Res.TakeBack(d.res)
 		}
 		if errors.Is(err, workers.ErrFull) {
-			e.log.Error("sworker: group queue full (nonblock)", "group", group)
+			e.log.Error("sworker task: group queue full (nonblock), message kept by the caller", "group", group, "inbox", g.Pending())
 		} else {
-			e.log.Error("sworker: delegation failed", "group", group, "error", err)
+			e.log.Error("sworker task: delegation failed, message kept by the caller", "group", group, "error", err)
 		}
 		return -1
 	}
@@ -64,32 +80,61 @@ func (s *sworker) Task(env *ksr.Env, group string) int {
 	return 1
 }
 
-func (s *sworker) spec(name string) *GroupSpec {
+// nonBlock reports whether group was defined with nonblock=1.
+func (s *sworker) nonBlock(group string) bool {
 	for i := range s.e.set.AsyncGroups {
-		if s.e.set.AsyncGroups[i].Name == name {
-			return &s.e.set.AsyncGroups[i]
+		if g := &s.e.set.AsyncGroups[i]; g.Name == group {
+			return g.NonBlock
 		}
 	}
-	return nil
+	return false
 }
 
-// delegated processes a delegated message in a group worker.
+// delegated processes a delegated message in a group worker: xdata first
+// (null when empty, as Kamailio), then the request or reply route without
+// pre-routing.
 func (w *worker) delegated(d *delegated) {
 	w.env.SWActive = true
 	defer func() { w.env.SWActive = false }()
-	if x := w.e.set.Sworker.XData; x != "" {
-		w.env.SetPVString(x, d.xdata)
+	if d.xset {
+		if !w.env.SetPVString(w.e.set.Sworker.XData, d.xdata) {
+			w.logErr("sworker:xdata", "sworker: cannot set the xdata variable", "pv", w.e.set.Sworker.XData)
+		}
 	}
 	if d.req != nil {
 		w.request(d.req, true)
 		return
 	}
-	w.replyDelegated(d.res)
+	w.reply(d.res, true)
 }
 
-func (w *worker) replyDelegated(r *sipnet.Response) {
-	msg := &ksr.Msg{Res: r, Route: ksr.RouteReply, Time: w.e.clock.Now()}
-	if w.e.set.ReplyCB != "" {
-		w.call(msg, w.e.set.ReplyCB, false)
-	}
+// newTaskGroup builds one async_workers group (core async_workers /
+// async_workers_group): its workers own a VM each and take tasks from one
+// inbox (inbox=N, kemi's key; 0 = workers' default). usleep=N pauses each
+// worker N µs before every task, as Kamailio's workers sleep before each
+// receive.
+func (e *Engine) newTaskGroup(gs GroupSpec) (*workers.Group, error) {
+	pause := time.Duration(gs.USleep) * time.Microsecond
+	return workers.NewGroup(workers.Options{Name: gs.Name, Workers: gs.Workers, Inbox: gs.Inbox, OnPanic: e.onPanic},
+		func(i int) (workers.Runner, error) {
+			w, err := e.newWorker(fmt.Sprintf("%s/%d", gs.Name, i), gs.Name, i, true)
+			switch {
+			case err != nil:
+				return nil, err
+			case pause > 0:
+				return pacedWorker{w, pause}, nil
+			}
+			return w, nil
+		})
+}
+
+// pacedWorker is a worker of a group with usleep set.
+type pacedWorker struct {
+	*worker
+	pause time.Duration
+}
+
+func (p pacedWorker) Run(task any) {
+	time.Sleep(p.pause)
+	p.worker.Run(task)
 }

@@ -67,7 +67,7 @@ func (w *worker) Run(task any) {
 	case *sipnet.Request:
 		w.request(t, false)
 	case *sipnet.Response:
-		w.reply(t)
+		w.reply(t, false)
 	case *delegated:
 		w.delegated(t)
 	case *resume:
@@ -131,43 +131,52 @@ func (w *worker) logErr(key, msg string, args ...any) {
 func (w *worker) request(r *sipnet.Request, delegated bool) {
 	e := w.e
 	msg := &ksr.Msg{Req: r, Route: ksr.RouteRequest, Time: e.clock.Now()}
+	if r.Tag != nil {
+		e.observe(w, r, msg, delegated) // an injected request (inject.go)
+	}
 	if cb := e.set.PreRouteCB; cb != "" && !delegated {
+		if e.deps.Sworker != nil {
+			r.KeepReceived() // KSR.sworker.task passes on the request as received
+		}
 		msg.PreRouting = true
 		msg.Route = ksr.RouteEvent
 		w.call(msg, cb, false, argPreRouting)
 		msg.PreRouting = false
 		msg.Route = ksr.RouteRequest
-		if msg.Delegated {
-			return // the sworker group owns the request now
-		}
+		r.ForgetReceived()
+		// Only the drop flag stops here, as in Kamailio: after
+		// KSR.sworker.task without KSR.x.drop the request is routed here too.
 		if msg.Drop {
 			r.Done()
 			return
 		}
 	}
-	w.call(msg, e.set.RequestCB, true)
-	if !msg.Suspended {
+	if suspended := w.callRequest(msg, e.set.RequestCB); !suspended { // async.go
+		w.relayDone(msg) // relay.go: pending failure handling, relay errors
 		r.Done()
 	}
 }
 
-// reply routes a received reply through the core reply route.
-func (w *worker) reply(r *sipnet.Response) {
+// reply routes a received reply: pre-routing (unless delegated), then the
+// core reply route.
+func (w *worker) reply(r *sipnet.Response, delegated bool) {
 	e := w.e
 	msg := &ksr.Msg{Res: r, Route: ksr.RouteReply, Time: e.clock.Now()}
-	if cb := e.set.PreRouteCB; cb != "" {
+	if cb := e.set.PreRouteCB; cb != "" && !delegated {
+		if e.deps.Sworker != nil {
+			r.KeepReceived()
+		}
 		msg.PreRouting = true
 		msg.Route = ksr.RouteEvent
 		w.call(msg, cb, false, argPreRouting)
 		msg.PreRouting = false
 		msg.Route = ksr.RouteReply
-		if msg.Delegated || msg.Drop {
+		r.ForgetReceived()
+		if msg.Drop { // only drop stops, as for requests
 			return
 		}
 	}
-	if e.set.ReplyCB != "" {
-		w.call(msg, e.set.ReplyCB, false)
-	}
+	w.replyRoute(msg) // relay.go: reply route, then tm or stateless forwarding
 }
 
 // HandleRequest queues a received request for the receivers (sipnet.Handler).

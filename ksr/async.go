@@ -8,9 +8,11 @@ import (
 
 // The KSR.async functions. Limits and codes follow Kamailio's async module:
 // route seconds 1..99, ms_route milliseconds 1..29999, route name < 63
-// characters; success returns the module's "return" parameter (0), errors -1.
-// The Lua function keeps running after a successful suspend (there is no
-// implicit exit in KEMI): scripts call KSR.x.exit() right after.
+// characters; success returns the module's "return" parameter (0), errors -1
+// with a log line, bad arity false (KEMI's rule). The Lua function keeps
+// running after a successful suspend (there is no implicit exit in KEMI):
+// scripts call KSR.x.exit() right after. docs/async.md lists every
+// difference from Kamailio.
 
 const maxRouteName = 62
 
@@ -93,8 +95,10 @@ func (e *Env) asyncFuncs() map[string]lua.LGFunction {
 		},
 		"get_data":  func(L *lua.LState) int { return retStr(L, e.AsyncData) },
 		"get_gname": func(L *lua.LState) int { return retStr(L, e.asyncGroup()) },
-		// sleep and ms_sleep go beyond Kamailio's KEMI: the running handler
-		// is suspended as a coroutine and continues with the next statement.
+		// sleep and ms_sleep go beyond Kamailio's KEMI: the running request
+		// handler is suspended as a coroutine and continues with the next
+		// statement, where the call returns 1; it returns -1 at once when it
+		// cannot suspend (not in the request route, inside pcall, ...).
 		"sleep": func(L *lua.LState) int {
 			if !e.arity(L, "async.sleep", 1) || unavailable(L) {
 				return 1

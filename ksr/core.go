@@ -233,6 +233,7 @@ func (e *Env) coreFuncs() map[string]lua.LGFunction {
 		"KDMQ", "GET", "POST", "PUT", "DELETE"} {
 		f["is_"+string(m)] = e.methodFunc(m)
 	}
+	e.flagAndForwardFuncs(f)
 	return f
 }
 
@@ -273,4 +274,56 @@ func (e *Env) isMyself(host string, port int) bool {
 		}
 	}
 	return false
+}
+
+// maxFlag is the highest message flag (Kamailio's MAX_FLAG).
+const maxFlag = 31
+
+// flagAndForwardFuncs adds the message flags (KSR.setflag, resetflag,
+// isflagset: 0..31, INT 1/-1 and BOOL, as kemi.c) and stateless forwarding
+// (KSR.forward, KSR.forward_uri).
+func (e *Env) flagAndForwardFuncs(f map[string]lua.LGFunction) {
+	// flagFunc wraps a flag operation: bad arity pushes false (arity), an
+	// invalid flag or no message gives bad.
+	flagFunc := func(name string, bad lua.LValue, op func(L *lua.LState, n int) int) lua.LGFunction {
+		return func(L *lua.LState) int {
+			if !e.arity(L, name, 1) {
+				return 1
+			}
+			n := argInt(L, 1)
+			if n < 0 || n > maxFlag || e.Msg == nil {
+				e.D.Log.Error("invalid flag", "function", "KSR."+name, "flag", n)
+				L.Push(bad)
+				return 1
+			}
+			return op(L, n)
+		}
+	}
+	f["setflag"] = flagFunc("setflag", boxInt(-1), func(L *lua.LState, n int) int {
+		e.Msg.Flags |= 1 << n
+		return retInt(L, 1)
+	})
+	f["resetflag"] = flagFunc("resetflag", boxInt(-1), func(L *lua.LState, n int) int {
+		e.Msg.Flags &^= 1 << n
+		return retInt(L, 1)
+	})
+	f["isflagset"] = flagFunc("isflagset", lua.LFalse, func(L *lua.LState, n int) int {
+		return retBool(L, b2i(e.Msg.Flags&(1<<n) != 0))
+	})
+	forward := func(L *lua.LState, dst string) int {
+		if e.D.Relay == nil {
+			e.D.Log.Error("forward: no SIP network to forward on")
+			return retInt(L, -1)
+		}
+		return retInt(L, e.D.Relay.Forward(e, dst))
+	}
+	// forward sends the request statelessly to $du or the R-URI.
+	f["forward"] = func(L *lua.LState) int { return forward(L, "") }
+	// forward_uri(uri) sends the request statelessly to uri.
+	f["forward_uri"] = func(L *lua.LState) int {
+		if !e.arity(L, "forward_uri", 1) {
+			return 1
+		}
+		return forward(L, argStr(L, 1))
+	}
 }

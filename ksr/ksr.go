@@ -20,6 +20,7 @@ func (e *Env) modules() []module {
 		{"hdr", e.hdrFuncs()},
 		{"sl", e.slFuncs()},
 		{"tm", e.tmFuncs()},
+		{"rr", e.rrFuncs()},
 		{"mqueue", e.mqueueFuncs()},
 		{"async", e.asyncFuncs()},
 		{"sworker", e.sworkerFuncs()},

@@ -53,6 +53,15 @@ type Msg struct {
 	AVPs map[string]any
 	// Time is the event's time, cached for $Ts/$TV(s).
 	Time time.Time
+
+	// Flags are the message flags 0..31 (KSR.setflag/resetflag/isflagset);
+	// a relayed request's flags are seen by its failure and reply routes.
+	Flags uint32
+	// OnFailure, OnReply and OnBranch are the Lua functions armed with
+	// KSR.tm.t_on_failure / t_on_reply / t_on_branch (tm.go).
+	OnFailure, OnReply, OnBranch string
+	// TM is the reply a failure route runs for (tm.go), nil elsewhere.
+	TM *TMReply
 }
 
 // SIP returns the underlying sipgo message (request or reply), or nil.
@@ -85,7 +94,8 @@ type Async interface {
 	// Data runs fname(evname) in group with data, without a transaction.
 	Data(e *Env, fname, group, data string) int
 	// Sleep suspends the running handler for d (a coroutine) and continues
-	// it after; it returns false when the handler cannot be suspended.
+	// it after; when the handler cannot be suspended it pushes -1 and
+	// returns 1 at once.
 	Sleep(e *Env, L *lua.LState, d time.Duration) int
 }
 
@@ -104,6 +114,7 @@ type Deps struct {
 	Shv      *SharedVars
 	Async    Async   // nil when the async module is not loaded
 	Sworker  Sworker // nil when sworker is not loaded
+	Relay    Relay   // stateful/stateless forwarding (tm.go); nil without network
 	Myself   func() []netip.AddrPort
 	XdataPV  string // sworker xdata PV name, "" when unset
 	Aliases  []string
@@ -127,14 +138,14 @@ type Env struct {
 
 	vars    map[string]lua.LValue
 	pvCache map[string]*pvSpec
-	mq      map[*queues.Queue]queues.Item
+	mq      mqState // KSR.mqueue: fetched items (mqueue.go)
 	faked   *Msg
 }
 
 // NewEnv returns the private state of one VM.
 func NewEnv(d *Deps, name, group string, index int) *Env {
 	return &Env{D: d, Name: name, Group: group, Index: index,
-		vars: map[string]lua.LValue{}, pvCache: map[string]*pvSpec{}, mq: map[*queues.Queue]queues.Item{}}
+		vars: map[string]lua.LValue{}, pvCache: map[string]*pvSpec{}}
 }
 
 // Faked returns a fresh faked-request context for events without a message

@@ -80,6 +80,7 @@ type VM struct {
 	version atomic.Int64
 	opts    Options
 	errfn   *lua.LFunction
+	co      coVM // handlers running as coroutines (coroutine.go)
 
 	// budget enforcement: started holds the event start (unix ns), 0 when
 	// idle, -1 once the watchdog cancelled the event.

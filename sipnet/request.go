@@ -24,6 +24,14 @@ type Request struct {
 	// Sink, when set, receives the replies of a request that came from no
 	// socket (kemi test, faked requests) instead of the network.
 	Sink func(*sip.Response) error
+	// Tag is an opaque value for whoever injected a virtual request (kemi
+	// test); Handoff copies it.
+	Tag any
+
+	// received is a copy of Msg as it arrived (KeepReceived), passed on by
+	// the next Handoff; handedReceived marks a copy that carries it.
+	received       *sip.Request
+	handedReceived bool
 }
 
 // Response is a received response.
@@ -31,6 +39,12 @@ type Response struct {
 	Msg      *sip.Response
 	Listener *Listener
 	Src      netip.AddrPort
+	// Branch is the client transaction of a relayed request the reply
+	// matched (client.go), nil for others.
+	Branch *Branch
+
+	received       *sip.Response // see Request.received
+	handedReceived bool
 }
 
 // ErrNoListener is returned when a request carries no listener to reply on
@@ -105,6 +119,9 @@ func (r *Request) NewTx() (*Tx, error) {
 	if r.tx != nil {
 		return r.tx, nil
 	}
+	if r.Sink != nil {
+		return r.newVirtualTx() // kemi test (virtual.go)
+	}
 	if r.Listener == nil {
 		return nil, ErrNoListener
 	}
@@ -167,20 +184,75 @@ func destination(r *Request) string {
 
 var tagPool = sync.Pool{New: func() any { return new([16]byte) }}
 
-// Handoff returns a copy of r, with its own copy of the message, that takes
-// over r's in-flight marker: the copy is processed elsewhere as freshly
-// received (sworker), and r.Done becomes a no-op.
+// KeepReceived keeps a copy of the message as it arrived, before the routing
+// logic changes it, for a later Handoff: Kamailio's sworker passes on the
+// raw received bytes, so edits made before the handoff must not travel. It
+// costs one message clone, so the engine calls it only when a handoff may
+// follow (sworker loaded and a pre-routing callback set).
+func (r *Request) KeepReceived() {
+	if r.received == nil {
+		r.received = r.Msg.Clone()
+	}
+}
+
+// ForgetReceived drops the copy kept by KeepReceived.
+func (r *Request) ForgetReceived() { r.received = nil }
+
+// Handoff returns a copy of r that takes over r's in-flight marker: the copy
+// is processed elsewhere as freshly received (sworker), and r.Done becomes a
+// no-op. The copy carries the message kept by KeepReceived, or else a clone
+// of Msg as it is now (also for a second handoff of the same request: the
+// kept message then belongs to the first copy).
 func (r *Request) Handoff() *Request {
 	c := *r
-	c.Msg = r.Msg.Clone()
+	if r.received != nil {
+		c.Msg, r.received, c.handedReceived = r.received, nil, true
+	} else {
+		c.Msg, c.handedReceived = r.Msg.Clone(), false
+	}
+	c.received = nil
 	c.tx = nil
 	c.Replied = 0
 	r.inflight = false
 	return &c
 }
 
-// TakeBack undoes a Handoff whose copy was never processed.
+// TakeBack undoes a Handoff whose copy was never processed: the in-flight
+// marker, and the kept received message, return to r.
 func (r *Request) TakeBack(c *Request) {
 	r.inflight = c.inflight
 	c.inflight = false
+	if c.handedReceived && r.received == nil {
+		r.received = c.Msg
+	}
+}
+
+// KeepReceived is Request.KeepReceived for a reply.
+func (r *Response) KeepReceived() {
+	if r.received == nil {
+		r.received = r.Msg.Clone()
+	}
+}
+
+// ForgetReceived drops the copy kept by KeepReceived.
+func (r *Response) ForgetReceived() { r.received = nil }
+
+// Handoff returns a copy of r for processing elsewhere (sworker), carrying
+// the reply kept by KeepReceived or else a clone of Msg as it is now.
+func (r *Response) Handoff() *Response {
+	c := *r
+	if r.received != nil {
+		c.Msg, r.received, c.handedReceived = r.received, nil, true
+	} else {
+		c.Msg, c.handedReceived = r.Msg.Clone(), false
+	}
+	c.received = nil
+	return &c
+}
+
+// TakeBack undoes a Handoff whose copy was never processed.
+func (r *Response) TakeBack(c *Response) {
+	if c.handedReceived && r.received == nil {
+		r.received = c.Msg
+	}
 }

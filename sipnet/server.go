@@ -15,6 +15,9 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
+// udpBuffer is the socket buffer size asked for UDP listeners.
+const udpBuffer = 4 << 20
+
 // Listen is one socket to listen on.
 type Listen struct {
 	Proto string // "udp" or "tcp"
@@ -41,7 +44,10 @@ type Options struct {
 
 // Stats are counters of the network layer.
 type Stats struct {
-	Requests, Responses, Absorbed, Replies, ParseErrors uint64
+	Requests, Responses, Absorbed, Replies, ParseErrors, BadRequests uint64
+	// Relayed counts requests and replies forwarded (statefully or not),
+	// retransmissions excluded.
+	Relayed uint64
 }
 
 // Server owns the listeners and the server transaction table.
@@ -51,10 +57,14 @@ type Server struct {
 	handler   Handler
 	listeners []*Listener
 	txs       table
+	branches  branchTable // client transactions of relayed requests (client.go)
 	wg        sync.WaitGroup
 	cancel    context.CancelFunc
 
-	nRequests, nResponses, nAbsorbed, nReplies, nParseErrors atomic.Uint64
+	srcMu sync.Mutex
+	srcIP map[netip.Addr]netip.Addr // wildcard listeners: local address per destination
+
+	nRequests, nResponses, nAbsorbed, nReplies, nParseErrors, nRelayed, nBadRequests atomic.Uint64
 }
 
 // Listener is one bound socket with its own sipgo transport layer, so that
@@ -84,8 +94,9 @@ func New(opts Options, h Handler) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{opts: opts, log: log, handler: h}
+	s := &Server{opts: opts, log: log, handler: h, srcIP: map[netip.Addr]netip.Addr{}}
 	s.txs.init()
+	s.branches.init()
 	return s, nil
 }
 
@@ -135,6 +146,13 @@ func (s *Server) bind(l Listen, parser *sip.Parser) (*Listener, error) {
 		if err != nil {
 			return nil, fmt.Errorf("listen %s: %w", l, err)
 		}
+		// A burst must not overflow the kernel queue while the reader is
+		// descheduled: ask for large socket buffers (capped by
+		// net.core.rmem_max/wmem_max), as Kamailio's maxbuffer probing does.
+		if uc, ok := pc.(*net.UDPConn); ok {
+			uc.SetReadBuffer(udpBuffer)
+			uc.SetWriteBuffer(udpBuffer)
+		}
 		ln.pc = pc
 		ln.Addr = pc.LocalAddr().(*net.UDPAddr).AddrPort()
 	case "tcp":
@@ -178,6 +196,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		return ctx.Err()
 	}
 	s.txs.terminateAll()
+	s.branches.terminateAll()
 	return nil
 }
 
@@ -201,6 +220,8 @@ func (s *Server) Stats() Stats {
 		Absorbed:    s.nAbsorbed.Load(),
 		Replies:     s.nReplies.Load(),
 		ParseErrors: s.nParseErrors.Load(),
+		Relayed:     s.nRelayed.Load(),
+		BadRequests: s.nBadRequests.Load(),
 	}
 }
 
@@ -217,11 +238,23 @@ func (ln *Listener) onMessage(m sip.Message) {
 	case *sip.Response:
 		s.nResponses.Add(1)
 		src, _ := netip.ParseAddrPort(msg.Source())
-		s.handler.HandleResponse(&Response{Msg: msg, Listener: ln, Src: src})
+		// A reply to a relayed request carries its client transaction.
+		s.handler.HandleResponse(&Response{Msg: msg, Listener: ln, Src: src, Branch: s.matchBranch(msg)})
 	}
 }
 
 func (s *Server) onRequest(ln *Listener, msg *sip.Request) {
+	if why := Malformed(msg); why != "" {
+		s.nBadRequests.Add(1)
+		s.log.Debug("malformed request", "reason", why, "method", string(msg.Method))
+		if msg.Via() != nil && !msg.IsAck() {
+			r := s.newRequest(ln, msg, "")
+			if err := r.ReplyStateless(400, "Bad Request", []sip.Header{sip.NewHeader("Warning", `399 kemi "`+why+`"`)}, nil); err != nil {
+				s.log.Debug("400 to a malformed request failed", "error", err)
+			}
+		}
+		return
+	}
 	key, ok := txKey(msg, "")
 	if !ok {
 		// No Via branch/CSeq to build a key from: route it without absorption.
@@ -262,6 +295,27 @@ func (s *Server) onRequest(ln *Listener, msg *sip.Request) {
 func (s *Server) newRequest(ln *Listener, msg *sip.Request, key string) *Request {
 	src, _ := netip.ParseAddrPort(msg.Source())
 	return &Request{Msg: msg, Listener: ln, Src: netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), key: key, srv: s}
+}
+
+// Malformed says what makes a request unroutable (RFC 3261 8.1.1: To,
+// From, CSeq, Call-ID, Max-Forwards and Via are mandatory; Max-Forwards is
+// tolerated missing, as proxies do), or "" when it is fine.
+func Malformed(m *sip.Request) string {
+	switch {
+	case m.Via() == nil:
+		return "missing Via"
+	case m.From() == nil:
+		return "missing From"
+	case m.To() == nil:
+		return "missing To"
+	case m.CallID() == nil || *m.CallID() == "":
+		return "missing Call-ID"
+	case m.CSeq() == nil:
+		return "missing CSeq"
+	case m.CSeq().MethodName != m.Method:
+		return "CSeq method does not match the request method"
+	}
+	return ""
 }
 
 // txKey is the RFC 3261 17.2.3 server transaction key: top Via branch,

@@ -2,6 +2,7 @@ package sipnet
 
 import (
 	"errors"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ var ErrTxGone = errors.New("sipnet: transaction is gone (cancelled, terminated o
 // INVITE over UDP until the ACK arrives.
 type Tx struct {
 	stx      *sip.ServerTx
+	virt     *virtualTx // set instead of stx for a virtual request (virtual.go)
 	req      *Request
 	key      string
 	srv      *Server
@@ -30,6 +32,10 @@ type Tx struct {
 	last   int
 	stop2  chan struct{}
 	ackKey string
+
+	// relay: set when the request is relayed (client.go, engine relay).
+	onCancel func()
+	relay    any
 }
 
 // Request returns the request the transaction belongs to.
@@ -40,6 +46,9 @@ func (t *Tx) Canceled() bool { return t.canceled.Load() }
 
 // Terminated reports whether the transaction has ended.
 func (t *Tx) Terminated() bool {
+	if t.virt != nil {
+		return t.virt.terminated()
+	}
 	select {
 	case <-t.stx.Done():
 		return true
@@ -49,7 +58,12 @@ func (t *Tx) Terminated() bool {
 }
 
 // Done is closed when the transaction ends.
-func (t *Tx) Done() <-chan struct{} { return t.stx.Done() }
+func (t *Tx) Done() <-chan struct{} {
+	if t.virt != nil {
+		return t.virt.done
+	}
+	return t.stx.Done()
+}
 
 // FinalStatus returns the final status sent (0 while none).
 func (t *Tx) FinalStatus() int {
@@ -69,7 +83,9 @@ func (t *Tx) LastStatus() int {
 // the transaction is gone, it returns ErrTxGone.
 func (t *Tx) Reply(code int, reason string, extra []sip.Header, body []byte) error {
 	t.mu.Lock()
-	if t.final != 0 || t.canceled.Load() || t.Terminated() {
+	// A relayed transaction stays answerable after a CANCEL: its final
+	// reply (the relayed 487) is still to come.
+	if t.final != 0 || (t.canceled.Load() && t.onCancel == nil) || t.Terminated() {
 		t.mu.Unlock()
 		return ErrTxGone
 	}
@@ -79,6 +95,9 @@ func (t *Tx) Reply(code int, reason string, extra []sip.Header, body []byte) err
 	t.last = code
 	t.mu.Unlock()
 	res := buildResponse(t.req, code, reason, t.toTag, extra, body)
+	if t.virt != nil {
+		return t.respondVirtual(code, res)
+	}
 	if err := t.stx.Respond(res); err != nil {
 		return err
 	}
@@ -86,10 +105,7 @@ func (t *Tx) Reply(code int, reason string, extra []sip.Header, body []byte) err
 	if code >= 200 && code < 300 && t.req.Msg.IsInvite() && t.req.Proto() == "udp" {
 		t.start2xx(res)
 	}
-	if code >= 200 {
-		// sipgo keeps a finalised transaction alive for its retransmission timers.
-		t.stx.TerminateGracefully()
-	}
+	t.afterFinal(code)
 	return nil
 }
 
@@ -101,12 +117,16 @@ func (t *Tx) cancel(c *sip.Request) {
 		t.srv.log.Debug("reply to CANCEL failed", "error", err)
 	}
 	t.mu.Lock()
-	final := t.final
+	final, relayed := t.final, t.onCancel
 	t.mu.Unlock()
 	if final != 0 {
 		return
 	}
 	t.canceled.Store(true)
+	if relayed != nil {
+		relayed() // a proxy cancels its branches and relays their replies
+		return
+	}
 	res := buildResponse(t.req, 487, "Request Terminated", t.toTag, nil, nil)
 	t.mu.Lock()
 	t.final, t.last = 487, 487
@@ -117,6 +137,99 @@ func (t *Tx) cancel(c *sip.Request) {
 	t.stx.TerminateGracefully()
 }
 
+// SetCancelHandler makes a CANCEL matched to this INVITE transaction call
+// f (after the 200 for the CANCEL, from the listener's read goroutine: f
+// must not block) instead of answering 487: a proxy cancels its branches
+// and relays their final replies. Canceled reports true from then on.
+func (t *Tx) SetCancelHandler(f func()) {
+	t.mu.Lock()
+	t.onCancel = f
+	t.mu.Unlock()
+}
+
+// RelayState returns the value set with SetRelayState (nil when none).
+func (t *Tx) RelayState() any {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.relay
+}
+
+// SetRelayState attaches the relaying layer's state to the transaction.
+func (t *Tx) SetRelayState(v any) {
+	t.mu.Lock()
+	t.relay = v
+	t.mu.Unlock()
+}
+
+// Forward relays a reply received from downstream (its top Via already
+// removed) through the transaction. A provisional reply is refused after a
+// final one (ErrTxGone); a 2xx to INVITE is always relayed (RFC 3261 16.7:
+// every 2xx goes upstream), the ones after the first statelessly. The proxy
+// does not retransmit a relayed 2xx itself: the UAS does.
+func (t *Tx) Forward(res *sip.Response) error {
+	code := int(res.StatusCode)
+	t.mu.Lock()
+	final := t.final
+	again := final != 0 && code >= 200 && code < 300 && t.req.Msg.IsInvite()
+	if (final != 0 && !again) || (t.Terminated() && !again) {
+		t.mu.Unlock()
+		return ErrTxGone
+	}
+	if final == 0 && code >= 200 {
+		t.final = code
+	}
+	t.last = code
+	t.mu.Unlock()
+	if t.virt != nil {
+		return errors.New("sipnet: cannot relay replies to a virtual request")
+	}
+	res.SetTransport(sip.NetworkToUpper(t.req.Proto()))
+	res.SetDestination(destination(t.req))
+	if again {
+		dst, err := netip.ParseAddrPort(res.Destination())
+		if err != nil {
+			return err
+		}
+		err = t.req.Listener.write(res, dst)
+		if err == nil {
+			t.srv.nRelayed.Add(1)
+		}
+		return err
+	}
+	if err := t.stx.Respond(res); err != nil {
+		return err
+	}
+	t.srv.nRelayed.Add(1)
+	t.afterFinal(code)
+	return nil
+}
+
+// afterFinal schedules the end of the transaction once code went out. sipgo
+// would keep a non-INVITE UDP transaction for timer J (64*T1 = 32 s) to
+// answer retransmissions; tm keeps it for its wait timer (wt_timer, 5 s). At
+// thousands of requests per second the 32 s of requests and replies held make
+// the heap, and the garbage collector's work, six times bigger.
+func (t *Tx) afterFinal(code int) {
+	switch {
+	case code < 200:
+	case !t.req.Msg.IsInvite() && t.req.Proto() == "udp":
+		wait := time.AfterFunc(RelayWait, func() {
+			if !t.Terminated() {
+				t.stx.Terminate()
+			}
+		})
+		if !t.stx.OnTerminate(func(string, error) { wait.Stop() }) {
+			wait.Stop() // ended meanwhile (shutdown)
+		}
+	default:
+		t.stx.TerminateGracefully()
+	}
+}
+
+// RelayWait is how long a non-INVITE transaction over UDP stays to answer
+// retransmissions after its final reply (tm's wt_timer default).
+const RelayWait = 5 * time.Second
+
 // receive passes a retransmission or an ACK to sipgo's transaction.
 func (t *Tx) receive(m *sip.Request) {
 	if err := t.stx.Receive(m); err != nil {
@@ -125,6 +238,16 @@ func (t *Tx) receive(m *sip.Request) {
 }
 
 func (t *Tx) terminate() { t.stx.Terminate() }
+
+// Terminate ends the transaction without a reply (a relay that failed after
+// the script answered statelessly): a retransmission is routed anew.
+func (t *Tx) Terminate() {
+	if t.virt != nil {
+		t.virt.terminate()
+		return
+	}
+	t.stx.Terminate()
+}
 
 // start2xx retransmits a 2xx to INVITE at T1, 2T1, ... capped at T2, until
 // the ACK arrives or 64*T1 passes (RFC 3261 13.3.1.4).

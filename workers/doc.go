@@ -3,9 +3,11 @@
 // process groups (SIP receivers, async workers, sworker groups) as
 // goroutines.
 //
-// Concurrency contract: Submit and TrySubmit are safe for concurrent use,
-// before and during Stop; after Stop they return ErrStopped. Each task is
-// run exactly once, by one worker, on that worker's goroutine, with that
-// worker's Runner. Stop lets the workers finish every accepted task, then
-// closes the runners. The package knows nothing of Lua or SIP.
+// Concurrency contract: Submit, TrySubmit and SubmitTo are safe for
+// concurrent use, before and during Stop; after Stop they return ErrStopped.
+// Each task is run exactly once, by one worker, on that worker's goroutine,
+// with that worker's Runner; a task given to SubmitTo(i) runs on worker i,
+// before the tasks waiting in the shared inbox. Stop lets the workers finish
+// every accepted task, then closes the runners. The package knows nothing of
+// Lua or SIP.
 package workers

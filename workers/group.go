@@ -30,14 +30,20 @@ type Options struct {
 	// OnPanic is called (on the worker goroutine) when Run panics; the
 	// worker goes on with the next task. nil: the panic is swallowed.
 	OnPanic func(worker int, v any)
+	// OwnInbox is the number of tasks that may wait in each worker's own
+	// inbox (SubmitTo); 0 means 1024.
+	OwnInbox int
 }
 
 // Group is a fixed set of workers sharing one inbox: any idle worker takes
-// the next task.
+// the next task. Each worker also has its own inbox (SubmitTo), for tasks
+// that only that worker can run (a Lua coroutine of its VM); a worker takes
+// from its own inbox first.
 type Group struct {
 	opts    Options
 	newR    func(i int) (Runner, error)
 	inbox   chan any
+	own     []chan any   // by worker
 	mu      sync.RWMutex // held for reading while sending, for writing to close the inbox
 	stopped bool
 	wg      sync.WaitGroup
@@ -55,7 +61,14 @@ func NewGroup(opts Options, newRunner func(i int) (Runner, error)) (*Group, erro
 	if opts.Inbox <= 0 {
 		opts.Inbox = 1024 * opts.Workers
 	}
-	return &Group{opts: opts, newR: newRunner, inbox: make(chan any, opts.Inbox)}, nil
+	if opts.OwnInbox <= 0 {
+		opts.OwnInbox = 1024
+	}
+	g := &Group{opts: opts, newR: newRunner, inbox: make(chan any, opts.Inbox), own: make([]chan any, opts.Workers)}
+	for i := range g.own {
+		g.own[i] = make(chan any, opts.OwnInbox)
+	}
+	return g, nil
 }
 
 // Name returns the group's name.
@@ -88,11 +101,37 @@ func (g *Group) Start(ctx context.Context) error {
 	return nil
 }
 
+// loop runs tasks until both inboxes are closed and empty, taking from the
+// worker's own inbox first.
 func (g *Group) loop(i int, r Runner) {
 	defer g.wg.Done()
 	defer r.Close()
-	for t := range g.inbox {
-		g.run(i, r, t)
+	own, shared := g.own[i], g.inbox
+	for own != nil || shared != nil {
+		select {
+		case t, ok := <-own:
+			if !ok {
+				own = nil
+				continue
+			}
+			g.run(i, r, t)
+			continue
+		default:
+		}
+		select {
+		case t, ok := <-own:
+			if !ok {
+				own = nil
+				continue
+			}
+			g.run(i, r, t)
+		case t, ok := <-shared:
+			if !ok {
+				shared = nil
+				continue
+			}
+			g.run(i, r, t)
+		}
 	}
 }
 
@@ -128,6 +167,31 @@ func (g *Group) Submit(ctx context.Context, task any) error {
 	}
 }
 
+// SubmitTo queues a task for worker i only (its own inbox, served before the
+// shared one), waiting while that inbox is full. It fails for an index out
+// of range.
+func (g *Group) SubmitTo(ctx context.Context, i int, task any) error {
+	if i < 0 || i >= len(g.own) {
+		return fmt.Errorf("worker group %q: no worker %d (size %d)", g.opts.Name, i, len(g.own))
+	}
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.stopped {
+		return ErrStopped
+	}
+	select {
+	case g.own[i] <- task:
+		return nil
+	default:
+	}
+	select {
+	case g.own[i] <- task:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // TrySubmit queues a task or returns ErrFull at once.
 func (g *Group) TrySubmit(task any) error {
 	g.mu.RLock()
@@ -144,7 +208,13 @@ func (g *Group) TrySubmit(task any) error {
 }
 
 // Pending returns the number of queued tasks not yet taken by a worker.
-func (g *Group) Pending() int { return len(g.inbox) }
+func (g *Group) Pending() int {
+	n := len(g.inbox)
+	for _, c := range g.own {
+		n += len(c)
+	}
+	return n
+}
 
 // Busy returns how many workers are running a task now.
 func (g *Group) Busy() int { return int(g.busy.Load()) }
@@ -160,6 +230,9 @@ func (g *Group) Stop(ctx context.Context) error {
 	if !g.stopped {
 		g.stopped = true
 		close(g.inbox)
+		for _, c := range g.own {
+			close(c)
+		}
 	}
 	g.mu.Unlock()
 	done := make(chan struct{})

@@ -2,11 +2,49 @@ package main
 
 import (
 	"context"
-	"errors"
+	"flag"
+	"fmt"
+	"regexp"
+
+	"kemi/luatest"
 )
 
 type testCommand struct{ m *Main }
 
 func (c *testCommand) Run(ctx context.Context, args []string) error {
-	return errors.New("kemi test is not implemented yet")
+	fs := flag.NewFlagSet("kemi test", flag.ContinueOnError)
+	fs.SetOutput(c.m.Stderr)
+	file := fs.String("f", "", "configuration `file` for test files that do not call t.config (default: kemi.cfg next to each test file, else in the current directory)")
+	run := fs.String("run", "", "run only the tests whose name (\"describe / it\") matches the `regexp`")
+	verbose := fs.Bool("v", false, "print every test's output (print and engine log lines, debug level included)")
+	format := fs.String("format", "text", "report `format`: text, tap or junit")
+	timeout := fs.Duration("timeout", luatest.DefaultTimeout, "fail a test that runs longer than this")
+	defines := defineFlags{}
+	fs.Var(defines, "A", "define `NAME[=VALUE]` for #!ifdef (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintf(c.m.Stderr, "usage: kemi test [-f kemi.cfg] [-run regexp] [-v] [-format text|tap|junit] [paths...]\n\n"+
+			"Runs the Lua test files (*_test.lua) found under paths (default %s), each against a fresh\n"+
+			"in-process engine: no sockets, a virtual clock, replies captured. See docs/testing.md.\n"+
+			"The exit status is 1 when a test fails.\n\n", luatest.DefaultDir)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	o := luatest.Options{Config: *file, Defines: defines, Verbose: *verbose, Format: *format, Timeout: *timeout, Out: c.m.Stdout}
+	if *run != "" {
+		re, err := regexp.Compile(*run)
+		if err != nil {
+			return fmt.Errorf("-run: %w", err)
+		}
+		o.Run = re
+	}
+	sum, err := luatest.Run(ctx, fs.Args(), o)
+	if err != nil {
+		return err
+	}
+	if sum.Failed > 0 {
+		return exitError(1)
+	}
+	return nil
 }

@@ -1,0 +1,480 @@
+package engine
+
+// In-process injection for `kemi test`: requests enter the receivers group
+// as if received from a socket, their replies are captured instead of sent,
+// and a virtual clock moves only when the test says so. After each step the
+// engine is driven to idle: nothing queued or running, every goroutine that
+// waits on the clock waiting on the deadline it should. What a test then
+// observes does not depend on timing: no sleep guesses how long work takes.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"kemi/ksr"
+	"kemi/sipnet"
+	"kemi/timers"
+)
+
+// TestClock is the virtual clock of an engine under test: a timers.Fake that
+// also knows the deadline of every armed timer, so that the engine can tell
+// when each goroutine waiting on the clock waits on the deadline it should
+// (see Engine.WaitIdle). Pass it as Options.Clock; only Engine.Advance moves
+// it.
+type TestClock struct {
+	f     *timers.Fake
+	mu    sync.Mutex
+	armed map[*testTimer]time.Time
+}
+
+// NewTestClock returns a virtual clock reading start.
+func NewTestClock(start time.Time) *TestClock {
+	return &TestClock{f: timers.NewFake(start), armed: map[*testTimer]time.Time{}}
+}
+
+// Now returns the virtual time.
+func (c *TestClock) Now() time.Time { return c.f.Now() }
+
+// NewTimer returns a timer firing when the virtual time reaches Now()+d.
+func (c *TestClock) NewTimer(d time.Duration) timers.Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &testTimer{c: c, t: c.f.NewTimer(d)}
+	if d > 0 {
+		c.armed[t] = c.f.Now().Add(d)
+	}
+	return t
+}
+
+// deadlines returns the deadlines of the armed timers, sorted.
+func (c *TestClock) deadlines() []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]time.Time, 0, len(c.armed))
+	for _, at := range c.armed {
+		out = append(out, at)
+	}
+	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
+	return out
+}
+
+// advanceTo moves the time to at (not before now), firing the timers due.
+func (c *TestClock) advanceTo(at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d := at.Sub(c.f.Now()); d > 0 {
+		c.f.Advance(d)
+	}
+	now := c.f.Now()
+	for t, due := range c.armed {
+		if !due.After(now) {
+			delete(c.armed, t)
+		}
+	}
+}
+
+type testTimer struct {
+	c *TestClock
+	t timers.Timer
+}
+
+func (t *testTimer) C() <-chan time.Time { return t.t.C() }
+
+func (t *testTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	delete(t.c.armed, t)
+	return t.t.Stop()
+}
+
+func (t *testTimer) Reset(d time.Duration) bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	delete(t.c.armed, t)
+	was := t.t.Reset(d)
+	if d > 0 {
+		t.c.armed[t] = t.c.f.Now().Add(d)
+	}
+	return was
+}
+
+var (
+	_ timers.Clock = (*TestClock)(nil)
+	_ timers.Timer = (*testTimer)(nil)
+)
+
+// InjectOptions say where an injected request claims to come from.
+type InjectOptions struct {
+	// Proto is "udp" (default) or "tcp".
+	Proto string
+	// Src is the sender ($si, $sp); default 127.0.0.1:5080.
+	Src netip.AddrPort
+	// Local is the receiving socket ($Ri, $Rp); default the first listen=
+	// address of Proto in the configuration (127.0.0.1:5060 without one).
+	Local netip.AddrPort
+}
+
+// Route is one pass of an injected request through a worker.
+type Route struct {
+	Worker    string // e.g. "receiver/0", "slow/1"
+	Group     string // e.g. "receivers", or the sworker group
+	Delegated bool   // handed over by KSR.sworker.task
+}
+
+// Outcome is what happened to an injected request so far. Replies sent
+// later (an async resume after Advance) are added as they go out. Read it
+// while the engine is idle: after Inject, Advance, Cancel or WaitIdle
+// returned.
+type Outcome struct {
+	e       *Engine
+	mu      sync.Mutex
+	replies []*sip.Response
+	routes  []routed
+}
+
+type routed struct {
+	Route
+	req *sipnet.Request
+	msg *ksr.Msg
+}
+
+func (o *Outcome) sink(res *sip.Response) error {
+	o.mu.Lock()
+	o.replies = append(o.replies, res)
+	o.mu.Unlock()
+	return nil
+}
+
+// Replies returns the replies sent so far, in order (provisional ones too).
+func (o *Outcome) Replies() []*sip.Response {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.replies)
+}
+
+// Routes returns the passes of the request through the routing logic.
+func (o *Outcome) Routes() []Route {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]Route, len(o.routes))
+	for i, r := range o.routes {
+		out[i] = r.Route
+	}
+	return out
+}
+
+func (o *Outcome) passes() []routed {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.routes)
+}
+
+// Dropped reports whether the script dropped the request (KSR.x.drop or
+// KSR.set_drop).
+func (o *Outcome) Dropped() bool {
+	for _, r := range o.passes() {
+		if r.msg.Drop {
+			return true
+		}
+	}
+	return false
+}
+
+// Delegated returns the group KSR.sworker.task handed the request to.
+func (o *Outcome) Delegated() (string, bool) {
+	for _, r := range o.passes() {
+		if r.Delegated {
+			return r.Group, true
+		}
+	}
+	return "", false
+}
+
+// Suspended reports whether the request waits for an async resume.
+func (o *Outcome) Suspended() bool {
+	for _, r := range o.passes() {
+		if r.msg.Suspended {
+			return true
+		}
+	}
+	return false
+}
+
+// Cancel does what a CANCEL matched to the request's INVITE transaction
+// does (200 to the CANCEL, 487 to the INVITE, the transaction ends), then
+// waits until the engine is idle. It reports false, and does nothing, when
+// the request has no transaction or already got its final reply; a CANCEL
+// without a transaction is routed like any request: inject one.
+func (o *Outcome) Cancel(ctx context.Context) (bool, error) {
+	var tx *sipnet.Tx
+	for _, r := range o.passes() {
+		if t := r.req.Tx(); t != nil {
+			tx = t
+		}
+	}
+	if tx == nil || !tx.CancelVirtual() {
+		return false, nil
+	}
+	return true, o.e.WaitIdle(ctx)
+}
+
+// observe records a pass of an injected request through a worker (called
+// by worker.request for requests that carry a Tag).
+func (e *Engine) observe(w *worker, r *sipnet.Request, msg *ksr.Msg, delegated bool) {
+	o, ok := r.Tag.(*Outcome)
+	if !ok {
+		return
+	}
+	o.mu.Lock()
+	o.routes = append(o.routes, routed{Route{w.vm.Name(), w.env.Group, delegated}, r, msg})
+	o.mu.Unlock()
+}
+
+// Inject routes msg through the receivers group exactly as a request
+// received from a socket (pre-routing, sworker delegation, async
+// suspension), with its replies captured in the returned Outcome, and
+// returns once the engine is idle. The engine must be started; with a
+// TestClock the clock does not move.
+func (e *Engine) Inject(ctx context.Context, msg *sip.Request, o InjectOptions) (*Outcome, error) {
+	if e.runCtx == nil {
+		return nil, errors.New("inject request: engine not started")
+	}
+	proto := strings.ToLower(o.Proto)
+	switch proto {
+	case "":
+		proto = "udp"
+	case "udp", "tcp":
+	default:
+		return nil, fmt.Errorf("inject request: unsupported protocol %q (udp or tcp)", o.Proto)
+	}
+	src := o.Src
+	if !src.IsValid() {
+		src = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), 5080)
+	}
+	local := o.Local
+	if !local.IsValid() {
+		local = e.listenAddr(proto)
+	}
+	out := &Outcome{e: e}
+	r := sipnet.NewVirtualRequest(msg, proto, local, src, out.sink)
+	r.Tag = out
+	if err := e.submit(e.receivers, r); err != nil {
+		return nil, fmt.Errorf("inject request: %w", err)
+	}
+	return out, e.WaitIdle(ctx)
+}
+
+// listenAddr is the first configured listen address of proto, with port
+// 5060 for an ephemeral one (127.0.0.1:5060 without one).
+func (e *Engine) listenAddr(proto string) netip.AddrPort {
+	for _, l := range e.set.Listen {
+		if l.Proto != proto {
+			continue
+		}
+		if ap, err := netip.ParseAddrPort(l.Addr); err == nil {
+			return withPort(ap)
+		}
+	}
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), 5060)
+}
+
+// configuredAddrs are the listen= addresses of the configuration (port 0
+// read as 5060), what the engine calls itself when it has no network.
+func (e *Engine) configuredAddrs() []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, l := range e.set.Listen {
+		if ap, err := netip.ParseAddrPort(l.Addr); err == nil {
+			out = append(out, withPort(ap))
+		}
+	}
+	return out
+}
+
+// withPort reads an ephemeral port (0) as 5060.
+func withPort(ap netip.AddrPort) netip.AddrPort {
+	if ap.Port() == 0 {
+		return netip.AddrPortFrom(ap.Addr(), 5060)
+	}
+	return ap
+}
+
+// Advance moves the TestClock forward by d, one timer deadline at a time:
+// at each deadline due by then it fires the timers due and waits until the
+// engine is idle again, so rtimer runs every tick and async resumes happen
+// in deadline order, at their deadline, as they would in real time.
+func (e *Engine) Advance(ctx context.Context, d time.Duration) error {
+	c, ok := e.clock.(*TestClock)
+	if !ok {
+		return errors.New("advance clock: the engine does not run on a TestClock")
+	}
+	if e.runCtx == nil {
+		return errors.New("advance clock: engine not started")
+	}
+	if d < 0 {
+		return fmt.Errorf("advance clock: negative duration %s", d)
+	}
+	target := c.Now().Add(d)
+	for {
+		if err := e.WaitIdle(ctx); err != nil {
+			return err
+		}
+		ds := c.deadlines()
+		if len(ds) == 0 || ds[0].After(target) {
+			break
+		}
+		c.advanceTo(ds[0])
+	}
+	c.advanceTo(target)
+	return e.WaitIdle(ctx)
+}
+
+// WaitIdle waits until the engine is idle or ctx is done. Idle means: no
+// task queued or running in any group (a request suspended by async is not
+// a task while it waits), no async resume being handed over, and, with a
+// TestClock, every goroutine that waits on the clock armed on the deadline
+// it should (the next tick of each rtimer goroutine, the earliest async
+// resume). Nothing then happens until the clock moves or a request comes.
+//
+// The state is polled (yielding, then backing off up to 1 ms): progress is
+// spread over counters of several subsystems that signal nothing. Every
+// poll reads the state twice and wants both reads equal, so that a change
+// between two of its reads is not taken for idleness.
+func (e *Engine) WaitIdle(ctx context.Context) error {
+	var why string
+	for n := 0; ; n++ {
+		var a, b idleState
+		e.readIdle(&a)
+		e.readIdle(&b)
+		if why = e.notIdle(&a); why == "" && a.equal(&b) {
+			return nil
+		}
+		if ctx.Err() != nil {
+			if why == "" {
+				why = "state still changing"
+			}
+			return fmt.Errorf("wait for the engine to be idle: %s: %w", why, context.Cause(ctx))
+		}
+		switch {
+		case n < 64:
+			runtime.Gosched()
+		default:
+			time.Sleep(min(time.Duration(n-63)*20*time.Microsecond, time.Millisecond))
+		}
+	}
+}
+
+// idleState is one reading of what WaitIdle looks at.
+type idleState struct {
+	pending   int64
+	waiting   int // async: suspended requests not yet handed to a worker
+	scheduled int // async: deadlines in the heap
+	nextDue   time.Time
+	now       time.Time
+	armed     []time.Time // TestClock timers
+	test      bool        // the clock is a TestClock
+}
+
+func (s *idleState) equal(o *idleState) bool {
+	return s.pending == o.pending && s.waiting == o.waiting && s.scheduled == o.scheduled &&
+		s.nextDue.Equal(o.nextDue) && s.now.Equal(o.now) && slices.EqualFunc(s.armed, o.armed, time.Time.Equal)
+}
+
+// readIdle reads the counters, the pending count first and again last.
+func (e *Engine) readIdle(s *idleState) {
+	s.pending = e.pending.Load()
+	if a := e.async; a != nil {
+		a.mu.Lock()
+		s.waiting = a.waiting
+		a.mu.Unlock()
+		s.scheduled = a.deadlines.Len()
+		s.nextDue, _ = a.deadlines.Next()
+	}
+	if c, ok := e.clock.(*TestClock); ok {
+		s.test = true
+		s.now = c.Now()
+		s.armed = c.deadlines()
+	}
+	if p := e.pending.Load(); p != s.pending {
+		s.pending = -1 // changed while reading: not idle
+	}
+}
+
+// notIdle says why s is not idle, or "" when it is.
+func (e *Engine) notIdle(s *idleState) string {
+	switch {
+	case s.pending < 0:
+		return "tasks started or ended"
+	case s.waiting != s.scheduled:
+		return "async resumes being handed to the async workers"
+	case s.scheduled > 0 && !s.nextDue.After(s.now):
+		return "an async resume is due"
+	case s.pending != int64(s.waiting):
+		return fmt.Sprintf("%d task(s) queued or running", s.pending-int64(s.waiting))
+	case !s.test:
+		return ""
+	}
+	want := e.expectedDeadlines(s)
+	if !slices.EqualFunc(want, s.armed, time.Time.Equal) {
+		return fmt.Sprintf("clock timers armed at %s, expected at %s", fmtTimes(s.armed, s.now), fmtTimes(want, s.now))
+	}
+	return ""
+}
+
+// expectedDeadlines lists, sorted, the deadline every goroutine waiting on
+// the clock should be armed on when the engine is idle: one per rtimer
+// goroutine (its earliest next tick), one for the async resumes (the
+// earliest). A subsystem that adds a goroutine waiting on the clock must be
+// listed here, or WaitIdle reports the unexpected timer.
+func (e *Engine) expectedDeadlines(s *idleState) []time.Time {
+	var out []time.Time
+	if e.rtimer != nil && len(e.rtimer.timers) > 0 {
+		var shared time.Time
+		for _, t := range e.rtimer.timers {
+			for _, sc := range t.scheds {
+				next := nextTick(sc.Start(), sc.Interval(), s.now)
+				if t.spec.Mode != 0 {
+					out = append(out, next)
+				} else if shared.IsZero() || next.Before(shared) {
+					shared = next
+				}
+			}
+		}
+		if !shared.IsZero() {
+			out = append(out, shared)
+		}
+	}
+	if s.scheduled > 0 && s.nextDue.After(s.now) {
+		out = append(out, s.nextDue)
+	}
+	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
+	return out
+}
+
+// nextTick is the first tick start+k*iv (k >= 1) strictly after now.
+func nextTick(start time.Time, iv time.Duration, now time.Time) time.Time {
+	if now.Before(start) {
+		return start.Add(iv)
+	}
+	k := now.Sub(start)/iv + 1
+	return start.Add(k * iv)
+}
+
+func fmtTimes(ts []time.Time, now time.Time) string {
+	if len(ts) == 0 {
+		return "[]"
+	}
+	parts := make([]string, len(ts))
+	for i, t := range ts {
+		parts[i] = "+" + t.Sub(now).String()
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}

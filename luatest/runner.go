@@ -1,0 +1,212 @@
+package luatest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// DefaultDir is where `kemi test` looks for test files without arguments.
+const DefaultDir = "tests/lua"
+
+// DefaultTimeout bounds one test (and every wait for the engine in it).
+const DefaultTimeout = 30 * time.Second
+
+// Options configures a run.
+type Options struct {
+	// Config is the configuration for test files that do not choose one
+	// with t.config; "" looks for kemi.cfg next to each test file, then in
+	// the current directory.
+	Config string
+	// Defines are #!define names for the configuration (kamailio -A).
+	Defines map[string]string
+	// Run selects the tests whose full name ("describe / it") matches;
+	// nil runs every test.
+	Run *regexp.Regexp
+	// Verbose prints every test's output (print and engine log lines), not
+	// only failing tests', and captures the engine's debug lines.
+	Verbose bool
+	// Format is "text" (default), "tap" or "junit".
+	Format string
+	// Timeout bounds each test; 0 is DefaultTimeout.
+	Timeout time.Duration
+	// Out receives the report; nil is os.Stdout.
+	Out io.Writer
+}
+
+// Status is the result of one test.
+type Status int
+
+const (
+	Pass Status = iota
+	Fail
+	Skip
+)
+
+func (s Status) String() string {
+	switch s {
+	case Pass:
+		return "ok"
+	case Fail:
+		return "FAIL"
+	}
+	return "skip"
+}
+
+// Result is one test's result. A file that cannot run (a syntax error, a
+// configuration that does not load) gives one failed Result named "(file)".
+type Result struct {
+	File    string // the test file, as found
+	Name    string // "describe / it", or the t.test name
+	Status  Status
+	Failure *Failure // set when Status is Fail
+	Reason  string   // why it was skipped
+	Output  []string // print and engine log lines, in order
+	Elapsed time.Duration
+}
+
+// Failure says why a test failed: an assertion (with Expected and Actual
+// when it compares values) or a Lua error.
+type Failure struct {
+	File      string // where: the failing assert call, or the error
+	Line      int
+	Message   string
+	Expected  string // formatted Lua values; HasValues says if they are set
+	Actual    string
+	HasValues bool
+	Traceback string
+}
+
+// Where is "file:line", or "" when unknown.
+func (f *Failure) Where() string {
+	if f.File == "" {
+		return ""
+	}
+	if f.Line <= 0 {
+		return f.File
+	}
+	return fmt.Sprintf("%s:%d", f.File, f.Line)
+}
+
+// Summary counts the results of a run.
+type Summary struct {
+	Passed, Failed, Skipped int
+	Results                 []Result
+	Elapsed                 time.Duration
+}
+
+// String is the summary line: "N passed, N failed" and ", N skipped" when
+// some were.
+func (s *Summary) String() string {
+	out := fmt.Sprintf("%d passed, %d failed", s.Passed, s.Failed)
+	if s.Skipped > 0 {
+		out += fmt.Sprintf(", %d skipped", s.Skipped)
+	}
+	return out
+}
+
+// Run finds the test files under paths (DefaultDir when empty), runs them
+// in order and writes the report. The error is for a run that could not
+// happen (no test file, a bad option); failing tests are counted in the
+// Summary, not returned as an error.
+func Run(ctx context.Context, paths []string, o Options) (*Summary, error) {
+	if o.Out == nil {
+		o.Out = os.Stdout
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	rep, err := newReporter(o.Format, o.Out, o.Verbose)
+	if err != nil {
+		return nil, err
+	}
+	if len(paths) == 0 {
+		paths = []string{DefaultDir}
+	}
+	files, err := Discover(paths)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	sum := &Summary{}
+	rep.begin()
+	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		fr := newFileRun(f, &o)
+		fr.run(ctx, func(r Result) {
+			switch r.Status {
+			case Pass:
+				sum.Passed++
+			case Fail:
+				sum.Failed++
+			case Skip:
+				sum.Skipped++
+			}
+			sum.Results = append(sum.Results, r)
+			rep.result(&r)
+		})
+	}
+	sum.Elapsed = time.Since(start)
+	if err := rep.end(sum); err != nil {
+		return sum, fmt.Errorf("write report: %w", err)
+	}
+	return sum, nil
+}
+
+// Discover lists the test files named by paths: a file is taken as it is, a
+// directory is searched recursively for *_test.lua files. Files come sorted
+// within each directory, directories in argument order, without duplicates.
+func Discover(paths []string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	add := func(p string) {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("find tests: %w", err)
+		}
+		if !st.IsDir() {
+			add(filepath.Clean(p))
+			continue
+		}
+		var found []string
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() && strings.HasSuffix(d.Name(), "_test.lua") {
+				found = append(found, path)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("find tests: %w", err)
+		}
+		if len(found) == 0 {
+			return nil, fmt.Errorf("find tests: no *_test.lua file under %s", p)
+		}
+		slices.Sort(found)
+		for _, f := range found {
+			add(f)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("find tests: no test file")
+	}
+	return out, nil
+}

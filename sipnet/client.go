@@ -1,0 +1,880 @@
+package sipnet
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"hash/maphash"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// This file is the client side of relaying (Kamailio's tm UAC branches and
+// core stateless forwarding): next-hop resolution, sending from the
+// listening sockets, and client transactions (Branch) with their own timers.
+//
+// Requests and replies leave from a listener's socket, as Kamailio's do: UDP
+// datagrams are written on the listener's net.PacketConn (sipgo's
+// ClientRequestConnection would open an ephemeral socket), TCP uses the
+// listener's sipgo transport (an existing connection to the peer, else a new
+// one whose replies come back through the same transport layer).
+//
+// Branch is kemi's own client transaction rather than sipgo's sip.ClientTx:
+// ClientTx hands replies over an unbuffered channel (one goroutine parked
+// per relayed request to read it), takes its timeouts from sipgo's global
+// Timer_B/Timer_F (tm's fr_timer and fr_inv_timer are per configuration, and
+// fr_inv_timer starts at the first provisional reply) and cannot CANCEL.
+
+// DefaultFrTimer and DefaultFrInvTimer are tm's fr_timer and fr_inv_timer
+// defaults.
+const (
+	DefaultFrTimer    = 30 * time.Second
+	DefaultFrInvTimer = 120 * time.Second
+)
+
+// resolveTimeout bounds a DNS lookup of a next hop (the caller waits).
+const resolveTimeout = 2 * time.Second
+
+// Target is a resolved next hop.
+type Target struct {
+	Proto string // "udp" or "tcp"
+	Addr  netip.AddrPort
+}
+
+func (t Target) String() string { return t.Proto + ":" + t.Addr.String() }
+
+// ErrNotOurs is returned by ForwardResponse for a reply whose top Via is not
+// one of this server's (Kamailio drops those).
+var ErrNotOurs = errors.New("sipnet: reply's top Via is not ours")
+
+// ResolveURI turns a SIP URI string ($du, a Route, the R-URI) into a Target.
+func (s *Server) ResolveURI(ctx context.Context, uri string) (Target, error) {
+	var u sip.Uri
+	if err := sip.ParseUri(uri, &u); err != nil {
+		return Target{}, fmt.Errorf("parse uri %q: %w", uri, err)
+	}
+	return s.Resolve(ctx, &u)
+}
+
+// Resolve turns a SIP URI into a Target: the transport from ;transport=
+// (udp when absent), the host as an IP literal or resolved with A/AAAA
+// lookups (no NAPTR/SRV), and the port or 5060.
+func (s *Server) Resolve(ctx context.Context, u *sip.Uri) (Target, error) {
+	if u.IsEncrypted() {
+		return Target{}, fmt.Errorf("resolve %q: sips (tls) is not supported", u.String())
+	}
+	proto := "udp"
+	if tp, ok := u.UriParams.Get("transport"); ok {
+		proto = strings.ToLower(tp)
+	}
+	if proto != "udp" && proto != "tcp" {
+		return Target{}, fmt.Errorf("resolve %q: transport %q is not supported (udp or tcp)", u.String(), proto)
+	}
+	port := u.Port
+	if port == 0 {
+		port = 5060
+	}
+	ip, err := s.lookupIP(ctx, u.Host)
+	if err != nil {
+		return Target{}, err
+	}
+	return Target{Proto: proto, Addr: netip.AddrPortFrom(ip, uint16(port))}, nil
+}
+
+func (s *Server) lookupIP(ctx context.Context, host string) (netip.Addr, error) {
+	host = strings.Trim(host, "[]")
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.Unmap(), nil
+	}
+	if host == "" {
+		return netip.Addr{}, errors.New("resolve: empty host")
+	}
+	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("resolve %q: %w", host, err)
+	}
+	for _, ip := range ips { // prefer a family we listen on
+		ip = ip.Unmap()
+		for _, ln := range s.listeners {
+			if sameFamily(ln.Addr.Addr(), ip) {
+				return ip, nil
+			}
+		}
+	}
+	if len(ips) == 0 {
+		return netip.Addr{}, fmt.Errorf("resolve %q: no address", host)
+	}
+	return ips[0].Unmap(), nil
+}
+
+func sameFamily(local, remote netip.Addr) bool {
+	if local.Is6() && local.IsUnspecified() {
+		return true // [::] takes both
+	}
+	return local.Is4() == remote.Is4()
+}
+
+// listenerFor picks the socket to send to t from: prefer when it fits,
+// else the first listener of t's protocol and address family.
+func (s *Server) listenerFor(t Target, prefer *Listener) (*Listener, error) {
+	if prefer != nil && prefer.srv == s && prefer.Proto == t.Proto && sameFamily(prefer.Addr.Addr(), t.Addr.Addr()) {
+		return prefer, nil
+	}
+	for _, ln := range s.listeners {
+		if ln.Proto == t.Proto && sameFamily(ln.Addr.Addr(), t.Addr.Addr()) {
+			return ln, nil
+		}
+	}
+	return nil, fmt.Errorf("no %s listener to send to %s from", t.Proto, t.Addr)
+}
+
+// sentBy is the host:port this listener puts in Via and Record-Route. A
+// wildcard listener uses the local address the kernel would route to dst
+// from (cached per destination address).
+func (ln *Listener) sentBy(dst netip.Addr) netip.AddrPort {
+	if !ln.Addr.Addr().IsUnspecified() || !dst.IsValid() || ln.srv == nil {
+		return ln.Addr
+	}
+	s := ln.srv
+	s.srcMu.Lock()
+	ip, ok := s.srcIP[dst]
+	s.srcMu.Unlock()
+	if !ok {
+		ip = ln.Addr.Addr()
+		if c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9))); err == nil {
+			ip = c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+			c.Close()
+		}
+		s.srcMu.Lock()
+		if len(s.srcIP) < 4096 {
+			s.srcIP[dst] = ip
+		}
+		s.srcMu.Unlock()
+	}
+	return netip.AddrPortFrom(ip, ln.Addr.Port())
+}
+
+// AdvertisedAddr is the address this listener puts in headers it adds
+// (Via, Record-Route) for messages going to dst (an invalid dst is fine for
+// a listener bound to a specific address).
+func (ln *Listener) AdvertisedAddr(dst netip.Addr) netip.AddrPort { return ln.sentBy(dst) }
+
+// newVia is this listener's Via for a request to t with branch.
+func (ln *Listener) newVia(t Target, branch string) *sip.ViaHeader {
+	sb := ln.sentBy(t.Addr.Addr())
+	v := &sip.ViaHeader{
+		ProtocolName:    "SIP",
+		ProtocolVersion: "2.0",
+		Transport:       strings.ToUpper(ln.Proto),
+		Host:            sb.Addr().String(),
+		Port:            int(sb.Port()),
+		Params:          sip.NewParams(),
+	}
+	v.Params.Add("branch", branch)
+	return v
+}
+
+// isOurs reports whether a Via's sent-by is one of our listeners.
+func (s *Server) isOurs(v *sip.ViaHeader) bool {
+	ip, err := netip.ParseAddr(strings.Trim(v.Host, "[]"))
+	if err != nil {
+		return false
+	}
+	port := v.Port
+	if port == 0 {
+		port = 5060
+	}
+	proto := strings.ToLower(v.Transport)
+	for _, ln := range s.listeners {
+		if ln.Proto != proto || int(ln.Addr.Port()) != port {
+			continue
+		}
+		if ln.Addr.Addr() == ip.Unmap() || ln.Addr.Addr().IsUnspecified() {
+			return true
+		}
+	}
+	return false
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// write sends msg to dst from this listener. Over UDP msg is encoded into a
+// pooled buffer each time (a retransmission encodes again: most requests
+// are answered before their first one, so keeping encodings costs more).
+func (ln *Listener) write(msg sip.Message, dst netip.AddrPort) error {
+	if ln.pc != nil {
+		buf := bufPool.Get().(*bytes.Buffer)
+		buf.Reset()
+		msg.StringWrite(buf)
+		var err error
+		if uc, ok := ln.pc.(*net.UDPConn); ok {
+			_, err = uc.WriteToUDPAddrPort(buf.Bytes(), dst)
+		} else {
+			_, err = ln.pc.WriteTo(buf.Bytes(), net.UDPAddrFromAddrPort(dst))
+		}
+		bufPool.Put(buf)
+		return err
+	}
+	conn, err := ln.tcpConn(msg, dst)
+	if err != nil {
+		return err
+	}
+	defer conn.TryClose()
+	return conn.WriteMsg(msg)
+}
+
+// tcpConn finds the connection to dst (one the peer opened, or one we
+// opened before) or, for a request, dials one through the listener's
+// transport layer so that its replies reach onMessage.
+func (ln *Listener) tcpConn(msg sip.Message, dst netip.AddrPort) (sip.Connection, error) {
+	if c, err := ln.tp.GetConnection("tcp", dst.String()); err == nil && c != nil {
+		return c, nil
+	}
+	req, ok := msg.(*sip.Request)
+	if !ok {
+		return nil, fmt.Errorf("no tcp connection to %s for the reply", dst)
+	}
+	req.SetTransport("TCP")
+	req.SetDestination(dst.String())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return ln.tp.ClientRequestConnection(ctx, req)
+}
+
+// NewBranchID returns a fresh RFC 3261 branch.
+func NewBranchID() string {
+	var b [16]byte
+	v := rand.Uint64()
+	for i := range b {
+		b[i] = hexdigits[v&0xf]
+		v >>= 4
+	}
+	return "z9hG4bKkm" + string(b[:])
+}
+
+// StatelessBranch derives the branch of a statelessly forwarded copy of in
+// from in's own top Via branch and method, so that a retransmission is
+// forwarded with the same branch (Kamailio computes it from a hash too).
+func StatelessBranch(in *sip.Request) string {
+	h := fnv.New64a()
+	if v := in.Via(); v != nil {
+		b, _ := v.Params.Get("branch")
+		h.Write([]byte(b))
+		h.Write([]byte(v.Host))
+	}
+	h.Write([]byte(in.Method))
+	if c := in.CallID(); c != nil {
+		h.Write([]byte(*c))
+	}
+	return "z9hG4bKsl" + strconv.FormatUint(h.Sum64(), 16)
+}
+
+// SendStateless forwards req (a copy the caller owns) to t without a
+// transaction: a Via with branch is added on top and the request leaves
+// from prefer when it fits t, else from the first listener of t's protocol.
+func (s *Server) SendStateless(req *sip.Request, t Target, prefer *Listener, branch string) error {
+	ln, err := s.listenerFor(t, prefer)
+	if err != nil {
+		return err
+	}
+	req.PrependHeader(ln.newVia(t, branch))
+	if err := ln.write(req, t.Addr); err != nil {
+		return fmt.Errorf("send %s to %s: %w", req.Method, t, err)
+	}
+	s.nRelayed.Add(1)
+	return nil
+}
+
+// ForwardResponse relays a reply statelessly, as Kamailio's core does for
+// replies no transaction claims: the top Via must be ours (else ErrNotOurs);
+// it is removed and the reply goes to the next Via's received/rport or
+// sent-by.
+func (s *Server) ForwardResponse(r *Response) error {
+	res := r.Msg
+	via := res.Via()
+	if via == nil || !s.isOurs(via) {
+		return ErrNotOurs
+	}
+	res.RemoveHeader("Via")
+	next := res.Via()
+	if next == nil {
+		return errors.New("forward reply: no Via left after ours")
+	}
+	host := next.Host
+	if rcv, ok := next.Params.Get("received"); ok && rcv != "" {
+		host = rcv
+	}
+	port := next.Port
+	if rp, ok := next.Params.Get("rport"); ok && rp != "" {
+		if p, err := strconv.Atoi(rp); err == nil {
+			port = p
+		}
+	}
+	if port == 0 {
+		port = 5060
+	}
+	ip, err := s.lookupIP(context.Background(), host)
+	if err != nil {
+		return fmt.Errorf("forward reply: %w", err)
+	}
+	t := Target{Proto: strings.ToLower(next.Transport), Addr: netip.AddrPortFrom(ip, uint16(port))}
+	ln, err := s.listenerFor(t, r.Listener)
+	if err != nil {
+		return fmt.Errorf("forward reply: %w", err)
+	}
+	if err := ln.write(res, t.Addr); err != nil {
+		return fmt.Errorf("forward reply to %s: %w", t, err)
+	}
+	s.nRelayed.Add(1)
+	return nil
+}
+
+// ReplyKind says what a reply received on a Branch means for the proxy.
+type ReplyKind int
+
+const (
+	// ReplyAbsorbed: a retransmission of a final reply, a reply to our
+	// CANCEL, or a reply after the branch ended: nothing to relay.
+	ReplyAbsorbed ReplyKind = iota
+	// ReplyProvisional: a 1xx while the branch waits for its final reply.
+	ReplyProvisional
+	// ReplyFinal: the branch's final reply (2xx or negative).
+	ReplyFinal
+	// Reply2xxAgain: a 2xx to INVITE after the branch's final reply (a
+	// retransmission by the UAS, or a 2xx after a timeout or a CANCEL):
+	// proxies relay every 2xx upstream (RFC 3261 16.7 step 5).
+	Reply2xxAgain
+)
+
+// BranchOptions configure a client transaction.
+type BranchOptions struct {
+	Target Target
+	// Listener is the preferred socket (the request's); another one of
+	// Target's protocol is used when it does not fit.
+	Listener *Listener
+	// Timeout is tm's fr_timer: the longest wait for a final reply (for
+	// INVITE, until a provisional reply comes). 0 = 30 s.
+	Timeout time.Duration
+	// InviteTimeout is tm's fr_inv_timer: the longest wait for a final reply
+	// to INVITE after a provisional one. 0 = 120 s.
+	InviteTimeout time.Duration
+	// OnTimeout runs (on a timer goroutine) when Timeout or InviteTimeout
+	// expires without a final reply; it must not block for long.
+	OnTimeout func(*Branch)
+	// Owner is the caller's state for the branch (the engine's transaction).
+	Owner any
+}
+
+// Branch states.
+const (
+	stCalling    = iota // sent, no reply yet
+	stProceeding        // provisional reply received
+	stCompleted         // final reply, timeout, or cancelled without reply
+)
+
+// Branch is a client transaction (RFC 3261 17.1) for one forwarded copy of
+// a request: retransmissions over UDP (T1 doubling; capped at T2 for
+// non-INVITE, stopped by a provisional reply for INVITE), tm's fr_timer and
+// fr_inv_timer, the hop-by-hop ACK for a negative final reply to INVITE,
+// and CANCEL. After the final reply it lingers to absorb retransmissions
+// (T4 for non-INVITE, 32 s for INVITE over UDP).
+//
+// Replies matched to a Branch are handed to the Handler with
+// Response.Branch set; the handler calls Receive to learn what they mean.
+// A Branch is safe for concurrent use.
+type Branch struct {
+	srv    *Server
+	ln     *Listener
+	key    branchKey
+	id     string
+	invite bool
+	cancel bool // this is the CANCEL for another branch
+	target Target
+	opts   BranchOptions
+
+	mu       sync.Mutex
+	req      *sip.Request // as sent (Via on top); not modified after start
+	state    int
+	status   int // last status received
+	final    int // final status received (0 while none)
+	timedOut bool
+	canceled bool // Cancel was called
+	cancelTx *Branch
+	ack      *sip.Request // ACK for a negative final reply to INVITE, built once
+	retrIv   time.Duration
+	retr     *time.Timer
+	fr       *time.Timer
+	linger   *time.Timer
+	gone     bool // removed from the table
+}
+
+// Owner returns BranchOptions.Owner.
+func (b *Branch) Owner() any { return b.opts.Owner }
+
+// Target returns where the branch was sent.
+func (b *Branch) Target() Target { return b.target }
+
+// ID returns the branch parameter of the branch's Via.
+func (b *Branch) ID() string { return b.id }
+
+// Status returns the last status received (0 when none).
+func (b *Branch) Status() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.status
+}
+
+// TimedOut reports whether the branch ended by fr_timer / fr_inv_timer.
+func (b *Branch) TimedOut() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.timedOut
+}
+
+// NewBranch sends req (a copy the caller owns and no longer touches) as a
+// client transaction to o.Target: a Via with a fresh branch goes on top.
+func (s *Server) NewBranch(req *sip.Request, o BranchOptions) (*Branch, error) {
+	ln, err := s.listenerFor(o.Target, o.Listener)
+	if err != nil {
+		return nil, err
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultFrTimer
+	}
+	if o.InviteTimeout <= 0 {
+		o.InviteTimeout = DefaultFrInvTimer
+	}
+	id := NewBranchID()
+	req.PrependHeader(ln.newVia(o.Target, id))
+	b := &Branch{srv: s, ln: ln, id: id, invite: req.IsInvite(), cancel: req.IsCancel(), target: o.Target, opts: o, req: req}
+	b.key = branchKey{id, string(req.Method)}
+	if err := b.start(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// start registers the branch, arms its timers and sends the request.
+func (b *Branch) start() error {
+	s := b.srv
+	s.branches.put(b.key, b)
+	b.mu.Lock()
+	if b.ln.pc != nil {
+		b.retrIv = sip.T1
+		b.retr = time.AfterFunc(b.retrIv, b.retransmit)
+	}
+	b.fr = time.AfterFunc(b.opts.Timeout, b.expire)
+	b.mu.Unlock()
+	if err := b.ln.write(b.req, b.target.Addr); err != nil {
+		b.mu.Lock()
+		b.state = stCompleted
+		b.stopTimers()
+		b.mu.Unlock()
+		b.remove()
+		return fmt.Errorf("send %s to %s: %w", b.req.Method, b.target, err)
+	}
+	s.nRelayed.Add(1)
+	return nil
+}
+
+// branchKey identifies a client transaction (RFC 3261 17.1.3): the branch
+// and the CSeq method (a CANCEL shares its INVITE's branch).
+type branchKey struct{ id, method string }
+
+// stopTimers stops retransmission and fr timers; b.mu held.
+func (b *Branch) stopTimers() {
+	if b.retr != nil {
+		b.retr.Stop()
+		b.retr = nil
+	}
+	if b.fr != nil {
+		b.fr.Stop()
+		b.fr = nil
+	}
+}
+
+// retransmit is timer A/E.
+func (b *Branch) retransmit() {
+	b.mu.Lock()
+	if b.retr == nil || b.state == stCompleted || (b.invite && b.state == stProceeding) {
+		b.mu.Unlock()
+		return
+	}
+	b.retrIv *= 2
+	if !b.invite && (b.retrIv > sip.T2 || b.state == stProceeding) {
+		b.retrIv = sip.T2
+	}
+	b.retr.Reset(b.retrIv)
+	req := b.req
+	b.mu.Unlock()
+	if err := b.ln.write(req, b.target.Addr); err != nil {
+		b.srv.log.Debug("retransmission failed", "branch", b.id, "error", err)
+	}
+}
+
+// expire is fr_timer / fr_inv_timer: the branch ends without a final reply.
+// An INVITE branch that got a provisional reply is cancelled downstream.
+func (b *Branch) expire() {
+	b.mu.Lock()
+	if b.fr == nil || b.state == stCompleted {
+		b.mu.Unlock()
+		return
+	}
+	b.state = stCompleted
+	b.timedOut = true
+	b.stopTimers()
+	sendCancel := b.invite && b.status > 0 && b.cancelTx == nil
+	b.mu.Unlock()
+	if sendCancel {
+		b.sendCancel()
+	}
+	b.startLinger()
+	if b.opts.OnTimeout != nil && !b.cancel {
+		b.opts.OnTimeout(b)
+	}
+}
+
+// Receive updates the branch with a reply matched to it and says what it
+// means. It sends the ACK for a negative final reply to INVITE (again for
+// each retransmission of it).
+func (b *Branch) Receive(res *sip.Response) ReplyKind {
+	code := int(res.StatusCode)
+	b.mu.Lock()
+	if b.cancel { // reply to our CANCEL: stop retransmitting it
+		if code >= 200 && b.state != stCompleted {
+			b.state, b.final = stCompleted, code
+			b.stopTimers()
+			b.mu.Unlock()
+			b.startLinger()
+			return ReplyAbsorbed
+		}
+		b.mu.Unlock()
+		return ReplyAbsorbed
+	}
+	if code < 200 {
+		if b.state == stCompleted {
+			// cancelled before any reply: now that one came, CANCEL it
+			late := b.canceled && b.final == 0 && !b.timedOut && b.invite && b.cancelTx == nil
+			b.mu.Unlock()
+			if late {
+				b.sendCancel()
+			}
+			return ReplyAbsorbed
+		}
+		first := b.status == 0
+		b.status = code
+		b.state = stProceeding
+		if b.invite {
+			if b.retr != nil {
+				b.retr.Stop()
+				b.retr = nil
+			}
+			if first && b.fr != nil {
+				b.fr.Reset(b.opts.InviteTimeout)
+			}
+		}
+		b.mu.Unlock()
+		return ReplyProvisional
+	}
+	b.status = code
+	if b.state == stCompleted { // retransmission, or a reply after timeout/cancel
+		two := b.invite && code < 300
+		var ackMsg *sip.Request
+		if b.invite && code >= 300 {
+			ackMsg = b.ackFor(res)
+		}
+		if b.final == 0 {
+			b.final = code
+		}
+		b.mu.Unlock()
+		if ackMsg != nil {
+			b.sendAck(ackMsg)
+		}
+		if two {
+			return Reply2xxAgain
+		}
+		return ReplyAbsorbed
+	}
+	b.state, b.final = stCompleted, code
+	b.stopTimers()
+	var ackMsg *sip.Request
+	if b.invite && code >= 300 {
+		ackMsg = b.ackFor(res)
+	}
+	if !b.invite {
+		b.req = nil // nothing is sent for this branch any more
+	}
+	b.mu.Unlock()
+	if ackMsg != nil {
+		b.sendAck(ackMsg)
+	}
+	b.startLinger()
+	return ReplyFinal
+}
+
+// ackFor builds (once) the ACK for a negative final reply to the INVITE
+// (RFC 3261 17.1.1.3); b.mu held.
+func (b *Branch) ackFor(res *sip.Response) *sip.Request {
+	if b.ack == nil && b.req != nil {
+		inv := b.req
+		ack := sip.NewRequest(sip.ACK, *inv.Recipient.Clone())
+		ack.SipVersion = inv.SipVersion
+		if v := inv.Via(); v != nil {
+			ack.AppendHeader(v.Clone())
+		}
+		mf := sip.MaxForwardsHeader(70)
+		ack.AppendHeader(&mf)
+		for _, h := range inv.GetHeaders("Route") {
+			ack.AppendHeader(sip.HeaderClone(h))
+		}
+		if h := inv.From(); h != nil {
+			ack.AppendHeader(sip.HeaderClone(h))
+		}
+		if h := res.To(); h != nil {
+			ack.AppendHeader(sip.HeaderClone(h))
+		}
+		if h := inv.CallID(); h != nil {
+			ack.AppendHeader(sip.HeaderClone(h))
+		}
+		if h := inv.CSeq(); h != nil {
+			ack.AppendHeader(&sip.CSeqHeader{SeqNo: h.SeqNo, MethodName: sip.ACK})
+		}
+		cl := sip.ContentLengthHeader(0)
+		ack.AppendHeader(&cl)
+		b.ack = ack
+	}
+	return b.ack
+}
+
+func (b *Branch) sendAck(ack *sip.Request) {
+	if err := b.ln.write(ack, b.target.Addr); err != nil {
+		b.srv.log.Debug("ACK for a negative reply failed", "branch", b.id, "error", err)
+	}
+}
+
+// Cancel cancels a pending INVITE branch. A branch that got a provisional
+// reply is sent a CANCEL (its final reply, usually 487, comes later through
+// Receive); a branch that got no reply yet stops retransmitting and ends at
+// once, as with tm's cancel_b_method 0 (it is sent a CANCEL should a
+// provisional reply still come): Cancel then returns true and the caller
+// counts the branch as ended with 487. Cancel returns false when there is
+// nothing to cancel.
+func (b *Branch) Cancel() bool {
+	b.mu.Lock()
+	if !b.invite || b.state == stCompleted || b.canceled {
+		b.mu.Unlock()
+		return false
+	}
+	b.canceled = true
+	if b.status == 0 {
+		b.state = stCompleted
+		b.stopTimers()
+		b.mu.Unlock()
+		b.startLinger()
+		return true
+	}
+	b.mu.Unlock()
+	b.sendCancel()
+	return false
+}
+
+// sendCancel sends a CANCEL for the INVITE (RFC 3261 9.1) as its own
+// client transaction, once.
+func (b *Branch) sendCancel() {
+	b.mu.Lock()
+	if b.cancelTx != nil || b.req == nil {
+		b.mu.Unlock()
+		return
+	}
+	inv := b.req
+	c := sip.NewRequest(sip.CANCEL, *inv.Recipient.Clone())
+	c.SipVersion = inv.SipVersion
+	if v := inv.Via(); v != nil {
+		c.AppendHeader(v.Clone())
+	}
+	mf := sip.MaxForwardsHeader(70)
+	c.AppendHeader(&mf)
+	for _, h := range inv.GetHeaders("Route") {
+		c.AppendHeader(sip.HeaderClone(h))
+	}
+	for _, h := range []sip.Header{inv.From(), inv.To(), inv.CallID()} {
+		if h != nil {
+			c.AppendHeader(sip.HeaderClone(h))
+		}
+	}
+	if h := inv.CSeq(); h != nil {
+		c.AppendHeader(&sip.CSeqHeader{SeqNo: h.SeqNo, MethodName: sip.CANCEL})
+	}
+	cl := sip.ContentLengthHeader(0)
+	c.AppendHeader(&cl)
+	ct := &Branch{srv: b.srv, ln: b.ln, id: b.id, cancel: true, target: b.target, req: c,
+		opts: BranchOptions{Target: b.target, Timeout: 64 * sip.T1}}
+	ct.key = branchKey{b.id, string(sip.CANCEL)}
+	b.cancelTx = ct
+	b.mu.Unlock()
+	if err := ct.start(); err != nil {
+		b.srv.log.Debug("CANCEL failed", "branch", b.id, "error", err)
+	}
+}
+
+// startLinger keeps the ended branch in the table for a while to absorb
+// retransmitted replies, then removes it.
+func (b *Branch) startLinger() {
+	var d time.Duration
+	switch {
+	case b.ln.pc == nil:
+		d = 0
+	case b.invite:
+		d = 32 * time.Second // timer D; also covers 2xx retransmissions (timer M)
+	default:
+		d = sip.T4 // timer K
+	}
+	if d == 0 {
+		b.remove()
+		return
+	}
+	b.mu.Lock()
+	if b.linger == nil && !b.gone {
+		b.linger = time.AfterFunc(d, b.remove)
+	}
+	b.mu.Unlock()
+}
+
+// remove takes the branch out of the table.
+func (b *Branch) remove() {
+	b.mu.Lock()
+	if b.gone {
+		b.mu.Unlock()
+		return
+	}
+	b.gone = true
+	b.stopTimers()
+	if b.linger != nil {
+		b.linger.Stop()
+	}
+	b.mu.Unlock()
+	b.srv.branches.drop(b.key, b)
+}
+
+// matchBranch finds the client transaction a reply belongs to (RFC 3261
+// 17.1.3: top Via branch and CSeq method).
+func (s *Server) matchBranch(res *sip.Response) *Branch {
+	via, cseq := res.Via(), res.CSeq()
+	if via == nil || cseq == nil {
+		return nil
+	}
+	branch, _ := via.Params.Get("branch")
+	if branch == "" {
+		return nil
+	}
+	method := string(cseq.MethodName)
+	if method == string(sip.ACK) {
+		return nil
+	}
+	return s.branches.get(branchKey{branch, method})
+}
+
+// PendingBranches returns the number of client transactions in the table
+// (including those lingering after their final reply).
+func (s *Server) PendingBranches() int { return s.branches.len() }
+
+// branchTable maps client keys to branches, sharded like the server table.
+type branchTable struct {
+	seed   maphash.Seed
+	shards [64]branchShard
+}
+
+type branchShard struct {
+	mu sync.Mutex
+	m  map[branchKey]*Branch
+}
+
+func (t *branchTable) init() {
+	t.seed = maphash.MakeSeed()
+	for i := range t.shards {
+		t.shards[i].m = make(map[branchKey]*Branch)
+	}
+}
+
+func (t *branchTable) shard(key branchKey) *branchShard {
+	return &t.shards[maphash.String(t.seed, key.id)%uint64(len(t.shards))]
+}
+
+func (t *branchTable) put(key branchKey, b *Branch) {
+	sh := t.shard(key)
+	sh.mu.Lock()
+	sh.m[key] = b
+	sh.mu.Unlock()
+}
+
+func (t *branchTable) get(key branchKey) *Branch {
+	sh := t.shard(key)
+	sh.mu.Lock()
+	b := sh.m[key]
+	sh.mu.Unlock()
+	return b
+}
+
+func (t *branchTable) drop(key branchKey, b *Branch) {
+	sh := t.shard(key)
+	sh.mu.Lock()
+	if sh.m[key] == b {
+		delete(sh.m, key)
+	}
+	sh.mu.Unlock()
+}
+
+func (t *branchTable) len() int {
+	n := 0
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// terminateAll stops every branch (server shutdown).
+func (t *branchTable) terminateAll() {
+	var all []*Branch
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		for _, b := range sh.m {
+			all = append(all, b)
+		}
+		sh.mu.Unlock()
+	}
+	for _, b := range all {
+		b.remove()
+	}
+}
+
+// StampVia adds received (and rport, when the client asked for it) to the
+// top Via of out, a copy of r's message about to be forwarded (RFC 3261
+// 18.2.1, RFC 3581), so that replies find their way back to r's source.
+func (r *Request) StampVia(out *sip.Request) {
+	v := out.Via()
+	if v == nil || !r.Src.IsValid() {
+		return
+	}
+	ip := r.Src.Addr().String()
+	if rp, ok := v.Params.Get("rport"); ok && rp == "" {
+		v.Params.Add("rport", strconv.Itoa(int(r.Src.Port())))
+		v.Params.Add("received", ip)
+	} else if v.Host != ip {
+		v.Params.Add("received", ip)
+	}
+}
