@@ -21,9 +21,17 @@
 # distribution of (rtt - DELAY*1000) ms. Requests unanswered LATE_SECS after their
 # nominal delay count as failed (sipp recv timeout).
 #
+# MODE selects the suspension (header X-Mode, same Lua for both engines):
+#   route  KSR.async.route (default; Kamailio: the 1 s ring of the async timer processes)
+#   ms     KSR.async.ms_route(d * 1000) (Kamailio: ms_timer=1 + async_workers=2, rendered
+#          with BENCH_MS; HOLD capped to 29 s, the ms_route maximum)
+#   sleep  KSR.async.sleep, with lua/async-sleep.lua (BENCH_SLEEP) (kemi only: Kamailio's
+#          KEMI has no sleep; Kamailio is skipped)
+#
 # Usage: bench/async-capacity.sh [N=50000]
-#   env: RATE=5000 HOLD=auto SETTLE=2 DELAY=1 N2=N RATE2=RATE LATE_SECS=10 PHASES="1 2"
-#        BASE_PORT=15066 KAM_SHM=1024 and bench/lib.sh's CHILDREN, PIN, ENGINES, KEEP, ...
+#   env: MODE=route RATE=5000 HOLD=auto SETTLE=2 DELAY=1 N2=N RATE2=RATE LATE_SECS=10
+#        PHASES="1 2" BASE_PORT=15066 KAM_SHM=1024 and bench/lib.sh's CHILDREN, PIN,
+#        ENGINES, KEEP, ...
 set -euo pipefail
 
 KAM_SHM=${KAM_SHM:-1024} # before lib.sh, whose default is 256
@@ -41,17 +49,31 @@ LATE_SECS=${LATE_SECS:-10}
 PHASES=${PHASES:-1 2}
 BASE_PORT=${BASE_PORT:-15066}
 SIPP_BUF=${SIPP_BUF:-4194304}
+MODE=${MODE:-route}
 HOLD=${HOLD:-$(((N + RATE - 1) / RATE + 15))}
-((HOLD <= 99)) || {
-	log "HOLD=$HOLD capped to 99 s (async.route maximum); raise RATE or lower N"
-	HOLD=99
+case $MODE in
+route | sleep) max_hold=99 ;;
+ms) max_hold=29 ;;
+*) die "MODE must be route, ms or sleep" ;;
+esac
+((HOLD <= max_hold)) || {
+	log "HOLD=$HOLD capped to $max_hold s (the $MODE maximum); raise RATE or lower N"
+	HOLD=$max_hold
 }
-((DELAY >= 1 && DELAY <= 99)) || die "DELAY must be 1..99 s"
+((DELAY >= 1 && DELAY <= max_hold)) || die "DELAY must be 1..$max_hold s"
+cfg_defs=()
+[[ $MODE != ms ]] || cfg_defs=(BENCH_MS=1)
+[[ $MODE != sleep ]] || cfg_defs=(BENCH_SLEEP=1)
 
 bench_init async
 warn_if_busy
 build_tools
 mapfile -t engines < <(bench_engines)
+if [[ $MODE == sleep ]]; then
+	mapfile -t engines < <(printf '%s\n' "${engines[@]}" | grep -x kemi || true)
+	log "MODE=sleep: KSR.async.sleep exists in kemi only; Kamailio skipped"
+	((${#engines[@]} > 0)) || die "MODE=sleep needs KEMI_BIN"
+fi
 SC=$(sipp_scenario async)
 
 # sipp_async PORT COUNT RATE DELAY_S RECV_TIMEOUT_S CSV OUT [extra sipp args...]:
@@ -61,7 +83,7 @@ sipp_async() {
 	local port=$1 count=$2 rate=$3 delay=$4 rto=$5 csv=$6 out=$7
 	shift 7
 	(cd "$WORK" && exec setsid "${PIN_SIPP[@]}" "$SIPP" "127.0.0.1:$port" -sf "$SC" -t u1 -i 127.0.0.1 \
-		-p "$SIPP_LOCAL_PORT" -r "$rate" -rp 1000 -l "$count" -m "$count" -nr -key delay "$delay" \
+		-p "$SIPP_LOCAL_PORT" -r "$rate" -rp 1000 -l "$count" -m "$count" -nr -key delay "$delay" -key mode "$MODE" \
 		-recv_timeout $((rto * 1000)) -timeout $((count / rate + rto + 60))s -buff_size "$SIPP_BUF" \
 		-nostdin -trace_stat -stf "$csv" -fd 1 "$@" </dev/null >"$out" 2>&1) &
 	SIPP_PID=$!
@@ -82,7 +104,7 @@ for engine in "${engines[@]}"; do
 	port=$(engine_port "$engine" "$BASE_PORT")
 	cfg=$WORK/async-$engine.cfg
 	logf=$WORK/async-$engine.log
-	render_cfg "$BENCH_DIR/kamailio/async.cfg" "$cfg" "$port"
+	render_cfg "$BENCH_DIR/kamailio/async.cfg" "$cfg" "$port" "${cfg_defs[@]}"
 	start_engine "$engine" "$cfg" "$logf"
 	pid=$ENGINE_PID
 	wait_ready "$engine" "$pid" "$port" "$logf" || die "$engine did not start"
@@ -163,7 +185,7 @@ done
 
 echo
 if [[ " $PHASES " == *" 1 "* ]]; then
-	echo "async capacity: $N MESSAGE suspended together (X-Delay $HOLD s, sent at $RATE/s); memory of the engine's process tree"
+	echo "async capacity ($MODE): $N MESSAGE suspended together (X-Delay $HOLD s, sent at $RATE/s); memory of the engine's process tree"
 	printf '%-16s %7s %7s %6s %8s %8s %9s %9s %8s %8s %7s\n' engine sent ok failed "idle MB" "held MB" \
 		"B/req" "B/req" "peak MB" "after MB" drop@eng
 	printf '%-16s %7s %7s %6s %8s %8s %9s %9s %8s %8s %7s\n' "" "" "" "" "(PSS)" "(PSS)" "(PSS)" "(RSSsum)" \
@@ -172,7 +194,7 @@ if [[ " $PHASES " == *" 1 "* ]]; then
 	echo
 fi
 if [[ " $PHASES " == *" 2 "* ]]; then
-	echo "async resume delay: $N2 MESSAGE at $RATE2/s, X-Delay $DELAY s; sipp response time - $((DELAY * 1000)) ms (ms)"
+	echo "async resume delay ($MODE): $N2 MESSAGE at $RATE2/s, X-Delay $DELAY s; sipp response time - $((DELAY * 1000)) ms (ms)"
 	"$WORK/bin/pct" -label x </dev/null | sed -n 1p
 	for engine in "${engines[@]}"; do printf '%s\n' "${delay_row[$engine]}"; done
 	for engine in "${engines[@]}"; do printf '%s\n' "${late[$engine]}"; done
