@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// TestTestCommand runs `kemi test` in process from the repository root: the
+// repository's suites pass (exit status 0, the default path tests/lua), the
+// failing example exits 1 with its FAIL lines, and the flags reach the
+// runner.
+func TestTestCommand(t *testing.T) {
+	t.Chdir("../..")
+	run := func(args ...string) (string, string, error) {
+		var out, errb bytes.Buffer
+		m := &Main{Stdout: &out, Stderr: &errb}
+		err := m.Run(context.Background(), append([]string{"test"}, args...))
+		return out.String(), errb.String(), err
+	}
+
+	out, _, err := run()
+	if err != nil {
+		t.Fatalf("kemi test on tests/lua: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "ok   tests/lua/") || !strings.Contains(out, " passed, 0 failed") {
+		t.Fatalf("kemi test on tests/lua printed:\n%s", out)
+	}
+
+	out, _, err = run("tests/examples/failing_test.lua")
+	var ex exitError
+	if !errors.As(err, &ex) || ex != 1 {
+		t.Fatalf("failing example: err %v, want exit status 1", err)
+	}
+	if !strings.Contains(out, "FAIL tests/examples/failing_test.lua: MESSAGE is accepted\n") ||
+		!strings.HasSuffix(out, "1 passed, 2 failed\n") {
+		t.Fatalf("failing example printed:\n%s", out)
+	}
+
+	out, _, err = run("-format", "tap", "-run", "OPTIONS", "tests/examples/failing_test.lua")
+	if err != nil || out != "TAP version 13\nok 1 - tests/examples/failing_test.lua: OPTIONS is answered 200 OK\n1..1\n# 1 passed, 0 failed\n" {
+		t.Fatalf("-format tap -run OPTIONS: %v\n%s", err, out)
+	}
+
+	if _, _, err := run("-run", "(", "tests/lua"); err == nil || !strings.Contains(err.Error(), "-run") {
+		t.Fatalf("bad -run regexp: %v", err)
+	}
+	if _, _, err := run("-format", "yaml"); err == nil {
+		t.Fatal("-format yaml accepted")
+	}
+	if _, _, err := run("no/such/dir"); err == nil {
+		t.Fatal("a missing path is an error")
+	}
+}

@@ -1,0 +1,330 @@
+package engine_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"kemi/engine"
+	"kemi/engine/enginetest"
+)
+
+// injectStart is where the TestClock of startInjected starts.
+func injectStart() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
+
+// startInjected starts an engine without network on a TestClock, from cfg
+// (a kamailio.cfg body after the listen and module lines) and script.lua.
+func startInjected(t *testing.T, cfg, script string) (*engine.Engine, *engine.TestClock) {
+	t.Helper()
+	return startInjectedTB(t, cfg, script)
+}
+
+func startInjectedTB(t testing.TB, cfg, script string) (*engine.Engine, *engine.TestClock) {
+	t.Helper()
+	dir := t.TempDir()
+	enginetest.Files(t, dir, map[string]string{
+		"script.lua": script,
+		"kemi.cfg": "#!KAMAILIO\nchildren=2\nlisten=udp:127.0.0.1:5060\nlisten=tcp:127.0.0.1:5070\n" +
+			"loadmodule \"sl.so\"\nloadmodule \"tm.so\"\nloadmodule \"pv.so\"\nloadmodule \"app_lua.so\"\n" +
+			cfg + "\nmodparam(\"app_lua\", \"load\", \"script.lua\")\ncfgengine \"lua\"\n",
+	})
+	set, err := engine.Load(filepath.Join(dir, "kemi.cfg"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := engine.NewTestClock(injectStart())
+	e, err := engine.New(set, engine.Options{NoNetwork: true, Clock: clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := e.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	return e, clock
+}
+
+func request(t *testing.T, method string, extra ...string) *sip.Request {
+	t.Helper()
+	return requestTB(t, method, extra...)
+}
+
+func requestTB(t testing.TB, method string, extra ...string) *sip.Request {
+	t.Helper()
+	raw := method + " sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-i1;rport\r\n" +
+		"From: <sip:alice@127.0.0.1>;tag=a\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: inject-1\r\nCSeq: 1 " + method + "\r\n"
+	for _, h := range extra {
+		raw += h + "\r\n"
+	}
+	m, err := sip.ParseMessage([]byte(raw + "Content-Length: 0\r\n\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.(*sip.Request)
+}
+
+func wait(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func codes(o *engine.Outcome) []int {
+	var out []int
+	for _, r := range o.Replies() {
+		out = append(out, r.StatusCode)
+	}
+	return out
+}
+
+func TestInjectRoutesLikeAReceivedRequest(t *testing.T) {
+	e, _ := startInjected(t, "", `
+function ksr_request_route()
+	KSR.hdr.append_to_reply("X-Where: " .. KSR.pv.get("$pr") .. " " .. KSR.pv.get("$si") .. ":" .. KSR.pv.get("$sp") ..
+		" -> " .. KSR.pv.get("$Ri") .. ":" .. KSR.pv.get("$Rp") .. "\r\n")
+	KSR.sl.send_reply(200, "OK")
+end`)
+	out, err := e.Inject(wait(t), request(t, "OPTIONS"), engine.InjectOptions{Proto: "tcp", Src: netip.MustParseAddrPort("192.0.2.9:4000")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := out.Replies()
+	if len(rs) != 1 || rs[0].StatusCode != 200 {
+		t.Fatalf("replies %v", codes(out))
+	}
+	if h := rs[0].GetHeader("X-Where"); h == nil || h.Value() != "tcp 192.0.2.9:4000 -> 127.0.0.1:5070" {
+		t.Fatalf("X-Where %v: the request must look received over tcp from its source on the configured tcp listen", h)
+	}
+	if r := out.Routes(); len(r) != 1 || r[0].Group != "receivers" || r[0].Delegated {
+		t.Fatalf("routes %+v", r)
+	}
+	if out.Dropped() || out.Suspended() {
+		t.Fatal("neither dropped nor suspended")
+	}
+	if _, err := e.Inject(wait(t), request(t, "OPTIONS"), engine.InjectOptions{Proto: "sctp"}); err == nil {
+		t.Fatal("sctp accepted")
+	}
+}
+
+func TestInjectAsyncResumesOnTheVirtualClock(t *testing.T) {
+	e, clock := startInjected(t, "loadmodule \"async.so\"", `
+function ksr_request_route()
+	KSR.async.ms_route("later", 1500)
+	KSR.x.exit()
+end
+function later()
+	KSR.sl.send_reply(200, "Later")
+end`)
+	out, err := e.Inject(wait(t), request(t, "INVITE"), engine.InjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := codes(out); len(got) != 1 || got[0] != 100 || !out.Suspended() {
+		t.Fatalf("after inject: replies %v suspended %v, want [100] and suspended", got, out.Suspended())
+	}
+	if err := e.Advance(wait(t), 1499*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if got := codes(out); len(got) != 1 {
+		t.Fatalf("resumed before the deadline: %v", got)
+	}
+	if err := e.Advance(wait(t), time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if got := codes(out); len(got) != 2 || got[1] != 200 || out.Suspended() {
+		t.Fatalf("after the deadline: replies %v suspended %v", got, out.Suspended())
+	}
+	if got := clock.Now().Sub(injectStart()); got != 1500*time.Millisecond {
+		t.Fatalf("clock at +%s, want +1.5s", got)
+	}
+}
+
+// TestAdvanceRunsEveryTick: advancing 1 s over a 100 ms timer runs it 10
+// times (the clock stops at each deadline), not once with 9 ticks skipped.
+func TestAdvanceRunsEveryTick(t *testing.T) {
+	e, _ := startInjected(t, `loadmodule "mqueue.so"
+loadmodule "rtimer.so"
+modparam("mqueue", "mqueue", "name=ticks")
+modparam("rtimer", "timer", "name=t;interval=100000u;mode=1")
+modparam("rtimer", "exec", "timer=t;route=tick")`, `
+function ksr_request_route() end
+function tick(evname)
+	KSR.mqueue.mq_add("ticks", evname, KSR.pv.get("$TV(Sn)"))
+end`)
+	if err := e.Advance(wait(t), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	items := e.Queues().Get("ticks").Snapshot()
+	if len(items) != 10 {
+		t.Fatalf("%d ticks in 1 s of a 100 ms timer, want 10: %v", len(items), items)
+	}
+	if items[0].Val != "1767225600.100000" || items[9].Val != "1767225601.000000" {
+		t.Fatalf("ticks at %s .. %s, want exactly +100ms .. +1s", items[0].Val, items[9].Val)
+	}
+	for _, st := range e.RtimerStats() {
+		if st.Skipped != 0 {
+			t.Fatalf("timer %s skipped %d ticks", st.Name, st.Skipped)
+		}
+	}
+}
+
+func TestOutcomeCancel(t *testing.T) {
+	e, _ := startInjected(t, "loadmodule \"async.so\"", `
+function ksr_request_route()
+	if KSR.is_INVITE() then
+		KSR.async.route("later", 5)
+		KSR.x.exit()
+	end
+	KSR.sl.send_reply(200, "OK")
+end
+function later()
+	KSR.sl.send_reply(200, "Later")
+end`)
+	out, err := e.Inject(wait(t), request(t, "INVITE"), engine.InjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, err := out.Cancel(wait(t))
+	if err != nil || !ok {
+		t.Fatalf("cancel: %v %v", ok, err)
+	}
+	if err := e.Advance(wait(t), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := codes(out); len(got) != 2 || got[1] != 487 {
+		t.Fatalf("replies %v, want [100 487]", got)
+	}
+	if ok, _ := out.Cancel(wait(t)); ok {
+		t.Fatal("second cancel returned true")
+	}
+	stateless, err := e.Inject(wait(t), request(t, "MESSAGE"), engine.InjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := stateless.Cancel(wait(t)); ok {
+		t.Fatal("cancel of a request without a transaction returned true")
+	}
+}
+
+func TestInjectDelegatedAndDropped(t *testing.T) {
+	e, _ := startInjected(t, `async_workers_group="name=slow;workers=1"
+kemi.pre_routing_callback="pre"
+loadmodule "sworker.so"`, `
+function pre(evname)
+	if KSR.is_MESSAGE() then
+		KSR.sworker.task("slow")
+	end
+	KSR.x.drop()
+end
+function ksr_request_route()
+	KSR.sl.send_reply(200, KSR.async.get_gname())
+end`)
+	out, err := e.Inject(wait(t), request(t, "MESSAGE"), engine.InjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, ok := out.Delegated(); !ok || g != "slow" {
+		t.Fatalf("delegated %q %v", g, ok)
+	}
+	if rs := out.Replies(); len(rs) != 1 || rs[0].Reason != "slow" {
+		t.Fatalf("replies %v", codes(out))
+	}
+	out, err = e.Inject(wait(t), request(t, "OPTIONS"), engine.InjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := out.Delegated(); ok || !out.Dropped() || len(out.Replies()) != 0 {
+		t.Fatalf("OPTIONS: delegated=%v dropped=%v replies=%v", ok, out.Dropped(), codes(out))
+	}
+}
+
+// TestWaitIdleSeesAStrayTimer: a goroutine waiting on the clock that the
+// engine does not know of keeps it from being idle, with a message saying
+// so (a new clock user must be listed in expectedDeadlines).
+func TestWaitIdleSeesAStrayTimer(t *testing.T) {
+	e, clock := startInjected(t, "", "function ksr_request_route() end")
+	if err := e.WaitIdle(wait(t)); err != nil {
+		t.Fatal(err)
+	}
+	stray := clock.NewTimer(time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := e.WaitIdle(ctx)
+	if err == nil || !strings.Contains(err.Error(), "clock timers armed at [+1s], expected at []") {
+		t.Fatalf("WaitIdle with a stray timer: %v", err)
+	}
+	stray.Stop()
+	if err := e.WaitIdle(wait(t)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInjectNeedsAStartedEngineAndAdvanceATestClock(t *testing.T) {
+	dir := t.TempDir()
+	enginetest.Files(t, dir, map[string]string{"script.lua": "function ksr_request_route() end", "kemi.cfg": enginetest.Config()})
+	set, err := engine.Load(filepath.Join(dir, "kemi.cfg"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(set, engine.Options{NoNetwork: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Inject(wait(t), request(t, "OPTIONS"), engine.InjectOptions{}); err == nil {
+		t.Fatal("inject before start accepted")
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop(context.Background())
+	if err := e.Advance(wait(t), time.Second); err == nil || !strings.Contains(err.Error(), "TestClock") {
+		t.Fatalf("advance on the real clock: %v", err)
+	}
+	out, err := e.Inject(wait(t), request(t, "OPTIONS"), engine.InjectOptions{})
+	if err != nil || len(out.Routes()) != 1 {
+		t.Fatalf("inject on the real clock: %v", err)
+	}
+}
+
+// BenchmarkInject measures one injected request answered statelessly,
+// including the wait for the engine to be idle (what a t.request costs).
+func BenchmarkInject(b *testing.B) {
+	e, _ := startInjectedTB(b, "", "function ksr_request_route() KSR.sl.send_reply(200, \"OK\") end")
+	msg := requestTB(b, "OPTIONS")
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		out, err := e.Inject(ctx, msg.Clone(), engine.InjectOptions{})
+		if err != nil || len(out.Replies()) != 1 {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAdvanceTick measures one virtual clock step that runs an rtimer
+// tick (what each timer deadline inside a t.advance costs).
+func BenchmarkAdvanceTick(b *testing.B) {
+	e, _ := startInjectedTB(b, `loadmodule "rtimer.so"
+modparam("rtimer", "timer", "name=t;interval=1000u;mode=1")
+modparam("rtimer", "exec", "timer=t;route=tick")`, "function ksr_request_route() end\nfunction tick() end")
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := e.Advance(ctx, time.Millisecond); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
