@@ -24,6 +24,13 @@ const benchOptions = "OPTIONS sip:bench@127.0.0.1:5060 SIP/2.0\r\n" +
 // BenchmarkOptionsRoute measures one OPTIONS through the whole in-process
 // path: parse, ksr_request_route in Lua, KSR.sl.send_reply, reply serialised.
 func BenchmarkOptionsRoute(b *testing.B) {
+	b.Run("budget=off", func(b *testing.B) { benchOptionsRoute(b, "") })
+	b.Run("budget=1000ms", func(b *testing.B) {
+		benchOptionsRoute(b, "modparam(\"app_lua\", \"max_exec_ms\", 1000)\n")
+	})
+}
+
+func benchOptionsRoute(b *testing.B, extra string) {
 	dir := b.TempDir()
 	os.WriteFile(filepath.Join(dir, "script.lua"), []byte(`
 function ksr_request_route()
@@ -33,7 +40,7 @@ function ksr_request_route()
 	end
 	KSR.sl.send_reply(404, "Not here")
 end`), 0o644)
-	os.WriteFile(filepath.Join(dir, "kemi.cfg"), []byte("loadmodule \"app_lua.so\"\nmodparam(\"app_lua\", \"load\", \"script.lua\")\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "kemi.cfg"), []byte("loadmodule \"app_lua.so\"\nmodparam(\"app_lua\", \"load\", \"script.lua\")\n"+extra), 0o644)
 	set, err := Load(filepath.Join(dir, "kemi.cfg"), nil)
 	if err != nil {
 		b.Fatal(err)

@@ -1,0 +1,161 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"kemi/engine/enginetest"
+	"kemi/jsonrpc"
+)
+
+func versionScript(v string) string {
+	return `
+version = "` + v + `"
+function ksr_request_route()
+	KSR.sl.send_reply(200, "version " .. version)
+end
+function ksr_tick(evname)
+	KSR.pv.sets("$shv(timer_version)", version)
+end
+`
+}
+
+func writeScript(t *testing.T, e *enginetest.Engine, src string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(e.Dir, "script.lua"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func reload(t *testing.T, e *enginetest.Engine) error {
+	t.Helper()
+	_, err := jsonrpc.Call(context.Background(), e.RPCURL(), "app_lua.reload", nil)
+	return err
+}
+
+func TestReloadChangesRepliesEverywhere(t *testing.T) {
+	cfg := enginetest.Config(`loadmodule "rtimer.so"`,
+		`modparam("rtimer", "timer", "name=t;interval=20000u;mode=1")`,
+		`modparam("rtimer", "exec", "timer=t;route=ksr_tick")`)
+	e := enginetest.Start(t, cfg, map[string]string{"script.lua": versionScript("one")})
+	c := enginetest.Dial(t, "udp", e.Addr("udp"))
+	if r := c.Do(enginetest.Req{Method: "OPTIONS"}, 2*time.Second); r.Reason != "version one" {
+		t.Fatalf("before reload: %q", r.Reason)
+	}
+	writeScript(t, e, versionScript("two"))
+	if err := reload(t, e); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	// Every receiver answers with the new script (children=2: send enough to reach both).
+	for i := 0; i < 20; i++ {
+		if r := c.Do(enginetest.Req{Method: "OPTIONS"}, 2*time.Second); r.Reason != "version two" {
+			t.Fatalf("after reload, request %d: %q", i, r.Reason)
+		}
+	}
+	// The timer VM switched too.
+	deadline := time.Now().Add(2 * time.Second)
+	for e.Status().Workers != nil && time.Now().Before(deadline) {
+		if v, _ := shv(e, "timer_version"); v == "two" {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if v, _ := shv(e, "timer_version"); v != "two" {
+		t.Fatalf("timer VM still runs %q", v)
+	}
+	st := e.Status()
+	if st.Version != 2 {
+		t.Fatalf("status version %d", st.Version)
+	}
+	for _, w := range st.Workers {
+		if strings.HasPrefix(w.Name, "receiver/") && w.Version != 2 {
+			t.Errorf("%s runs version %d", w.Name, w.Version)
+		}
+	}
+}
+
+// shv reads a $shv value through the RPC-free path: a fresh request.
+func shv(e *enginetest.Engine, name string) (string, bool) {
+	v := e.SharedVar(name)
+	s, ok := v.(string)
+	return s, ok
+}
+
+func TestReloadRefusesBrokenScripts(t *testing.T) {
+	e := enginetest.Start(t, enginetest.Config(), map[string]string{"script.lua": versionScript("good")})
+	c := enginetest.Dial(t, "udp", e.Addr("udp"))
+	cases := []struct {
+		name, src, want string
+	}{
+		{"syntax", "function ksr_request_route()\n  if then\nend\n", "script.lua:2"},
+		{"runtime at top level", "local x = nil\nx.y = 1\n", "script.lua:2"},
+		{"missing request route", "function other() end\n", "ksr_request_route"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			writeScript(t, e, tc.src)
+			err := reload(t, e)
+			f, ok := err.(*jsonrpc.Fault)
+			if !ok || f.Code != 500 || !strings.Contains(f.Message, tc.want) || !strings.HasPrefix(f.Message, "Reload Failed") {
+				t.Fatalf("reload of a broken script: %v (want a 500 fault naming %q)", err, tc.want)
+			}
+			if r := c.Do(enginetest.Req{Method: "OPTIONS"}, 2*time.Second); r.Reason != "version good" {
+				t.Fatalf("old script stopped answering: %q", r.Reason)
+			}
+		})
+	}
+	if st := e.Status(); st.Version != 1 {
+		t.Fatalf("a refused reload changed the version to %d", st.Version)
+	}
+}
+
+func TestReloadUnderLoadLosesNothing(t *testing.T) {
+	e := enginetest.Start(t, enginetest.Config(), map[string]string{"script.lua": versionScript("0")})
+	const clients, perClient = 4, 150
+	var sent, answered atomic.Int64
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := enginetest.Dial(t, "udp", e.Addr("udp"))
+			for j := 0; j < perClient; j++ {
+				sent.Add(1)
+				c.Send(c.Build(enginetest.Req{Method: "OPTIONS"}))
+				if r, err := c.RecvResponse(2 * time.Second); err == nil && r.StatusCode == 200 {
+					answered.Add(1)
+				}
+			}
+		}()
+	}
+	go func() {
+		for v := 1; v <= 20; v++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			writeScript(t, e, versionScript(fmt.Sprint(v)))
+			if err := reload(t, e); err != nil {
+				t.Errorf("reload %d: %v", v, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	if sent.Load() != answered.Load() {
+		t.Fatalf("%d requests sent, %d answered across 20 reloads", sent.Load(), answered.Load())
+	}
+	if st := e.Status(); st.Version < 2 {
+		t.Fatalf("no reload happened (version %d)", st.Version)
+	}
+}
