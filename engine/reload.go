@@ -1,11 +1,21 @@
 package engine
 
+import (
+	"context"
+	"time"
+
+	"kemi/workers"
+)
+
 // Reload compiles the configured scripts again, proves them in a scratch VM
-// and publishes the new generation; every VM switches before its next event.
-// On any error nothing changes and the error names file:line. Lua globals do
-// not survive a reload: each VM starts the new generation in a fresh Lua
-// state (Kamailio re-runs the file in the old state instead); shared state
-// (mqueue, $shv) is untouched.
+// and publishes the new generation; every VM switches before its next event,
+// never in the middle of one. On any error nothing changes and the error
+// names file:line. Lua globals do not survive a reload: each VM starts the
+// new generation in a fresh Lua state (Kamailio re-runs the file in the old
+// state instead); shared state (mqueue, $shv) is untouched.
+//
+// Idle group workers are nudged with an empty task so they switch at once
+// rather than at their next message; rtimer VMs switch at their next tick.
 func (e *Engine) Reload() (int64, error) {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
@@ -18,5 +28,36 @@ func (e *Engine) Reload() (int64, error) {
 	e.version.Store(v)
 	e.cur.Store(g)
 	e.log.Info("script reloaded", "version", v, "checksum", g.Checksum)
+	e.nudge()
 	return v, nil
 }
+
+// nudge queues an empty task on every worker of every group, in the
+// background: running it makes the worker switch to the new generation.
+func (e *Engine) nudge() {
+	if e.runCtx == nil {
+		return // not started
+	}
+	groups := []*workers.Group{e.receivers}
+	for _, g := range e.groups {
+		groups = append(groups, g)
+	}
+	if e.async != nil && e.async.group != nil {
+		groups = append(groups, e.async.group)
+	}
+	ctx, cancel := context.WithTimeout(e.runCtx, 5*time.Second)
+	go func() {
+		defer cancel()
+		for _, g := range groups {
+			for i := 0; i < g.Size(); i++ {
+				e.pending.Add(1)
+				if err := g.SubmitTo(ctx, i, noop); err != nil {
+					e.pending.Add(-1)
+				}
+			}
+		}
+	}()
+}
+
+// noop is the nudge task: Run syncs the VM before running it.
+func noop(*worker) {}

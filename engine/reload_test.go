@@ -159,3 +159,56 @@ func TestReloadUnderLoadLosesNothing(t *testing.T) {
 		t.Fatalf("no reload happened (version %d)", st.Version)
 	}
 }
+
+// Idle workers switch right after a reload, not at their next message.
+func TestReloadSwitchesIdleWorkers(t *testing.T) {
+	cfg := strings.Replace(enginetest.Config(), "children=2", "children=16", 1)
+	e := enginetest.Start(t, cfg, map[string]string{"script.lua": versionScript("a")})
+	writeScript(t, e, versionScript("b"))
+	if err := reload(t, e); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		behind := 0
+		for _, w := range e.Status().Workers {
+			if strings.HasPrefix(w.Name, "receiver/") && w.Version != 2 {
+				behind++
+			}
+		}
+		if behind == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idle receivers still run the old script", behind)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// BenchmarkReload64VMs measures a reload with 64 receiver VMs: compile and
+// prove, publish, and every VM switched.
+func BenchmarkReload64VMs(b *testing.B) {
+	cfg := strings.Replace(enginetest.Config(), "children=2", "children=64", 1)
+	e := enginetest.Start(b, cfg, map[string]string{"script.lua": versionScript("0")})
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		v, err := e.Reload()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			done := true
+			for _, w := range e.Status().Workers {
+				if w.Version != v {
+					done = false
+					break
+				}
+			}
+			if done {
+				break
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+}
