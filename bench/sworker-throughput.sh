@@ -87,6 +87,10 @@ log_stderror=yes
 children=BENCH_CHILDREN
 listen=udp:127.0.0.1:BENCH_PORT
 disable_tcp=yes
+#!ifdef KEMI
+# JSON-RPC on an ephemeral port: another kemi on this machine may hold the default one
+kemi.rpc_listen="127.0.0.1:0"
+#!endif
 
 mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
 loadmodule "tm.so"
