@@ -425,7 +425,7 @@ func namedPV(class string) (func(e *Env, s *pvSpec) lua.LValue, func(e *Env, s *
 				return lstr(e.AsyncData)
 			}
 			if s.arg == "gname" {
-				return lstr(e.Group)
+				return lstr(e.asyncGroup())
 			}
 			return lua.LNil
 		}, nil
