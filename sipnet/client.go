@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"hash/maphash"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -789,75 +788,16 @@ func (s *Server) matchBranch(res *sip.Response) *Branch {
 // (including those lingering after their final reply).
 func (s *Server) PendingBranches() int { return s.branches.len() }
 
-// branchTable maps client keys to branches, sharded like the server table.
-type branchTable struct {
-	seed   maphash.Seed
-	shards [64]branchShard
-}
+// branchTable maps client keys to branches.
+type branchTable struct{ shardMap[branchKey, *Branch] }
 
-type branchShard struct {
-	mu sync.Mutex
-	m  map[branchKey]*Branch
-}
+func (t *branchTable) init() { t.shardMap.init(func(k branchKey) string { return k.id }) }
 
-func (t *branchTable) init() {
-	t.seed = maphash.MakeSeed()
-	for i := range t.shards {
-		t.shards[i].m = make(map[branchKey]*Branch)
-	}
-}
-
-func (t *branchTable) shard(key branchKey) *branchShard {
-	return &t.shards[maphash.String(t.seed, key.id)%uint64(len(t.shards))]
-}
-
-func (t *branchTable) put(key branchKey, b *Branch) {
-	sh := t.shard(key)
-	sh.mu.Lock()
-	sh.m[key] = b
-	sh.mu.Unlock()
-}
-
-func (t *branchTable) get(key branchKey) *Branch {
-	sh := t.shard(key)
-	sh.mu.Lock()
-	b := sh.m[key]
-	sh.mu.Unlock()
-	return b
-}
-
-func (t *branchTable) drop(key branchKey, b *Branch) {
-	sh := t.shard(key)
-	sh.mu.Lock()
-	if sh.m[key] == b {
-		delete(sh.m, key)
-	}
-	sh.mu.Unlock()
-}
-
-func (t *branchTable) len() int {
-	n := 0
-	for i := range t.shards {
-		sh := &t.shards[i]
-		sh.mu.Lock()
-		n += len(sh.m)
-		sh.mu.Unlock()
-	}
-	return n
-}
+func (t *branchTable) drop(key branchKey, b *Branch) { t.dropIf(key, b) }
 
 // terminateAll stops every branch (server shutdown).
 func (t *branchTable) terminateAll() {
-	var all []*Branch
-	for i := range t.shards {
-		sh := &t.shards[i]
-		sh.mu.Lock()
-		for _, b := range sh.m {
-			all = append(all, b)
-		}
-		sh.mu.Unlock()
-	}
-	for _, b := range all {
+	for _, b := range t.values() {
 		b.remove()
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -397,35 +396,22 @@ func (h parseErrorCounter) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= slog.LevelError || h.Handler.Enabled(ctx, l)
 }
 
-// table maps transaction keys to in-flight markers and server transactions.
-// It is sharded to keep the hot path free of a global lock.
+// table maps transaction keys to in-flight markers (a nil *Tx) and server
+// transactions.
 type table struct {
-	seed   maphash.Seed
-	shards [64]shard
-	acks   ackTable // INVITEs whose 2xx is retransmitted until the ACK
-}
-
-type shard struct {
-	mu sync.Mutex
-	m  map[string]*Tx // nil value = in flight, no transaction yet
+	txs  shardMap[string, *Tx]
+	acks ackTable // INVITEs whose 2xx is retransmitted until the ACK
 }
 
 func (t *table) init() {
-	t.seed = maphash.MakeSeed()
+	t.txs.init(func(k string) string { return k })
 	t.acks.m = make(map[string]*Tx)
-	for i := range t.shards {
-		t.shards[i].m = make(map[string]*Tx)
-	}
-}
-
-func (t *table) shard(key string) *shard {
-	return &t.shards[maphash.String(t.seed, key)%uint64(len(t.shards))]
 }
 
 // claim marks key in flight. It returns the existing transaction, or
 // fresh=true when the key was unknown and is now in flight.
 func (t *table) claim(key string) (tx *Tx, fresh bool) {
-	sh := t.shard(key)
+	sh := t.txs.shard(key)
 	sh.mu.Lock()
 	tx, ok := sh.m[key]
 	if !ok {
@@ -436,67 +422,17 @@ func (t *table) claim(key string) (tx *Tx, fresh bool) {
 }
 
 // release drops an in-flight marker that never became a transaction.
-func (t *table) release(key string) {
-	sh := t.shard(key)
-	sh.mu.Lock()
-	if tx, ok := sh.m[key]; ok && tx == nil {
-		delete(sh.m, key)
-	}
-	sh.mu.Unlock()
-}
+func (t *table) release(key string) { t.txs.dropIf(key, nil) }
 
-func (t *table) setTx(key string, tx *Tx) {
-	sh := t.shard(key)
-	sh.mu.Lock()
-	sh.m[key] = tx
-	sh.mu.Unlock()
-}
+func (t *table) setTx(key string, tx *Tx)  { t.txs.put(key, tx) }
+func (t *table) getTx(key string) *Tx      { return t.txs.get(key) }
+func (t *table) dropTx(key string, tx *Tx) { t.txs.dropIf(key, tx) }
 
-func (t *table) getTx(key string) *Tx {
-	sh := t.shard(key)
-	sh.mu.Lock()
-	tx := sh.m[key]
-	sh.mu.Unlock()
-	return tx
-}
-
-func (t *table) dropTx(key string, tx *Tx) {
-	sh := t.shard(key)
-	sh.mu.Lock()
-	if cur, ok := sh.m[key]; ok && cur == tx {
-		delete(sh.m, key)
-	}
-	sh.mu.Unlock()
-}
-
-func (t *table) len() int {
-	n := 0
-	for i := range t.shards {
-		sh := &t.shards[i]
-		sh.mu.Lock()
-		for _, tx := range sh.m {
-			if tx != nil {
-				n++
-			}
-		}
-		sh.mu.Unlock()
-	}
-	return n
-}
+// len counts the live transactions (not the in-flight markers).
+func (t *table) len() int { return len(t.txs.values()) }
 
 func (t *table) terminateAll() {
-	var all []*Tx
-	for i := range t.shards {
-		sh := &t.shards[i]
-		sh.mu.Lock()
-		for _, tx := range sh.m {
-			if tx != nil {
-				all = append(all, tx)
-			}
-		}
-		sh.mu.Unlock()
-	}
-	for _, tx := range all {
+	for _, tx := range t.txs.values() {
 		tx.terminate()
 	}
 }
