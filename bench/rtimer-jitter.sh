@@ -2,8 +2,8 @@
 # bench/rtimer-jitter.sh: rtimer tick regularity, idle or under SIP load.
 #
 # Each engine runs bench/kamailio/rtimer.cfg: rtimer timers
-#   name=t100;interval=100000u;mode=1   -> Lua rt_t100: KSR.info("jit t100 <$TV(Sn)>")
-#   name=t10;interval=10000u;mode=1     -> Lua rt_t10:  KSR.info("jit t10 <$TV(Sn)>")
+#   name=t100;mode=1;interval=100000u   -> Lua rt_t100: KSR.info("jit t100 <$TV(Sn)>")
+#   name=t10;mode=1;interval=10000u     -> Lua rt_t10:  KSR.info("jit t10 <$TV(Sn)>")
 # (bench/lua/rtimer.lua; ksr_request_route answers OPTIONS with 200).
 # After the engine answers, the script measures for SECONDS; with LOAD > 0 sipp sends
 # OPTIONS at LOAD/s to the same instance meanwhile (bench/sipp/options.xml). Only
@@ -13,10 +13,15 @@
 #   drift = last - first - (ticks-1)*nominal (ms and % of elapsed), gaps >1.5x nominal
 #   (and the ticks they swallowed).
 # Kamailio 5.6's rtimer loops sleep(interval)-then-run, so its drift grows with the run
-# time of each tick; a drift-free scheduler shows ~0 drift (skipped ticks appear as gaps).
+# time of each tick; a drift-free scheduler shows ~0 drift (skipped ticks appear as gaps,
+# and skipdrift% is the drift counting each gap as the whole periods it spans). A tick
+# more than half a period late and not skipped also looks like a gap to the analyser, so
+# for kemi the script also prints the ticks it really skipped in the window, read from its
+# rtimer_ticks/rtimer_skipped counters (kemi.status over JSON-RPC on BASE_PORT+9).
 #
 # Usage: bench/rtimer-jitter.sh [SECONDS=60] [LOAD=0|rate/s]
-#   env: BASE_PORT=15062 SKIP=2 and bench/lib.sh's CHILDREN, PIN, ENGINES, KEEP, ...
+#   env: BASE_PORT=15062 SKIP=2 KEMI_RPC_PORT=BASE_PORT+9 and bench/lib.sh's CHILDREN,
+#   PIN, ENGINES, KEEP, ... (kemi: GOGC and other Go variables pass through)
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -26,6 +31,19 @@ SECS=${1:-60}
 LOAD=${2:-0}
 BASE_PORT=${BASE_PORT:-15062}
 SKIP=${SKIP:-2}
+# kemi's JSON-RPC listener goes to BASE_PORT+9 rather than its default port (no clash
+# with another instance); the script reads kemi's own rtimer counters there.
+KEMI_RPC=127.0.0.1:${KEMI_RPC_PORT:-$((BASE_PORT + 9))}
+KEMI_EXTRA_ARGS="${KEMI_EXTRA_ARGS:-} -rpc $KEMI_RPC"
+
+# kemi_counters: "ticks skipped" from kemi.status (summed over its timers), or "- -".
+kemi_counters() {
+	local st t s
+	st=$("$KEMI_BIN" rpc -s "$KEMI_RPC" kemi.status 2>/dev/null) || { echo "- -"; return; }
+	t=$(grep -o '"rtimer_ticks": *[0-9]*' <<<"$st" | grep -o '[0-9]*$')
+	s=$(grep -o '"rtimer_skipped": *[0-9]*' <<<"$st" | grep -o '[0-9]*$')
+	echo "${t:--} ${s:--}"
+}
 [[ $SECS =~ ^[0-9]+$ && $SECS -gt 0 ]] || die "SECONDS must be a positive integer"
 [[ $LOAD =~ ^[0-9]+$ ]] || die "LOAD must be 0 or a rate (calls/s)"
 
@@ -48,6 +66,7 @@ for engine in "${engines[@]}"; do
 
 	from=$(($(wc -l <"$logf") + 1))
 	cpu0=$(cpu_ticks "$pid")
+	[[ $engine == kemi ]] && read -r kt0 ks0 < <(kemi_counters)
 	sipp_pid=""
 	csv=$WORK/rtimer-$engine-load.csv
 	if ((LOAD > 0)); then
@@ -64,6 +83,7 @@ for engine in "${engines[@]}"; do
 	sleep "$SECS"
 	to=$(wc -l <"$logf")
 	cpu1=$(cpu_ticks "$pid")
+	[[ $engine == kemi ]] && read -r kt1 ks1 < <(kemi_counters)
 	if [[ -n $sipp_pid ]]; then
 		for ((i = 0; i < 100; i++)); do
 			kill -0 "$sipp_pid" 2>/dev/null || break
@@ -77,6 +97,10 @@ for engine in "${engines[@]}"; do
 			'BEGIN { printf "target %d/s: %d ok (%.0f/s), %d failed", r, ok, (el > 0) ? ok / el : 0, f }')
 	fi
 	loadinfo[$engine]="${loadinfo[$engine]:-idle}; engine CPU $(awk -v c="$((cpu1 - cpu0))" -v hz="$CLK_TCK" -v s="$SECS" 'BEGIN { printf "%.0f%%", 100 * c / hz / s }') of one core"
+	if [[ $engine == kemi && $ks1 != - && $ks0 != - ]]; then
+		# ground truth for kemi's gaps: the ticks it skipped in the window, by its own count
+		loadinfo[$engine]+="; rtimer counters: $((kt1 - kt0)) ticks run, $((ks1 - ks0)) skipped"
+	fi
 	stop_group "$pid"
 	sed -n "${from},${to}p" "$logf" >"$WORK/rtimer-$engine-window.log"
 	table[$engine]=$("$WORK/bin/jitter" -noheader -label "$engine" -skip "$SKIP" -tags t100,t10 \
