@@ -337,7 +337,7 @@ cfgengine "lua"
 	cmd := exec.Command(kam, "-DD", "-E", "-f", filepath.Join(dir, "kamailio.cfg"), "-Y", run,
 		"-P", filepath.Join(run, "kamailio.pid"), "-w", "/", "-m", "64", "-M", "8")
 	cmd.Stdout, cmd.Stderr = &klog, &klog
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its children get the SIGTERM too
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // for the SIGKILL fallback
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +349,10 @@ cfgengine "lua"
 			return
 		}
 		stopped = true
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		// Only the main process: it stops its children itself and then saves
+		// the queues in mod_destroy. Signalling the whole group races with
+		// that (a child exiting first makes it terminate "due to SIGCHLD").
+		cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
