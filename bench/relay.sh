@@ -57,34 +57,6 @@ start_uas() {
 	kill -0 "$UAS_PID" 2>/dev/null || die "the UAS sipp did not start, see $WORK/$1-uas.out"
 }
 
-# sipp_run ENGINE PID PORT RATE SECS LIMIT TAG: one uac run; prints
-# "calls ok failed ok/s cpu% us/req rcvdrop" (us/req = engine CPU per successful relayed
-# MESSAGE; rcvdrop = kernel UDP receive-buffer drops during the run, system-wide).
-sipp_run() {
-	local engine=$1 pid=$2 port=$3 rate=$4 secs=$5 limit=$6 tag=$7
-	local csv=$WORK/$tag.csv out=$WORK/$tag.out rc=0 cpu0 cpu1 ok fail el drop0 drop1
-	kill -0 "$pid" 2>/dev/null || die "$engine (pid $pid) is gone"
-	cpu0=$(cpu_ticks "$pid")
-	drop0=$(udp_rcvbuf_errors)
-	(cd "$WORK" && timeout -k 5 $((secs * 3 + 40)) "${PIN_SIPP[@]}" "$SIPP" "127.0.0.1:$port" -sf "$UAC" \
-		-key uas_port "$UAS_PORT" -t u1 -i 127.0.0.1 -p "$SIPP_LOCAL_PORT" -r "$rate" -rp 1000 \
-		-l "$limit" -m $((rate * secs)) -buff_size "$SIPP_BUF" -nostdin -timeout $((secs * 3 + 30))s \
-		-trace_stat -stf "$csv" -fd 1 >"$out" 2>&1) || rc=$?
-	cpu1=$(cpu_ticks "$pid")
-	drop1=$(udp_rcvbuf_errors)
-	if [[ ! -s $csv ]]; then
-		log "$engine: sipp produced no stats (rc=$rc), see $out"
-		tail -n 5 "$out" >&2
-		echo "0 0 0 0 0 - 0"
-		return
-	fi
-	ok=$(sipp_stat_field "$csv" 'SuccessfulCall(C)')
-	fail=$(sipp_stat_field "$csv" 'FailedCall(C)')
-	el=$(sipp_stat_elapsed "$csv")
-	awk -v ok="$ok" -v fail="$fail" -v el="$el" -v c="$((cpu1 - cpu0))" -v hz="$CLK_TCK" -v d="$((drop1 - drop0))" 'BEGIN {
-		printf "%d %d %d %.0f %.0f %s %d\n", ok + fail, ok, fail, (el > 0) ? ok / el : 0,
-			(el > 0) ? 100 * c / hz / el : 0, (ok > 0) ? sprintf("%.1f", 1e6 * c / hz / ok) : "-", d }'
-}
 
 declare -A res_us res_sat
 row() { printf '%-16s %6s %8s %8s %7s %9s %6s %8s %8s\n' "$@"; }
@@ -99,11 +71,11 @@ for engine in "${engines[@]}"; do
 	pid=$ENGINE_PID
 	wait_ready "$engine" "$pid" "$port" "$logf" || die "$engine did not start"
 	start_uas "$name"
-	sipp_run "$engine" "$pid" "$port" 1000 2 1000 "$name-warmup" >/dev/null
-	read -r calls ok fail meas cpu us drop < <(sipp_run "$engine" "$pid" "$port" "$RATE" "$SECS" "$RATE" "$name-fixed")
+	sipp_measure "$engine" "$pid" "$port" 1000 2 1000 "$name-warmup" "$UAC" -key uas_port "$UAS_PORT" >/dev/null
+	read -r calls ok fail meas cpu us drop < <(sipp_measure "$engine" "$pid" "$port" "$RATE" "$SECS" "$RATE" "$name-fixed" "$UAC" -key uas_port "$UAS_PORT")
 	row "$engine" "$RATE" "$calls" "$ok" "$fail" "$meas" "$cpu" "$us" "$drop"
 	res_us[$engine]=$us
-	read -r calls ok fail meas cpu us drop < <(sipp_run "$engine" "$pid" "$port" "$SAT_RATE" "$SAT_SECS" "$SAT_LIMIT" "$name-sat")
+	read -r calls ok fail meas cpu us drop < <(sipp_measure "$engine" "$pid" "$port" "$SAT_RATE" "$SAT_SECS" "$SAT_LIMIT" "$name-sat" "$UAC" -key uas_port "$UAS_PORT")
 	row "$engine" "$SAT_RATE" "$calls" "$ok" "$fail" "$meas" "$cpu" "$us" "$drop"
 	res_sat[$engine]=$meas
 	stop_group "$UAS_PID"

@@ -117,34 +117,6 @@ modparam("app_lua", "load", "$WORK/sworker.lua")
 cfgengine "lua"
 EOF
 
-# sipp_run ENGINE PID PORT RATE SECS LIMIT TAG: one sipp run; prints
-# "calls ok failed meas/s cpu% us/req rcvdrop" (us/req = engine CPU per successful
-# request; rcvdrop = kernel UDP receive-buffer drops during the run, system-wide).
-sipp_run() {
-	local engine=$1 pid=$2 port=$3 rate=$4 secs=$5 limit=$6 tag=$7
-	local csv=$WORK/$tag.csv out=$WORK/$tag.out rc=0 cpu0 cpu1 ok fail el drop0 drop1
-	kill -0 "$pid" 2>/dev/null || die "$engine (pid $pid) is gone"
-	cpu0=$(cpu_ticks "$pid")
-	drop0=$(udp_rcvbuf_errors)
-	(cd "$WORK" && timeout -k 5 $((secs * 3 + 40)) "${PIN_SIPP[@]}" "$SIPP" "127.0.0.1:$port" -sf "$SC" \
-		-t u1 -i 127.0.0.1 -p "$SIPP_LOCAL_PORT" -r "$rate" -rp 1000 -l "$limit" -m $((rate * secs)) \
-		-buff_size "$SIPP_BUF" -nostdin -timeout $((secs * 3 + 30))s \
-		-trace_stat -stf "$csv" -fd 1 >"$out" 2>&1) || rc=$?
-	cpu1=$(cpu_ticks "$pid")
-	drop1=$(udp_rcvbuf_errors)
-	if [[ ! -s $csv ]]; then
-		log "$engine: sipp produced no stats (rc=$rc), see $out"
-		tail -n 5 "$out" >&2
-		echo "0 0 0 0 0 - 0"
-		return
-	fi
-	ok=$(sipp_stat_field "$csv" 'SuccessfulCall(C)')
-	fail=$(sipp_stat_field "$csv" 'FailedCall(C)')
-	el=$(sipp_stat_elapsed "$csv")
-	awk -v ok="$ok" -v fail="$fail" -v el="$el" -v c="$((cpu1 - cpu0))" -v hz="$CLK_TCK" -v d="$((drop1 - drop0))" 'BEGIN {
-		printf "%d %d %d %.0f %.0f %s %d\n", ok + fail, ok, fail, (el > 0) ? ok / el : 0,
-			(el > 0) ? 100 * c / hz / el : 0, (ok > 0) ? sprintf("%.1f", 1e6 * c / hz / ok) : "-", d }'
-}
 
 declare -A res_us res_sat
 rows=()
@@ -171,12 +143,12 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			start_engine "$engine" "$cfg" "$logf"
 			pid=$ENGINE_PID
 			wait_ready "$engine" "$pid" "$port" "$logf" || die "$engine ($mode) did not start"
-			sipp_run "$engine" "$pid" "$port" 2000 2 2000 "$name-$round-warmup" >/dev/null
-			read -r calls ok fail meas cpu us drop < <(sipp_run "$engine" "$pid" "$port" "$RATE" "$SECS" "$RATE" "$name-$round-fixed")
+			sipp_measure "$engine" "$pid" "$port" 2000 2 2000 "$name-$round-warmup" "$SC" >/dev/null
+			read -r calls ok fail meas cpu us drop < <(sipp_measure "$engine" "$pid" "$port" "$RATE" "$SECS" "$RATE" "$name-$round-fixed" "$SC")
 			row "$engine/$mode" "$round" "$RATE" "$calls" "$ok" "$fail" "$meas" "$cpu" "$us" "$drop"
 			res_us[$engine/$mode]+="$us "
 			if ((SAT_SECS > 0)); then
-				read -r calls ok fail meas cpu us drop < <(sipp_run "$engine" "$pid" "$port" "$SAT_RATE" "$SAT_SECS" "$SAT_LIMIT" "$name-$round-sat")
+				read -r calls ok fail meas cpu us drop < <(sipp_measure "$engine" "$pid" "$port" "$SAT_RATE" "$SAT_SECS" "$SAT_LIMIT" "$name-$round-sat" "$SC")
 				row "$engine/$mode" "$round" "$SAT_RATE" "$calls" "$ok" "$fail" "$meas" "$cpu" "$us" "$drop"
 				res_sat[$engine/$mode]+="$meas "
 			fi
