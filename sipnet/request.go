@@ -2,6 +2,7 @@ package sipnet
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -153,11 +154,21 @@ func (r *Request) NewTx() (*Tx, error) {
 
 // conn returns the sipgo connection replies to src leave on.
 func (ln *Listener) conn(src netip.AddrPort) (sip.Connection, error) {
+	if ln.pc != nil {
+		return udpConn{ln: ln, dst: src}, nil
+	}
 	return ln.tp.GetConnection(ln.Proto, src.String())
 }
 
 // send writes a locally generated response statelessly.
 func (ln *Listener) send(res *sip.Response) error {
+	if ln.pc != nil {
+		dst, err := netip.ParseAddrPort(res.Destination())
+		if err != nil {
+			return fmt.Errorf("reply destination %q: %w", res.Destination(), err)
+		}
+		return ln.write(res, dst)
+	}
 	return ln.tp.WriteMsgTo(res, res.Destination(), ln.Proto)
 }
 

@@ -120,7 +120,7 @@ func (s *Server) Start(ctx context.Context) error {
 			defer s.wg.Done()
 			var err error
 			if ln.pc != nil {
-				err = ln.tp.ServeUDP(ln.pc)
+				err = ln.serveUDP(parser)
 			} else {
 				err = ln.tp.ServeTCP(ln.ln)
 			}
@@ -228,26 +228,32 @@ func (s *Server) Stats() Stats {
 func (s *Server) PendingTx() int { return s.txs.len() }
 
 // onMessage runs on the listener's read goroutine.
+// onMessage receives what sipgo's transport layer read (TCP).
 func (ln *Listener) onMessage(m sip.Message) {
+	src, _ := netip.ParseAddrPort(m.Source())
+	ln.handle(m, netip.AddrPortFrom(src.Addr().Unmap(), src.Port()))
+}
+
+// handle runs on the listener's read goroutine.
+func (ln *Listener) handle(m sip.Message, src netip.AddrPort) {
 	s := ln.srv
 	switch msg := m.(type) {
 	case *sip.Request:
 		s.nRequests.Add(1)
-		s.onRequest(ln, msg)
+		s.onRequest(ln, msg, src)
 	case *sip.Response:
 		s.nResponses.Add(1)
-		src, _ := netip.ParseAddrPort(msg.Source())
 		// A reply to a relayed request carries its client transaction.
 		s.handler.HandleResponse(&Response{Msg: msg, Listener: ln, Src: src, Branch: s.matchBranch(msg)})
 	}
 }
 
-func (s *Server) onRequest(ln *Listener, msg *sip.Request) {
+func (s *Server) onRequest(ln *Listener, msg *sip.Request, src netip.AddrPort) {
 	if why := Malformed(msg); why != "" {
 		s.nBadRequests.Add(1)
 		s.log.Debug("malformed request", "reason", why, "method", string(msg.Method))
 		if msg.Via() != nil && !msg.IsAck() {
-			r := s.newRequest(ln, msg, "")
+			r := s.newRequest(ln, msg, "", src)
 			if err := r.ReplyStateless(400, "Bad Request", []sip.Header{sip.NewHeader("Warning", `399 kemi "`+why+`"`)}, nil); err != nil {
 				s.log.Debug("400 to a malformed request failed", "error", err)
 			}
@@ -257,7 +263,7 @@ func (s *Server) onRequest(ln *Listener, msg *sip.Request) {
 	key, ok := txKey(msg, "")
 	if !ok {
 		// No Via branch/CSeq to build a key from: route it without absorption.
-		s.handler.HandleRequest(s.newRequest(ln, msg, ""))
+		s.handler.HandleRequest(s.newRequest(ln, msg, "", src))
 		return
 	}
 	if msg.IsCancel() {
@@ -285,15 +291,14 @@ func (s *Server) onRequest(ln *Listener, msg *sip.Request) {
 	case !fresh:
 		s.nAbsorbed.Add(1) // retransmission while the first copy is being routed
 	default:
-		r := s.newRequest(ln, msg, key)
+		r := s.newRequest(ln, msg, key, src)
 		r.inflight = true
 		s.handler.HandleRequest(r)
 	}
 }
 
-func (s *Server) newRequest(ln *Listener, msg *sip.Request, key string) *Request {
-	src, _ := netip.ParseAddrPort(msg.Source())
-	return &Request{Msg: msg, Listener: ln, Src: netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), key: key, srv: s}
+func (s *Server) newRequest(ln *Listener, msg *sip.Request, key string, src netip.AddrPort) *Request {
+	return &Request{Msg: msg, Listener: ln, Src: src, key: key, srv: s}
 }
 
 // Malformed says what makes a request unroutable (RFC 3261 8.1.1: To,

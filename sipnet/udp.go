@@ -1,0 +1,73 @@
+package sipnet
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/netip"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// serveUDP is kemi's own read loop for a UDP listener: one reused buffer,
+// no per-packet address string or connection-pool bookkeeping (sipgo's
+// parser copies what it keeps). It returns when the socket is closed.
+func (ln *Listener) serveUDP(parser *sip.Parser) error {
+	uc, ok := ln.pc.(*net.UDPConn)
+	if !ok {
+		return ln.tp.ServeUDP(ln.pc)
+	}
+	s := ln.srv
+	buf := make([]byte, udpReadSize)
+	for {
+		n, src, err := uc.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			s.log.Debug("udp read", "listen", ln.String(), "error", err)
+			continue
+		}
+		data := buf[:n]
+		if len(bytes.Trim(data, "\r\n\x00")) == 0 {
+			continue // keep-alive (CRLF) or padding
+		}
+		msg, err := parser.ParseSIP(data)
+		if err != nil {
+			s.nParseErrors.Add(1)
+			s.log.Debug("unparsable datagram dropped", "listen", ln.String(), "src", src.String(), "error", err)
+			continue
+		}
+		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+		msg.SetTransport("UDP")
+		msg.SetSource(src.String())
+		ln.handle(msg, src)
+	}
+}
+
+// udpReadSize is the largest datagram read; sipgo's parser refuses messages
+// over 65,535 bytes anyway.
+const udpReadSize = 65535
+
+// udpConn is the sip.Connection a server transaction on a UDP listener
+// answers through: the listener's own socket, to each response's destination.
+type udpConn struct {
+	ln  *Listener
+	dst netip.AddrPort
+}
+
+func (c udpConn) LocalAddr() net.Addr { return c.ln.pc.LocalAddr() }
+
+func (c udpConn) WriteMsg(msg sip.Message) error {
+	dst := c.dst
+	if d, err := netip.ParseAddrPort(msg.Destination()); err == nil {
+		dst = d
+	}
+	return c.ln.write(msg, dst)
+}
+
+// The listener socket outlives every transaction: reference counting is a
+// no-op and closing does nothing.
+func (c udpConn) Ref(int) int            { return 1 }
+func (c udpConn) TryClose() (int, error) { return 1, nil }
+func (c udpConn) Close() error           { return nil }
