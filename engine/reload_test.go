@@ -211,3 +211,67 @@ func BenchmarkReload64VMs(b *testing.B) {
 		}
 	}
 }
+
+// versionRoutesScript answers from an async resume (X-Path: async), from a
+// sworker group (X-Path: sworker) or directly, naming the script version.
+func versionRoutesScript(v string) string {
+	return `
+version = "` + v + `"
+function ksr_pre_routing(evname)
+	if KSR.hdr.get("X-Path") == "sworker" and KSR.sworker.task("sw") > 0 then KSR.x.drop() end
+end
+function ksr_request_route()
+	if KSR.hdr.get("X-Path") == "async" then
+		KSR.async.ms_route("resumed", 5)
+		KSR.x.exit()
+	end
+	KSR.sl.send_reply(200, KSR.async.get_gname() .. " " .. version)
+end
+function resumed()
+	KSR.sl.send_reply(200, "async " .. version)
+end
+`
+}
+
+// Async workers and sworker group workers move to the new script too.
+func TestReloadSwitchesAsyncAndGroupWorkers(t *testing.T) {
+	cfg := asyncCfg(`modparam("async", "workers", 1)`, `loadmodule "sworker.so"`,
+		`async_workers_group="name=sw;workers=2"`, `kemi.pre_routing_callback="ksr_pre_routing"`)
+	e := enginetest.Start(t, cfg, map[string]string{"script.lua": versionRoutesScript("one")})
+	c := enginetest.Dial(t, "udp", e.Addr("udp"))
+	ask := func(path string) string {
+		t.Helper()
+		r := c.Do(enginetest.Req{Method: "MESSAGE", Headers: []string{"X-Path: " + path}}, 2*time.Second)
+		return r.Reason
+	}
+	if got := ask("async"); got != "async one" {
+		t.Fatalf("before reload, async: %q", got)
+	}
+	if got := ask("sworker"); got != "sw one" {
+		t.Fatalf("before reload, sworker: %q", got)
+	}
+	writeScript(t, e, versionRoutesScript("two"))
+	if err := reload(t, e); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	for i := 0; i < 4; i++ { // two group workers: ask enough to reach both
+		if got := ask("async"); got != "async two" {
+			t.Fatalf("after reload, async %d: %q", i, got)
+		}
+		if got := ask("sworker"); got != "sw two" {
+			t.Fatalf("after reload, sworker %d: %q", i, got)
+		}
+	}
+	seen := map[string]bool{}
+	for _, w := range e.Status().Workers {
+		if strings.HasPrefix(w.Name, "async/") || strings.HasPrefix(w.Name, "sw/") {
+			seen[w.Name] = true
+			if w.Version != 2 {
+				t.Errorf("%s runs version %d after the reload", w.Name, w.Version)
+			}
+		}
+	}
+	if !seen["async/0"] || len(seen) != 3 {
+		t.Fatalf("status lists %v, want async/0 and two sw workers", seen)
+	}
+}
