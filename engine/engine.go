@@ -35,7 +35,9 @@ type Options struct {
 	Level *slog.LevelVar
 	// Clock drives rtimer and async; nil is the real clock.
 	Clock timers.Clock
-	// NoNetwork skips the SIP listeners and the RPC listener (kemi test).
+	// NoNetwork binds no socket (kemi test): the SIP layer is virtual (what
+	// a relay sends goes to the injected request's Outcome) and the RPC
+	// listener is not started.
 	NoNetwork bool
 	// RPCListen overrides the configured JSON-RPC address ("-" disables it).
 	RPCListen string
@@ -158,7 +160,7 @@ func (e *Engine) Logger() *slog.Logger { return e.log }
 // Queues returns the mqueue registry.
 func (e *Engine) Queues() *queues.Registry { return e.queues }
 
-// SIP returns the network layer (nil with NoNetwork).
+// SIP returns the network layer (a virtual one with NoNetwork).
 func (e *Engine) SIP() *sipnet.Server { return e.sip }
 
 // RPC returns the JSON-RPC server.
@@ -171,7 +173,7 @@ func (e *Engine) Clock() timers.Clock { return e.clock }
 func (e *Engine) Pending() int64 { return e.pending.Load() }
 
 func (e *Engine) myself() []netip.AddrPort {
-	if e.sip == nil {
+	if e.sip == nil || e.sip.Virtual() {
 		return e.configuredAddrs() // no network (kemi test): the listen= addresses, inject.go
 	}
 	var out []netip.AddrPort
@@ -264,13 +266,17 @@ func (e *Engine) buildSubsystems() error {
 		e.rtimer = &rtimerSystem{e: e}
 		e.subsystems = append(e.subsystems, e.rtimer)
 	}
+	sopts := sipnet.Options{Listen: e.set.Listen, ServerHeader: e.set.ServerHdr, Logger: e.log.With("module", "sip")}
+	if e.opts.NoNetwork {
+		sopts.Outbound = e.outbound // kemi test: relays go to the injected request's Outcome (inject.go)
+	}
+	srv, err := sipnet.New(sopts, e)
+	if err != nil {
+		return err
+	}
+	e.sip = srv
+	e.subsystems = append(e.subsystems, funcSystem{"sip", srv.Start, srv.Stop})
 	if !e.opts.NoNetwork {
-		srv, err := sipnet.New(sipnet.Options{Listen: e.set.Listen, ServerHeader: e.set.ServerHdr, Logger: e.log.With("module", "sip")}, e)
-		if err != nil {
-			return err
-		}
-		e.sip = srv
-		e.subsystems = append(e.subsystems, funcSystem{"sip", srv.Start, srv.Stop})
 		if e.async != nil {
 			// Stopped before the listeners: suspended requests get their 503.
 			e.subsystems = append(e.subsystems, funcSystem{"async drain", nil, e.async.drain})
@@ -312,7 +318,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 		e.started = append(e.started, s)
 	}
-	if e.sip != nil {
+	if e.sip != nil && !e.sip.Virtual() {
 		for _, l := range e.sip.Listeners() {
 			e.log.Info("listening", "proto", l.Proto, "addr", l.Addr.String())
 		}

@@ -139,6 +139,7 @@ type Outcome struct {
 	mu      sync.Mutex
 	replies []*sip.Response
 	routes  []routed
+	relays  []*Relay
 }
 
 type routed struct {
@@ -209,9 +210,164 @@ func (o *Outcome) Suspended() bool {
 	return false
 }
 
+// Relays returns the copies of the request sent to next hops so far, in
+// order: one per KSR.tm.t_relay branch and per KSR.forward.
+func (o *Outcome) Relays() []*Relay {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.relays)
+}
+
+// Relay is a copy of an injected request sent to a next hop. Under kemi
+// test the network is virtual (see sipnet's Outgoing): nothing leaves the
+// process, and the test plays the next hop with Reply and Expire.
+type Relay struct {
+	o         *Outcome
+	branch    *sipnet.Branch // nil: stateless
+	from      *sipnet.Listener
+	uri       string
+	to        sipnet.Target
+	stateless bool
+	msgs      []*sip.Request // the request as sent, then its ACKs and CANCELs; under o.mu
+	toTag     string
+}
+
+// URI is the destination the request was sent to: t_relay's or forward's
+// argument, else $du, else the R-URI.
+func (r *Relay) URI() string { return r.uri }
+
+// Target is where that destination resolved to ("udp:10.0.0.2:5060"); a
+// host name stands for 192.0.2.1 under kemi test.
+func (r *Relay) Target() string { return r.to.String() }
+
+// Stateless reports a KSR.forward copy (no transaction: it cannot be
+// answered).
+func (r *Relay) Stateless() bool { return r.stateless }
+
+// Sent returns what was sent on this branch: the request, then the ACK
+// for a negative final reply to an INVITE and the CANCEL when the branch
+// was cancelled.
+func (r *Relay) Sent() []*sip.Request {
+	r.o.mu.Lock()
+	defer r.o.mu.Unlock()
+	return slices.Clone(r.msgs)
+}
+
+// Reply delivers a reply from the next hop (built from the request as
+// sent: Via, From, To with a tag, Call-ID, CSeq, Record-Route where due,
+// plus headers, "Name: value" lines, and body), as if it had arrived on
+// the socket the request left from, then waits until the engine is idle:
+// ksr_reply_route, t_on_reply and t_on_failure run and the reply goes
+// upstream as it would over the network.
+func (r *Relay) Reply(ctx context.Context, code int, reason string, headers []string, body string) error {
+	if r.branch == nil {
+		return errors.New("reply: a stateless forward has no transaction to answer")
+	}
+	if code < 100 || code > 699 {
+		return fmt.Errorf("reply: status %d out of range 100-699", code)
+	}
+	r.o.mu.Lock()
+	req := r.msgs[0]
+	r.o.mu.Unlock()
+	base := sip.NewResponseFromRequest(req, code, reason, nil)
+	if to := base.To(); to != nil && code > 100 {
+		if _, ok := to.Params.Get("tag"); !ok {
+			to.Params.Add("tag", r.toTag)
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "SIP/2.0 %d %s\r\n", code, reason)
+	for _, h := range base.Headers() {
+		if !strings.EqualFold(h.Name(), "Content-Length") {
+			b.WriteString(h.Name() + ": " + h.Value() + "\r\n")
+		}
+	}
+	for _, h := range headers {
+		b.WriteString(strings.TrimRight(h, "\r\n") + "\r\n")
+	}
+	fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n%s", len(body), body)
+	m, err := sip.ParseMessage([]byte(b.String()))
+	if err != nil {
+		return fmt.Errorf("reply: %w", err)
+	}
+	if err := r.o.e.sip.Receive(m, r.from, r.to.Addr); err != nil {
+		return err
+	}
+	return r.o.e.WaitIdle(ctx)
+}
+
+// Expire does what tm's fr_timer (fr_inv_timer after a provisional reply)
+// does when the next hop never sends a final reply, then waits until the
+// engine is idle. It reports false when the branch had ended already.
+func (r *Relay) Expire(ctx context.Context) (bool, error) {
+	if r.branch == nil {
+		return false, errors.New("timeout: a stateless forward has no transaction")
+	}
+	if !r.branch.Expire() {
+		return false, nil
+	}
+	return true, r.o.e.WaitIdle(ctx)
+}
+
+// outbound receives what the virtual network sends (Options.NoNetwork):
+// messages of a relayed injected request's branches go to its Outcome.
+// Stateless forwards are recorded by relaySystem.Forward.
+func (e *Engine) outbound(out sipnet.Outgoing) {
+	if out.Branch == nil {
+		return
+	}
+	c, ok := out.Branch.Owner().(*cell)
+	if !ok {
+		return
+	}
+	o, ok := c.msg.Req.Tag.(*Outcome)
+	req, isReq := out.Msg.(*sip.Request)
+	if !ok || !isReq {
+		return
+	}
+	req = req.Clone()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, r := range o.relays {
+		if r.branch == out.Branch {
+			r.msgs = append(r.msgs, req)
+			return
+		}
+	}
+	o.relays = append(o.relays, &Relay{o: o, branch: out.Branch, from: out.From, to: out.To,
+		msgs: []*sip.Request{req}, toTag: fmt.Sprintf("kemitest-hop%d", len(o.relays)+1)})
+}
+
+// relayedTo notes the destination URI of a branch of an injected request.
+func relayedTo(m *ksr.Msg, b *sipnet.Branch, uri string) {
+	o, ok := m.Req.Tag.(*Outcome)
+	if !ok {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, r := range o.relays {
+		if r.branch == b {
+			r.uri = uri
+		}
+	}
+}
+
+// forwardedTo records a stateless forward of an injected request.
+func forwardedTo(m *ksr.Msg, out *sip.Request, t sipnet.Target, uri string) {
+	o, ok := m.Req.Tag.(*Outcome)
+	if !ok {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.relays = append(o.relays, &Relay{o: o, uri: uri, to: t, stateless: true, msgs: []*sip.Request{out.Clone()}})
+}
+
 // Cancel does what a CANCEL matched to the request's INVITE transaction
-// does (200 to the CANCEL, 487 to the INVITE, the transaction ends), then
-// waits until the engine is idle. It reports false, and does nothing, when
+// does (200 to the CANCEL, 487 to the INVITE, the transaction ends; a
+// relayed INVITE's branches are cancelled instead and their replies relayed
+// upstream), then waits until the engine is idle. It reports false, and does nothing, when
 // the request has no transaction or already got its final reply; a CANCEL
 // without a transaction is routed like any request: inject one.
 func (o *Outcome) Cancel(ctx context.Context) (bool, error) {

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -327,4 +328,65 @@ modparam("rtimer", "exec", "timer=t;route=tick")`, "function ksr_request_route()
 			b.Fatal(err)
 		}
 	}
+}
+
+// Under NoNetwork relays go to the virtual network: the Outcome lists them,
+// and the test answers for the next hop.
+func TestInjectRelaysToTheVirtualNetwork(t *testing.T) {
+	e, _ := startInjected(t, "", `
+function ksr_request_route()
+	if KSR.is_MESSAGE() then
+		KSR.forward_uri("sip:10.0.0.9:5070;transport=tcp")
+		return
+	end
+	KSR.tm.t_on_failure("failed")
+	KSR.tm.t_relay_to_proto_addr("udp", "10.0.0.7", 5090)
+end
+function failed()
+	KSR.sl.send_reply(599, "Failure route saw " .. KSR.tm.t_get_status_code())
+end`)
+	out, err := e.Inject(wait(t), request(t, "MESSAGE"), engine.InjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := out.Relays()
+	if len(rs) != 1 || !rs[0].Stateless() || rs[0].Target() != "tcp:10.0.0.9:5070" || rs[0].URI() != "sip:10.0.0.9:5070;transport=tcp" {
+		t.Fatalf("stateless forward recorded as %d relays: %+v", len(rs), relaysString(rs))
+	}
+	if via := rs[0].Sent()[0].Via(); via == nil || via.Transport != "TCP" || via.Port != 5070 {
+		t.Fatalf("forwarded with Via %v (want the tcp listener's)", via)
+	}
+	if err := rs[0].Reply(wait(t), 200, "OK", nil, ""); err == nil {
+		t.Fatal("a stateless forward was answered")
+	}
+
+	out, err = e.Inject(wait(t), request(t, "OPTIONS"), engine.InjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs = out.Relays()
+	if len(rs) != 1 || rs[0].Stateless() || rs[0].Target() != "udp:10.0.0.7:5090" || len(out.Replies()) != 0 {
+		t.Fatalf("t_relay recorded as %s, replies %v", relaysString(rs), out.Replies())
+	}
+	if err := rs[0].Reply(wait(t), 42, "", nil, ""); err == nil {
+		t.Fatal("status 42 accepted")
+	}
+	if err := rs[0].Reply(wait(t), 503, "Down", []string{"Retry-After: 5"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	res := out.Replies()
+	if len(res) != 1 || res[0].StatusCode != 599 || res[0].Reason != "Failure route saw 503" {
+		t.Fatalf("replies upstream: %v", res)
+	}
+	if ok, err := rs[0].Expire(wait(t)); ok || err != nil {
+		t.Fatalf("an answered branch expired: %v %v", ok, err)
+	}
+}
+
+func relaysString(rs []*engine.Relay) string {
+	var b strings.Builder
+	for _, r := range rs {
+		fmt.Fprintf(&b, "[%s -> %s stateless=%v] ", r.URI(), r.Target(), r.Stateless())
+	}
+	return b.String()
 }

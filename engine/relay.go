@@ -90,10 +90,8 @@ func (rs *relaySystem) check(m *ksr.Msg, fn string) bool {
 	switch {
 	case m == nil || m.Req == nil || m.Faked || m.Res != nil:
 		rs.e.log.Error(fn + ": no received request to relay")
-	case m.Req.Virtual() || m.Req.Listener == nil:
-		rs.e.log.Error(fn + ": relaying needs a request received from the network (not available in kemi test)")
-	case rs.e.sip == nil:
-		rs.e.log.Error(fn + ": no SIP network")
+	case rs.e.sip == nil || m.Req.Listener == nil || (m.Req.Virtual() && !rs.e.sip.Virtual()):
+		rs.e.log.Error(fn + ": no SIP network to relay the request on")
 	default:
 		return true
 	}
@@ -154,6 +152,7 @@ func (rs *relaySystem) Forward(env *ksr.Env, dst string) int {
 		rs.e.log.Error("forward failed", "error", err)
 		return -1
 	}
+	forwardedTo(m, out, t, uriOr(dst, out))
 	return 1
 }
 
@@ -239,10 +238,19 @@ func (rs *relaySystem) Relay(env *ksr.Env, dst string, onBranch func(*ksr.Msg) b
 	c.branches = append(c.branches, b)
 	canceled := c.canceled
 	c.mu.Unlock()
+	relayedTo(m, b, uriOr(dst, out))
 	if canceled && b.Cancel() { // a CANCEL raced with this relay
 		rs.branchEnded(nil, c, finalReply{code: 487, reason: "Request Terminated"})
 	}
 	return 1
+}
+
+// uriOr is the destination a relay went to: dst, else out's R-URI.
+func uriOr(dst string, out *sip.Request) string {
+	if dst != "" {
+		return dst
+	}
+	return out.Recipient.String()
 }
 
 func callID(m sip.Message) string {

@@ -389,6 +389,8 @@ func (f *fileRun) handleField(L *lua.LState, h *handle, key string) lua.LValue {
 			t.Append(f.replyTable(L, r))
 		}
 		return t
+	case "relayed":
+		return f.relayList(L, h.out)
 	case "dropped":
 		return lua.LBool(h.out.Dropped())
 	case "suspended":

@@ -97,6 +97,9 @@ func (s *Server) lookupIP(ctx context.Context, host string) (netip.Addr, error) 
 	if host == "" {
 		return netip.Addr{}, errors.New("resolve: empty host")
 	}
+	if s.opts.Outbound != nil {
+		return virtualHostAddr, nil // a virtual server looks nothing up
+	}
 	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
 	defer cancel()
 	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
@@ -212,6 +215,10 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // pooled buffer each time (a retransmission encodes again: most requests
 // are answered before their first one, so keeping encodings costs more).
 func (ln *Listener) write(msg sip.Message, dst netip.AddrPort) error {
+	if ln.virtual() {
+		ln.srv.opts.Outbound(Outgoing{Msg: msg, From: ln, To: Target{Proto: ln.Proto, Addr: dst}})
+		return nil
+	}
 	if ln.pc != nil {
 		buf := bufPool.Get().(*bytes.Buffer)
 		buf.Reset()
@@ -398,7 +405,8 @@ type Branch struct {
 	key    branchKey
 	id     string
 	invite bool
-	cancel bool // this is the CANCEL for another branch
+	cancel bool    // this is the CANCEL for another branch
+	parent *Branch // the INVITE branch this CANCEL is for
 	target Target
 	opts   BranchOptions
 
@@ -473,9 +481,11 @@ func (b *Branch) start() error {
 		b.retrIv = sip.T1
 		b.retr = time.AfterFunc(b.retrIv, b.retransmit)
 	}
-	b.fr = time.AfterFunc(b.opts.Timeout, b.expire)
+	if !b.ln.virtual() { // a virtual branch ends by Expire (kemi test)
+		b.fr = time.AfterFunc(b.opts.Timeout, b.expire)
+	}
 	b.mu.Unlock()
-	if err := b.ln.write(b.req, b.target.Addr); err != nil {
+	if err := b.send(b.req); err != nil {
 		b.mu.Lock()
 		b.state = stCompleted
 		b.stopTimers()
@@ -517,18 +527,25 @@ func (b *Branch) retransmit() {
 	b.retr.Reset(b.retrIv)
 	req := b.req
 	b.mu.Unlock()
-	if err := b.ln.write(req, b.target.Addr); err != nil {
+	if err := b.send(req); err != nil {
 		b.srv.log.Debug("retransmission failed", "branch", b.id, "error", err)
 	}
 }
 
 // expire is fr_timer / fr_inv_timer: the branch ends without a final reply.
 // An INVITE branch that got a provisional reply is cancelled downstream.
-func (b *Branch) expire() {
+func (b *Branch) expire() { b.end(false) }
+
+// Expire does now what fr_timer does when it expires (virtual branches,
+// which have no timer: kemi test's downstream that never answers). It
+// reports false when the branch had ended already.
+func (b *Branch) Expire() bool { return b.end(true) }
+
+func (b *Branch) end(force bool) bool {
 	b.mu.Lock()
-	if b.fr == nil || b.state == stCompleted {
+	if (b.fr == nil && !force) || b.state == stCompleted {
 		b.mu.Unlock()
-		return
+		return false
 	}
 	b.state = stCompleted
 	b.timedOut = true
@@ -542,6 +559,7 @@ func (b *Branch) expire() {
 	if b.opts.OnTimeout != nil && !b.cancel {
 		b.opts.OnTimeout(b)
 	}
+	return true
 }
 
 // Receive updates the branch with a reply matched to it and says what it
@@ -657,7 +675,7 @@ func (b *Branch) ackFor(res *sip.Response) *sip.Request {
 }
 
 func (b *Branch) sendAck(ack *sip.Request) {
-	if err := b.ln.write(ack, b.target.Addr); err != nil {
+	if err := b.send(ack); err != nil {
 		b.srv.log.Debug("ACK for a negative reply failed", "branch", b.id, "error", err)
 	}
 }
@@ -717,7 +735,7 @@ func (b *Branch) sendCancel() {
 	}
 	cl := sip.ContentLengthHeader(0)
 	c.AppendHeader(&cl)
-	ct := &Branch{srv: b.srv, ln: b.ln, id: b.id, cancel: true, target: b.target, req: c,
+	ct := &Branch{srv: b.srv, ln: b.ln, id: b.id, cancel: true, parent: b, target: b.target, req: c,
 		opts: BranchOptions{Target: b.target, Timeout: 64 * sip.T1}}
 	ct.key = branchKey{b.id, string(sip.CANCEL)}
 	b.cancelTx = ct

@@ -162,7 +162,7 @@ func (ln *Listener) conn(src netip.AddrPort) (sip.Connection, error) {
 
 // send writes a locally generated response statelessly.
 func (ln *Listener) send(res *sip.Response) error {
-	if ln.pc != nil {
+	if ln.pc != nil || ln.virtual() {
 		dst, err := netip.ParseAddrPort(res.Destination())
 		if err != nil {
 			return fmt.Errorf("reply destination %q: %w", res.Destination(), err)

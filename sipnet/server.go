@@ -39,6 +39,11 @@ type Options struct {
 	// replies ("" for none).
 	ServerHeader string
 	Logger       *slog.Logger
+	// Outbound, when set, makes the server virtual (kemi test, virtual.go):
+	// Start binds no socket, every Listen becomes a listener that hands what
+	// it would send to Outbound, and Receive delivers messages as if they
+	// had arrived.
+	Outbound func(Outgoing)
 }
 
 // Stats are counters of the network layer.
@@ -103,6 +108,10 @@ func New(opts Options, h Handler) (*Server, error) {
 func (s *Server) Start(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
+	if s.opts.Outbound != nil {
+		s.startVirtual()
+		return nil
+	}
 	parser := sip.NewParser()
 	for _, l := range s.opts.Listen {
 		ln, err := s.bind(l, parser)
@@ -207,7 +216,9 @@ func (s *Server) closeListeners() {
 		if ln.ln != nil {
 			ln.ln.Close()
 		}
-		ln.tp.Close()
+		if ln.tp != nil {
+			ln.tp.Close()
+		}
 	}
 }
 

@@ -181,7 +181,7 @@ func (t *Tx) Forward(res *sip.Response) error {
 	t.last = code
 	t.mu.Unlock()
 	if t.virt != nil {
-		return errors.New("sipnet: cannot relay replies to a virtual request")
+		return t.respondVirtual(code, res)
 	}
 	res.SetTransport(sip.NetworkToUpper(t.req.Proto()))
 	res.SetDestination(destination(t.req))

@@ -2,7 +2,9 @@ package sipnet
 
 import (
 	"errors"
+	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -74,7 +76,8 @@ func (t *Tx) respondVirtual(code int, res *sip.Response) error {
 
 // CancelVirtual does to a virtual INVITE transaction what a matched CANCEL
 // does to a real one: unless a final reply went out, the transaction is
-// marked cancelled, 487 Request Terminated goes to the sink and the
+// marked cancelled and, when it was relayed, its cancel handler runs (see
+// SetCancelHandler), else 487 Request Terminated goes to the sink and the
 // transaction ends. It reports whether it cancelled anything (false for a
 // real transaction, a non-INVITE one, or one already answered).
 func (t *Tx) CancelVirtual() bool {
@@ -87,10 +90,92 @@ func (t *Tx) CancelVirtual() bool {
 		return false
 	}
 	t.canceled.Store(true)
+	if relayed := t.onCancel; relayed != nil {
+		t.mu.Unlock()
+		relayed() // a proxy cancels its branches and relays their replies
+		return true
+	}
 	t.final, t.last = 487, 487
 	t.mu.Unlock()
 	res := buildResponse(t.req, 487, "Request Terminated", t.toTag, nil, nil)
 	_ = t.req.Sink(res)
 	t.virt.terminate()
 	return true
+}
+
+// A virtual server (Options.Outbound set) is the network of an engine under
+// `kemi test`: its listeners have no socket, what they would send (relayed
+// requests, their ACKs and CANCELs, stateless forwards) goes to Outbound,
+// and the test answers for the next hops with Receive. Its branches have no
+// retransmission or fr_timer: a test ends a branch with a reply or with
+// Branch.Expire. Host names are not looked up: every name stands for
+// virtualHostAddr.
+
+// Outgoing is a message a virtual server sends.
+type Outgoing struct {
+	Msg  sip.Message
+	From *Listener
+	To   Target
+	// Branch is the client transaction the message belongs to (for a
+	// CANCEL or an ACK, the INVITE's); nil for stateless sends.
+	Branch *Branch
+}
+
+// virtualHostAddr is what a virtual server resolves every host name to
+// (TEST-NET-1, RFC 5737).
+var virtualHostAddr = netip.AddrFrom4([4]byte{192, 0, 2, 1})
+
+// startVirtual creates the listeners of a virtual server: the configured
+// addresses, with an ephemeral port read as 5060 and a host name as
+// 127.0.0.1.
+func (s *Server) startVirtual() {
+	for _, l := range s.opts.Listen {
+		ap, err := netip.ParseAddrPort(l.Addr)
+		if err != nil {
+			port := uint16(5060)
+			if _, p, err := net.SplitHostPort(l.Addr); err == nil {
+				if n, err := strconv.ParseUint(p, 10, 16); err == nil && n > 0 {
+					port = uint16(n)
+				}
+			}
+			ap = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), port)
+		}
+		if ap.Port() == 0 {
+			ap = netip.AddrPortFrom(ap.Addr(), 5060)
+		}
+		s.listeners = append(s.listeners, &Listener{Proto: strings.ToLower(l.Proto), Addr: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), srv: s})
+	}
+}
+
+// virtual reports whether ln belongs to a virtual server.
+func (ln *Listener) virtual() bool { return ln.srv != nil && ln.srv.opts.Outbound != nil }
+
+// Virtual reports whether the server is virtual (Options.Outbound set).
+func (s *Server) Virtual() bool { return s.opts.Outbound != nil }
+
+// Receive hands m to a virtual server as if it had arrived on ln from src:
+// a reply is matched to its branch and handed to the Handler, a request is
+// routed. It fails on a server with sockets.
+func (s *Server) Receive(m sip.Message, ln *Listener, src netip.AddrPort) error {
+	if !s.Virtual() || ln == nil || ln.srv != s {
+		return errors.New("sipnet: Receive needs a virtual server and one of its listeners")
+	}
+	m.SetTransport(sip.NetworkToUpper(ln.Proto))
+	m.SetSource(src.String())
+	m.SetDestination(ln.Addr.String())
+	ln.handle(m, src)
+	return nil
+}
+
+// send sends a message of the branch's transaction to its target.
+func (b *Branch) send(m sip.Message) error {
+	if b.ln.virtual() {
+		owner := b
+		if b.parent != nil {
+			owner = b.parent
+		}
+		b.srv.opts.Outbound(Outgoing{Msg: m, From: b.ln, To: b.target, Branch: owner})
+		return nil
+	}
+	return b.ln.write(m, b.target.Addr)
 }

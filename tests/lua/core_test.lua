@@ -91,8 +91,13 @@ t.test("t_reply needs a transaction; after t_newtran it replies through it", fun
 	t.equal(got, "-1,1,-10,1")
 end)
 
-t.test("relaying needs the network: t_relay returns -1 in kemi test", function()
-	t.equal(h.ksr("return KSR.tm.t_relay()"), "-1")
+t.test("t_relay goes to the virtual network: res.relayed shows the branch", function()
+	local res = t.request{method = "MESSAGE", headers = {["X-Op"] = "eval"},
+		body = "return KSR.tm.t_relay_to_proto_addr('udp', '10.0.0.7', 5090)"}
+	t.equal(res:header("X-Result"), "1")
+	t.equal(#res.relayed, 1)
+	t.equal(res.relayed[1].dst, "udp:10.0.0.7:5090")
+	t.equal(h.ksr("return KSR.tm.t_relay_to_proto_addr('sctp', '10.0.0.7', 5090)"), "-1", "an unsupported transport")
 end)
 
 t.test("other methods get 405", function()
