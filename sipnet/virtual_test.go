@@ -141,3 +141,92 @@ func TestVirtualCancel(t *testing.T) {
 		t.Fatal("no transaction for ACK")
 	}
 }
+
+// collect records the replies a server hands over.
+type collect struct {
+	mu  sync.Mutex
+	res []*sipnet.Response
+}
+
+func (c *collect) HandleRequest(r *sipnet.Request) {}
+func (c *collect) HandleResponse(r *sipnet.Response) {
+	c.mu.Lock()
+	c.res = append(c.res, r)
+	c.mu.Unlock()
+}
+
+func TestVirtualServerBranches(t *testing.T) {
+	var mu sync.Mutex
+	var sent []sipnet.Outgoing
+	h := &collect{}
+	srv, err := sipnet.New(sipnet.Options{
+		Listen: []sipnet.Listen{{Proto: "udp", Addr: "127.0.0.1:0"}, {Proto: "tcp", Addr: "proxy.example.com:5070"}},
+		Outbound: func(o sipnet.Outgoing) {
+			mu.Lock()
+			sent = append(sent, o)
+			mu.Unlock()
+		},
+	}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop(t.Context())
+	ls := srv.Listeners()
+	if len(ls) != 2 || ls[0].String() != "udp:127.0.0.1:5060" || ls[1].String() != "tcp:127.0.0.1:5070" || !srv.Virtual() {
+		t.Fatalf("virtual listeners %v", ls)
+	}
+	target, err := srv.ResolveURI(t.Context(), "sip:bob@nowhere.invalid:5090")
+	if err != nil || target.String() != "udp:192.0.2.1:5090" {
+		t.Fatalf("a name resolves to %v, %v (want the TEST-NET address, no lookup)", target, err)
+	}
+	timedOut := make(chan *sipnet.Branch, 1)
+	b, err := srv.NewBranch(parseReq(t, "INVITE"), sipnet.BranchOptions{Target: target, OnTimeout: func(b *sipnet.Branch) { timedOut <- b }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sent) != 1 || sent[0].Branch != b || sent[0].To != target || sent[0].From != ls[0] {
+		t.Fatalf("the INVITE went out as %+v", sent)
+	}
+	// A 180 comes back through Receive and is matched to the branch.
+	res := sip.NewResponseFromRequest(sent[0].Msg.(*sip.Request), 180, "Ringing", nil)
+	if err := srv.Receive(res, ls[0], target.Addr); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.res) != 1 || h.res[0].Branch != b || h.res[0].Src != target.Addr {
+		t.Fatalf("handed over %+v", h.res)
+	}
+	if b.Receive(res) != sipnet.ReplyProvisional {
+		t.Fatal("180 not provisional")
+	}
+	// No timer runs: the branch ends when told to, and CANCELs downstream.
+	if !b.Expire() {
+		t.Fatal("Expire on a pending branch")
+	}
+	if got := <-timedOut; got != b || !b.TimedOut() {
+		t.Fatal("OnTimeout not called with the branch")
+	}
+	if len(sent) != 2 || sent[1].Branch != b || sent[1].Msg.(*sip.Request).Method != sip.CANCEL {
+		t.Fatalf("after the timeout sent %d messages, last %v", len(sent), sent[len(sent)-1].Msg.String())
+	}
+	if b.Expire() {
+		t.Fatal("an ended branch expired twice")
+	}
+}
+
+func TestReceiveNeedsAVirtualServer(t *testing.T) {
+	srv, err := sipnet.New(sipnet.Options{Listen: []sipnet.Listen{{Proto: "udp", Addr: "127.0.0.1:0"}}}, &collect{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop(t.Context())
+	res := sip.NewResponse(200, "OK")
+	if err := srv.Receive(res, srv.Listeners()[0], netip.MustParseAddrPort("127.0.0.1:5080")); err == nil {
+		t.Fatal("Receive on a server with sockets")
+	}
+}
