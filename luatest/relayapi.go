@@ -94,16 +94,7 @@ func (f *fileRun) relayMeta(L *lua.LState) lua.LValue {
 			return 1
 		}),
 	}
-	L.SetField(mt, "__index", L.NewFunction(func(L *lua.LState) int {
-		r := checkRelay(L)
-		key := L.CheckString(2)
-		if m, ok := methods[key]; ok {
-			L.Push(m)
-			return 1
-		}
-		L.Push(f.relayField(L, r, key))
-		return 1
-	}))
+	setIndex(L, mt, methods, func(L *lua.LState, key string) lua.LValue { return f.relayField(L, checkRelay(L), key) })
 	L.SetField(mt, "__tostring", L.NewFunction(func(L *lua.LState) int {
 		r := checkRelay(L)
 		req := r.Sent()[0]

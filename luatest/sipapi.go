@@ -338,16 +338,7 @@ func (f *fileRun) handleMeta(L *lua.LState) lua.LValue {
 			return 1
 		}),
 	}
-	L.SetField(mt, "__index", L.NewFunction(func(L *lua.LState) int {
-		h := checkHandle(L)
-		key := L.CheckString(2)
-		if m, ok := methods[key]; ok {
-			L.Push(m)
-			return 1
-		}
-		L.Push(f.handleField(L, h, key))
-		return 1
-	}))
+	setIndex(L, mt, methods, func(L *lua.LState, key string) lua.LValue { return f.handleField(L, checkHandle(L), key) })
 	L.SetField(mt, "__tostring", L.NewFunction(func(L *lua.LState) int {
 		h := checkHandle(L)
 		var rs []string
@@ -358,6 +349,20 @@ func (f *fileRun) handleMeta(L *lua.LState) lua.LValue {
 		return 1
 	}))
 	return mt
+}
+
+// setIndex makes mt's __index return the method of that name, else
+// field(L, key) (which checks the object in argument 1).
+func setIndex(L *lua.LState, mt *lua.LTable, methods map[string]*lua.LFunction, field func(L *lua.LState, key string) lua.LValue) {
+	L.SetField(mt, "__index", L.NewFunction(func(L *lua.LState) int {
+		key := L.CheckString(2)
+		if m, ok := methods[key]; ok {
+			L.Push(m)
+			return 1
+		}
+		L.Push(field(L, key))
+		return 1
+	}))
 }
 
 func checkHandle(L *lua.LState) *handle {
