@@ -748,6 +748,9 @@ func (b *Branch) sendCancel() {
 // startLinger keeps the ended branch in the table for a while to absorb
 // retransmitted replies, then removes it.
 func (b *Branch) startLinger() {
+	if b.ln.virtual() {
+		return // no timers: it absorbs late replies until the server stops
+	}
 	var d time.Duration
 	switch {
 	case b.ln.pc == nil:

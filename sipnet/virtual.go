@@ -108,8 +108,9 @@ func (t *Tx) CancelVirtual() bool {
 // requests, their ACKs and CANCELs, stateless forwards) goes to Outbound,
 // and the test answers for the next hops with Receive. Its branches have no
 // retransmission or fr_timer: a test ends a branch with a reply or with
-// Branch.Expire. Host names are not looked up: every name stands for
-// virtualHostAddr.
+// Branch.Expire; an ended branch stays in the table until the server stops,
+// absorbing late replies (and relaying a retransmitted 2xx to an INVITE).
+// Host names are not looked up: every name stands for virtualHostAddr.
 
 // Outgoing is a message a virtual server sends.
 type Outgoing struct {

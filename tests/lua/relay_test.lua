@@ -80,6 +80,18 @@ t.describe("INVITE", function()
 		t.truthy(res:header("Record-Route"), "the 2xx carries the route set back")
 	end)
 
+	t.it("a retransmitted 200 goes upstream again; a late reply to a MESSAGE is absorbed", function()
+		local res = t.request{method = "INVITE"}
+		res.relayed[1]:reply(200)
+		res.relayed[1]:reply(200)
+		t.equal(#res.replies, 3, "100 Trying and the 200 twice")
+		t.equal(res.replies[3].code, 200)
+		local msg = t.request{method = "MESSAGE"}
+		msg.relayed[1]:reply(200)
+		msg.relayed[1]:reply(200)
+		t.equal(#msg.replies, 1)
+	end)
+
 	t.it("a negative reply is ACKed hop by hop", function()
 		local res = t.request{method = "INVITE"}
 		local b = res.relayed[1]
