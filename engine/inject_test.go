@@ -390,3 +390,71 @@ func relaysString(rs []*engine.Relay) string {
 	}
 	return b.String()
 }
+
+// tmx's $T_reply_code, $T_reply_reason and $T_reply_type in the request
+// route (no transaction), a t_on_reply function and a failure route.
+func TestTMReplyPVs(t *testing.T) {
+	e, _ := startInjected(t, "", `
+local function show()
+	return tostring(KSR.pv.get("$T_reply_code")) .. "/" .. tostring(KSR.pv.get("$T_reply_reason")) .. "/" .. tostring(KSR.pv.get("$T_reply_type"))
+end
+function ksr_request_route()
+	if KSR.is_MESSAGE() then
+		KSR.sl.send_reply(200, show())
+		return
+	end
+	KSR.tm.t_on_reply("onrep")
+	KSR.tm.t_on_failure("failed")
+	KSR.tm.t_relay_to_proto_addr("udp", "10.0.0.7", 5090)
+end
+function onrep()
+	KSR.pv.sets("$shv(onrep)", show())
+end
+function failed()
+	KSR.tm.t_reply(599, show())
+end`)
+	out, err := e.Inject(wait(t), request(t, "MESSAGE"), engine.InjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs := out.Replies(); len(rs) != 1 || rs[0].Reason != "0//nil" {
+		t.Fatalf("without a transaction: %v", rs)
+	}
+	for _, tc := range []struct {
+		reply  int
+		reason string
+		onrep  string
+		final  string
+	}{
+		{0, "", "", "408/Request Timeout/1"},
+		{486, "Busy Here", "486/Busy Here/0", "486/Busy Here/0"},
+	} {
+		out, err := e.Inject(wait(t), request(t, "INVITE"), engine.InjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := out.Relays()[0]
+		if err := b.Reply(wait(t), 180, "Ringing", nil, ""); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.SharedVar("onrep"); got != "180/Ringing/0" {
+			t.Fatalf("t_on_reply for a 180 saw %v", got)
+		}
+		if tc.reply == 0 {
+			if ok, err := b.Expire(wait(t)); !ok || err != nil {
+				t.Fatalf("expire: %v %v", ok, err)
+			}
+		} else if err := b.Reply(wait(t), tc.reply, tc.reason, nil, ""); err != nil {
+			t.Fatal(err)
+		}
+		if tc.onrep != "" {
+			if got := e.SharedVar("onrep"); got != tc.onrep {
+				t.Fatalf("t_on_reply for a %d saw %v", tc.reply, got)
+			}
+		}
+		rs := out.Replies()
+		if last := rs[len(rs)-1]; last.StatusCode != 599 || last.Reason != tc.final {
+			t.Fatalf("failure route after %d: %d %q", tc.reply, last.StatusCode, last.Reason)
+		}
+	}
+}
