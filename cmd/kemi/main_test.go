@@ -147,6 +147,17 @@ func TestRPCCommand(t *testing.T) {
 	if err == nil || !strings.Contains(errb.String(), "error: 404 - No such queue") {
 		t.Fatalf("fault: err=%v stderr=%q", err, errb.String())
 	}
+	// Nothing listening: the error says what to check.
+	ln, lerr := net.Listen("tcp", "127.0.0.1:0")
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	err = m.Run(context.Background(), []string{"rpc", "-s", closed, "core.version"})
+	if err == nil || !strings.Contains(err.Error(), "is kemi running?") {
+		t.Fatalf("rpc to a closed port: %v", err)
+	}
 }
 
 func TestCheckCommand(t *testing.T) {

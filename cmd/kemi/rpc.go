@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"syscall"
 	"time"
 
 	"kemi/engine"
@@ -42,6 +43,9 @@ func (c *rpcCommand) Run(ctx context.Context, args []string) error {
 	if errors.As(err, &f) {
 		fmt.Fprintf(c.m.Stderr, "error: %d - %s\n", f.Code, f.Message)
 		return exitError(1)
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("%w (is kemi running? its JSON-RPC address is the jsonrpcs http_listen modparam, default 127.0.0.1:5071; -s picks another)", err)
 	}
 	if err != nil {
 		return err
