@@ -1,8 +1,10 @@
 package sipnet
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -102,10 +104,29 @@ func (r *Request) ReplyStateless(code int, reason string, extra []sip.Header, bo
 	if r.Listener == nil {
 		return ErrNoListener
 	}
+	if uc, ok := r.Listener.pc.(*net.UDPConn); ok {
+		// The hot path: the reply is written straight into a pooled buffer.
+		buf := bufPool.Get().(*bytes.Buffer)
+		buf.Reset()
+		if writeResponse(buf, r, code, reason, "", extra, body) {
+			_, err := uc.WriteToUDPAddrPort(buf.Bytes(), destinationAddr(r))
+			bufPool.Put(buf)
+			if err != nil {
+				return err
+			}
+			return r.replied(code)
+		}
+		bufPool.Put(buf)
+	}
 	res := buildResponse(r, code, reason, "", extra, body)
 	if err := r.Listener.send(res); err != nil {
 		return err
 	}
+	return r.replied(code)
+}
+
+// replied counts a stateless reply sent.
+func (r *Request) replied(code int) error {
 	r.srv.nReplies.Add(1)
 	if code > r.Replied {
 		r.Replied = code
@@ -175,7 +196,9 @@ func (ln *Listener) send(res *sip.Response) error {
 // destination follows RFC 3261 18.2.2 and RFC 3581: the reply goes to the
 // source IP, and to the source port when the Via asked for rport (or the
 // transport is connection-oriented), else to the Via's port.
-func destination(r *Request) string {
+func destination(r *Request) string { return destinationAddr(r).String() }
+
+func destinationAddr(r *Request) netip.AddrPort {
 	via := r.Msg.Via()
 	port := int(r.Src.Port())
 	if r.Proto() == "udp" && via != nil {
@@ -190,7 +213,7 @@ func destination(r *Request) string {
 			}
 		}
 	}
-	return netip.AddrPortFrom(r.Src.Addr(), uint16(port)).String()
+	return netip.AddrPortFrom(r.Src.Addr(), uint16(port))
 }
 
 var tagPool = sync.Pool{New: func() any { return new([16]byte) }}

@@ -1,8 +1,11 @@
 package sipnet
 
 import (
+	"bytes"
 	"math/rand/v2"
+	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -41,15 +44,10 @@ func buildResponse(r *Request, code int, reason, toTag string, extra []sip.Heade
 			res.AppendHeader(sip.HeaderClone(h))
 			continue
 		}
-		v = v.Clone()
 		if i == 0 && r.Src.IsValid() {
-			ip := r.Src.Addr().String()
-			if rp, ok := v.Params.Get("rport"); ok && rp == "" {
-				v.Params.Add("rport", strconv.Itoa(int(r.Src.Port())))
-				v.Params.Add("received", ip)
-			} else if v.Host != ip {
-				v.Params.Add("received", ip)
-			}
+			v = stampedVia(v, r.Src)
+		} else {
+			v = v.Clone()
 		}
 		res.AppendHeader(v)
 	}
@@ -92,4 +90,178 @@ func buildResponse(r *Request, code int, reason, toTag string, extra []sip.Heade
 		res.SetDestination(destination(r))
 	}
 	return res
+}
+
+// writeResponse writes to b exactly what buildResponse(r, code, reason,
+// toTag, extra, body).StringWrite(b) would, without building the reply: the
+// stateless UDP reply path (KSR.sl.send_reply to an OPTIONS, a 400 to a bad
+// request) then allocates for the top Via only. It reports false, writing
+// nothing, when extra holds a Content-Length (buildResponse replaces it in
+// place): the caller builds the reply then.
+func writeResponse(b *bytes.Buffer, r *Request, code int, reason, toTag string, extra []sip.Header, body []byte) bool {
+	for _, h := range extra {
+		if n := h.Name(); strings.EqualFold(n, "Content-Length") || n == "l" {
+			return false
+		}
+	}
+	req := r.Msg
+	b.WriteString(req.SipVersion)
+	b.WriteByte(' ')
+	b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(code), 10))
+	b.WriteByte(' ')
+	b.WriteString(reason)
+	b.WriteString("\r\n")
+	line := func(h sip.Header) {
+		h.StringWrite(b)
+		b.WriteString("\r\n")
+	}
+	if (code >= 180 && code < 190 || code >= 200 && code < 300) && req.Method != sip.REGISTER {
+		for _, h := range req.GetHeaders("Record-Route") {
+			line(h)
+		}
+	}
+	for i, h := range req.GetHeaders("Via") {
+		if v, ok := h.(*sip.ViaHeader); ok {
+			var src netip.AddrPort
+			if i == 0 {
+				src = r.Src
+			}
+			writeVia(b, v, src)
+			continue
+		}
+		line(h)
+	}
+	if h := req.From(); h != nil {
+		line(h)
+	}
+	if h := req.To(); h != nil {
+		h.StringWrite(b)
+		if code != 100 && !h.Params.Has("tag") {
+			if toTag == "" {
+				toTag = newTag()
+			}
+			b.WriteString(";tag=") // HeaderParams.Add appends it last
+			b.WriteString(toTag)
+		}
+		b.WriteString("\r\n")
+	}
+	if h := req.CallID(); h != nil {
+		line(h)
+	}
+	if h := req.CSeq(); h != nil {
+		line(h)
+	}
+	if code == 100 {
+		for _, h := range req.GetHeaders("Timestamp") {
+			line(h)
+		}
+	}
+	if r.srv != nil && r.srv.opts.ServerHeader != "" {
+		b.WriteString("Server: ")
+		b.WriteString(r.srv.opts.ServerHeader)
+		b.WriteString("\r\n")
+	}
+	for _, h := range extra {
+		line(h)
+	}
+	b.WriteString("Content-Length: ")
+	b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(len(body)), 10))
+	b.WriteString("\r\n\r\n")
+	b.Write(body)
+	return true
+}
+
+// writeVia writes v as sipgo's ViaHeader.StringWrite does, stamped as
+// stampedVia(v, src) would be when src is valid, without copying it.
+func writeVia(b *bytes.Buffer, v *sip.ViaHeader, src netip.AddrPort) {
+	b.WriteString("Via: ")
+	b.WriteString(v.ProtocolName)
+	b.WriteByte('/')
+	b.WriteString(v.ProtocolVersion)
+	b.WriteByte('/')
+	b.WriteString(v.Transport)
+	b.WriteByte(' ')
+	if isIPv6Literal(v.Host) { // sipgo's uriIP
+		b.WriteByte('[')
+		b.WriteString(v.Host)
+		b.WriteByte(']')
+	} else {
+		b.WriteString(v.Host)
+	}
+	if v.Port > 0 {
+		b.WriteByte(':')
+		b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(v.Port), 10))
+	}
+	// The stamping, with HeaderParams.Add's semantics: a key present is
+	// set in place (its first occurrence), a new one goes last.
+	var ipBuf [48]byte
+	var ip, rport []byte
+	if src.IsValid() {
+		ip = src.Addr().AppendTo(ipBuf[:0])
+		if rp, ok := v.Params.Get("rport"); ok && rp == "" {
+			rport = strconv.AppendInt(ipBuf[len(ip):len(ip)], int64(src.Port()), 10)
+		} else if v.Host == string(ip) {
+			ip = nil // nothing to add
+		}
+	}
+	key := func(k string) {
+		b.WriteByte(';')
+		b.WriteString(k)
+	}
+	stamp := func(k string, val []byte) { // values kemi sets: no quoting
+		key(k)
+		b.WriteByte('=')
+		b.Write(val)
+	}
+	rportDone, receivedDone := rport == nil, ip == nil
+	for _, kv := range v.Params {
+		switch {
+		case !rportDone && kv.K == "rport":
+			stamp(kv.K, rport)
+			rportDone = true
+		case !receivedDone && kv.K == "received":
+			stamp(kv.K, ip)
+			receivedDone = true
+		default:
+			key(kv.K)
+			switch {
+			case kv.V == "":
+			case strings.ContainsAny(kv.V, " \t"): // HeaderParams.ToStringWrite
+				b.WriteString("=\"")
+				b.WriteString(kv.V)
+				b.WriteByte('"')
+			default:
+				b.WriteByte('=')
+				b.WriteString(kv.V)
+			}
+		}
+	}
+	if !receivedDone {
+		stamp("received", ip)
+	}
+	b.WriteString("\r\n")
+}
+
+// isIPv6Literal is sipgo's isIPV6: host parses as an IPv6 address (not an
+// IPv4-mapped one, no zone).
+func isIPv6Literal(host string) bool {
+	if strings.IndexByte(host, ':') < 0 {
+		return false
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Is6() && !a.Is4In6() && a.Zone() == ""
+}
+
+// stampedVia is a copy of the request's top Via with received (and rport,
+// when the client asked for it) set to src, as a reply carries it.
+func stampedVia(v *sip.ViaHeader, src netip.AddrPort) *sip.ViaHeader {
+	v = v.Clone()
+	ip := src.Addr().String()
+	if rp, ok := v.Params.Get("rport"); ok && rp == "" {
+		v.Params.Add("rport", strconv.Itoa(int(src.Port())))
+		v.Params.Add("received", ip)
+	} else if v.Host != ip {
+		v.Params.Add("received", ip)
+	}
+	return v
 }

@@ -1,0 +1,138 @@
+package sipnet
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// responseCases are requests the stateless writer must answer exactly as
+// buildResponse does: several Vias, rport or not, received needed or not,
+// tagged and untagged To, Record-Route, Timestamp, IPv6.
+var responseCases = []string{
+	"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-1;rport\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+	"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP host.example.com;branch=z9hG4bK-2;received=10.0.0.9\r\nVia: SIP/2.0/TCP 10.1.1.1:5070;branch=z9hG4bK-x\r\nRecord-Route: <sip:10.1.1.1;lr>\r\nFrom: \"Al\" <sip:x@y>;tag=1\r\nTo: Bob <sip:a@b>;tag=already\r\nCall-ID: c2@h\r\nCSeq: 7 INVITE\r\nTimestamp: 54\r\nContact: <sip:x@1.2.3.4>\r\nContent-Length: 0\r\n\r\n",
+	"MESSAGE sip:a@b SIP/2.0\r\nv: SIP/2.0/UDP [2001:db8::1]:5080;branch=z9hG4bK-3;rport;x=\"q v\"\r\nf: <sip:x@y>;tag=1\r\nt: <sip:a@b>;p=1\r\ni: c3\r\nCSeq: 2 MESSAGE\r\nl: 2\r\n\r\nhi",
+	"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;received=1.1.1.1;branch=z9hG4bK-5;rport;rport=9;lr\r\nVia: SIP/2.0/UDP [::1]:5060;branch=z9hG4bK-6\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c5\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+	"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.7:4000;branch=z9hG4bK-7;rport=4000\r\nVia: SIP/2.0/UDP ::ffff:1.2.3.4;branch=z9hG4bK-8\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c6\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+	"REGISTER sip:b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-4\r\nRecord-Route: <sip:r>\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c4\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n",
+}
+
+// checkWriteResponse compares the two for raw, a request; it reports false
+// when raw is not one.
+func checkWriteResponse(t *testing.T, raw []byte) bool {
+	m, err := sip.ParseMessage(raw)
+	if err != nil {
+		return false
+	}
+	req, ok := m.(*sip.Request)
+	if !ok {
+		return false
+	}
+	srv := &Server{opts: Options{ServerHeader: "kemi test"}}
+	srcs := []netip.AddrPort{{}, netip.MustParseAddrPort("127.0.0.1:5080"), netip.MustParseAddrPort("192.0.2.7:4000"), netip.MustParseAddrPort("[2001:db8::1]:5080")}
+	extras := [][]sip.Header{nil, {sip.NewHeader("X-A", "1"), sip.NewHeader("Warning", `399 kemi "x"`)}}
+	bodies := [][]byte{nil, []byte("body")}
+	for _, src := range srcs {
+		r := &Request{Msg: req, Src: src, srv: srv}
+		for _, code := range []int{100, 180, 200, 404, 503} {
+			for _, extra := range extras {
+				for _, body := range bodies {
+					want := buildResponse(r, code, "Some Reason", "tag1", extra, body).String()
+					var b bytes.Buffer
+					if !writeResponse(&b, r, code, "Some Reason", "tag1", extra, body) {
+						t.Fatalf("writeResponse refused extra %v", extra)
+					}
+					if got := b.String(); got != want {
+						t.Fatalf("code %d src %v extra %v body %q:\n got %q\nwant %q", code, src, extra, body, got, want)
+					}
+				}
+			}
+		}
+	}
+	return true
+}
+
+func TestWriteResponseMatchesBuildResponse(t *testing.T) {
+	for i, c := range responseCases {
+		if !checkWriteResponse(t, []byte(c)) {
+			t.Fatalf("case %d does not parse as a request", i)
+		}
+	}
+	seeds, _ := filepath.Glob("../engine/testdata/sip/*.sip")
+	for _, f := range seeds {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkWriteResponse(t, raw)
+	}
+	// A Content-Length among the extra headers is left to buildResponse.
+	m, _ := sip.ParseMessage([]byte(responseCases[0]))
+	r := &Request{Msg: m.(*sip.Request), srv: &Server{}}
+	if writeResponse(new(bytes.Buffer), r, 200, "OK", "", []sip.Header{sip.NewHeader("Content-Length", "3")}, nil) {
+		t.Fatal("writeResponse took a Content-Length in extra")
+	}
+}
+
+func FuzzWriteResponse(f *testing.F) {
+	for _, c := range responseCases {
+		f.Add([]byte(c))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) { checkWriteResponse(t, raw) })
+}
+
+type discard struct{}
+
+func (discard) HandleRequest(*Request)   {}
+func (discard) HandleResponse(*Response) {}
+
+// BenchmarkStatelessReplyUDP: a stateless 200 to an OPTIONS sent from a
+// UDP listener, written straight into a pooled buffer (written) or built as
+// a sip.Response and serialised (built, what it was before).
+func BenchmarkStatelessReplyUDP(b *testing.B) {
+	srv, err := New(Options{Listen: []Listen{{Proto: "udp", Addr: "127.0.0.1:0"}}}, discard{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.Start(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Stop(b.Context())
+	sink, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sink.Close()
+	go func() { // keep the sink's queue empty
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := sink.ReadFromUDPAddrPort(buf); err != nil {
+				return
+			}
+		}
+	}()
+	m, _ := sip.ParseMessage([]byte(responseCases[0]))
+	r := &Request{Msg: m.(*sip.Request), Listener: srv.Listener("udp"), Src: sink.LocalAddr().(*net.UDPAddr).AddrPort(), srv: srv}
+	b.Run("written", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := r.ReplyStateless(200, "OK", nil, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("built", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := r.Listener.send(buildResponse(r, 200, "OK", "", nil, nil)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
