@@ -95,7 +95,8 @@ func buildResponse(r *Request, code int, reason, toTag string, extra []sip.Heade
 // writeResponse writes to b exactly what buildResponse(r, code, reason,
 // toTag, extra, body).StringWrite(b) would, without building the reply: the
 // stateless UDP reply path (KSR.sl.send_reply to an OPTIONS, a 400 to a bad
-// request) then allocates for the top Via only. It reports false, writing
+// request) then allocates 5 times instead of 24 (header lists, the To tag,
+// sipgo writing From and To parameters). It reports false, writing
 // nothing, when extra holds a Content-Length (buildResponse replaces it in
 // place): the caller builds the reply then.
 func writeResponse(b *bytes.Buffer, r *Request, code int, reason, toTag string, extra []sip.Header, body []byte) bool {
