@@ -235,46 +235,8 @@ func (vm *VM) runCo(co *Co, fn *lua.LFunction, args []lua.LValue) (*Co, error) {
 func threadTraceback(L *lua.LState) string {
 	var b strings.Builder
 	b.WriteString("stack traceback (coroutine):")
-	for level := 0; level < 40; level++ {
-		dbg, ok := L.GetStack(level)
-		if !ok {
-			break
-		}
-		if _, err := L.GetInfo("Sln", dbg, lua.LNil); err != nil {
-			break
-		}
-		b.WriteString("\n\t")
-		if dbg.What == "G" {
-			b.WriteString("[G]: in function")
-			continue
-		}
-		b.WriteString(dbg.Source)
-		b.WriteString(":")
-		b.WriteString(itoa(dbg.CurrentLine))
-		b.WriteString(": in function ")
-		if dbg.Name != "" {
-			b.WriteString("'" + dbg.Name + "'")
-		} else {
-			b.WriteString("<" + dbg.Source + ":" + itoa(dbg.LineDefined) + ">")
-		}
-	}
+	writeFrames(&b, L, 0)
 	return b.String()
-}
-
-func itoa(n int) string {
-	if n < 0 {
-		return "-" + itoa(-n)
-	}
-	var buf [20]byte
-	i := len(buf)
-	for {
-		i--
-		buf[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(buf[i:])
-		}
-	}
 }
 
 // gopher-lua's interpreter functions, as the Go runtime names them.

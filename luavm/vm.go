@@ -301,7 +301,17 @@ func traceback(L *lua.LState) int {
 	}
 	var b strings.Builder
 	b.WriteString("stack traceback:")
-	for level := 1; level < 40; level++ {
+	writeFrames(&b, L, 1) // level 0 is this handler
+	ud := L.NewUserData()
+	ud.Value = &Error{Msg: msg, Traceback: b.String()}
+	L.Push(ud)
+	return 1
+}
+
+// writeFrames appends L's stack frames from level from up to level 39,
+// one per line, in Lua's traceback format.
+func writeFrames(b *strings.Builder, L *lua.LState, from int) {
+	for level := from; level < 40; level++ {
 		dbg, ok := L.GetStack(level)
 		if !ok {
 			break
@@ -313,7 +323,7 @@ func traceback(L *lua.LState) int {
 		if dbg.Source == "" || dbg.What == "G" {
 			b.WriteString("[G]: in function ")
 		} else {
-			fmt.Fprintf(&b, "%s:%d: in ", dbg.Source, dbg.CurrentLine)
+			fmt.Fprintf(b, "%s:%d: in ", dbg.Source, dbg.CurrentLine)
 			if dbg.LineDefined == 0 {
 				b.WriteString("main chunk")
 				continue
@@ -321,15 +331,11 @@ func traceback(L *lua.LState) int {
 			b.WriteString("function ")
 		}
 		if dbg.Name != "" && dbg.Name != "main chunk" {
-			fmt.Fprintf(&b, "'%s'", dbg.Name)
+			fmt.Fprintf(b, "'%s'", dbg.Name)
 		} else {
-			fmt.Fprintf(&b, "<%s:%d>", dbg.Source, dbg.LineDefined)
+			fmt.Fprintf(b, "<%s:%d>", dbg.Source, dbg.LineDefined)
 		}
 	}
-	ud := L.NewUserData()
-	ud.Value = &Error{Msg: msg, Traceback: b.String()}
-	L.Push(ud)
-	return 1
 }
 
 // Close releases the Lua state.
