@@ -148,24 +148,7 @@ func (g *Group) run(i int, r Runner, t any) {
 }
 
 // Submit queues a task, waiting while the inbox is full.
-func (g *Group) Submit(ctx context.Context, task any) error {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	if g.stopped {
-		return ErrStopped
-	}
-	select {
-	case g.inbox <- task:
-		return nil
-	default:
-	}
-	select {
-	case g.inbox <- task:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (g *Group) Submit(ctx context.Context, task any) error { return g.send(ctx, g.inbox, task) }
 
 // SubmitTo queues a task for worker i only (its own inbox, served before the
 // shared one), waiting while that inbox is full. It fails for an index out
@@ -174,18 +157,24 @@ func (g *Group) SubmitTo(ctx context.Context, i int, task any) error {
 	if i < 0 || i >= len(g.own) {
 		return fmt.Errorf("worker group %q: no worker %d (size %d)", g.opts.Name, i, len(g.own))
 	}
+	return g.send(ctx, g.own[i], task)
+}
+
+// send queues task on inbox, waiting while it is full; the first attempt
+// does not wait (no ctx select on the common path).
+func (g *Group) send(ctx context.Context, inbox chan any, task any) error {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	if g.stopped {
 		return ErrStopped
 	}
 	select {
-	case g.own[i] <- task:
+	case inbox <- task:
 		return nil
 	default:
 	}
 	select {
-	case g.own[i] <- task:
+	case inbox <- task:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
