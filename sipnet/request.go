@@ -223,11 +223,7 @@ var tagPool = sync.Pool{New: func() any { return new([16]byte) }}
 // raw received bytes, so edits made before the handoff must not travel. It
 // costs one message clone, so the engine calls it only when a handoff may
 // follow (sworker loaded and a pre-routing callback set).
-func (r *Request) KeepReceived() {
-	if r.received == nil {
-		r.received = r.Msg.Clone()
-	}
-}
+func (r *Request) KeepReceived() { keep(&r.received, r.Msg) }
 
 // ForgetReceived drops the copy kept by KeepReceived.
 func (r *Request) ForgetReceived() { r.received = nil }
@@ -239,11 +235,7 @@ func (r *Request) ForgetReceived() { r.received = nil }
 // kept message then belongs to the first copy).
 func (r *Request) Handoff() *Request {
 	c := *r
-	if r.received != nil {
-		c.Msg, r.received, c.handedReceived = r.received, nil, true
-	} else {
-		c.Msg, c.handedReceived = r.Msg.Clone(), false
-	}
+	c.Msg, c.handedReceived = handOver(&r.received, r.Msg)
 	c.received = nil
 	c.tx = nil
 	c.Replied = 0
@@ -262,11 +254,7 @@ func (r *Request) TakeBack(c *Request) {
 }
 
 // KeepReceived is Request.KeepReceived for a reply.
-func (r *Response) KeepReceived() {
-	if r.received == nil {
-		r.received = r.Msg.Clone()
-	}
-}
+func (r *Response) KeepReceived() { keep(&r.received, r.Msg) }
 
 // ForgetReceived drops the copy kept by KeepReceived.
 func (r *Response) ForgetReceived() { r.received = nil }
@@ -275,11 +263,7 @@ func (r *Response) ForgetReceived() { r.received = nil }
 // the reply kept by KeepReceived or else a clone of Msg as it is now.
 func (r *Response) Handoff() *Response {
 	c := *r
-	if r.received != nil {
-		c.Msg, r.received, c.handedReceived = r.received, nil, true
-	} else {
-		c.Msg, c.handedReceived = r.Msg.Clone(), false
-	}
+	c.Msg, c.handedReceived = handOver(&r.received, r.Msg)
 	c.received = nil
 	return &c
 }
@@ -289,4 +273,29 @@ func (r *Response) TakeBack(c *Response) {
 	if c.handedReceived && r.received == nil {
 		r.received = c.Msg
 	}
+}
+
+// keep sets *kept to a clone of msg unless a message is kept already.
+func keep[M interface {
+	comparable
+	Clone() M
+}](kept *M, msg M) {
+	var none M
+	if *kept == none {
+		*kept = msg.Clone()
+	}
+}
+
+// handOver gives a handoff copy its message: the kept one, which leaves
+// *kept (true), or else a clone of msg as it is now (false).
+func handOver[M interface {
+	comparable
+	Clone() M
+}](kept *M, msg M) (M, bool) {
+	var none M
+	if m := *kept; m != none {
+		*kept = none
+		return m, true
+	}
+	return msg.Clone(), false
 }
