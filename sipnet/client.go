@@ -644,34 +644,45 @@ func (b *Branch) Receive(res *sip.Response) ReplyKind {
 // (RFC 3261 17.1.1.3); b.mu held.
 func (b *Branch) ackFor(res *sip.Response) *sip.Request {
 	if b.ack == nil && b.req != nil {
-		inv := b.req
-		ack := sip.NewRequest(sip.ACK, *inv.Recipient.Clone())
-		ack.SipVersion = inv.SipVersion
-		if v := inv.Via(); v != nil {
-			ack.AppendHeader(v.Clone())
-		}
-		mf := sip.MaxForwardsHeader(70)
-		ack.AppendHeader(&mf)
-		for _, h := range inv.GetHeaders("Route") {
-			ack.AppendHeader(sip.HeaderClone(h))
-		}
-		if h := inv.From(); h != nil {
-			ack.AppendHeader(sip.HeaderClone(h))
-		}
+		var to sip.Header
 		if h := res.To(); h != nil {
-			ack.AppendHeader(sip.HeaderClone(h))
+			to = h
 		}
-		if h := inv.CallID(); h != nil {
-			ack.AppendHeader(sip.HeaderClone(h))
-		}
-		if h := inv.CSeq(); h != nil {
-			ack.AppendHeader(&sip.CSeqHeader{SeqNo: h.SeqNo, MethodName: sip.ACK})
-		}
-		cl := sip.ContentLengthHeader(0)
-		ack.AppendHeader(&cl)
-		b.ack = ack
+		b.ack = hopRequest(b.req, sip.ACK, to)
 	}
 	return b.ack
+}
+
+// hopRequest is the hop-by-hop request (ACK for a negative reply, CANCEL)
+// for the INVITE inv as sent (RFC 3261 9.1, 17.1.1.3): its R-URI, top Via,
+// Route, From, Call-ID and CSeq number, with to as the To header (the
+// reply's for an ACK) and Max-Forwards 70.
+func hopRequest(inv *sip.Request, method sip.RequestMethod, to sip.Header) *sip.Request {
+	m := sip.NewRequest(method, *inv.Recipient.Clone())
+	m.SipVersion = inv.SipVersion
+	if v := inv.Via(); v != nil {
+		m.AppendHeader(v.Clone())
+	}
+	mf := sip.MaxForwardsHeader(70)
+	m.AppendHeader(&mf)
+	for _, h := range inv.GetHeaders("Route") {
+		m.AppendHeader(sip.HeaderClone(h))
+	}
+	if h := inv.From(); h != nil {
+		m.AppendHeader(sip.HeaderClone(h))
+	}
+	if to != nil {
+		m.AppendHeader(sip.HeaderClone(to))
+	}
+	if h := inv.CallID(); h != nil {
+		m.AppendHeader(sip.HeaderClone(h))
+	}
+	if h := inv.CSeq(); h != nil {
+		m.AppendHeader(&sip.CSeqHeader{SeqNo: h.SeqNo, MethodName: method})
+	}
+	cl := sip.ContentLengthHeader(0)
+	m.AppendHeader(&cl)
+	return m
 }
 
 func (b *Branch) sendAck(ack *sip.Request) {
@@ -715,26 +726,11 @@ func (b *Branch) sendCancel() {
 		return
 	}
 	inv := b.req
-	c := sip.NewRequest(sip.CANCEL, *inv.Recipient.Clone())
-	c.SipVersion = inv.SipVersion
-	if v := inv.Via(); v != nil {
-		c.AppendHeader(v.Clone())
+	var to sip.Header
+	if h := inv.To(); h != nil {
+		to = h
 	}
-	mf := sip.MaxForwardsHeader(70)
-	c.AppendHeader(&mf)
-	for _, h := range inv.GetHeaders("Route") {
-		c.AppendHeader(sip.HeaderClone(h))
-	}
-	for _, h := range []sip.Header{inv.From(), inv.To(), inv.CallID()} {
-		if h != nil {
-			c.AppendHeader(sip.HeaderClone(h))
-		}
-	}
-	if h := inv.CSeq(); h != nil {
-		c.AppendHeader(&sip.CSeqHeader{SeqNo: h.SeqNo, MethodName: sip.CANCEL})
-	}
-	cl := sip.ContentLengthHeader(0)
-	c.AppendHeader(&cl)
+	c := hopRequest(inv, sip.CANCEL, to)
 	ct := &Branch{srv: b.srv, ln: b.ln, id: b.id, cancel: true, parent: b, target: b.target, req: c,
 		opts: BranchOptions{Target: b.target, Timeout: 64 * sip.T1}}
 	ct.key = branchKey{b.id, string(sip.CANCEL)}
