@@ -135,18 +135,9 @@ func (w *worker) request(r *sipnet.Request, delegated bool) {
 		e.observe(w, r, msg, delegated) // an injected request (inject.go)
 	}
 	if cb := e.set.PreRouteCB; cb != "" && !delegated {
-		if e.deps.Sworker != nil {
-			r.KeepReceived() // KSR.sworker.task passes on the request as received
-		}
-		msg.PreRouting = true
-		msg.Route = ksr.RouteEvent
-		w.call(msg, cb, false, argPreRouting)
-		msg.PreRouting = false
-		msg.Route = ksr.RouteRequest
-		r.ForgetReceived()
 		// Only the drop flag stops here, as in Kamailio: after
 		// KSR.sworker.task without KSR.x.drop the request is routed here too.
-		if msg.Drop {
+		if w.preRoute(msg, cb, r) {
 			r.Done()
 			return
 		}
@@ -163,20 +154,32 @@ func (w *worker) reply(r *sipnet.Response, delegated bool) {
 	e := w.e
 	msg := &ksr.Msg{Res: r, Route: ksr.RouteReply, Time: e.clock.Now()}
 	if cb := e.set.PreRouteCB; cb != "" && !delegated {
-		if e.deps.Sworker != nil {
-			r.KeepReceived()
-		}
-		msg.PreRouting = true
-		msg.Route = ksr.RouteEvent
-		w.call(msg, cb, false, argPreRouting)
-		msg.PreRouting = false
-		msg.Route = ksr.RouteReply
-		r.ForgetReceived()
-		if msg.Drop { // only drop stops, as for requests
+		if w.preRoute(msg, cb, r) { // only drop stops, as for requests
 			return
 		}
 	}
 	w.replyRoute(msg) // relay.go: reply route, then tm or stateless forwarding
+}
+
+// preRoute runs the pre-routing callback cb on msg, then puts msg back in
+// the route it came for, and reports whether the script dropped it. With
+// sworker loaded, the message as received is kept meanwhile: that is what
+// KSR.sworker.task passes on.
+func (w *worker) preRoute(msg *ksr.Msg, cb string, kept interface {
+	KeepReceived()
+	ForgetReceived()
+}) bool {
+	if w.e.deps.Sworker != nil {
+		kept.KeepReceived()
+	}
+	route := msg.Route
+	msg.PreRouting = true
+	msg.Route = ksr.RouteEvent
+	w.call(msg, cb, false, argPreRouting)
+	msg.PreRouting = false
+	msg.Route = route
+	kept.ForgetReceived()
+	return msg.Drop
 }
 
 // HandleRequest queues a received request for the receivers (sipnet.Handler).
