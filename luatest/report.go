@@ -19,9 +19,9 @@ type reporter interface {
 func newReporter(format string, w io.Writer, verbose bool) (reporter, error) {
 	switch format {
 	case "", "text":
-		return &textReporter{w: w, verbose: verbose}, nil
+		return &textReporter{printer: printer{w: w}, verbose: verbose}, nil
 	case "tap":
-		return &tapReporter{w: w}, nil
+		return &tapReporter{printer: printer{w: w}}, nil
 	case "junit":
 		return &junitReporter{w: w}, nil
 	}
@@ -38,14 +38,19 @@ func newReporter(format string, w io.Writer, verbose bool) (reporter, error) {
 //	        actual:   404
 //	1 passed, 1 failed
 type textReporter struct {
-	w       io.Writer
+	printer
 	verbose bool
-	err     error
 }
 
-func (t *textReporter) printf(format string, args ...any) {
-	if t.err == nil {
-		_, t.err = fmt.Fprintf(t.w, format, args...)
+// printer writes formatted output and keeps the first write error.
+type printer struct {
+	w   io.Writer
+	err error
+}
+
+func (p *printer) printf(format string, args ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format, args...)
 	}
 }
 
@@ -99,15 +104,8 @@ func indent(s, prefix string) string {
 // test, a YAML block under failures, "# SKIP" for skipped tests, the plan
 // at the end.
 type tapReporter struct {
-	w   io.Writer
-	n   int
-	err error
-}
-
-func (t *tapReporter) printf(format string, args ...any) {
-	if t.err == nil {
-		_, t.err = fmt.Fprintf(t.w, format, args...)
-	}
+	printer
+	n int
 }
 
 func (t *tapReporter) begin() { t.printf("TAP version 13\n") }
