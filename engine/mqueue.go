@@ -73,15 +73,24 @@ func (e *Engine) mqueueRPC() []jsonrpc.Method {
 		}
 		return s, nil
 	}
+	// queue finds the queue named by the first parameter; the fault codes
+	// differ per method, as in Kamailio.
+	queue := func(p jsonrpc.Params, badName, noQueue int) (string, *queues.Queue, error) {
+		n, err := name(p, badName)
+		if err != nil {
+			return "", nil, err
+		}
+		q := e.queues.Get(n)
+		if q == nil {
+			return "", nil, &jsonrpc.Fault{Code: noQueue, Message: "No such queue"}
+		}
+		return n, q, nil
+	}
 	return []jsonrpc.Method{
 		{Name: "mqueue.get_size", Doc: "Get the size of a memory queue.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
-			n, err := name(p, 400)
+			n, q, err := queue(p, 400, 404)
 			if err != nil {
 				return nil, err
-			}
-			q := e.queues.Get(n)
-			if q == nil {
-				return nil, &jsonrpc.Fault{Code: 404, Message: "No such queue"}
 			}
 			return map[string]any{"name": n, "size": q.Len()}, nil
 		}},
@@ -94,13 +103,9 @@ func (e *Engine) mqueueRPC() []jsonrpc.Method {
 			return out, nil
 		}},
 		{Name: "mqueue.fetch", Doc: "Fetch (and remove) the oldest item of a memory queue.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
-			n, err := name(p, 500)
+			n, q, err := queue(p, 500, 500)
 			if err != nil {
 				return nil, err
-			}
-			q := e.queues.Get(n)
-			if q == nil {
-				return nil, &jsonrpc.Fault{Code: 500, Message: "No such queue"}
 			}
 			it, err := q.Fetch()
 			if errors.Is(err, queues.ErrEmpty) {
