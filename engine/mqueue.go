@@ -63,22 +63,15 @@ func (q *queueSystem) Stop(ctx context.Context) error {
 // (reference 1.7). Unlike Kamailio, mqueue.fetch never loses an item: an
 // item with an empty key or value is returned as it is.
 func (e *Engine) mqueueRPC() []jsonrpc.Method {
-	name := func(p jsonrpc.Params, code int) (string, error) {
-		s, ok := p.String(0)
-		if !ok {
-			return "", &jsonrpc.Fault{Code: code, Message: "No queue name"}
-		}
-		if s == "" {
-			return "", &jsonrpc.Fault{Code: code, Message: "Invalid queue name"}
-		}
-		return s, nil
-	}
 	// queue finds the queue named by the first parameter; the fault codes
 	// differ per method, as in Kamailio.
 	queue := func(p jsonrpc.Params, badName, noQueue int) (string, *queues.Queue, error) {
-		n, err := name(p, badName)
-		if err != nil {
-			return "", nil, err
+		n, ok := p.String(0)
+		if !ok {
+			return "", nil, &jsonrpc.Fault{Code: badName, Message: "No queue name"}
+		}
+		if n == "" {
+			return "", nil, &jsonrpc.Fault{Code: badName, Message: "Invalid queue name"}
 		}
 		q := e.queues.Get(n)
 		if q == nil {
