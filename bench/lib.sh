@@ -308,6 +308,16 @@ udp_rcvbuf_errors() {
 	awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1; next } print $c; exit }' /proc/net/snmp
 }
 
+# show_log_errors LABEL LOG [REGEX]: prints the first 5 lines of LOG matching
+# REGEX (default ERROR|CRITICAL|panic), under "LABEL: errors in its log".
+show_log_errors() {
+	local re=${3:-ERROR|CRITICAL|panic}
+	if grep -qE "$re" "$2"; then
+		log "$1: errors in its log (first 5):"
+		grep -m 5 -E "$re" "$2" >&2 || true
+	fi
+}
+
 # warn_if_busy: the figures are only meaningful on an otherwise idle machine.
 warn_if_busy() {
 	local load

@@ -62,9 +62,6 @@ for engine in "${engines[@]}"; do
 	printf '%-16s %6s %8s %8s %8s %8s %9s\n' "$engine" "$CALLS" "$uok" "$ufail" "$sok" "$sfail" "$us"
 	[[ $rc == 0 && $uok == "$CALLS" ]] || status=1
 	stop_group "$pid"
-	if grep -qE 'level=ERROR|ERROR:|CRITICAL|panic' "$logf"; then
-		log "$engine: errors in its log (first 5):"
-		grep -E 'level=ERROR|ERROR:|CRITICAL|panic' "$logf" | head -n 5 >&2 || true
-	fi
+	show_log_errors "$engine" "$logf" 'level=ERROR|ERROR:|CRITICAL|panic'
 done
 exit "$status"

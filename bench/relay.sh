@@ -80,10 +80,7 @@ for engine in "${engines[@]}"; do
 	res_sat[$engine]=$meas
 	stop_group "$UAS_PID"
 	stop_group "$pid"
-	if grep -qE 'level=ERROR|ERROR:|CRITICAL|panic' "$logf"; then
-		log "$engine: errors in its log (first 5):"
-		grep -E 'level=ERROR|ERROR:|CRITICAL|panic' "$logf" | head -n 5 >&2 || true
-	fi
+	show_log_errors "$engine" "$logf" 'level=ERROR|ERROR:|CRITICAL|panic'
 done
 
 echo

@@ -105,10 +105,7 @@ for engine in "${engines[@]}"; do
 	sed -n "${from},${to}p" "$logf" >"$WORK/rtimer-$engine-window.log"
 	table[$engine]=$("$WORK/bin/jitter" -noheader -label "$engine" -skip "$SKIP" -tags t100,t10 \
 		"$WORK/rtimer-$engine-window.log")
-	if grep -qE 'ERROR|CRITICAL|panic' "$logf"; then
-		log "$engine: errors in its log (first 5):"
-		grep -m 5 -E 'ERROR|CRITICAL|panic' "$logf" >&2 || true
-	fi
+	show_log_errors "$engine" "$logf"
 done
 
 echo

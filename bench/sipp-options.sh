@@ -186,10 +186,7 @@ for engine in "${engines[@]}"; do
 		fi
 	fi
 	stop_group "$pid"
-	if grep -qE 'ERROR|CRITICAL|panic' "$logf"; then
-		log "$engine: errors in its log (first 5):"
-		grep -m 5 -E 'ERROR|CRITICAL|panic' "$logf" >&2 || true
-	fi
+	show_log_errors "$engine" "$logf"
 done
 
 echo

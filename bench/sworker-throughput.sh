@@ -154,10 +154,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			fi
 			((round > 1)) || rows+=("$engine/$mode")
 			stop_group "$pid"
-			if grep -qE 'ERROR|CRITICAL|panic' "$logf"; then
-				log "$engine/$mode: errors in its log (first 5):"
-				grep -E 'ERROR|CRITICAL|panic' "$logf" | head -n 5 >&2
-			fi
+			show_log_errors "$engine/$mode" "$logf"
 		done
 	done
 done
