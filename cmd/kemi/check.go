@@ -14,8 +14,7 @@ func (c *checkCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("kemi check", flag.ContinueOnError)
 	fs.SetOutput(c.m.Stderr)
 	file := fs.String("f", "", "configuration `file` (default: the embedded default)")
-	defines := defineFlags{}
-	fs.Var(defines, "A", "define `NAME[=VALUE]` for #!ifdef (repeatable)")
+	defines := defineFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(c.m.Stderr, "usage: kemi check [-f kemi.cfg] [-A NAME=VALUE]\n\nValidates the configuration, compiles the Lua scripts and runs their top level in a scratch VM, checking that every callback the configuration names exists. Nothing is started.")
 		fs.PrintDefaults()

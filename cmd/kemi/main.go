@@ -91,6 +91,13 @@ Use "kemi <command> -h" for a command's flags.
 // defineFlags collects -A NAME[=VALUE] defines, like kamailio -A.
 type defineFlags map[string]string
 
+// defineFlag adds -A NAME[=VALUE] (repeatable) to fs, as kamailio -A.
+func defineFlag(fs *flag.FlagSet) defineFlags {
+	d := defineFlags{}
+	fs.Var(d, "A", "define `NAME[=VALUE]` for #!ifdef (repeatable)")
+	return d
+}
+
 func (d defineFlags) String() string { return "" }
 func (d defineFlags) Set(v string) error {
 	name, val, _ := cutEq(v)

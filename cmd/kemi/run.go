@@ -29,8 +29,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	watch := fs.Bool("watch", false, "reload the scripts when a script file changes")
 	grace := fs.Duration("grace", 10*time.Second, "how long a graceful stop may take")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to `file` until the engine stops")
-	defines := defineFlags{}
-	fs.Var(defines, "A", "define `NAME[=VALUE]` for #!ifdef (repeatable)")
+	defines := defineFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(c.m.Stderr, "usage: kemi run [-f kemi.cfg] [-rpc 127.0.0.1:5071] [-watch] [-A NAME=VALUE]\n\nRuns the engine until SIGTERM or SIGINT (graceful stop; a second signal exits at once). SIGHUP reloads the scripts.")
 		fs.PrintDefaults()

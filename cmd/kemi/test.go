@@ -19,8 +19,7 @@ func (c *testCommand) Run(ctx context.Context, args []string) error {
 	verbose := fs.Bool("v", false, "print every test's output (print and engine log lines, debug level included)")
 	format := fs.String("format", "text", "report `format`: text, tap or junit")
 	timeout := fs.Duration("timeout", luatest.DefaultTimeout, "fail a test that runs longer than this")
-	defines := defineFlags{}
-	fs.Var(defines, "A", "define `NAME[=VALUE]` for #!ifdef (repeatable)")
+	defines := defineFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(c.m.Stderr, "usage: kemi test [-f kemi.cfg] [-run regexp] [-v] [-format text|tap|junit] [paths...]\n\n"+
 			"Runs the Lua test files (*_test.lua) found under paths (default %s), each against a fresh\n"+
