@@ -46,22 +46,7 @@ func FuzzIngress(f *testing.F) {
 		}
 		f.Add(data)
 	}
-	dir := f.TempDir()
-	os.WriteFile(filepath.Join(dir, "script.lua"), []byte(fuzzScript), 0o644)
-	os.WriteFile(filepath.Join(dir, "kemi.cfg"), []byte("loadmodule \"app_lua.so\"\nmodparam(\"app_lua\", \"load\", \"script.lua\")\nmodparam(\"app_lua\", \"max_exec_ms\", 2000)\n"), 0o644)
-	set, err := Load(filepath.Join(dir, "kemi.cfg"), nil)
-	if err != nil {
-		f.Fatal(err)
-	}
-	e, err := New(set, Options{NoNetwork: true, Logger: discardLogger()})
-	if err != nil {
-		f.Fatal(err)
-	}
-	w, err := e.newWorker("fuzz/0", "fuzz", 0, false)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(w.Close)
+	w := soloWorker(f, "fuzz/0", "modparam(\"app_lua\", \"max_exec_ms\", 2000)\n", fuzzScript)
 	parser := sip.NewParser()
 	src := netip.MustParseAddrPort("192.0.2.9:5060")
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -77,10 +62,10 @@ func FuzzIngress(f *testing.F) {
 			r := sipnet.NewFakeRequest(msg)
 			r.Src = src
 			r.Sink = func(res *sip.Response) error { _ = res.String(); return nil }
-			e.pending.Add(1)
+			w.e.pending.Add(1)
 			w.Run(r)
 		case *sip.Response:
-			e.pending.Add(1)
+			w.e.pending.Add(1)
 			w.Run(&sipnet.Response{Msg: msg, Src: src})
 		}
 	})

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
@@ -31,29 +32,14 @@ func BenchmarkOptionsRoute(b *testing.B) {
 }
 
 func benchOptionsRoute(b *testing.B, extra string) {
-	dir := b.TempDir()
-	os.WriteFile(filepath.Join(dir, "script.lua"), []byte(`
+	w := soloWorker(b, "bench/0", extra, `
 function ksr_request_route()
 	if KSR.is_OPTIONS() then
 		KSR.sl.send_reply(200, "OK")
 		return
 	end
 	KSR.sl.send_reply(404, "Not here")
-end`), 0o644)
-	os.WriteFile(filepath.Join(dir, "kemi.cfg"), []byte("loadmodule \"app_lua.so\"\nmodparam(\"app_lua\", \"load\", \"script.lua\")\n"+extra), 0o644)
-	set, err := Load(filepath.Join(dir, "kemi.cfg"), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	e, err := New(set, Options{NoNetwork: true, Logger: discardLogger()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	w, err := e.newWorker("bench/0", "bench", 0, false)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer w.Close()
+end`)
 	parser := sip.NewParser()
 	raw := []byte(benchOptions)
 	var out bytes.Buffer
@@ -69,10 +55,39 @@ end`), 0o644)
 		r := sipnet.NewFakeRequest(m.(*sip.Request))
 		r.Src = src
 		r.Sink = sink
-		e.pending.Add(1)
+		w.e.pending.Add(1)
 		w.Run(r)
 	}
 	if out.Len() == 0 {
 		b.Fatal("no reply")
 	}
+}
+
+// soloWorker builds an engine without network from a configuration that
+// loads script (plus the cfg lines extra) and returns one worker of it, for
+// driving the routing path directly; it is closed at cleanup.
+func soloWorker(tb testing.TB, name, extra, script string) *worker {
+	tb.Helper()
+	dir := tb.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "script.lua"), []byte(script), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	cfg := "loadmodule \"app_lua.so\"\nmodparam(\"app_lua\", \"load\", \"script.lua\")\n" + extra
+	if err := os.WriteFile(filepath.Join(dir, "kemi.cfg"), []byte(cfg), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	set, err := Load(filepath.Join(dir, "kemi.cfg"), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e, err := New(set, Options{NoNetwork: true, Logger: discardLogger()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w, err := e.newWorker(name, strings.SplitN(name, "/", 2)[0], 0, false)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(w.Close)
+	return w
 }
