@@ -309,21 +309,8 @@ func TestCoroutineBudget(t *testing.T) {
 	h := newCoVM(t, `n = 0
 function spin() nap(); while true do end end
 function inc() nap(); n = n + 1 end`, Options{Budget: 20 * time.Millisecond, Watchdog: wd})
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		tk := time.NewTicker(time.Millisecond)
-		defer tk.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case now := <-tk.C:
-				wd.Check(now)
-			}
-		}
-	}()
-	defer func() { close(stop); <-done }()
+	stop := runWatchdog(wd, time.Millisecond)
+	defer stop()
 	co, err := h.vm.CallGlobalCo("spin")
 	if err != nil || co == nil {
 		t.Fatal(co, err)

@@ -1,6 +1,7 @@
 package luavm
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -116,22 +117,8 @@ func TestBudgetStopsRunawayLoop(t *testing.T) {
 	wd := NewWatchdog()
 	wd.Interval = time.Millisecond
 	vm, _ := newVM(t, "n = 0\nfunction spin() while true do end end\nfunction inc() n = n + 1 end", Options{Budget: 20 * time.Millisecond, Watchdog: wd})
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tk := time.NewTicker(time.Millisecond)
-		defer tk.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case now := <-tk.C:
-				wd.Check(now)
-			}
-		}
-	}()
-	defer func() { close(stop); <-done }()
+	stop := runWatchdog(wd, time.Millisecond)
+	defer stop()
 	err := vm.CallGlobal("spin")
 	var e *Error
 	if !errors.As(err, &e) || e.Kind != KindBudget {
@@ -240,4 +227,14 @@ func BenchmarkCallEmpty(b *testing.B) {
 			})
 		})
 	}
+}
+
+// runWatchdog runs wd.Run every iv until the returned stop is called (which
+// waits for it to return).
+func runWatchdog(wd *Watchdog, iv time.Duration) (stop func()) {
+	wd.Interval = iv
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); wd.Run(ctx) }()
+	return func() { cancel(); <-done }
 }
