@@ -174,3 +174,21 @@ func ModuleName(path string) string {
 	}
 	return strings.TrimSuffix(path, ".so")
 }
+
+// IntParam reads a modparam's integer value (a number, or a string holding
+// one) and checks it is in min..max; errors name the module, the parameter
+// and the statement's file:line.
+func IntParam(st Stmt, mod string, min, max int) (int, error) {
+	v := st.Value
+	n := v.Int
+	if !v.IsInt {
+		var err error
+		if n, err = strconv.Atoi(strings.TrimSpace(v.Str)); err != nil {
+			return 0, Errorf(st.Pos, "modparam %s %s: expected an integer, got %q", mod, st.Param, v.Str)
+		}
+	}
+	if n < min || n > max {
+		return 0, Errorf(st.Pos, "modparam %s %s: must be %d..%d, got %d", mod, st.Param, min, max, n)
+	}
+	return n, nil
+}

@@ -110,7 +110,7 @@ end`
 }
 
 func TestRPCOverHTTP(t *testing.T) {
-	e := enginetest.Start(t, enginetest.Config(), map[string]string{"script.lua": routingScript})
+	e := enginetest.Start(t, enginetest.Config(`loadmodule "mqueue.so"`), map[string]string{"script.lua": routingScript})
 	ctx := context.Background()
 	res, err := jsonrpc.Call(ctx, e.RPCURL(), "core.version", nil)
 	if err != nil || !strings.Contains(string(res), "kemi") {

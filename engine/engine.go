@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"kemi/jsonrpc"
 	"kemi/ksr"
 	"kemi/luavm"
+	"kemi/modules/mqueue"
 	"kemi/queues"
 	"kemi/sipnet"
 	"kemi/timers"
@@ -66,8 +68,7 @@ type Engine struct {
 	watchdog *luavm.Watchdog
 
 	deps      *ksr.Deps
-	queues    *queues.Registry
-	store     queues.Store
+	mods      []ksr.Module // the configuration's modules that run (loaded, or always on)
 	sip       *sipnet.Server
 	receivers *workers.Group
 	groups    map[string]*workers.Group // async_workers groups, by name
@@ -107,21 +108,18 @@ func New(set *Settings, opts Options) (*Engine, error) {
 	for _, n := range set.Notices {
 		e.log.Info("config notice: " + n)
 	}
-	reg, err := queues.NewRegistry(set.Mqueue.Queues...)
-	if err != nil {
-		return nil, fmt.Errorf("mqueue: %w", err)
-	}
-	e.queues = reg
 	e.deps = &ksr.Deps{
 		Log:      e.log,
 		Now:      e.clock.Now,
 		Version:  Version,
-		Queues:   reg,
 		Shv:      ksr.NewSharedVars(),
 		Myself:   e.myself,
 		XdataPV:  set.Sworker.XData,
 		Aliases:  set.Aliases,
 		Hostname: hostname(),
+	}
+	if err := e.provisionModules(); err != nil {
+		return nil, err
 	}
 	if set.MaxExec > 0 {
 		e.watchdog = luavm.NewWatchdog()
@@ -158,7 +156,12 @@ func (e *Engine) Settings() *Settings { return e.set }
 func (e *Engine) Logger() *slog.Logger { return e.log }
 
 // Queues returns the mqueue registry.
-func (e *Engine) Queues() *queues.Registry { return e.queues }
+func (e *Engine) Queues() *queues.Registry {
+	return e.set.module("mqueue").(*mqueue.Module).Registry()
+}
+
+// Deps returns the services every VM's bindings share (ksr.Host).
+func (e *Engine) Deps() *ksr.Deps { return e.deps }
 
 // SIP returns the network layer (a virtual one with NoNetwork).
 func (e *Engine) SIP() *sipnet.Server { return e.sip }
@@ -211,7 +214,7 @@ func (e *Engine) build(version int64) (*luavm.Generation, error) {
 			}
 		}
 		if len(missing) > 0 {
-			return fmt.Errorf("script lacks function %s", joinAnd(missing))
+			return fmt.Errorf("script lacks function %s", strings.Join(missing, ", "))
 		}
 		return nil
 	})
@@ -221,20 +224,43 @@ func (e *Engine) build(version int64) (*luavm.Generation, error) {
 	return g, nil
 }
 
-func joinAnd(s []string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += ", "
+// provisionModules builds the export table of every module and the
+// runtimes of those the configuration loads (the core always runs), in
+// table order.
+func (e *Engine) provisionModules() error {
+	for _, m := range e.set.Mods {
+		info := m.Info()
+		if _, loaded := e.set.Modules[info.Name]; !loaded && info.Name != "core" {
+			continue
 		}
-		out += x
+		if p, ok := m.(ksr.Provisioner); ok {
+			if err := p.Provision(e); err != nil {
+				return err
+			}
+		}
+		e.mods = append(e.mods, m)
+		for _, pv := range info.PVs {
+			if e.deps.PVs == nil {
+				e.deps.PVs = map[string]*ksr.PV{}
+			}
+			e.deps.PVs[pv.Name] = &pv
+		}
 	}
-	return out
+	t, err := ksr.NewTable(e.set.Mods...)
+	if err != nil {
+		return err
+	}
+	e.deps.Table = t
+	return nil
 }
 
 // buildSubsystems creates the subsystems in start order.
 func (e *Engine) buildSubsystems() error {
-	e.subsystems = append(e.subsystems, &queueSystem{e: e})
+	for _, m := range e.mods {
+		if st, ok := m.(ksr.Starter); ok {
+			e.subsystems = append(e.subsystems, funcSystem{m.Info().Name, st.Start, st.Stop})
+		}
+	}
 	if e.watchdog != nil {
 		e.subsystems = append(e.subsystems, funcSystem{"watchdog", func(ctx context.Context) error {
 			go e.watchdog.Run(ctx)

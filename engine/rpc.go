@@ -50,8 +50,7 @@ func (e *Engine) registerRPC() {
 			return fmt.Sprintf("%d: [%s]", 0, e.set.Scripts[len(e.set.Scripts)-1]), nil
 		}},
 		{Name: "app_lua.api_list", Doc: "The KSR functions.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
-			names := ksr.APIList(ksr.NewEnv(e.deps, "", "", 0))
-			sort.Strings(names)
+			names := e.deps.Table.Names(ksr.NewEnv(e.deps, "", "", 0))
 			methods := make([]map[string]any, 0, len(names))
 			for _, n := range names {
 				mod, fn := "", n
@@ -76,7 +75,11 @@ func (e *Engine) registerRPC() {
 			return nil, nil
 		}},
 	}
-	ms = append(ms, e.mqueueRPC()...)
+	for _, m := range e.mods {
+		if p, ok := m.(ksr.RPCProvider); ok {
+			ms = append(ms, p.RPC()...)
+		}
+	}
 	for _, m := range ms {
 		if err := e.rpc.Register(m); err != nil {
 			e.log.Error("register rpc", "method", m.Name, "error", err)
@@ -123,7 +126,7 @@ func (e *Engine) Status() Status {
 	}
 	e.vmsMu.Unlock()
 	sort.Slice(st.Workers, func(i, j int) bool { return st.Workers[i].Name < st.Workers[j].Name })
-	for _, q := range e.queues.Queues() {
+	for _, q := range e.Queues().Queues() {
 		st.Queues[q.Name()] = q.Len()
 	}
 	if e.async != nil {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"kemi/config"
-	"kemi/queues"
+	"kemi/ksr"
 	"kemi/sipnet"
 )
 
@@ -45,8 +45,10 @@ type Settings struct {
 	AsyncGroups []GroupSpec
 
 	Modules map[string]config.Pos // loaded modules, by normalised name
+	// Mods are the modules with a home of their own (modules.go), each
+	// holding its part of the settings.
+	Mods []ksr.Module
 
-	Mqueue  MqueueSettings
 	Rtimer  RtimerSettings
 	Async   AsyncSettings
 	Sworker SworkerSettings
@@ -65,13 +67,6 @@ type GroupSpec struct {
 	// ignored by Kamailio); 0 = 1024 per worker.
 	Inbox int
 	Pos   config.Pos
-}
-
-// MqueueSettings are the mqueue module's parameters.
-type MqueueSettings struct {
-	Queues []queues.Options
-	DBURL  string
-	Pos    map[string]config.Pos // queue name -> definition
 }
 
 // TimerSpec is one rtimer timer.
@@ -114,11 +109,10 @@ const (
 // implemented modules; coreOnly modules matter only to Kamailio's C core and
 // are accepted with their parameters ignored.
 var (
-	implemented = map[string]bool{"app_lua": true, "mqueue": true, "rtimer": true, "async": true, "sworker": true, "jsonrpcs": true}
+	implemented = map[string]bool{"app_lua": true, "rtimer": true, "async": true, "sworker": true, "jsonrpcs": true}
 	coreOnly    = map[string]bool{
 		"tm": true, "tmx": true, "sl": true, "pv": true, "xlog": true, "kex": true, "corex": true,
-		"textops": true, "textopsx": true, "ctl": true, "cfg_rpc": true, "db_sqlite": true,
-		"maxfwd": true, "siputils": true, "sanity": true, "rr": true, "app_lua_sr": true,
+		"ctl": true, "cfg_rpc": true, "db_sqlite": true, "rr": true, "app_lua_sr": true,
 	}
 )
 
@@ -167,9 +161,9 @@ func FromConfig(c *config.Config, file string) (*Settings, error) {
 		Async:     AsyncSettings{Workers: 1},
 		TM:        TMSettings{FrTimer: sipnet.DefaultFrTimer, FrInvTimer: sipnet.DefaultFrInvTimer},
 		Rtimer:    RtimerSettings{DefaultInterval: 120 * time.Second},
-		Mqueue:    MqueueSettings{Pos: map[string]config.Pos{}},
+		Mods:      moduleTable(),
 	}
-	p := &settingsParser{s: s, mqSize: 0, mqAddMode: 0}
+	p := &settingsParser{s: s, setup: ksr.NewSetup(file, &s.Notices)}
 	for _, st := range c.Stmts {
 		var err error
 		switch st.Kind {
@@ -196,11 +190,10 @@ func FromConfig(c *config.Config, file string) (*Settings, error) {
 }
 
 type settingsParser struct {
-	s         *Settings
-	port      int
-	mqSize    int
-	mqAddMode int
-	noPort    []int // indexes of listens written without a port (they take port=)
+	s      *Settings
+	setup  *ksr.Setup
+	port   int
+	noPort []int // indexes of listens written without a port (they take port=)
 }
 
 func (p *settingsParser) global(st config.Stmt) error {
@@ -480,8 +473,12 @@ func parseListen(v, extra string) (ls []sipnet.Listen, hasPort bool, err error) 
 
 func (p *settingsParser) loadModule(st config.Stmt) error {
 	name := config.ModuleName(st.Name)
-	if !implemented[name] && !coreOnly[name] {
-		return config.Errorf(st.Pos, "module %q is not available in kemi (implemented: app_lua, mqueue, rtimer, async, sworker, jsonrpcs; accepted and ignored: tm, tmx, sl, pv, xlog, kex, corex, textops, ctl, cfg_rpc, db_sqlite, ...)", name)
+	if m := p.s.module(name); m != nil {
+		if info := m.Info(); len(info.Exports) == 0 && !info.RuntimeFree {
+			return config.Errorf(st.Pos, "module %q is not available in kemi: none of its functions is implemented", name)
+		}
+	} else if !implemented[name] && !coreOnly[name] {
+		return config.Errorf(st.Pos, "module %q is not available in kemi (implemented: app_lua, mqueue, rtimer, async, sworker, jsonrpcs; accepted and ignored: tm, tmx, sl, pv, xlog, kex, corex, ctl, cfg_rpc, db_sqlite, ...)", name)
 	}
 	if prev, ok := p.s.Modules[name]; ok {
 		return config.Errorf(st.Pos, "module %q already loaded at %s", name, prev)
@@ -498,11 +495,16 @@ func (p *settingsParser) modParam(st config.Stmt) error {
 			return config.Errorf(st.Pos, "modparam(%q, %q): module %q is not loaded (loadmodule must come before its modparam)", st.Name, st.Param, m)
 		}
 		var err error
+		if mod := p.s.module(m); mod != nil {
+			err = p.moduleParam(mod.Info(), st)
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		switch m {
 		case "app_lua":
 			err = p.appLua(st)
-		case "mqueue":
-			err = p.mqueue(st)
 		case "rtimer":
 			err = p.rtimer(st)
 		case "async":
@@ -523,23 +525,25 @@ func (p *settingsParser) modParam(st config.Stmt) error {
 	return nil
 }
 
-func unknownParam(st config.Stmt, mod string, known string) error {
-	return config.Errorf(st.Pos, "modparam(%q, %q): unknown parameter (%s has: %s)", mod, st.Param, mod, known)
-}
-
-func intParam(st config.Stmt, mod string, min, max int) (int, error) {
-	v := st.Value
-	n := v.Int
-	if !v.IsInt {
-		var err error
-		if n, err = strconv.Atoi(strings.TrimSpace(v.Str)); err != nil {
-			return 0, config.Errorf(st.Pos, "modparam %s %s: expected an integer, got %q", mod, st.Param, v.Str)
+// moduleParam hands a modparam to the module's parameter table: honoured,
+// ignored with a notice when Kamailio 5.6 knows it, refused otherwise.
+func (p *settingsParser) moduleParam(info ksr.ModuleInfo, st config.Stmt) error {
+	for _, prm := range info.Params {
+		if prm.Name == st.Param {
+			return prm.Set(p.setup, st)
 		}
 	}
-	if n < min || n > max {
-		return 0, config.Errorf(st.Pos, "modparam %s %s: must be %d..%d, got %d", mod, st.Param, min, max, n)
+	for _, n := range info.Ignored {
+		if n == st.Param {
+			p.setup.Notice(st.Pos, "modparam(%q, %q) ignored: kemi does not need it", info.Name, st.Param)
+			return nil
+		}
 	}
-	return n, nil
+	return unknownParam(st, info.Name, info.ParamNames())
+}
+
+func unknownParam(st config.Stmt, mod string, known string) error {
+	return config.Errorf(st.Pos, "modparam(%q, %q): unknown parameter (%s has: %s)", mod, st.Param, mod, known)
 }
 
 func fileExists(p string) bool {
@@ -564,7 +568,7 @@ func (p *settingsParser) appLua(st config.Stmt) error {
 		}
 		p.s.Scripts = append(p.s.Scripts, path)
 	case "reload":
-		n, err := intParam(st, "app_lua", 0, 1)
+		n, err := config.IntParam(st, "app_lua", 0, 1)
 		if err != nil {
 			return err
 		}
@@ -572,57 +576,13 @@ func (p *settingsParser) appLua(st config.Stmt) error {
 	case "log_mode":
 		p.s.Notices = append(p.s.Notices, fmt.Sprintf("%s: modparam app_lua log_mode ignored", st.Pos))
 	case "max_exec_ms":
-		n, err := intParam(st, "app_lua", 0, 3600_000)
+		n, err := config.IntParam(st, "app_lua", 0, 3600_000)
 		if err != nil {
 			return err
 		}
 		p.s.MaxExec = time.Duration(n) * time.Millisecond
 	default:
 		return unknownParam(st, "app_lua", "load, reload, log_mode, max_exec_ms")
-	}
-	return nil
-}
-
-func (p *settingsParser) addQueue(st config.Stmt, o queues.Options) error {
-	if prev, ok := p.s.Mqueue.Pos[o.Name]; ok {
-		return config.Errorf(st.Pos, "modparam mqueue %s: duplicate queue name %q (first defined at %s)", st.Param, o.Name, prev)
-	}
-	p.s.Mqueue.Pos[o.Name] = st.Pos
-	p.s.Mqueue.Queues = append(p.s.Mqueue.Queues, o)
-	return nil
-}
-
-func (p *settingsParser) mqueue(st config.Stmt) error {
-	switch st.Param {
-	case "mqueue":
-		o, err := queues.ParseSpec(st.Value.String())
-		if err != nil {
-			return config.Errorf(st.Pos, "modparam mqueue mqueue %q: %v", st.Value.String(), err)
-		}
-		return p.addQueue(st, o)
-	case "mqueue_name":
-		name := st.Value.String()
-		if name == "" {
-			return config.Errorf(st.Pos, "modparam mqueue mqueue_name: empty name")
-		}
-		return p.addQueue(st, queues.Options{Name: name, Size: p.mqSize, AddMode: p.mqAddMode})
-	case "mqueue_size":
-		n, err := intParam(st, "mqueue", -1<<31, 1<<31-1)
-		p.mqSize = n
-		return err
-	case "mqueue_addmode":
-		n, err := intParam(st, "mqueue", 0, 2)
-		p.mqAddMode = n
-		return err
-	case "db_url":
-		url := st.Value.String()
-		// Checked here for a file:line; only the scheme is printed (a url may hold a password).
-		if scheme, _, ok := strings.Cut(url, "://"); ok && !strings.ContainsAny(scheme, `/\`) && !strings.EqualFold(scheme, "sqlite") {
-			return config.Errorf(st.Pos, "modparam mqueue db_url: unsupported scheme %q: kemi stores queues in SQLite (\"sqlite:///path/file.db\" or a plain path)", scheme)
-		}
-		p.s.Mqueue.DBURL = url
-	default:
-		return unknownParam(st, "mqueue", "mqueue, mqueue_name, mqueue_size, mqueue_addmode, db_url")
 	}
 	return nil
 }
@@ -661,7 +621,7 @@ func (p *settingsParser) rtimer(st config.Stmt) error {
 		}
 		return config.Errorf(st.Pos, "modparam rtimer exec: timer %q is not defined (define it with modparam(\"rtimer\", \"timer\", ...) first)", tname)
 	case "default_interval":
-		n, err := intParam(st, "rtimer", 1, 1<<31-1)
+		n, err := config.IntParam(st, "rtimer", 1, 1<<31-1)
 		if err != nil {
 			return err
 		}
@@ -786,11 +746,11 @@ func (p *settingsParser) async(st config.Stmt) error {
 	var err error
 	switch st.Param {
 	case "workers":
-		p.s.Async.Workers, err = intParam(st, "async", 0, 1024)
+		p.s.Async.Workers, err = config.IntParam(st, "async", 0, 1024)
 	case "ms_timer":
-		p.s.Async.MSTimer, err = intParam(st, "async", 0, 1000)
+		p.s.Async.MSTimer, err = config.IntParam(st, "async", 0, 1000)
 	case "return":
-		p.s.Async.Return, err = intParam(st, "async", -1<<31, 1<<31-1)
+		p.s.Async.Return, err = config.IntParam(st, "async", -1<<31, 1<<31-1)
 	case "mode":
 		p.s.Notices = append(p.s.Notices, fmt.Sprintf("%s: modparam async mode ignored", st.Pos))
 	default:
@@ -860,9 +820,11 @@ func (p *settingsParser) finish() error {
 			s.Notices = append(s.Notices, fmt.Sprintf("%s: rtimer timer %q has no exec route", t.Pos, t.Name))
 		}
 	}
-	for _, q := range s.Mqueue.Queues {
-		if q.DBMode != 0 && s.Mqueue.DBURL == "" {
-			return config.Errorf(s.Mqueue.Pos[q.Name], "modparam mqueue mqueue: queue %q has dbmode %d but modparam(\"mqueue\", \"db_url\", ...) is not set", q.Name, q.DBMode)
+	for _, m := range s.Mods {
+		if f, ok := m.(ksr.Finisher); ok {
+			if err := f.Finish(p.setup); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -880,7 +842,7 @@ type TMSettings struct {
 func (p *settingsParser) tm(st config.Stmt) error {
 	switch st.Param {
 	case "fr_timer", "fr_inv_timer":
-		n, err := intParam(st, "tm", 1, 24*3600*1000)
+		n, err := config.IntParam(st, "tm", 1, 24*3600*1000)
 		if err != nil {
 			return err
 		}

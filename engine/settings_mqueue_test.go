@@ -74,7 +74,7 @@ func TestMqueueSettingsErrors(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			s, err := mqueueSettings(c.lines...)
 			if err == nil {
-				t.Fatalf("no error; queues %+v", s.Mqueue.Queues)
+				t.Fatalf("no error; queues %+v", s.Mqueue().Queues)
 			}
 			if err.Error() != c.want {
 				t.Fatalf("error\n got %s\nwant %s", err, c.want)
@@ -133,7 +133,7 @@ func TestMqueueSettings(t *testing.T) {
 		{Name: "d", Size: 7, AddMode: 2},
 		{Name: "e", DBMode: 4},
 	}
-	got := s.Mqueue.Queues
+	got := s.Mqueue().Queues
 	if len(got) != len(want) {
 		t.Fatalf("queues %+v, want %+v", got, want)
 	}
@@ -142,10 +142,10 @@ func TestMqueueSettings(t *testing.T) {
 			t.Errorf("queue %d: %+v, want %+v", i, got[i], want[i])
 		}
 	}
-	if s.Mqueue.DBURL != "sqlite:///var/lib/kemi/q.db" {
-		t.Errorf("db_url %q", s.Mqueue.DBURL)
+	if s.Mqueue().DBURL != "sqlite:///var/lib/kemi/q.db" {
+		t.Errorf("db_url %q", s.Mqueue().DBURL)
 	}
-	if p := s.Mqueue.Pos["c"]; p.File != "kemi.cfg" || p.Line != 8 {
+	if p := s.Mqueue().Pos["c"]; p.File != "kemi.cfg" || p.Line != 8 {
 		t.Errorf("position of queue c: %v, want kemi.cfg:8", p)
 	}
 	if _, err := mqueueSettings(`modparam("mqueue", "db_url", "/plain/path.db")`, `modparam("mqueue", "mqueue", "name=q;dbmode=1")`); err != nil {

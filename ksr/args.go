@@ -15,6 +15,12 @@ var smallInts = func() (t [512]lua.LValue) {
 	return t
 }()
 
+// BoxInt returns n as a Lua number, without allocating for small n.
+func BoxInt(n int) lua.LValue { return boxInt(n) }
+
+// StrOrNil returns s as a Lua string, or nil when it is empty.
+func StrOrNil(s string) lua.LValue { return strOrNil(s) }
+
 func boxInt(n int) lua.LValue {
 	if n >= -256 && n < 256 {
 		return smallInts[n+256]

@@ -13,7 +13,6 @@ import (
 
 	"kemi/ksr"
 	"kemi/luavm"
-	"kemi/queues"
 	"kemi/sipnet"
 )
 
@@ -30,14 +29,9 @@ type coreHarness struct {
 func newCoreHarness(t *testing.T) *coreHarness {
 	t.Helper()
 	h := &coreHarness{t: t, log: &bytes.Buffer{}}
-	reg, err := queues.NewRegistry(queues.Options{Name: "q"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	d := &ksr.Deps{
 		Log:    slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:    func() time.Time { return time.Unix(1700000000, 123456000) },
-		Queues: reg,
 		Shv:    ksr.NewSharedVars(),
 		Myself: func() []netip.AddrPort { return []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:5060")} },
 	}
@@ -98,8 +92,6 @@ func TestArgumentRules(t *testing.T) {
 		{`KSR.pv.get()`, "false", "invalid number of parameters"},
 		{`KSR.sl.send_reply(200)`, "false", "KSR.sl.send_reply"},
 		{`KSR.hdr.is_present("a", "b")`, "false", "expected=1"},
-		// nil STR becomes "": mq_size("") is an unknown queue
-		{`KSR.mqueue.mq_size(nil)`, "-1", ""},
 		// a number for a STR is converted as tostring
 		{`KSR.pv.sets("$var(n)", 12)`, "true", ""},
 		{`KSR.pv.get("$var(n)")`, "12", ""},

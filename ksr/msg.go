@@ -9,7 +9,6 @@ import (
 	"github.com/emiago/sipgo/sip"
 	lua "github.com/yuin/gopher-lua"
 
-	"kemi/queues"
 	"kemi/sipnet"
 )
 
@@ -110,7 +109,6 @@ type Deps struct {
 	Now      func() time.Time
 	Started  time.Time
 	Version  string
-	Queues   *queues.Registry
 	Shv      *SharedVars
 	Async    Async   // nil when the async module is not loaded
 	Sworker  Sworker // nil when sworker is not loaded
@@ -119,6 +117,12 @@ type Deps struct {
 	XdataPV  string // sworker xdata PV name, "" when unset
 	Aliases  []string
 	Hostname string
+	// Table is every KSR function; each VM's KSR is built from it.
+	Table *Table
+	// PVs are the pseudo-variable classes the modules add, by name.
+	PVs map[string]*PV
+
+	locals int // per-VM slots handed out (NewLocal)
 }
 
 // Env is one VM's private state: Kamailio's per-process memory.
@@ -138,7 +142,7 @@ type Env struct {
 
 	vars    map[string]lua.LValue
 	pvCache map[string]*pvSpec
-	mq      mqState // KSR.mqueue: fetched items (mqueue.go)
+	locals  []any // the modules' per-VM state (LocalOf)
 	faked   *Msg
 }
 

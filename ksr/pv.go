@@ -24,7 +24,7 @@ func (e *Env) pvParse(name string) (*pvSpec, error) {
 	if s, ok := e.pvCache[name]; ok {
 		return s, nil
 	}
-	s, err := parsePV(name)
+	s, err := parsePV(name, e.D.PVs)
 	if err != nil {
 		return nil, err
 	}
@@ -34,7 +34,7 @@ func (e *Env) pvParse(name string) (*pvSpec, error) {
 	return s, nil
 }
 
-func parsePV(name string) (*pvSpec, error) {
+func parsePV(name string, mods map[string]*PV) (*pvSpec, error) {
 	if !strings.HasPrefix(name, "$") || len(name) < 2 {
 		return nil, fmt.Errorf("invalid pseudo-variable %q", name)
 	}
@@ -65,6 +65,9 @@ func parsePV(name string) (*pvSpec, error) {
 	case "ru", "rU", "rd", "rp", "du":
 		s.set = setURI
 	}
+	if pv := mods[class]; s.get == nil && pv != nil && pv.Named == (arg != "") {
+		s.get, s.set = modulePV(pv)
+	}
 	if s.get == nil {
 		return nil, fmt.Errorf("unknown pseudo-variable %q", name)
 	}
@@ -85,6 +88,28 @@ func (e *Env) argName(s *pvSpec) (string, bool) {
 		return "", false
 	}
 	return v.String(), true
+}
+
+// modulePV adapts a module's pseudo-variable class to a pvSpec's getter
+// and setter.
+func modulePV(pv *PV) (func(e *Env, s *pvSpec) lua.LValue, func(e *Env, s *pvSpec, v lua.LValue) bool) {
+	get := func(e *Env, s *pvSpec) lua.LValue {
+		name, ok := e.argName(s)
+		if !ok {
+			return lua.LNil
+		}
+		return pv.Get(e, name)
+	}
+	if pv.Set == nil {
+		return get, nil
+	}
+	return get, func(e *Env, s *pvSpec, v lua.LValue) bool {
+		name, ok := e.argName(s)
+		if !ok {
+			return false
+		}
+		return pv.Set(e, name, v)
+	}
 }
 
 func lstr(s string) lua.LValue { return lua.LString(s) }
@@ -419,8 +444,6 @@ func namedPV(class string) (func(e *Env, s *pvSpec) lua.LValue, func(e *Env, s *
 			}
 			return lua.LNil
 		}, nil
-	case "mqk", "mqv", "mq_size":
-		return mqueuePV(class), nil
 	case "async":
 		return func(e *Env, s *pvSpec) lua.LValue {
 			if s.arg == "data" {

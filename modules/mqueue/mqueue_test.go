@@ -1,20 +1,20 @@
-package ksr_test
+package mqueue_test
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	lua "github.com/yuin/gopher-lua"
 
 	"kemi/ksr"
+	"kemi/ksr/ksrtest"
 	"kemi/luavm"
+	"kemi/modules/mqueue"
 	"kemi/queues"
 )
 
@@ -45,23 +45,22 @@ func (s *syncBuf) String() string {
 
 // mqDeps returns bindings dependencies holding a registry of the given queues,
 // logging into the returned buffer.
-func mqDeps(tb testing.TB, opts ...queues.Options) (*ksr.Deps, *syncBuf) {
+func mqDeps(tb testing.TB, opts ...queues.Options) (*mqDepsT, *syncBuf) {
 	tb.Helper()
-	reg, err := queues.NewRegistry(opts...)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	buf := &syncBuf{}
-	return &ksr.Deps{
-		Log:    slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:    time.Now,
-		Queues: reg,
-		Shv:    ksr.NewSharedVars(),
-	}, buf
+	m := mqueue.New()
+	m.Settings().Queues = opts
+	return &mqDepsT{ksrtest.Deps(tb, buf, m), m.Registry}, buf
+}
+
+// mqDepsT are the bindings' dependencies with the module's queues.
+type mqDepsT struct {
+	*ksr.Deps
+	Queues func() *queues.Registry
 }
 
 // newMQVM builds a VM running script (may be "") with KSR bound to a fresh Env on d.
-func newMQVM(tb testing.TB, d *ksr.Deps, name, script string) *mqVM {
+func newMQVM(tb testing.TB, d *mqDepsT, name, script string) *mqVM {
 	tb.Helper()
 	g, err := luavm.Build(1, []string{name + ".lua"}, func(string) ([]byte, error) { return []byte(script), nil })
 	if err != nil {
@@ -69,7 +68,7 @@ func newMQVM(tb testing.TB, d *ksr.Deps, name, script string) *mqVM {
 	}
 	var cur luavm.Current
 	cur.Store(g)
-	env := ksr.NewEnv(d, name, "test", 0)
+	env := ksr.NewEnv(d.Deps, name, "test", 0)
 	vm, err := luavm.New(&cur, luavm.Options{Name: name, Init: func(L *lua.LState) error { ksr.Register(L, env); return nil }})
 	if err != nil {
 		tb.Fatal(err)
@@ -252,15 +251,18 @@ func TestMqueueBindings(t *testing.T) {
 	}
 }
 
-// TestMqueueArity: a wrong number of arguments is logged and returns false,
-// without a Lua error and without touching the queue (reference §0).
+// TestMqueueArity: too few arguments, or more than Kamailio's
+// SR_KEMI_PARAMS_MAX (6), are logged and return false, without a Lua error
+// and without touching the queue (reference §0; app_lua_api.c
+// sr_kemi_lua_exec_func_ex in 5.6.3). Other extra arguments are ignored:
+// see TestMqueueExtraArgumentsIgnored.
 func TestMqueueArity(t *testing.T) {
 	funcs := map[string]int{
 		"mq_add": 3, "mq_fetch": 1, "mq_pv_free": 1, "mq_size": 1,
 		"mqk_get": 1, "mqk_gete": 1, "mqk_getw": 1, "mqv_get": 1, "mqv_gete": 1, "mqv_getw": 1,
 	}
 	for fn, n := range funcs {
-		bad := []int{0, n + 1}
+		bad := []int{0, 7}
 		if n > 1 {
 			bad = append(bad, n-1)
 		}
@@ -277,11 +279,27 @@ func TestMqueueArity(t *testing.T) {
 				if !strings.Contains(logs.String(), "invalid number of parameters") || !strings.Contains(logs.String(), want) {
 					t.Fatalf("log lacks the arity error %q:\n%s", want, logs)
 				}
-				if l := d.Queues.Get("q").Len(); l != 0 {
+				if l := d.Queues().Get("q").Len(); l != 0 {
 					t.Fatalf("queue touched: %d items", l)
 				}
 			})
 		}
+	}
+}
+
+// TestMqueueExtraArgumentsIgnored: as in Kamailio, arguments beyond a
+// function's parameters (up to six in all) are ignored.
+func TestMqueueExtraArgumentsIgnored(t *testing.T) {
+	d, logs := mqDeps(t, testQueues...)
+	m := newMQVM(t, d, "vm", "")
+	if got := m.run(`return KSR.mqueue.mq_add("q", "k", "v", "extra")`); !sameVals(got, vals(1)) {
+		t.Fatalf("mq_add with an extra argument = %#v, want 1", got)
+	}
+	if got := m.run(`return KSR.mqueue.mq_size("q", 1, 2, 3, 4, 5)`); !sameVals(got, vals(1)) {
+		t.Fatalf("mq_size with five extra arguments = %#v, want 1", got)
+	}
+	if strings.Contains(logs.String(), "invalid number of parameters") {
+		t.Fatalf("extra arguments logged as an error:\n%s", logs)
 	}
 }
 
@@ -358,13 +376,13 @@ end`
 		})
 	}
 	wg.Wait()
-	if n := d.Queues.Get("q").Len(); n != 0 {
+	if n := d.Queues().Get("q").Len(); n != 0 {
 		t.Fatalf("%d items left", n)
 	}
 	// Exactly once each; the order in "out" is not defined, as two consumers
 	// may fetch two items and add them back in either order.
 	seen := map[queues.Item]int{}
-	got := d.Queues.Get("out").Snapshot()
+	got := d.Queues().Get("out").Snapshot()
 	for _, it := range got {
 		seen[it]++
 	}
@@ -415,7 +433,7 @@ func TestMqueueDurableStoreErrors(t *testing.T) {
 		t.Fatalf("add before Load: %v, want -1", got)
 	}
 	st := &failingStore{MemStore: queues.NewMemStore()}
-	if err := d.Queues.Load(context.Background(), st); err != nil {
+	if err := d.Queues().Load(context.Background(), st); err != nil {
 		t.Fatal(err)
 	}
 	if got := m.run(`return KSR.mqueue.mq_add("dq", "k", "v")`); !sameVals(got, vals(1)) {

@@ -1,4 +1,4 @@
-package ksr_test
+package mqueue_test
 
 import (
 	"sync"
@@ -72,7 +72,7 @@ func benchLoop(b *testing.B, fn string) {
 	}
 	b.StopTimer()
 	reportCPU(b, cpu)
-	if n := d.Queues.Get("bench").Len(); n != 0 {
+	if n := d.Queues().Get("bench").Len(); n != 0 {
 		b.Fatalf("%d items left in the queue", n)
 	}
 }
@@ -124,7 +124,7 @@ func BenchmarkMqueueLua(b *testing.B) {
 				b.Fatalf("%v\n%s", err, logs)
 			}
 		}
-		if n := d.Queues.Get("bench").Len(); n != 0 {
+		if n := d.Queues().Get("bench").Len(); n != 0 {
 			b.Fatalf("%d items left in the queue", n)
 		}
 	})

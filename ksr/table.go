@@ -1,0 +1,134 @@
+package ksr
+
+import (
+	"fmt"
+	"sort"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// Table is every KSR function of the loaded modules: the export tables,
+// validated and merged by KSR submodule, in module order. It is built once
+// at start and read-only afterwards, so every VM may share it.
+type Table struct {
+	subs  []Submodule
+	owner map[string]string // KSR submodule -> the Kamailio module exporting it
+	index map[string]map[string]*Export
+}
+
+// NewTable validates the modules' exports and merges them. A function
+// exported twice under the same name is an error.
+func NewTable(mods ...Module) (*Table, error) {
+	t := &Table{owner: map[string]string{}, index: map[string]map[string]*Export{}}
+	pos := map[string]int{}
+	for _, m := range mods {
+		info := m.Info()
+		for _, s := range info.Exports {
+			i, ok := pos[s.Name]
+			if !ok {
+				i = len(t.subs)
+				pos[s.Name] = i
+				t.subs = append(t.subs, Submodule{Name: s.Name})
+				t.owner[s.Name] = info.Name
+				t.index[s.Name] = map[string]*Export{}
+			}
+			for _, x := range s.Funcs {
+				if err := x.Validate(); err != nil {
+					return nil, fmt.Errorf("module %q: %w", info.Name, err)
+				}
+				if _, dup := t.index[s.Name][x.Name]; dup {
+					return nil, fmt.Errorf("module %q: %s exported twice", info.Name, s.Fn(&x))
+				}
+				t.subs[i].Funcs = append(t.subs[i].Funcs, x)
+			}
+		}
+	}
+	for i := range t.subs {
+		s := &t.subs[i]
+		sort.Slice(s.Funcs, func(a, b int) bool { return s.Funcs[a].Name < s.Funcs[b].Name })
+		for j := range s.Funcs {
+			t.index[s.Name][s.Funcs[j].Name] = &s.Funcs[j]
+		}
+	}
+	return t, nil
+}
+
+// Submodules returns the KSR tables in module order, functions sorted by
+// name. The caller must not modify them.
+func (t *Table) Submodules() []Submodule { return t.subs }
+
+// Lookup finds KSR.<sub>.<fn> (sub "" for KSR.<fn>).
+func (t *Table) Lookup(sub, fn string) (*Export, bool) {
+	x, ok := t.index[sub][fn]
+	return x, ok
+}
+
+// HasSubmodule reports whether KSR.<name> is a table of functions.
+func (t *Table) HasSubmodule(name string) bool {
+	_, ok := t.index[name]
+	return ok
+}
+
+// Owner returns the Kamailio module that exports KSR.<sub>.
+func (t *Table) Owner(sub string) string { return t.owner[sub] }
+
+// Names lists every function as "sub.name" ("name" for KSR.name),
+// including those not yet in an export table.
+func (t *Table) Names(e *Env) []string {
+	var out []string
+	for _, s := range t.subs {
+		for _, x := range s.Funcs {
+			if s.Name == "" {
+				out = append(out, x.Name)
+			} else {
+				out = append(out, s.Name+"."+x.Name)
+			}
+		}
+	}
+	out = append(out, legacyNames(e)...)
+	sort.Strings(out)
+	return out
+}
+
+// Len returns how many functions the table holds.
+func (t *Table) Len() int {
+	n := 0
+	for _, s := range t.subs {
+		n += len(s.Funcs)
+	}
+	return n
+}
+
+// Register builds the KSR table for L, bound to e, and sets it as the
+// global KSR. Reading a name KSR does not have raises an error that names
+// it ("KSR.mqueue.mq_addd: no such function"), where a plain table would
+// give nil and the call a nameless "attempt to call a non-function object".
+func (t *Table) Register(L *lua.LState, e *Env) *lua.LTable {
+	ksr := L.NewTable()
+	for _, s := range t.subs {
+		tbl := ksr
+		if s.Name != "" {
+			tbl = L.NewTable()
+			ksr.RawSetString(s.Name, tbl)
+			L.SetMetatable(tbl, missing(L, "KSR."+s.Name+".", "function"))
+		}
+		for i := range s.Funcs {
+			x := &s.Funcs[i]
+			tbl.RawSetString(x.Name, L.NewFunction(x.bind(e, s.Fn(x))))
+		}
+	}
+	registerLegacy(L, e, ksr)
+	L.SetMetatable(ksr, missing(L, "KSR.", "function or module"))
+	L.SetGlobal("KSR", ksr)
+	return ksr
+}
+
+// missing is a metatable whose __index raises "<prefix><key>: no such <what>".
+func missing(L *lua.LState, prefix, what string) *lua.LTable {
+	mt := L.NewTable()
+	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("%s%s: no such %s in kemi", prefix, L.Get(2).String(), what)
+		return 0
+	}))
+	return mt
+}
