@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"kemi/engine"
 	"kemi/engine/enginetest"
 	"kemi/jsonrpc"
 )
@@ -140,4 +141,46 @@ func contains(s []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// TestAPIListIsTheExportTable: app_lua.api_list answers in Kamailio's shape
+// ({msize, methods: [{func: {ret, module, name, params}}]}) and lists
+// exactly the functions of the export table.
+func TestAPIListIsTheExportTable(t *testing.T) {
+	e := enginetest.Start(t, enginetest.Config(`loadmodule "mqueue.so"`), map[string]string{"script.lua": routingScript})
+	res, err := jsonrpc.Call(context.Background(), e.RPCURL(), "app_lua.api_list", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Msize   int `json:"msize"`
+		Methods []struct {
+			Func struct{ Ret, Module, Name, Params string } `json:"func"`
+		} `json:"methods"`
+	}
+	if err := json.Unmarshal(res, &got); err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := engine.Exports()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := tbl.API()
+	if got.Msize != len(want) || len(got.Methods) != len(want) {
+		t.Fatalf("msize %d, %d methods; the table has %d", got.Msize, len(got.Methods), len(want))
+	}
+	for i, w := range want {
+		g := got.Methods[i].Func
+		if g.Ret != w.Ret || g.Module != w.Module || g.Name != w.Name || g.Params != w.Params {
+			t.Fatalf("method %d = %+v, want %+v", i, g, w)
+		}
+	}
+	var add bool
+	for _, m := range got.Methods {
+		f := m.Func
+		add = add || (f.Module == "mqueue" && f.Name == "mq_add" && f.Ret == "int" && f.Params == "str, str, str")
+	}
+	if !add {
+		t.Fatalf("no mqueue.mq_add (int; str, str, str) in %s", res)
+	}
 }

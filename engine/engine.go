@@ -160,6 +160,9 @@ func (e *Engine) Queues() *queues.Registry {
 	return e.set.module("mqueue").(*mqueue.Module).Registry()
 }
 
+// Table returns every KSR function of the configuration's modules.
+func (e *Engine) Table() *ksr.Table { return e.deps.Table }
+
 // Deps returns the services every VM's bindings share (ksr.Host).
 func (e *Engine) Deps() *ksr.Deps { return e.deps }
 

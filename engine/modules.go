@@ -34,3 +34,7 @@ func (s *Settings) module(name string) ksr.Module {
 func (s *Settings) Mqueue() *mqueue.Settings {
 	return s.module("mqueue").(*mqueue.Module).Settings()
 }
+
+// Exports returns the export table of every module kemi has, loaded or
+// not: what `kemi stubs` declares.
+func Exports() (*ksr.Table, error) { return ksr.NewTable(moduleTable()...) }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"runtime"
 	"sort"
-	"strings"
 	"time"
 
 	"kemi/jsonrpc"
@@ -49,15 +48,11 @@ func (e *Engine) registerRPC() {
 			// printed line survives, which is index 0.
 			return fmt.Sprintf("%d: [%s]", 0, e.set.Scripts[len(e.set.Scripts)-1]), nil
 		}},
-		{Name: "app_lua.api_list", Doc: "The KSR functions.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
-			names := e.deps.Table.Names(ksr.NewEnv(e.deps, "", "", 0))
-			methods := make([]map[string]any, 0, len(names))
-			for _, n := range names {
-				mod, fn := "", n
-				if i := strings.LastIndexByte(n, '.'); i >= 0 {
-					mod, fn = n[:i], n[i+1:]
-				}
-				methods = append(methods, map[string]any{"func": map[string]any{"module": mod, "name": fn}})
+		{Name: "app_lua.api_list", Doc: "The KSR functions, as Kamailio's app_lua lists them.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
+			api := e.deps.Table.API()
+			methods := make([]map[string]any, 0, len(api))
+			for _, a := range api {
+				methods = append(methods, map[string]any{"func": a})
 			}
 			return map[string]any{"msize": len(methods), "methods": methods}, nil
 		}},

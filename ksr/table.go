@@ -14,12 +14,23 @@ type Table struct {
 	subs  []Submodule
 	owner map[string]string // KSR submodule -> the Kamailio module exporting it
 	index map[string]map[string]*Export
+	// legacy names the functions still bound as closures (ksr.go), known to
+	// `kemi check` without their signatures.
+	legacy map[string]map[string]bool
 }
 
 // NewTable validates the modules' exports and merges them. A function
 // exported twice under the same name is an error.
 func NewTable(mods ...Module) (*Table, error) {
-	t := &Table{owner: map[string]string{}, index: map[string]map[string]*Export{}}
+	t := &Table{owner: map[string]string{}, index: map[string]map[string]*Export{}, legacy: map[string]map[string]bool{}}
+	for _, m := range NewEnv(&Deps{}, "", "", 0).legacyModules() {
+		if t.legacy[m.name] == nil {
+			t.legacy[m.name] = map[string]bool{}
+		}
+		for n := range m.funcs {
+			t.legacy[m.name][n] = true
+		}
+	}
 	pos := map[string]int{}
 	for _, m := range mods {
 		info := m.Info()
@@ -39,6 +50,7 @@ func NewTable(mods ...Module) (*Table, error) {
 				if _, dup := t.index[s.Name][x.Name]; dup {
 					return nil, fmt.Errorf("module %q: %s exported twice", info.Name, s.Fn(&x))
 				}
+				t.index[s.Name][x.Name] = nil // filled once sorted
 				t.subs[i].Funcs = append(t.subs[i].Funcs, x)
 			}
 		}
@@ -66,27 +78,64 @@ func (t *Table) Lookup(sub, fn string) (*Export, bool) {
 // HasSubmodule reports whether KSR.<name> is a table of functions.
 func (t *Table) HasSubmodule(name string) bool {
 	_, ok := t.index[name]
-	return ok
+	_, old := t.legacy[name]
+	return name != "" && (ok || old)
+}
+
+// known reports whether KSR.<sub>.<fn> exists, in an export table or not.
+func (t *Table) known(sub, fn string) bool {
+	_, ok := t.index[sub][fn]
+	return ok || t.legacy[sub][fn]
+}
+
+// names lists the functions of KSR.<sub>.
+func (t *Table) names(sub string) []string {
+	var out []string
+	for n := range t.index[sub] {
+		out = append(out, n)
+	}
+	for n := range t.legacy[sub] {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Owner returns the Kamailio module that exports KSR.<sub>.
 func (t *Table) Owner(sub string) string { return t.owner[sub] }
 
-// Names lists every function as "sub.name" ("name" for KSR.name),
-// including those not yet in an export table.
-func (t *Table) Names(e *Env) []string {
-	var out []string
+// APIEntry is one function as app_lua.api_list describes it.
+type APIEntry struct {
+	Ret    string `json:"ret"`
+	Module string `json:"module"`
+	Name   string `json:"name"`
+	Params string `json:"params"`
+}
+
+// API lists every function as app_lua.api_list does: its return kind, KSR
+// submodule ("" for KSR itself), name and parameter types, sorted by
+// module and name.
+func (t *Table) API() []APIEntry {
+	var out []APIEntry
 	for _, s := range t.subs {
-		for _, x := range s.Funcs {
-			if s.Name == "" {
-				out = append(out, x.Name)
-			} else {
-				out = append(out, s.Name+"."+x.Name)
+		for i := range s.Funcs {
+			x := &s.Funcs[i]
+			out = append(out, APIEntry{Ret: x.Ret.String(), Module: s.Name, Name: x.Name, Params: x.Signature()})
+		}
+	}
+	for sub, fns := range t.legacy {
+		for n := range fns {
+			if !t.known(sub, n) || t.index[sub][n] == nil {
+				out = append(out, APIEntry{Ret: "unknown", Module: sub, Name: n, Params: "unknown"})
 			}
 		}
 	}
-	out = append(out, legacyNames(e)...)
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Module != out[j].Module {
+			return out[i].Module < out[j].Module
+		}
+		return out[i].Name < out[j].Name
+	})
 	return out
 }
 
@@ -122,6 +171,8 @@ func (t *Table) Register(L *lua.LState, e *Env) *lua.LTable {
 	L.SetGlobal("KSR", ksr)
 	return ksr
 }
+
+func sortStrings(s []string) { sort.Strings(s) }
 
 // missing is a metatable whose __index raises "<prefix><key>: no such <what>".
 func missing(L *lua.LState, prefix, what string) *lua.LTable {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
 
 	"kemi/engine"
 )
@@ -16,7 +17,7 @@ func (c *checkCommand) Run(ctx context.Context, args []string) error {
 	file := fs.String("f", "", "configuration `file` (default: the embedded default)")
 	defines := defineFlag(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(c.m.Stderr, "usage: kemi check [-f kemi.cfg] [-A NAME=VALUE]\n\nValidates the configuration, compiles the Lua scripts and runs their top level in a scratch VM, checking that every callback the configuration names exists. Nothing is started.")
+		fmt.Fprintln(c.m.Stderr, "usage: kemi check [-f kemi.cfg] [-A NAME=VALUE]\n\nValidates the configuration, compiles the Lua scripts and runs their top level in a scratch VM, checking that every callback the configuration names exists, then reads the scripts for KSR functions kemi does not have (an error: exit status 2) and calls with a wrong number of arguments (a warning). Nothing is started.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -30,7 +31,30 @@ func (c *checkCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	_ = e
+	if read == nil {
+		read = os.ReadFile
+	}
+	errs := 0
+	for _, path := range set.Scripts {
+		src, err := read(path)
+		if err != nil {
+			return err
+		}
+		found, err := e.Table().CheckScript(path, src)
+		if err != nil {
+			return err
+		}
+		for _, f := range found {
+			fmt.Fprintln(c.m.Stderr, f)
+			if !f.Warning {
+				errs++
+			}
+		}
+	}
+	if errs > 0 {
+		fmt.Fprintf(c.m.Stderr, "%s: %d unknown KSR function(s)\n", name, errs)
+		return exitError(2)
+	}
 	fmt.Fprintf(c.m.Stdout, "%s: ok (%d script(s), %d module(s), %d queue(s), %d timer(s))\n",
 		name, len(set.Scripts), len(set.Modules), len(set.Mqueue().Queues), len(set.Rtimer.Timers))
 	return nil

@@ -5,6 +5,7 @@
 //	kemi check -f kemi.cfg     validate the configuration and the scripts
 //	kemi rpc METHOD [params]   call the JSON-RPC control plane
 //	kemi test [paths...]       run Lua test suites against the engine
+//	kemi stubs                 print LuaLS definitions of KSR for editors
 //	kemi version               print the version
 package main
 
@@ -58,6 +59,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return (&rpcCommand{m: m}).Run(ctx, rest)
 	case "test":
 		return (&testCommand{m: m}).Run(ctx, rest)
+	case "stubs":
+		return (&stubsCommand{m: m}).Run(ctx, rest)
 	case "version":
 		return (&versionCommand{m: m}).Run(ctx, rest)
 	case "help", "-h", "--help":
@@ -82,6 +85,7 @@ Commands:
 	check    validate a configuration and compile its scripts (like kamailio -c)
 	rpc      call a JSON-RPC method of a running engine (like kamcmd)
 	test     run Lua test suites (*_test.lua) against the engine
+	stubs    print a LuaLS ---@meta file of KSR.* for editor completion
 	version  print the version
 
 Use "kemi <command> -h" for a command's flags.

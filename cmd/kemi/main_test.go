@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -243,4 +244,52 @@ func (b *syncBuffer) waitFor(s string, d time.Duration) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return false
+}
+
+// TestCheckRefusesUnknownKSRFunctions: kemi check reads the scripts for KSR
+// functions kemi lacks and exits 2 naming file:line; a wrong literal
+// argument count is a warning only.
+func TestCheckRefusesUnknownKSRFunctions(t *testing.T) {
+	dir := t.TempDir()
+	cfg := "loadmodule \"app_lua.so\"\nloadmodule \"mqueue.so\"\nmodparam(\"mqueue\", \"mqueue\", \"name=q\")\nmodparam(\"app_lua\", \"load\", \"s.lua\")\n"
+	os.WriteFile(filepath.Join(dir, "k.cfg"), []byte(cfg), 0o644)
+	os.WriteFile(filepath.Join(dir, "s.lua"), []byte("function ksr_request_route()\n"+
+		"  KSR.maxfwd.process_maxfwd(10)\n"+
+		"  KSR.mqueue.mq_addd(\"q\", \"k\", \"v\")\n"+
+		"  KSR.mqueue.mq_add(\"q\")\n"+
+		"end\n"), 0o644)
+	out, err := exec.Command(kemiBin, "check", "-f", filepath.Join(dir, "k.cfg")).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("exit: %v, want status 2\n%s", err, out)
+	}
+	for _, want := range []string{
+		"s.lua:2: unknown KSR function KSR.maxfwd.process_maxfwd (module maxfwd is not implemented by kemi)",
+		"s.lua:3: unknown KSR function KSR.mqueue.mq_addd (did you mean KSR.mqueue.mq_add?)",
+		"s.lua:4: warning: KSR.mqueue.mq_add takes 3 arguments",
+		"2 unknown KSR function(s)",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// With the unknown calls gone, the warning alone does not fail the check.
+	os.WriteFile(filepath.Join(dir, "s.lua"), []byte("function ksr_request_route()\n  KSR.mqueue.mq_add(\"q\")\nend\n"), 0o644)
+	if out, err := exec.Command(kemiBin, "check", "-f", filepath.Join(dir, "k.cfg")).CombinedOutput(); err != nil || !strings.Contains(string(out), "warning:") {
+		t.Fatalf("warning only: err=%v\n%s", err, out)
+	}
+}
+
+// TestStubsCommand: kemi stubs prints a LuaLS meta file with every KSR
+// function kemi exports.
+func TestStubsCommand(t *testing.T) {
+	out, err := exec.Command(kemiBin, "stubs").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"---@meta", "---@class KSR.mqueue", "---@param queue string", "function KSR.mqueue.mq_add(queue, key, value) end"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("stubs lack %q", want)
+		}
+	}
 }
