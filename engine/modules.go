@@ -1,8 +1,12 @@
 package engine
 
 import (
+	"sort"
+	"strings"
+
 	"kemi/ksr"
 	"kemi/modules/mqueue"
+	"kemi/modules/runtimefree"
 )
 
 // moduleTable returns a fresh instance of every module that has a home of
@@ -14,10 +18,11 @@ import (
 // Not yet moved into a home (still in settings.go, ksr and engine): app_lua,
 // tm, sl, rr, pv, rtimer, async, sworker, jsonrpcs.
 func moduleTable() []ksr.Module {
-	return []ksr.Module{
+	mods := []ksr.Module{
 		ksr.Core(),
 		mqueue.New(), // first runtime started, last stopped: queues load before traffic, save after it
 	}
+	return append(mods, runtimefree.Modules()...)
 }
 
 // module returns the configuration's module named name, or nil.
@@ -38,3 +43,21 @@ func (s *Settings) Mqueue() *mqueue.Settings {
 // Exports returns the export table of every module kemi has, loaded or
 // not: what `kemi stubs` declares.
 func Exports() (*ksr.Table, error) { return ksr.NewTable(moduleTable()...) }
+
+// moduleNames lists the modules a configuration may load.
+func (s *Settings) moduleNames() string {
+	var n []string
+	for _, m := range s.Mods {
+		if info := m.Info(); info.Name != "core" {
+			n = append(n, info.Name)
+		}
+	}
+	for m := range implemented {
+		n = append(n, m)
+	}
+	for m := range coreOnly {
+		n = append(n, m)
+	}
+	sort.Strings(n)
+	return strings.Join(n, ", ")
+}

@@ -110,10 +110,7 @@ const (
 // are accepted with their parameters ignored.
 var (
 	implemented = map[string]bool{"app_lua": true, "rtimer": true, "async": true, "sworker": true, "jsonrpcs": true}
-	coreOnly    = map[string]bool{
-		"tm": true, "tmx": true, "sl": true, "pv": true, "xlog": true, "kex": true, "corex": true,
-		"ctl": true, "cfg_rpc": true, "db_sqlite": true, "rr": true, "app_lua_sr": true,
-	}
+	coreOnly    = map[string]bool{"tm": true, "tmx": true, "sl": true, "rr": true}
 )
 
 // ignoredGlobals are Kamailio core parameters kemi accepts and ignores.
@@ -478,7 +475,7 @@ func (p *settingsParser) loadModule(st config.Stmt) error {
 			return config.Errorf(st.Pos, "module %q is not available in kemi: none of its functions is implemented", name)
 		}
 	} else if !implemented[name] && !coreOnly[name] {
-		return config.Errorf(st.Pos, "module %q is not available in kemi (implemented: app_lua, mqueue, rtimer, async, sworker, jsonrpcs; accepted and ignored: tm, tmx, sl, pv, xlog, kex, corex, ctl, cfg_rpc, db_sqlite, ...)", name)
+		return config.Errorf(st.Pos, "module %q is not available in kemi (kemi has: %s)", name, p.s.moduleNames())
 	}
 	if prev, ok := p.s.Modules[name]; ok {
 		return config.Errorf(st.Pos, "module %q already loaded at %s", name, prev)

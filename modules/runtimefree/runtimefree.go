@@ -1,0 +1,41 @@
+// Package runtimefree holds the Kamailio modules that kemi accepts with
+// nothing of their own to run: their work is done by kemi's core (pv's
+// $var, $shv and $avp), is not needed in a Go process (kex's process
+// statistics, db_sqlite's driver, which mqueue opens itself), or has no
+// KSR functions (ctl, cfg_rpc). A configuration may load them and set the
+// parameters Kamailio 5.6 knows for them (each is ignored with a notice);
+// an unknown parameter is refused with its file:line, as Kamailio refuses
+// it.
+//
+// The parameter lists are the param_export_t arrays of Kamailio 5.6.3.
+// A module moves out of here into a home of its own once kemi runs
+// something for it.
+package runtimefree
+
+import "kemi/ksr"
+
+// module is a runtime-free module: a name, a line of doc, the parameters
+// Kamailio knows.
+type module struct {
+	name, doc string
+	params    []string
+}
+
+func (m module) Info() ksr.ModuleInfo {
+	return ksr.ModuleInfo{Name: m.name, Doc: m.doc, Ignored: m.params, RuntimeFree: true}
+}
+
+// Modules returns the runtime-free modules, in the order they are listed
+// in the engine's module table.
+func Modules() []ksr.Module {
+	return []ksr.Module{
+		module{"kex", "Kamailio core extensions: kemi's core has what scripts use of it", nil},
+		module{"pv", "pseudo-variables: $var, $shv, $avp and the others are kemi's core", []string{"shvset", "varset", "avp_aliases"}},
+		module{"ctl", "binrpc control socket (kamcmd): not served by kemi yet; use kemi rpc", []string{
+			"fifo", "binrpc", "mode", "user", "group", "autoconversion", "binrpc_max_body_size",
+			"binrpc_struct_max_body_size", "binrpc_buffer_size"}},
+		module{"cfg_rpc", "run-time configuration over RPC: kemi serves cfg.set_now_int itself", nil},
+		module{"db_sqlite", "SQLite driver: kemi opens SQLite databases itself (mqueue db_url)", []string{
+			"db_set_readonly", "db_set_journal_mode"}},
+	}
+}
