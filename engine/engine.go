@@ -236,18 +236,10 @@ func (e *Engine) provisionModules() error {
 		if _, loaded := e.set.Modules[info.Name]; !loaded && info.Name != "core" {
 			continue
 		}
-		if p, ok := m.(ksr.Provisioner); ok {
-			if err := p.Provision(e); err != nil {
-				return err
-			}
+		if err := e.deps.Provision(e, m); err != nil {
+			return err
 		}
 		e.mods = append(e.mods, m)
-		for _, pv := range info.PVs {
-			if e.deps.PVs == nil {
-				e.deps.PVs = map[string]*ksr.PV{}
-			}
-			e.deps.PVs[pv.Name] = &pv
-		}
 	}
 	t, err := ksr.NewTable(e.set.Mods...)
 	if err != nil {

@@ -132,6 +132,25 @@ type PV struct {
 	Set func(e *Env, name string, v lua.LValue) bool
 }
 
+// Provision provisions m through h when it has a runtime and adds its
+// pseudo-variables to d. The engine calls it for every module the
+// configuration loads, in table order, before building d.Table with
+// NewTable from every module.
+func (d *Deps) Provision(h Host, m Module) error {
+	if p, ok := m.(Provisioner); ok {
+		if err := p.Provision(h); err != nil {
+			return err
+		}
+	}
+	for _, pv := range m.Info().PVs {
+		if d.PVs == nil {
+			d.PVs = map[string]*PV{}
+		}
+		d.PVs[pv.Name] = &pv
+	}
+	return nil
+}
+
 // Local is a module's slot in every VM's Env: per-VM state, Kamailio's
 // per-process memory. Deps.NewLocal hands them out while modules are
 // provisioned.

@@ -32,13 +32,8 @@ func Deps(tb testing.TB, log io.Writer, mods ...ksr.Module) *ksr.Deps {
 	}
 	all := append([]ksr.Module{ksr.Core()}, mods...)
 	for _, m := range mods {
-		if p, ok := m.(ksr.Provisioner); ok {
-			if err := p.Provision(Host{d}); err != nil {
-				tb.Fatal(err)
-			}
-		}
-		for _, pv := range m.Info().PVs {
-			d.PVs[pv.Name] = &pv
+		if err := d.Provision(Host{d}, m); err != nil {
+			tb.Fatal(err)
 		}
 	}
 	t, err := ksr.NewTable(all...)
