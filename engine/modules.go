@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"kemi/ksr"
+	"kemi/modules/maxfwd"
 	"kemi/modules/mqueue"
 	"kemi/modules/runtimefree"
 )
@@ -21,6 +22,7 @@ func moduleTable() []ksr.Module {
 	mods := []ksr.Module{
 		ksr.Core(),
 		mqueue.New(), // first runtime started, last stopped: queues load before traffic, save after it
+		maxfwd.New(),
 	}
 	return append(mods, runtimefree.Modules()...)
 }

@@ -100,8 +100,15 @@ func (rs *relaySystem) check(m *ksr.Msg, fn string) bool {
 
 // prepareCopy is the copy of r's request a proxy forwards (RFC 3261 16.6):
 // Max-Forwards decremented (added as 70 when absent), received/rport on the
-// sender's Via. It returns false when Max-Forwards is 0.
-func prepareCopy(r *sipnet.Request) (*sip.Request, bool) {
+// sender's Via. It returns false when Max-Forwards is 0. When the
+// configuration loads maxfwd, the script owns Max-Forwards, as in
+// Kamailio, and the copy keeps it as it is.
+func (rs *relaySystem) prepareCopy(r *sipnet.Request) (*sip.Request, bool) {
+	if _, scripted := rs.e.set.Modules["maxfwd"]; scripted {
+		out := r.Msg.Clone()
+		r.StampVia(out)
+		return out, true
+	}
 	if mf := r.Msg.MaxForwards(); mf != nil && mf.Val() == 0 {
 		return nil, false
 	}
@@ -133,7 +140,7 @@ func (rs *relaySystem) Forward(env *ksr.Env, dst string) int {
 		return -1
 	}
 	r := m.Req
-	out, ok := prepareCopy(r)
+	out, ok := rs.prepareCopy(r)
 	if !ok {
 		if !r.Msg.IsAck() {
 			r.ReplyStateless(483, "Too Many Hops", nil, nil)
@@ -176,7 +183,7 @@ func (rs *relaySystem) Relay(env *ksr.Env, dst string, onBranch func(*ksr.Msg) b
 		e.log.Error("t_relay: cannot create the transaction", "error", err)
 		return -1
 	}
-	out, ok := prepareCopy(r)
+	out, ok := rs.prepareCopy(r)
 	if !ok {
 		if tx.FinalStatus() == 0 {
 			tx.Reply(483, "Too Many Hops", nil, nil)
