@@ -42,6 +42,9 @@ func (s *Settings) Mqueue() *mqueue.Settings {
 	return s.module("mqueue").(*mqueue.Module).Settings()
 }
 
+// Modules returns every module kemi has, in table order (fresh values).
+func Modules() []ksr.Module { return moduleTable() }
+
 // Exports returns the export table of every module kemi has, loaded or
 // not: what `kemi stubs` declares.
 func Exports() (*ksr.Table, error) { return ksr.NewTable(moduleTable()...) }

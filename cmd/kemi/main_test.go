@@ -293,3 +293,20 @@ func TestStubsCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestModulesDocIsCurrent: docs/modules.md is what `kemi stubs -md` prints
+// from the export tables. Regenerate it with
+// `go run ./cmd/kemi stubs -md > docs/modules.md`.
+func TestModulesDocIsCurrent(t *testing.T) {
+	out, err := exec.Command(kemiBin, "stubs", "-md").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../../docs/modules.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(doc) != string(out) {
+		t.Fatal("docs/modules.md is stale: run `go run ./cmd/kemi stubs -md > docs/modules.md`")
+	}
+}
