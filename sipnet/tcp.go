@@ -1,0 +1,297 @@
+package sipnet
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults of the TCP limits (Options.TCP* at zero). The first two are
+// Kamailio's tcp_max_connections and tcp_connection_lifetime; Kamailio has
+// no read timeout (a connection that stops in the middle of a message
+// lives for the connection lifetime), kemi cuts it after
+// DefaultTCPReadTimeout.
+const (
+	DefaultTCPMaxConnections = 2048
+	DefaultTCPLifetime       = 120 * time.Second
+	DefaultTCPReadTimeout    = 10 * time.Second
+)
+
+// Accept error back-off, as net/http's Server.Serve does for temporary
+// errors: 5 ms doubling up to 1 s, reset by a successful accept.
+const (
+	acceptDelayMin = 5 * time.Millisecond
+	acceptDelayMax = time.Second
+)
+
+// tcpLimits are the TCP options with their defaults applied.
+type tcpLimits struct {
+	maxConns          int64
+	lifetime, partial time.Duration
+}
+
+func newTCPLimits(o Options) tcpLimits {
+	l := tcpLimits{maxConns: int64(o.TCPMaxConnections), lifetime: o.TCPLifetime, partial: o.TCPReadTimeout}
+	if l.maxConns <= 0 {
+		l.maxConns = DefaultTCPMaxConnections
+	}
+	if l.lifetime <= 0 {
+		l.lifetime = DefaultTCPLifetime
+	}
+	if l.partial <= 0 {
+		l.partial = DefaultTCPReadTimeout
+	}
+	return l
+}
+
+// tcpStats are the TCP counters, shared by every TCP listener of a Server
+// (tcp_max_connections caps them all together, as in Kamailio).
+type tcpStats struct {
+	live                                           atomic.Int64
+	acceptErrors, rejected, idleClosed, rdTimeouts atomic.Uint64
+}
+
+// tcpListener wraps the listening socket that sipgo's TCP transport serves.
+// sipgo's accept loop returns on the first Accept error (and kemi's TCP
+// listener would be gone for good after one EMFILE), so Accept retries
+// every error but the listener's own close, with a back-off; and it closes
+// at once a connection over the cap, so the listener keeps working for the
+// others.
+type tcpListener struct {
+	net.Listener
+	limits tcpLimits
+	stats  *tcpStats
+	log    *slog.Logger
+	logLim logLimiter
+	done   chan struct{}
+	once   sync.Once
+	sleep  func(time.Duration, <-chan struct{}) bool // waits, false once done closes; tests replace it
+
+	connsMu sync.RWMutex
+	conns   map[netip.AddrPort]*tcpConn // accepted and open, by remote address
+}
+
+func newTCPListener(l net.Listener, limits tcpLimits, stats *tcpStats, log *slog.Logger) *tcpListener {
+	return &tcpListener{
+		Listener: l, limits: limits, stats: stats, log: log,
+		done: make(chan struct{}), sleep: sleepOrDone,
+		conns: map[netip.AddrPort]*tcpConn{},
+	}
+}
+
+func sleepOrDone(d time.Duration, done <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-done:
+		return false
+	}
+}
+
+// Accept returns the next connection under the cap. It returns an error
+// only once the listener is closed.
+func (l *tcpListener) Accept() (net.Conn, error) {
+	var delay time.Duration
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || l.closed() {
+				return nil, err
+			}
+			// EMFILE, ENFILE, ENOBUFS, ECONNABORTED...: none of them is a
+			// reason to stop listening.
+			l.stats.acceptErrors.Add(1)
+			delay = min(max(2*delay, acceptDelayMin), acceptDelayMax)
+			if ok, n := l.logLim.allow(); ok {
+				l.log.Error("tcp accept failed, retrying", "error", err, "retry_in", delay, "suppressed", n)
+			}
+			if !l.sleep(delay, l.done) {
+				return nil, net.ErrClosed
+			}
+			continue
+		}
+		delay = 0
+		if l.stats.live.Add(1) > l.limits.maxConns {
+			l.stats.live.Add(-1)
+			l.stats.rejected.Add(1)
+			c.Close()
+			if ok, n := l.logLim.allowCap(); ok {
+				l.log.Warn("tcp connection refused: tcp_max_connections reached", "max", l.limits.maxConns,
+					"remote", c.RemoteAddr().String(), "suppressed", n)
+			}
+			continue
+		}
+		return l.track(c), nil
+	}
+}
+
+func (l *tcpListener) track(c net.Conn) *tcpConn {
+	tc := &tcpConn{Conn: c, ln: l}
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ap := a.AddrPort()
+		tc.key = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	l.connsMu.Lock()
+	closing := l.closed()
+	if !closing && tc.key.IsValid() {
+		l.conns[tc.key] = tc
+	}
+	l.connsMu.Unlock()
+	if closing {
+		tc.closeSocket() // accepted as the listener closed: its read loop ends at once
+	}
+	return tc
+}
+
+// conn returns the open accepted connection from src, or nil.
+func (l *tcpListener) conn(src netip.AddrPort) *tcpConn {
+	l.connsMu.RLock()
+	c := l.conns[src]
+	l.connsMu.RUnlock()
+	return c
+}
+
+func (l *tcpListener) closed() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (l *tcpListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+// tcpConn is an accepted connection as sipgo's TCP transport reads it. Each
+// Read sets the read deadline: the idle lifetime from now, or, while a
+// message is incomplete, the read timeout from when it started. A deadline
+// closes the connection, counted; sipgo sees io.EOF (it would log any
+// other read error at error level; it ends its read loop either way). Any
+// read error closes the socket here, so the descriptor is released whatever
+// sipgo's reference count says.
+type tcpConn struct {
+	net.Conn
+	ln  *tcpListener
+	key netip.AddrPort
+
+	// pending: data was read since the last complete message (set by Read,
+	// cleared by the listener's message handler, on the read goroutine).
+	pending atomic.Bool
+	// partialSince is when a pending message was first seen by Read (read
+	// goroutine only).
+	partialSince time.Time
+	partialSet   bool
+
+	closed atomic.Bool
+}
+
+func (c *tcpConn) Read(b []byte) (int, error) {
+	now := time.Now()
+	lim := c.ln.limits
+	deadline := now.Add(lim.lifetime)
+	partial := c.pending.Load()
+	if partial {
+		if !c.partialSet {
+			c.partialSince, c.partialSet = now, true
+		}
+		if d := c.partialSince.Add(lim.partial); d.Before(deadline) {
+			deadline = d
+		}
+	} else {
+		c.partialSet = false
+	}
+	if err := c.Conn.SetReadDeadline(deadline); err != nil {
+		c.closeSocket()
+		return 0, err
+	}
+	n, err := c.Conn.Read(b)
+	if n > 0 && !partial && hasContent(b[:n]) {
+		c.pending.Store(true)
+	}
+	if err == nil {
+		return n, nil
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// Counted before the close, so that whoever sees the close sees
+		// the count.
+		if partial {
+			c.ln.stats.rdTimeouts.Add(1)
+			c.ln.log.Debug("tcp connection closed: incomplete message", "remote", c.key.String(), "timeout", lim.partial)
+		} else {
+			c.ln.stats.idleClosed.Add(1)
+			c.ln.log.Debug("tcp connection closed: idle", "remote", c.key.String(), "lifetime", lim.lifetime)
+		}
+		err = io.EOF
+	}
+	c.closeSocket()
+	return n, err
+}
+
+// messageDone records that a complete message arrived on c.
+func (c *tcpConn) messageDone() { c.pending.Store(false) }
+
+// hasContent reports whether b holds more than keep-alive CRLFs or padding.
+func hasContent(b []byte) bool {
+	for _, x := range b {
+		if x != '\r' && x != '\n' && x != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Close is sipgo's close of the connection (at the end of its read loop,
+// or a hard close).
+func (c *tcpConn) Close() error { return c.closeSocket() }
+
+// closeSocket closes the socket once, and frees its place under the cap.
+func (c *tcpConn) closeSocket() error {
+	if !c.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	l := c.ln
+	l.stats.live.Add(-1)
+	if c.key.IsValid() {
+		l.connsMu.Lock()
+		if l.conns[c.key] == c {
+			delete(l.conns, c.key)
+		}
+		l.connsMu.Unlock()
+	}
+	return c.Conn.Close()
+}
+
+// logLimiter lets through one accept-error line and one over-cap line per
+// second, counting the ones it suppresses.
+type logLimiter struct {
+	mu         sync.Mutex
+	last, lcap time.Time
+	n, ncap    int
+}
+
+func (r *logLimiter) allow() (bool, int)    { return r.gate(&r.last, &r.n) }
+func (r *logLimiter) allowCap() (bool, int) { return r.gate(&r.lcap, &r.ncap) }
+
+func (r *logLimiter) gate(last *time.Time, n *int) (bool, int) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !last.IsZero() && now.Sub(*last) < time.Second {
+		*n++
+		return false, 0
+	}
+	s := *n
+	*last, *n = now, 0
+	return true, s
+}

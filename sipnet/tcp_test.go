@@ -1,0 +1,387 @@
+package sipnet
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// guard bounds every wait of these tests: it only fails a test that hangs,
+// the assertions wait for events and counts.
+const guard = 30 * time.Second
+
+// fakeListener returns the errors in errs, then the connections sent on
+// conns, then net.ErrClosed once closed.
+type fakeListener struct {
+	mu    sync.Mutex
+	errs  []error
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newFakeListener(errs ...error) *fakeListener {
+	return &fakeListener{errs: errs, conns: make(chan net.Conn, 16), done: make(chan struct{})}
+}
+
+func (f *fakeListener) Accept() (net.Conn, error) {
+	f.mu.Lock()
+	if len(f.errs) > 0 {
+		err := f.errs[0]
+		f.errs = f.errs[1:]
+		f.mu.Unlock()
+		return nil, err
+	}
+	f.mu.Unlock()
+	select {
+	case c := <-f.conns:
+		return c, nil
+	case <-f.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (f *fakeListener) Close() error   { f.once.Do(func() { close(f.done) }); return nil }
+func (f *fakeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5060} }
+
+func emfile() error {
+	return &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func TestTCPListenerRetriesAcceptErrors(t *testing.T) {
+	fake := newFakeListener(emfile(), emfile(), emfile(), emfile(), emfile(), emfile(), emfile(), emfile(), emfile())
+	var stats tcpStats
+	l := newTCPListener(fake, newTCPLimits(Options{}), &stats, quietLogger())
+	var slept []time.Duration
+	l.sleep = func(d time.Duration, _ <-chan struct{}) bool { slept = append(slept, d); return true }
+	a, b := net.Pipe()
+	defer b.Close()
+	fake.conns <- a
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatalf("Accept after EMFILE: %v", err)
+	}
+	defer c.Close()
+	if n := stats.acceptErrors.Load(); n != 9 {
+		t.Errorf("accept errors counted: %d, want 9", n)
+	}
+	want := []time.Duration{5, 10, 20, 40, 80, 160, 320, 640, 1000}
+	if len(slept) != len(want) {
+		t.Fatalf("back-off %v, want %v ms", slept, want)
+	}
+	for i := range want {
+		if slept[i] != want[i]*time.Millisecond {
+			t.Fatalf("back-off %v, want %v ms", slept, want)
+		}
+	}
+	// A success resets the back-off.
+	fake.mu.Lock()
+	fake.errs = []error{emfile()}
+	fake.mu.Unlock()
+	a2, b2 := net.Pipe()
+	defer b2.Close()
+	fake.conns <- a2
+	c2, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if last := slept[len(slept)-1]; last != acceptDelayMin {
+		t.Errorf("back-off after a success: %v, want %v", last, acceptDelayMin)
+	}
+}
+
+func TestTCPListenerCloseEndsBackoff(t *testing.T) {
+	fake := newFakeListener(emfile())
+	var stats tcpStats
+	l := newTCPListener(fake, newTCPLimits(Options{}), &stats, quietLogger())
+	sleeping := make(chan struct{})
+	l.sleep = func(d time.Duration, done <-chan struct{}) bool {
+		close(sleeping)
+		return sleepOrDone(time.Hour, done)
+	}
+	res := make(chan error, 1)
+	go func() { _, err := l.Accept(); res <- err }()
+	<-sleeping
+	l.Close()
+	select {
+	case err := <-res:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Accept after Close: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(guard):
+		t.Fatal("Accept still backing off after Close")
+	}
+}
+
+func TestTCPListenerClosesOverCap(t *testing.T) {
+	fake := newFakeListener()
+	var stats tcpStats
+	l := newTCPListener(fake, newTCPLimits(Options{TCPMaxConnections: 1}), &stats, quietLogger())
+	a1, b1 := net.Pipe()
+	a2, b2 := net.Pipe()
+	a3, b3 := net.Pipe()
+	defer b1.Close()
+	defer b3.Close()
+	fake.conns <- a1
+	fake.conns <- a2
+	c1, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The second connection is over the cap: closed, and Accept waits for
+	// the next one.
+	got := make(chan net.Conn, 1)
+	go func() { c, _ := l.Accept(); got <- c }()
+	if _, err := b2.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("over-cap connection: read %v, want EOF", err)
+	}
+	if stats.rejected.Load() != 1 {
+		t.Fatalf("rejected %d, want 1", stats.rejected.Load())
+	}
+	c1.Close()
+	c1.Close() // twice: the place is freed once
+	if n := stats.live.Load(); n != 0 {
+		t.Fatalf("live %d after close, want 0", n)
+	}
+	fake.conns <- a3
+	select {
+	case c := <-got:
+		if c == nil {
+			t.Fatal("no connection accepted after a place was freed")
+		}
+		c.Close()
+	case <-time.After(guard):
+		t.Fatal("no connection accepted after a place was freed")
+	}
+}
+
+// TestTCPConnReadDoesNotAllocate: the deadline refresh is on every read.
+func TestTCPConnReadDoesNotAllocate(t *testing.T) {
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stats tcpStats
+	l := newTCPListener(tl, newTCPLimits(Options{}), &stats, quietLogger())
+	defer l.Close()
+	cli, err := net.Dial("tcp", tl.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 64)
+	msg := []byte("x")
+	allocs := testing.AllocsPerRun(200, func() {
+		cli.Write(msg)
+		if _, err := c.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per read", allocs)
+	}
+}
+
+// echo answers every request 200 statelessly; with tx it creates a
+// transaction for an INVITE and answers only 100 Trying through it (as
+// while a relay or an async task is pending).
+type echo struct{ tx bool }
+
+func (e echo) HandleRequest(r *Request) {
+	if e.tx && r.Msg.IsInvite() {
+		tx, err := r.NewTx()
+		if err == nil {
+			tx.Reply(100, "Trying", nil, nil)
+		}
+		return
+	}
+	r.ReplyStateless(200, "OK", nil, nil)
+}
+func (echo) HandleResponse(*Response) {}
+
+func startTCP(t *testing.T, opts Options, h Handler) *Server {
+	t.Helper()
+	opts.Listen = []Listen{{Proto: "tcp", Addr: "127.0.0.1:0"}}
+	if opts.Logger == nil {
+		opts.Logger = quietLogger()
+	}
+	srv, err := New(opts, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop(context.Background()) })
+	return srv
+}
+
+type tcpClient struct {
+	net.Conn
+	rd *bufio.Reader
+	n  int
+}
+
+func dialTCP(t *testing.T, srv *Server) *tcpClient {
+	t.Helper()
+	c, err := net.Dial("tcp", srv.Listener("tcp").Addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &tcpClient{Conn: c, rd: bufio.NewReader(c)}
+}
+
+func (c *tcpClient) request(method string) string {
+	c.n++
+	la := c.LocalAddr().String()
+	return fmt.Sprintf("%s sip:kemi@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bK-%s-%d\r\nFrom: <sip:t@x>;tag=1\r\nTo: <sip:kemi@x>\r\nCall-ID: %s-%d\r\nCSeq: %d %s\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+		method, la, strings.ReplaceAll(la, ":", "-"), c.n, la, c.n, c.n, method)
+}
+
+// status sends a request and returns the status line of the reply.
+func (c *tcpClient) status(t *testing.T, method string) string {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(guard))
+	if _, err := c.Write([]byte(c.request(method))); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	line, err := c.rd.ReadString('\n')
+	if err != nil {
+		t.Fatalf("no reply: %v", err)
+	}
+	for { // skip the headers
+		h, err := c.rd.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reply: %v", err)
+		}
+		if h == "\r\n" {
+			break
+		}
+	}
+	return strings.TrimSpace(line)
+}
+
+// closedByPeer waits until the server closes c (EOF or reset).
+func (c *tcpClient) closedByPeer(t *testing.T) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(guard))
+	_, err := io.Copy(io.Discard, c.rd)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("the server did not close the connection")
+	}
+}
+
+func waitStat(t *testing.T, srv *Server, what string, get func(Stats) uint64, want uint64) {
+	t.Helper()
+	end := time.Now().Add(guard)
+	for get(srv.Stats()) != want {
+		if time.Now().After(end) {
+			t.Fatalf("%s = %d, want %d", what, get(srv.Stats()), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestTCPOverCapClosedOthersServed(t *testing.T) {
+	srv := startTCP(t, Options{TCPMaxConnections: 2}, echo{})
+	c1, c2 := dialTCP(t, srv), dialTCP(t, srv)
+	for _, c := range []*tcpClient{c1, c2} {
+		if s := c.status(t, "OPTIONS"); s != "SIP/2.0 200 OK" {
+			t.Fatalf("reply %q", s)
+		}
+	}
+	c3 := dialTCP(t, srv)
+	c3.closedByPeer(t)
+	if n := srv.Stats().TCPRejected; n != 1 {
+		t.Fatalf("TCPRejected %d, want 1", n)
+	}
+	for _, c := range []*tcpClient{c1, c2} {
+		if s := c.status(t, "OPTIONS"); s != "SIP/2.0 200 OK" {
+			t.Fatalf("existing connection after a refusal: reply %q", s)
+		}
+	}
+	c1.Close()
+	waitStat(t, srv, "TCPConnections", func(s Stats) uint64 { return s.TCPConnections }, 1)
+	if s := dialTCP(t, srv).status(t, "OPTIONS"); s != "SIP/2.0 200 OK" {
+		t.Fatalf("new connection once a place is free: reply %q", s)
+	}
+}
+
+func TestTCPIdleConnectionClosed(t *testing.T) {
+	srv := startTCP(t, Options{TCPLifetime: 300 * time.Millisecond}, echo{})
+	c := dialTCP(t, srv)
+	if s := c.status(t, "OPTIONS"); s != "SIP/2.0 200 OK" {
+		t.Fatalf("reply %q", s)
+	}
+	silent := dialTCP(t, srv) // never sends anything
+	c.closedByPeer(t)
+	silent.closedByPeer(t)
+	st := srv.Stats()
+	if st.TCPIdleClosed != 2 || st.TCPReadTimeouts != 0 {
+		t.Fatalf("idle closed %d, read timeouts %d; want 2, 0", st.TCPIdleClosed, st.TCPReadTimeouts)
+	}
+	waitStat(t, srv, "TCPConnections", func(s Stats) uint64 { return s.TCPConnections }, 0)
+}
+
+func TestTCPIncompleteMessageCut(t *testing.T) {
+	srv := startTCP(t, Options{TCPLifetime: time.Hour, TCPReadTimeout: 200 * time.Millisecond}, echo{})
+	// A complete message, a pause longer than the read timeout, another:
+	// between messages only the lifetime counts.
+	c := dialTCP(t, srv)
+	c.status(t, "OPTIONS")
+	time.Sleep(600 * time.Millisecond)
+	if s := c.status(t, "OPTIONS"); s != "SIP/2.0 200 OK" {
+		t.Fatalf("reply after a pause between messages: %q", s)
+	}
+	// Part of a message and nothing more.
+	stalled := dialTCP(t, srv)
+	req := stalled.request("OPTIONS")
+	stalled.Write([]byte(req[:40]))
+	stalled.closedByPeer(t)
+	// Slowloris: one byte every 20 ms never completes the message; the
+	// deadline is not pushed back by each byte.
+	slow := dialTCP(t, srv)
+	stop := make(chan struct{})
+	go func() {
+		req := slow.request("OPTIONS")
+		for i := 0; i < len(req)-4; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if _, err := slow.Write([]byte{req[i]}); err != nil {
+				return
+			}
+		}
+	}()
+	slow.closedByPeer(t)
+	close(stop)
+	st := srv.Stats()
+	if st.TCPReadTimeouts != 2 || st.TCPIdleClosed != 0 {
+		t.Fatalf("read timeouts %d, idle closed %d; want 2, 0", st.TCPReadTimeouts, st.TCPIdleClosed)
+	}
+	if s := c.status(t, "OPTIONS"); s != "SIP/2.0 200 OK" {
+		t.Fatalf("reply on the healthy connection: %q", s)
+	}
+}
