@@ -244,6 +244,11 @@ func (ln *Listener) write(msg sip.Message, dst netip.AddrPort) error {
 // opened before) or, for a request, dials one through the listener's
 // transport layer so that its replies reach onMessage.
 func (ln *Listener) tcpConn(msg sip.Message, dst netip.AddrPort) (sip.Connection, error) {
+	if ln.tcp != nil {
+		if c := ln.tcp.conn(dst); c != nil {
+			return acceptedConn{c}, nil
+		}
+	}
 	if c, err := ln.tp.GetConnection("tcp", dst.String()); err == nil && c != nil {
 		return c, nil
 	}

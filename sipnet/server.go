@@ -229,7 +229,8 @@ func (s *Server) Stop(ctx context.Context) error {
 	return nil
 }
 
-// closeListeners closes the sockets, then the transport layers.
+// closeListeners closes the sockets, then the accepted TCP connections
+// (waiting for their read loops), then the transport layers.
 func (s *Server) closeListeners(ctx context.Context) {
 	for _, ln := range s.listeners {
 		if ln.pc != nil {
@@ -237,6 +238,11 @@ func (s *Server) closeListeners(ctx context.Context) {
 		}
 		if ln.ln != nil {
 			ln.ln.Close()
+		}
+	}
+	for _, ln := range s.listeners {
+		if ln.tcp != nil {
+			ln.tcp.closeConns(ctx)
 		}
 	}
 	for _, ln := range s.listeners {

@@ -1,6 +1,8 @@
 package sipnet
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -10,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // Defaults of the TCP limits (Options.TCP* at zero). The first two are
@@ -72,6 +76,8 @@ type tcpListener struct {
 	done   chan struct{}
 	once   sync.Once
 	sleep  func(time.Duration, <-chan struct{}) bool // waits, false once done closes; tests replace it
+
+	readers sync.WaitGroup // read loops sipgo has not released yet
 
 	connsMu sync.RWMutex
 	conns   map[netip.AddrPort]*tcpConn // accepted and open, by remote address
@@ -139,6 +145,7 @@ func (l *tcpListener) track(c net.Conn) *tcpConn {
 		ap := a.AddrPort()
 		tc.key = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
+	l.readers.Add(1) // sipgo starts a read loop for it
 	l.connsMu.Lock()
 	closing := l.closed()
 	if !closing && tc.key.IsValid() {
@@ -150,6 +157,36 @@ func (l *tcpListener) track(c net.Conn) *tcpConn {
 	}
 	return tc
 }
+
+// closeConns closes every accepted connection and waits until sipgo's read
+// loop of each has ended and released it (bounded by ctx and by
+// releaseWait), so that closing the transport layer afterwards finds none
+// of them: sipgo's hard close of a connection whose read loop is still
+// running makes that loop's release log "TCP ref went negative".
+func (l *tcpListener) closeConns(ctx context.Context) {
+	l.connsMu.Lock()
+	conns := make([]*tcpConn, 0, len(l.conns))
+	for _, c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.connsMu.Unlock()
+	for _, c := range conns {
+		c.closeSocket()
+	}
+	done := make(chan struct{})
+	go func() { l.readers.Wait(); close(done) }()
+	t := time.NewTimer(releaseWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	case <-t.C:
+		l.log.Debug("tcp read loops still running at close")
+	}
+}
+
+// releaseWait bounds how long closeConns waits for sipgo's read loops.
+const releaseWait = 2 * time.Second
 
 // conn returns the open accepted connection from src, or nil.
 func (l *tcpListener) conn(src netip.AddrPort) *tcpConn {
@@ -193,7 +230,9 @@ type tcpConn struct {
 	partialSince time.Time
 	partialSet   bool
 
-	closed atomic.Bool
+	closed    atomic.Bool
+	readEnded atomic.Bool // Read returned an error: sipgo's read loop ends
+	released  atomic.Bool // sipgo closed c after its read loop ended
 }
 
 func (c *tcpConn) Read(b []byte) (int, error) {
@@ -212,6 +251,7 @@ func (c *tcpConn) Read(b []byte) (int, error) {
 		c.partialSet = false
 	}
 	if err := c.Conn.SetReadDeadline(deadline); err != nil {
+		c.readEnded.Store(true)
 		c.closeSocket()
 		return 0, err
 	}
@@ -222,6 +262,7 @@ func (c *tcpConn) Read(b []byte) (int, error) {
 	if err == nil {
 		return n, nil
 	}
+	c.readEnded.Store(true)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		// Counted before the close, so that whoever sees the close sees
 		// the count.
@@ -253,7 +294,12 @@ func hasContent(b []byte) bool {
 
 // Close is sipgo's close of the connection (at the end of its read loop,
 // or a hard close).
-func (c *tcpConn) Close() error { return c.closeSocket() }
+func (c *tcpConn) Close() error {
+	if c.readEnded.Load() && c.released.CompareAndSwap(false, true) {
+		c.ln.readers.Done()
+	}
+	return c.closeSocket()
+}
 
 // closeSocket closes the socket once, and frees its place under the cap.
 func (c *tcpConn) closeSocket() error {
@@ -271,6 +317,33 @@ func (c *tcpConn) closeSocket() error {
 	}
 	return c.Conn.Close()
 }
+
+// acceptedConn is the sip.Connection replies and requests to a peer that
+// connected to kemi are written on. It bypasses sipgo's reference count:
+// an accepted connection lives until the peer closes it, the idle lifetime
+// or the read timeout (as in Kamailio), not until its last transaction
+// ends. (sipgo resets the count to 0 on a hard close, so a transaction or
+// a reply still holding the connection when the peer closed it decremented
+// it below zero: "TCP ref went negative".)
+type acceptedConn struct{ c *tcpConn }
+
+func (a acceptedConn) LocalAddr() net.Addr { return a.c.LocalAddr() }
+
+func (a acceptedConn) WriteMsg(msg sip.Message) error {
+	if a.c.closed.Load() {
+		return net.ErrClosed
+	}
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	msg.StringWrite(buf)
+	_, err := a.c.Write(buf.Bytes())
+	bufPool.Put(buf)
+	return err
+}
+
+func (a acceptedConn) Ref(int) int            { return 1 }
+func (a acceptedConn) TryClose() (int, error) { return 1, nil }
+func (a acceptedConn) Close() error           { return nil }
 
 // logLimiter lets through one accept-error line and one over-cap line per
 // second, counting the ones it suppresses.
@@ -294,4 +367,17 @@ func (r *logLimiter) gate(last *time.Time, n *int) (bool, int) {
 	s := *n
 	*last, *n = now, 0
 	return true, s
+}
+
+// writeTo writes msg to dst ("ip:port"): over an accepted TCP connection
+// from dst when there is one, else through sipgo's transport layer.
+func (ln *Listener) writeTo(msg sip.Message, dst string) error {
+	if ln.tcp != nil {
+		if ap, err := netip.ParseAddrPort(dst); err == nil {
+			if c := ln.tcp.conn(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())); c != nil {
+				return acceptedConn{c}.WriteMsg(msg)
+			}
+		}
+	}
+	return ln.tp.WriteMsgTo(msg, dst, ln.Proto)
 }

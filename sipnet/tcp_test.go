@@ -385,3 +385,73 @@ func TestTCPIncompleteMessageCut(t *testing.T) {
 		t.Fatalf("reply on the healthy connection: %q", s)
 	}
 }
+
+// recordHandler keeps the messages of the records it handles.
+type recordHandler struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (h *recordHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	h.msgs = append(h.msgs, r.Message)
+	h.mu.Unlock()
+	return nil
+}
+func (h *recordHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *recordHandler) WithGroup(string) slog.Handler      { return h }
+
+func (h *recordHandler) has(s string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, m := range h.msgs {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestTCPNoNegativeRef: sipgo logs "TCP ref went negative" (on its default
+// logger, slog.Default) when a connection is released after a hard close
+// reset its reference count to 0: a server transaction still holding a
+// connection the peer closed, and every connection open at shutdown.
+func TestTCPNoNegativeRef(t *testing.T) {
+	rec := &recordHandler{}
+	old := slog.Default()
+	slog.SetDefault(slog.New(rec))
+	t.Cleanup(func() { slog.SetDefault(old) })
+
+	srv := startTCP(t, Options{Logger: slog.New(rec)}, echo{tx: true})
+	for i := 0; i < 3; i++ {
+		c := dialTCP(t, srv)
+		if s := c.status(t, "INVITE"); s != "SIP/2.0 100 Trying" {
+			t.Fatalf("reply %q", s)
+		}
+		if s := c.status(t, "OPTIONS"); s != "SIP/2.0 200 OK" {
+			t.Fatalf("reply %q", s)
+		}
+		c.Close() // the INVITE transaction outlives the connection
+	}
+	waitStat(t, srv, "TCPConnections", func(s Stats) uint64 { return s.TCPConnections }, 0)
+	if n := srv.PendingTx(); n != 3 {
+		t.Fatalf("%d transactions pending, want 3", n)
+	}
+	srv.txs.terminateAll()
+	if rec.has("ref went negative") {
+		t.Fatal(`sipgo logged "TCP ref went negative" when transactions ended after their connection`)
+	}
+	// Connections open at shutdown.
+	for i := 0; i < 3; i++ {
+		if s := dialTCP(t, srv).status(t, "OPTIONS"); s != "SIP/2.0 200 OK" {
+			t.Fatalf("reply %q", s)
+		}
+	}
+	if err := srv.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if rec.has("ref went negative") {
+		t.Fatal(`sipgo logged "TCP ref went negative" at shutdown`)
+	}
+}
