@@ -117,7 +117,7 @@ func (l *tcpListener) Accept() (net.Conn, error) {
 			l.stats.acceptErrors.Add(1)
 			delay = min(max(2*delay, acceptDelayMin), acceptDelayMax)
 			if ok, n := l.logLim.allow(); ok {
-				l.log.Error("tcp accept failed, retrying", "error", err, "retry_in", delay, "suppressed", n)
+				l.log.Error("tcp accept failed, retrying", withSuppressed(n, "error", err, "retry_in", delay)...)
 			}
 			if !l.sleep(delay, l.done) {
 				return nil, net.ErrClosed
@@ -130,8 +130,8 @@ func (l *tcpListener) Accept() (net.Conn, error) {
 			l.stats.rejected.Add(1)
 			c.Close()
 			if ok, n := l.logLim.allowCap(); ok {
-				l.log.Warn("tcp connection refused: tcp_max_connections reached", "max", l.limits.maxConns,
-					"remote", c.RemoteAddr().String(), "suppressed", n)
+				l.log.Warn("tcp connection refused: tcp_max_connections reached",
+					withSuppressed(n, "max", l.limits.maxConns, "remote", c.RemoteAddr().String())...)
 			}
 			continue
 		}
@@ -345,20 +345,33 @@ func (a acceptedConn) Ref(int) int            { return 1 }
 func (a acceptedConn) TryClose() (int, error) { return 1, nil }
 func (a acceptedConn) Close() error           { return nil }
 
+// withSuppressed adds the count of suppressed lines to args, when there
+// were some.
+func withSuppressed(n int, args ...any) []any {
+	if n > 0 {
+		args = append(args, "suppressed", n)
+	}
+	return args
+}
+
 // logLimiter lets through one accept-error line and one over-cap line per
 // second, counting the ones it suppresses.
 type logLimiter struct {
 	mu         sync.Mutex
 	last, lcap time.Time
 	n, ncap    int
+	now        func() time.Time // nil: time.Now (tests set a fake clock)
 }
 
 func (r *logLimiter) allow() (bool, int)    { return r.gate(&r.last, &r.n) }
 func (r *logLimiter) allowCap() (bool, int) { return r.gate(&r.lcap, &r.ncap) }
 
 func (r *logLimiter) gate(last *time.Time, n *int) (bool, int) {
-	now := time.Now()
 	r.mu.Lock()
+	now := time.Now()
+	if r.now != nil {
+		now = r.now()
+	}
 	defer r.mu.Unlock()
 	if !last.IsZero() && now.Sub(*last) < time.Second {
 		*n++

@@ -63,9 +63,18 @@ func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 func TestTCPListenerRetriesAcceptErrors(t *testing.T) {
 	fake := newFakeListener(emfile(), emfile(), emfile(), emfile(), emfile(), emfile(), emfile(), emfile(), emfile())
 	var stats tcpStats
-	l := newTCPListener(fake, newTCPLimits(Options{}), &stats, quietLogger())
+	rec := &recordHandler{}
+	l := newTCPListener(fake, newTCPLimits(Options{}), &stats, slog.New(rec))
+	clock := time.Unix(1000, 0)
+	l.logLim.now = func() time.Time { return clock }
 	var slept []time.Duration
-	l.sleep = func(d time.Duration, _ <-chan struct{}) bool { slept = append(slept, d); return true }
+	l.sleep = func(d time.Duration, _ <-chan struct{}) bool {
+		slept = append(slept, d)
+		if len(slept) == 5 {
+			clock = clock.Add(time.Second) // the next error is logged, with 4 suppressed
+		}
+		return true
+	}
 	a, b := net.Pipe()
 	defer b.Close()
 	fake.conns <- a
@@ -85,6 +94,10 @@ func TestTCPListenerRetriesAcceptErrors(t *testing.T) {
 		if slept[i] != want[i]*time.Millisecond {
 			t.Fatalf("back-off %v, want %v ms", slept, want)
 		}
+	}
+	if got := rec.lines(); len(got) != 2 || !strings.HasPrefix(got[0], "tcp accept failed, retrying error=") ||
+		!strings.HasSuffix(got[1], "suppressed=4") || strings.Contains(got[0], "suppressed") {
+		t.Errorf("logged %q, want one line, then one with suppressed=4", got)
 	}
 	// A success resets the back-off.
 	fake.mu.Lock()
@@ -386,7 +399,7 @@ func TestTCPIncompleteMessageCut(t *testing.T) {
 	}
 }
 
-// recordHandler keeps the messages of the records it handles.
+// recordHandler keeps the records it handles as "message k=v ..." lines.
 type recordHandler struct {
 	mu   sync.Mutex
 	msgs []string
@@ -394,10 +407,18 @@ type recordHandler struct {
 
 func (h *recordHandler) Enabled(context.Context, slog.Level) bool { return true }
 func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
+	line := r.Message
+	r.Attrs(func(a slog.Attr) bool { line += " " + a.String(); return true })
 	h.mu.Lock()
-	h.msgs = append(h.msgs, r.Message)
+	h.msgs = append(h.msgs, line)
 	h.mu.Unlock()
 	return nil
+}
+
+func (h *recordHandler) lines() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.msgs...)
 }
 func (h *recordHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *recordHandler) WithGroup(string) slog.Handler      { return h }
