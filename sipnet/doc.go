@@ -14,9 +14,10 @@
 // listening socket (tcp.go): accept errors such as EMFILE are retried with a
 // back-off instead of ending sipgo's accept loop, connections over a cap are
 // closed at once, and each accepted connection closes itself when idle or
-// when a message stays incomplete too long. Replies and transactions to a
-// peer that connected write on its accepted connection outside sipgo's
-// reference counting.
+// when a message stays incomplete too long. Connections opened to relay are
+// handed to sipgo through the same listener, so they are read, capped and
+// timed out alike. Replies, transactions and relays write on these
+// connections outside sipgo's reference counting.
 //
 // Concurrency contract: Server methods are safe for concurrent use. A
 // *Request is handed to exactly one handler goroutine at a time; its Reply

@@ -180,7 +180,7 @@ func (ln *Listener) conn(src netip.AddrPort) (sip.Connection, error) {
 	}
 	if ln.tcp != nil {
 		if c := ln.tcp.conn(src); c != nil {
-			return acceptedConn{c}, nil
+			return trackedConn{c}, nil
 		}
 	}
 	return ln.tp.GetConnection(ln.Proto, src.String())

@@ -46,9 +46,10 @@ type Options struct {
 	// had arrived.
 	Outbound func(Outgoing)
 
-	// TCP limits (zero takes the Default* value): connections accepted
-	// at once over every TCP listener (Kamailio's tcp_max_connections;
-	// one more is accepted and closed at once), how long a connection may
+	// TCP limits (zero takes the Default* value): connections open at
+	// once over every TCP listener, accepted or opened to relay (Kamailio's
+	// tcp_max_connections; one more is accepted and closed at once, or not
+	// opened), how long a connection may
 	// stay without receiving anything (tcp_connection_lifetime), and how
 	// long a message may stay incomplete (tcp_rd_timeout, a kemi
 	// extension) before the connection is closed.
@@ -63,7 +64,8 @@ type Stats struct {
 	// Relayed counts requests and replies forwarded (statefully or not),
 	// retransmissions excluded.
 	Relayed uint64
-	// TCP: connections open now (accepted ones), accept errors survived,
+	// TCP: connections open now (accepted or opened to relay), accept
+	// errors survived,
 	// connections refused over tcp_max_connections, closed idle
 	// (tcp_connection_lifetime) and closed with an incomplete message
 	// (tcp_rd_timeout).
@@ -229,7 +231,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	return nil
 }
 
-// closeListeners closes the sockets, then the accepted TCP connections
+// closeListeners closes the sockets, then the TCP connections
 // (waiting for their read loops), then the transport layers.
 func (s *Server) closeListeners(ctx context.Context) {
 	for _, ln := range s.listeners {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -63,10 +64,14 @@ type tcpStats struct {
 
 // tcpListener wraps the listening socket that sipgo's TCP transport serves.
 // sipgo's accept loop returns on the first Accept error (and kemi's TCP
-// listener would be gone for good after one EMFILE), so Accept retries
+// listener would be gone for good after one EMFILE), so accepting retries
 // every error but the listener's own close, with a back-off; and it closes
 // at once a connection over the cap, so the listener keeps working for the
 // others.
+//
+// Connections kemi opens to relay (dial) are handed to sipgo through Accept
+// too, so that sipgo reads them as it reads accepted ones and every TCP
+// connection of the listener is tracked, capped and timed out the same way.
 type tcpListener struct {
 	net.Listener
 	limits tcpLimits
@@ -79,15 +84,33 @@ type tcpListener struct {
 
 	readers sync.WaitGroup // read loops sipgo has not released yet
 
+	start    sync.Once
+	accepted chan accepted // from the accept goroutine
+	dialed   chan *tcpConn // from dial
+
 	connsMu sync.RWMutex
-	conns   map[netip.AddrPort]*tcpConn // accepted and open, by remote address
+	conns   map[netip.AddrPort]*tcpConn  // open, by remote address
+	dialing map[netip.AddrPort]*dialCall // dials in progress
+}
+
+type accepted struct {
+	c   *tcpConn
+	err error
+}
+
+// dialCall is a dial in progress, shared by the relays to the same peer.
+type dialCall struct {
+	done chan struct{}
+	c    *tcpConn
+	err  error
 }
 
 func newTCPListener(l net.Listener, limits tcpLimits, stats *tcpStats, log *slog.Logger) *tcpListener {
 	return &tcpListener{
 		Listener: l, limits: limits, stats: stats, log: log,
 		done: make(chan struct{}), sleep: sleepOrDone,
-		conns: map[netip.AddrPort]*tcpConn{},
+		accepted: make(chan accepted), dialed: make(chan *tcpConn),
+		conns: map[netip.AddrPort]*tcpConn{}, dialing: map[netip.AddrPort]*dialCall{},
 	}
 }
 
@@ -102,9 +125,44 @@ func sleepOrDone(d time.Duration, done <-chan struct{}) bool {
 	}
 }
 
-// Accept returns the next connection under the cap. It returns an error
-// only once the listener is closed.
+// Accept returns the next connection for sipgo to read: accepted (under
+// the cap) or dialed. It returns an error only once the listener is closed.
 func (l *tcpListener) Accept() (net.Conn, error) {
+	l.start.Do(func() { go l.acceptLoop() })
+	select {
+	case c := <-l.dialed:
+		return c, nil
+	case a := <-l.accepted:
+		if a.err != nil {
+			return nil, a.err
+		}
+		return a.c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// acceptLoop accepts connections and hands them to Accept until the
+// listener closes.
+func (l *tcpListener) acceptLoop() {
+	for {
+		c, err := l.acceptOne()
+		select {
+		case l.accepted <- accepted{c, err}:
+			if err != nil {
+				return
+			}
+		case <-l.done:
+			if c != nil {
+				l.unhand(c)
+			}
+			return
+		}
+	}
+}
+
+// acceptOne returns the next connection under the cap, retrying errors.
+func (l *tcpListener) acceptOne() (*tcpConn, error) {
 	var delay time.Duration
 	for {
 		c, err := l.Listener.Accept()
@@ -125,9 +183,7 @@ func (l *tcpListener) Accept() (net.Conn, error) {
 			continue
 		}
 		delay = 0
-		if l.stats.live.Add(1) > l.limits.maxConns {
-			l.stats.live.Add(-1)
-			l.stats.rejected.Add(1)
+		if !l.reserve() {
 			c.Close()
 			if ok, n := l.logLim.allowCap(); ok {
 				l.log.Warn("tcp connection refused: tcp_max_connections reached",
@@ -138,6 +194,75 @@ func (l *tcpListener) Accept() (net.Conn, error) {
 		return l.track(c), nil
 	}
 }
+
+// reserve takes a place under the cap, or counts a refusal.
+func (l *tcpListener) reserve() bool {
+	if l.stats.live.Add(1) > l.limits.maxConns {
+		l.stats.live.Add(-1)
+		l.stats.rejected.Add(1)
+		return false
+	}
+	return true
+}
+
+// unhand closes a tracked connection sipgo never got: no read loop will
+// release it.
+func (l *tcpListener) unhand(c *tcpConn) {
+	c.closeSocket()
+	l.readers.Done()
+}
+
+// dial returns the open connection to dst, or opens one (a single dial
+// for concurrent callers) and hands it to sipgo to read.
+func (l *tcpListener) dial(ctx context.Context, dst netip.AddrPort) (*tcpConn, error) {
+	l.connsMu.Lock()
+	if c := l.conns[dst]; c != nil {
+		l.connsMu.Unlock()
+		return c, nil
+	}
+	call := l.dialing[dst]
+	if call == nil {
+		call = &dialCall{done: make(chan struct{})}
+		l.dialing[dst] = call
+		go func() {
+			call.c, call.err = l.dialNew(dst)
+			l.connsMu.Lock()
+			delete(l.dialing, dst)
+			l.connsMu.Unlock()
+			close(call.done)
+		}()
+	}
+	l.connsMu.Unlock()
+	select {
+	case <-call.done:
+		return call.c, call.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (l *tcpListener) dialNew(dst netip.AddrPort) (*tcpConn, error) {
+	if !l.reserve() {
+		return nil, fmt.Errorf("tcp connection to %s: tcp_max_connections (%d) reached", dst, l.limits.maxConns)
+	}
+	d := net.Dialer{Timeout: dialTimeout}
+	c, err := d.Dial("tcp", dst.String())
+	if err != nil {
+		l.stats.live.Add(-1)
+		return nil, err
+	}
+	tc := l.track(c)
+	select {
+	case l.dialed <- tc:
+		return tc, nil
+	case <-l.done:
+		l.unhand(tc)
+		return nil, net.ErrClosed
+	}
+}
+
+// dialTimeout bounds a TCP connect for relaying.
+const dialTimeout = 5 * time.Second
 
 func (l *tcpListener) track(c net.Conn) *tcpConn {
 	tc := &tcpConn{Conn: c, ln: l}
@@ -158,11 +283,11 @@ func (l *tcpListener) track(c net.Conn) *tcpConn {
 	return tc
 }
 
-// closeConns closes every accepted connection and waits until sipgo's read
-// loop of each has ended and released it (bounded by ctx and by
-// releaseWait), so that closing the transport layer afterwards finds none
-// of them: sipgo's hard close of a connection whose read loop is still
-// running makes that loop's release log "TCP ref went negative".
+// closeConns closes every connection of the listener and waits until
+// sipgo's read loop of each has ended and released it (bounded by ctx and
+// by releaseWait), so that closing the transport layer afterwards finds
+// none of them: sipgo's hard close of a connection whose read loop is
+// still running makes that loop's release log "TCP ref went negative".
 func (l *tcpListener) closeConns(ctx context.Context) {
 	l.connsMu.Lock()
 	conns := make([]*tcpConn, 0, len(l.conns))
@@ -188,7 +313,7 @@ func (l *tcpListener) closeConns(ctx context.Context) {
 // releaseWait bounds how long closeConns waits for sipgo's read loops.
 const releaseWait = 2 * time.Second
 
-// conn returns the open accepted connection from src, or nil.
+// conn returns the open connection with src (accepted or dialed), or nil.
 func (l *tcpListener) conn(src netip.AddrPort) *tcpConn {
 	l.connsMu.RLock()
 	c := l.conns[src]
@@ -210,13 +335,13 @@ func (l *tcpListener) Close() error {
 	return l.Listener.Close()
 }
 
-// tcpConn is an accepted connection as sipgo's TCP transport reads it. Each
-// Read sets the read deadline: the idle lifetime from now, or, while a
-// message is incomplete, the read timeout from when it started. A deadline
-// closes the connection, counted; sipgo sees io.EOF (it would log any
-// other read error at error level; it ends its read loop either way). Any
-// read error closes the socket here, so the descriptor is released whatever
-// sipgo's reference count says.
+// tcpConn is a connection of the listener (accepted, or dialed to relay)
+// as sipgo's TCP transport reads it. Each Read sets the read deadline: the
+// idle lifetime from now, or, while a message is incomplete, the read
+// timeout from when it started. A deadline closes the connection, counted;
+// sipgo sees io.EOF (it would log any other read error at error level; it
+// ends its read loop either way). Any read error closes the socket here, so
+// the descriptor is released whatever sipgo's reference count says.
 type tcpConn struct {
 	net.Conn
 	ln  *tcpListener
@@ -318,18 +443,18 @@ func (c *tcpConn) closeSocket() error {
 	return c.Conn.Close()
 }
 
-// acceptedConn is the sip.Connection replies and requests to a peer that
-// connected to kemi are written on. It bypasses sipgo's reference count:
-// an accepted connection lives until the peer closes it, the idle lifetime
-// or the read timeout (as in Kamailio), not until its last transaction
-// ends. (sipgo resets the count to 0 on a hard close, so a transaction or
+// trackedConn is the sip.Connection replies and requests are written on,
+// over a connection of the listener (accepted or dialed). It bypasses
+// sipgo's reference count: the connection lives until the peer closes it,
+// the idle lifetime or the read timeout (as in Kamailio), not until its
+// last transaction ends. (sipgo resets the count to 0 on a hard close, so a transaction or
 // a reply still holding the connection when the peer closed it decremented
 // it below zero: "TCP ref went negative".)
-type acceptedConn struct{ c *tcpConn }
+type trackedConn struct{ c *tcpConn }
 
-func (a acceptedConn) LocalAddr() net.Addr { return a.c.LocalAddr() }
+func (a trackedConn) LocalAddr() net.Addr { return a.c.LocalAddr() }
 
-func (a acceptedConn) WriteMsg(msg sip.Message) error {
+func (a trackedConn) WriteMsg(msg sip.Message) error {
 	if a.c.closed.Load() {
 		return net.ErrClosed
 	}
@@ -341,9 +466,9 @@ func (a acceptedConn) WriteMsg(msg sip.Message) error {
 	return err
 }
 
-func (a acceptedConn) Ref(int) int            { return 1 }
-func (a acceptedConn) TryClose() (int, error) { return 1, nil }
-func (a acceptedConn) Close() error           { return nil }
+func (a trackedConn) Ref(int) int            { return 1 }
+func (a trackedConn) TryClose() (int, error) { return 1, nil }
+func (a trackedConn) Close() error           { return nil }
 
 // withSuppressed adds the count of suppressed lines to args, when there
 // were some.
@@ -382,13 +507,13 @@ func (r *logLimiter) gate(last *time.Time, n *int) (bool, int) {
 	return true, s
 }
 
-// writeTo writes msg to dst ("ip:port"): over an accepted TCP connection
-// from dst when there is one, else through sipgo's transport layer.
+// writeTo writes msg to dst ("ip:port"): over the listener's TCP connection
+// with dst when there is one, else through sipgo's transport layer.
 func (ln *Listener) writeTo(msg sip.Message, dst string) error {
 	if ln.tcp != nil {
 		if ap, err := netip.ParseAddrPort(dst); err == nil {
 			if c := ln.tcp.conn(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())); c != nil {
-				return acceptedConn{c}.WriteMsg(msg)
+				return trackedConn{c}.WriteMsg(msg)
 			}
 		}
 	}

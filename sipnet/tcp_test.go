@@ -14,33 +14,38 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // guard bounds every wait of these tests: it only fails a test that hangs,
 // the assertions wait for events and counts.
 const guard = 30 * time.Second
 
-// fakeListener returns the errors in errs, then the connections sent on
-// conns, then net.ErrClosed once closed.
+// fakeListener returns the errors and connections of script in order,
+// then the connections sent on conns, then net.ErrClosed once closed.
 type fakeListener struct {
-	mu    sync.Mutex
-	errs  []error
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
+	mu     sync.Mutex
+	script []any // error or net.Conn
+	conns  chan net.Conn
+	done   chan struct{}
+	once   sync.Once
 }
 
-func newFakeListener(errs ...error) *fakeListener {
-	return &fakeListener{errs: errs, conns: make(chan net.Conn, 16), done: make(chan struct{})}
+func newFakeListener(script ...any) *fakeListener {
+	return &fakeListener{script: script, conns: make(chan net.Conn, 16), done: make(chan struct{})}
 }
 
 func (f *fakeListener) Accept() (net.Conn, error) {
 	f.mu.Lock()
-	if len(f.errs) > 0 {
-		err := f.errs[0]
-		f.errs = f.errs[1:]
+	if len(f.script) > 0 {
+		next := f.script[0]
+		f.script = f.script[1:]
 		f.mu.Unlock()
-		return nil, err
+		if err, ok := next.(error); ok {
+			return nil, err
+		}
+		return next.(net.Conn), nil
 	}
 	f.mu.Unlock()
 	select {
@@ -61,58 +66,65 @@ func emfile() error {
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func TestTCPListenerRetriesAcceptErrors(t *testing.T) {
-	fake := newFakeListener(emfile(), emfile(), emfile(), emfile(), emfile(), emfile(), emfile(), emfile(), emfile())
+	a1, b1 := net.Pipe()
+	a2, b2 := net.Pipe()
+	defer b1.Close()
+	defer b2.Close()
+	var script []any
+	for range 9 {
+		script = append(script, emfile())
+	}
+	script = append(script, a1, emfile(), a2)
+	fake := newFakeListener(script...)
 	var stats tcpStats
 	rec := &recordHandler{}
 	l := newTCPListener(fake, newTCPLimits(Options{}), &stats, slog.New(rec))
+	defer l.Close()
 	clock := time.Unix(1000, 0)
 	l.logLim.now = func() time.Time { return clock }
-	var slept []time.Duration
+	var mu sync.Mutex
+	var slept []time.Duration // by the accept goroutine
 	l.sleep = func(d time.Duration, _ <-chan struct{}) bool {
+		mu.Lock()
+		defer mu.Unlock()
 		slept = append(slept, d)
 		if len(slept) == 5 {
 			clock = clock.Add(time.Second) // the next error is logged, with 4 suppressed
 		}
 		return true
 	}
-	a, b := net.Pipe()
-	defer b.Close()
-	fake.conns <- a
+	backoff := func() []time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]time.Duration(nil), slept...)
+	}
 	c, err := l.Accept()
 	if err != nil {
 		t.Fatalf("Accept after EMFILE: %v", err)
 	}
 	defer c.Close()
-	if n := stats.acceptErrors.Load(); n != 9 {
-		t.Errorf("accept errors counted: %d, want 9", n)
-	}
-	want := []time.Duration{5, 10, 20, 40, 80, 160, 320, 640, 1000}
-	if len(slept) != len(want) {
-		t.Fatalf("back-off %v, want %v ms", slept, want)
-	}
-	for i := range want {
-		if slept[i] != want[i]*time.Millisecond {
-			t.Fatalf("back-off %v, want %v ms", slept, want)
-		}
-	}
-	if got := rec.lines(); len(got) != 2 || !strings.HasPrefix(got[0], "tcp accept failed, retrying error=") ||
-		!strings.HasSuffix(got[1], "suppressed=4") || strings.Contains(got[0], "suppressed") {
-		t.Errorf("logged %q, want one line, then one with suppressed=4", got)
-	}
 	// A success resets the back-off.
-	fake.mu.Lock()
-	fake.errs = []error{emfile()}
-	fake.mu.Unlock()
-	a2, b2 := net.Pipe()
-	defer b2.Close()
-	fake.conns <- a2
 	c2, err := l.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c2.Close()
-	if last := slept[len(slept)-1]; last != acceptDelayMin {
-		t.Errorf("back-off after a success: %v, want %v", last, acceptDelayMin)
+	if n := stats.acceptErrors.Load(); n != 10 {
+		t.Errorf("accept errors counted: %d, want 10", n)
+	}
+	want := []time.Duration{5, 10, 20, 40, 80, 160, 320, 640, 1000, 5}
+	got := backoff()
+	if len(got) != len(want) {
+		t.Fatalf("back-off %v, want %v ms", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i]*time.Millisecond {
+			t.Fatalf("back-off %v, want %v ms", got, want)
+		}
+	}
+	if got := rec.lines(); len(got) != 2 || !strings.HasPrefix(got[0], "tcp accept failed, retrying error=") ||
+		!strings.HasSuffix(got[1], "suppressed=4") || strings.Contains(got[0], "suppressed") {
+		t.Errorf("logged %q, want one line, then one with suppressed=4", got)
 	}
 }
 
@@ -468,6 +480,96 @@ func TestTCPNoNegativeRef(t *testing.T) {
 		if s := dialTCP(t, srv).status(t, "OPTIONS"); s != "SIP/2.0 200 OK" {
 			t.Fatalf("reply %q", s)
 		}
+	}
+	if err := srv.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if rec.has("ref went negative") {
+		t.Fatal(`sipgo logged "TCP ref went negative" at shutdown`)
+	}
+}
+
+// responses passes the responses it receives on a channel.
+type responses chan *Response
+
+func (responses) HandleRequest(*Request)       {}
+func (r responses) HandleResponse(m *Response) { r <- m }
+
+// TestTCPDialedConnection: a request relayed over TCP opens a connection
+// that sipgo reads like an accepted one (the reply reaches the handler), is
+// reused for the next request, counts under the cap, and is released
+// without "TCP ref went negative" at shutdown.
+func TestTCPDialedConnection(t *testing.T) {
+	rec := &recordHandler{}
+	old := slog.Default()
+	slog.SetDefault(slog.New(rec))
+	t.Cleanup(func() { slog.SetDefault(old) })
+
+	got := make(responses, 4)
+	srv := startTCP(t, Options{}, got)
+	ln := srv.Listener("tcp")
+	peer, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	dst := peer.Addr().(*net.TCPAddr).AddrPort()
+	raw := "OPTIONS sip:peer@" + dst.String() + " SIP/2.0\r\nVia: SIP/2.0/TCP " + ln.Addr.String() +
+		";branch=z9hG4bK-dial-%d\r\nFrom: <sip:kemi@x>;tag=1\r\nTo: <sip:peer@x>\r\nCall-ID: dial-%d\r\nCSeq: %d OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+	send := func(i int) {
+		t.Helper()
+		m, err := sip.ParseMessage([]byte(fmt.Sprintf(raw, i, i, i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ln.write(m, dst); err != nil {
+			t.Fatalf("relay over tcp: %v", err)
+		}
+	}
+	send(1)
+	pc, err := peer.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	pc.SetDeadline(time.Now().Add(guard))
+	rd := bufio.NewReader(pc)
+	for i := 1; i <= 2; i++ {
+		if i == 2 {
+			send(2) // on the same connection: the peer accepts no other
+		}
+		var req []string
+		for {
+			line, err := rd.ReadString('\n')
+			if err != nil {
+				t.Fatalf("peer read: %v", err)
+			}
+			if line == "\r\n" {
+				break
+			}
+			req = append(req, strings.TrimSpace(line))
+		}
+		var via, cid string
+		for _, h := range req {
+			if strings.HasPrefix(h, "Via:") {
+				via = h
+			}
+			if strings.HasPrefix(h, "Call-ID:") {
+				cid = h
+			}
+		}
+		fmt.Fprintf(pc, "SIP/2.0 200 OK\r\n%s\r\nFrom: <sip:kemi@x>;tag=1\r\nTo: <sip:peer@x>;tag=2\r\n%s\r\nCSeq: %d OPTIONS\r\nContent-Length: 0\r\n\r\n", via, cid, i)
+		select {
+		case r := <-got:
+			if r.Msg.StatusCode != 200 {
+				t.Fatalf("reply %d", r.Msg.StatusCode)
+			}
+		case <-time.After(guard):
+			t.Fatal("the reply on the dialed connection never reached the handler")
+		}
+	}
+	if n := srv.Stats().TCPConnections; n != 1 {
+		t.Fatalf("TCPConnections %d, want 1", n)
 	}
 	if err := srv.Stop(context.Background()); err != nil {
 		t.Fatal(err)
