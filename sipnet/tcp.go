@@ -342,6 +342,11 @@ func (l *tcpListener) Close() error {
 // sipgo sees io.EOF (it would log any other read error at error level; it
 // ends its read loop either way). Any read error closes the socket here, so
 // the descriptor is released whatever sipgo's reference count says.
+//
+// "Incomplete" is known without parsing: data was read and no message
+// reached the listener's handler since. A message whose first bytes came
+// in the same read as the end of the previous one is timed from its next
+// bytes (at worst one lifetime later).
 type tcpConn struct {
 	net.Conn
 	ln  *tcpListener
