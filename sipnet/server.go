@@ -49,10 +49,10 @@ type Options struct {
 	// TCP limits (zero takes the Default* value): connections open at
 	// once over every TCP listener, accepted or opened to relay (Kamailio's
 	// tcp_max_connections; one more is accepted and closed at once, or not
-	// opened), how long a connection may
-	// stay without receiving anything (tcp_connection_lifetime), and how
-	// long a message may stay incomplete (tcp_rd_timeout, a kemi
-	// extension) before the connection is closed.
+	// opened), how long a connection may stay without receiving anything
+	// (tcp_connection_lifetime), and how long a message may stay
+	// incomplete (tcp_rd_timeout, a kemi extension) before the connection
+	// is closed.
 	TCPMaxConnections int
 	TCPLifetime       time.Duration
 	TCPReadTimeout    time.Duration
@@ -65,10 +65,9 @@ type Stats struct {
 	// retransmissions excluded.
 	Relayed uint64
 	// TCP: connections open now (accepted or opened to relay), accept
-	// errors survived,
-	// connections refused over tcp_max_connections, closed idle
-	// (tcp_connection_lifetime) and closed with an incomplete message
-	// (tcp_rd_timeout).
+	// errors survived, connections refused over tcp_max_connections,
+	// closed idle (tcp_connection_lifetime) and closed with an incomplete
+	// message (tcp_rd_timeout).
 	TCPConnections                                               uint64
 	TCPAcceptErrors, TCPRejected, TCPIdleClosed, TCPReadTimeouts uint64
 }
