@@ -155,6 +155,7 @@ func TestTCPListenerClosesOverCap(t *testing.T) {
 	fake := newFakeListener()
 	var stats tcpStats
 	l := newTCPListener(fake, newTCPLimits(Options{TCPMaxConnections: 1}), &stats, quietLogger())
+	defer l.Close()
 	a1, b1 := net.Pipe()
 	a2, b2 := net.Pipe()
 	a3, b3 := net.Pipe()
