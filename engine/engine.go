@@ -287,7 +287,8 @@ func (e *Engine) buildSubsystems() error {
 		e.rtimer = &rtimerSystem{e: e}
 		e.subsystems = append(e.subsystems, e.rtimer)
 	}
-	sopts := sipnet.Options{Listen: e.set.Listen, ServerHeader: e.set.ServerHdr, Logger: e.log.With("module", "sip")}
+	sopts := sipnet.Options{Listen: e.set.Listen, ServerHeader: e.set.ServerHdr, Logger: e.log.With("module", "sip"),
+		TCPMaxConnections: e.set.TCPMaxConns, TCPLifetime: e.set.TCPLifetime, TCPReadTimeout: e.set.TCPRdTimeout}
 	if e.opts.NoNetwork {
 		sopts.Outbound = e.outbound // kemi test: relays go to the injected request's Outcome (inject.go)
 	}

@@ -135,6 +135,11 @@ func (e *Engine) Status() Status {
 		st.Counters["sip_replies"] = int64(s.Replies)
 		st.Counters["sip_parse_errors"] = int64(s.ParseErrors)
 		st.Counters["sip_bad_requests"] = int64(s.BadRequests)
+		st.Counters["tcp_connections"] = int64(s.TCPConnections)
+		st.Counters["tcp_accept_errors"] = int64(s.TCPAcceptErrors)
+		st.Counters["tcp_rejected"] = int64(s.TCPRejected)
+		st.Counters["tcp_idle_closed"] = int64(s.TCPIdleClosed)
+		st.Counters["tcp_read_timeouts"] = int64(s.TCPReadTimeouts)
 	}
 	e.rtimer.counters(st.Counters)
 	return st

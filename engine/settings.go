@@ -28,6 +28,12 @@ type Settings struct {
 	ServerHdr   string
 	Aliases     []string
 
+	// tcp_max_connections, tcp_connection_lifetime (s), tcp_rd_timeout (s,
+	// a kemi extension); zero takes sipnet's defaults.
+	TCPMaxConns  int
+	TCPLifetime  time.Duration
+	TCPRdTimeout time.Duration
+
 	// Lua
 	Scripts     []string // app_lua load, in load order
 	Reload      bool     // app_lua reload (default on)
@@ -117,8 +123,8 @@ var (
 var ignoredGlobals = map[string]bool{
 	"fork": true, "auto_aliases": true, "mpath": true, "log_facility": true, "log_prefix": true,
 	"log_name": true, "log_color": true, "memdbg": true, "memlog": true, "mem_summary": true,
-	"mhomed": true, "user_agent_header": true, "sip_warning": true, "tcp_connection_lifetime": true,
-	"tcp_max_connections": true, "tcp_accept_no_cl": true, "tcp_rd_buf_size": true,
+	"mhomed": true, "user_agent_header": true, "sip_warning": true,
+	"tcp_accept_no_cl": true, "tcp_rd_buf_size": true,
 	"tcp_keepalive": true, "tcp_keepidle": true, "tcp_keepintvl": true, "tcp_keepcnt": true,
 	"enable_tls": true, "enable_sctp": true, "disable_sctp": true, "dns": true, "rev_dns": true,
 	"use_dns_cache": true, "use_dns_failover": true, "dns_try_ipv6": true, "dns_cache_init": true,
@@ -232,6 +238,16 @@ func (p *settingsParser) global(st config.Stmt) error {
 		s.Debug = v.Int
 	case "log_stderror":
 		s.LogStderr = v.IsInt && v.Int != 0
+	case "tcp_max_connections":
+		s.TCPMaxConns, err = intValue(1)
+	case "tcp_connection_lifetime":
+		var n int
+		n, err = intValue(1)
+		s.TCPLifetime = time.Duration(n) * time.Second
+	case "tcp_rd_timeout":
+		var n int
+		n, err = intValue(1)
+		s.TCPRdTimeout = time.Duration(n) * time.Second
 	case "server_header":
 		s.ServerHdr = strings.TrimPrefix(strValue(), "Server: ")
 	case "alias":

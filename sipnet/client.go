@@ -241,21 +241,22 @@ func (ln *Listener) write(msg sip.Message, dst netip.AddrPort) error {
 }
 
 // tcpConn finds the connection to dst (one the peer opened, or one we
-// opened before) or, for a request, dials one through the listener's
-// transport layer so that its replies reach onMessage.
+// opened before) or, for a request, opens one that the listener's
+// transport layer reads, so that its replies reach onMessage.
 func (ln *Listener) tcpConn(msg sip.Message, dst netip.AddrPort) (sip.Connection, error) {
-	if c, err := ln.tp.GetConnection("tcp", dst.String()); err == nil && c != nil {
-		return c, nil
+	if c := ln.tcp.conn(dst); c != nil {
+		return trackedConn{c}, nil
 	}
-	req, ok := msg.(*sip.Request)
-	if !ok {
+	if _, ok := msg.(*sip.Request); !ok {
 		return nil, fmt.Errorf("no tcp connection to %s for the reply", dst)
 	}
-	req.SetTransport("TCP")
-	req.SetDestination(dst.String())
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	defer cancel()
-	return ln.tp.ClientRequestConnection(ctx, req)
+	c, err := ln.tcp.dial(ctx, dst)
+	if err != nil {
+		return nil, err
+	}
+	return trackedConn{c}, nil
 }
 
 // NewBranchID returns a fresh RFC 3261 branch.

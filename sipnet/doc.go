@@ -10,6 +10,15 @@
 // only by NewTx (KSR.tm.t_newtran, t_reply, async suspension, relay), after
 // which retransmissions and CANCEL are matched to it.
 //
+// TCP listeners are served by sipgo's TCP transport through a wrapper of the
+// listening socket (tcp.go): accept errors such as EMFILE are retried with a
+// back-off instead of ending sipgo's accept loop, connections over a cap are
+// closed at once, and each accepted connection closes itself when idle or
+// when a message stays incomplete too long. Connections opened to relay are
+// handed to sipgo through the same listener, so they are read, capped and
+// timed out alike. Replies, transactions and relays write on these
+// connections outside sipgo's reference counting.
+//
 // Concurrency contract: Server methods are safe for concurrent use. A
 // *Request is handed to exactly one handler goroutine at a time; its Reply
 // and NewTx may be called from that goroutine, and later from whichever

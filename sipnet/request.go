@@ -178,6 +178,11 @@ func (ln *Listener) conn(src netip.AddrPort) (sip.Connection, error) {
 	if ln.pc != nil {
 		return udpConn{ln: ln, dst: src}, nil
 	}
+	if ln.tcp != nil {
+		if c := ln.tcp.conn(src); c != nil {
+			return trackedConn{c}, nil
+		}
+	}
 	return ln.tp.GetConnection(ln.Proto, src.String())
 }
 
@@ -190,7 +195,7 @@ func (ln *Listener) send(res *sip.Response) error {
 		}
 		return ln.write(res, dst)
 	}
-	return ln.tp.WriteMsgTo(res, res.Destination(), ln.Proto)
+	return ln.writeTo(res, res.Destination())
 }
 
 // destination follows RFC 3261 18.2.2 and RFC 3581: the reply goes to the

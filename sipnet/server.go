@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -44,6 +45,17 @@ type Options struct {
 	// it would send to Outbound, and Receive delivers messages as if they
 	// had arrived.
 	Outbound func(Outgoing)
+
+	// TCP limits (zero takes the Default* value): connections open at
+	// once over every TCP listener, accepted or opened to relay (Kamailio's
+	// tcp_max_connections; one more is accepted and closed at once, or not
+	// opened), how long a connection may stay without receiving anything
+	// (tcp_connection_lifetime), and how long a message may stay
+	// incomplete (tcp_rd_timeout, a kemi extension) before the connection
+	// is closed.
+	TCPMaxConnections int
+	TCPLifetime       time.Duration
+	TCPReadTimeout    time.Duration
 }
 
 // Stats are counters of the network layer.
@@ -52,6 +64,12 @@ type Stats struct {
 	// Relayed counts requests and replies forwarded (statefully or not),
 	// retransmissions excluded.
 	Relayed uint64
+	// TCP: connections open now (accepted or opened to relay), accept
+	// errors survived, connections refused over tcp_max_connections,
+	// closed idle (tcp_connection_lifetime) and closed with an incomplete
+	// message (tcp_rd_timeout).
+	TCPConnections                                               uint64
+	TCPAcceptErrors, TCPRejected, TCPIdleClosed, TCPReadTimeouts uint64
 }
 
 // Server owns the listeners and the server transaction table.
@@ -68,6 +86,8 @@ type Server struct {
 	srcMu sync.Mutex
 	srcIP map[netip.Addr]netip.Addr // wildcard listeners: local address per destination
 
+	tcp tcpStats
+
 	nRequests, nResponses, nAbsorbed, nReplies, nParseErrors, nRelayed, nBadRequests atomic.Uint64
 }
 
@@ -79,6 +99,7 @@ type Listener struct {
 	tp    *sip.TransportLayer
 	pc    net.PacketConn
 	ln    net.Listener
+	tcp   *tcpListener // ln, for TCP
 	srv   *Server
 }
 
@@ -116,7 +137,7 @@ func (s *Server) Start(ctx context.Context) error {
 	for _, l := range s.opts.Listen {
 		ln, err := s.bind(l, parser)
 		if err != nil {
-			s.closeListeners()
+			s.closeListeners(ctx)
 			cancel()
 			return err
 		}
@@ -168,7 +189,8 @@ func (s *Server) bind(l Listen, parser *sip.Parser) (*Listener, error) {
 		if err != nil {
 			return nil, fmt.Errorf("listen %s: %w", l, err)
 		}
-		ln.ln = tl
+		ln.tcp = newTCPListener(tl, newTCPLimits(s.opts), &s.tcp, tplog)
+		ln.ln = ln.tcp
 		ln.Addr = tl.Addr().(*net.TCPAddr).AddrPort()
 	}
 	ln.Addr = netip.AddrPortFrom(ln.Addr.Addr().Unmap(), ln.Addr.Port())
@@ -195,7 +217,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.cancel != nil {
 		s.cancel()
 	}
-	s.closeListeners()
+	s.closeListeners(ctx)
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -208,7 +230,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) closeListeners() {
+// closeListeners closes the sockets, then the TCP connections
+// (waiting for their read loops), then the transport layers.
+func (s *Server) closeListeners(ctx context.Context) {
 	for _, ln := range s.listeners {
 		if ln.pc != nil {
 			ln.pc.Close()
@@ -216,6 +240,13 @@ func (s *Server) closeListeners() {
 		if ln.ln != nil {
 			ln.ln.Close()
 		}
+	}
+	for _, ln := range s.listeners {
+		if ln.tcp != nil {
+			ln.tcp.closeConns(ctx)
+		}
+	}
+	for _, ln := range s.listeners {
 		if ln.tp != nil {
 			ln.tp.Close()
 		}
@@ -232,17 +263,29 @@ func (s *Server) Stats() Stats {
 		ParseErrors: s.nParseErrors.Load(),
 		Relayed:     s.nRelayed.Load(),
 		BadRequests: s.nBadRequests.Load(),
+
+		TCPConnections:  uint64(max(s.tcp.live.Load(), 0)),
+		TCPAcceptErrors: s.tcp.acceptErrors.Load(),
+		TCPRejected:     s.tcp.rejected.Load(),
+		TCPIdleClosed:   s.tcp.idleClosed.Load(),
+		TCPReadTimeouts: s.tcp.rdTimeouts.Load(),
 	}
 }
 
 // PendingTx returns the number of live server transactions.
 func (s *Server) PendingTx() int { return s.txs.len() }
 
-// onMessage runs on the listener's read goroutine.
-// onMessage receives what sipgo's transport layer read (TCP).
+// onMessage receives what sipgo's transport layer read (TCP), on the
+// connection's read goroutine.
 func (ln *Listener) onMessage(m sip.Message) {
 	src, _ := netip.ParseAddrPort(m.Source())
-	ln.handle(m, netip.AddrPortFrom(src.Addr().Unmap(), src.Port()))
+	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	if ln.tcp != nil {
+		if c := ln.tcp.conn(src); c != nil {
+			c.messageDone() // the connection is between messages again
+		}
+	}
+	ln.handle(m, src)
 }
 
 // handle runs on the listener's read goroutine.

@@ -279,7 +279,7 @@ func (t *Tx) start2xx(res *sip.Response) {
 			case <-deadline.C:
 				return
 			case <-tick.C:
-				if err := ln.tp.WriteMsgTo(res, dst, ln.Proto); err != nil {
+				if err := ln.writeTo(res, dst); err != nil {
 					return
 				}
 				iv *= 2
