@@ -134,7 +134,7 @@ func New(set *Settings, opts Options) (*Engine, error) {
 	if _, ok := set.Modules["sworker"]; ok {
 		e.deps.Sworker = &sworker{e: e}
 	}
-	g, err := e.build(1)
+	g, err := e.build(context.Background(), 1)
 	if err != nil {
 		return nil, err
 	}
@@ -183,17 +183,30 @@ func (e *Engine) myself() []netip.AddrPort {
 	return out
 }
 
+// DefaultLoadTimeout bounds the top level of the scripts (at start, in a
+// reload's proof, and when a VM switches) unless app_lua load_timeout_ms
+// says otherwise.
+const DefaultLoadTimeout = 5 * time.Second
+
+// loadTimeout is the bound on the scripts' top level.
+func (e *Engine) loadTimeout() time.Duration {
+	if e.set.LoadTimeout > 0 {
+		return e.set.LoadTimeout
+	}
+	return DefaultLoadTimeout
+}
+
 // build compiles the scripts into generation version and proves it in a
-// scratch VM: the top-level chunks run, and every callback the
-// configuration names must exist.
-func (e *Engine) build(version int64) (*luavm.Generation, error) {
+// scratch VM: the top-level chunks run, within the load timeout and until
+// ctx ends, and every callback the configuration names must exist.
+func (e *Engine) build(ctx context.Context, version int64) (*luavm.Generation, error) {
 	g, err := luavm.Build(version, e.set.Scripts, e.opts.ReadFile)
 	if err != nil {
 		return nil, err
 	}
 	env := ksr.NewEnv(e.deps, "scratch", "scratch", 0)
 	init := func(L *lua.LState) error { ksr.Register(L, env); return nil }
-	err = luavm.Prove(g, init, func(L *lua.LState) error {
+	err = luavm.Prove(ctx, g, e.loadTimeout(), init, func(L *lua.LState) error {
 		var missing []string
 		need := func(fn, why string) {
 			if fn == "" {

@@ -31,10 +31,11 @@ func (e *Engine) newWorker(name, group string, index int, async bool) (*worker, 
 	env := ksr.NewEnv(e.deps, name, group, index)
 	env.AsyncWorker = async
 	vm, err := luavm.New(&e.cur, luavm.Options{
-		Name:     name,
-		Init:     func(L *lua.LState) error { ksr.Register(L, env); return nil },
-		Budget:   e.set.MaxExec,
-		Watchdog: e.watchdog,
+		Name:        name,
+		Init:        func(L *lua.LState) error { ksr.Register(L, env); return nil },
+		Budget:      e.set.MaxExec,
+		Watchdog:    e.watchdog,
+		LoadTimeout: e.loadTimeout(),
 	})
 	if err != nil {
 		return nil, err
