@@ -354,7 +354,8 @@ func writeFrames(b *strings.Builder, L *lua.LState, from int) {
 			}
 			b.WriteString("function ")
 		}
-		if dbg.Name != "" && dbg.Name != "main chunk" {
+		// gopher-lua names the function a thread started with "corountine".
+		if dbg.Name != "" && dbg.Name != "main chunk" && dbg.Name != "corountine" {
 			fmt.Fprintf(b, "'%s'", dbg.Name)
 		} else {
 			fmt.Fprintf(b, "<%s:%d>", dbg.Source, dbg.LineDefined)
