@@ -43,6 +43,9 @@ type Options struct {
 	RPCListen string
 	// ReadFile reads scripts; nil is os.ReadFile.
 	ReadFile func(string) ([]byte, error)
+	// StuckAfter is how long one callback may run before a warning names
+	// its worker (once per event); 0 means DefaultStuckAfter.
+	StuckAfter time.Duration
 }
 
 // Subsystem is one started part of the engine, stopped in reverse order.
@@ -248,6 +251,11 @@ func joinAnd(s []string) string {
 // buildSubsystems creates the subsystems in start order.
 func (e *Engine) buildSubsystems() error {
 	e.subsystems = append(e.subsystems, &queueSystem{e: e})
+	stuck := e.opts.StuckAfter
+	if stuck <= 0 {
+		stuck = DefaultStuckAfter
+	}
+	e.subsystems = append(e.subsystems, stuckMonitor{e: e, after: stuck})
 	if e.watchdog != nil {
 		e.subsystems = append(e.subsystems, funcSystem{"watchdog", func(ctx context.Context) error {
 			go e.watchdog.Run(ctx)

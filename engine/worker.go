@@ -15,9 +15,10 @@ import (
 // worker is one VM and its KSR environment, owned by one goroutine (a group
 // worker or an rtimer goroutine). It implements workers.Runner.
 type worker struct {
-	e   *Engine
-	vm  *luavm.VM
-	env *ksr.Env
+	e    *Engine
+	vm   *luavm.VM
+	env  *ksr.Env
+	busy busyMark // stuck.go
 }
 
 // Boxed event-route arguments, built once.
@@ -93,7 +94,9 @@ func (w *worker) sync() {
 // reported only when required is set.
 func (w *worker) call(msg *ksr.Msg, fn string, required bool, args ...lua.LValue) error {
 	w.env.Msg = msg
+	w.enter(fn)
 	err := w.vm.CallGlobal(fn, args...)
+	w.leave()
 	w.env.Msg = nil
 	if err == nil {
 		return nil
