@@ -279,6 +279,8 @@ func stopAndCheck(t *testing.T, k *queueKemi, cmd *exec.Cmd, out *syncBuffer, ac
 			t.Fatalf("exit after SIGTERM: %v\n%s", err, out)
 		}
 	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		<-done
 		t.Fatalf("kemi did not stop after SIGTERM:\n%s", out)
 	}
 	if !strings.Contains(out.String(), "msg=stopped") {
