@@ -48,11 +48,14 @@ func Prove(ctx context.Context, g *Generation, timeout time.Duration, init func(
 // topLimit bounds the top-level chunks of a fresh state: while it is on, the
 // state runs under a context of its own (gopher-lua checks it before every
 // instruction and raises an error once it is done), cancelled by a timer or
-// by the caller's ctx. end takes the context away again, so handlers later
-// run at full speed. The context is never cancelled after end: coroutines
-// the chunks created (they inherit it) stay usable.
+// by the caller's ctx. end puts the state's previous context back (none, or
+// the budget's), so handlers later run as before. The limit's context is a
+// child of the previous one and is never cancelled after end: coroutines the
+// chunks created (they inherit it) stay usable, and under the budget as
+// before.
 type topLimit struct {
 	L       *lua.LState
+	prev    context.Context // the state's context before, nil for none
 	timeout time.Duration
 	on      bool
 	timer   *time.Timer
@@ -63,11 +66,15 @@ type topLimit struct {
 }
 
 func limitTopLevel(ctx context.Context, L *lua.LState, timeout time.Duration) *topLimit {
-	lim := &topLimit{L: L, timeout: timeout}
+	lim := &topLimit{L: L, prev: L.Context(), timeout: timeout}
 	if timeout <= 0 && ctx.Done() == nil {
 		return lim
 	}
-	lctx, cancel := context.WithCancel(context.Background())
+	parent := lim.prev
+	if parent == nil {
+		parent = context.Background()
+	}
+	lctx, cancel := context.WithCancel(parent)
 	lim.on, lim.cancel = true, cancel
 	if timeout > 0 {
 		lim.timer = time.AfterFunc(timeout, cancel)
@@ -87,7 +94,11 @@ func (l *topLimit) end(ctx context.Context, path string, e *Error) error {
 		return nil
 	}
 	l.on = false
-	l.L.RemoveContext()
+	if l.prev != nil {
+		l.L.SetContext(l.prev)
+	} else {
+		l.L.RemoveContext()
+	}
 	timedOut := l.timer != nil && !l.timer.Stop()
 	cancelled := l.stopCtx != nil && !l.stopCtx()
 	var where, tb string

@@ -167,6 +167,7 @@ func (vm *VM) instantiate(ctx context.Context, g *Generation, timeout time.Durat
 			return nil, err
 		}
 	}
+	vm.setContext(L) // the budget's context, if any, before the chunks: coroutines they make inherit it
 	lim := limitTopLevel(ctx, L, timeout)
 	last := ""
 	for _, s := range g.Scripts {
@@ -192,7 +193,6 @@ func (vm *VM) instantiate(ctx context.Context, g *Generation, timeout time.Durat
 		L.Close()
 		return nil, stop
 	}
-	vm.setContext(L)
 	return L, nil
 }
 

@@ -307,3 +307,20 @@ func TestLoadTimeoutAtStartAndSync(t *testing.T) {
 		t.Fatal("old state lost")
 	}
 }
+
+// A coroutine the top level made stays under the budget: the load limit's
+// context sits below the budget's.
+func TestBudgetStopsLoopInTopLevelCoroutine(t *testing.T) {
+	wd := NewWatchdog()
+	vm, _ := newVM(t, "gen = coroutine.wrap(function() while true do end end)\nfunction spin() gen() end\nfunction ok() end",
+		Options{Budget: 20 * time.Millisecond, Watchdog: wd, LoadTimeout: time.Hour})
+	stop := runWatchdog(wd, time.Millisecond)
+	defer stop()
+	var e *Error
+	if err := vm.CallGlobal("spin"); !errors.As(err, &e) || e.Kind != KindBudget {
+		t.Fatalf("got %v, want a budget error", err)
+	}
+	if err := vm.CallGlobal("ok"); err != nil {
+		t.Fatalf("after the budget stop: %v", err)
+	}
+}
