@@ -217,6 +217,9 @@ func (vm *VM) runCo(co *Co, fn *lua.LFunction, args []lua.LValue) (*Co, error) {
 		}
 		return nil, e
 	}
+	if cancelled {
+		vm.stopped = stopPoint{} // the handler got past the budget without an error
+	}
 	switch {
 	case st == lua.ResumeYield && !co.yielding:
 		// coroutine.yield() called by the handler itself: nothing would ever
