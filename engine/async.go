@@ -422,7 +422,9 @@ func (w *worker) callRequest(msg *ksr.Msg, fn string) (suspended bool) {
 		w.call(msg, fn, true)
 	} else {
 		w.env.Msg = msg
+		w.enter(fn)
 		_, err := w.vm.CallGlobalCo(fn)
+		w.leave()
 		w.env.Msg = nil
 		w.report(fn, true, err)
 	}
@@ -480,7 +482,9 @@ func (w *worker) continueCo(r *resume) {
 	msg.Suspended = false
 	msg.Time = w.e.clock.Now()
 	w.env.Msg = msg
+	w.enter(w.e.set.RequestCB)
 	_, err := r.co.Resume(lua.LNumber(sleepOK))
+	w.leave()
 	w.env.Msg = nil
 	w.report(w.e.set.RequestCB, false, err)
 	w.finish(r.req, msg)

@@ -45,6 +45,9 @@ type Options struct {
 	RPCListen string
 	// ReadFile reads scripts; nil is os.ReadFile.
 	ReadFile func(string) ([]byte, error)
+	// StuckAfter is how long one callback may run before a warning names
+	// its worker (once per event); 0 means DefaultStuckAfter.
+	StuckAfter time.Duration
 }
 
 // Subsystem is one started part of the engine, stopped in reverse order.
@@ -132,7 +135,7 @@ func New(set *Settings, opts Options) (*Engine, error) {
 	if _, ok := set.Modules["sworker"]; ok {
 		e.deps.Sworker = &sworker{e: e}
 	}
-	g, err := e.build(1)
+	g, err := e.build(context.Background(), 1)
 	if err != nil {
 		return nil, err
 	}
@@ -189,17 +192,30 @@ func (e *Engine) myself() []netip.AddrPort {
 	return out
 }
 
+// DefaultLoadTimeout bounds the top level of the scripts (at start, in a
+// reload's proof, and when a VM switches) unless app_lua load_timeout_ms
+// says otherwise.
+const DefaultLoadTimeout = 5 * time.Second
+
+// loadTimeout is the bound on the scripts' top level.
+func (e *Engine) loadTimeout() time.Duration {
+	if e.set.LoadTimeout > 0 {
+		return e.set.LoadTimeout
+	}
+	return DefaultLoadTimeout
+}
+
 // build compiles the scripts into generation version and proves it in a
-// scratch VM: the top-level chunks run, and every callback the
-// configuration names must exist.
-func (e *Engine) build(version int64) (*luavm.Generation, error) {
+// scratch VM: the top-level chunks run, within the load timeout and until
+// ctx ends, and every callback the configuration names must exist.
+func (e *Engine) build(ctx context.Context, version int64) (*luavm.Generation, error) {
 	g, err := luavm.Build(version, e.set.Scripts, e.opts.ReadFile)
 	if err != nil {
 		return nil, err
 	}
 	env := ksr.NewEnv(e.deps, "scratch", "scratch", 0)
 	init := func(L *lua.LState) error { ksr.Register(L, env); return nil }
-	err = luavm.Prove(g, init, func(L *lua.LState) error {
+	err = luavm.Prove(ctx, g, e.loadTimeout(), init, func(L *lua.LState) error {
 		var missing []string
 		need := func(fn, why string) {
 			if fn == "" {
@@ -256,6 +272,11 @@ func (e *Engine) buildSubsystems() error {
 			e.subsystems = append(e.subsystems, funcSystem{m.Info().Name, st.Start, st.Stop})
 		}
 	}
+	stuck := e.opts.StuckAfter
+	if stuck <= 0 {
+		stuck = DefaultStuckAfter
+	}
+	e.subsystems = append(e.subsystems, stuckMonitor{e: e, after: stuck})
 	if e.watchdog != nil {
 		e.subsystems = append(e.subsystems, funcSystem{"watchdog", func(ctx context.Context) error {
 			go e.watchdog.Run(ctx)

@@ -9,7 +9,9 @@ import (
 
 // Reload compiles the configured scripts again, proves them in a scratch VM
 // and publishes the new generation; every VM switches before its next event,
-// never in the middle of one. On any error nothing changes and the error
+// never in the middle of one. The proof's top level runs within the load
+// timeout (app_lua load_timeout_ms): a script that never finishes it is
+// refused, stopped, and leaves the lock free for the next reload. On any error nothing changes and the error
 // names file:line. Lua globals do not survive a reload: each VM starts the
 // new generation in a fresh Lua state (Kamailio re-runs the file in the old
 // state instead); shared state (mqueue, $shv) is untouched.
@@ -20,7 +22,11 @@ func (e *Engine) Reload() (int64, error) {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
 	v := e.version.Load() + 1
-	g, err := e.build(v)
+	ctx := e.runCtx // a stop cancels a proof still running
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	g, err := e.build(ctx, v)
 	if err != nil {
 		e.log.Error("reload refused, the running script stays", "error", err)
 		return 0, err

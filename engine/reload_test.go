@@ -275,3 +275,45 @@ func TestReloadSwitchesAsyncAndGroupWorkers(t *testing.T) {
 		t.Fatalf("status lists %v, want async/0 and two sw workers", seen)
 	}
 }
+
+// A reload whose script's top level never finishes is refused within
+// app_lua load_timeout_ms, naming where it was stopped; the old script keeps
+// answering and the next reload works (the proof let go of the lock).
+func TestReloadRefusesEndlessTopLevel(t *testing.T) {
+	cfg := enginetest.Config(`modparam("app_lua", "load_timeout_ms", 100)`)
+	e := enginetest.Start(t, cfg, map[string]string{"script.lua": versionScript("good")})
+	c := enginetest.Dial(t, "udp", e.Addr("udp"))
+	looping := versionScript("looping") + "while true do end\n"
+	writeScript(t, e, looping)
+	for i := 0; i < 2; i++ { // twice: the first refusal left nothing held
+		err := reload(t, e)
+		f, ok := err.(*jsonrpc.Fault)
+		if !ok || f.Code != 500 || !strings.HasPrefix(f.Message, "Reload Failed: script top level did not finish within 100ms (stopped at ") ||
+			!strings.Contains(f.Message, "script.lua:9)") {
+			t.Fatalf("reload %d of an endless top level: %v", i, err)
+		}
+		if r := c.Do(enginetest.Req{Method: "OPTIONS"}, 2*time.Second); r.Reason != "version good" {
+			t.Fatalf("old script stopped answering: %q", r.Reason)
+		}
+	}
+	if !e.Log.Contains("reload refused") {
+		t.Fatalf("refusal not logged:\n%s", e.Log)
+	}
+	writeScript(t, e, versionScript("next"))
+	if err := reload(t, e); err != nil {
+		t.Fatalf("good reload after the refused ones: %v", err)
+	}
+	if r := c.Do(enginetest.Req{Method: "OPTIONS"}, 2*time.Second); r.Reason != "version next" {
+		t.Fatalf("after the good reload: %q", r.Reason)
+	}
+}
+
+// At start the same bound turns an endless top level into an error.
+func TestStartRefusesEndlessTopLevel(t *testing.T) {
+	cfg := enginetest.Config(`modparam("app_lua", "load_timeout_ms", 50)`)
+	_, err := enginetest.TryStart(t, cfg, map[string]string{"script.lua": "x = 1\nwhile true do end\n"})
+	if err == nil || !strings.Contains(err.Error(), "script top level did not finish within 50ms (stopped at ") ||
+		!strings.Contains(err.Error(), "script.lua:2)") {
+		t.Fatalf("start with an endless top level: %v", err)
+	}
+}

@@ -38,6 +38,7 @@ type Settings struct {
 	Scripts     []string // app_lua load, in load order
 	Reload      bool     // app_lua reload (default on)
 	MaxExec     time.Duration
+	LoadTimeout time.Duration // app_lua load_timeout_ms; 0 = DefaultLoadTimeout
 	RequestCB   string
 	ReplyCB     string // "" = none
 	PreRouteCB  string // "" = none
@@ -594,8 +595,14 @@ func (p *settingsParser) appLua(st config.Stmt) error {
 			return err
 		}
 		p.s.MaxExec = time.Duration(n) * time.Millisecond
+	case "load_timeout_ms":
+		n, err := config.IntParam(st, "app_lua", 1, 3600_000)
+		if err != nil {
+			return err
+		}
+		p.s.LoadTimeout = time.Duration(n) * time.Millisecond
 	default:
-		return unknownParam(st, "app_lua", "load, reload, log_mode, max_exec_ms")
+		return unknownParam(st, "app_lua", "load, reload, log_mode, max_exec_ms, load_timeout_ms")
 	}
 	return nil
 }

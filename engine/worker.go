@@ -15,9 +15,10 @@ import (
 // worker is one VM and its KSR environment, owned by one goroutine (a group
 // worker or an rtimer goroutine). It implements workers.Runner.
 type worker struct {
-	e   *Engine
-	vm  *luavm.VM
-	env *ksr.Env
+	e    *Engine
+	vm   *luavm.VM
+	env  *ksr.Env
+	busy busyMark // stuck.go
 }
 
 // Boxed event-route arguments, built once.
@@ -31,10 +32,11 @@ func (e *Engine) newWorker(name, group string, index int, async bool) (*worker, 
 	env := ksr.NewEnv(e.deps, name, group, index)
 	env.AsyncWorker = async
 	vm, err := luavm.New(&e.cur, luavm.Options{
-		Name:     name,
-		Init:     func(L *lua.LState) error { ksr.Register(L, env); return nil },
-		Budget:   e.set.MaxExec,
-		Watchdog: e.watchdog,
+		Name:        name,
+		Init:        func(L *lua.LState) error { ksr.Register(L, env); return nil },
+		Budget:      e.set.MaxExec,
+		Watchdog:    e.watchdog,
+		LoadTimeout: e.loadTimeout(),
 	})
 	if err != nil {
 		return nil, err
@@ -92,7 +94,9 @@ func (w *worker) sync() {
 // reported only when required is set.
 func (w *worker) call(msg *ksr.Msg, fn string, required bool, args ...lua.LValue) error {
 	w.env.Msg = msg
+	w.enter(fn)
 	err := w.vm.CallGlobal(fn, args...)
+	w.leave()
 	w.env.Msg = nil
 	if err == nil {
 		return nil

@@ -206,17 +206,28 @@ func (vm *VM) runCo(co *Co, fn *lua.LFunction, args []lua.LValue) (*Co, error) {
 		co.th = nil // frames of the failed handler remain: not reusable
 		e := vm.classify(err)
 		if e == nil {
+			vm.stopped = stopPoint{}
 			return nil, nil // KSR.x.exit
 		}
 		if cancelled {
-			e.Kind = KindBudget
+			vm.budgetStop(e)
 		}
 		if e.Traceback == "" {
 			e.Traceback = threadTraceback(th)
 		}
 		return nil, e
 	}
+	if cancelled {
+		vm.stopped = stopPoint{} // the handler got past the budget without an error
+	}
 	switch {
+	case st == lua.ResumeYield && !co.yielding:
+		// coroutine.yield() called by the handler itself: nothing would ever
+		// resume it. An error, as in a handler that does not run as a
+		// coroutine; the thread still holds frames and is dropped.
+		co.th = nil
+		where := luaWhere(th, 0)
+		return nil, &Error{Msg: where + ": can not yield from outside of a coroutine (coroutine.yield in an event handler)", Traceback: threadTraceback(th), Where: where}
 	case st == lua.ResumeYield:
 		return co, nil
 	case co.yielding:

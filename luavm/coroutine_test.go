@@ -387,3 +387,58 @@ function napper() work() nap() work() end`
 		return err
 	})
 }
+
+// coroutine.yield() called by the handler itself would leave it suspended
+// for ever: it is an error naming the line, after a suspension too.
+func TestBareYieldIsAnError(t *testing.T) {
+	h := newCoVM(t, "function handler()\n  local x = 1\n  coroutine.yield()\nend\nfunction later()\n  nap()\n  coroutine.yield()\nend\nfunction fine() end", Options{})
+	co, err := h.vm.CallGlobalCo("handler")
+	var e *Error
+	if co != nil || !errors.As(err, &e) {
+		t.Fatalf("got co=%v err=%v, want an error", co, err)
+	}
+	if e.Where != "co.lua:3" || !strings.Contains(e.Msg, "co.lua:3:") || !strings.Contains(e.Msg, "yield") {
+		t.Fatalf("error %+v", e)
+	}
+	co, err = h.vm.CallGlobalCo("later")
+	if co == nil || err != nil {
+		t.Fatalf("later: %v %v", co, err)
+	}
+	if susp, err := co.Resume(); susp || !errors.As(err, &e) || e.Where != "co.lua:7" {
+		t.Fatalf("resume: %v %v", susp, err)
+	}
+	if co, err := h.vm.CallGlobalCo("fine"); co != nil || err != nil {
+		t.Fatalf("the VM does not go on: %v %v", co, err)
+	}
+}
+
+// A handler stopped by the budget names where it was stopped and its
+// traceback, whether it runs as a coroutine or not, and also when the loop
+// is in the handler itself (a coroutine's error unwinds that frame).
+func TestBudgetStopNamesPosition(t *testing.T) {
+	wd := NewWatchdog()
+	h := newCoVM(t, "function direct()\n  local n = 0\n  while true do n = n + 1 end\nend\nlocal function inner()\n  while true do end\nend\nfunction outer()\n  inner()\nend", Options{Budget: 20 * time.Millisecond, Watchdog: wd})
+	stop := runWatchdog(wd, time.Millisecond)
+	defer stop()
+	cases := []struct{ fn, where, frame string }{
+		{"direct", "co.lua:3", "co.lua:3: in function"},
+		{"outer", "co.lua:6", "co.lua:9: in function"},
+	}
+	for _, c := range cases {
+		for _, asCo := range []bool{false, true} {
+			var err error
+			if asCo {
+				_, err = h.vm.CallGlobalCo(c.fn)
+			} else {
+				err = h.vm.CallGlobal(c.fn)
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.Kind != KindBudget {
+				t.Fatalf("%s (co %v): got %v, want a budget error", c.fn, asCo, err)
+			}
+			if e.Where != c.where || !strings.Contains(err.Error(), "at "+c.where) || !strings.Contains(e.Traceback, c.frame) {
+				t.Errorf("%s (co %v): where %q, error %q, traceback:\n%s", c.fn, asCo, e.Where, err, e.Traceback)
+			}
+		}
+	}
+}

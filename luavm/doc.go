@@ -13,5 +13,6 @@
 // Every call into Lua goes through VM.Call: a protected call, the stack reset
 // afterwards, the KSR.x.exit sentinel treated as a normal end, Lua errors
 // returned with their traceback, Go panics inside bindings recovered, and an
-// optional per-event time budget enforced by a Watchdog.
+// optional per-event time budget enforced by a Watchdog. The scripts' top
+// level (New, Sync, Prove) may be bounded too (Options.LoadTimeout).
 package luavm

@@ -47,6 +47,10 @@ type Options struct {
 	// enforced when Watchdog is set.
 	Budget   time.Duration
 	Watchdog *Watchdog
+	// LoadTimeout bounds the top level of the scripts each time the VM
+	// starts or switches to a new generation (New, Sync); 0 disables the
+	// bound. An overrun is a *LoadTimeoutError.
+	LoadTimeout time.Duration
 }
 
 // ErrorKind says why a call failed.
@@ -62,10 +66,17 @@ type Error struct {
 	Kind      ErrorKind
 	Msg       string
 	Traceback string
+	// Where is the position ("file:line") of the innermost Lua function
+	// running when the error was raised or the budget stopped it; it may be
+	// empty.
+	Where string
 }
 
 func (e *Error) Error() string {
 	if e.Kind == KindBudget {
+		if e.Where != "" {
+			return "lua: event stopped after exceeding its time budget, at " + e.Where
+		}
 		return "lua: event stopped after exceeding its time budget: " + e.Msg
 	}
 	return "lua: " + e.Msg
@@ -88,6 +99,7 @@ type VM struct {
 	mu      sync.Mutex // guards ctx/cancel swaps against the watchdog
 	ctx     context.Context
 	cancel  context.CancelFunc
+	stopped stopPoint // where the budget stopped the running event (owner goroutine)
 }
 
 // New builds a VM running cur's generation.
@@ -97,7 +109,7 @@ func New(cur *Current, opts Options) (*VM, error) {
 		return nil, errors.New("luavm: no script generation published")
 	}
 	vm := &VM{name: opts.Name, cur: cur, opts: opts}
-	L, err := vm.instantiate(g)
+	L, err := vm.instantiate(context.Background(), g, opts.LoadTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -107,22 +119,6 @@ func New(cur *Current, opts Options) (*VM, error) {
 		opts.Watchdog.add(vm)
 	}
 	return vm, nil
-}
-
-// Prove instantiates g in a scratch state, runs its top-level chunks and
-// calls check (if not nil) on the result, then discards the state. It is the
-// validation step of a reload.
-func Prove(g *Generation, init func(L *lua.LState) error, check func(L *lua.LState) error) error {
-	vm := &VM{name: "scratch", opts: Options{Init: init}}
-	L, err := vm.instantiate(g)
-	if err != nil {
-		return err
-	}
-	defer L.Close()
-	if check != nil {
-		return check(L)
-	}
-	return nil
 }
 
 // Name returns the VM's name.
@@ -141,7 +137,7 @@ func (vm *VM) Sync() (bool, error) {
 	if g == vm.gen {
 		return false, nil
 	}
-	L, err := vm.instantiate(g)
+	L, err := vm.instantiate(context.Background(), g, vm.opts.LoadTimeout)
 	if err != nil {
 		// Keep running the old code; do not retry this generation.
 		vm.gen = g
@@ -154,7 +150,9 @@ func (vm *VM) Sync() (bool, error) {
 	return true, nil
 }
 
-func (vm *VM) instantiate(g *Generation) (*lua.LState, error) {
+// instantiate makes a fresh Lua state running g's top-level chunks, which
+// are stopped when ctx ends or after timeout (0: no bound).
+func (vm *VM) instantiate(ctx context.Context, g *Generation, timeout time.Duration) (*lua.LState, error) {
 	L := lua.NewState(lua.Options{
 		CallStackSize:    256,
 		RegistrySize:     1024,
@@ -169,19 +167,31 @@ func (vm *VM) instantiate(g *Generation) (*lua.LState, error) {
 			return nil, err
 		}
 	}
-	vm.setContext(L)
+	vm.setContext(L) // the budget's context, if any, before the chunks: coroutines they make inherit it
+	lim := limitTopLevel(ctx, L, timeout)
+	last := ""
 	for _, s := range g.Scripts {
+		last = s.Path
 		L.Push(L.NewFunctionFromProto(s.Proto))
 		err := L.PCall(0, 0, vm.errfn)
 		L.SetTop(0)
-		if err != nil {
-			e := vm.classify(err)
-			if e == nil {
-				continue // KSR.x.exit at top level ends that chunk only
-			}
-			L.Close()
-			return nil, fmt.Errorf("load %s: %w", s.Path, e)
+		if err == nil {
+			continue
 		}
+		e := vm.classify(err)
+		if e == nil {
+			continue // KSR.x.exit at top level ends that chunk only
+		}
+		if stop := lim.end(ctx, s.Path, e); stop != nil {
+			L.Close()
+			return nil, stop
+		}
+		L.Close()
+		return nil, fmt.Errorf("load %s: %w", s.Path, e)
+	}
+	if stop := lim.end(ctx, last, nil); stop != nil {
+		L.Close()
+		return nil, stop
 	}
 	return L, nil
 }
@@ -190,8 +200,9 @@ func (vm *VM) setContext(L *lua.LState) {
 	if vm.opts.Budget <= 0 || vm.opts.Watchdog == nil {
 		return
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	vm.mu.Lock()
-	vm.ctx, vm.cancel = context.WithCancel(context.Background())
+	vm.ctx, vm.cancel = &budgetCtx{Context: ctx, vm: vm, L: L}, cancel
 	vm.mu.Unlock()
 	L.SetContext(vm.ctx)
 }
@@ -241,17 +252,30 @@ func (vm *VM) Call(fn lua.LValue, args ...lua.LValue) error {
 		cancelled = true
 		vm.setContext(L) // waits for the watchdog's cancel to finish
 	}
-	if err == nil {
-		return nil
-	}
-	e := vm.classify(err)
-	if e != nil && cancelled {
-		e.Kind = KindBudget
+	var e *Error
+	if err != nil {
+		e = vm.classify(err)
 	}
 	if e == nil {
+		if cancelled {
+			vm.stopped = stopPoint{} // the event ended just as the budget passed
+		}
 		return nil
 	}
+	if cancelled {
+		vm.budgetStop(e)
+	}
 	return e
+}
+
+// budgetStop marks e as stopped by the budget, at the position recorded
+// when the budget stopped the Lua code (budgetCtx).
+func (vm *VM) budgetStop(e *Error) {
+	e.Kind = KindBudget
+	if p := vm.stopped; p.where != "" {
+		e.Where, e.Traceback = p.where, p.traceback
+	}
+	vm.stopped = stopPoint{}
 }
 
 // classify turns a PCall error into nil (exit sentinel) or *Error.
@@ -303,7 +327,7 @@ func traceback(L *lua.LState) int {
 	b.WriteString("stack traceback:")
 	writeFrames(&b, L, 1) // level 0 is this handler
 	ud := L.NewUserData()
-	ud.Value = &Error{Msg: msg, Traceback: b.String()}
+	ud.Value = &Error{Msg: msg, Traceback: b.String(), Where: luaWhere(L, 1)}
 	L.Push(ud)
 	return 1
 }
@@ -330,7 +354,8 @@ func writeFrames(b *strings.Builder, L *lua.LState, from int) {
 			}
 			b.WriteString("function ")
 		}
-		if dbg.Name != "" && dbg.Name != "main chunk" {
+		// gopher-lua names the function a thread started with "corountine".
+		if dbg.Name != "" && dbg.Name != "main chunk" && dbg.Name != "corountine" {
 			fmt.Fprintf(b, "'%s'", dbg.Name)
 		} else {
 			fmt.Fprintf(b, "<%s:%d>", dbg.Source, dbg.LineDefined)

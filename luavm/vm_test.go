@@ -176,7 +176,7 @@ func TestCompileErrorHasLine(t *testing.T) {
 
 func TestProveRunsCheck(t *testing.T) {
 	g := gen(t, 1, "function ksr_request_route() end")
-	err := Prove(g, nil, func(L *lua.LState) error {
+	err := Prove(context.Background(), g, 0, nil, func(L *lua.LState) error {
 		if _, ok := L.GetGlobal("ksr_request_route").(*lua.LFunction); !ok {
 			return errors.New("missing")
 		}
@@ -186,7 +186,7 @@ func TestProveRunsCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	g2 := gen(t, 2, "x = 1")
-	if err := Prove(g2, nil, func(L *lua.LState) error {
+	if err := Prove(context.Background(), g2, 0, nil, func(L *lua.LState) error {
 		if _, ok := L.GetGlobal("ksr_request_route").(*lua.LFunction); !ok {
 			return errors.New("missing")
 		}
@@ -237,4 +237,90 @@ func runWatchdog(wd *Watchdog, iv time.Duration) (stop func()) {
 	done := make(chan struct{})
 	go func() { defer close(done); wd.Run(ctx) }()
 	return func() { cancel(); <-done }
+}
+
+// A top level that never finishes is stopped by the load timeout, with its
+// position, on the calling goroutine; the same state type proves fine after.
+func TestProveStopsEndlessTopLevel(t *testing.T) {
+	for _, src := range []string{
+		"x = 1\nwhile true do end\n",
+		"x = 1\nlocal function f()\n  while true do end\nend\nf()\n",
+		// pcall cannot hold the stop: the next instruction outside it stops again.
+		"while true do pcall(function() while true do end end) end\n",
+		"local co = coroutine.wrap(function() while true do end end)\nco()\n",
+	} {
+		g := gen(t, 1, src)
+		err := Prove(context.Background(), g, 20*time.Millisecond, nil, nil)
+		var te *LoadTimeoutError
+		if !errors.As(err, &te) {
+			t.Fatalf("%q: got %v, want a LoadTimeoutError", src, err)
+		}
+		if te.Path != "test.lua" || !strings.HasPrefix(te.Where, "test.lua:") {
+			t.Errorf("%q: %+v", src, te)
+		}
+		if !strings.Contains(err.Error(), "script top level did not finish within 20ms (stopped at test.lua:") {
+			t.Errorf("%q: message %q", src, err)
+		}
+	}
+	var te *LoadTimeoutError
+	err := Prove(context.Background(), gen(t, 1, "x = 1\nwhile true do end\n"), 20*time.Millisecond, nil, nil)
+	if !errors.As(err, &te) || te.Where != "test.lua:2" {
+		t.Fatalf("got %v, want stopped at test.lua:2", err)
+	}
+	// A top level that finishes is not disturbed, and coroutines it made stay
+	// usable after the limit is gone.
+	g := gen(t, 2, "co = coroutine.wrap(function() while true do coroutine.yield(1) end end)\nfunction f() return co() end")
+	if err := Prove(context.Background(), g, time.Hour, nil, func(L *lua.LState) error {
+		L.Push(L.GetGlobal("f"))
+		return L.PCall(0, 1, nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A cancelled context stops the proof too.
+func TestProveStopsOnCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	g := gen(t, 1, "started()\nwhile true do end\n")
+	err := Prove(ctx, g, 0, func(L *lua.LState) error {
+		L.SetGlobal("started", L.NewFunction(func(L *lua.LState) int { cancel(); return 0 }))
+		return nil
+	}, nil)
+	if err == nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want a cancelled proof", err)
+	}
+}
+
+// The same bound applies when a VM starts or switches generation.
+func TestLoadTimeoutAtStartAndSync(t *testing.T) {
+	cur := &Current{}
+	cur.Store(gen(t, 1, "while true do end"))
+	if _, err := New(cur, Options{LoadTimeout: 20 * time.Millisecond}); !errors.As(err, new(*LoadTimeoutError)) {
+		t.Fatalf("new: got %v", err)
+	}
+	vm, cur := newVM(t, "marker = 'old'", Options{LoadTimeout: 20 * time.Millisecond})
+	cur.Store(gen(t, 2, "while true do end"))
+	if switched, err := vm.Sync(); switched || !errors.As(err, new(*LoadTimeoutError)) {
+		t.Fatalf("sync: %v %v", switched, err)
+	}
+	if vm.L.GetGlobal("marker").String() != "old" {
+		t.Fatal("old state lost")
+	}
+}
+
+// A coroutine the top level made stays under the budget: the load limit's
+// context sits below the budget's.
+func TestBudgetStopsLoopInTopLevelCoroutine(t *testing.T) {
+	wd := NewWatchdog()
+	vm, _ := newVM(t, "gen = coroutine.wrap(function() while true do end end)\nfunction spin() gen() end\nfunction ok() end",
+		Options{Budget: 20 * time.Millisecond, Watchdog: wd, LoadTimeout: time.Hour})
+	stop := runWatchdog(wd, time.Millisecond)
+	defer stop()
+	var e *Error
+	if err := vm.CallGlobal("spin"); !errors.As(err, &e) || e.Kind != KindBudget {
+		t.Fatalf("got %v, want a budget error", err)
+	}
+	if err := vm.CallGlobal("ok"); err != nil {
+		t.Fatalf("after the budget stop: %v", err)
+	}
 }

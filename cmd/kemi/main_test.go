@@ -168,6 +168,8 @@ func TestCheckCommand(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "ok.lua"), []byte(script("1")), 0o644)
 	os.WriteFile(filepath.Join(dir, "bad.cfg"), []byte("loadmodule \"app_lua.so\"\nmodparam(\"app_lua\", \"load\", \"bad.lua\")\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "bad.lua"), []byte("function ksr_request_route()\n  x = = 1\nend\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "loop.cfg"), []byte("loadmodule \"app_lua.so\"\nmodparam(\"app_lua\", \"load\", \"loop.lua\")\nmodparam(\"app_lua\", \"load_timeout_ms\", 100)\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "loop.lua"), []byte(script("1")+"while true do end\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "route.cfg"), []byte("loadmodule \"app_lua.so\"\nrequest_route {\n}\n"), 0o644)
 	tests := []struct {
 		args []string
@@ -178,6 +180,7 @@ func TestCheckCommand(t *testing.T) {
 		{[]string{"check"}, true, "embedded:default.cfg: ok"},
 		{[]string{"check", "-f", filepath.Join(dir, "bad.cfg")}, false, "bad.lua:2"},
 		{[]string{"check", "-f", filepath.Join(dir, "route.cfg")}, false, "route.cfg:2"},
+		{[]string{"check", "-f", filepath.Join(dir, "loop.cfg")}, false, "script top level did not finish within 100ms (stopped at " + filepath.Join(dir, "loop.lua") + ":2)"},
 		{[]string{"check", "-f", filepath.Join(dir, "missing.cfg")}, false, "missing.cfg"},
 		{[]string{"version"}, true, "kemi "},
 	}

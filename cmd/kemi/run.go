@@ -82,15 +82,15 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 			changes = ch
 		}
 	}
+	rl := startReloader(e, log)
+	defer rl.stop()
 	for {
 		select {
 		case <-changes:
-			if _, err := e.Reload(); err == nil {
-				log.Info("reloaded after a script change")
-			}
+			rl.request("a script change")
 		case s := <-sigs:
 			if s == syscall.SIGHUP {
-				e.Reload()
+				rl.request("SIGHUP")
 				continue
 			}
 			log.Info("stopping", "signal", s.String(), "grace", grace.String())
@@ -113,6 +113,56 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 			return nil
 		}
 	}
+}
+
+// reloader runs the reloads asked for by SIGHUP and -watch on a goroutine of
+// its own, so that the signal loop never waits for one and a SIGTERM is
+// always read. One reload runs at a time and at most one more is pending:
+// requests made meanwhile (repeated SIGHUPs, a burst of file changes)
+// coalesce into the pending one, which reads the files when it starts.
+type reloader struct {
+	e    *engine.Engine
+	log  *slog.Logger
+	req  chan string // the pending request's reason
+	quit chan struct{}
+	done chan struct{}
+}
+
+func startReloader(e *engine.Engine, log *slog.Logger) *reloader {
+	r := &reloader{e: e, log: log, req: make(chan string, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	go r.run()
+	return r
+}
+
+// request asks for a reload; it never blocks.
+func (r *reloader) request(why string) {
+	select {
+	case r.req <- why:
+	default:
+		r.log.Info("reload already pending", "reason", why)
+	}
+}
+
+func (r *reloader) run() {
+	defer close(r.done)
+	for {
+		select {
+		case <-r.quit:
+			return
+		case why := <-r.req:
+			// Reload logs a refusal itself (the running script stays).
+			if _, err := r.e.Reload(); err == nil {
+				r.log.Info("reloaded after " + why)
+			}
+		}
+	}
+}
+
+// stop ends the goroutine once a reload in progress returns (its proof is
+// bounded by the load timeout, and cancelled by the engine's stop).
+func (r *reloader) stop() {
+	close(r.quit)
+	<-r.done
 }
 
 // watchScripts reports changes of the script files (debounced: editors

@@ -1,0 +1,98 @@
+package engine
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultStuckAfter is how long one callback may run before the engine warns
+// that its worker is stuck (Options.StuckAfter).
+const DefaultStuckAfter = 5 * time.Second
+
+// busyMark is what the stuck-event monitor sees of a worker: the callback it
+// runs and since when. Only the worker's goroutine writes it.
+type busyMark struct {
+	since atomic.Int64           // unix ns when the running callback started, 0 when idle
+	cb    atomic.Pointer[string] // its name
+	names map[string]*string     // interned callback names (owner goroutine only)
+	seen  int64                  // the since already warned about (monitor goroutine only)
+}
+
+// enter marks the worker busy in callback fn.
+func (w *worker) enter(fn string) {
+	b := &w.busy
+	p, ok := b.names[fn]
+	if !ok {
+		if b.names == nil {
+			b.names = map[string]*string{}
+		}
+		p = new(string)
+		*p = fn
+		b.names[fn] = p
+	}
+	b.cb.Store(p)
+	b.since.Store(time.Now().UnixNano())
+}
+
+// leave marks the worker idle again.
+func (w *worker) leave() { w.busy.since.Store(0) }
+
+// stuckMonitor warns, once per event, about a callback that runs longer than
+// after: with max_exec_ms off nothing stops it, and even with it a Go call
+// that blocks cannot be stopped. The warning names the worker and the
+// callback.
+type stuckMonitor struct {
+	e     *Engine
+	after time.Duration
+}
+
+func (m stuckMonitor) Name() string { return "stuck monitor" }
+
+func (m stuckMonitor) Start(ctx context.Context) error {
+	iv := m.after / 4
+	if iv < time.Millisecond {
+		iv = time.Millisecond
+	}
+	go func() {
+		t := time.NewTicker(iv)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				m.check(now)
+			}
+		}
+	}()
+	return nil
+}
+
+func (m stuckMonitor) Stop(context.Context) error { return nil } // the run context ends it
+
+// check warns about every worker whose callback started more than after
+// before now and was not warned about yet.
+func (m stuckMonitor) check(now time.Time) {
+	e := m.e
+	e.vmsMu.Lock()
+	defer e.vmsMu.Unlock()
+	for _, w := range e.vms {
+		b := &w.busy
+		s := b.since.Load()
+		if s == 0 || s == b.seen {
+			continue
+		}
+		d := now.Sub(time.Unix(0, s))
+		if d < m.after {
+			continue
+		}
+		b.seen = s
+		cb := ""
+		if p := b.cb.Load(); p != nil {
+			cb = *p
+		}
+		e.log.Warn("worker stuck: one event runs for longer than expected (max_exec_ms can stop it)",
+			"worker", w.vm.Name(), "callback", cb, "running", d.Round(time.Millisecond).String(), "max_exec_ms", e.set.MaxExec.Milliseconds())
+	}
+}
