@@ -192,13 +192,13 @@ func buildRequest(c *conn, r request) string {
 // request by Call-ID and answers the ones whose case expects a relay.
 type sink struct {
 	pc      net.PacketConn
-	answer  func(caseName string) bool
+	answer  func(caseName string) int // the status to answer with, 0 for none
 	mu      sync.Mutex
 	reqs    map[string]*message
 	markers map[string]chan struct{}
 }
 
-func newSink(t *testing.T, answer func(string) bool) *sink {
+func newSink(t *testing.T, answer func(string) int) *sink {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -241,16 +241,16 @@ func (s *sink) loop() {
 			s.reqs[cid] = m
 		}
 		s.mu.Unlock()
-		if s.answer(name) && !strings.HasPrefix(m.first, "ACK ") {
-			s.pc.WriteTo([]byte(sinkAnswer(m)), from)
+		if code := s.answer(name); code != 0 && !strings.HasPrefix(m.first, "ACK ") {
+			s.pc.WriteTo([]byte(sinkAnswer(m, code)), from)
 		}
 	}
 }
 
-// sinkAnswer is a 200 OK to m.
-func sinkAnswer(m *message) string {
+// sinkAnswer is the sink's reply to m.
+func sinkAnswer(m *message, code int) string {
 	var b strings.Builder
-	b.WriteString("SIP/2.0 200 Sink OK\r\n")
+	fmt.Fprintf(&b, "SIP/2.0 %d Sink Says\r\n", code)
 	for _, h := range m.headers {
 		switch strings.ToLower(h[0]) {
 		case "via", "v", "from", "f", "call-id", "i", "cseq":

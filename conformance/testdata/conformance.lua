@@ -8,9 +8,12 @@
 -- and an error as the single value "error:<message without its location>".
 -- X-Case: __list returns the case table itself, one value per case:
 --   <name>|<method>|<profile>|<expect>
--- where profile names the request the Go side builds and expect is "" or
--- "fwd" (a request is forwarded to the sink) or "relay" (relayed to the
--- sink, which answers).
+-- where profile names the request the Go side builds and expect is a
+-- comma-separated list of: "fwd" (a request is forwarded to the sink),
+-- "relay" (relayed to the sink, which answers 200 or, when the case name
+-- holds "failure", 486), "mf" (compare the forwarded Max-Forwards too),
+-- "resume" (a later reply 299 "Resumed ..." comes from an async or failure
+-- route).
 --
 -- Values that legitimately differ per engine (ports, time) are normalised
 -- here: a case returns a type or a derived boolean for them, never nothing.
@@ -228,6 +231,10 @@ case("pv.get $TV(Sm)", function()
 	return type(v), type(v) == "string" and string.match(v, "^%d+%.%d%d%d$") ~= nil
 end)
 case("pv.get $TV(x) unknown", function() return pv("$TV(x)") end)
+case("pv.get $TV(Fn)", function()
+	local v = pv("$TV(Fn)")
+	return type(v), type(v) == "string" and string.match(v, "^%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d%.%d+$") ~= nil
+end)
 for _, n in ipairs({"$TF", "$Tf"}) do
 	case("pv.get " .. n, function()
 		local v = pv(n)
@@ -474,6 +481,21 @@ case("tm.t_relay_to_proto_addr", function()
 	local h, p = sinkHost()
 	return KSR.tm.t_relay_to_proto_addr("udp", h, p)
 end, {method = "MESSAGE", expect = "relay"})
+case("tm.t_on_failure failure route", function()
+	KSR.pv.sets("$du", sink())
+	KSR.tm.t_on_failure("ksr_conformance_failure_report")
+	return KSR.tm.t_relay()
+end, {method = "MESSAGE", expect = "fwd,resume"})
+case("tm.t_on_reply reply route", function()
+	KSR.pv.sets("$du", sink())
+	KSR.tm.t_on_reply("ksr_conformance_reply_report")
+	return KSR.tm.t_relay()
+end, {method = "MESSAGE", expect = "relay"})
+case("tm.t_on_reply on failure reply", function()
+	KSR.pv.sets("$du", sink())
+	KSR.tm.t_on_reply("ksr_conformance_reply_report")
+	return KSR.tm.t_relay()
+end, {method = "MESSAGE", expect = "relay"})
 case("tm.t_relay_to_proto_addr invalid proto", function()
 	local h, p = sinkHost()
 	return KSR.tm.t_relay_to_proto_addr("nope", h, p)
@@ -481,6 +503,36 @@ end, {method = "MESSAGE"})
 
 function ksr_conformance_failure() end
 function ksr_conformance_reply() end
+
+-- The sink answers the requests of cases named "... failure ..." with 486;
+-- this failure route reports what it sees in the reason of a 299.
+function ksr_conformance_failure_report()
+	local r = {
+		"code=" .. tostring(pv("$T_reply_code")),
+		"reason=" .. tostring(pv("$T_reply_reason")),
+		"type=" .. tostring(pv("$T_reply_type")),
+		"status=" .. tostring(KSR.tm.t_get_status_code()),
+		"check486=" .. tostring(KSR.tm.t_check_status("486")),
+		"timeout=" .. tostring(KSR.tm.t_branch_timeout()),
+		"replied=" .. tostring(KSR.tm.t_branch_replied()),
+		"canceled=" .. tostring(KSR.tm.t_is_canceled()),
+		"rm=" .. tostring(pv("$rm")),
+	}
+	KSR.tm.t_reply(299, "Resumed failure " .. table.concat(r, " "))
+end
+
+-- This reply route marks the relayed reply with what it sees.
+function ksr_conformance_reply_report()
+	local r = {
+		"rs=" .. tostring(pv("$rs")),
+		"rr=" .. tostring(pv("$rr")),
+		"code=" .. tostring(pv("$T_reply_code")),
+		"status=" .. tostring(KSR.tm.t_get_status_code()),
+		"check=" .. tostring(KSR.tm.t_check_status("200")),
+		"rm=" .. tostring(pv("$rm")),
+	}
+	KSR.hdr.append("X-On-Reply: " .. table.concat(r, " ") .. "\r\n")
+end
 function ksr_conformance_branch()
 	KSR.hdr.append("X-Branch: yes\r\n")
 end
@@ -650,11 +702,11 @@ case("args.nil str", function() return KSR.is_method_in(nil) end)
 case("args.nil str export table", function() return KSR.mqueue.mq_size(nil) end)
 case("args.boolean str", function() return KSR.is_method(true) end)
 case("args.number str", function() return KSR.hdr.is_present(123) end)
-case("args.non-numeric int", function() return KSR.setflag("abc"), KSR.isflagset(0) end)
-case("args.numeric string int", function() return KSR.setflag("5"), KSR.isflagset(5) end)
-case("args.hex string int", function() return KSR.setflag("0x6"), KSR.isflagset(6) end)
-case("args.float int", function() return KSR.setflag(2.9), KSR.isflagset(2) end)
-case("args.nil int", function() return KSR.setflag(nil), KSR.isflagset(0) end)
+case("args.non-numeric int", function() KSR.setflag("abc") return KSR.isflagset(0) end)
+case("args.numeric string int", function() KSR.setflag("5") return KSR.isflagset(5) end)
+case("args.hex string int", function() KSR.setflag("0x6") return KSR.isflagset(6) end)
+case("args.float int", function() KSR.setflag(2.9) return KSR.isflagset(2), KSR.isflagset(3) end)
+case("args.nil int", function() KSR.setflag(nil) return KSR.isflagset(0) end)
 case("args.table str", function() return KSR.is_method({}) end)
 
 ---------------------------------------------------------------------------
