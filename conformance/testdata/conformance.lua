@@ -304,6 +304,23 @@ case("pv.sets $du", setget("$du", "sets", "sip:127.0.0.1:5999"))
 case("pv.sets $du invalid", setget("$du", "sets", "nonsense"))
 case("pv.sets read-only $ci", setget("$ci", "sets", "x"))
 case("pv.sets read-only $hdr", setget("$hdr(X-Multi)", "sets", "x"))
+-- Is it writable? (each pv kemi reads; the value read back after, and for
+-- header pvs the request the next hop receives)
+for _, name in ipairs({"$rm", "$rz", "$cs", "$Ts", "$pr", "$mb", "$T_reply_code"}) do
+	case("pv.sets " .. name .. " writable", function()
+		local v = "sip:w@example.net"
+		return KSR.pv.sets(name, v), KSR.pv.get(name) == v
+	end)
+end
+local headerPVs = {["$fu"] = "sip:carol@example.net", ["$fU"] = "carol", ["$fd"] = "example.net", ["$fn"] = "Carol",
+	["$tu"] = "sip:dave@example.net", ["$tU"] = "dave", ["$td"] = "example.net", ["$tn"] = "Dave",
+	["$ua"] = "other-ua", ["$rb"] = "new body", ["$ct"] = "<sip:x@192.0.2.7>", ["$cT"] = "text/html"}
+for _, name in ipairs({"$fu", "$fU", "$fd", "$fn", "$tu", "$tU", "$td", "$tn", "$ua", "$rb", "$ct", "$cT"}) do
+	case("pv.sets " .. name .. " writable", function()
+		local v = headerPVs[name]
+		return KSR.pv.sets(name, v), KSR.pv.get(name) == v, KSR.forward_uri(sink())
+	end, {expect = "fwd"})
+end
 case("pv.sets unknown pv", function() return KSR.pv.sets("$conformance_nope", "x") end)
 case("pv.sets $var dynamic name", function()
 	KSR.pv.sets("$var(cf_dynname)", "cf_target")
