@@ -142,6 +142,7 @@ var knownDifferences = map[string]string{
 		"nil and t_branch_replied -1; kemi gives 0 and 1",
 	"tm.t_relay Max-Forwards": deliberate + "kemi's t_relay decrements Max-Forwards (docs/relay.md); Kamailio's tm " +
 		"leaves it to maxfwd",
+	"tm.t_relay INVITE": bug + "tm's automatic 100 for an INVITE reads \"trying -- your call is important to us\" in Kamailio (tm's default), \"Trying\" in kemi",
 	"tm.t_relay_to_proto_addr invalid proto": deliberate + "kemi refuses a protocol other than udp/tcp (-1); " +
 		"Kamailio relays anyway (over UDP)",
 
