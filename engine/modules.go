@@ -3,6 +3,7 @@ package engine
 import (
 	"kemi/ksr"
 	"kemi/modules/mqueue"
+	"kemi/modules/sl"
 )
 
 // moduleTable returns a fresh instance of every module that has a home of
@@ -12,11 +13,12 @@ import (
 // Modules are made fresh for each configuration: they hold its settings.
 //
 // Not yet moved into a home (still in settings.go, ksr and engine): app_lua,
-// tm, sl, rr, pv, rtimer, async, sworker, jsonrpcs.
+// tm, rr, pv, rtimer, async, sworker, jsonrpcs.
 func moduleTable() []ksr.Module {
 	return []ksr.Module{
 		ksr.Core(),
 		mqueue.New(), // first runtime started, last stopped: queues load before traffic, save after it
+		sl.New(),
 	}
 }
 

@@ -111,7 +111,7 @@ const (
 var (
 	implemented = map[string]bool{"app_lua": true, "rtimer": true, "async": true, "sworker": true, "jsonrpcs": true}
 	coreOnly    = map[string]bool{
-		"tm": true, "tmx": true, "sl": true, "pv": true, "xlog": true, "kex": true, "corex": true,
+		"tm": true, "tmx": true, "pv": true, "xlog": true, "kex": true, "corex": true,
 		"ctl": true, "cfg_rpc": true, "db_sqlite": true, "rr": true, "app_lua_sr": true,
 	}
 )

@@ -13,6 +13,7 @@ import (
 
 	"kemi/ksr"
 	"kemi/luavm"
+	"kemi/modules/sl"
 	"kemi/sipnet"
 )
 
@@ -35,6 +36,12 @@ func newCoreHarness(t *testing.T) *coreHarness {
 		Shv:    ksr.NewSharedVars(),
 		Myself: func() []netip.AddrPort { return []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:5060")} },
 	}
+	// KSR.sl and KSR.tm are used to check replies and argument rules
+	t2, err := ksr.NewTable(ksr.Core(), sl.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Table = t2
 	h.env = ksr.NewEnv(d, "test/0", "test", 0)
 	h.L = lua.NewState()
 	t.Cleanup(h.L.Close)

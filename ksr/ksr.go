@@ -15,7 +15,6 @@ type legacy struct {
 // legacyModules lists the submodules not yet converted to export tables.
 func (e *Env) legacyModules() []legacy {
 	return []legacy{
-		{"sl", e.slFuncs()},
 		{"tm", e.tmFuncs()},
 		{"rr", e.rrFuncs()},
 		{"async", e.asyncFuncs()},

@@ -86,7 +86,7 @@ func (e *Env) tmFuncs() map[string]lua.LGFunction {
 				e.D.Log.Error("cannot send a t_reply to a message for which no transaction has been established")
 				return retInt(L, -1)
 			}
-			return retInt(L, e.reply(argInt(L, 1), argStr(L, 2), false))
+			return retInt(L, e.Reply(argInt(L, 1), argStr(L, 2), false))
 		},
 		"t_check_trans": func(L *lua.LState) int {
 			if e.Msg != nil && e.Msg.Req != nil && e.Msg.Req.Tx() != nil {
