@@ -3,6 +3,7 @@ package engine
 import (
 	"kemi/ksr"
 	"kemi/modules/mqueue"
+	"kemi/modules/rr"
 	"kemi/modules/sl"
 )
 
@@ -13,12 +14,13 @@ import (
 // Modules are made fresh for each configuration: they hold its settings.
 //
 // Not yet moved into a home (still in settings.go, ksr and engine): app_lua,
-// tm, rr, pv, rtimer, async, sworker, jsonrpcs.
+// tm, pv, rtimer, async, sworker, jsonrpcs.
 func moduleTable() []ksr.Module {
 	return []ksr.Module{
 		ksr.Core(),
 		mqueue.New(), // first runtime started, last stopped: queues load before traffic, save after it
 		sl.New(),
+		rr.New(),
 	}
 }
 

@@ -112,7 +112,7 @@ var (
 	implemented = map[string]bool{"app_lua": true, "rtimer": true, "async": true, "sworker": true, "jsonrpcs": true}
 	coreOnly    = map[string]bool{
 		"tm": true, "tmx": true, "pv": true, "xlog": true, "kex": true, "corex": true,
-		"ctl": true, "cfg_rpc": true, "db_sqlite": true, "rr": true, "app_lua_sr": true,
+		"ctl": true, "cfg_rpc": true, "db_sqlite": true, "app_lua_sr": true,
 	}
 )
 

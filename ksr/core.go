@@ -239,7 +239,7 @@ func isMyselfURI(e *Env, uri string) int {
 	if err := sip.ParseUri(uri, &u); err != nil {
 		return 0
 	}
-	return b2i(e.isMyself(u.Host, u.Port))
+	return b2i(e.IsMyself(u.Host, u.Port))
 }
 
 func isMyselfRURI(e *Env) int {
@@ -247,7 +247,7 @@ func isMyselfRURI(e *Env) int {
 	if r == nil {
 		return 0
 	}
-	return b2i(e.isMyself(r.Recipient.Host, r.Recipient.Port))
+	return b2i(e.IsMyself(r.Recipient.Host, r.Recipient.Port))
 }
 
 func isMyselfFURI(e *Env) int { return b2i(e.isMyselfHdr(e.fromURI())) }
@@ -257,7 +257,7 @@ func isMyselfSrcIP(e *Env) int {
 	if e.Msg == nil || e.Msg.Req == nil {
 		return 0
 	}
-	return b2i(e.isMyself(e.Msg.Req.Src.Addr().String(), 0))
+	return b2i(e.IsMyself(e.Msg.Req.Src.Addr().String(), 0))
 }
 
 func isRequest(e *Env) int { return b2i(e.Msg.Request() != nil) }
@@ -278,12 +278,13 @@ func (e *Env) proto() string {
 }
 
 func (e *Env) isMyselfHdr(u *sip.Uri) bool {
-	return u != nil && e.isMyself(u.Host, u.Port)
+	return u != nil && e.IsMyself(u.Host, u.Port)
 }
 
-// isMyself reports whether host[:port] is one of the engine's addresses
-// (port 0 matches any listening port, as for is_myself without port).
-func (e *Env) isMyself(host string, port int) bool {
+// IsMyself reports whether host[:port] is one of the engine's addresses or
+// aliases (port 0 matches any listening port, as for is_myself without
+// port): Kamailio's check_self, used by KSR.is_myself and rr's loose_route.
+func (e *Env) IsMyself(host string, port int) bool {
 	host = strings.Trim(host, "[]")
 	for _, a := range e.D.Aliases {
 		if strings.EqualFold(a, host) {

@@ -16,7 +16,6 @@ type legacy struct {
 func (e *Env) legacyModules() []legacy {
 	return []legacy{
 		{"tm", e.tmFuncs()},
-		{"rr", e.rrFuncs()},
 		{"async", e.asyncFuncs()},
 		{"sworker", e.sworkerFuncs()},
 	}
