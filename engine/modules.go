@@ -5,6 +5,7 @@ import (
 	"kemi/modules/mqueue"
 	"kemi/modules/rr"
 	"kemi/modules/sl"
+	"kemi/modules/tm"
 )
 
 // moduleTable returns a fresh instance of every module that has a home of
@@ -14,12 +15,14 @@ import (
 // Modules are made fresh for each configuration: they hold its settings.
 //
 // Not yet moved into a home (still in settings.go, ksr and engine): app_lua,
-// tm, pv, rtimer, async, sworker, jsonrpcs.
+// pv, rtimer, async, sworker, jsonrpcs.
 func moduleTable() []ksr.Module {
 	return []ksr.Module{
 		ksr.Core(),
 		mqueue.New(), // first runtime started, last stopped: queues load before traffic, save after it
 		sl.New(),
+		tm.New(),
+		tm.NewTMX(),
 		rr.New(),
 	}
 }
@@ -37,4 +40,10 @@ func (s *Settings) module(name string) ksr.Module {
 // Mqueue returns the configuration's mqueue settings.
 func (s *Settings) Mqueue() *mqueue.Settings {
 	return s.module("mqueue").(*mqueue.Module).Settings()
+}
+
+// TM returns the configuration's tm settings: fr_timer and fr_inv_timer,
+// which the relay (relay.go) honours.
+func (s *Settings) TM() *tm.Settings {
+	return s.module("tm").(*tm.Module).Settings()
 }

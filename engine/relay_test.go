@@ -674,8 +674,8 @@ func TestRelayTMSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if set.TM.FrTimer != 1500*time.Millisecond || set.TM.FrInvTimer != 90*time.Second {
-		t.Fatalf("tm settings %+v", set.TM)
+	if set.TM().FrTimer != 1500*time.Millisecond || set.TM().FrInvTimer != 90*time.Second {
+		t.Fatalf("tm settings %+v", set.TM())
 	}
 	if !strings.Contains(strings.Join(set.Notices, "\n"), `modparam("tm", "wt_timer") ignored`) {
 		t.Fatalf("no notice for an ignored tm parameter: %q", set.Notices)

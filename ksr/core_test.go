@@ -14,6 +14,7 @@ import (
 	"kemi/ksr"
 	"kemi/luavm"
 	"kemi/modules/sl"
+	"kemi/modules/tm"
 	"kemi/sipnet"
 )
 
@@ -37,7 +38,7 @@ func newCoreHarness(t *testing.T) *coreHarness {
 		Myself: func() []netip.AddrPort { return []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:5060")} },
 	}
 	// KSR.sl and KSR.tm are used to check replies and argument rules
-	t2, err := ksr.NewTable(ksr.Core(), sl.New())
+	t2, err := ksr.NewTable(ksr.Core(), sl.New(), tm.New())
 	if err != nil {
 		t.Fatal(err)
 	}

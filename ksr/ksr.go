@@ -15,7 +15,6 @@ type legacy struct {
 // legacyModules lists the submodules not yet converted to export tables.
 func (e *Env) legacyModules() []legacy {
 	return []legacy{
-		{"tm", e.tmFuncs()},
 		{"async", e.asyncFuncs()},
 		{"sworker", e.sworkerFuncs()},
 	}

@@ -182,8 +182,6 @@ func simplePV(class string) pvGetter {
 		return pvStatus
 	case "rr":
 		return pvReason
-	case "T_reply_code", "T_reply_reason", "T_reply_type":
-		return tmReplyPV(class)
 	case "ci":
 		return pvCallID
 	case "cs":
@@ -748,70 +746,4 @@ func parseSIPURI(s string) (sip.Uri, error) {
 		return u, fmt.Errorf("no host in %q", s)
 	}
 	return u, nil
-}
-
-// tmReplyPV is tmx's $T_reply_code, $T_reply_reason and $T_reply_type
-// (tmx t_var.c): in reply routes, the reply's status and reason; in a
-// failure route, the winning reply's (a local one for a timeout or a
-// cancel: $T_reply_type 1); in the request route, the status last sent
-// for the transaction. Without a transaction the code is 0, the reason
-// empty and the type nil; the reason outside reply and failure routes is
-// nil (tmx logs "unsupported route_type" there).
-func tmReplyPV(class string) func(e *Env, s *pvSpec) lua.LValue {
-	return func(e *Env, s *pvSpec) lua.LValue {
-		m := e.Msg
-		if m == nil {
-			return lua.LNil
-		}
-		if m.Res != nil { // core reply route and t_on_reply functions
-			switch class {
-			case "T_reply_code":
-				return boxInt(int(m.Res.Msg.StatusCode))
-			case "T_reply_reason":
-				if m.Route == RouteReply && m.Res.Branch == nil {
-					return lstr("") // no transaction
-				}
-				return lstr(m.Res.Msg.Reason)
-			}
-			if m.Res.Branch == nil {
-				return lua.LNil
-			}
-			return boxInt(0)
-		}
-		var hasTx bool
-		var last int
-		if m.Req != nil {
-			if tx := m.Req.Tx(); tx != nil {
-				hasTx, last = true, tx.LastStatus()
-			}
-		}
-		if !hasTx && m.TM == nil {
-			switch class {
-			case "T_reply_code":
-				return boxInt(0)
-			case "T_reply_reason":
-				return lstr("")
-			}
-			return lua.LNil
-		}
-		switch class {
-		case "T_reply_code":
-			switch {
-			case m.TM != nil:
-				return boxInt(m.TM.Code)
-			case m.Route == RouteRequest || m.Route == RouteBranch:
-				return boxInt(last)
-			}
-			return boxInt(0)
-		case "T_reply_reason":
-			if m.TM != nil {
-				return lstr(m.TM.Reason)
-			}
-			return lua.LNil
-		}
-		if m.TM != nil && m.TM.Res == nil {
-			return boxInt(1)
-		}
-		return boxInt(0)
-	}
 }
