@@ -8,9 +8,8 @@
 //
 // Argument and return conventions follow app_lua, not gopher-lua's Check*
 // helpers: too few arguments (or more than six) are logged and return false,
-// extra ones are ignored, a nil
-// string argument becomes "", a non-numeric integer argument becomes 0 (see
-// args.go). Nothing here raises a Lua error except KSR.x.exit/drop.
+// extra ones are ignored, a nil string argument becomes "", a non-numeric
+// integer argument becomes 0 (export.go, args.go). Nothing here raises a Lua error except KSR.x.exit/drop.
 //
 // Concurrency contract: Register builds the KSR table for one Lua state and
 // one *Env; an Env belongs to the goroutine owning that state. Deps is shared
