@@ -15,8 +15,8 @@ type pvSpec struct {
 	name string // class: "ru", "hdr", "var", ...
 	arg  string // inner name, for classes with parentheses
 	dyn  string // inner name when it is itself a PV ("$var(q)")
-	get  func(e *Env, s *pvSpec) lua.LValue
-	set  func(e *Env, s *pvSpec, v lua.LValue) bool
+	get  pvGetter
+	set  pvSetter // nil for a read-only variable
 }
 
 // pvParse parses name, caching the result per VM.
@@ -92,7 +92,7 @@ func (e *Env) argName(s *pvSpec) (string, bool) {
 
 // modulePV adapts a module's pseudo-variable class to a pvSpec's getter
 // and setter.
-func modulePV(pv *PV) (func(e *Env, s *pvSpec) lua.LValue, func(e *Env, s *pvSpec, v lua.LValue) bool) {
+func modulePV(pv *PV) (pvGetter, pvSetter) {
 	get := func(e *Env, s *pvSpec) lua.LValue {
 		name, ok := e.argName(s)
 		if !ok {
@@ -469,109 +469,138 @@ func hdrValue(m sip.Message, name string) lua.LValue {
 	return lua.LNil
 }
 
-// namedPV returns the getter and setter of a PV with an inner name.
-func namedPV(class string) (func(e *Env, s *pvSpec) lua.LValue, func(e *Env, s *pvSpec, v lua.LValue) bool) {
+// pvSetter writes a pseudo-variable; nil v unsets it.
+type pvSetter = func(e *Env, s *pvSpec, v lua.LValue) bool
+
+// namedPV returns the getter and setter (nil when read-only) of a PV with
+// an inner name, nil for an unknown class.
+func namedPV(class string) (pvGetter, pvSetter) {
 	switch class {
 	case "hdr":
-		return func(e *Env, s *pvSpec) lua.LValue {
-			m := e.Msg.SIP()
-			name, ok := e.argName(s)
-			if m == nil || !ok {
-				return lua.LNil
-			}
-			return hdrValue(m, name)
-		}, nil
+		return pvHdr, nil
 	case "var":
-		return func(e *Env, s *pvSpec) lua.LValue {
-				name, ok := e.argName(s)
-				if !ok {
-					return lua.LNil
-				}
-				if v, ok := e.vars[name]; ok {
-					return v
-				}
-				return lua.LNil
-			}, func(e *Env, s *pvSpec, v lua.LValue) bool {
-				name, ok := e.argName(s)
-				if !ok {
-					return false
-				}
-				if v == lua.LNil {
-					delete(e.vars, name)
-				} else {
-					e.vars[name] = v
-				}
-				return true
-			}
+		return pvVar, setVar
 	case "shv":
-		return func(e *Env, s *pvSpec) lua.LValue {
-				name, ok := e.argName(s)
-				if !ok || e.D.Shv == nil {
-					return lua.LNil
-				}
-				return fromGo(e.D.Shv.Get(name))
-			}, func(e *Env, s *pvSpec, v lua.LValue) bool {
-				name, ok := e.argName(s)
-				if !ok || e.D.Shv == nil {
-					return false
-				}
-				e.D.Shv.Set(name, toGo(v))
-				return true
-			}
+		return pvShv, setShv
 	case "avp":
-		return func(e *Env, s *pvSpec) lua.LValue {
-				name, ok := e.argName(s)
-				if !ok || e.Msg == nil {
-					return lua.LNil
-				}
-				return fromGo(e.Msg.AVPs[name])
-			}, func(e *Env, s *pvSpec, v lua.LValue) bool {
-				name, ok := e.argName(s)
-				if !ok || e.Msg == nil {
-					return false
-				}
-				if e.Msg.AVPs == nil {
-					e.Msg.AVPs = map[string]any{}
-				}
-				if g := toGo(v); g == nil {
-					delete(e.Msg.AVPs, name)
-				} else {
-					e.Msg.AVPs[name] = g
-				}
-				return true
-			}
+		return pvAVP, setAVP
 	case "TV":
-		return func(e *Env, s *pvSpec) lua.LValue {
-			switch s.arg {
-			case "s":
-				return lua.LNumber(e.now().Unix())
-			case "u":
-				return boxInt(e.now().Nanosecond() / 1000)
-			case "sn":
-				return lua.LNumber(e.D.Now().Unix())
-			case "un":
-				return boxInt(e.D.Now().Nanosecond() / 1000)
-			case "Sn":
-				t := e.D.Now()
-				return lstr(strconv.FormatInt(t.Unix(), 10) + "." + fmt.Sprintf("%06d", t.Nanosecond()/1000))
-			case "Sm":
-				t := e.D.Now()
-				return lstr(strconv.FormatInt(t.Unix(), 10) + "." + fmt.Sprintf("%03d", t.Nanosecond()/1000000))
-			}
-			return lua.LNil
-		}, nil
+		return pvTV, nil
 	case "async":
-		return func(e *Env, s *pvSpec) lua.LValue {
-			if s.arg == "data" {
-				return lstr(e.AsyncData)
-			}
-			if s.arg == "gname" {
-				return lstr(e.asyncGroup())
-			}
-			return lua.LNil
-		}, nil
+		return pvAsync, nil
 	}
 	return nil, nil
+}
+
+// pvHdr is $hdr(name): the first such header's value.
+func pvHdr(e *Env, s *pvSpec) lua.LValue {
+	m := e.Msg.SIP()
+	name, ok := e.argName(s)
+	if m == nil || !ok {
+		return lua.LNil
+	}
+	return hdrValue(m, name)
+}
+
+// pvVar is $var(name): the VM's private variables.
+func pvVar(e *Env, s *pvSpec) lua.LValue {
+	name, ok := e.argName(s)
+	if !ok {
+		return lua.LNil
+	}
+	if v, ok := e.vars[name]; ok {
+		return v
+	}
+	return lua.LNil
+}
+
+func setVar(e *Env, s *pvSpec, v lua.LValue) bool {
+	name, ok := e.argName(s)
+	if !ok {
+		return false
+	}
+	if v == lua.LNil {
+		delete(e.vars, name)
+	} else {
+		e.vars[name] = v
+	}
+	return true
+}
+
+// pvShv is $shv(name): the variables shared by every VM.
+func pvShv(e *Env, s *pvSpec) lua.LValue {
+	name, ok := e.argName(s)
+	if !ok || e.D.Shv == nil {
+		return lua.LNil
+	}
+	return fromGo(e.D.Shv.Get(name))
+}
+
+func setShv(e *Env, s *pvSpec, v lua.LValue) bool {
+	name, ok := e.argName(s)
+	if !ok || e.D.Shv == nil {
+		return false
+	}
+	e.D.Shv.Set(name, toGo(v))
+	return true
+}
+
+// pvAVP is $avp(name): the message's attribute-value pairs.
+func pvAVP(e *Env, s *pvSpec) lua.LValue {
+	name, ok := e.argName(s)
+	if !ok || e.Msg == nil {
+		return lua.LNil
+	}
+	return fromGo(e.Msg.AVPs[name])
+}
+
+func setAVP(e *Env, s *pvSpec, v lua.LValue) bool {
+	name, ok := e.argName(s)
+	if !ok || e.Msg == nil {
+		return false
+	}
+	if e.Msg.AVPs == nil {
+		e.Msg.AVPs = map[string]any{}
+	}
+	if g := toGo(v); g == nil {
+		delete(e.Msg.AVPs, name)
+	} else {
+		e.Msg.AVPs[name] = g
+	}
+	return true
+}
+
+// pvTV is $TV(s), $TV(u) (the message's time), $TV(sn), $TV(un), $TV(Sn)
+// and $TV(Sm) (now).
+func pvTV(e *Env, s *pvSpec) lua.LValue {
+	switch s.arg {
+	case "s":
+		return lua.LNumber(e.now().Unix())
+	case "u":
+		return boxInt(e.now().Nanosecond() / 1000)
+	case "sn":
+		return lua.LNumber(e.D.Now().Unix())
+	case "un":
+		return boxInt(e.D.Now().Nanosecond() / 1000)
+	case "Sn":
+		t := e.D.Now()
+		return lstr(strconv.FormatInt(t.Unix(), 10) + "." + fmt.Sprintf("%06d", t.Nanosecond()/1000))
+	case "Sm":
+		t := e.D.Now()
+		return lstr(strconv.FormatInt(t.Unix(), 10) + "." + fmt.Sprintf("%03d", t.Nanosecond()/1000000))
+	}
+	return lua.LNil
+}
+
+// pvAsync is $async(data) and $async(gname).
+func pvAsync(e *Env, s *pvSpec) lua.LValue {
+	switch s.arg {
+	case "data":
+		return lstr(e.AsyncData)
+	case "gname":
+		return lstr(e.asyncGroup())
+	}
+	return lua.LNil
 }
 
 func fromGo(v any) lua.LValue {
