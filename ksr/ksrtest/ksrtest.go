@@ -1,5 +1,9 @@
 // Package ksrtest helps test a module's KSR bindings without an engine:
-// it provisions modules the way the engine does and builds their table.
+// Deps provisions modules the way the engine does and builds their table;
+// VM is one Lua state with KSR bound to a fresh Env and a current request
+// whose replies are captured.
+//
+// Concurrency: a VM belongs to the test goroutine that made it.
 package ksrtest
 
 import (
