@@ -25,14 +25,6 @@ var knownDifferences = map[string]string{
 	"core.is_request":        deliberate + "kemi-only function: Kamailio 5.6 has no KSR.is_request (a script using it does not run on Kamailio)",
 	"core.is_reply":          deliberate + "kemi-only function: Kamailio 5.6 has no KSR.is_reply (docs/sworker.md uses it)",
 	"core.alert exists":      deliberate + "kemi-only function: Kamailio 5.6 has no KSR.alert",
-	"core.setflag":           bug + "setflag/resetflag are BOOL in Kamailio 5.6 (true/false); kemi returns INT 1/-1",
-	"core.setflag 0":         bug + "setflag returns BOOL true in Kamailio, 1 in kemi",
-	"core.setflag 31":        bug + "setflag returns BOOL true in Kamailio, 1 in kemi",
-	"core.setflag 32":        bug + "an invalid flag gives false in Kamailio, -1 in kemi",
-	"core.setflag -1":        bug + "an invalid flag gives false in Kamailio, -1 in kemi",
-	"core.resetflag":         bug + "resetflag returns BOOL true in Kamailio, 1 in kemi",
-	"core.resetflag unset":   bug + "resetflag returns BOOL true in Kamailio, 1 in kemi",
-	"core.resetflag 64":      bug + "an invalid flag gives false in Kamailio, -1 in kemi",
 	"core.dbg":               bug + "a function without a result (SR_KEMIP_NONE) gives false in app_lua 5.6 (and still in 5.8); kemi gives 0 (ksr/args.go retNone says 5.7+ gives 0, it does not)",
 	"core.info":              bug + "no-result function: false in Kamailio, 0 in kemi (retNone)",
 	"core.notice":            bug + "no-result function: false in Kamailio, 0 in kemi (retNone)",
@@ -149,8 +141,6 @@ var knownDifferences = map[string]string{
 	// KSR.rr
 	"rr.record_route_params": deliberate + "kemi separates the parameters with ';'; Kamailio appends the text as it " +
 		"is, corrupting the ftag (\"ftag=ftag1234foo=bar\")",
-	"rr.record_route_preset": bug + "Kamailio 5.6's record_route_preset takes two addresses (one is " +
-		"record_route_preset_one): called with one it gives false; kemi's takes one URI",
 	"rr.record_route_preset two addresses": bug + "kemi's record_route_preset takes one URI (two arguments give " +
 		"false); Kamailio adds two Record-Route headers with ;ftag",
 	"rr.record_route with existing Record-Route": bug + "Kamailio inserts its Record-Route above the first header " +
@@ -174,12 +164,6 @@ var knownDifferences = map[string]string{
 		"module, so Kamailio has no KSR.sworker",
 
 	// argument rules of the KEMI binding
-	"args.extra ignored": bug + "app_lua ignores extra arguments; kemi's legacy bindings (ksr/ksr.go " +
-		"legacyModules) require the exact count and give false",
-	"args.extra ignored by hdr": bug + "app_lua ignores extra arguments; kemi's legacy bindings give false",
-	"args.six arguments":        bug + "app_lua accepts up to 6 arguments and ignores the extra ones; kemi's legacy bindings give false",
-	"args.extra ignored by no-argument function": bug + "a function without parameters called with arguments " +
-		"gives false in app_lua (\"invalid parameters\"); kemi's legacy binding ignores them",
 
 	// what exists
 	"exists.KSR.nosuchmodule": deliberate + "kemi raises \"no such function or module in kemi\" on a missing KSR " +

@@ -128,6 +128,28 @@ func TestRPCOverHTTP(t *testing.T) {
 			t.Errorf("listMethods lacks %s: %v", m, methods)
 		}
 	}
+	// app_lua.api_list lists the export tables' functions, as Kamailio's
+	res, err = jsonrpc.Call(ctx, e.RPCURL(), "app_lua.api_list", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var api struct {
+		Methods []struct {
+			Func struct{ Module, Name string } `json:"func"`
+		} `json:"methods"`
+	}
+	if err := json.Unmarshal(res, &api); err != nil {
+		t.Fatal(err)
+	}
+	var fns []string
+	for _, m := range api.Methods {
+		fns = append(fns, m.Func.Module+"."+m.Func.Name)
+	}
+	for _, f := range []string{".is_INVITE", "x.exit", "pv.get", "sl.send_reply", "tm.t_relay", "rr.loose_route", "mqueue.mq_add"} {
+		if !contains(fns, f) {
+			t.Errorf("app_lua.api_list lacks %s", f)
+		}
+	}
 	_, err = jsonrpc.Call(ctx, e.RPCURL(), "no.such", nil)
 	if f, ok := err.(*jsonrpc.Fault); !ok || f.Code != 500 || f.Message != "Method Not Found" {
 		t.Fatalf("unknown method: %v", err)

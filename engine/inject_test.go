@@ -392,9 +392,10 @@ func relaysString(rs []*engine.Relay) string {
 }
 
 // tmx's $T_reply_code, $T_reply_reason and $T_reply_type in the request
-// route (no transaction), a t_on_reply function and a failure route.
+// route (no transaction), a t_on_reply function and a failure route. They
+// exist only with tmx loaded, as in Kamailio.
 func TestTMReplyPVs(t *testing.T) {
-	e, _ := startInjected(t, "", `
+	e, _ := startInjected(t, `loadmodule "tmx.so"`, `
 local function show()
 	return tostring(KSR.pv.get("$T_reply_code")) .. "/" .. tostring(KSR.pv.get("$T_reply_reason")) .. "/" .. tostring(KSR.pv.get("$T_reply_type"))
 end

@@ -8,6 +8,9 @@ import (
 	"kemi/modules/maxfwd"
 	"kemi/modules/mqueue"
 	"kemi/modules/runtimefree"
+	"kemi/modules/rr"
+	"kemi/modules/sl"
+	"kemi/modules/tm"
 )
 
 // moduleTable returns a fresh instance of every module that has a home of
@@ -17,12 +20,16 @@ import (
 // Modules are made fresh for each configuration: they hold its settings.
 //
 // Not yet moved into a home (still in settings.go, ksr and engine): app_lua,
-// tm, sl, rr, pv, rtimer, async, sworker, jsonrpcs.
+// pv, rtimer, async, sworker, jsonrpcs.
 func moduleTable() []ksr.Module {
 	mods := []ksr.Module{
 		ksr.Core(),
 		mqueue.New(), // first runtime started, last stopped: queues load before traffic, save after it
 		maxfwd.New(),
+		sl.New(),
+		tm.New(),
+		tm.NewTMX(),
+		rr.New(),
 	}
 	return append(mods, runtimefree.Modules()...)
 }
@@ -60,9 +67,12 @@ func (s *Settings) moduleNames() string {
 	for m := range implemented {
 		n = append(n, m)
 	}
-	for m := range coreOnly {
-		n = append(n, m)
-	}
 	sort.Strings(n)
 	return strings.Join(n, ", ")
+}
+
+// TM returns the configuration's tm settings: fr_timer and fr_inv_timer,
+// which the relay (relay.go) honours.
+func (s *Settings) TM() *tm.Settings {
+	return s.module("tm").(*tm.Module).Settings()
 }

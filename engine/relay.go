@@ -228,8 +228,8 @@ func (rs *relaySystem) Relay(env *ksr.Env, dst string, onBranch func(*ksr.Msg) b
 	b, err := e.sip.NewBranch(out, sipnet.BranchOptions{
 		Target:        t,
 		Listener:      r.Listener,
-		Timeout:       e.set.TM.FrTimer,
-		InviteTimeout: e.set.TM.FrInvTimer,
+		Timeout:       e.set.TM().FrTimer,
+		InviteTimeout: e.set.TM().FrInvTimer,
 		OnTimeout:     rs.timeout,
 		Owner:         c,
 	})

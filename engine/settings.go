@@ -59,7 +59,6 @@ type Settings struct {
 	Rtimer  RtimerSettings
 	Async   AsyncSettings
 	Sworker SworkerSettings
-	TM      TMSettings
 
 	Notices []string // ignored settings, one line each
 }
@@ -113,12 +112,10 @@ const (
 	defaultPort      = 5060
 )
 
-// implemented modules; coreOnly modules matter only to Kamailio's C core and
-// are accepted with their parameters ignored.
-var (
-	implemented = map[string]bool{"app_lua": true, "rtimer": true, "async": true, "sworker": true, "jsonrpcs": true}
-	coreOnly    = map[string]bool{"tm": true, "tmx": true, "sl": true, "rr": true}
-)
+// implemented are the modules kemi runs that have no home of their own yet
+// (their settings are read here); the others are in the module table
+// (modules.go).
+var implemented = map[string]bool{"app_lua": true, "rtimer": true, "async": true, "sworker": true, "jsonrpcs": true}
 
 // ignoredGlobals are Kamailio core parameters kemi accepts and ignores.
 var ignoredGlobals = map[string]bool{
@@ -163,7 +160,6 @@ func FromConfig(c *config.Config, file string) (*Settings, error) {
 		RPCListen: DefaultRPCListen,
 		Modules:   map[string]config.Pos{},
 		Async:     AsyncSettings{Workers: 1},
-		TM:        TMSettings{FrTimer: sipnet.DefaultFrTimer, FrInvTimer: sipnet.DefaultFrInvTimer},
 		Rtimer:    RtimerSettings{DefaultInterval: 120 * time.Second},
 		Mods:      moduleTable(),
 	}
@@ -488,10 +484,10 @@ func parseListen(v, extra string) (ls []sipnet.Listen, hasPort bool, err error) 
 func (p *settingsParser) loadModule(st config.Stmt) error {
 	name := config.ModuleName(st.Name)
 	if m := p.s.module(name); m != nil {
-		if info := m.Info(); len(info.Exports) == 0 && !info.RuntimeFree {
+		if info := m.Info(); len(info.Exports) == 0 && len(info.PVs) == 0 && !info.RuntimeFree {
 			return config.Errorf(st.Pos, "module %q is not available in kemi: none of its functions is implemented", name)
 		}
-	} else if !implemented[name] && !coreOnly[name] {
+	} else if !implemented[name] {
 		return config.Errorf(st.Pos, "module %q is not available in kemi (kemi has: %s)", name, p.s.moduleNames())
 	}
 	if prev, ok := p.s.Modules[name]; ok {
@@ -527,8 +523,6 @@ func (p *settingsParser) modParam(st config.Stmt) error {
 			err = p.sworker(st)
 		case "jsonrpcs":
 			err = p.jsonrpcs(st)
-		case "tm":
-			err = p.tm(st)
 		default:
 			p.s.Notices = append(p.s.Notices, fmt.Sprintf("%s: modparam(%q, %q) ignored: kemi does not need it", st.Pos, m, st.Param))
 		}
@@ -846,33 +840,6 @@ func (p *settingsParser) finish() error {
 				return err
 			}
 		}
-	}
-	return nil
-}
-
-// TMSettings are the tm parameters kemi's relay honours (the others are
-// accepted and ignored).
-type TMSettings struct {
-	FrTimer    time.Duration // fr_timer: wait for a final reply (INVITE: until a provisional one)
-	FrInvTimer time.Duration // fr_inv_timer: wait for the final reply to INVITE after a provisional
-}
-
-// tm reads modparam("tm", ...): fr_timer and fr_inv_timer in milliseconds,
-// as Kamailio; other tm parameters are ignored with a notice.
-func (p *settingsParser) tm(st config.Stmt) error {
-	switch st.Param {
-	case "fr_timer", "fr_inv_timer":
-		n, err := config.IntParam(st, "tm", 1, 24*3600*1000)
-		if err != nil {
-			return err
-		}
-		if st.Param == "fr_timer" {
-			p.s.TM.FrTimer = time.Duration(n) * time.Millisecond
-		} else {
-			p.s.TM.FrInvTimer = time.Duration(n) * time.Millisecond
-		}
-	default:
-		p.s.Notices = append(p.s.Notices, fmt.Sprintf("%s: modparam(\"tm\", %q) ignored: kemi's relay honours fr_timer and fr_inv_timer only", st.Pos, st.Param))
 	}
 	return nil
 }

@@ -104,3 +104,11 @@ func retNone(L *lua.LState) int {
 	L.Push(smallInts[256])
 	return 1
 }
+
+// ArgStr is argument i (from 1) of a Raw function as a KEMI STR: a number
+// as tostring gives it, anything else but a string "".
+func ArgStr(L *lua.LState, i int) string { return argStr(L, i) }
+
+// ArgInt is argument i (from 1) of a Raw function as a KEMI INT: a number
+// truncated, a numeric string converted, anything else 0.
+func ArgInt(L *lua.LState, i int) int { return argInt(L, i) }

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
-	lua "github.com/yuin/gopher-lua"
 )
 
 // Kamailio log levels as slog levels: dbg=debug, info, notice, warn, err,
@@ -70,22 +69,6 @@ func (e *Env) logf(level slog.Level, msg string) {
 	}
 	msg = strings.TrimSuffix(msg, "\n")
 	e.D.Log.Log(ctx, level, msg, "worker", e.Name)
-}
-
-func (e *Env) logFunc(name string, level slog.Level) lua.LGFunction {
-	return func(L *lua.LState) int {
-		if !e.arity(L, name, 1) {
-			return 1
-		}
-		e.logf(level, argStr(L, 1))
-		return retNone(L)
-	}
-}
-
-func (e *Env) methodFunc(m sip.RequestMethod) lua.LGFunction {
-	return func(L *lua.LState) int {
-		return retBool(L, b2i(e.method() == string(m)))
-	}
 }
 
 // method returns the request method, or the CSeq method of a reply.
@@ -153,89 +136,134 @@ func methodLetter(c byte) string {
 	return ""
 }
 
-func (e *Env) coreFuncs() map[string]lua.LGFunction {
-	f := map[string]lua.LGFunction{
-		"dbg":    e.logFunc("dbg", LevelDbg),
-		"info":   e.logFunc("info", LevelInfo),
-		"notice": e.logFunc("notice", LevelNotice),
-		"warn":   e.logFunc("warn", LevelWarn),
-		"err":    e.logFunc("err", LevelErr),
-		"crit":   e.logFunc("crit", LevelCrit),
-		"alert":  e.logFunc("alert", LevelAlert),
-		"log": func(L *lua.LState) int {
-			if !e.arity(L, "log", 2) {
-				return 1
-			}
-			e.logf(parseLevel(argStr(L, 1)), argStr(L, 2))
-			return retNone(L)
-		},
-		"set_drop": func(L *lua.LState) int {
-			if e.Msg != nil {
-				e.Msg.Drop = true
-			}
-			return retNone(L)
-		},
-		"is_method": func(L *lua.LState) int {
-			if !e.arity(L, "is_method", 1) {
-				return 1
-			}
-			return retBool(L, b2i(strings.EqualFold(e.method(), argStr(L, 1))))
-		},
-		"is_method_in": func(L *lua.LState) int {
-			if !e.arity(L, "is_method_in", 1) {
-				return 1
-			}
-			m := e.method()
-			s := argStr(L, 1)
-			for i := 0; i < len(s); i++ {
-				if l := methodLetter(s[i]); l != "" && l == m {
-					return retBool(L, 1)
-				}
-			}
-			return retBool(L, 0)
-		},
-		"is_myself": func(L *lua.LState) int {
-			if !e.arity(L, "is_myself", 1) {
-				return 1
-			}
-			var u sip.Uri
-			if err := sip.ParseUri(argStr(L, 1), &u); err != nil {
-				return retBool(L, 0)
-			}
-			return retBool(L, b2i(e.isMyself(u.Host, u.Port)))
-		},
-		"is_myself_ruri": func(L *lua.LState) int {
-			r := e.Msg.Request()
-			if r == nil {
-				return retBool(L, 0)
-			}
-			return retBool(L, b2i(e.isMyself(r.Recipient.Host, r.Recipient.Port)))
-		},
-		"is_myself_furi": func(L *lua.LState) int {
-			return retBool(L, b2i(e.isMyselfHdr(e.fromURI())))
-		},
-		"is_myself_turi": func(L *lua.LState) int {
-			return retBool(L, b2i(e.isMyselfHdr(e.toURI())))
-		},
-		"is_myself_srcip": func(L *lua.LState) int {
-			if e.Msg == nil || e.Msg.Req == nil {
-				return retBool(L, 0)
-			}
-			return retBool(L, b2i(e.isMyself(e.Msg.Req.Src.Addr().String(), 0)))
-		},
-		"is_request": func(L *lua.LState) int { return retBool(L, b2i(e.Msg.Request() != nil)) },
-		"is_reply":   func(L *lua.LState) int { return retBool(L, b2i(e.Msg != nil && e.Msg.Res != nil)) },
-		"is_UDP":     func(L *lua.LState) int { return retBool(L, b2i(e.proto() == "udp")) },
-		"is_TCP":     func(L *lua.LState) int { return retBool(L, b2i(e.proto() == "tcp")) },
+// coreExports is KSR.*: Kamailio's core functions (src/core/kemi.c,
+// _sr_kemi_core) that kemi has, with their parameter and return kinds.
+// KSR.alert, KSR.is_request and KSR.is_reply are kemi's own: Kamailio 5.6
+// has none of them in its core.
+func coreExports() Submodule {
+	msg := []string{"msg"}
+	fs := []Export{
+		{Name: "dbg", Func: logDbg, Ret: None, Args: msg, Doc: "Log msg at debug level."},
+		{Name: "info", Func: logInfo, Ret: None, Args: msg, Doc: "Log msg at info level."},
+		{Name: "notice", Func: logNotice, Ret: None, Args: msg, Doc: "Log msg at notice level."},
+		{Name: "warn", Func: logWarn, Ret: None, Args: msg, Doc: "Log msg at warning level."},
+		{Name: "err", Func: logErr, Ret: None, Args: msg, Doc: "Log msg at error level."},
+		{Name: "crit", Func: logCrit, Ret: None, Args: msg, Doc: "Log msg at critical level."},
+		{Name: "alert", Func: logAlert, Ret: None, Args: msg, Doc: "Log msg at alert level (kemi's; not in Kamailio 5.6)."},
+		{Name: "log", Func: logLevel, Ret: None, Args: []string{"level", "msg"}, Doc: "Log msg at the named level (dbg, info, notice, warn, err, crit, alert)."},
+		{Name: "set_drop", Func: setDrop, Ret: None, Doc: "Mark the message dropped when the callback returns."},
+		{Name: "is_method", Func: isMethod, Ret: Bool, Args: []string{"method"}, Doc: "The request method (a reply's CSeq method) is method, in any case."},
+		{Name: "is_method_in", Func: isMethodIn, Ret: Bool, Args: []string{"letters"}, Doc: "The method is one of the letters (I A B C M R E P S N O F G U K D T V)."},
+		{Name: "is_myself", Func: isMyselfURI, Ret: Bool, Args: []string{"uri"}, Doc: "The URI's host and port are this server's."},
+		{Name: "is_myself_ruri", Func: isMyselfRURI, Ret: Bool, Doc: "The R-URI is this server's."},
+		{Name: "is_myself_furi", Func: isMyselfFURI, Ret: Bool, Doc: "The From URI is this server's."},
+		{Name: "is_myself_turi", Func: isMyselfTURI, Ret: Bool, Doc: "The To URI is this server's."},
+		{Name: "is_myself_srcip", Func: isMyselfSrcIP, Ret: Bool, Doc: "The source IP is one of this server's."},
+		{Name: "is_request", Func: isRequest, Ret: Bool, Doc: "The message is a request (kemi's; not in Kamailio 5.6's core)."},
+		{Name: "is_reply", Func: isReply, Ret: Bool, Doc: "The message is a reply (kemi's; not in Kamailio 5.6's core)."},
+		{Name: "is_UDP", Func: isUDP, Ret: Bool, Doc: "The message came over UDP."},
+		{Name: "is_TCP", Func: isTCP, Ret: Bool, Doc: "The message came over TCP."},
+		{Name: "setflag", Func: setFlag, Ret: Bool, Args: []string{"flag"}, Doc: "Set message flag 0..31."},
+		{Name: "resetflag", Func: resetFlag, Ret: Bool, Args: []string{"flag"}, Doc: "Reset message flag 0..31."},
+		{Name: "isflagset", Func: isFlagSet, Ret: Bool, Args: []string{"flag"}, Doc: "Message flag 0..31 is set."},
+		{Name: "forward", Func: forward, Ret: Int, Doc: "Forward the request statelessly to $du or the R-URI: 1 ok, -1 error."},
+		{Name: "forward_uri", Func: forwardURI, Ret: Int, Args: []string{"uri"}, Doc: "Forward the request statelessly to uri: 1 ok, -1 error."},
 	}
-	for _, m := range []sip.RequestMethod{sip.INVITE, sip.ACK, sip.BYE, sip.CANCEL, sip.REGISTER, sip.OPTIONS,
-		sip.MESSAGE, sip.SUBSCRIBE, sip.NOTIFY, sip.PUBLISH, sip.INFO, sip.UPDATE, sip.PRACK, sip.REFER,
-		"KDMQ", "GET", "POST", "PUT", "DELETE"} {
-		f["is_"+string(m)] = e.methodFunc(m)
+	for _, m := range []struct {
+		name string
+		f    func(*Env) int
+	}{
+		{"INVITE", isINVITE}, {"ACK", isACK}, {"BYE", isBYE}, {"CANCEL", isCANCEL},
+		{"REGISTER", isREGISTER}, {"OPTIONS", isOPTIONS}, {"MESSAGE", isMESSAGE},
+		{"SUBSCRIBE", isSUBSCRIBE}, {"NOTIFY", isNOTIFY}, {"PUBLISH", isPUBLISH},
+		{"INFO", isINFO}, {"UPDATE", isUPDATE}, {"PRACK", isPRACK}, {"REFER", isREFER},
+		{"KDMQ", isKDMQ}, {"GET", isGET}, {"POST", isPOST}, {"PUT", isPUT}, {"DELETE", isDELETE},
+	} {
+		fs = append(fs, Export{Name: "is_" + m.name, Func: m.f, Ret: Bool, Doc: "The method is " + m.name + "."})
 	}
-	e.flagAndForwardFuncs(f)
-	return f
+	return Submodule{Name: "", Funcs: fs}
 }
+
+func logDbg(e *Env, msg string) int    { e.logf(LevelDbg, msg); return 0 }
+func logInfo(e *Env, msg string) int   { e.logf(LevelInfo, msg); return 0 }
+func logNotice(e *Env, msg string) int { e.logf(LevelNotice, msg); return 0 }
+func logWarn(e *Env, msg string) int   { e.logf(LevelWarn, msg); return 0 }
+func logErr(e *Env, msg string) int    { e.logf(LevelErr, msg); return 0 }
+func logCrit(e *Env, msg string) int   { e.logf(LevelCrit, msg); return 0 }
+func logAlert(e *Env, msg string) int  { e.logf(LevelAlert, msg); return 0 }
+
+func logLevel(e *Env, level, msg string) int { e.logf(parseLevel(level), msg); return 0 }
+
+func setDrop(e *Env) int {
+	if e.Msg != nil {
+		e.Msg.Drop = true
+	}
+	return 0
+}
+
+func isMethod(e *Env, m string) int { return b2i(strings.EqualFold(e.method(), m)) }
+
+func isMethodIn(e *Env, letters string) int {
+	m := e.method()
+	for i := 0; i < len(letters); i++ {
+		if l := methodLetter(letters[i]); l != "" && l == m {
+			return 1
+		}
+	}
+	return 0
+}
+
+// The KSR.is_<METHOD> functions: one comparison, no allocation.
+func isINVITE(e *Env) int    { return b2i(e.method() == "INVITE") }
+func isACK(e *Env) int       { return b2i(e.method() == "ACK") }
+func isBYE(e *Env) int       { return b2i(e.method() == "BYE") }
+func isCANCEL(e *Env) int    { return b2i(e.method() == "CANCEL") }
+func isREGISTER(e *Env) int  { return b2i(e.method() == "REGISTER") }
+func isOPTIONS(e *Env) int   { return b2i(e.method() == "OPTIONS") }
+func isMESSAGE(e *Env) int   { return b2i(e.method() == "MESSAGE") }
+func isSUBSCRIBE(e *Env) int { return b2i(e.method() == "SUBSCRIBE") }
+func isNOTIFY(e *Env) int    { return b2i(e.method() == "NOTIFY") }
+func isPUBLISH(e *Env) int   { return b2i(e.method() == "PUBLISH") }
+func isINFO(e *Env) int      { return b2i(e.method() == "INFO") }
+func isUPDATE(e *Env) int    { return b2i(e.method() == "UPDATE") }
+func isPRACK(e *Env) int     { return b2i(e.method() == "PRACK") }
+func isREFER(e *Env) int     { return b2i(e.method() == "REFER") }
+func isKDMQ(e *Env) int      { return b2i(e.method() == "KDMQ") }
+func isGET(e *Env) int       { return b2i(e.method() == "GET") }
+func isPOST(e *Env) int      { return b2i(e.method() == "POST") }
+func isPUT(e *Env) int       { return b2i(e.method() == "PUT") }
+func isDELETE(e *Env) int    { return b2i(e.method() == "DELETE") }
+
+func isMyselfURI(e *Env, uri string) int {
+	var u sip.Uri
+	if err := sip.ParseUri(uri, &u); err != nil {
+		return 0
+	}
+	return b2i(e.IsMyself(u.Host, u.Port))
+}
+
+func isMyselfRURI(e *Env) int {
+	r := e.Msg.Request()
+	if r == nil {
+		return 0
+	}
+	return b2i(e.IsMyself(r.Recipient.Host, r.Recipient.Port))
+}
+
+func isMyselfFURI(e *Env) int { return b2i(e.isMyselfHdr(e.fromURI())) }
+func isMyselfTURI(e *Env) int { return b2i(e.isMyselfHdr(e.toURI())) }
+
+func isMyselfSrcIP(e *Env) int {
+	if e.Msg == nil || e.Msg.Req == nil {
+		return 0
+	}
+	return b2i(e.IsMyself(e.Msg.Req.Src.Addr().String(), 0))
+}
+
+func isRequest(e *Env) int { return b2i(e.Msg.Request() != nil) }
+func isReply(e *Env) int   { return b2i(e.Msg != nil && e.Msg.Res != nil) }
+func isUDP(e *Env) int     { return b2i(e.proto() == "udp") }
+func isTCP(e *Env) int     { return b2i(e.proto() == "tcp") }
 
 func (e *Env) proto() string {
 	switch {
@@ -250,12 +278,13 @@ func (e *Env) proto() string {
 }
 
 func (e *Env) isMyselfHdr(u *sip.Uri) bool {
-	return u != nil && e.isMyself(u.Host, u.Port)
+	return u != nil && e.IsMyself(u.Host, u.Port)
 }
 
-// isMyself reports whether host[:port] is one of the engine's addresses
-// (port 0 matches any listening port, as for is_myself without port).
-func (e *Env) isMyself(host string, port int) bool {
+// IsMyself reports whether host[:port] is one of the engine's addresses or
+// aliases (port 0 matches any listening port, as for is_myself without
+// port): Kamailio's check_self, used by KSR.is_myself and rr's loose_route.
+func (e *Env) IsMyself(host string, port int) bool {
 	host = strings.Trim(host, "[]")
 	for _, a := range e.D.Aliases {
 		if strings.EqualFold(a, host) {
@@ -279,51 +308,50 @@ func (e *Env) isMyself(host string, port int) bool {
 // maxFlag is the highest message flag (Kamailio's MAX_FLAG).
 const maxFlag = 31
 
-// flagAndForwardFuncs adds the message flags (KSR.setflag, resetflag,
-// isflagset: 0..31, INT 1/-1 and BOOL, as kemi.c) and stateless forwarding
-// (KSR.forward, KSR.forward_uri).
-func (e *Env) flagAndForwardFuncs(f map[string]lua.LGFunction) {
-	// flagFunc wraps a flag operation: bad arity pushes false (arity), an
-	// invalid flag or no message gives bad.
-	flagFunc := func(name string, bad lua.LValue, op func(L *lua.LState, n int) int) lua.LGFunction {
-		return func(L *lua.LState) int {
-			if !e.arity(L, name, 1) {
-				return 1
-			}
-			n := argInt(L, 1)
-			if n < 0 || n > maxFlag || e.Msg == nil {
-				e.D.Log.Error("invalid flag", "function", "KSR."+name, "flag", n)
-				L.Push(bad)
-				return 1
-			}
-			return op(L, n)
-		}
+// validFlag reports whether KSR.setflag and friends may act on flag n: a
+// message and a flag 0..maxFlag (Kamailio's flag_in_range), logged if not.
+func (e *Env) validFlag(fn string, n int) bool {
+	if n < 0 || n > maxFlag || e.Msg == nil {
+		e.D.Log.Error("invalid flag", "function", "KSR."+fn, "flag", n)
+		return false
 	}
-	f["setflag"] = flagFunc("setflag", boxInt(-1), func(L *lua.LState, n int) int {
-		e.Msg.Flags |= 1 << n
-		return retInt(L, 1)
-	})
-	f["resetflag"] = flagFunc("resetflag", boxInt(-1), func(L *lua.LState, n int) int {
-		e.Msg.Flags &^= 1 << n
-		return retInt(L, 1)
-	})
-	f["isflagset"] = flagFunc("isflagset", lua.LFalse, func(L *lua.LState, n int) int {
-		return retBool(L, b2i(e.Msg.Flags&(1<<n) != 0))
-	})
-	forward := func(L *lua.LState, dst string) int {
-		if e.D.Relay == nil {
-			e.D.Log.Error("forward: no SIP network to forward on")
-			return retInt(L, -1)
-		}
-		return retInt(L, e.D.Relay.Forward(e, dst))
+	return true
+}
+
+// setFlag is KSR.setflag: BOOL, false for an invalid flag (kemi.c
+// sr_kemi_core_setflag).
+func setFlag(e *Env, n int) int {
+	if !e.validFlag("setflag", n) {
+		return 0
 	}
-	// forward sends the request statelessly to $du or the R-URI.
-	f["forward"] = func(L *lua.LState) int { return forward(L, "") }
-	// forward_uri(uri) sends the request statelessly to uri.
-	f["forward_uri"] = func(L *lua.LState) int {
-		if !e.arity(L, "forward_uri", 1) {
-			return 1
-		}
-		return forward(L, argStr(L, 1))
+	e.Msg.Flags |= 1 << n
+	return 1
+}
+
+func resetFlag(e *Env, n int) int {
+	if !e.validFlag("resetflag", n) {
+		return 0
 	}
+	e.Msg.Flags &^= 1 << n
+	return 1
+}
+
+func isFlagSet(e *Env, n int) int {
+	if !e.validFlag("isflagset", n) {
+		return 0
+	}
+	return b2i(e.Msg.Flags&(1<<n) != 0)
+}
+
+// forward is KSR.forward: the request statelessly to $du or the R-URI.
+func forward(e *Env) int { return forwardURI(e, "") }
+
+// forwardURI is KSR.forward_uri: the request statelessly to uri ("": $du
+// or the R-URI).
+func forwardURI(e *Env, uri string) int {
+	if e.D.Relay == nil {
+		e.D.Log.Error("forward: no SIP network to forward on")
+		return -1
+	}
+	return e.D.Relay.Forward(e, uri)
 }

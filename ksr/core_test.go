@@ -13,6 +13,8 @@ import (
 
 	"kemi/ksr"
 	"kemi/luavm"
+	"kemi/modules/sl"
+	"kemi/modules/tm"
 	"kemi/sipnet"
 )
 
@@ -35,6 +37,12 @@ func newCoreHarness(t *testing.T) *coreHarness {
 		Shv:    ksr.NewSharedVars(),
 		Myself: func() []netip.AddrPort { return []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:5060")} },
 	}
+	// KSR.sl and KSR.tm are used to check replies and argument rules
+	t2, err := ksr.NewTable(ksr.Core(), sl.New(), tm.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Table = t2
 	h.env = ksr.NewEnv(d, "test/0", "test", 0)
 	h.L = lua.NewState()
 	t.Cleanup(h.L.Close)
@@ -91,7 +99,13 @@ func TestArgumentRules(t *testing.T) {
 		// bad arity: logged, returns false, no Lua error
 		{`KSR.pv.get()`, "false", "invalid number of parameters"},
 		{`KSR.sl.send_reply(200)`, "false", "KSR.sl.send_reply"},
-		{`KSR.hdr.is_present("a", "b")`, "false", "expected=1"},
+		// extra arguments are ignored, as Kamailio does (app_lua_api.c
+		// sr_kemi_lua_exec_func_ex at 5.6.3 reads only the declared
+		// parameters); kemi's old per-closure arity check refused them
+		{`KSR.hdr.is_present("a", "b")`, "-1", ""},
+		{`KSR.hdr.is_present("From", "b")`, "1", ""},
+		// more than SR_KEMI_PARAMS_MAX (6) arguments: logged, false
+		{`KSR.hdr.is_present(1, 2, 3, 4, 5, 6, 7)`, "false", "invalid number of parameters"},
 		// a number for a STR is converted as tostring
 		{`KSR.pv.sets("$var(n)", 12)`, "true", ""},
 		{`KSR.pv.get("$var(n)")`, "12", ""},

@@ -1,12 +1,15 @@
-// Package ksr implements the KSR.* Lua API of Kamailio's KEMI interface, one
-// file per KSR submodule (core.go for KSR.*, x.go, pv.go, hdr.go, sl.go,
-// tm.go, mqueue.go, async.go, sworker.go), and the per-event message context
-// (Msg) the bindings act on.
+// Package ksr implements the KSR.* Lua API of Kamailio's KEMI interface:
+// KSR functions as data (export.go), the module contract (module.go), the
+// merged table every VM's KSR is built from (table.go), Kamailio's core as
+// a module (core.go for KSR.*, x.go, pv.go, hdr.go), the reply and relay
+// services the modules under modules/ share (reply.go, relay.go), the
+// async and sworker bindings not yet in export tables, and the per-event
+// message context (Msg) the bindings act on.
 //
 // Argument and return conventions follow app_lua, not gopher-lua's Check*
-// helpers: a wrong number of arguments is logged and returns false, a nil
-// string argument becomes "", a non-numeric integer argument becomes 0 (see
-// args.go). Nothing here raises a Lua error except KSR.x.exit/drop.
+// helpers: too few arguments (or more than six) are logged and return false,
+// extra ones are ignored, a nil string argument becomes "", a non-numeric
+// integer argument becomes 0 (export.go, args.go). Nothing here raises a Lua error except KSR.x.exit/drop.
 //
 // Concurrency contract: Register builds the KSR table for one Lua state and
 // one *Env; an Env belongs to the goroutine owning that state. Deps is shared

@@ -201,8 +201,13 @@ func (x *Export) bind(e *Env, fname string) lua.LGFunction {
 	// few checks the argument count, as app_lua's sr_kemi_lua_exec_func_ex
 	// does: too few, or more than Kamailio's SR_KEMI_PARAMS_MAX, is logged
 	// and the call gives false; other extra arguments are ignored.
+	// A function without parameters called with some falls to the default
+	// case of its switch there ("invalid parameters"): false too. Raw
+	// functions (app_lua's own, such as KSR.x.exit) are not held to that.
+	_, raw := x.Func.(Raw)
+	noArgs := n == 0 && !raw
 	few := func(L *lua.LState) bool {
-		if got := L.GetTop(); got < n || got > maxParams {
+		if got := L.GetTop(); got < n || got > maxParams || (noArgs && got > 0) {
 			e.D.Log.Error("invalid number of parameters", "function", fname, "got", got, "expected", n)
 			L.Push(lua.LFalse)
 			return true

@@ -60,8 +60,9 @@ func TestBindRules(t *testing.T) {
 		{`KSR.demo.is_big(0)`, "true", ""}, // BOOL: -100 is true, as any C value but 0
 		{`KSR.demo.is_big(100)`, "false", ""},
 		{`KSR.demo.echo("hi")`, "hi", ""},
-		{`KSR.demo.echo(nil)`, "nil", ""}, // nil STR is ""
-		{`KSR.demo.touch()`, "0", ""},     // no result: 0
+		{`KSR.demo.echo(nil)`, "nil", ""},                  // nil STR is ""
+		{`KSR.demo.touch()`, "0", ""},                      // no result: 0
+		{`KSR.demo.touch(1)`, "false", "got=1 expected=0"}, // no parameters, called with one: false (the default case of app_lua's switch)
 	}
 	for _, c := range cases {
 		log.Reset()

@@ -95,133 +95,131 @@ func insertAt(hl headerList, add []sip.Header, name string, after bool) bool {
 	return false
 }
 
-func (e *Env) hdrFuncs() map[string]lua.LGFunction {
-	// edit runs f on the message headers with the parsed text; INT 1 / -1.
-	edit := func(fname string, nargs int, f func(hl headerList, add []sip.Header, L *lua.LState) bool) lua.LGFunction {
-		return func(L *lua.LState) int {
-			if !e.arity(L, "hdr."+fname, nargs) {
-				return 1
-			}
-			hl := e.headers()
-			add, ok := parseHeaders(argStr(L, 1))
-			if hl == nil || !ok {
-				e.D.Log.Error("invalid header text", "function", "KSR.hdr."+fname, "text", argStr(L, 1))
-				return retInt(L, -1)
-			}
-			if !f(hl, add, L) {
-				return retInt(L, -1)
-			}
-			return retInt(L, 1)
-		}
-	}
-	get := func(fname string, null lua.LValue) lua.LGFunction {
-		return func(L *lua.LState) int {
-			if !e.arity(L, "hdr."+fname, 1) {
-				return 1
-			}
-			if hl := e.headers(); hl != nil {
-				if hs := hl.GetHeaders(argStr(L, 1)); len(hs) > 0 {
-					return retStr(L, hs[0].Value())
-				}
-			}
-			L.Push(null)
-			return 1
-		}
-	}
-	return map[string]lua.LGFunction{
-		"append": edit("append", 1, func(hl headerList, add []sip.Header, _ *lua.LState) bool {
-			for _, h := range add {
-				hl.AppendHeader(h)
-			}
-			return true
-		}),
-		"insert": edit("insert", 1, func(hl headerList, add []sip.Header, _ *lua.LState) bool {
-			hl.PrependHeader(add...)
-			return true
-		}),
-		"append_after": edit("append_after", 2, func(hl headerList, add []sip.Header, L *lua.LState) bool {
-			return insertAt(hl, add, argStr(L, 2), true)
-		}),
-		"insert_before": edit("insert_before", 2, func(hl headerList, add []sip.Header, L *lua.LState) bool {
-			return insertAt(hl, add, argStr(L, 2), false)
-		}),
-		"remove": func(L *lua.LState) int {
-			if !e.arity(L, "hdr.remove", 1) {
-				return 1
-			}
-			hl := e.headers()
-			if hl == nil {
-				return retInt(L, -1)
-			}
-			removeAll(hl, argStr(L, 1))
-			return retInt(L, 1)
-		},
-		"is_present": func(L *lua.LState) int {
-			if !e.arity(L, "hdr.is_present", 1) {
-				return 1
-			}
-			if hl := e.headers(); hl != nil && len(hl.GetHeaders(argStr(L, 1))) > 0 {
-				return retInt(L, 1)
-			}
-			return retInt(L, -1)
-		},
-		"get":  get("get", lua.LNil),
-		"gete": get("gete", lua.LString("")),
-		"getw": get("getw", lua.LString("<null>")),
-		"get_idx": func(L *lua.LState) int {
-			if !e.arity(L, "hdr.get_idx", 2) {
-				return 1
-			}
-			hl := e.headers()
-			if hl == nil {
-				return retNil(L)
-			}
-			hs := hl.GetHeaders(argStr(L, 1))
-			i := argInt(L, 2)
-			if i < 0 {
-				i += len(hs)
-			}
-			if i < 0 || i >= len(hs) {
-				return retNil(L)
-			}
-			return retStr(L, hs[i].Value())
-		},
-		"rmappend": edit2(e, "rmappend", false),
-		"rminsert": edit2(e, "rminsert", true),
-		"append_to_reply": func(L *lua.LState) int {
-			if !e.arity(L, "hdr.append_to_reply", 1) {
-				return 1
-			}
-			add, ok := parseHeaders(argStr(L, 1))
-			if !ok || e.Msg == nil {
-				return retInt(L, -1)
-			}
-			e.Msg.ReplyHdrs = append(e.Msg.ReplyHdrs, add...)
-			return retInt(L, 1)
-		},
-	}
+// hdrExports is KSR.hdr: Kamailio's core header functions (kemi.c,
+// _sr_kemi_hdr). The editing ones give INT 1 / -1.
+func hdrExports() Submodule {
+	txt, name := []string{"txt"}, []string{"hname"}
+	return Submodule{Name: "hdr", Funcs: []Export{
+		{Name: "append", Func: hdrAppend, Ret: Int, Args: txt, Doc: "Append the header lines txt to the message."},
+		{Name: "insert", Func: hdrInsert, Ret: Int, Args: txt, Doc: "Insert the header lines txt on top of the message's headers."},
+		{Name: "append_after", Func: hdrAppendAfter, Ret: Int, Args: []string{"txt", "hname"}, Doc: "Add txt after the first hname header."},
+		{Name: "insert_before", Func: hdrInsertBefore, Ret: Int, Args: []string{"txt", "hname"}, Doc: "Add txt before the first hname header."},
+		{Name: "remove", Func: hdrRemove, Ret: Int, Args: name, Doc: "Remove every hname header."},
+		{Name: "rmappend", Func: hdrRmAppend, Ret: Int, Args: []string{"hname", "txt"}, Doc: "Remove every hname header, then append txt."},
+		{Name: "rminsert", Func: hdrRmInsert, Ret: Int, Args: []string{"hname", "txt"}, Doc: "Remove every hname header, then insert txt."},
+		{Name: "is_present", Func: hdrIsPresent, Ret: Int, Args: name, Doc: "1 if the message has an hname header, else -1."},
+		{Name: "append_to_reply", Func: hdrAppendToReply, Ret: Int, Args: txt, Doc: "Add txt to the replies generated for this request."},
+		{Name: "get", Func: hdrGet, Ret: Xval, Args: name, Doc: "The first hname header's value, or nil."},
+		{Name: "gete", Func: hdrGetE, Ret: Xval, Args: name, Doc: "The first hname header's value, or \"\"."},
+		{Name: "getw", Func: hdrGetW, Ret: Xval, Args: name, Doc: "The first hname header's value, or \"<null>\"."},
+		{Name: "get_idx", Func: hdrGetIdx, Ret: Xval, Args: []string{"hname", "idx"}, Doc: "The value of hname header idx (negative: from the end), or nil."},
+	}}
 }
 
-// edit2 is rmappend/rminsert(hname, text): remove every hname header, then
-// append (or insert) text.
-func edit2(e *Env, fname string, insert bool) lua.LGFunction {
-	return func(L *lua.LState) int {
-		if !e.arity(L, "hdr."+fname, 2) {
-			return 1
-		}
-		hl := e.headers()
-		add, ok := parseHeaders(argStr(L, 2))
-		if hl == nil || !ok {
-			return retInt(L, -1)
-		}
-		removeAll(hl, argStr(L, 1))
-		if insert {
-			hl.PrependHeader(add...)
-		} else {
-			for _, h := range add {
-				hl.AppendHeader(h)
-			}
-		}
-		return retInt(L, 1)
+// hdrEdit runs f on the message's headers with the parsed text: 1 done,
+// -1 no message, invalid text or f failed.
+func (e *Env) hdrEdit(fn, txt string, f func(hl headerList, add []sip.Header) bool) int {
+	hl := e.headers()
+	add, ok := parseHeaders(txt)
+	if hl == nil || !ok {
+		e.D.Log.Error("invalid header text", "function", "KSR.hdr."+fn, "text", txt)
+		return -1
 	}
+	if !f(hl, add) {
+		return -1
+	}
+	return 1
+}
+
+func appendAll(hl headerList, add []sip.Header) bool {
+	for _, h := range add {
+		hl.AppendHeader(h)
+	}
+	return true
+}
+
+func prependAll(hl headerList, add []sip.Header) bool {
+	hl.PrependHeader(add...)
+	return true
+}
+
+func hdrAppend(e *Env, txt string) int { return e.hdrEdit("append", txt, appendAll) }
+func hdrInsert(e *Env, txt string) int { return e.hdrEdit("insert", txt, prependAll) }
+
+func hdrAppendAfter(e *Env, txt, hname string) int {
+	return e.hdrEdit("append_after", txt, func(hl headerList, add []sip.Header) bool { return insertAt(hl, add, hname, true) })
+}
+
+func hdrInsertBefore(e *Env, txt, hname string) int {
+	return e.hdrEdit("insert_before", txt, func(hl headerList, add []sip.Header) bool { return insertAt(hl, add, hname, false) })
+}
+
+func hdrRemove(e *Env, hname string) int {
+	hl := e.headers()
+	if hl == nil {
+		return -1
+	}
+	removeAll(hl, hname)
+	return 1
+}
+
+// hdrRmAppend and hdrRmInsert remove every hname header, then add txt;
+// nothing is removed when txt is invalid.
+func hdrRmAppend(e *Env, hname, txt string) int { return e.hdrReplace(hname, txt, appendAll) }
+func hdrRmInsert(e *Env, hname, txt string) int { return e.hdrReplace(hname, txt, prependAll) }
+
+func (e *Env) hdrReplace(hname, txt string, add func(hl headerList, add []sip.Header) bool) int {
+	hl := e.headers()
+	hs, ok := parseHeaders(txt)
+	if hl == nil || !ok {
+		return -1
+	}
+	removeAll(hl, hname)
+	add(hl, hs)
+	return 1
+}
+
+func hdrIsPresent(e *Env, hname string) int {
+	if hl := e.headers(); hl != nil && len(hl.GetHeaders(hname)) > 0 {
+		return 1
+	}
+	return -1
+}
+
+func hdrAppendToReply(e *Env, txt string) int {
+	add, ok := parseHeaders(txt)
+	if !ok || e.Msg == nil {
+		return -1
+	}
+	e.Msg.ReplyHdrs = append(e.Msg.ReplyHdrs, add...)
+	return 1
+}
+
+// firstHdr is the first hname header's value, or null.
+func (e *Env) firstHdr(hname string, null lua.LValue) lua.LValue {
+	if hl := e.headers(); hl != nil {
+		if hs := hl.GetHeaders(hname); len(hs) > 0 {
+			return lua.LString(hs[0].Value())
+		}
+	}
+	return null
+}
+
+func hdrGet(e *Env, hname string) lua.LValue  { return e.firstHdr(hname, lua.LNil) }
+func hdrGetE(e *Env, hname string) lua.LValue { return e.firstHdr(hname, lua.LString("")) }
+func hdrGetW(e *Env, hname string) lua.LValue { return e.firstHdr(hname, lua.LString("<null>")) }
+
+func hdrGetIdx(e *Env, hname string, i int) lua.LValue {
+	hl := e.headers()
+	if hl == nil {
+		return lua.LNil
+	}
+	hs := hl.GetHeaders(hname)
+	if i < 0 {
+		i += len(hs)
+	}
+	if i < 0 || i >= len(hs) {
+		return lua.LNil
+	}
+	return lua.LString(hs[i].Value())
 }

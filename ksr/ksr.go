@@ -15,13 +15,6 @@ type legacy struct {
 // legacyModules lists the submodules not yet converted to export tables.
 func (e *Env) legacyModules() []legacy {
 	return []legacy{
-		{"", e.coreFuncs()},
-		{"x", e.xFuncs()},
-		{"pv", e.pvFuncs()},
-		{"hdr", e.hdrFuncs()},
-		{"sl", e.slFuncs()},
-		{"tm", e.tmFuncs()},
-		{"rr", e.rrFuncs()},
 		{"async", e.asyncFuncs()},
 		{"sworker", e.sworkerFuncs()},
 	}
@@ -83,5 +76,9 @@ type coreModule struct{}
 func Core() Module { return coreModule{} }
 
 func (coreModule) Info() ModuleInfo {
-	return ModuleInfo{Name: "core", Doc: "Kamailio's core: KSR.*, KSR.x, KSR.pv, KSR.hdr"}
+	return ModuleInfo{
+		Name:    "core",
+		Doc:     "Kamailio's core: KSR.*, KSR.x, KSR.pv, KSR.hdr",
+		Exports: []Submodule{coreExports(), xExports(), pvExports(), hdrExports()},
+	}
 }

@@ -57,9 +57,9 @@ type Msg struct {
 	// a relayed request's flags are seen by its failure and reply routes.
 	Flags uint32
 	// OnFailure, OnReply and OnBranch are the Lua functions armed with
-	// KSR.tm.t_on_failure / t_on_reply / t_on_branch (tm.go).
+	// KSR.tm.t_on_failure / t_on_reply / t_on_branch (modules/tm).
 	OnFailure, OnReply, OnBranch string
-	// TM is the reply a failure route runs for (tm.go), nil elsewhere.
+	// TM is the reply a failure route runs for (relay.go), nil elsewhere.
 	TM *TMReply
 }
 
@@ -112,7 +112,7 @@ type Deps struct {
 	Shv      *SharedVars
 	Async    Async   // nil when the async module is not loaded
 	Sworker  Sworker // nil when sworker is not loaded
-	Relay    Relay   // stateful/stateless forwarding (tm.go); nil without network
+	Relay    Relay   // stateful/stateless forwarding (relay.go); nil without network
 	Myself   func() []netip.AddrPort
 	XdataPV  string // sworker xdata PV name, "" when unset
 	Aliases  []string

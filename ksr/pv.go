@@ -15,8 +15,8 @@ type pvSpec struct {
 	name string // class: "ru", "hdr", "var", ...
 	arg  string // inner name, for classes with parentheses
 	dyn  string // inner name when it is itself a PV ("$var(q)")
-	get  func(e *Env, s *pvSpec) lua.LValue
-	set  func(e *Env, s *pvSpec, v lua.LValue) bool
+	get  pvGetter
+	set  pvSetter // nil for a read-only variable
 }
 
 // pvParse parses name, caching the result per VM.
@@ -92,7 +92,7 @@ func (e *Env) argName(s *pvSpec) (string, bool) {
 
 // modulePV adapts a module's pseudo-variable class to a pvSpec's getter
 // and setter.
-func modulePV(pv *PV) (func(e *Env, s *pvSpec) lua.LValue, func(e *Env, s *pvSpec, v lua.LValue) bool) {
+func modulePV(pv *PV) (pvGetter, pvSetter) {
 	get := func(e *Env, s *pvSpec) lua.LValue {
 		name, ok := e.argName(s)
 		if !ok {
@@ -156,195 +156,311 @@ func (e *Env) now() time.Time {
 	return e.D.Now()
 }
 
-// simplePV returns the getter of a PV without inner name.
-func simplePV(class string) func(e *Env, s *pvSpec) lua.LValue {
-	req := func(f func(r *sip.Request) lua.LValue) func(e *Env, s *pvSpec) lua.LValue {
-		return func(e *Env, s *pvSpec) lua.LValue {
-			if r := e.Msg.Request(); r != nil {
-				return f(r)
-			}
-			return lua.LNil
-		}
-	}
-	hdrURI := func(get func(e *Env) *sip.Uri, f func(u *sip.Uri) lua.LValue) func(e *Env, s *pvSpec) lua.LValue {
-		return func(e *Env, s *pvSpec) lua.LValue {
-			if u := get(e); u != nil {
-				return f(u)
-			}
-			return lua.LNil
-		}
-	}
-	msg := func(f func(m sip.Message) lua.LValue) func(e *Env, s *pvSpec) lua.LValue {
-		return func(e *Env, s *pvSpec) lua.LValue {
-			if m := e.Msg.SIP(); m != nil {
-				return f(m)
-			}
-			return lua.LNil
-		}
-	}
-	uriStr := func(u *sip.Uri) lua.LValue { return lstr(u.String()) }
-	uriUser := func(u *sip.Uri) lua.LValue { return strOrNil(u.User) }
-	uriHost := func(u *sip.Uri) lua.LValue { return strOrNil(u.Host) }
+// pvGetter reads a pseudo-variable for the current message.
+type pvGetter = func(e *Env, s *pvSpec) lua.LValue
+
+// simplePV returns the getter of a PV without inner name, nil for an
+// unknown class. Each getter is a small named function; the lookup runs
+// once per name and VM (pvParse caches the spec).
+func simplePV(class string) pvGetter {
 	switch class {
 	case "ru":
-		return req(func(r *sip.Request) lua.LValue { return lstr(r.Recipient.String()) })
+		return pvRURI
 	case "rU":
-		return req(func(r *sip.Request) lua.LValue { return strOrNil(r.Recipient.User) })
+		return pvRUser
 	case "rd":
-		return req(func(r *sip.Request) lua.LValue { return strOrNil(r.Recipient.Host) })
+		return pvRDomain
 	case "rp":
-		return req(func(r *sip.Request) lua.LValue { return boxInt(uriPort(&r.Recipient)) })
+		return pvRPort
 	case "rz":
-		return req(func(r *sip.Request) lua.LValue {
-			if r.Recipient.IsEncrypted() {
-				return lstr("sips")
-			}
-			return lstr("sip")
-		})
+		return pvRScheme
 	case "rm":
-		return func(e *Env, s *pvSpec) lua.LValue { return strOrNil(e.method()) }
+		return pvMethod
 	case "rv":
-		return msg(func(m sip.Message) lua.LValue {
-			switch x := m.(type) {
-			case *sip.Request:
-				return lstr(x.SipVersion)
-			case *sip.Response:
-				return lstr(x.SipVersion)
-			}
-			return lua.LNil
-		})
+		return pvVersion
 	case "rs":
-		return func(e *Env, s *pvSpec) lua.LValue {
-			if e.Msg != nil && e.Msg.Res != nil {
-				return boxInt(int(e.Msg.Res.Msg.StatusCode))
-			}
-			return lua.LNil
-		}
+		return pvStatus
 	case "rr":
-		return func(e *Env, s *pvSpec) lua.LValue {
-			if e.Msg != nil && e.Msg.Res != nil {
-				return lstr(e.Msg.Res.Msg.Reason)
-			}
-			return lua.LNil
-		}
-	case "T_reply_code", "T_reply_reason", "T_reply_type":
-		return tmReplyPV(class)
+		return pvReason
 	case "ci":
-		return msg(func(m sip.Message) lua.LValue {
-			if h := m.CallID(); h != nil {
-				return lstr(string(*h))
-			}
-			return lua.LNil
-		})
+		return pvCallID
 	case "cs":
-		return msg(func(m sip.Message) lua.LValue {
-			if h := m.CSeq(); h != nil {
-				return boxInt(int(h.SeqNo))
-			}
-			return lua.LNil
-		})
-	case "fu":
-		return hdrURI((*Env).fromURI, uriStr)
-	case "fU":
-		return hdrURI((*Env).fromURI, uriUser)
-	case "fd":
-		return hdrURI((*Env).fromURI, uriHost)
+		return pvCSeq
+	case "fu", "fU", "fd":
+		return uriPV((*Env).fromURI, class[1])
 	case "fn":
-		return msg(func(m sip.Message) lua.LValue {
-			if h := m.From(); h != nil {
-				return strOrNil(h.DisplayName)
-			}
-			return lua.LNil
-		})
+		return pvFromName
 	case "ft":
-		return msg(func(m sip.Message) lua.LValue {
-			if h := m.From(); h != nil {
-				t, _ := h.Params.Get("tag")
-				return strOrNil(t)
-			}
-			return lua.LNil
-		})
-	case "tu":
-		return hdrURI((*Env).toURI, uriStr)
-	case "tU":
-		return hdrURI((*Env).toURI, uriUser)
-	case "td":
-		return hdrURI((*Env).toURI, uriHost)
+		return pvFromTag
+	case "tu", "tU", "td":
+		return uriPV((*Env).toURI, class[1])
 	case "tn":
-		return msg(func(m sip.Message) lua.LValue {
-			if h := m.To(); h != nil {
-				return strOrNil(h.DisplayName)
-			}
-			return lua.LNil
-		})
+		return pvToName
 	case "tt":
-		return msg(func(m sip.Message) lua.LValue {
-			if h := m.To(); h != nil {
-				t, _ := h.Params.Get("tag")
-				return strOrNil(t)
-			}
-			return lua.LNil
-		})
-	case "ua":
-		return msg(func(m sip.Message) lua.LValue { return hdrValue(m, "User-Agent") })
-	case "ct":
-		return msg(func(m sip.Message) lua.LValue { return hdrValue(m, "Contact") })
-	case "cT":
-		return msg(func(m sip.Message) lua.LValue { return hdrValue(m, "Content-Type") })
+		return pvToTag
+	case "ua", "ct", "cT":
+		return hdrPV(class)
 	case "cl":
-		return msg(func(m sip.Message) lua.LValue { return boxInt(len(m.Body())) })
+		return pvBodyLen
 	case "rb":
-		return msg(func(m sip.Message) lua.LValue { return strOrNil(string(m.Body())) })
+		return pvBody
 	case "mb":
-		return msg(func(m sip.Message) lua.LValue { return lstr(m.String()) })
+		return pvMsgBuf
 	case "ml":
-		return msg(func(m sip.Message) lua.LValue { return boxInt(len(m.String())) })
+		return pvMsgLen
+	}
+	return sessionPV(class)
+}
+
+// sessionPV returns the getter of a PV about the socket, the worker or
+// the time, nil for an unknown class.
+func sessionPV(class string) pvGetter {
+	switch class {
 	case "si":
-		return func(e *Env, s *pvSpec) lua.LValue {
-			if ap, ok := e.srcAddr(); ok {
-				return lstr(ap.Addr().String())
-			}
-			return lua.LNil
-		}
+		return pvSrcIP
 	case "sp":
-		return func(e *Env, s *pvSpec) lua.LValue {
-			if ap, ok := e.srcAddr(); ok {
-				return boxInt(int(ap.Port()))
-			}
-			return lua.LNil
-		}
+		return pvSrcPort
 	case "Ri":
-		return func(e *Env, s *pvSpec) lua.LValue {
-			if ap, ok := e.rcvAddr(); ok {
-				return lstr(ap.Addr().String())
-			}
-			return lua.LNil
-		}
+		return pvRcvIP
 	case "Rp":
-		return func(e *Env, s *pvSpec) lua.LValue {
-			if ap, ok := e.rcvAddr(); ok {
-				return boxInt(int(ap.Port()))
-			}
-			return lua.LNil
-		}
+		return pvRcvPort
 	case "pr", "proto":
-		return func(e *Env, s *pvSpec) lua.LValue { return strOrNil(e.proto()) }
+		return pvProto
 	case "du":
-		return func(e *Env, s *pvSpec) lua.LValue {
-			if e.Msg == nil {
-				return lua.LNil
-			}
-			return strOrNil(e.Msg.DstURI)
-		}
+		return pvDstURI
 	case "Ts":
-		return func(e *Env, s *pvSpec) lua.LValue { return lua.LNumber(e.now().Unix()) }
+		return pvTs
 	case "TF", "Tf":
-		return func(e *Env, s *pvSpec) lua.LValue { return lstr(e.now().Format("Mon Jan _2 15:04:05 2006")) }
+		return pvTf
 	case "rtimer_worker":
-		return func(e *Env, s *pvSpec) lua.LValue { return boxInt(e.Index) }
+		return pvRtimerWorker
 	}
 	return nil
 }
+
+func pvRURI(e *Env, _ *pvSpec) lua.LValue {
+	if r := e.Msg.Request(); r != nil {
+		return lstr(r.Recipient.String())
+	}
+	return lua.LNil
+}
+
+func pvRUser(e *Env, _ *pvSpec) lua.LValue {
+	if r := e.Msg.Request(); r != nil {
+		return strOrNil(r.Recipient.User)
+	}
+	return lua.LNil
+}
+
+func pvRDomain(e *Env, _ *pvSpec) lua.LValue {
+	if r := e.Msg.Request(); r != nil {
+		return strOrNil(r.Recipient.Host)
+	}
+	return lua.LNil
+}
+
+func pvRPort(e *Env, _ *pvSpec) lua.LValue {
+	if r := e.Msg.Request(); r != nil {
+		return boxInt(uriPort(&r.Recipient))
+	}
+	return lua.LNil
+}
+
+func pvRScheme(e *Env, _ *pvSpec) lua.LValue {
+	r := e.Msg.Request()
+	switch {
+	case r == nil:
+		return lua.LNil
+	case r.Recipient.IsEncrypted():
+		return lua.LString("sips")
+	}
+	return lua.LString("sip")
+}
+
+func pvMethod(e *Env, _ *pvSpec) lua.LValue { return strOrNil(e.method()) }
+
+func pvVersion(e *Env, _ *pvSpec) lua.LValue {
+	switch x := e.Msg.SIP().(type) {
+	case *sip.Request:
+		return lstr(x.SipVersion)
+	case *sip.Response:
+		return lstr(x.SipVersion)
+	}
+	return lua.LNil
+}
+
+func pvStatus(e *Env, _ *pvSpec) lua.LValue {
+	if e.Msg != nil && e.Msg.Res != nil {
+		return boxInt(int(e.Msg.Res.Msg.StatusCode))
+	}
+	return lua.LNil
+}
+
+func pvReason(e *Env, _ *pvSpec) lua.LValue {
+	if e.Msg != nil && e.Msg.Res != nil {
+		return lstr(e.Msg.Res.Msg.Reason)
+	}
+	return lua.LNil
+}
+
+// pvCallID is $ci: one allocation (the string boxed as a Lua value).
+func pvCallID(e *Env, _ *pvSpec) lua.LValue {
+	if m := e.Msg.SIP(); m != nil {
+		if h := m.CallID(); h != nil {
+			return lstr(string(*h))
+		}
+	}
+	return lua.LNil
+}
+
+func pvCSeq(e *Env, _ *pvSpec) lua.LValue {
+	if m := e.Msg.SIP(); m != nil {
+		if h := m.CSeq(); h != nil {
+			return boxInt(int(h.SeqNo))
+		}
+	}
+	return lua.LNil
+}
+
+// uriPV is $fu/$fU/$fd (or $tu/$tU/$td): the whole URI ('u'), its user
+// ('U') or its host ('d').
+func uriPV(get func(e *Env) *sip.Uri, part byte) pvGetter {
+	return func(e *Env, _ *pvSpec) lua.LValue {
+		u := get(e)
+		switch {
+		case u == nil:
+			return lua.LNil
+		case part == 'U':
+			return strOrNil(u.User)
+		case part == 'd':
+			return strOrNil(u.Host)
+		}
+		return lstr(u.String())
+	}
+}
+
+func pvFromName(e *Env, _ *pvSpec) lua.LValue {
+	if m := e.Msg.SIP(); m != nil {
+		if h := m.From(); h != nil {
+			return strOrNil(h.DisplayName)
+		}
+	}
+	return lua.LNil
+}
+
+func pvFromTag(e *Env, _ *pvSpec) lua.LValue {
+	if m := e.Msg.SIP(); m != nil {
+		if h := m.From(); h != nil {
+			t, _ := h.Params.Get("tag")
+			return strOrNil(t)
+		}
+	}
+	return lua.LNil
+}
+
+func pvToName(e *Env, _ *pvSpec) lua.LValue {
+	if m := e.Msg.SIP(); m != nil {
+		if h := m.To(); h != nil {
+			return strOrNil(h.DisplayName)
+		}
+	}
+	return lua.LNil
+}
+
+func pvToTag(e *Env, _ *pvSpec) lua.LValue {
+	if m := e.Msg.SIP(); m != nil {
+		if h := m.To(); h != nil {
+			t, _ := h.Params.Get("tag")
+			return strOrNil(t)
+		}
+	}
+	return lua.LNil
+}
+
+// hdrPV is $ua, $ct or $cT: the first User-Agent, Contact or Content-Type
+// header's value.
+func hdrPV(class string) pvGetter {
+	name := map[string]string{"ua": "User-Agent", "ct": "Contact", "cT": "Content-Type"}[class]
+	return func(e *Env, _ *pvSpec) lua.LValue {
+		if m := e.Msg.SIP(); m != nil {
+			return hdrValue(m, name)
+		}
+		return lua.LNil
+	}
+}
+
+func pvBodyLen(e *Env, _ *pvSpec) lua.LValue {
+	if m := e.Msg.SIP(); m != nil {
+		return boxInt(len(m.Body()))
+	}
+	return lua.LNil
+}
+
+func pvBody(e *Env, _ *pvSpec) lua.LValue {
+	if m := e.Msg.SIP(); m != nil {
+		return strOrNil(string(m.Body()))
+	}
+	return lua.LNil
+}
+
+func pvMsgBuf(e *Env, _ *pvSpec) lua.LValue {
+	if m := e.Msg.SIP(); m != nil {
+		return lstr(m.String())
+	}
+	return lua.LNil
+}
+
+func pvMsgLen(e *Env, _ *pvSpec) lua.LValue {
+	if m := e.Msg.SIP(); m != nil {
+		return boxInt(len(m.String()))
+	}
+	return lua.LNil
+}
+
+func pvSrcIP(e *Env, _ *pvSpec) lua.LValue {
+	if ap, ok := e.srcAddr(); ok {
+		return lstr(ap.Addr().String())
+	}
+	return lua.LNil
+}
+
+func pvSrcPort(e *Env, _ *pvSpec) lua.LValue {
+	if ap, ok := e.srcAddr(); ok {
+		return boxInt(int(ap.Port()))
+	}
+	return lua.LNil
+}
+
+func pvRcvIP(e *Env, _ *pvSpec) lua.LValue {
+	if ap, ok := e.rcvAddr(); ok {
+		return lstr(ap.Addr().String())
+	}
+	return lua.LNil
+}
+
+func pvRcvPort(e *Env, _ *pvSpec) lua.LValue {
+	if ap, ok := e.rcvAddr(); ok {
+		return boxInt(int(ap.Port()))
+	}
+	return lua.LNil
+}
+
+func pvProto(e *Env, _ *pvSpec) lua.LValue { return strOrNil(e.proto()) }
+
+func pvDstURI(e *Env, _ *pvSpec) lua.LValue {
+	if e.Msg == nil {
+		return lua.LNil
+	}
+	return strOrNil(e.Msg.DstURI)
+}
+
+func pvTs(e *Env, _ *pvSpec) lua.LValue { return lua.LNumber(e.now().Unix()) }
+
+func pvTf(e *Env, _ *pvSpec) lua.LValue {
+	return lstr(e.now().Format("Mon Jan _2 15:04:05 2006"))
+}
+
+func pvRtimerWorker(e *Env, _ *pvSpec) lua.LValue { return boxInt(e.Index) }
 
 func hdrValue(m sip.Message, name string) lua.LValue {
 	if h := m.GetHeaders(name); len(h) > 0 {
@@ -353,109 +469,138 @@ func hdrValue(m sip.Message, name string) lua.LValue {
 	return lua.LNil
 }
 
-// namedPV returns the getter and setter of a PV with an inner name.
-func namedPV(class string) (func(e *Env, s *pvSpec) lua.LValue, func(e *Env, s *pvSpec, v lua.LValue) bool) {
+// pvSetter writes a pseudo-variable; nil v unsets it.
+type pvSetter = func(e *Env, s *pvSpec, v lua.LValue) bool
+
+// namedPV returns the getter and setter (nil when read-only) of a PV with
+// an inner name, nil for an unknown class.
+func namedPV(class string) (pvGetter, pvSetter) {
 	switch class {
 	case "hdr":
-		return func(e *Env, s *pvSpec) lua.LValue {
-			m := e.Msg.SIP()
-			name, ok := e.argName(s)
-			if m == nil || !ok {
-				return lua.LNil
-			}
-			return hdrValue(m, name)
-		}, nil
+		return pvHdr, nil
 	case "var":
-		return func(e *Env, s *pvSpec) lua.LValue {
-				name, ok := e.argName(s)
-				if !ok {
-					return lua.LNil
-				}
-				if v, ok := e.vars[name]; ok {
-					return v
-				}
-				return lua.LNil
-			}, func(e *Env, s *pvSpec, v lua.LValue) bool {
-				name, ok := e.argName(s)
-				if !ok {
-					return false
-				}
-				if v == lua.LNil {
-					delete(e.vars, name)
-				} else {
-					e.vars[name] = v
-				}
-				return true
-			}
+		return pvVar, setVar
 	case "shv":
-		return func(e *Env, s *pvSpec) lua.LValue {
-				name, ok := e.argName(s)
-				if !ok || e.D.Shv == nil {
-					return lua.LNil
-				}
-				return fromGo(e.D.Shv.Get(name))
-			}, func(e *Env, s *pvSpec, v lua.LValue) bool {
-				name, ok := e.argName(s)
-				if !ok || e.D.Shv == nil {
-					return false
-				}
-				e.D.Shv.Set(name, toGo(v))
-				return true
-			}
+		return pvShv, setShv
 	case "avp":
-		return func(e *Env, s *pvSpec) lua.LValue {
-				name, ok := e.argName(s)
-				if !ok || e.Msg == nil {
-					return lua.LNil
-				}
-				return fromGo(e.Msg.AVPs[name])
-			}, func(e *Env, s *pvSpec, v lua.LValue) bool {
-				name, ok := e.argName(s)
-				if !ok || e.Msg == nil {
-					return false
-				}
-				if e.Msg.AVPs == nil {
-					e.Msg.AVPs = map[string]any{}
-				}
-				if g := toGo(v); g == nil {
-					delete(e.Msg.AVPs, name)
-				} else {
-					e.Msg.AVPs[name] = g
-				}
-				return true
-			}
+		return pvAVP, setAVP
 	case "TV":
-		return func(e *Env, s *pvSpec) lua.LValue {
-			switch s.arg {
-			case "s":
-				return lua.LNumber(e.now().Unix())
-			case "u":
-				return boxInt(e.now().Nanosecond() / 1000)
-			case "sn":
-				return lua.LNumber(e.D.Now().Unix())
-			case "un":
-				return boxInt(e.D.Now().Nanosecond() / 1000)
-			case "Sn":
-				t := e.D.Now()
-				return lstr(strconv.FormatInt(t.Unix(), 10) + "." + fmt.Sprintf("%06d", t.Nanosecond()/1000))
-			case "Sm":
-				t := e.D.Now()
-				return lstr(strconv.FormatInt(t.Unix(), 10) + "." + fmt.Sprintf("%03d", t.Nanosecond()/1000000))
-			}
-			return lua.LNil
-		}, nil
+		return pvTV, nil
 	case "async":
-		return func(e *Env, s *pvSpec) lua.LValue {
-			if s.arg == "data" {
-				return lstr(e.AsyncData)
-			}
-			if s.arg == "gname" {
-				return lstr(e.asyncGroup())
-			}
-			return lua.LNil
-		}, nil
+		return pvAsync, nil
 	}
 	return nil, nil
+}
+
+// pvHdr is $hdr(name): the first such header's value.
+func pvHdr(e *Env, s *pvSpec) lua.LValue {
+	m := e.Msg.SIP()
+	name, ok := e.argName(s)
+	if m == nil || !ok {
+		return lua.LNil
+	}
+	return hdrValue(m, name)
+}
+
+// pvVar is $var(name): the VM's private variables.
+func pvVar(e *Env, s *pvSpec) lua.LValue {
+	name, ok := e.argName(s)
+	if !ok {
+		return lua.LNil
+	}
+	if v, ok := e.vars[name]; ok {
+		return v
+	}
+	return lua.LNil
+}
+
+func setVar(e *Env, s *pvSpec, v lua.LValue) bool {
+	name, ok := e.argName(s)
+	if !ok {
+		return false
+	}
+	if v == lua.LNil {
+		delete(e.vars, name)
+	} else {
+		e.vars[name] = v
+	}
+	return true
+}
+
+// pvShv is $shv(name): the variables shared by every VM.
+func pvShv(e *Env, s *pvSpec) lua.LValue {
+	name, ok := e.argName(s)
+	if !ok || e.D.Shv == nil {
+		return lua.LNil
+	}
+	return fromGo(e.D.Shv.Get(name))
+}
+
+func setShv(e *Env, s *pvSpec, v lua.LValue) bool {
+	name, ok := e.argName(s)
+	if !ok || e.D.Shv == nil {
+		return false
+	}
+	e.D.Shv.Set(name, toGo(v))
+	return true
+}
+
+// pvAVP is $avp(name): the message's attribute-value pairs.
+func pvAVP(e *Env, s *pvSpec) lua.LValue {
+	name, ok := e.argName(s)
+	if !ok || e.Msg == nil {
+		return lua.LNil
+	}
+	return fromGo(e.Msg.AVPs[name])
+}
+
+func setAVP(e *Env, s *pvSpec, v lua.LValue) bool {
+	name, ok := e.argName(s)
+	if !ok || e.Msg == nil {
+		return false
+	}
+	if e.Msg.AVPs == nil {
+		e.Msg.AVPs = map[string]any{}
+	}
+	if g := toGo(v); g == nil {
+		delete(e.Msg.AVPs, name)
+	} else {
+		e.Msg.AVPs[name] = g
+	}
+	return true
+}
+
+// pvTV is $TV(s), $TV(u) (the message's time), $TV(sn), $TV(un), $TV(Sn)
+// and $TV(Sm) (now).
+func pvTV(e *Env, s *pvSpec) lua.LValue {
+	switch s.arg {
+	case "s":
+		return lua.LNumber(e.now().Unix())
+	case "u":
+		return boxInt(e.now().Nanosecond() / 1000)
+	case "sn":
+		return lua.LNumber(e.D.Now().Unix())
+	case "un":
+		return boxInt(e.D.Now().Nanosecond() / 1000)
+	case "Sn":
+		t := e.D.Now()
+		return lstr(strconv.FormatInt(t.Unix(), 10) + "." + fmt.Sprintf("%06d", t.Nanosecond()/1000))
+	case "Sm":
+		t := e.D.Now()
+		return lstr(strconv.FormatInt(t.Unix(), 10) + "." + fmt.Sprintf("%03d", t.Nanosecond()/1000000))
+	}
+	return lua.LNil
+}
+
+// pvAsync is $async(data) and $async(gname).
+func pvAsync(e *Env, s *pvSpec) lua.LValue {
+	switch s.arg {
+	case "data":
+		return lstr(e.AsyncData)
+	case "gname":
+		return lstr(e.asyncGroup())
+	}
+	return lua.LNil
 }
 
 func fromGo(v any) lua.LValue {
@@ -528,112 +673,94 @@ func setURI(e *Env, s *pvSpec, v lua.LValue) bool {
 	return true
 }
 
-func (e *Env) pvFuncs() map[string]lua.LGFunction {
-	get := func(L *lua.LState, name string) (lua.LValue, bool) {
-		s, err := e.pvParse(name)
-		if err != nil {
-			e.D.Log.Error("pv get", "error", err)
-			return lua.LNil, false
-		}
-		return s.get(e, s), true
-	}
-	setter := func(fname string, conv func(L *lua.LState) lua.LValue) lua.LGFunction {
-		return func(L *lua.LState) int {
-			if !e.arity(L, "pv."+fname, 2) {
-				return 1
-			}
-			name := argStr(L, 1)
-			s, err := e.pvParse(name)
-			if err != nil || s.set == nil {
-				e.D.Log.Error("pv is not writable", "pv", name)
-				return retBool(L, 0)
-			}
-			return retBool(L, b2i(s.set(e, s, conv(L))))
-		}
-	}
-	withDefault := func(fname string, dflt lua.LValue) lua.LGFunction {
-		return func(L *lua.LState) int {
-			if !e.arity(L, "pv."+fname, 1) {
-				return 1
-			}
-			v, _ := get(L, argStr(L, 1))
-			if v == lua.LNil {
-				v = dflt
-			}
-			L.Push(v)
-			return 1
-		}
-	}
-	return map[string]lua.LGFunction{
-		"get": func(L *lua.LState) int {
-			if !e.arity(L, "pv.get", 1) {
-				return 1
-			}
-			v, _ := get(L, argStr(L, 1))
-			L.Push(v)
-			return 1
-		},
-		"gete": withDefault("gete", lua.LString("")),
-		"getw": withDefault("getw", lua.LString("<null>")),
-		"getvs": func(L *lua.LState) int {
-			if !e.arity(L, "pv.getvs", 2) {
-				return 1
-			}
-			v, _ := get(L, argStr(L, 1))
-			if v == lua.LNil {
-				v = lua.LString(argStr(L, 2))
-			}
-			L.Push(v)
-			return 1
-		},
-		"getvn": func(L *lua.LState) int {
-			if !e.arity(L, "pv.getvn", 2) {
-				return 1
-			}
-			v, _ := get(L, argStr(L, 1))
-			if v == lua.LNil {
-				v = boxInt(argInt(L, 2))
-			}
-			L.Push(v)
-			return 1
-		},
-		"geti": func(L *lua.LState) int {
-			if !e.arity(L, "pv.geti", 1) {
-				return 1
-			}
-			v, _ := get(L, argStr(L, 1))
-			switch x := v.(type) {
-			case lua.LNumber:
-				L.Push(x)
-			case lua.LString:
-				n, _ := strconv.Atoi(string(x))
-				L.Push(boxInt(n))
-			default:
-				L.Push(boxInt(0))
-			}
-			return 1
-		},
-		"sets": setter("sets", func(L *lua.LState) lua.LValue { return lua.LString(argStr(L, 2)) }),
-		"seti": setter("seti", func(L *lua.LState) lua.LValue { return boxInt(argInt(L, 2)) }),
-		"unset": func(L *lua.LState) int {
-			if !e.arity(L, "pv.unset", 1) {
-				return 1
-			}
-			s, err := e.pvParse(argStr(L, 1))
-			if err != nil || s.set == nil {
-				return retBool(L, 0)
-			}
-			return retBool(L, b2i(s.set(e, s, lua.LNil)))
-		},
-		"is_null": func(L *lua.LState) int {
-			if !e.arity(L, "pv.is_null", 1) {
-				return 1
-			}
-			v, _ := get(L, argStr(L, 1))
-			return retBool(L, b2i(v == lua.LNil))
-		},
-	}
+// pvExports is KSR.pv: Kamailio's core pseudo-variable functions (kemi.c,
+// _sr_kemi_pv).
+func pvExports() Submodule {
+	pv := []string{"pvname"}
+	return Submodule{Name: "pv", Funcs: []Export{
+		{Name: "get", Func: pvGet, Ret: Xval, Args: pv, Doc: "The variable's value (string or number), or nil."},
+		{Name: "gete", Func: pvGetE, Ret: Xval, Args: pv, Doc: "The variable's value, or \"\" when it is null."},
+		{Name: "getw", Func: pvGetW, Ret: Xval, Args: pv, Doc: "The variable's value, or \"<null>\" when it is null."},
+		{Name: "getvs", Func: pvGetVS, Ret: Xval, Args: []string{"pvname", "vdef"}, Doc: "The variable's value, or the string vdef when it is null."},
+		{Name: "getvn", Func: pvGetVN, Ret: Xval, Args: []string{"pvname", "vdef"}, Doc: "The variable's value, or the number vdef when it is null."},
+		{Name: "geti", Func: pvGetI, Ret: Int, Args: pv, Doc: "The variable's value as an integer (0 when null or not numeric)."},
+		{Name: "sets", Func: pvSetS, Ret: Bool, Args: []string{"pvname", "val"}, Doc: "Set a writable variable to a string."},
+		{Name: "seti", Func: pvSetI, Ret: Bool, Args: []string{"pvname", "val"}, Doc: "Set a writable variable to an integer."},
+		{Name: "unset", Func: pvUnset, Ret: Bool, Args: pv, Doc: "Unset a writable variable."},
+		{Name: "is_null", Func: pvIsNull, Ret: Bool, Args: pv, Doc: "The variable is null (unset, or not in this message)."},
+	}}
 }
+
+// pvValue is the variable's value, nil (logged) for a name that does not
+// parse.
+func (e *Env) pvValue(name string) lua.LValue {
+	s, err := e.pvParse(name)
+	if err != nil {
+		e.D.Log.Error("pv get", "error", err)
+		return lua.LNil
+	}
+	return s.get(e, s)
+}
+
+// pvGet is KSR.pv.get, the hot path: a cached parse and a getter.
+func pvGet(e *Env, name string) lua.LValue { return e.pvValue(name) }
+
+func pvGetE(e *Env, name string) lua.LValue { return orDefault(e.pvValue(name), lua.LString("")) }
+func pvGetW(e *Env, name string) lua.LValue {
+	return orDefault(e.pvValue(name), lua.LString("<null>"))
+}
+
+func pvGetVS(e *Env, name, vdef string) lua.LValue {
+	if v := e.pvValue(name); v != lua.LNil {
+		return v
+	}
+	return lua.LString(vdef)
+}
+
+func pvGetVN(e *Env, name string, vdef int) lua.LValue {
+	return orDefault(e.pvValue(name), boxInt(vdef))
+}
+
+func orDefault(v, dflt lua.LValue) lua.LValue {
+	if v == lua.LNil {
+		return dflt
+	}
+	return v
+}
+
+func pvGetI(e *Env, name string) int {
+	switch x := e.pvValue(name).(type) {
+	case lua.LNumber:
+		return int(x)
+	case lua.LString:
+		n, _ := strconv.Atoi(string(x))
+		return n
+	}
+	return 0
+}
+
+// pvSet sets a writable variable: 1 done, 0 (logged) not writable.
+func (e *Env) pvSet(name string, v lua.LValue) int {
+	s, err := e.pvParse(name)
+	if err != nil || s.set == nil {
+		e.D.Log.Error("pv is not writable", "pv", name)
+		return 0
+	}
+	return b2i(s.set(e, s, v))
+}
+
+func pvSetS(e *Env, name, val string) int     { return e.pvSet(name, lua.LString(val)) }
+func pvSetI(e *Env, name string, val int) int { return e.pvSet(name, boxInt(val)) }
+
+func pvUnset(e *Env, name string) int {
+	s, err := e.pvParse(name)
+	if err != nil || s.set == nil {
+		return 0
+	}
+	return b2i(s.set(e, s, lua.LNil))
+}
+
+func pvIsNull(e *Env, name string) int { return b2i(e.pvValue(name) == lua.LNil) }
 
 // parseSIPURI parses a sip: or sips: URI with a host.
 func parseSIPURI(s string) (sip.Uri, error) {
@@ -648,70 +775,4 @@ func parseSIPURI(s string) (sip.Uri, error) {
 		return u, fmt.Errorf("no host in %q", s)
 	}
 	return u, nil
-}
-
-// tmReplyPV is tmx's $T_reply_code, $T_reply_reason and $T_reply_type
-// (tmx t_var.c): in reply routes, the reply's status and reason; in a
-// failure route, the winning reply's (a local one for a timeout or a
-// cancel: $T_reply_type 1); in the request route, the status last sent
-// for the transaction. Without a transaction the code is 0, the reason
-// empty and the type nil; the reason outside reply and failure routes is
-// nil (tmx logs "unsupported route_type" there).
-func tmReplyPV(class string) func(e *Env, s *pvSpec) lua.LValue {
-	return func(e *Env, s *pvSpec) lua.LValue {
-		m := e.Msg
-		if m == nil {
-			return lua.LNil
-		}
-		if m.Res != nil { // core reply route and t_on_reply functions
-			switch class {
-			case "T_reply_code":
-				return boxInt(int(m.Res.Msg.StatusCode))
-			case "T_reply_reason":
-				if m.Route == RouteReply && m.Res.Branch == nil {
-					return lstr("") // no transaction
-				}
-				return lstr(m.Res.Msg.Reason)
-			}
-			if m.Res.Branch == nil {
-				return lua.LNil
-			}
-			return boxInt(0)
-		}
-		var hasTx bool
-		var last int
-		if m.Req != nil {
-			if tx := m.Req.Tx(); tx != nil {
-				hasTx, last = true, tx.LastStatus()
-			}
-		}
-		if !hasTx && m.TM == nil {
-			switch class {
-			case "T_reply_code":
-				return boxInt(0)
-			case "T_reply_reason":
-				return lstr("")
-			}
-			return lua.LNil
-		}
-		switch class {
-		case "T_reply_code":
-			switch {
-			case m.TM != nil:
-				return boxInt(m.TM.Code)
-			case m.Route == RouteRequest || m.Route == RouteBranch:
-				return boxInt(last)
-			}
-			return boxInt(0)
-		case "T_reply_reason":
-			if m.TM != nil {
-				return lstr(m.TM.Reason)
-			}
-			return lua.LNil
-		}
-		if m.TM != nil && m.TM.Res == nil {
-			return boxInt(1)
-		}
-		return boxInt(0)
-	}
 }

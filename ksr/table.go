@@ -79,7 +79,7 @@ func (t *Table) Lookup(sub, fn string) (*Export, bool) {
 func (t *Table) HasSubmodule(name string) bool {
 	_, ok := t.index[name]
 	_, old := t.legacy[name]
-	return name != "" && (ok || old)
+	return ok || old
 }
 
 // known reports whether KSR.<sub>.<fn> exists, in an export table or not.

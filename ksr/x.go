@@ -6,21 +6,30 @@ import (
 	"kemi/luavm"
 )
 
-func (e *Env) xFuncs() map[string]lua.LGFunction {
-	return map[string]lua.LGFunction{
-		// exit ends the running callback (only this one), as app_lua does.
-		"exit": luavm.Exit,
-		// drop marks the message dropped (pre-routing, reply route) and exits.
-		"drop": func(L *lua.LState) int {
-			if e.Msg != nil {
-				e.Msg.Drop = true
-			}
-			return luavm.Exit(L)
-		},
-		"probe": func(L *lua.LState) int { return retNone(L) },
-		"modf": func(L *lua.LState) int {
-			e.D.Log.Error("KSR.x.modf is not supported by kemi (no native modules)", "function", argStr(L, 1))
-			return retInt(L, -1)
-		},
+// xExports is KSR.x: app_lua's own functions (app_lua_api.c,
+// _sr_kemi_x_Map), not sr_kemi_t exports. They handle the Lua stack
+// themselves, so they are Raw.
+func xExports() Submodule {
+	return Submodule{Name: "x", Funcs: []Export{
+		{Name: "exit", Func: Raw(xExit), Ret: None, Doc: "End the running callback (only this one), as app_lua does."},
+		{Name: "drop", Func: Raw(xDrop), Ret: None, Doc: "Mark the message dropped and end the running callback."},
+		{Name: "probe", Func: Raw(xProbe), Ret: None, Doc: "Do nothing (the cost of an empty KSR call)."},
+		{Name: "modf", Func: Raw(xModf), Ret: Int, Doc: "Call a native module function: not supported by kemi, -1."},
+	}}
+}
+
+func xExit(_ *Env, L *lua.LState) int { return luavm.Exit(L) }
+
+func xDrop(e *Env, L *lua.LState) int {
+	if e.Msg != nil {
+		e.Msg.Drop = true
 	}
+	return luavm.Exit(L)
+}
+
+func xProbe(_ *Env, L *lua.LState) int { return retNone(L) }
+
+func xModf(e *Env, L *lua.LState) int {
+	e.D.Log.Error("KSR.x.modf is not supported by kemi (no native modules)", "function", argStr(L, 1))
+	return retInt(L, -1)
 }

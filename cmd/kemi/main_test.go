@@ -257,7 +257,7 @@ func TestCheckRefusesUnknownKSRFunctions(t *testing.T) {
 	cfg := "loadmodule \"app_lua.so\"\nloadmodule \"mqueue.so\"\nmodparam(\"mqueue\", \"mqueue\", \"name=q\")\nmodparam(\"app_lua\", \"load\", \"s.lua\")\n"
 	os.WriteFile(filepath.Join(dir, "k.cfg"), []byte(cfg), 0o644)
 	os.WriteFile(filepath.Join(dir, "s.lua"), []byte("function ksr_request_route()\n"+
-		"  KSR.maxfwd.process_maxfwd(10)\n"+
+		"  KSR.dispatcher.ds_select_dst(1, 4)\n"+
 		"  KSR.mqueue.mq_addd(\"q\", \"k\", \"v\")\n"+
 		"  KSR.mqueue.mq_add(\"q\")\n"+
 		"end\n"), 0o644)
@@ -267,7 +267,7 @@ func TestCheckRefusesUnknownKSRFunctions(t *testing.T) {
 		t.Fatalf("exit: %v, want status 2\n%s", err, out)
 	}
 	for _, want := range []string{
-		"s.lua:2: unknown KSR function KSR.maxfwd.process_maxfwd (module maxfwd is not implemented by kemi)",
+		"s.lua:2: unknown KSR function KSR.dispatcher.ds_select_dst (module dispatcher is not implemented by kemi)",
 		"s.lua:3: unknown KSR function KSR.mqueue.mq_addd (did you mean KSR.mqueue.mq_add?)",
 		"s.lua:4: warning: KSR.mqueue.mq_add takes 3 arguments",
 		"2 unknown KSR function(s)",

@@ -1,0 +1,106 @@
+package tm
+
+import (
+	lua "github.com/yuin/gopher-lua"
+
+	"kemi/ksr"
+)
+
+// TMX is Kamailio's tmx module: for now only its $T_reply_code,
+// $T_reply_reason and $T_reply_type pseudo-variables (none of its KSR.tmx
+// functions is implemented).
+type TMX struct{}
+
+// NewTMX returns the tmx module.
+func NewTMX() *TMX { return &TMX{} }
+
+// Info describes the module. precheck_trans, tmx's only modparam in
+// Kamailio 5.6.3 (tmx_mod.c params[]), is accepted and ignored.
+func (*TMX) Info() ksr.ModuleInfo {
+	return ksr.ModuleInfo{
+		Name:    "tmx",
+		Doc:     "tm extensions: the $T_reply_* pseudo-variables",
+		Ignored: []string{"precheck_trans"},
+		PVs: []ksr.PV{
+			{Name: "T_reply_code", Get: replyCode},
+			{Name: "T_reply_reason", Get: replyReason},
+			{Name: "T_reply_type", Get: replyType},
+		},
+	}
+}
+
+// The $T_reply_* variables (tmx t_var.c): in reply routes, the reply's
+// status and reason; in a failure route, the winning reply's (a local one
+// for a timeout or a cancel: $T_reply_type 1); in the request route, the
+// status last sent for the transaction. Without a transaction the code is
+// 0, the reason empty and the type nil; the reason outside reply and
+// failure routes is nil (tmx logs "unsupported route_type" there).
+
+// hasTx reports whether the message's request has a transaction, and the
+// status last sent through it.
+func hasTx(m *ksr.Msg) (bool, int) {
+	if m.Req != nil {
+		if tx := m.Req.Tx(); tx != nil {
+			return true, tx.LastStatus()
+		}
+	}
+	return false, 0
+}
+
+func replyCode(e *ksr.Env, _ string) lua.LValue {
+	m := e.Msg
+	switch {
+	case m == nil:
+		return lua.LNil
+	case m.Res != nil: // core reply route and t_on_reply functions
+		return ksr.BoxInt(int(m.Res.Msg.StatusCode))
+	case m.TM != nil:
+		return ksr.BoxInt(m.TM.Code)
+	}
+	tx, last := hasTx(m)
+	if tx && (m.Route == ksr.RouteRequest || m.Route == ksr.RouteBranch) {
+		return ksr.BoxInt(last)
+	}
+	return ksr.BoxInt(0)
+}
+
+func replyReason(e *ksr.Env, _ string) lua.LValue {
+	m := e.Msg
+	switch {
+	case m == nil:
+		return lua.LNil
+	case m.Res != nil:
+		if m.Route == ksr.RouteReply && m.Res.Branch == nil {
+			return lua.LString("") // no transaction
+		}
+		return lua.LString(m.Res.Msg.Reason)
+	case m.TM != nil:
+		return lua.LString(m.TM.Reason)
+	}
+	if tx, _ := hasTx(m); !tx {
+		return lua.LString("")
+	}
+	return lua.LNil
+}
+
+func replyType(e *ksr.Env, _ string) lua.LValue {
+	m := e.Msg
+	switch {
+	case m == nil:
+		return lua.LNil
+	case m.Res != nil:
+		if m.Res.Branch == nil {
+			return lua.LNil
+		}
+		return ksr.BoxInt(0)
+	case m.TM != nil:
+		if m.TM.Res == nil {
+			return ksr.BoxInt(1)
+		}
+		return ksr.BoxInt(0)
+	}
+	if tx, _ := hasTx(m); !tx {
+		return lua.LNil
+	}
+	return ksr.BoxInt(0)
+}
