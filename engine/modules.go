@@ -7,8 +7,8 @@ import (
 	"kemi/ksr"
 	"kemi/modules/maxfwd"
 	"kemi/modules/mqueue"
-	"kemi/modules/runtimefree"
 	"kemi/modules/rr"
+	"kemi/modules/runtimefree"
 	"kemi/modules/sl"
 	"kemi/modules/tm"
 )
