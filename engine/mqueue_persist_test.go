@@ -213,11 +213,27 @@ func TestMqueueDBErrorsFailStart(t *testing.T) {
 	noCols := filepath.Join(dir, "nocols.db")
 	mqSQL(t, noCols, `CREATE TABLE q (a TEXT, b TEXT);`)
 
+	// A database that can be read but not written: opened read-only, which holds for root
+	// too (file permissions do not stop root), and, when not root, a file with mode 0444. With
+	// dbmode 1, 3 or 4 kemi would acknowledge every mq_add and then fail to save it.
+	roDB := filepath.Join(dir, "ro.db")
+	mqSeed(t, roDB, "q") // a WAL database with the table, as a previous run leaves it
+	roURL := "file:" + roDB + "?mode=ro"
+	perm := filepath.Join(dir, "0444.db")
+	mqSeed(t, perm, "q")
+	if err := os.Chmod(perm, 0o444); err != nil {
+		t.Fatal(err)
+	}
+
 	missing := filepath.Join(dir, "no", "such", "dir", "q.db")
 	for _, c := range []struct {
 		name, url, mode string
 		want            []string // substrings of the error
 	}{
+		{"read-only, load and save", roURL, "1", []string{`start mqueue: load db_url "` + roURL + `": load queue "q": sqlite "` + roURL + `" is not writable: `, "attempt to write a readonly database"}},
+		{"read-only, save only", roURL, "3", []string{"start mqueue", roURL, "is not writable", "readonly database"}},
+		{"read-only, durable", roURL, "4", []string{"start mqueue", roURL, "is not writable", "readonly database"}},
+		{"file mode 0444", perm, "1", []string{"start mqueue", perm, "is not writable", "readonly database"}},
 		{"missing directory", missing, "1", []string{"start mqueue: open db_url: ", missing, "unable to open database file"}},
 		{"missing directory, sqlite url", "sqlite://" + missing, "4", []string{"start mqueue", missing}},
 		{"missing directory, save only", missing, "3", []string{"start mqueue", missing}},
@@ -226,6 +242,9 @@ func TestMqueueDBErrorsFailStart(t *testing.T) {
 		{"table without key and val", noCols, "4", []string{"start mqueue", noCols, `load queue "q"`, `lacks a "key" or "val" column`}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			if c.url == perm && os.Geteuid() == 0 {
+				t.Skip("root writes to a 0444 file; the read-only cases cover it")
+			}
 			cfg := mqConfig(fmt.Sprintf(`modparam("mqueue", "db_url", %q)`, c.url), `modparam("mqueue", "mqueue", "name=q;dbmode=`+c.mode+`")`)
 			e, err := enginetest.TryStart(t, cfg, map[string]string{"script.lua": mqScript})
 			if err == nil {
