@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"kemi/engine"
 	"kemi/engine/enginetest"
 	"kemi/queues"
+	"kemi/timers"
 )
 
 // Persistence through the engine: queues filled over SIP, a graceful stop,
@@ -447,4 +449,33 @@ func TestMqueueDurableStoreFailure(t *testing.T) {
 	if !e.Log.Contains("mqueue fetch failed") || !e.Log.Contains("mqueue add failed") || !e.Log.Contains("mqueue.fetch failed") {
 		t.Fatalf("store errors not logged:\n%s", e.Log)
 	}
+}
+
+// TestMqueueStoreErrorsDoNotFloodTheLog: with a durable queue whose writes fail (a full disk
+// does the same), every mq_add returns -1 and logs; the engine's logger lets one line per
+// second through and counts the others. The engine's clock stands still, then steps a second.
+func TestMqueueStoreErrorsDoNotFloodTheLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	clock := timers.NewFake(time.Now())
+	e := enginetest.Start(t, mqConfig(fmt.Sprintf(`modparam("mqueue", "db_url", %q)`, path), `modparam("mqueue", "mqueue", "name=d;dbmode=4")`),
+		map[string]string{"script.lua": mqScript}, func(o *engine.Options) { o.Clock = clock })
+	c := enginetest.Dial(t, "udp", e.Addr("udp"))
+	mqSQL(t, path, `DROP TABLE d;`) // every insert fails from now on
+	const adds = 300
+	for i := range adds {
+		if r := mqOp(t, c, "add", "d", fmt.Sprint("k", i), "v"); r != "add -1" {
+			t.Fatalf("add %d: %q", i, r)
+		}
+	}
+	if n := strings.Count(e.Log.String(), "mqueue add failed"); n != 1 {
+		t.Fatalf("%d log lines for %d failed adds in the same second, want 1", n, adds)
+	}
+	clock.Advance(time.Second)
+	if r := mqOp(t, c, "add", "d", "last", "v"); r != "add -1" {
+		t.Fatalf("add: %q", r)
+	}
+	if !e.Log.Contains(fmt.Sprintf("suppressed=%d", adds-1)) || strings.Count(e.Log.String(), "mqueue add failed") != 2 {
+		t.Fatalf("after a second: want a second line with suppressed=%d:\n%s", adds-1, e.Log)
+	}
+	wantItems(t, "queue", mqContent(e, "d"))
 }
