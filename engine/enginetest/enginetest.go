@@ -25,6 +25,12 @@ import (
 	"kemi/engine"
 )
 
+// Patience bounds how long a test waits for something that must happen: a reply, a count
+// to be reached, a log line, a process to start or stop. It guards against a hang and is not a
+// measurement: a passing test never waits for it, and it is long enough for two cores busy
+// with other work under -race.
+const Patience = 30 * time.Second
+
 // Files writes name->content into dir.
 func Files(tb testing.TB, dir string, files map[string]string) {
 	tb.Helper()
