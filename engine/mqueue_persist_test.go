@@ -394,8 +394,13 @@ cfgengine "lua"
 
 	kc := enginetest.Dial(t, "udp", fmt.Sprintf("127.0.0.1:%d", port))
 	ready := false
+	// Ready once it answers OPTIONS; until it listens, a send or receive may fail with
+	// "connection refused" (the ICMP error of an earlier probe).
 	for deadline := time.Now().Add(enginetest.Patience); time.Now().Before(deadline); {
-		kc.Send(kc.Build(enginetest.Req{Method: "OPTIONS"}))
+		if err := kc.TrySend(kc.Build(enginetest.Req{Method: "OPTIONS"})); err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
 		if res, err := kc.RecvResponse(200 * time.Millisecond); err == nil && res.StatusCode == 200 {
 			ready = true
 			break
