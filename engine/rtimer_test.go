@@ -484,7 +484,7 @@ end
 		}
 		want = append(want, fmt.Sprintf("%s=body %d rtimer", id, i))
 	}
-	// Drained within a few intervals; 5 s is a bound for a loaded machine,
+	// Drained within a few intervals; enginetest.Patience is a bound for a loaded machine,
 	// not a speed measurement.
 	deadline := time.Now().Add(enginetest.Patience)
 	out := e.Queues().Get("out")
@@ -496,7 +496,7 @@ end
 		got = append(got, it.Key+"="+it.Val)
 	}
 	if !slices.Equal(got, want) {
-		t.Fatalf("drained %d of %d items within 5 s:\n got %q\nwant %q", len(got), n, got, want)
+		t.Fatalf("drained %d of %d items within %s:\n got %q\nwant %q", len(got), n, enginetest.Patience, got, want)
 	}
 	if l := e.Queues().Get("jobs").Len(); l != 0 {
 		t.Fatalf("%d items left in jobs", l)
