@@ -442,16 +442,16 @@ func (w *worker) report(fn string, required bool, err error) {
 	}
 	if errors.Is(err, luavm.ErrNoFunction) {
 		if required {
-			w.logErr("missing:"+fn, "lua function not found", "function", fn)
+			w.e.log.Error("lua function not found", "function", fn)
 		}
 		return
 	}
 	var le *luavm.Error
 	if errors.As(err, &le) {
-		w.logErr("lua:"+fn, "lua error", "function", fn, "worker", w.vm.Name(), "error", le.Error(), "traceback", le.Traceback)
+		w.e.log.Error("lua error", "function", fn, "worker", w.vm.Name(), "error", le.Error(), "traceback", le.Traceback)
 		return
 	}
-	w.logErr("call:"+fn, "lua call failed", "function", fn, "error", err)
+	w.e.log.Error("lua call failed", "function", fn, "error", err)
 }
 
 // resume runs a resume on this worker.

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,9 +16,10 @@ import (
 
 // TestAsyncThousandSuspendedAtOnce: 1,000 MESSAGEs from 10 UDP sockets, each
 // suspended 1 s with KSR.async.route and answered 200 by the resumed route.
-// The client retransmits every request twice while it waits (at 300 and
-// 600 ms, before any resume): each request must run the script once, resume
-// once and get exactly one final reply.
+// The client retransmits every request without a final reply every 300 ms
+// (the first two rounds before any resume): each request must run the script
+// once, resume once and get one final reply (repeated only for a
+// retransmission that crossed it).
 func TestAsyncThousandSuspendedAtOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1,000 requests over loopback")
@@ -127,14 +129,13 @@ end`
 	}
 	start := time.Now()
 	send(false)
-	time.Sleep(time.Until(start.Add(300 * time.Millisecond)))
-	send(true)
-	time.Sleep(time.Until(start.Add(600 * time.Millisecond)))
-	send(true)
-
-	// Wait for every final reply, then a little longer for duplicates.
-	deadline := time.Now().Add(10 * time.Second)
+	// Retransmit every request still without a final reply every 300 ms, as a client's
+	// timer would, until each has one. The first rounds land while the requests are
+	// suspended (1 s) and must be absorbed; a datagram lost to a full socket buffer is sent
+	// again. Driven by the replies, not by a fixed schedule.
+	deadline := time.Now().Add(enginetest.Patience)
 	for {
+		time.Sleep(300 * time.Millisecond)
 		mu.Lock()
 		missing := 0
 		for _, cl := range calls {
@@ -149,8 +150,9 @@ end`
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of %d requests got no final reply", missing, sockets*perSocket)
 		}
-		time.Sleep(20 * time.Millisecond)
+		send(true)
 	}
+	// A little longer for duplicates.
 	time.Sleep(300 * time.Millisecond)
 	for _, c := range conns {
 		c.Close()
@@ -158,9 +160,11 @@ end`
 	readers.Wait()
 	bad := 0
 	for cid, cl := range calls {
-		if len(cl.finals) != 1 || !strings.HasPrefix(cl.finals[0], "200 ") {
+		// A retransmission that crossed the final reply gets that same reply again (the
+		// server transaction's job); a second, different final would be a bug.
+		if len(cl.finals) == 0 || !strings.HasPrefix(cl.finals[0], "200 ") || slices.ContainsFunc(cl.finals, func(f string) bool { return f != cl.finals[0] }) {
 			if bad++; bad <= 5 {
-				t.Errorf("%s: finals %v, want exactly one 200", cid, cl.finals)
+				t.Errorf("%s: finals %v, want one 200 (repeated only as a retransmission)", cid, cl.finals)
 			}
 		}
 		// A lower bound only: the resume may come late on a busy machine,

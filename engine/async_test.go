@@ -34,7 +34,7 @@ func startFake(t *testing.T, cfg, script string) (*enginetest.Engine, *timers.Fa
 // requests count while they wait).
 func waitPending(t *testing.T, e *enginetest.Engine, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(enginetest.Patience)
 	for e.Pending() != n {
 		if time.Now().After(deadline) {
 			t.Fatalf("pending %d, want %d", e.Pending(), n)
@@ -46,7 +46,7 @@ func waitPending(t *testing.T, e *enginetest.Engine, n int64) {
 // armed waits until the resume timer is armed on the fake clock.
 func armed(t *testing.T, clk *timers.Fake) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), enginetest.Patience)
 	defer cancel()
 	if err := clk.BlockUntilContext(ctx, 1); err != nil {
 		t.Fatalf("no resume timer armed: %v", err)
@@ -56,7 +56,7 @@ func armed(t *testing.T, clk *timers.Fake) {
 // waitSuspended waits until n requests wait for their resume.
 func waitSuspended(t *testing.T, e *enginetest.Engine, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(enginetest.Patience)
 	for e.Status().Suspended != n {
 		if time.Now().After(deadline) {
 			t.Fatalf("suspended %d, want %d", e.Status().Suspended, n)
@@ -76,7 +76,7 @@ func quiet(t *testing.T, c *enginetest.Client, d time.Duration, what string) {
 // final reads responses until a final one.
 func final(t *testing.T, c *enginetest.Client, what string) *sip.Response {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(enginetest.Patience)
 	for {
 		res, err := c.RecvResponse(time.Until(deadline))
 		if err != nil {
@@ -164,7 +164,7 @@ func TestAsyncRouteResumesAtItsDeadline(t *testing.T) {
 			waitPending(t, e, 1) // suspended, the receiving worker is free
 			armed(t, clk)        // the resume is scheduled
 			if tc.method == "INVITE" {
-				if res, err := c.RecvResponse(time.Second); err != nil || res.StatusCode != 100 {
+				if res, err := c.RecvResponse(enginetest.Patience); err != nil || res.StatusCode != 100 {
 					t.Fatalf("INVITE: want 100 Trying at once, got %v %v", res, err)
 				}
 			}
@@ -173,13 +173,13 @@ func TestAsyncRouteResumesAtItsDeadline(t *testing.T) {
 			c.Send(raw)
 			if tc.method == "INVITE" {
 				for i := 0; i < 2; i++ { // each retransmission gets the 100 again
-					if res, err := c.RecvResponse(time.Second); err != nil || res.StatusCode != 100 {
+					if res, err := c.RecvResponse(enginetest.Patience); err != nil || res.StatusCode != 100 {
 						t.Fatalf("INVITE retransmission: want 100, got %v %v", res, err)
 					}
 				}
 			}
 			// The receiving workers serve other requests meanwhile.
-			if res := c.Do(enginetest.Req{Method: "OPTIONS"}, 2*time.Second); res.StatusCode != 200 {
+			if res := c.Do(enginetest.Req{Method: "OPTIONS"}, enginetest.Patience); res.StatusCode != 200 {
 				t.Fatalf("OPTIONS while suspended: %d", res.StatusCode)
 			}
 			clk.Advance(tc.wait - time.Millisecond)
@@ -242,7 +242,7 @@ func TestAsyncResumeAfterCancel(t *testing.T) {
 	inv := enginetest.Req{Method: "INVITE", CallID: enginetest.RandomID(), Branch: "z9hG4bK" + enginetest.RandomID(),
 		Headers: []string{"X-Delay: 2", "X-Resume: late"}}
 	c.Send(c.Build(inv))
-	if res, err := c.RecvResponse(2 * time.Second); err != nil || res.StatusCode != 100 {
+	if res, err := c.RecvResponse(enginetest.Patience); err != nil || res.StatusCode != 100 {
 		t.Fatalf("want 100 Trying, got %v %v", res, err)
 	}
 	waitPending(t, e, 1)
@@ -252,7 +252,7 @@ func TestAsyncResumeAfterCancel(t *testing.T) {
 	c.Send(c.Build(cancel))
 	got := map[string]int{}
 	for len(got) < 2 {
-		res, err := c.RecvResponse(2 * time.Second)
+		res, err := c.RecvResponse(enginetest.Patience)
 		if err != nil {
 			t.Fatalf("after CANCEL, got %v: %v", got, err)
 		}
@@ -304,7 +304,7 @@ end
 function f() KSR.tm.t_reply(200, "resumed") end`
 	e, _ := startFake(t, asyncCfg(), script)
 	c := enginetest.Dial(t, "udp", e.Addr("udp"))
-	res := c.Do(enginetest.Req{Method: "MESSAGE"}, 2*time.Second)
+	res := c.Do(enginetest.Req{Method: "MESSAGE"}, enginetest.Patience)
 	// Bad values return -1 and the script goes on; bad arity is false
 	// (KEMI's rule); task_route without async_workers is -1 (Kamailio
 	// returns success and never resumes).
@@ -327,7 +327,7 @@ end
 function f() end`
 	e, _ := startFake(t, asyncCfg(`modparam("async", "workers", 0)`), script)
 	c := enginetest.Dial(t, "udp", e.Addr("udp"))
-	res := c.Do(enginetest.Req{Method: "MESSAGE"}, 2*time.Second)
+	res := c.Do(enginetest.Req{Method: "MESSAGE"}, enginetest.Patience)
 	if res.StatusCode != 200 || res.Reason != "rc=-1" {
 		t.Fatalf("got %d %q, want the script to go on with rc=-1", res.StatusCode, res.Reason)
 	}
@@ -350,7 +350,7 @@ function work()
 end`
 	e, _ := startFake(t, asyncCfg("async_workers=1"), script)
 	c := enginetest.Dial(t, "udp", e.Addr("udp"))
-	res := c.Do(enginetest.Req{Method: "MESSAGE"}, 2*time.Second)
+	res := c.Do(enginetest.Req{Method: "MESSAGE"}, enginetest.Patience)
 	if res.StatusCode != 200 || res.Reason != "from- in default" {
 		t.Fatalf("got %d %q", res.StatusCode, res.Reason)
 	}
@@ -371,7 +371,7 @@ end
 function work() KSR.tm.t_reply(200, KSR.pv.get("$avp(x)") or "none") end`
 	e, _ := startFake(t, asyncCfg("async_workers=1"), script)
 	c := enginetest.Dial(t, "udp", e.Addr("udp"))
-	res := c.Do(enginetest.Req{Method: "MESSAGE"}, 3*time.Second)
+	res := c.Do(enginetest.Req{Method: "MESSAGE"}, enginetest.Patience)
 	if res.StatusCode != 200 || res.Reason != "set-after-suspend" {
 		t.Fatalf("got %d %q: the resume ran before the suspending handler returned", res.StatusCode, res.Reason)
 	}
@@ -383,7 +383,7 @@ func TestAsyncShutdownAnswers503(t *testing.T) {
 	c.Send(c.Build(enginetest.Req{Method: "MESSAGE", Headers: []string{"X-Delay: 50"}}))
 	waitPending(t, e, 1)
 	armed(t, clk)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), enginetest.Patience)
 	defer cancel()
 	if err := e.Stop(ctx); err != nil {
 		t.Fatal(err)
@@ -436,17 +436,17 @@ func TestAsyncSleepContinuesInPlace(t *testing.T) {
 	inv := enginetest.Req{Method: "INVITE", Branch: "z9hG4bK" + enginetest.RandomID(), CallID: enginetest.RandomID()}
 	raw := c.Build(inv)
 	c.Send(raw)
-	if res, err := c.RecvResponse(2 * time.Second); err != nil || res.StatusCode != 100 {
+	if res, err := c.RecvResponse(enginetest.Patience); err != nil || res.StatusCode != 100 {
 		t.Fatalf("want 100 Trying, got %v %v", res, err)
 	}
 	waitPending(t, e, 1)
 	armed(t, clk)
 	c.Send(raw) // absorbed by the transaction (100 again)
-	if res, err := c.RecvResponse(time.Second); err != nil || res.StatusCode != 100 {
+	if res, err := c.RecvResponse(enginetest.Patience); err != nil || res.StatusCode != 100 {
 		t.Fatalf("retransmission: want 100, got %v %v", res, err)
 	}
 	// One receiver, and it is free while the handler sleeps.
-	if res := c.Do(enginetest.Req{Method: "OPTIONS"}, 2*time.Second); res.StatusCode != 200 {
+	if res := c.Do(enginetest.Req{Method: "OPTIONS"}, enginetest.Patience); res.StatusCode != 200 {
 		t.Fatalf("OPTIONS while sleeping: %d", res.StatusCode)
 	}
 	clk.Advance(499 * time.Millisecond)
@@ -540,7 +540,7 @@ func TestAsyncSleepAfterCancel(t *testing.T) {
 	c := enginetest.Dial(t, "udp", e.Addr("udp"))
 	inv := enginetest.Req{Method: "INVITE", Branch: "z9hG4bK" + enginetest.RandomID(), CallID: enginetest.RandomID()}
 	c.Send(c.Build(inv))
-	if res, err := c.RecvResponse(2 * time.Second); err != nil || res.StatusCode != 100 {
+	if res, err := c.RecvResponse(enginetest.Patience); err != nil || res.StatusCode != 100 {
 		t.Fatalf("want 100, got %v %v", res, err)
 	}
 	waitPending(t, e, 1)
@@ -550,7 +550,7 @@ func TestAsyncSleepAfterCancel(t *testing.T) {
 	c.Send(c.Build(cancel))
 	codes := map[int]int{}
 	for len(codes) < 2 {
-		res, err := c.RecvResponse(2 * time.Second)
+		res, err := c.RecvResponse(enginetest.Patience)
 		if err != nil {
 			t.Fatalf("after CANCEL: %v (%v)", err, codes)
 		}

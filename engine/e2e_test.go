@@ -41,7 +41,7 @@ func TestSIPOverUDPAndTCP(t *testing.T) {
 	for _, proto := range []string{"udp", "tcp"} {
 		t.Run(proto, func(t *testing.T) {
 			c := enginetest.Dial(t, proto, e.Addr(proto))
-			res := c.Do(enginetest.Req{Method: "OPTIONS"}, 2*time.Second)
+			res := c.Do(enginetest.Req{Method: "OPTIONS"}, enginetest.Patience)
 			if res.StatusCode != 200 || res.Reason != "OK" {
 				t.Fatalf("OPTIONS: got %d %s", res.StatusCode, res.Reason)
 			}
@@ -51,11 +51,11 @@ func TestSIPOverUDPAndTCP(t *testing.T) {
 			if to := res.To(); to == nil || !to.Params.Has("tag") {
 				t.Fatalf("reply without To tag: %v", res)
 			}
-			res = c.Do(enginetest.Req{Method: "MESSAGE", URI: "sip:bob@example.com"}, 2*time.Second)
+			res = c.Do(enginetest.Req{Method: "MESSAGE", URI: "sip:bob@example.com"}, enginetest.Patience)
 			if res.StatusCode != 202 || res.Reason != "Accepted bob" {
 				t.Fatalf("MESSAGE: got %d %q", res.StatusCode, res.Reason)
 			}
-			res = c.Do(enginetest.Req{Method: "SUBSCRIBE"}, 2*time.Second)
+			res = c.Do(enginetest.Req{Method: "SUBSCRIBE"}, enginetest.Patience)
 			if res.StatusCode != 405 || res.Reason != "Method Not Allowed Here" {
 				t.Fatalf("SUBSCRIBE: got %d %q", res.StatusCode, res.Reason)
 			}
@@ -72,7 +72,7 @@ func TestLuaErrorKeepsEngineAnswering(t *testing.T) {
 			t.Fatalf("%s got a reply %d: a Lua error must not reply", m, res.StatusCode)
 		}
 	}
-	if !e.Log.WaitFor("attempt to index a non-table object", time.Second) {
+	if !e.Log.WaitFor("attempt to index a non-table object", enginetest.Patience) {
 		t.Fatalf("the Lua error was not logged:\n%s", e.Log)
 	}
 	line := 1 + strings.Count(routingScript[:strings.Index(routingScript, "return t.field")], "\n")
@@ -80,33 +80,54 @@ func TestLuaErrorKeepsEngineAnswering(t *testing.T) {
 		t.Fatalf("the Lua error log lacks file:line or traceback:\n%s", e.Log)
 	}
 	for i := 0; i < 5; i++ {
-		if res := c.Do(enginetest.Req{Method: "OPTIONS"}, 2*time.Second); res.StatusCode != 200 {
+		if res := c.Do(enginetest.Req{Method: "OPTIONS"}, enginetest.Patience); res.StatusCode != 200 {
 			t.Fatalf("after the errors: %d", res.StatusCode)
 		}
 	}
 }
 
 func TestRetransmissionWhileRoutingIsAbsorbed(t *testing.T) {
+	// The handler holds the request until the test releases it (an item in "release"), so
+	// the retransmissions surely arrive while the first copy is being routed, however slow
+	// the machine; the 60 s guard only keeps a broken test from spinning forever.
 	script := `
 function ksr_request_route()
 	KSR.mqueue.mq_add("seen", KSR.pv.get("$ci"), "x")
-	local t0 = os.clock()
-	while os.clock() - t0 < 0.3 do end -- a slow handler
+	local t0 = os.time()
+	while KSR.mqueue.mq_size("release") == 0 and os.time() - t0 < 60 do end
 	KSR.sl.send_reply(200, "OK")
 end`
-	e := enginetest.Start(t, enginetest.Config(`loadmodule "mqueue.so"`, `modparam("mqueue", "mqueue", "name=seen")`),
+	e := enginetest.Start(t, enginetest.Config(`loadmodule "mqueue.so"`, `modparam("mqueue", "mqueue", "name=seen")`, `modparam("mqueue", "mqueue", "name=release")`),
 		map[string]string{"script.lua": script})
 	c := enginetest.Dial(t, "udp", e.Addr("udp"))
 	raw := c.Build(enginetest.Req{Method: "MESSAGE"})
 	c.Send(raw)
-	time.Sleep(50 * time.Millisecond)
-	c.Send(raw) // retransmission while the first copy is being routed
+	waitFor(t, "the handler to start", func() bool { return e.Queues().Get("seen").Len() == 1 })
+	absorbed := e.SIP().Stats().Absorbed
+	c.Send(raw) // retransmissions while the first copy is being routed
 	c.Send(raw)
-	if res, err := c.RecvResponse(2 * time.Second); err != nil || res.StatusCode != 200 {
+	waitFor(t, "both retransmissions to be absorbed", func() bool { return e.SIP().Stats().Absorbed-absorbed == 2 })
+	if err := e.Queues().Get("release").Add("go", ""); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := c.RecvResponse(enginetest.Patience); err != nil || res.StatusCode != 200 {
 		t.Fatalf("reply: %v %v", res, err)
 	}
 	if n := e.Queues().Get("seen").Len(); n != 1 {
 		t.Fatalf("the script ran %d times for one request and its retransmissions", n)
+	}
+}
+
+// waitFor polls cond until it holds, failing after enginetest.Patience (a guard against a
+// hang, not a measurement).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(enginetest.Patience)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"kemi/jsonrpc"
 	"kemi/ksr"
+	"kemi/logging"
 	"kemi/luavm"
 	"kemi/modules/mqueue"
 	"kemi/queues"
@@ -88,7 +89,6 @@ type Engine struct {
 	pending atomic.Int64 // tasks submitted and not finished (kemi test waits on it)
 	vmsMu   sync.Mutex
 	vms     []*worker
-	errLog  rateLimiter
 }
 
 // New validates settings, compiles and proves the scripts and builds every
@@ -100,14 +100,22 @@ func New(set *Settings, opts Options) (*Engine, error) {
 		e.level = new(slog.LevelVar)
 		e.level.Set(ksr.LevelFromDebug(set.Debug))
 	}
-	e.log = opts.Logger
-	if e.log == nil {
-		e.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: e.level}))
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: e.level}))
 	}
 	e.clock = opts.Clock
 	if e.clock == nil {
 		e.clock = timers.Real()
 	}
+	// A warning or error that can repeat per request (a failing store, a script error) logs
+	// once per second and kind, with the count of suppressed ones; the engine's time, so
+	// `kemi test` steps it too. The attributes name what differs: the Lua function, the
+	// queue, the timer, the worker group, the async route.
+	e.log = slog.New(logging.RateLimit(log.Handler(), logging.RateLimitOptions{
+		KeyAttrs: []string{"function", "queue", "timer", "group", "route"},
+		Now:      e.clock.Now,
+	}))
 	for _, n := range set.Notices {
 		e.log.Info("config notice: " + n)
 	}
@@ -424,31 +432,6 @@ type groupSystem struct{ g *workers.Group }
 func (s groupSystem) Name() string                    { return "group " + s.g.Name() }
 func (s groupSystem) Start(ctx context.Context) error { return s.g.Start(ctx) }
 func (s groupSystem) Stop(ctx context.Context) error  { return s.g.Stop(ctx) }
-
-// rateLimiter lets through at most one log line per key and second.
-type rateLimiter struct {
-	mu   sync.Mutex
-	last map[string]time.Time
-	drop map[string]int
-}
-
-// allow reports whether a line for key may be logged now, and how many were
-// suppressed since the last one.
-func (r *rateLimiter) allow(key string) (bool, int) {
-	now := time.Now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.last == nil {
-		r.last, r.drop = map[string]time.Time{}, map[string]int{}
-	}
-	if now.Sub(r.last[key]) < time.Second {
-		r.drop[key]++
-		return false, 0
-	}
-	n := r.drop[key]
-	r.last[key], r.drop[key] = now, 0
-	return true, n
-}
 
 // SharedVar returns the $shv value of name (string or int64), or nil.
 func (e *Engine) SharedVar(name string) any { return e.deps.Shv.Get(name) }

@@ -49,7 +49,7 @@ func startInjectedTB(t testing.TB, cfg, script string) (*engine.Engine, *engine.
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), enginetest.Patience)
 		defer cancel()
 		if err := e.Stop(ctx); err != nil {
 			t.Errorf("stop: %v", err)
@@ -78,7 +78,7 @@ func requestTB(t testing.TB, method string, extra ...string) *sip.Request {
 }
 
 func wait(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), enginetest.Patience)
 	t.Cleanup(cancel)
 	return ctx
 }

@@ -53,7 +53,7 @@ func TestMqueueEndToEnd(t *testing.T) {
 		wg.Go(func() {
 			for i := 1; i <= per; i++ {
 				res := c.Do(enginetest.Req{Method: "MESSAGE", Headers: []string{
-					fmt.Sprintf("X-Producer: p%d", p), fmt.Sprintf("X-Seq: %d", i)}}, 5*time.Second)
+					fmt.Sprintf("X-Producer: p%d", p), fmt.Sprintf("X-Seq: %d", i)}}, enginetest.Patience)
 				if res.StatusCode != 200 || res.Reason != "queued 1" {
 					t.Errorf("p%d #%d: %d %s", p, i, res.StatusCode, res.Reason)
 					return
@@ -73,7 +73,7 @@ func TestMqueueEndToEnd(t *testing.T) {
 		rpcResult(t, url, "mqueue.get_size", &r, q)
 		return *r.Size
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(enginetest.Patience)
 	for size("done") < clients*per && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}

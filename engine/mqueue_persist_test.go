@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"kemi/engine"
 	"kemi/engine/enginetest"
 	"kemi/queues"
+	"kemi/timers"
 )
 
 // Persistence through the engine: queues filled over SIP, a graceful stop,
@@ -32,7 +34,7 @@ func mqDBEngine(t *testing.T, url string, lines ...string) *enginetest.Engine {
 // mqStop stops e gracefully, as SIGTERM does (`kemi run`).
 func mqStop(t *testing.T, e *enginetest.Engine) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), enginetest.Patience)
 	defer cancel()
 	if err := e.Stop(ctx); err != nil {
 		t.Fatalf("stop: %v", err)
@@ -213,11 +215,27 @@ func TestMqueueDBErrorsFailStart(t *testing.T) {
 	noCols := filepath.Join(dir, "nocols.db")
 	mqSQL(t, noCols, `CREATE TABLE q (a TEXT, b TEXT);`)
 
+	// A database that can be read but not written: opened read-only, which holds for root
+	// too (file permissions do not stop root), and, when not root, a file with mode 0444. With
+	// dbmode 1, 3 or 4 kemi would acknowledge every mq_add and then fail to save it.
+	roDB := filepath.Join(dir, "ro.db")
+	mqSeed(t, roDB, "q") // a WAL database with the table, as a previous run leaves it
+	roURL := "file:" + roDB + "?mode=ro"
+	perm := filepath.Join(dir, "0444.db")
+	mqSeed(t, perm, "q")
+	if err := os.Chmod(perm, 0o444); err != nil {
+		t.Fatal(err)
+	}
+
 	missing := filepath.Join(dir, "no", "such", "dir", "q.db")
 	for _, c := range []struct {
 		name, url, mode string
 		want            []string // substrings of the error
 	}{
+		{"read-only, load and save", roURL, "1", []string{`start mqueue: load db_url "` + roURL + `": load queue "q": sqlite "` + roURL + `" is not writable: `, "attempt to write a readonly database"}},
+		{"read-only, save only", roURL, "3", []string{"start mqueue", roURL, "is not writable", "readonly database"}},
+		{"read-only, durable", roURL, "4", []string{"start mqueue", roURL, "is not writable", "readonly database"}},
+		{"file mode 0444", perm, "1", []string{"start mqueue", perm, "is not writable", "readonly database"}},
 		{"missing directory", missing, "1", []string{"start mqueue: open db_url: ", missing, "unable to open database file"}},
 		{"missing directory, sqlite url", "sqlite://" + missing, "4", []string{"start mqueue", missing}},
 		{"missing directory, save only", missing, "3", []string{"start mqueue", missing}},
@@ -226,6 +244,9 @@ func TestMqueueDBErrorsFailStart(t *testing.T) {
 		{"table without key and val", noCols, "4", []string{"start mqueue", noCols, `load queue "q"`, `lacks a "key" or "val" column`}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			if c.url == perm && os.Geteuid() == 0 {
+				t.Skip("root writes to a 0444 file; the read-only cases cover it")
+			}
 			cfg := mqConfig(fmt.Sprintf(`modparam("mqueue", "db_url", %q)`, c.url), `modparam("mqueue", "mqueue", "name=q;dbmode=`+c.mode+`")`)
 			e, err := enginetest.TryStart(t, cfg, map[string]string{"script.lua": mqScript})
 			if err == nil {
@@ -273,6 +294,13 @@ func TestMqueueLoadsKamailioTable(t *testing.T) {
 	wantItems(t, "saved back", mqTable(t, path, "kq"), want...)
 }
 
+// kamailioStop bounds how long Kamailio may take to stop on SIGTERM. Kamailio 5.6 now and
+// then leaves one child process running after its SIGTERM (in poll, the signal handled
+// but without effect), and the main process waits exit_timeout (60 s by default) before it
+// kills the children and saves the queues; the test's config sets exit_timeout=5, and this
+// bound is well above it, so the test never cuts short a shutdown Kamailio would finish.
+const kamailioStop = 5*time.Second + enginetest.Patience
+
 // TestMqueueKamailioRoundTrip runs Kamailio 5.6 (db_sqlite, mqueue dbmode=1,
 // app_lua with mqScript) on the file kemi saved: Kamailio loads kemi's rows,
 // adds one over SIP and saves at SIGTERM; kemi then loads what Kamailio wrote.
@@ -316,6 +344,7 @@ func TestMqueueKamailioRoundTrip(t *testing.T) {
 		"kamailio.cfg": fmt.Sprintf(`#!KAMAILIO
 debug=2
 log_stderror=yes
+exit_timeout=5
 children=1
 listen=udp:127.0.0.1:%d
 disable_tcp=yes
@@ -355,7 +384,7 @@ cfgengine "lua"
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-done:
-		case <-time.After(10 * time.Second):
+		case <-time.After(kamailioStop):
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-done
 			t.Errorf("kamailio did not stop on SIGTERM:\n%s", klog.String())
@@ -365,8 +394,13 @@ cfgengine "lua"
 
 	kc := enginetest.Dial(t, "udp", fmt.Sprintf("127.0.0.1:%d", port))
 	ready := false
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		kc.Send(kc.Build(enginetest.Req{Method: "OPTIONS"}))
+	// Ready once it answers OPTIONS; until it listens, a send or receive may fail with
+	// "connection refused" (the ICMP error of an earlier probe).
+	for deadline := time.Now().Add(enginetest.Patience); time.Now().Before(deadline); {
+		if err := kc.TrySend(kc.Build(enginetest.Req{Method: "OPTIONS"})); err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
 		if res, err := kc.RecvResponse(200 * time.Millisecond); err == nil && res.StatusCode == 200 {
 			ready = true
 			break
@@ -428,4 +462,33 @@ func TestMqueueDurableStoreFailure(t *testing.T) {
 	if !e.Log.Contains("mqueue fetch failed") || !e.Log.Contains("mqueue add failed") || !e.Log.Contains("mqueue.fetch failed") {
 		t.Fatalf("store errors not logged:\n%s", e.Log)
 	}
+}
+
+// TestMqueueStoreErrorsDoNotFloodTheLog: with a durable queue whose writes fail (a full disk
+// does the same), every mq_add returns -1 and logs; the engine's logger lets one line per
+// second through and counts the others. The engine's clock stands still, then steps a second.
+func TestMqueueStoreErrorsDoNotFloodTheLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	clock := timers.NewFake(time.Now())
+	e := enginetest.Start(t, mqConfig(fmt.Sprintf(`modparam("mqueue", "db_url", %q)`, path), `modparam("mqueue", "mqueue", "name=d;dbmode=4")`),
+		map[string]string{"script.lua": mqScript}, func(o *engine.Options) { o.Clock = clock })
+	c := enginetest.Dial(t, "udp", e.Addr("udp"))
+	mqSQL(t, path, `DROP TABLE d;`) // every insert fails from now on
+	const adds = 300
+	for i := range adds {
+		if r := mqOp(t, c, "add", "d", fmt.Sprint("k", i), "v"); r != "add -1" {
+			t.Fatalf("add %d: %q", i, r)
+		}
+	}
+	if n := strings.Count(e.Log.String(), "mqueue add failed"); n != 1 {
+		t.Fatalf("%d log lines for %d failed adds in the same second, want 1", n, adds)
+	}
+	clock.Advance(time.Second)
+	if r := mqOp(t, c, "add", "d", "last", "v"); r != "add -1" {
+		t.Fatalf("add: %q", r)
+	}
+	if !e.Log.Contains(fmt.Sprintf("suppressed=%d", adds-1)) || strings.Count(e.Log.String(), "mqueue add failed") != 2 {
+		t.Fatalf("after a second: want a second line with suppressed=%d:\n%s", adds-1, e.Log)
+	}
+	wantItems(t, "queue", mqContent(e, "d"))
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"kemi/engine/enginetest"
 	"kemi/jsonrpc"
@@ -55,7 +54,7 @@ func mqOp(t testing.TB, c *enginetest.Client, op, queue, key, val string) string
 	if val != "" {
 		h = append(h, "X-Val: "+val)
 	}
-	res := c.Do(enginetest.Req{Method: "MESSAGE", Headers: h}, 5*time.Second)
+	res := c.Do(enginetest.Req{Method: "MESSAGE", Headers: h}, enginetest.Patience)
 	if res.StatusCode != 200 {
 		t.Fatalf("%s %s: %d %s", op, queue, res.StatusCode, res.Reason)
 	}

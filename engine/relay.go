@@ -456,7 +456,7 @@ func (w *worker) branchSucceeded(c *cell, b *sipnet.Branch, res *sip.Response) {
 
 func (w *worker) forwardUp(c *cell, res *sip.Response) {
 	if err := c.tx.Forward(res); err != nil && !errors.Is(err, sipnet.ErrTxGone) {
-		w.logErr("relay:forward", "relaying a reply upstream failed", "status", res.StatusCode, "error", err)
+		w.e.log.Error("relaying a reply upstream failed", "status", res.StatusCode, "error", err)
 	}
 }
 
@@ -504,7 +504,7 @@ func (w *worker) failure(c *cell) {
 			err = c.tx.Reply(best.code, best.reason, nil, nil)
 		}
 		if err != nil && !errors.Is(err, sipnet.ErrTxGone) {
-			w.logErr("relay:final", "sending the final reply upstream failed", "status", best.code, "error", err)
+			w.e.log.Error("sending the final reply upstream failed", "status", best.code, "error", err)
 		}
 	}
 	c.release(w)
@@ -540,7 +540,7 @@ func (w *worker) replyRoute(msg *ksr.Msg) {
 		return
 	}
 	if err := w.e.sip.ForwardResponse(r); err != nil && !errors.Is(err, sipnet.ErrNotOurs) {
-		w.logErr("relay:stateless-reply", "forwarding a reply failed", "status", r.Msg.StatusCode, "error", err)
+		w.e.log.Error("forwarding a reply failed", "status", r.Msg.StatusCode, "error", err)
 	}
 }
 

@@ -200,8 +200,11 @@ func dialogReq(c *enginetest.Client, method, ruri, from, to, callID string, cseq
 	return b.String()
 }
 
+// proxyConfig is a relaying kemi. fr_timer is 2 s: long enough that a test peer's reply
+// never races it on a busy machine (the peer must answer a relayed request within fr_timer),
+// short enough for the tests that wait for it to expire.
 func proxyConfig(extra ...string) string {
-	return enginetest.Config(append([]string{`loadmodule "rr.so"`, `modparam("tm", "fr_timer", 400)`}, extra...)...)
+	return enginetest.Config(append([]string{`loadmodule "rr.so"`, `modparam("tm", "fr_timer", 2000)`}, extra...)...)
 }
 
 // relayHdr is the value of the first header name of m, "" when absent.
@@ -224,7 +227,7 @@ func TestRelayToKemiUAS(t *testing.T) {
 			c := enginetest.Dial(t, tc.in, proxy.Addr(tc.in))
 			for _, method := range []string{"OPTIONS", "MESSAGE"} {
 				du := "X-Du: sip:" + uas.Addr(tc.out) + ";transport=" + tc.out
-				res := c.Do(enginetest.Req{Method: method, URI: "sip:bob@example.com", Headers: []string{du}}, 3*time.Second)
+				res := c.Do(enginetest.Req{Method: method, URI: "sip:bob@example.com", Headers: []string{du}}, enginetest.Patience)
 				if res.StatusCode != 200 || res.Reason != "OK from UAS" {
 					t.Fatalf("%s: got %d %s", method, res.StatusCode, res.Reason)
 				}
@@ -240,7 +243,7 @@ func TestRelayToKemiUAS(t *testing.T) {
 			}
 		})
 	}
-	if !proxy.Log.WaitFor("onreply status=200 flag3=true", time.Second) || !proxy.Log.Contains("core reply status=200") {
+	if !proxy.Log.WaitFor("onreply status=200 flag3=true", enginetest.Patience) || !proxy.Log.Contains("core reply status=200") {
 		t.Fatalf("reply routes did not run:\n%s", proxy.Log)
 	}
 }
@@ -256,7 +259,7 @@ func TestRelayInviteDialog(t *testing.T) {
 	raw := c.Build(enginetest.Req{Method: "INVITE", URI: uas.uri(), CallID: callID})
 	c.Send(raw)
 
-	inv, src := uas.request("INVITE", 2*time.Second)
+	inv, src := uas.request("INVITE", enginetest.Patience)
 	if src.String() != proxy.Addr("udp") {
 		t.Fatalf("INVITE came from %s, want the proxy's listener %s", src, proxy.Addr("udp"))
 	}
@@ -270,7 +273,7 @@ func TestRelayInviteDialog(t *testing.T) {
 	if mf := inv.MaxForwards(); mf == nil || mf.Val() != 69 {
 		t.Fatalf("Max-Forwards %v, want 69", mf)
 	}
-	if res, err := c.RecvResponse(time.Second); err != nil || res.StatusCode != 100 {
+	if res, err := c.RecvResponse(enginetest.Patience); err != nil || res.StatusCode != 100 {
 		t.Fatalf("want 100 Trying from the proxy first, got %v %v", res, err)
 	}
 	contact := "<sip:uas@" + uas.pc.LocalAddr().String() + ">"
@@ -278,7 +281,7 @@ func TestRelayInviteDialog(t *testing.T) {
 	uas.reply(inv, src, 200, "OK", "uastag", "Contact: "+contact)
 	var ok *sip.Response
 	for ok == nil {
-		res, err := c.RecvResponse(2 * time.Second)
+		res, err := c.RecvResponse(enginetest.Patience)
 		if err != nil {
 			t.Fatalf("waiting for 180/200: %v", err)
 		}
@@ -299,17 +302,17 @@ func TestRelayInviteDialog(t *testing.T) {
 	from, to := ok.From().Value(), ok.To().Value()
 
 	c.Send(dialogReq(c, "ACK", "sip:uas@"+uas.pc.LocalAddr().String(), from, to, callID, 1, routes))
-	ack, _ := uas.request("ACK", 2*time.Second)
+	ack, _ := uas.request("ACK", enginetest.Patience)
 	if ack.Route() != nil || ack.Recipient.User != "uas" {
 		t.Fatalf("ACK at the UAS: R-URI %s, Route %v; want the Contact and no Route", ack.Recipient.String(), ack.Route())
 	}
 	c.Send(dialogReq(c, "BYE", "sip:uas@"+uas.pc.LocalAddr().String(), from, to, callID, 2, routes))
-	bye, bsrc := uas.request("BYE", 2*time.Second)
+	bye, bsrc := uas.request("BYE", enginetest.Patience)
 	if bye.Route() != nil {
 		t.Fatalf("BYE still carries Route %v", bye.Route())
 	}
 	uas.reply(bye, bsrc, 200, "OK", "")
-	res, err := c.RecvResponse(2 * time.Second)
+	res, err := c.RecvResponse(enginetest.Patience)
 	if err != nil || res.StatusCode != 200 || res.CSeq().MethodName != sip.BYE {
 		t.Fatalf("BYE: %v %v", res, err)
 	}
@@ -331,11 +334,11 @@ func TestRelayFailureRoute(t *testing.T) {
 			a, b := newPeer(t), newPeer(t)
 			c := enginetest.Dial(t, "udp", proxy.Addr("udp"))
 			c.Send(c.Build(enginetest.Req{Method: "MESSAGE", URI: a.uri(), Headers: []string{"X-Alt: " + b.uri()}}))
-			req, src := a.request("MESSAGE", 2*time.Second)
+			req, src := a.request("MESSAGE", enginetest.Patience)
 			if tc.first != "" {
 				a.reply(req, src, 503, "Service Unavailable", "a")
 			}
-			req2, src2 := b.request("MESSAGE", 3*time.Second)
+			req2, src2 := b.request("MESSAGE", enginetest.Patience)
 			if got := relayHdr(req2, "X-Retry"); got != tc.retry {
 				t.Fatalf("second branch X-Retry %q, want %q", got, tc.retry)
 			}
@@ -343,7 +346,7 @@ func TestRelayFailureRoute(t *testing.T) {
 				t.Fatal("the failure route's header edit did not reach the new branch")
 			}
 			b.reply(req2, src2, 200, "OK from B", "b")
-			res, err := c.RecvResponse(2 * time.Second)
+			res, err := c.RecvResponse(enginetest.Patience)
 			if err != nil || res.StatusCode != 200 || res.Reason != "OK from B" {
 				t.Fatalf("upstream got %v %v, want B's 200", res, err)
 			}
@@ -353,18 +356,18 @@ func TestRelayFailureRoute(t *testing.T) {
 		a := newPeer(t)
 		c := enginetest.Dial(t, "udp", proxy.Addr("udp"))
 		c.Send(c.Build(enginetest.Req{Method: "MESSAGE", URI: a.uri()}))
-		req, src := a.request("MESSAGE", 2*time.Second)
+		req, src := a.request("MESSAGE", enginetest.Patience)
 		a.reply(req, src, 486, "Busy Here", "a")
-		res, err := c.RecvResponse(2 * time.Second)
+		res, err := c.RecvResponse(enginetest.Patience)
 		if err != nil || res.StatusCode != 486 || res.Reason != "Busy Here" {
 			t.Fatalf("upstream got %v %v, want the UAS's 486", res, err)
 		}
-		if !proxy.Log.WaitFor("failure route status=486", time.Second) {
+		if !proxy.Log.WaitFor("failure route status=486", enginetest.Patience) {
 			t.Fatalf("failure route did not run:\n%s", proxy.Log)
 		}
 		c.Send(c.Build(enginetest.Req{Method: "MESSAGE", URI: a.uri()}))
-		a.request("MESSAGE", 2*time.Second) // never answered
-		res, err = c.RecvResponse(3 * time.Second)
+		a.request("MESSAGE", enginetest.Patience) // never answered
+		res, err = c.RecvResponse(enginetest.Patience)
 		if err != nil || res.StatusCode != 408 {
 			t.Fatalf("after fr_timer upstream got %v %v, want 408", res, err)
 		}
@@ -384,12 +387,12 @@ func TestRelayCancel(t *testing.T) {
 			callID := enginetest.RandomID()
 			inv := c.Build(enginetest.Req{Method: "INVITE", URI: uas.uri(), Branch: branch, CallID: callID})
 			c.Send(inv)
-			req, src := uas.request("INVITE", 2*time.Second)
+			req, src := uas.request("INVITE", enginetest.Patience)
 			if ringing {
 				uas.reply(req, src, 180, "Ringing", "uastag")
 			}
 			for {
-				res, err := c.RecvResponse(2 * time.Second)
+				res, err := c.RecvResponse(enginetest.Patience)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -404,13 +407,13 @@ func TestRelayCancel(t *testing.T) {
 			c.Send(cancel)
 			var got200, got487 bool
 			if ringing {
-				creq, csrc := uas.request("CANCEL", 2*time.Second)
+				creq, csrc := uas.request("CANCEL", enginetest.Patience)
 				uas.reply(creq, csrc, 200, "OK", "uastag")
 				uas.reply(req, src, 487, "Request Terminated", "uastag")
-				uas.request("ACK", 2*time.Second) // hop-by-hop ACK for the 487
+				uas.request("ACK", enginetest.Patience) // hop-by-hop ACK for the 487
 			}
 			for !(got200 && got487) {
-				res, err := c.RecvResponse(2 * time.Second)
+				res, err := c.RecvResponse(enginetest.Patience)
 				if err != nil {
 					t.Fatalf("got200=%v got487=%v: %v", got200, got487, err)
 				}
@@ -427,7 +430,7 @@ func TestRelayCancel(t *testing.T) {
 				uas.quiet("CANCEL", 300*time.Millisecond)
 			}
 			uas.quiet("ACK", 200*time.Millisecond)
-			if !proxy.Log.WaitFor("canceled=1", time.Second) {
+			if !proxy.Log.WaitFor("canceled=1", enginetest.Patience) {
 				t.Fatalf("the failure route did not see the cancellation:\n%s", proxy.Log)
 			}
 		})
@@ -441,7 +444,7 @@ func TestRelayStateless(t *testing.T) {
 	uas := newPeer(t)
 	c := enginetest.Dial(t, "udp", proxy.Addr("udp"))
 	c.Send(c.Build(enginetest.Req{Method: "MESSAGE", URI: uas.uri(), Headers: []string{"X-Mode: stateless"}}))
-	req, src := uas.request("MESSAGE", 2*time.Second)
+	req, src := uas.request("MESSAGE", enginetest.Patience)
 	if src.String() != proxy.Addr("udp") || len(req.GetHeaders("Via")) != 2 {
 		t.Fatalf("forwarded from %s with %d Vias", src, len(req.GetHeaders("Via")))
 	}
@@ -449,7 +452,7 @@ func TestRelayStateless(t *testing.T) {
 		t.Fatalf("the client's Via lacks received/rport: %s", v.Value())
 	}
 	uas.reply(req, src, 202, "Accepted", "u")
-	res, err := c.RecvResponse(2 * time.Second)
+	res, err := c.RecvResponse(enginetest.Patience)
 	if err != nil || res.StatusCode != 202 || len(res.GetHeaders("Via")) != 1 {
 		t.Fatalf("stateless reply: %v %v", res, err)
 	}
@@ -466,7 +469,7 @@ func TestRelayMaxForwards(t *testing.T) {
 	c := enginetest.Dial(t, "udp", proxy.Addr("udp"))
 	raw := strings.Replace(c.Build(enginetest.Req{Method: "MESSAGE", URI: uas.uri()}), "Max-Forwards: 70", "Max-Forwards: 0", 1)
 	c.Send(raw)
-	res, err := c.RecvResponse(2 * time.Second)
+	res, err := c.RecvResponse(enginetest.Patience)
 	if err != nil || res.StatusCode != 483 {
 		t.Fatalf("got %v %v, want 483", res, err)
 	}
@@ -495,22 +498,22 @@ end
 	uas := newPeer(t)
 	c := enginetest.Dial(t, "udp", proxy.Addr("udp"))
 	c.Send(c.Build(enginetest.Req{Method: "MESSAGE", URI: uas.uri()}))
-	req, src := uas.request("MESSAGE", 2*time.Second)
+	req, src := uas.request("MESSAGE", enginetest.Patience)
 	time.Sleep(50 * time.Millisecond) // a 500 would be on its way by now
 	uas.reply(req, src, 200, "Resumed OK", "u")
-	res, err := c.RecvResponse(2 * time.Second)
+	res, err := c.RecvResponse(enginetest.Patience)
 	if err != nil || res.StatusCode != 200 || res.Reason != "Resumed OK" {
 		t.Fatalf("upstream got %v %v, want the UAS's 200", res, err)
 	}
 	// and a negative reply runs the failure route armed in the resume
 	c.Send(c.Build(enginetest.Req{Method: "MESSAGE", URI: uas.uri()}))
-	req, src = uas.request("MESSAGE", 2*time.Second)
+	req, src = uas.request("MESSAGE", enginetest.Patience)
 	uas.reply(req, src, 404, "Nobody", "u")
-	res, err = c.RecvResponse(2 * time.Second)
+	res, err = c.RecvResponse(enginetest.Patience)
 	if err != nil || res.StatusCode != 404 {
 		t.Fatalf("upstream got %v %v, want 404", res, err)
 	}
-	if !proxy.Log.WaitFor("resume failure status=404", time.Second) {
+	if !proxy.Log.WaitFor("resume failure status=404", enginetest.Patience) {
 		t.Fatalf("failure route armed in the resume did not run:\n%s", proxy.Log)
 	}
 }
@@ -532,12 +535,12 @@ end
 	uas := newPeer(t)
 	c := enginetest.Dial(t, "udp", proxy.Addr("udp"))
 	c.Send(c.Build(enginetest.Req{Method: "MESSAGE", URI: uas.uri()}))
-	req, src := uas.request("MESSAGE", 2*time.Second)
+	req, src := uas.request("MESSAGE", enginetest.Patience)
 	if g := relayHdr(req, "X-Group"); g != "rl" {
 		t.Fatalf("relayed from group %q, want rl", g)
 	}
 	uas.reply(req, src, 200, "OK", "u")
-	if res, err := c.RecvResponse(2 * time.Second); err != nil || res.StatusCode != 200 {
+	if res, err := c.RecvResponse(enginetest.Patience); err != nil || res.StatusCode != 200 {
 		t.Fatalf("upstream got %v %v", res, err)
 	}
 }
@@ -629,14 +632,16 @@ function ksr_reply_route() end
 // fr_timer, bounds the wait; when it expires the branch is cancelled
 // downstream and 408 goes upstream.
 func TestRelayInviteTimeout(t *testing.T) {
-	cfg := enginetest.Config(`loadmodule "rr.so"`, `modparam("tm", "fr_timer", 200)`, `modparam("tm", "fr_inv_timer", 900)`)
+	// The 180 must reach the proxy within fr_timer of the INVITE, and the check below ends
+	// between fr_timer and fr_inv_timer after it: a second of margin either way.
+	cfg := enginetest.Config(`loadmodule "rr.so"`, `modparam("tm", "fr_timer", 1000)`, `modparam("tm", "fr_inv_timer", 3000)`)
 	proxy := enginetest.Start(t, cfg, map[string]string{"script.lua": proxyScript})
 	uas := newPeer(t)
 	c := enginetest.Dial(t, "udp", proxy.Addr("udp"))
 	c.Send(c.Build(enginetest.Req{Method: "INVITE", URI: uas.uri()}))
-	req, src := uas.request("INVITE", 2*time.Second)
+	req, src := uas.request("INVITE", enginetest.Patience)
 	uas.reply(req, src, 180, "Ringing", "u")
-	deadline := time.Now().Add(450 * time.Millisecond) // well past fr_timer
+	deadline := time.Now().Add(2 * time.Second) // well past fr_timer, before fr_inv_timer
 	for time.Now().Before(deadline) {
 		res, err := c.RecvResponse(time.Until(deadline))
 		if err != nil {
@@ -646,11 +651,11 @@ func TestRelayInviteTimeout(t *testing.T) {
 			t.Fatalf("final reply %d before fr_inv_timer", res.StatusCode)
 		}
 	}
-	creq, csrc := uas.request("CANCEL", 3*time.Second)
+	creq, csrc := uas.request("CANCEL", enginetest.Patience)
 	uas.reply(creq, csrc, 200, "OK", "u")
 	uas.reply(req, src, 487, "Request Terminated", "u")
 	for {
-		res, err := c.RecvResponse(2 * time.Second)
+		res, err := c.RecvResponse(enginetest.Patience)
 		if err != nil {
 			t.Fatalf("no final reply after fr_inv_timer: %v", err)
 		}
@@ -661,7 +666,7 @@ func TestRelayInviteTimeout(t *testing.T) {
 			break
 		}
 	}
-	uas.request("ACK", 2*time.Second) // the proxy ACKs the late 487
+	uas.request("ACK", enginetest.Patience) // the proxy ACKs the late 487
 }
 
 // TestRelayTMSettings: fr_timer and fr_inv_timer are read in milliseconds.
@@ -711,12 +716,12 @@ end
 	for _, mode := range []string{"stateful", "stateless"} {
 		c.Send(c.Build(enginetest.Req{Method: "MESSAGE", URI: "sip:bob@example.com",
 			Headers: []string{"X-Mode: " + mode, fmt.Sprintf("X-Port: %d", port)}}))
-		req, src := uas.request("MESSAGE", 2*time.Second)
+		req, src := uas.request("MESSAGE", enginetest.Patience)
 		if got := relayHdr(req, "X-Flags"); got != "-2 false" {
 			t.Fatalf("%s: X-Flags %q, want \"-2 false\"", mode, got)
 		}
 		uas.reply(req, src, 200, "OK "+mode, "u")
-		if res, err := c.RecvResponse(2 * time.Second); err != nil || res.Reason != "OK "+mode {
+		if res, err := c.RecvResponse(enginetest.Patience); err != nil || res.Reason != "OK "+mode {
 			t.Fatalf("%s: upstream got %v %v", mode, res, err)
 		}
 	}

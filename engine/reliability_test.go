@@ -27,14 +27,14 @@ end`
 	e := enginetest.Start(t, cfg, map[string]string{"script.lua": script})
 	c := enginetest.Dial(t, "udp", e.Addr("udp"))
 	c.Send(c.Build(enginetest.Req{Method: "SPIN"}))
-	if !e.Log.WaitFor("time budget", 3*time.Second) {
+	if !e.Log.WaitFor("time budget", enginetest.Patience) {
 		t.Fatalf("runaway handler not stopped:\n%s", e.Log)
 	}
 	if !e.Log.Contains("in function 'spin'") {
 		t.Fatalf("no traceback naming the looping function:\n%s", e.Log)
 	}
 	// children=1: the same (only) worker must answer now.
-	if r := c.Do(enginetest.Req{Method: "OPTIONS"}, 2*time.Second); r.StatusCode != 200 {
+	if r := c.Do(enginetest.Req{Method: "OPTIONS"}, enginetest.Patience); r.StatusCode != 200 {
 		t.Fatalf("after the runaway: %d", r.StatusCode)
 	}
 }
@@ -62,7 +62,7 @@ end`
 	}
 	for _, h := range []string{"From", "To", "Call-ID", "CSeq"} {
 		c.Send(drop(good, h))
-		r, err := c.RecvResponse(time.Second)
+		r, err := c.RecvResponse(enginetest.Patience)
 		if err != nil || r.StatusCode != 400 {
 			t.Errorf("request without %s: %v %v, want 400", h, r, err)
 		}
@@ -76,7 +76,7 @@ end`
 	for _, raw := range []string{"\x00\x01\x02garbage", good[:40], "OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP \r\n\r\n", strings.Repeat("A", 60000)} {
 		c.Send(raw)
 	}
-	if r := c.Do(enginetest.Req{Method: "OPTIONS"}, 2*time.Second); r.StatusCode != 200 {
+	if r := c.Do(enginetest.Req{Method: "OPTIONS"}, enginetest.Patience); r.StatusCode != 200 {
 		t.Fatalf("after malformed input: %d", r.StatusCode)
 	}
 	if n := e.Queues().Get("seen").Len(); n != 1 {

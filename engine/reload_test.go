@@ -46,7 +46,7 @@ func TestReloadChangesRepliesEverywhere(t *testing.T) {
 		`modparam("rtimer", "exec", "timer=t;route=ksr_tick")`)
 	e := enginetest.Start(t, cfg, map[string]string{"script.lua": versionScript("one")})
 	c := enginetest.Dial(t, "udp", e.Addr("udp"))
-	if r := c.Do(enginetest.Req{Method: "OPTIONS"}, 2*time.Second); r.Reason != "version one" {
+	if r := c.Do(enginetest.Req{Method: "OPTIONS"}, enginetest.Patience); r.Reason != "version one" {
 		t.Fatalf("before reload: %q", r.Reason)
 	}
 	writeScript(t, e, versionScript("two"))
@@ -55,12 +55,12 @@ func TestReloadChangesRepliesEverywhere(t *testing.T) {
 	}
 	// Every receiver answers with the new script (children=2: send enough to reach both).
 	for i := 0; i < 20; i++ {
-		if r := c.Do(enginetest.Req{Method: "OPTIONS"}, 2*time.Second); r.Reason != "version two" {
+		if r := c.Do(enginetest.Req{Method: "OPTIONS"}, enginetest.Patience); r.Reason != "version two" {
 			t.Fatalf("after reload, request %d: %q", i, r.Reason)
 		}
 	}
 	// The timer VM switched too.
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(enginetest.Patience)
 	for e.Status().Workers != nil && time.Now().Before(deadline) {
 		if v, _ := shv(e, "timer_version"); v == "two" {
 			break
@@ -106,7 +106,7 @@ func TestReloadRefusesBrokenScripts(t *testing.T) {
 			if !ok || f.Code != 500 || !strings.Contains(f.Message, tc.want) || !strings.HasPrefix(f.Message, "Reload Failed") {
 				t.Fatalf("reload of a broken script: %v (want a 500 fault naming %q)", err, tc.want)
 			}
-			if r := c.Do(enginetest.Req{Method: "OPTIONS"}, 2*time.Second); r.Reason != "version good" {
+			if r := c.Do(enginetest.Req{Method: "OPTIONS"}, enginetest.Patience); r.Reason != "version good" {
 				t.Fatalf("old script stopped answering: %q", r.Reason)
 			}
 		})
@@ -135,19 +135,21 @@ func TestReloadUnderLoadLosesNothing(t *testing.T) {
 				}
 				sent.Add(1)
 				c.Send(c.Build(enginetest.Req{Method: "OPTIONS"}))
-				if r, err := c.RecvResponse(2 * time.Second); err == nil && r.StatusCode == 200 {
+				if r, err := c.RecvResponse(enginetest.Patience); err == nil && r.StatusCode == 200 {
 					answered.Add(1)
 				}
 			}
 		}()
 	}
-	// 20 reloads while the clients send; the clients stop after the last one.
+	// 20 reloads while the clients send, each after the clients had 5 more requests answered
+	// (so the load runs between reloads however slow the machine); the clients stop after
+	// the last one.
 	for v := 1; v <= 20; v++ {
 		writeScript(t, e, versionScript(fmt.Sprint(v)))
 		if err := reload(t, e); err != nil {
 			t.Errorf("reload %d: %v", v, err)
 		}
-		time.Sleep(10 * time.Millisecond)
+		waitFor(t, "answers between reloads", func() bool { return answered.Load() >= int64(5*v) })
 	}
 	close(reloadsDone)
 	wg.Wait()
@@ -167,7 +169,7 @@ func TestReloadSwitchesIdleWorkers(t *testing.T) {
 	if err := reload(t, e); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(enginetest.Patience)
 	for {
 		behind := 0
 		for _, w := range e.Status().Workers {
@@ -241,7 +243,7 @@ func TestReloadSwitchesAsyncAndGroupWorkers(t *testing.T) {
 	c := enginetest.Dial(t, "udp", e.Addr("udp"))
 	ask := func(path string) string {
 		t.Helper()
-		r := c.Do(enginetest.Req{Method: "MESSAGE", Headers: []string{"X-Path: " + path}}, 2*time.Second)
+		r := c.Do(enginetest.Req{Method: "MESSAGE", Headers: []string{"X-Path: " + path}}, enginetest.Patience)
 		return r.Reason
 	}
 	if got := ask("async"); got != "async one" {

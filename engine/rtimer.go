@@ -199,14 +199,8 @@ func (r *rtimerSystem) newWaiter(ctx context.Context, name string) waiter {
 // tick runs one timer's exec list on w for the tick due at at.
 func (r *rtimerSystem) tick(w *worker, t *rtimerTimer, at time.Time, skipped int) {
 	e := r.e
-	if skipped > 0 {
-		if ok, n := e.errLog.allow("rtimer-skip:" + w.vm.Name()); ok {
-			args := []any{"timer", t.spec.Name, "worker", w.vm.Name(), "skipped", skipped}
-			if n > 0 {
-				args = append(args, "suppressed", n)
-			}
-			e.log.Warn("rtimer: a run overran its interval or started late: ticks skipped", args...)
-		}
+	if skipped > 0 { // rate-limited per timer by the engine's logger
+		e.log.Warn("rtimer: a run overran its interval or started late: ticks skipped", "timer", t.spec.Name, "worker", w.vm.Name(), "skipped", skipped)
 	}
 	e.pending.Add(1)
 	defer e.pending.Add(-1)

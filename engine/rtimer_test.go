@@ -92,7 +92,7 @@ func startRtimer(t *testing.T, n int, script string, lines ...string) *rtimerRig
 // settle waits until every timer goroutine has armed its timer again.
 func (r *rtimerRig) settle() {
 	r.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), enginetest.Patience)
 	defer cancel()
 	if err := r.clock.BlockUntilContext(ctx, r.n); err != nil {
 		r.t.Fatalf("timer goroutines did not arm %d timers (%d pending): %v", r.n, r.clock.Pending(), err)
@@ -478,15 +478,15 @@ end
 	var want []string
 	for i := range n {
 		id := fmt.Sprintf("job-%02d", i)
-		res := c.Do(enginetest.Req{Method: "MESSAGE", CallID: id, Body: fmt.Sprintf("body %d", i)}, 2*time.Second)
+		res := c.Do(enginetest.Req{Method: "MESSAGE", CallID: id, Body: fmt.Sprintf("body %d", i)}, enginetest.Patience)
 		if res.StatusCode != 202 {
 			t.Fatalf("MESSAGE %d: got %d %s", i, res.StatusCode, res.Reason)
 		}
 		want = append(want, fmt.Sprintf("%s=body %d rtimer", id, i))
 	}
-	// Drained within a few intervals; 5 s is a bound for a loaded machine,
+	// Drained within a few intervals; enginetest.Patience is a bound for a loaded machine,
 	// not a speed measurement.
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(enginetest.Patience)
 	out := e.Queues().Get("out")
 	for out.Len() < n && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -496,7 +496,7 @@ end
 		got = append(got, it.Key+"="+it.Val)
 	}
 	if !slices.Equal(got, want) {
-		t.Fatalf("drained %d of %d items within 5 s:\n got %q\nwant %q", len(got), n, got, want)
+		t.Fatalf("drained %d of %d items within %s:\n got %q\nwant %q", len(got), n, enginetest.Patience, got, want)
 	}
 	if l := e.Queues().Get("jobs").Len(); l != 0 {
 		t.Fatalf("%d items left in jobs", l)

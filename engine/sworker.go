@@ -98,7 +98,7 @@ func (w *worker) delegated(d *delegated) {
 	defer func() { w.env.SWActive = false }()
 	if d.xset {
 		if !w.env.SetPVString(w.e.set.Sworker.XData, d.xdata) {
-			w.logErr("sworker:xdata", "sworker: cannot set the xdata variable", "pv", w.e.set.Sworker.XData)
+			w.e.log.Error("sworker: cannot set the xdata variable", "pv", w.e.set.Sworker.XData)
 		}
 	}
 	if d.req != nil {

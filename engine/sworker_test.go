@@ -118,17 +118,17 @@ func TestSworkerDelegatesToGroup(t *testing.T) {
 	for _, proto := range []string{"udp", "tcp"} {
 		t.Run(proto, func(t *testing.T) {
 			c := enginetest.Dial(t, proto, e.Addr(proto))
-			res := c.Do(enginetest.Req{Method: "OPTIONS", Headers: []string{"X-Mode: task:g1", "X-Data: hello " + proto}}, 2*time.Second)
+			res := c.Do(enginetest.Req{Method: "OPTIONS", Headers: []string{"X-Mode: task:g1", "X-Data: hello " + proto}}, enginetest.Patience)
 			checkHeaders(t, "delegated", res, map[string]string{
 				"X-Worker": "g1/1", "X-Xdata": "hello " + proto,
 				// the group sees the request as received: no pre-routing edits, no AVPs
 				"X-Edited": "-1", "X-Avp": "<null>",
 			})
 			// xdata is reset to null in the (same, single) g1 worker when empty.
-			res = c.Do(enginetest.Req{Method: "OPTIONS", Headers: []string{"X-Mode: task:g1"}}, 2*time.Second)
+			res = c.Do(enginetest.Req{Method: "OPTIONS", Headers: []string{"X-Mode: task:g1"}}, enginetest.Patience)
 			checkHeaders(t, "delegated without xdata", res, map[string]string{"X-Worker": "g1/1", "X-Xdata": "<null>"})
 			// Not delegated: routed in the receiver, with the pre-routing edits.
-			res = c.Do(enginetest.Req{Method: "OPTIONS", Headers: []string{"X-Data: local"}}, 2*time.Second)
+			res = c.Do(enginetest.Req{Method: "OPTIONS", Headers: []string{"X-Data: local"}}, enginetest.Patience)
 			checkHeaders(t, "not delegated", res, map[string]string{
 				"X-Worker": "receiver/-1", "X-Xdata": "local", "X-Edited": "1", "X-Avp": "set", "X-Task": "none",
 			})
@@ -144,16 +144,16 @@ func TestSworkerErrorsKeepTheMessage(t *testing.T) {
 	c := enginetest.Dial(t, "udp", e.Addr("udp"))
 
 	// Unknown group: -1 (Kamailio: 1 and the message is lost), routed here.
-	res := c.Do(enginetest.Req{Method: "OPTIONS", Headers: []string{"X-Mode: task:nope"}}, 2*time.Second)
+	res := c.Do(enginetest.Req{Method: "OPTIONS", Headers: []string{"X-Mode: task:nope"}}, enginetest.Patience)
 	checkHeaders(t, "unknown group", res, map[string]string{"X-Worker": "receiver/-1", "X-Task": "-1"})
-	if !e.Log.WaitFor(`group not found`, time.Second) || !e.Log.Contains("group=nope") {
+	if !e.Log.WaitFor(`group not found`, enginetest.Patience) || !e.Log.Contains("group=nope") {
 		t.Errorf("no log line for the unknown group:\n%s", e.Log)
 	}
 
 	// Outside pre-routing: -1 with a log line.
-	res = c.Do(enginetest.Req{Method: "OPTIONS", Headers: []string{"X-Mode: inroute"}}, 2*time.Second)
+	res = c.Do(enginetest.Req{Method: "OPTIONS", Headers: []string{"X-Mode: inroute"}}, enginetest.Patience)
 	checkHeaders(t, "outside pre-routing", res, map[string]string{"X-Worker": "receiver/-1", "X-Task": "-1"})
-	if !e.Log.WaitFor("not used in pre-routing phase", time.Second) {
+	if !e.Log.WaitFor("not used in pre-routing phase", enginetest.Patience) {
 		t.Errorf("no log line for task outside pre-routing:\n%s", e.Log)
 	}
 }
@@ -168,21 +168,21 @@ func TestSworkerNonblockFullGroup(t *testing.T) {
 
 	// A blocks nb's only worker, B fills its one-slot inbox, C finds it full.
 	c.Send(c.Build(enginetest.Req{Method: "OPTIONS", CallID: "A", Headers: []string{"X-Mode: task:nb", "X-Block: 1"}}))
-	if !e.Log.WaitFor("blocked callid=A", 2*time.Second) {
+	if !e.Log.WaitFor("blocked callid=A", enginetest.Patience) {
 		t.Fatalf("A did not block the nb worker:\n%s", e.Log)
 	}
 	c.Send(c.Build(enginetest.Req{Method: "OPTIONS", CallID: "B", Headers: []string{"X-Mode: task:nb"}}))
-	if !e.Log.WaitFor("pre-routing task=1 callid=B", 2*time.Second) {
+	if !e.Log.WaitFor("pre-routing task=1 callid=B", enginetest.Patience) {
 		t.Fatalf("B was not queued for nb:\n%s", e.Log)
 	}
-	res := c.Do(enginetest.Req{Method: "OPTIONS", CallID: "C", Headers: []string{"X-Mode: task:nb"}}, 2*time.Second)
+	res := c.Do(enginetest.Req{Method: "OPTIONS", CallID: "C", Headers: []string{"X-Mode: task:nb"}}, enginetest.Patience)
 	checkHeaders(t, "C (nb full)", res, map[string]string{"X-Worker": "receiver/-1", "X-Task": "-1"})
 	if !e.Log.Contains("group queue full") {
 		t.Errorf("no log line for the full group:\n%s", e.Log)
 	}
 
 	release()
-	got := recvByCallID(t, c, 3, 7*time.Second) // A, B and the release
+	got := recvByCallID(t, c, 3, enginetest.Patience) // A, B and the release
 	for _, id := range []string{"A", "B"} {
 		if len(got[id]) != 1 {
 			t.Fatalf("%s: %d responses, want 1", id, len(got[id]))
@@ -198,7 +198,7 @@ func TestSworkerExitWithoutDrop(t *testing.T) {
 	e := enginetest.Start(t, sworkerConfig(), map[string]string{"script.lua": sworkerScript})
 	c := enginetest.Dial(t, "udp", e.Addr("udp"))
 	c.Send(c.Build(enginetest.Req{Method: "OPTIONS", CallID: "twice", Headers: []string{"X-Mode: exit:g1"}}))
-	got := recvByCallID(t, c, 2, 3*time.Second)["twice"]
+	got := recvByCallID(t, c, 2, enginetest.Patience)["twice"]
 	if len(got) != 2 {
 		t.Fatalf("got %d responses for the request, want 2", len(got))
 	}
@@ -241,11 +241,11 @@ func TestSworkerReplies(t *testing.T) {
 		return b.String()
 	}
 	c.Send(reply("rep-g1", "X-Mode: task:g1", "X-Data: r1"))
-	if !e.Log.WaitFor("reply-route where=g1/1 xdata=r1 edited=-1 callid=rep-g1", 2*time.Second) {
+	if !e.Log.WaitFor("reply-route where=g1/1 xdata=r1 edited=-1 callid=rep-g1", enginetest.Patience) {
 		t.Fatalf("delegated reply not routed in g1:\n%s", e.Log)
 	}
 	c.Send(reply("rep-local"))
-	if !e.Log.WaitFor("reply-route where=receiver/-1 xdata=<null> edited=1 callid=rep-local", 2*time.Second) {
+	if !e.Log.WaitFor("reply-route where=receiver/-1 xdata=<null> edited=1 callid=rep-local", enginetest.Patience) {
 		t.Fatalf("undelegated reply not routed in the receiver:\n%s", e.Log)
 	}
 	if n := strings.Count(e.Log.String(), "callid=rep-g1"); n != 2 { // pre-routing + reply route

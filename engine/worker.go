@@ -103,30 +103,17 @@ func (w *worker) call(msg *ksr.Msg, fn string, required bool, args ...lua.LValue
 	}
 	if errors.Is(err, luavm.ErrNoFunction) {
 		if required {
-			w.logErr("missing:"+fn, "lua function not found", "function", fn)
+			w.e.log.Error("lua function not found", "function", fn)
 		}
 		return err
 	}
 	var le *luavm.Error
 	if errors.As(err, &le) {
-		w.logErr("lua:"+fn, "lua error", "function", fn, "worker", w.vm.Name(), "error", le.Error(), "traceback", le.Traceback)
+		w.e.log.Error("lua error", "function", fn, "worker", w.vm.Name(), "error", le.Error(), "traceback", le.Traceback)
 		return err
 	}
-	w.logErr("call:"+fn, "lua call failed", "function", fn, "error", err)
+	w.e.log.Error("lua call failed", "function", fn, "error", err)
 	return err
-}
-
-// logErr logs at error level, at most once per second and key, with the
-// count of suppressed lines.
-func (w *worker) logErr(key, msg string, args ...any) {
-	ok, n := w.e.errLog.allow(key)
-	if !ok {
-		return
-	}
-	if n > 0 {
-		args = append(args, "suppressed", n)
-	}
-	w.e.log.Error(msg, args...)
 }
 
 // request routes a received request: pre-routing (unless delegated), then

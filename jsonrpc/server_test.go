@@ -546,7 +546,7 @@ func blockingMethod(t *testing.T, s *Server) (entered chan struct{}, release cha
 		case <-ctx.Done():
 			ctxErr <- ctx.Err()
 			return nil, ctx.Err()
-		case <-time.After(10 * time.Second):
+		case <-time.After(60 * time.Second): // longer than within's guard: only a broken test gets here
 			ctxErr <- errors.New("handler gave up waiting")
 			return nil, errors.New("handler gave up waiting")
 		}
@@ -557,14 +557,14 @@ func blockingMethod(t *testing.T, s *Server) (entered chan struct{}, release cha
 	return entered, release, ctxErr
 }
 
-// within receives from ch or fails the test after 5 s, so that a broken
+// within receives from ch or fails the test after 30 s, so that a broken
 // shutdown fails instead of hanging.
 func within[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
 	select {
 	case v := <-ch:
 		return v
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatalf("timed out waiting for %s", what)
 		panic("unreachable")
 	}
@@ -642,7 +642,7 @@ func TestStartContextEndsServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", s.Addr().String(), time.Second)
 		if err != nil {

@@ -54,8 +54,12 @@
 //     but not a power loss or an operating system crash, which may lose the last commits.
 //
 // Load stops at the first failing queue; Save tries every queue and joins the errors. Modes
-// 1, 2 and 4 need a Store at Load, modes 1 and 3 at Save (ErrNoStore otherwise). A durable
-// queue refuses Add with ErrNoStore until Load has armed it.
+// 1 to 4 need a Store at Load, modes 1 and 3 at Save (ErrNoStore otherwise). Load first proves
+// with Store.CheckWrite (a write that is rolled back) that the table of a mode 1, 3 or 4 queue
+// can be written: a store that would fail the save at the stop, or every durable add, fails the
+// start instead. Mode 2 writes only at Load, when it deletes the rows it loaded, and a failure
+// there fails the start too. A durable queue refuses Add with ErrNoStore until Load has armed
+// it.
 //
 // # Tables
 //

@@ -378,13 +378,94 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
+// TestUnwritableStoreFailsLoad: a database that can be read but not written makes Load fail for
+// every queue that writes later (dbmodes 1, 3 and 4), naming the file, before anything is
+// acknowledged that the stop or the durable add could not save. Mode 2 writes only when it has
+// loaded rows to delete; with an empty table it loads nothing and writes nothing.
+// "file:...?mode=ro" opens the file read-only, which holds for root too (file permissions do
+// not).
+func TestUnwritableStoreFailsLoad(t *testing.T) {
+	path := dbPath(t)
+	seed := openSQLite(t, path)
+	for _, q := range []string{"m1", "m2", "m3", "m4", "m2rows"} {
+		if err := seed.CheckWrite(t.Context(), q); err != nil { // creates the tables
+			t.Fatal(err)
+		}
+	}
+	if err := seed.Append(t.Context(), "m2rows", seq(0, 2)); err != nil {
+		t.Fatal(err)
+	}
+	seed.Close()
+	ro := openSQLite(t, "file:"+path+"?mode=ro")
+	for _, c := range []struct {
+		queue string
+		mode  int
+		fails bool
+	}{
+		{"m0", queues.DBModeNone, false},
+		{"m1", queues.DBModeLoadSave, true},
+		{"m2", queues.DBModeLoadOnly, false},
+		{"m2rows", queues.DBModeLoadOnly, true},
+		{"m3", queues.DBModeSaveOnly, true},
+		{"m4", queues.DBModeDurable, true},
+	} {
+		r, err := queues.NewRegistry(queues.Options{Name: c.queue, DBMode: c.mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = r.Load(t.Context(), ro)
+		if (err != nil) != c.fails {
+			t.Errorf("dbmode %d: Load = %v, want an error: %v", c.mode, err, c.fails)
+			continue
+		}
+		if c.mode != queues.DBModeLoadOnly && err != nil {
+			want := fmt.Sprintf(`load queue %q: sqlite "file:%s?mode=ro" is not writable: `, c.queue, path)
+			if !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "readonly database") {
+				t.Errorf("dbmode %d: Load = %v, want %s...readonly database", c.mode, err, want)
+			}
+		}
+	}
+}
+
+// TestCheckWriteRefusedInsert: a table kemi cannot insert into (a NOT NULL column without a
+// default, as a hand-made table may have) fails CheckWrite, and so the start, rather than
+// every add or the save at the stop.
+func TestCheckWriteRefusedInsert(t *testing.T) {
+	path := dbPath(t)
+	rawDB(t, path, `CREATE TABLE q (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL DEFAULT '', val TEXT NOT NULL DEFAULT '', owner TEXT NOT NULL)`)
+	r, _ := queues.NewRegistry(queues.Options{Name: "q", DBMode: queues.DBModeLoadSave})
+	err := r.Load(t.Context(), openSQLite(t, path))
+	if err == nil || !strings.Contains(err.Error(), "is not writable: insert row: NOT NULL constraint failed: q.owner") {
+		t.Fatalf("Load: %v", err)
+	}
+}
+
+// TestCheckWriteKeepsSequence: the rolled-back probe leaves SQLite's AUTOINCREMENT sequence
+// where it was.
+func TestCheckWriteKeepsSequence(t *testing.T) {
+	s := openSQLite(t, dbPath(t))
+	a, err := s.Insert(t.Context(), "q", queues.Item{Key: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := s.CheckWrite(t.Context(), "q"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := s.Insert(t.Context(), "q", queues.Item{Key: "b"})
+	if err != nil || b != a+1 {
+		t.Fatalf("ids %d then %d (%v), want consecutive", a, b, err)
+	}
+}
+
 func TestNilStore(t *testing.T) {
 	ctx := t.Context()
 	for mode, want := range map[int][2]bool{ // mode: Load fails, Save fails
 		queues.DBModeNone:     {false, false},
 		queues.DBModeLoadSave: {true, true},
 		queues.DBModeLoadOnly: {true, false},
-		queues.DBModeSaveOnly: {false, true},
+		queues.DBModeSaveOnly: {true, true}, // Load proves the store can be written
 		queues.DBModeDurable:  {true, false},
 	} {
 		r, _ := queues.NewRegistry(queues.Options{Name: "q", DBMode: mode})

@@ -54,8 +54,9 @@ func (r *Registry) Get(name string) *Queue { return r.byName[name] }
 func (r *Registry) Queues() []*Queue { return append([]*Queue(nil), r.list...) }
 
 // Load fills the queues from s at start, each as its DBMode says, in definition order, and
-// arms the journal of durable queues. It stops at the first error. Call it once, before
-// traffic starts; s may be nil when no queue has DBMode 1, 2 or 4.
+// arms the journal of durable queues. For every queue that writes later (DBMode 1, 3 and 4) it
+// first proves with Store.CheckWrite that its table can be written. It stops at the first
+// error. Call it once, before traffic starts; s may be nil when every queue has DBMode 0.
 func (r *Registry) Load(ctx context.Context, s Store) error {
 	for _, q := range r.list {
 		if err := q.load(ctx, s); err != nil {
@@ -80,11 +81,22 @@ func (r *Registry) Save(ctx context.Context, s Store) error {
 
 func (q *Queue) load(ctx context.Context, s Store) error {
 	mode := q.opts.DBMode
-	if mode == DBModeNone || mode == DBModeSaveOnly {
+	if mode == DBModeNone {
 		return nil
 	}
 	if s == nil {
 		return ErrNoStore
+	}
+	if mode != DBModeLoadOnly {
+		// Modes 1 and 3 write at the stop, 4 at every add: a store that cannot be written
+		// must fail the start, not lose what was acknowledged. (Mode 2 writes only here, at
+		// the start, when it deletes the rows it loaded, and fails the start if it cannot.)
+		if err := s.CheckWrite(ctx, q.opts.Name); err != nil {
+			return err
+		}
+	}
+	if mode == DBModeSaveOnly {
+		return nil
 	}
 	recs, err := s.Load(ctx, q.opts.Name)
 	if err != nil {

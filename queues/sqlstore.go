@@ -25,8 +25,9 @@ import (
 // builder takes every '?' and '@' in the text for a placeholder, quoted identifiers included,
 // and its identifier quoting splits names at '.': a queue named "a?b" or "a.b" would break.
 type SQLStore struct {
-	gdb *gorm.DB
-	db  *sql.DB
+	gdb  *gorm.DB
+	db   *sql.DB
+	path string // as given, for errors
 
 	mu       sync.Mutex
 	byName   map[string]*sqlTable // exact queue name
@@ -66,7 +67,7 @@ func OpenSQLite(url string) (*SQLStore, error) {
 	// different queues wait on SQLite's sleeping busy handler (and give ":memory:" one
 	// database per connection).
 	db.SetMaxOpenConns(1)
-	s := &SQLStore{gdb: gdb, db: db, byName: map[string]*sqlTable{}, byFolded: map[string]*sqlTable{}}
+	s := &SQLStore{gdb: gdb, db: db, path: path, byName: map[string]*sqlTable{}, byFolded: map[string]*sqlTable{}}
 	if err := s.checkPragmas(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open sqlite %q: %w", path, err)
@@ -289,6 +290,28 @@ func (s *SQLStore) Delete(ctx context.Context, queue string, id int64) error {
 	}
 	if _, err := t.del.ExecContext(ctx, id); err != nil {
 		return fmt.Errorf("delete row %d: %w", id, err)
+	}
+	return nil
+}
+
+// CheckWrite implements Store. It begins a transaction, which takes SQLite's write lock at once
+// (BEGIN IMMEDIATE), inserts an empty row into the queue's table and rolls back: nothing is
+// written and the AUTOINCREMENT sequence does not move. A read-only file, directory or
+// connection ("file:...?mode=ro"), a write lock held by another process past the busy timeout,
+// or a table that refuses the insert (a NOT NULL column without a default) fail it, with an
+// error naming the file.
+func (s *SQLStore) CheckWrite(ctx context.Context, queue string) error {
+	t, err := s.table(ctx, queue)
+	if err != nil {
+		return err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite %q is not writable: begin: %w", s.path, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.StmtContext(ctx, t.ins).ExecContext(ctx, "", ""); err != nil {
+		return fmt.Errorf("sqlite %q is not writable: insert row: %w", s.path, err)
 	}
 	return nil
 }

@@ -25,6 +25,11 @@ type Store interface {
 	Insert(ctx context.Context, queue string, it Item) (int64, error)
 	// Delete deletes one row (durable mode).
 	Delete(ctx context.Context, queue string, id int64) error
+	// CheckWrite proves that the queue's table can be written now, creating it if missing: a
+	// write that is undone, taking the same locks and permissions as a real one. Registry.Load
+	// calls it for every queue that writes later, so that a store that cannot be written fails
+	// the start instead of losing acknowledged items at the stop.
+	CheckWrite(ctx context.Context, queue string) error
 	// Close releases the store.
 	Close() error
 }
@@ -128,6 +133,11 @@ func (t *memTable) delete(id int64) {
 	}); ok {
 		t.recs = slices.Delete(t.recs, i, i+1)
 	}
+}
+
+// CheckWrite implements Store; it fails only after Close or with a done context.
+func (m *MemStore) CheckWrite(ctx context.Context, queue string) error {
+	return m.do(ctx, queue, func(*memTable) {})
 }
 
 // Close implements Store; later calls fail with ErrClosed.

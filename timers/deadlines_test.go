@@ -408,9 +408,11 @@ func TestDeadlinesRunCancel(t *testing.T) {
 }
 
 // TestRealClockSanity is the one test on the real clock: deadlines and a
-// schedule fire in order, never early, and within generous bounds.
+// schedule fire in order, never early, and within generous bounds (a guard against a timer
+// that does not fire on time at all, not a latency measurement: two busy cores under -race
+// can delay a wake-up by hundreds of milliseconds).
 func TestRealClockSanity(t *testing.T) {
-	const slack = 500 * time.Millisecond // generous: loaded CI, -race
+	const slack = 5 * time.Second
 	c := Real()
 
 	t.Run("deadlines", func(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 // guard bounds every wait on another goroutine, so that a bug fails the test
 // quickly instead of hanging it until go test's global timeout. It is never
 // used to let time pass.
-const guard = 10 * time.Second
+const guard = 30 * time.Second
 
 // t0 is the start of virtual time in tests.
 func t0() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }

@@ -88,8 +88,11 @@ func TestTrySubmitFullAndPanicRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The worker holds "panic" (blocked); one slot in the inbox.
-	deadline := time.Now().Add(2 * time.Second)
-	for g.Busy() == 0 && time.Now().Before(deadline) {
+	deadline := time.Now().Add(30 * time.Second) // a guard against a hang, not a measurement
+	for g.Busy() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the worker never took the first task")
+		}
 		time.Sleep(time.Millisecond)
 	}
 	if err := g.TrySubmit(1); err != nil {

@@ -73,7 +73,7 @@ func startKemi(t *testing.T, extraArgs ...string) *running {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.cmd.Process.Kill(); r.cmd.Wait() })
-	if !r.out.waitFor("kemi started", 10*time.Second) {
+	if !r.out.waitFor("kemi started", enginetest.Patience) {
 		t.Fatalf("kemi did not start:\n%s", r.out)
 	}
 	return r
@@ -82,7 +82,7 @@ func startKemi(t *testing.T, extraArgs ...string) *running {
 func (r *running) ask(t *testing.T) string {
 	t.Helper()
 	c := enginetest.Dial(t, "udp", fmt.Sprintf("127.0.0.1:%d", r.port))
-	return c.Do(enginetest.Req{Method: "OPTIONS"}, 3*time.Second).Reason
+	return c.Do(enginetest.Req{Method: "OPTIONS"}, enginetest.Patience).Reason
 }
 
 func TestRunReloadsOnSIGHUPAndStopsOnSIGTERM(t *testing.T) {
@@ -92,7 +92,7 @@ func TestRunReloadsOnSIGHUPAndStopsOnSIGTERM(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(r.dir, "kemi.lua"), []byte(script("2")), 0o644)
 	r.cmd.Process.Signal(syscall.SIGHUP)
-	if !r.out.waitFor("script reloaded", 5*time.Second) {
+	if !r.out.waitFor("script reloaded", enginetest.Patience) {
 		t.Fatalf("no reload after SIGHUP:\n%s", r.out)
 	}
 	if got := r.ask(t); got != "v2" {
@@ -106,7 +106,7 @@ func TestRunReloadsOnSIGHUPAndStopsOnSIGTERM(t *testing.T) {
 		if err != nil {
 			t.Fatalf("exit after SIGTERM: %v\n%s", err, r.out)
 		}
-	case <-time.After(15 * time.Second):
+	case <-time.After(enginetest.Patience):
 		t.Fatalf("kemi did not stop after SIGTERM:\n%s", r.out)
 	}
 	if !strings.Contains(r.out.String(), "stopped") {
@@ -117,7 +117,7 @@ func TestRunReloadsOnSIGHUPAndStopsOnSIGTERM(t *testing.T) {
 func TestRunWatchReloadsOnFileChange(t *testing.T) {
 	r := startKemi(t, "-watch")
 	os.WriteFile(filepath.Join(r.dir, "kemi.lua"), []byte(script("3")), 0o644)
-	if !r.out.waitFor("reloaded after a script change", 5*time.Second) {
+	if !r.out.waitFor("reloaded after a script change", enginetest.Patience) {
 		t.Fatalf("no reload after the file changed:\n%s", r.out)
 	}
 	if got := r.ask(t); got != "v3" {
@@ -125,7 +125,7 @@ func TestRunWatchReloadsOnFileChange(t *testing.T) {
 	}
 	// A broken save is refused and the old script keeps answering.
 	os.WriteFile(filepath.Join(r.dir, "kemi.lua"), []byte("function ksr_request_route(\n"), 0o644)
-	if !r.out.waitFor("reload refused", 5*time.Second) {
+	if !r.out.waitFor("reload refused", enginetest.Patience) {
 		t.Fatalf("broken script not refused:\n%s", r.out)
 	}
 	if got := r.ask(t); got != "v3" {
@@ -207,15 +207,15 @@ func TestRunEmbeddedDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-	if !out.waitFor("kemi started", 10*time.Second) {
+	if !out.waitFor("kemi started", enginetest.Patience) {
 		t.Fatalf("no start:\n%s", out)
 	}
 	for _, proto := range []string{"udp", "tcp"} {
 		c := enginetest.Dial(t, proto, "127.0.0.1:5060")
-		if r := c.Do(enginetest.Req{Method: "OPTIONS"}, 3*time.Second); r.StatusCode != 200 {
+		if r := c.Do(enginetest.Req{Method: "OPTIONS"}, enginetest.Patience); r.StatusCode != 200 {
 			t.Fatalf("%s OPTIONS: %d", proto, r.StatusCode)
 		}
-		if r := c.Do(enginetest.Req{Method: "MESSAGE"}, 3*time.Second); r.StatusCode != 501 {
+		if r := c.Do(enginetest.Req{Method: "MESSAGE"}, enginetest.Patience); r.StatusCode != 501 {
 			t.Fatalf("%s MESSAGE: %d", proto, r.StatusCode)
 		}
 	}

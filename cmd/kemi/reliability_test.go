@@ -75,17 +75,30 @@ func (k *queueKemi) start(t *testing.T, args ...string) (*exec.Cmd, *syncBuffer)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if !out.waitFor("kemi started", 10*time.Second) {
+	if !out.waitFor("kemi started", enginetest.Patience) {
 		t.Fatalf("kemi did not start:\n%s", out)
 	}
 	return cmd, out
 }
 
-// load sends MESSAGEs from several clients until stop closes and returns
-// the Call-IDs acknowledged with 200.
-func (k *queueKemi) load(t *testing.T, stop <-chan struct{}) map[string]bool {
+// load sends MESSAGEs from several clients until stop closes and returns the Call-IDs
+// acknowledged with 200. Once want of them are acknowledged it closes reached, so that a test
+// acts under load that has really run rather than after a fixed time. A reply is credited to
+// the Call-ID it carries, not to the request last sent: a late reply is not taken for
+// another request's.
+func (k *queueKemi) load(t *testing.T, stop <-chan struct{}, want int, reached chan<- struct{}) map[string]bool {
 	var mu sync.Mutex
 	acked := map[string]bool{}
+	ack := func(id string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !acked[id] {
+			acked[id] = true
+			if len(acked) == want {
+				close(reached)
+			}
+		}
+	}
 	var wg sync.WaitGroup
 	for i := 0; i < 4; i++ {
 		wg.Add(1)
@@ -100,16 +113,48 @@ func (k *queueKemi) load(t *testing.T, stop <-chan struct{}) map[string]bool {
 				}
 				id := enginetest.RandomID()
 				c.Send(c.Build(enginetest.Req{Method: "MESSAGE", CallID: id}))
-				if r, err := c.RecvResponse(500 * time.Millisecond); err == nil && r.StatusCode == 200 {
-					mu.Lock()
-					acked[id] = true
-					mu.Unlock()
+				// Until this request's reply, or a pause in which none comes (the listener
+				// is closed after the signal): then check stop and send the next one.
+				for {
+					r, err := c.RecvResponse(time.Second)
+					if err != nil {
+						break
+					}
+					if r.StatusCode == 200 {
+						ack(r.CallID().Value())
+					}
+					if r.CallID().Value() == id {
+						break
+					}
 				}
 			}
 		}()
 	}
 	wg.Wait()
 	return acked
+}
+
+// underLoad starts the load and waits until want requests are acknowledged (failing if the
+// load does not get there within enginetest.Patience, a guard against a kemi that does not
+// answer). It returns stop, which ends the load and returns the acknowledged Call-IDs.
+func (k *queueKemi) underLoad(t *testing.T, want int) (stop func() map[string]bool) {
+	t.Helper()
+	done := make(chan struct{})
+	reached := make(chan struct{})
+	result := make(chan map[string]bool, 1)
+	go func() { result <- k.load(t, done, want, reached) }()
+	stop = func() map[string]bool {
+		close(done)
+		return <-result
+	}
+	select {
+	case <-reached:
+		return stop
+	case <-time.After(enginetest.Patience):
+		acked := stop()
+		t.Fatalf("only %d requests acknowledged in %s: the load did not run", len(acked), enginetest.Patience)
+		return nil
+	}
 }
 
 // drained fetches every item of q over RPC from a restarted engine.
@@ -132,7 +177,7 @@ func (k *queueKemi) drained(t *testing.T) map[string]bool {
 
 func checkNothingLost(t *testing.T, acked, got map[string]bool) {
 	t.Helper()
-	if len(acked) < 50 {
+	if len(acked) < loadAcks {
 		t.Fatalf("only %d requests acknowledged: the load did not run", len(acked))
 	}
 	lost := 0
@@ -147,19 +192,19 @@ func checkNothingLost(t *testing.T, acked, got map[string]bool) {
 	t.Logf("%d acknowledged, %d found after restart", len(acked), len(got))
 }
 
+// loadAcks is how many requests the load has had acknowledged when the signal goes: the
+// signal then lands while the load keeps sending.
+const loadAcks = 100
+
 func TestSIGTERMUnderLoadSavesEveryItem(t *testing.T) {
 	k := newQueueKemi(t, 1)
 	cmd, out := k.start(t)
-	stop := make(chan struct{})
-	result := make(chan map[string]bool)
-	go func() { result <- k.load(t, stop) }()
-	time.Sleep(700 * time.Millisecond)
+	stop := k.underLoad(t, loadAcks)
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit: %v\n%s", err, out)
 	}
-	close(stop)
-	acked := <-result
+	acked := stop()
 	k.start(t)
 	checkNothingLost(t, acked, k.drained(t))
 }
@@ -167,14 +212,10 @@ func TestSIGTERMUnderLoadSavesEveryItem(t *testing.T) {
 func TestSIGKILLWithDurableQueueLosesNoAcknowledgedItem(t *testing.T) {
 	k := newQueueKemi(t, 4)
 	cmd, _ := k.start(t)
-	stop := make(chan struct{})
-	result := make(chan map[string]bool)
-	go func() { result <- k.load(t, stop) }()
-	time.Sleep(700 * time.Millisecond)
+	stop := k.underLoad(t, loadAcks)
 	cmd.Process.Kill() // SIGKILL under load: no shutdown code runs
 	cmd.Wait()
-	close(stop)
-	acked := <-result
+	acked := stop()
 	k.start(t)
 	checkNothingLost(t, acked, k.drained(t))
 }

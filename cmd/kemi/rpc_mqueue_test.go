@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
-	"time"
 
 	"kemi/engine/enginetest"
 )
@@ -29,7 +28,7 @@ end`})
 		{"X-Queue: myq", "X-Key: alice", "X-Val: hello world"},
 		{"X-Queue: 7", "X-Key: x", "X-Val: y"},
 	} {
-		if res := c.Do(enginetest.Req{Method: "MESSAGE", Headers: h}, 3*time.Second); res.Reason != "add 1" {
+		if res := c.Do(enginetest.Req{Method: "MESSAGE", Headers: h}, enginetest.Patience); res.Reason != "add 1" {
 			t.Fatalf("%v: %d %s", h, res.StatusCode, res.Reason)
 		}
 	}

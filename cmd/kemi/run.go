@@ -64,6 +64,9 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// sipgo logs a few warnings per connection on the default logger (e.g. "TCP ref went
+	// negative"): send them through the engine's rate-limited logger too.
+	slog.SetDefault(e.Logger().With("module", "sipgo"))
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)

@@ -25,6 +25,12 @@ import (
 	"kemi/engine"
 )
 
+// Patience bounds how long a test waits for something that must happen: a reply, a count
+// to be reached, a log line, a process to start or stop. It guards against a hang and is not a
+// measurement: a passing test never waits for it, and it is long enough for two cores busy
+// with other work under -race.
+const Patience = 30 * time.Second
+
 // Files writes name->content into dir.
 func Files(tb testing.TB, dir string, files map[string]string) {
 	tb.Helper()
@@ -230,11 +236,19 @@ func (c *Client) Build(r Req) string {
 // Send writes raw bytes.
 func (c *Client) Send(raw string) {
 	c.tb.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, err := c.conn.Write([]byte(raw)); err != nil {
+	if err := c.TrySend(raw); err != nil {
 		c.tb.Fatalf("send: %v", err)
 	}
+}
+
+// TrySend is Send returning the error, for probing a server that may not listen yet: over
+// UDP, once the ICMP error for an earlier datagram has come back, the next send fails with
+// "connection refused".
+func (c *Client) TrySend(raw string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err := c.conn.Write([]byte(raw))
+	return err
 }
 
 // Recv reads one SIP message within timeout.
@@ -271,10 +285,14 @@ func (c *Client) RecvResponse(timeout time.Duration) (*sip.Response, error) {
 	}
 }
 
-// Do sends r and returns the first final response (provisional ones are
-// skipped).
+// Do sends r and returns its first final response. Provisional responses are skipped, and
+// so are responses to other requests (another Call-ID): a late reply to an earlier request
+// is not taken for this one's.
 func (c *Client) Do(r Req, timeout time.Duration) *sip.Response {
 	c.tb.Helper()
+	if r.CallID == "" {
+		r.CallID = RandomID()
+	}
 	c.Send(c.Build(r))
 	deadline := time.Now().Add(timeout)
 	for {
@@ -282,7 +300,7 @@ func (c *Client) Do(r Req, timeout time.Duration) *sip.Response {
 		if err != nil {
 			c.tb.Fatalf("%s: no final response: %v", r.Method, err)
 		}
-		if res.StatusCode >= 200 {
+		if res.StatusCode >= 200 && res.CallID() != nil && res.CallID().Value() == r.CallID {
 			return res
 		}
 	}

@@ -51,6 +51,7 @@ func cases() []testCase {
 		{"QueuesAreSeparate", queuesAreSeparate},
 		{"OddNames", oddNames},
 		{"ConcurrentInserts", concurrentInserts},
+		{"CheckWriteWritesNothing", checkWrite},
 		{"CancelledContext", cancelledContext},
 		{"Close", closeStore},
 	}
@@ -273,6 +274,25 @@ func concurrentInserts(t *testing.T, s queues.Store) {
 	}
 }
 
+// checkWrite: CheckWrite succeeds on a usable store, on a new table too, and leaves no row
+// behind and the next id where it was.
+func checkWrite(t *testing.T, s queues.Store) {
+	sample := sampleItems()
+	must(t, s.CheckWrite(ctx(t), "fresh"))
+	expect(t, s, "fresh", nil)
+	first, err := s.Insert(ctx(t), "q", sample[0])
+	must(t, err)
+	must(t, s.CheckWrite(ctx(t), "q"))
+	must(t, s.CheckWrite(ctx(t), "q"))
+	second, err := s.Insert(ctx(t), "q", sample[1])
+	must(t, err)
+	recs := expect(t, s, "q", sample[:2])
+	if got := idsOf(recs); !slices.Equal(got, []int64{first, second}) || second <= first {
+		t.Fatalf("ids %v after CheckWrite, Insert returned %d and %d", got, first, second)
+	}
+	must(t, s.CheckWrite(ctx(t), "odd \"name\" ?.@"))
+}
+
 func cancelledContext(t *testing.T, s queues.Store) {
 	sample := sampleItems()
 	must(t, s.Append(ctx(t), "q", sample[:2]))
@@ -296,6 +316,9 @@ func closeStore(t *testing.T, s queues.Store) {
 	}
 	if _, err := s.Insert(ctx(t), "q", sample[0]); err == nil {
 		t.Error("Insert after Close succeeded")
+	}
+	if err := s.CheckWrite(ctx(t), "q"); err == nil {
+		t.Error("CheckWrite after Close succeeded")
 	}
 	if err := errors.Join(s.Close()); err != nil {
 		t.Logf("second Close: %v", err) // allowed either way
