@@ -62,7 +62,8 @@ type Subsystem interface {
 type Engine struct {
 	set   *Settings
 	opts  Options
-	log   *slog.Logger
+	log   *slog.Logger // rate-limited: what can repeat per request
+	ctl   *slog.Logger // not limited: what an operator's action causes (a reload)
 	level *slog.LevelVar
 	clock timers.Clock
 
@@ -112,6 +113,7 @@ func New(set *Settings, opts Options) (*Engine, error) {
 	// once per second and kind, with the count of suppressed ones; the engine's time, so
 	// `kemi test` steps it too. The attributes name what differs: the Lua function, the
 	// queue, the timer, the worker group, the async route.
+	e.ctl = log // operator-driven events (reloads) are never suppressed
 	e.log = slog.New(logging.RateLimit(log.Handler(), logging.RateLimitOptions{
 		KeyAttrs: []string{"function", "queue", "timer", "group", "route"},
 		Now:      e.clock.Now,

@@ -28,12 +28,12 @@ func (e *Engine) Reload() (int64, error) {
 	}
 	g, err := e.build(ctx, v)
 	if err != nil {
-		e.log.Error("reload refused, the running script stays", "error", err)
+		e.ctl.Error("reload refused, the running script stays", "error", err)
 		return 0, err
 	}
 	e.version.Store(v)
 	e.cur.Store(g)
-	e.log.Info("script reloaded", "version", v, "checksum", g.Checksum)
+	e.ctl.Info("script reloaded", "version", v, "checksum", g.Checksum)
 	e.nudge()
 	return v, nil
 }

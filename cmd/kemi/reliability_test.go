@@ -175,9 +175,9 @@ func (k *queueKemi) drained(t *testing.T) map[string]bool {
 	}
 }
 
-func checkNothingLost(t *testing.T, acked, got map[string]bool) {
+func checkNothingLost(t *testing.T, acked, got map[string]bool, min int) {
 	t.Helper()
-	if len(acked) < loadAcks {
+	if len(acked) < min {
 		t.Fatalf("only %d requests acknowledged: the load did not run", len(acked))
 	}
 	lost := 0
@@ -206,7 +206,7 @@ func TestSIGTERMUnderLoadSavesEveryItem(t *testing.T) {
 	}
 	acked := stop()
 	k.start(t)
-	checkNothingLost(t, acked, k.drained(t))
+	checkNothingLost(t, acked, k.drained(t), loadAcks)
 }
 
 func TestSIGKILLWithDurableQueueLosesNoAcknowledgedItem(t *testing.T) {
@@ -217,7 +217,7 @@ func TestSIGKILLWithDurableQueueLosesNoAcknowledgedItem(t *testing.T) {
 	cmd.Wait()
 	acked := stop()
 	k.start(t)
-	checkNothingLost(t, acked, k.drained(t))
+	checkNothingLost(t, acked, k.drained(t), loadAcks)
 }
 
 // ask sends MESSAGEs one after the other and returns the Call-IDs answered
@@ -329,7 +329,7 @@ func stopAndCheck(t *testing.T, k *queueKemi, cmd *exec.Cmd, out *syncBuffer, ac
 	}
 	k.script(t, queueScript("Queued"))
 	k.start(t)
-	checkNothingLost(t, acked, k.drained(t))
+	checkNothingLost(t, acked, k.drained(t), 1) // the callers asked for their items: every one was answered
 }
 
 // -watch goes through the same reloads: an endless top level saved to the
