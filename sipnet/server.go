@@ -80,7 +80,7 @@ type Server struct {
 	handler   Handler
 	listeners []*Listener
 	txs       table
-	branches  branchTable // client transactions of relayed requests (client.go)
+	branches  branchTable // client transactions of relayed requests (branch.go)
 	wg        sync.WaitGroup
 	cancel    context.CancelFunc
 

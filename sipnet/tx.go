@@ -34,7 +34,7 @@ type Tx struct {
 	stop2  chan struct{}
 	ackKey string
 
-	// relay: set when the request is relayed (client.go, engine relay).
+	// relay: set when the request is relayed (branch.go, engine relay).
 	onCancel func()
 	relay    any
 }
