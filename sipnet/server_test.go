@@ -34,6 +34,7 @@ type pcRecorder struct {
 	sent []datagram
 }
 
+// datagram is one write to a pcRecorder.
 type datagram struct {
 	data []byte
 	to   netip.AddrPort
