@@ -112,9 +112,9 @@ type Branch struct {
 	cancelTx *Branch
 	ack      *sip.Request // ACK for a negative final reply to INVITE, built once
 	retrIv   time.Duration
-	retr     *time.Timer
-	fr       *time.Timer
-	linger   *time.Timer
+	retr     timer
+	fr       timer
+	linger   timer
 	gone     bool // removed from the table
 }
 
@@ -171,10 +171,10 @@ func (b *Branch) start() error {
 	b.mu.Lock()
 	if b.ln.pc != nil {
 		b.retrIv = sip.T1
-		b.retr = time.AfterFunc(b.retrIv, b.retransmit)
+		b.retr = b.srv.afterFunc(b.retrIv, b.retransmit)
 	}
 	if !b.ln.virtual() { // a virtual branch ends by Expire (kemi test)
-		b.fr = time.AfterFunc(b.opts.Timeout, b.expire)
+		b.fr = b.srv.afterFunc(b.opts.Timeout, b.expire)
 	}
 	b.mu.Unlock()
 	if err := b.send(b.req); err != nil {
@@ -454,7 +454,7 @@ func (b *Branch) startLinger() {
 	}
 	b.mu.Lock()
 	if b.linger == nil && !b.gone {
-		b.linger = time.AfterFunc(d, b.remove)
+		b.linger = b.srv.afterFunc(d, b.remove)
 	}
 	b.mu.Unlock()
 }

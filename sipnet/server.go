@@ -83,6 +83,7 @@ type Server struct {
 	branches  branchTable // client transactions of relayed requests (branch.go)
 	wg        sync.WaitGroup
 	cancel    context.CancelFunc
+	timerHook afterFuncHook // nil but in tests: see afterFunc
 
 	srcMu sync.Mutex
 	srcIP map[netip.Addr]netip.Addr // wildcard listeners: local address per destination

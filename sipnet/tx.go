@@ -214,7 +214,7 @@ func (t *Tx) afterFinal(code int) {
 	switch {
 	case code < 200:
 	case !t.req.Msg.IsInvite() && t.req.Proto() == "udp":
-		wait := time.AfterFunc(RelayWait, func() {
+		wait := t.srv.afterFunc(RelayWait, func() {
 			if !t.Terminated() {
 				t.stx.Terminate()
 			}
