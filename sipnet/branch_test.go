@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -13,8 +12,7 @@ import (
 // The client branch tests run on a virtual server (virtual.go): what a
 // branch sends is captured by Outbound, replies come back through
 // Server.Receive, and no timer runs, so every step is an event of the
-// test. Timer A/E and fr_timer logic is driven by calling retransmit and
-// expire on the test goroutine, as their timers would.
+// test. The timers of a branch on a socket are tested in timer_test.go.
 
 // wire captures what a virtual server sends.
 type wire struct {
@@ -407,88 +405,4 @@ func TestMatchBranch(t *testing.T) {
 			t.Fatalf("%s: matched %s", name, got.ID())
 		}
 	}
-}
-
-// TestBranchRetransmitTimers drives timers A and E by calling retransmit,
-// as its timer does, on a branch given a stub timer (a virtual branch has
-// none).
-func TestBranchRetransmitTimers(t *testing.T) {
-	arm := func(b *Branch) {
-		b.mu.Lock()
-		b.retrIv = sip.T1
-		b.retr = time.AfterFunc(time.Hour, func() {})
-		b.mu.Unlock()
-	}
-	interval := func(b *Branch) time.Duration {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		return b.retrIv
-	}
-	t.Run("INVITE: doubling until a provisional reply", func(t *testing.T) {
-		n := newBranchNet(t)
-		b := n.send(t, "INVITE", BranchOptions{})
-		arm(b)
-		inv := n.sentRequest(t, b)
-		for i, want := range []time.Duration{2 * sip.T1, 4 * sip.T1, 8 * sip.T1, 16 * sip.T1} {
-			b.retransmit()
-			if again, _ := n.wire.last(t); again != inv || n.wire.len() != i+2 {
-				t.Fatalf("retransmission %d: sent %d messages", i+1, n.wire.len())
-			}
-			if got := interval(b); got != want {
-				t.Fatalf("interval %v after retransmission %d, want %v", got, i+1, want)
-			}
-		}
-		n.receive(t, b, 180)
-		sent := n.wire.len()
-		b.retransmit()
-		if n.wire.len() != sent {
-			t.Fatal("an INVITE is retransmitted after a provisional reply")
-		}
-	})
-	t.Run("non-INVITE: capped at T2, on at T2 while proceeding, off after the final reply", func(t *testing.T) {
-		n := newBranchNet(t)
-		b := n.send(t, "OPTIONS", BranchOptions{})
-		arm(b)
-		for _, want := range []time.Duration{2 * sip.T1, 4 * sip.T1, min(8*sip.T1, sip.T2), sip.T2, sip.T2} {
-			b.retransmit()
-			if got := interval(b); got != want {
-				t.Fatalf("interval %v, want %v", got, want)
-			}
-		}
-		b.mu.Lock()
-		b.retrIv = sip.T1
-		b.mu.Unlock()
-		n.receive(t, b, 100)
-		sent := n.wire.len()
-		b.retransmit()
-		if n.wire.len() != sent+1 || interval(b) != sip.T2 {
-			t.Fatalf("proceeding: sent %d, interval %v; want a retransmission at T2", n.wire.len()-sent, interval(b))
-		}
-		n.receive(t, b, 200)
-		sent = n.wire.len()
-		b.retransmit()
-		if n.wire.len() != sent {
-			t.Fatal("retransmitted after the final reply")
-		}
-	})
-}
-
-// TestBranchFrTimer drives fr_timer by calling expire, as the timer does,
-// on a branch given a stub timer.
-func TestBranchFrTimer(t *testing.T) {
-	n := newBranchNet(t)
-	var fired int
-	b := n.send(t, "MESSAGE", BranchOptions{OnTimeout: func(*Branch) { fired++ }})
-	b.mu.Lock()
-	b.fr = time.AfterFunc(time.Hour, func() {})
-	b.mu.Unlock()
-	b.expire()
-	if !b.TimedOut() || fired != 1 {
-		t.Fatalf("timedOut %v, OnTimeout calls %d", b.TimedOut(), fired)
-	}
-	b.expire() // the timer fired once: it is gone
-	if fired != 1 {
-		t.Fatal("expire twice")
-	}
-	expectKind(t, "late 200", n.receive(t, b, 200), ReplyAbsorbed)
 }

@@ -22,11 +22,14 @@ import (
 // and whatever the listener sends is recorded by the time the call returns.
 // Nothing waits for the wall clock.
 //
-// sipgo's server transaction keeps timers of its own (100 Trying after
-// 200 ms for an INVITE, timer G retransmitting a negative final reply to
-// INVITE from 500 ms): the assertions hold whether or not those fire during
-// a test (100 Trying is never counted, and no exact count of a negative
-// final reply to INVITE is asserted).
+// sipgo's server transaction keeps timers of its own, on the wall clock.
+// The assertions hold whether or not its early ones fire during a test
+// (100 Trying after 200 ms for an INVITE is never counted; timer G,
+// resending a negative final reply to INVITE from 500 ms, is why no exact
+// count of those is asserted). Only the timers that end a transaction
+// (H and J, 32 s) could change an outcome, and no test pauses anywhere near
+// that long between two steps. sipnet's own timers are stubs where a test
+// needs them (timer_test.go).
 
 // pcRecorder is a net.PacketConn that records what is written to it.
 type pcRecorder struct {
