@@ -11,14 +11,15 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// This file is the write path of the client side of relaying (and of
-// stateless replies and forwards): how a message leaves a listener.
+// This file is the write path: how a message (a relayed request, a
+// stateless reply or forward) leaves a listener.
 //
 // Requests and replies leave from a listener's socket, as Kamailio's do: UDP
 // datagrams are written on the listener's net.PacketConn (sipgo's
-// ClientRequestConnection would open an ephemeral socket), TCP uses the
-// listener's sipgo transport (an existing connection to the peer, else a new
-// one whose replies come back through the same transport layer).
+// ClientRequestConnection would open an ephemeral socket); over TCP they go
+// on the connection the peer opened, or for a request on one the listener
+// dials and reads like an accepted one (tcp.go), so that replies come back
+// through the same listener.
 
 // bufPool holds the buffers UDP datagrams are encoded into (write, and
 // ReplyStateless's hot path).
