@@ -435,7 +435,9 @@ func (w *worker) callRequest(msg *ksr.Msg, fn string) (suspended bool) {
 	return true
 }
 
-// report logs the error of a call, as call does.
+// report logs the error of a call of fn, rate-limited per kind and
+// function: a missing function only when required is set, a Lua error with
+// its traceback, any other failure as is.
 func (w *worker) report(fn string, required bool, err error) {
 	if err == nil {
 		return

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	lua "github.com/yuin/gopher-lua"
@@ -98,21 +97,7 @@ func (w *worker) call(msg *ksr.Msg, fn string, required bool, args ...lua.LValue
 	err := w.vm.CallGlobal(fn, args...)
 	w.leave()
 	w.env.Msg = nil
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, luavm.ErrNoFunction) {
-		if required {
-			w.e.log.Error("lua function not found", "function", fn)
-		}
-		return err
-	}
-	var le *luavm.Error
-	if errors.As(err, &le) {
-		w.e.log.Error("lua error", "function", fn, "worker", w.vm.Name(), "error", le.Error(), "traceback", le.Traceback)
-		return err
-	}
-	w.e.log.Error("lua call failed", "function", fn, "error", err)
+	w.report(fn, required, err)
 	return err
 }
 

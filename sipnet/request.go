@@ -43,7 +43,7 @@ type Response struct {
 	Listener *Listener
 	Src      netip.AddrPort
 	// Branch is the client transaction of a relayed request the reply
-	// matched (client.go), nil for others.
+	// matched (branch.go), nil for others.
 	Branch *Branch
 
 	received       *sip.Response // see Request.received

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -79,9 +80,10 @@ type Server struct {
 	handler   Handler
 	listeners []*Listener
 	txs       table
-	branches  branchTable // client transactions of relayed requests (client.go)
+	branches  branchTable // client transactions of relayed requests (branch.go)
 	wg        sync.WaitGroup
 	cancel    context.CancelFunc
+	timerHook afterFuncHook // nil but in tests: see afterFunc
 
 	srcMu sync.Mutex
 	srcIP map[netip.Addr]netip.Addr // wildcard listeners: local address per destination
@@ -395,33 +397,19 @@ func txKey(msg *sip.Request, asMethod sip.RequestMethod) (string, bool) {
 		method = string(sip.INVITE)
 	}
 	var b strings.Builder
+	var port [20]byte
 	b.Grow(len(branch) + len(via.Host) + len(method) + 10)
 	b.WriteString(branch)
 	b.WriteByte('|')
 	b.WriteString(via.Host)
 	b.WriteByte(':')
-	writeInt(&b, via.Port)
+	b.Write(strconv.AppendInt(port[:0], int64(via.Port), 10))
 	b.WriteByte('|')
 	b.WriteString(method)
 	if msg.IsAck() && asMethod == "" {
 		b.WriteString("|ACK") // an ACK for 2xx is its own transaction
 	}
 	return b.String(), true
-}
-
-func writeInt(b *strings.Builder, n int) {
-	var buf [20]byte
-	i := len(buf)
-	if n == 0 {
-		b.WriteByte('0')
-		return
-	}
-	for n > 0 {
-		i--
-		buf[i] = byte('0' + n%10)
-		n /= 10
-	}
-	b.Write(buf[i:])
 }
 
 // parseErrorCounter counts sipgo's "failed to parse" log records and demotes

@@ -3,6 +3,7 @@ package sipnet
 import (
 	"errors"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,7 +34,7 @@ type Tx struct {
 	stop2  chan struct{}
 	ackKey string
 
-	// relay: set when the request is relayed (client.go, engine relay).
+	// relay: set when the request is relayed (branch.go, engine relay).
 	onCancel func()
 	relay    any
 }
@@ -213,7 +214,7 @@ func (t *Tx) afterFinal(code int) {
 	switch {
 	case code < 200:
 	case !t.req.Msg.IsInvite() && t.req.Proto() == "udp":
-		wait := time.AfterFunc(RelayWait, func() {
+		wait := t.srv.afterFunc(RelayWait, func() {
 			if !t.Terminated() {
 				t.stx.Terminate()
 			}
@@ -257,7 +258,7 @@ func (t *Tx) start2xx(res *sip.Response) {
 	if cid == nil || cseq == nil {
 		return
 	}
-	key := string(*cid) + "|" + itoa(int(cseq.SeqNo))
+	key := ackTableKey(*cid, cseq.SeqNo)
 	stop := make(chan struct{})
 	t.mu.Lock()
 	t.stop2, t.ackKey = stop, key
@@ -330,23 +331,14 @@ func ackMatched(tab *table, ack *sip.Request) {
 		return
 	}
 	acks.mu.Lock()
-	t := acks.m[string(*cid)+"|"+itoa(int(cseq.SeqNo))]
+	t := acks.m[ackTableKey(*cid, cseq.SeqNo)]
 	acks.mu.Unlock()
 	if t != nil {
 		t.stop2xx()
 	}
 }
 
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	if n == 0 {
-		return "0"
-	}
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
+// ackTableKey is the ackTable key of an INVITE: Call-ID|CSeq number.
+func ackTableKey(callID sip.CallIDHeader, seq uint32) string {
+	return string(callID) + "|" + strconv.FormatUint(uint64(seq), 10)
 }

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 func main() {
@@ -104,19 +105,10 @@ func defineFlag(fs *flag.FlagSet) defineFlags {
 
 func (d defineFlags) String() string { return "" }
 func (d defineFlags) Set(v string) error {
-	name, val, _ := cutEq(v)
+	name, val, _ := strings.Cut(v, "=")
 	if name == "" {
 		return errors.New("empty define name")
 	}
 	d[name] = val
 	return nil
-}
-
-func cutEq(s string) (string, string, bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '=' {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
 }

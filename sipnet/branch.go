@@ -1,31 +1,18 @@
 package sipnet
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
-	"hash/fnv"
 	"math/rand/v2"
-	"net"
-	"net/netip"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
 
-// This file is the client side of relaying (Kamailio's tm UAC branches and
-// core stateless forwarding): next-hop resolution, sending from the
-// listening sockets, and client transactions (Branch) with their own timers.
-//
-// Requests and replies leave from a listener's socket, as Kamailio's do: UDP
-// datagrams are written on the listener's net.PacketConn (sipgo's
-// ClientRequestConnection would open an ephemeral socket), TCP uses the
-// listener's sipgo transport (an existing connection to the peer, else a new
-// one whose replies come back through the same transport layer).
+// This file is the client transaction of relaying, Kamailio's tm UAC
+// branches: Branch, its state machine (calling, proceeding, completed), its
+// timers, the hop-by-hop ACK and CANCEL, and the table replies are matched
+// in.
 //
 // Branch is kemi's own client transaction rather than sipgo's sip.ClientTx:
 // ClientTx hands replies over an unbuffered channel (one goroutine parked
@@ -40,225 +27,6 @@ const (
 	DefaultFrInvTimer = 120 * time.Second
 )
 
-// resolveTimeout bounds a DNS lookup of a next hop (the caller waits).
-const resolveTimeout = 2 * time.Second
-
-// Target is a resolved next hop.
-type Target struct {
-	Proto string // "udp" or "tcp"
-	Addr  netip.AddrPort
-}
-
-func (t Target) String() string { return t.Proto + ":" + t.Addr.String() }
-
-// ErrNotOurs is returned by ForwardResponse for a reply whose top Via is not
-// one of this server's (Kamailio drops those).
-var ErrNotOurs = errors.New("sipnet: reply's top Via is not ours")
-
-// ResolveURI turns a SIP URI string ($du, a Route, the R-URI) into a Target.
-func (s *Server) ResolveURI(ctx context.Context, uri string) (Target, error) {
-	var u sip.Uri
-	if err := sip.ParseUri(uri, &u); err != nil {
-		return Target{}, fmt.Errorf("parse uri %q: %w", uri, err)
-	}
-	return s.Resolve(ctx, &u)
-}
-
-// Resolve turns a SIP URI into a Target: the transport from ;transport=
-// (udp when absent), the host as an IP literal or resolved with A/AAAA
-// lookups (no NAPTR/SRV), and the port or 5060.
-func (s *Server) Resolve(ctx context.Context, u *sip.Uri) (Target, error) {
-	if u.IsEncrypted() {
-		return Target{}, fmt.Errorf("resolve %q: sips (tls) is not supported", u.String())
-	}
-	proto := "udp"
-	if tp, ok := u.UriParams.Get("transport"); ok {
-		proto = strings.ToLower(tp)
-	}
-	if proto != "udp" && proto != "tcp" {
-		return Target{}, fmt.Errorf("resolve %q: transport %q is not supported (udp or tcp)", u.String(), proto)
-	}
-	port := u.Port
-	if port == 0 {
-		port = 5060
-	}
-	ip, err := s.lookupIP(ctx, u.Host)
-	if err != nil {
-		return Target{}, err
-	}
-	return Target{Proto: proto, Addr: netip.AddrPortFrom(ip, uint16(port))}, nil
-}
-
-func (s *Server) lookupIP(ctx context.Context, host string) (netip.Addr, error) {
-	host = strings.Trim(host, "[]")
-	if ip, err := netip.ParseAddr(host); err == nil {
-		return ip.Unmap(), nil
-	}
-	if host == "" {
-		return netip.Addr{}, errors.New("resolve: empty host")
-	}
-	if s.opts.Outbound != nil {
-		return virtualHostAddr, nil // a virtual server looks nothing up
-	}
-	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
-	defer cancel()
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("resolve %q: %w", host, err)
-	}
-	for _, ip := range ips { // prefer a family we listen on
-		ip = ip.Unmap()
-		for _, ln := range s.listeners {
-			if sameFamily(ln.Addr.Addr(), ip) {
-				return ip, nil
-			}
-		}
-	}
-	if len(ips) == 0 {
-		return netip.Addr{}, fmt.Errorf("resolve %q: no address", host)
-	}
-	return ips[0].Unmap(), nil
-}
-
-func sameFamily(local, remote netip.Addr) bool {
-	if local.Is6() && local.IsUnspecified() {
-		return true // [::] takes both
-	}
-	return local.Is4() == remote.Is4()
-}
-
-// listenerFor picks the socket to send to t from: prefer when it fits,
-// else the first listener of t's protocol and address family.
-func (s *Server) listenerFor(t Target, prefer *Listener) (*Listener, error) {
-	if prefer != nil && prefer.srv == s && prefer.Proto == t.Proto && sameFamily(prefer.Addr.Addr(), t.Addr.Addr()) {
-		return prefer, nil
-	}
-	for _, ln := range s.listeners {
-		if ln.Proto == t.Proto && sameFamily(ln.Addr.Addr(), t.Addr.Addr()) {
-			return ln, nil
-		}
-	}
-	return nil, fmt.Errorf("no %s listener to send to %s from", t.Proto, t.Addr)
-}
-
-// sentBy is the host:port this listener puts in Via and Record-Route. A
-// wildcard listener uses the local address the kernel would route to dst
-// from (cached per destination address).
-func (ln *Listener) sentBy(dst netip.Addr) netip.AddrPort {
-	if !ln.Addr.Addr().IsUnspecified() || !dst.IsValid() || ln.srv == nil {
-		return ln.Addr
-	}
-	s := ln.srv
-	s.srcMu.Lock()
-	ip, ok := s.srcIP[dst]
-	s.srcMu.Unlock()
-	if !ok {
-		ip = ln.Addr.Addr()
-		if c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9))); err == nil {
-			ip = c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
-			c.Close()
-		}
-		s.srcMu.Lock()
-		if len(s.srcIP) < 4096 {
-			s.srcIP[dst] = ip
-		}
-		s.srcMu.Unlock()
-	}
-	return netip.AddrPortFrom(ip, ln.Addr.Port())
-}
-
-// AdvertisedAddr is the address this listener puts in headers it adds
-// (Via, Record-Route) for messages going to dst (an invalid dst is fine for
-// a listener bound to a specific address).
-func (ln *Listener) AdvertisedAddr(dst netip.Addr) netip.AddrPort { return ln.sentBy(dst) }
-
-// newVia is this listener's Via for a request to t with branch.
-func (ln *Listener) newVia(t Target, branch string) *sip.ViaHeader {
-	sb := ln.sentBy(t.Addr.Addr())
-	v := &sip.ViaHeader{
-		ProtocolName:    "SIP",
-		ProtocolVersion: "2.0",
-		Transport:       strings.ToUpper(ln.Proto),
-		Host:            sb.Addr().String(),
-		Port:            int(sb.Port()),
-		Params:          sip.NewParams(),
-	}
-	v.Params.Add("branch", branch)
-	return v
-}
-
-// isOurs reports whether a Via's sent-by is one of our listeners.
-func (s *Server) isOurs(v *sip.ViaHeader) bool {
-	ip, err := netip.ParseAddr(strings.Trim(v.Host, "[]"))
-	if err != nil {
-		return false
-	}
-	port := v.Port
-	if port == 0 {
-		port = 5060
-	}
-	proto := strings.ToLower(v.Transport)
-	for _, ln := range s.listeners {
-		if ln.Proto != proto || int(ln.Addr.Port()) != port {
-			continue
-		}
-		if ln.Addr.Addr() == ip.Unmap() || ln.Addr.Addr().IsUnspecified() {
-			return true
-		}
-	}
-	return false
-}
-
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// write sends msg to dst from this listener. Over UDP msg is encoded into a
-// pooled buffer each time (a retransmission encodes again: most requests
-// are answered before their first one, so keeping encodings costs more).
-func (ln *Listener) write(msg sip.Message, dst netip.AddrPort) error {
-	if ln.virtual() {
-		ln.srv.opts.Outbound(Outgoing{Msg: msg, From: ln, To: Target{Proto: ln.Proto, Addr: dst}})
-		return nil
-	}
-	if ln.pc != nil {
-		buf := bufPool.Get().(*bytes.Buffer)
-		buf.Reset()
-		msg.StringWrite(buf)
-		var err error
-		if uc, ok := ln.pc.(*net.UDPConn); ok {
-			_, err = uc.WriteToUDPAddrPort(buf.Bytes(), dst)
-		} else {
-			_, err = ln.pc.WriteTo(buf.Bytes(), net.UDPAddrFromAddrPort(dst))
-		}
-		bufPool.Put(buf)
-		return err
-	}
-	conn, err := ln.tcpConn(msg, dst)
-	if err != nil {
-		return err
-	}
-	defer conn.TryClose()
-	return conn.WriteMsg(msg)
-}
-
-// tcpConn finds the connection to dst (one the peer opened, or one we
-// opened before) or, for a request, opens one that the listener's
-// transport layer reads, so that its replies reach onMessage.
-func (ln *Listener) tcpConn(msg sip.Message, dst netip.AddrPort) (sip.Connection, error) {
-	if c := ln.tcp.conn(dst); c != nil {
-		return trackedConn{c}, nil
-	}
-	if _, ok := msg.(*sip.Request); !ok {
-		return nil, fmt.Errorf("no tcp connection to %s for the reply", dst)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
-	defer cancel()
-	c, err := ln.tcp.dial(ctx, dst)
-	if err != nil {
-		return nil, err
-	}
-	return trackedConn{c}, nil
-}
-
 // NewBranchID returns a fresh RFC 3261 branch.
 func NewBranchID() string {
 	var b [16]byte
@@ -268,83 +36,6 @@ func NewBranchID() string {
 		v >>= 4
 	}
 	return "z9hG4bKkm" + string(b[:])
-}
-
-// StatelessBranch derives the branch of a statelessly forwarded copy of in
-// from in's own top Via branch and method, so that a retransmission is
-// forwarded with the same branch (Kamailio computes it from a hash too).
-func StatelessBranch(in *sip.Request) string {
-	h := fnv.New64a()
-	if v := in.Via(); v != nil {
-		b, _ := v.Params.Get("branch")
-		h.Write([]byte(b))
-		h.Write([]byte(v.Host))
-	}
-	h.Write([]byte(in.Method))
-	if c := in.CallID(); c != nil {
-		h.Write([]byte(*c))
-	}
-	return "z9hG4bKsl" + strconv.FormatUint(h.Sum64(), 16)
-}
-
-// SendStateless forwards req (a copy the caller owns) to t without a
-// transaction: a Via with branch is added on top and the request leaves
-// from prefer when it fits t, else from the first listener of t's protocol.
-func (s *Server) SendStateless(req *sip.Request, t Target, prefer *Listener, branch string) error {
-	ln, err := s.listenerFor(t, prefer)
-	if err != nil {
-		return err
-	}
-	req.PrependHeader(ln.newVia(t, branch))
-	if err := ln.write(req, t.Addr); err != nil {
-		return fmt.Errorf("send %s to %s: %w", req.Method, t, err)
-	}
-	s.nRelayed.Add(1)
-	return nil
-}
-
-// ForwardResponse relays a reply statelessly, as Kamailio's core does for
-// replies no transaction claims: the top Via must be ours (else ErrNotOurs);
-// it is removed and the reply goes to the next Via's received/rport or
-// sent-by.
-func (s *Server) ForwardResponse(r *Response) error {
-	res := r.Msg
-	via := res.Via()
-	if via == nil || !s.isOurs(via) {
-		return ErrNotOurs
-	}
-	res.RemoveHeader("Via")
-	next := res.Via()
-	if next == nil {
-		return errors.New("forward reply: no Via left after ours")
-	}
-	host := next.Host
-	if rcv, ok := next.Params.Get("received"); ok && rcv != "" {
-		host = rcv
-	}
-	port := next.Port
-	if rp, ok := next.Params.Get("rport"); ok && rp != "" {
-		if p, err := strconv.Atoi(rp); err == nil {
-			port = p
-		}
-	}
-	if port == 0 {
-		port = 5060
-	}
-	ip, err := s.lookupIP(context.Background(), host)
-	if err != nil {
-		return fmt.Errorf("forward reply: %w", err)
-	}
-	t := Target{Proto: strings.ToLower(next.Transport), Addr: netip.AddrPortFrom(ip, uint16(port))}
-	ln, err := s.listenerFor(t, r.Listener)
-	if err != nil {
-		return fmt.Errorf("forward reply: %w", err)
-	}
-	if err := ln.write(res, t.Addr); err != nil {
-		return fmt.Errorf("forward reply to %s: %w", t, err)
-	}
-	s.nRelayed.Add(1)
-	return nil
 }
 
 // ReplyKind says what a reply received on a Branch means for the proxy.
@@ -421,9 +112,9 @@ type Branch struct {
 	cancelTx *Branch
 	ack      *sip.Request // ACK for a negative final reply to INVITE, built once
 	retrIv   time.Duration
-	retr     *time.Timer
-	fr       *time.Timer
-	linger   *time.Timer
+	retr     timer
+	fr       timer
+	linger   timer
 	gone     bool // removed from the table
 }
 
@@ -480,10 +171,10 @@ func (b *Branch) start() error {
 	b.mu.Lock()
 	if b.ln.pc != nil {
 		b.retrIv = sip.T1
-		b.retr = time.AfterFunc(b.retrIv, b.retransmit)
+		b.retr = b.srv.afterFunc(b.retrIv, b.retransmit)
 	}
 	if !b.ln.virtual() { // a virtual branch ends by Expire (kemi test)
-		b.fr = time.AfterFunc(b.opts.Timeout, b.expire)
+		b.fr = b.srv.afterFunc(b.opts.Timeout, b.expire)
 	}
 	b.mu.Unlock()
 	if err := b.send(b.req); err != nil {
@@ -763,7 +454,7 @@ func (b *Branch) startLinger() {
 	}
 	b.mu.Lock()
 	if b.linger == nil && !b.gone {
-		b.linger = time.AfterFunc(d, b.remove)
+		b.linger = b.srv.afterFunc(d, b.remove)
 	}
 	b.mu.Unlock()
 }
@@ -817,22 +508,5 @@ func (t *branchTable) drop(key branchKey, b *Branch) { t.dropIf(key, b) }
 func (t *branchTable) terminateAll() {
 	for _, b := range t.values() {
 		b.remove()
-	}
-}
-
-// StampVia adds received (and rport, when the client asked for it) to the
-// top Via of out, a copy of r's message about to be forwarded (RFC 3261
-// 18.2.1, RFC 3581), so that replies find their way back to r's source.
-func (r *Request) StampVia(out *sip.Request) {
-	v := out.Via()
-	if v == nil || !r.Src.IsValid() {
-		return
-	}
-	ip := r.Src.Addr().String()
-	if rp, ok := v.Params.Get("rport"); ok && rp == "" {
-		v.Params.Add("rport", strconv.Itoa(int(r.Src.Port())))
-		v.Params.Add("received", ip)
-	} else if v.Host != ip {
-		v.Params.Add("received", ip)
 	}
 }

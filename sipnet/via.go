@@ -1,0 +1,116 @@
+package sipnet
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// This file chooses the socket a message leaves from and what it says about
+// it: the listener for a target, the sent-by a listener advertises (the
+// routed local address for a wildcard listener), the Via kemi adds to a
+// request it sends, whether a reply's top Via is one of ours, and the
+// received/rport stamping of a request about to be forwarded.
+
+// listenerFor picks the socket to send to t from: prefer when it fits,
+// else the first listener of t's protocol and address family.
+func (s *Server) listenerFor(t Target, prefer *Listener) (*Listener, error) {
+	if prefer != nil && prefer.srv == s && prefer.Proto == t.Proto && sameFamily(prefer.Addr.Addr(), t.Addr.Addr()) {
+		return prefer, nil
+	}
+	for _, ln := range s.listeners {
+		if ln.Proto == t.Proto && sameFamily(ln.Addr.Addr(), t.Addr.Addr()) {
+			return ln, nil
+		}
+	}
+	return nil, fmt.Errorf("no %s listener to send to %s from", t.Proto, t.Addr)
+}
+
+// sentBy is the host:port this listener puts in Via and Record-Route. A
+// wildcard listener uses the local address the kernel would route to dst
+// from (cached per destination address).
+func (ln *Listener) sentBy(dst netip.Addr) netip.AddrPort {
+	if !ln.Addr.Addr().IsUnspecified() || !dst.IsValid() || ln.srv == nil {
+		return ln.Addr
+	}
+	s := ln.srv
+	s.srcMu.Lock()
+	ip, ok := s.srcIP[dst]
+	s.srcMu.Unlock()
+	if !ok {
+		ip = ln.Addr.Addr()
+		if c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9))); err == nil {
+			ip = c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+			c.Close()
+		}
+		s.srcMu.Lock()
+		if len(s.srcIP) < 4096 {
+			s.srcIP[dst] = ip
+		}
+		s.srcMu.Unlock()
+	}
+	return netip.AddrPortFrom(ip, ln.Addr.Port())
+}
+
+// AdvertisedAddr is the address this listener puts in headers it adds
+// (Via, Record-Route) for messages going to dst (an invalid dst is fine for
+// a listener bound to a specific address).
+func (ln *Listener) AdvertisedAddr(dst netip.Addr) netip.AddrPort { return ln.sentBy(dst) }
+
+// newVia is this listener's Via for a request to t with branch.
+func (ln *Listener) newVia(t Target, branch string) *sip.ViaHeader {
+	sb := ln.sentBy(t.Addr.Addr())
+	v := &sip.ViaHeader{
+		ProtocolName:    "SIP",
+		ProtocolVersion: "2.0",
+		Transport:       strings.ToUpper(ln.Proto),
+		Host:            sb.Addr().String(),
+		Port:            int(sb.Port()),
+		Params:          sip.NewParams(),
+	}
+	v.Params.Add("branch", branch)
+	return v
+}
+
+// isOurs reports whether a Via's sent-by is one of our listeners.
+func (s *Server) isOurs(v *sip.ViaHeader) bool {
+	ip, err := netip.ParseAddr(strings.Trim(v.Host, "[]"))
+	if err != nil {
+		return false
+	}
+	port := v.Port
+	if port == 0 {
+		port = 5060
+	}
+	proto := strings.ToLower(v.Transport)
+	for _, ln := range s.listeners {
+		if ln.Proto != proto || int(ln.Addr.Port()) != port {
+			continue
+		}
+		if ln.Addr.Addr() == ip.Unmap() || ln.Addr.Addr().IsUnspecified() {
+			return true
+		}
+	}
+	return false
+}
+
+// StampVia adds received (and rport, when the client asked for it) to the
+// top Via of out, a copy of r's message about to be forwarded (RFC 3261
+// 18.2.1, RFC 3581), so that replies find their way back to r's source.
+func (r *Request) StampVia(out *sip.Request) {
+	v := out.Via()
+	if v == nil || !r.Src.IsValid() {
+		return
+	}
+	ip := r.Src.Addr().String()
+	if rp, ok := v.Params.Get("rport"); ok && rp == "" {
+		v.Params.Add("rport", strconv.Itoa(int(r.Src.Port())))
+		v.Params.Add("received", ip)
+	} else if v.Host != ip {
+		v.Params.Add("received", ip)
+	}
+}
