@@ -40,7 +40,7 @@ import (
 // goroutines at once.
 type asyncSystem struct {
 	e         *Engine
-	group     *workers.Group // modparam("async", "workers", N); nil for N=0
+	group     *workers.Group[ksr.Task] // modparam("async", "workers", N); nil for N=0
 	deadlines *timers.Deadlines[*resume]
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -68,7 +68,7 @@ type resume struct {
 	msg   *ksr.Msg
 	fn    string
 	due   time.Time
-	group *workers.Group
+	group *workers.Group[ksr.Task]
 	index int // sleep: the worker that owns co
 	co    *luavm.Co
 	gate  atomic.Int32 // 2 = due and released: hand it over
@@ -89,12 +89,9 @@ const (
 func newAsync(e *Engine) *asyncSystem {
 	a := &asyncSystem{e: e, deadlines: timers.NewDeadlines[*resume]()}
 	if n := e.set.Async.Workers; n > 0 {
-		a.group, _ = workers.NewGroup(workers.Options{Name: "async", Workers: n, OnPanic: e.onPanic},
-			func(i int) (workers.Runner, error) {
-				// KSR.async.get_gname() is "async" here (Kamailio's ASYNC MOD
-				// TIMER processes give ""; docs/async.md lists the difference).
-				return e.newWorker(fmt.Sprintf("async/%d", i), "async", i, true)
-			})
+		// KSR.async.get_gname() is "async" here (Kamailio's ASYNC MOD
+		// TIMER processes give ""; docs/async.md lists the difference).
+		a.group, _ = e.newGroup("async", "async", n, 0, 0, true)
 	}
 	if e.set.Async.MSTimer > 0 {
 		e.log.Info("modparam async ms_timer has no effect in kemi: every resume is scheduled to the millisecond")
@@ -210,14 +207,6 @@ func (a *asyncSystem) reject(r *resume, why string) {
 	a.done()
 }
 
-// workerOf is one worker of a group as a submit target (engine.submit).
-type workerOf struct {
-	g *workers.Group
-	i int
-}
-
-func (w workerOf) Submit(ctx context.Context, task any) error { return w.g.SubmitTo(ctx, w.i, task) }
-
 // suspend turns the current request into a suspended transaction: it creates
 // the server transaction if needed (retransmissions are absorbed from then
 // on) and sends 100 Trying for an INVITE, as tm's t_suspend does. It returns
@@ -318,7 +307,7 @@ func (a *asyncSystem) Data(e *ksr.Env, fn, group, data string) int {
 
 // coreGroup finds an async_workers group. Unlike Kamailio (which returns
 // success and never runs the task), a missing group is an error.
-func (a *asyncSystem) coreGroup(name string) (*workers.Group, error) {
+func (a *asyncSystem) coreGroup(name string) (*workers.Group[ksr.Task], error) {
 	if name == "" {
 		name = "default"
 	}
@@ -329,7 +318,7 @@ func (a *asyncSystem) coreGroup(name string) (*workers.Group, error) {
 		}
 		return nil, fmt.Errorf("async_workers_group %q not found", name)
 	}
-	return g, nil
+	return g.g, nil
 }
 
 // Sleep implements KSR.async.sleep / ms_sleep (kemi extension): the running
@@ -388,11 +377,8 @@ func (a *asyncSystem) workerFor(env *ksr.Env) *worker {
 
 // groupOf returns the group of a worker that routes requests: the receivers
 // or an async_workers group (sworker delegation).
-func (a *asyncSystem) groupOf(w *worker) *workers.Group {
-	if w.env.Group == "receivers" {
-		return a.e.receivers
-	}
-	return a.e.groups[w.env.Group]
+func (a *asyncSystem) groupOf(w *worker) *workers.Group[ksr.Task] {
+	return w.group
 }
 
 // mayYield reports whether request handlers of generation g run as
@@ -452,6 +438,12 @@ func (w *worker) report(fn string, required bool, err error) {
 	w.logErr("call:"+fn, "lua call failed", "function", fn, "error", err)
 }
 
+// Run runs the resume on a worker.
+func (r *resume) Run(rn ksr.Runner) { rn.(*worker).resume(r) }
+
+// Run runs the data task on a worker.
+func (t *dataTask) Run(r ksr.Runner) { r.(*worker).data(t) }
+
 // resume runs a resume on this worker.
 func (w *worker) resume(r *resume) {
 	if r.co != nil {
@@ -464,7 +456,7 @@ func (w *worker) resume(r *resume) {
 	msg.Route = ksr.RouteFailure
 	msg.Time = w.e.clock.Now()
 	w.call(msg, r.fn, true)
-	w.finish(r.req, msg)
+	w.Finish(r.req, msg)
 }
 
 // continueCo continues a handler suspended by KSR.async.sleep.
@@ -473,7 +465,7 @@ func (w *worker) continueCo(r *resume) {
 		// Cannot happen: the resume was submitted to the owner of the VM.
 		w.e.log.Error("async sleep: coroutine resumed on a foreign worker (bug)", "worker", w.vm.Name())
 		r.msg.Suspended = false
-		w.finish(r.req, r.msg) // tm's 500
+		w.Finish(r.req, r.msg) // tm's 500
 		return
 	}
 	msg := r.msg
@@ -483,14 +475,14 @@ func (w *worker) continueCo(r *resume) {
 	_, err := r.co.Resume(lua.LNumber(sleepOK))
 	w.env.Msg = nil
 	w.report(w.e.set.RequestCB, false, err)
-	w.finish(r.req, msg)
+	w.Finish(r.req, msg)
 }
 
-// finish ends a resumed request as tm does after t_continue: unless it was
+// Finish ends a resumed request as tm does after t_continue: unless it was
 // suspended again, a transaction that got neither a final reply nor a relay
 // is answered 500. A transaction already gone (CANCEL, shutdown) gets
 // nothing more.
-func (w *worker) finish(req *sipnet.Request, msg *ksr.Msg) {
+func (w *worker) Finish(req *sipnet.Request, msg *ksr.Msg) {
 	if msg.Suspended {
 		if a := w.e.async; a != nil {
 			a.release(msg)

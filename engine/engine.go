@@ -70,11 +70,13 @@ type Engine struct {
 	deps      *ksr.Deps
 	mods      []ksr.Module // the configuration's modules that run (loaded, or always on)
 	sip       *sipnet.Server
-	receivers *workers.Group
-	groups    map[string]*workers.Group // async_workers groups, by name
+	receivers *workers.Group[ksr.Task]
+	groups    map[string]*taskGroup // async_workers groups, by name
+	modGroups []*taskGroup          // groups the modules made (Host.NewGroup)
 	rpc       *jsonrpc.Server
-	rtimer    *rtimerSystem
 	async     *asyncSystem
+
+	keepReceived bool // sworker is loaded: pre-routing keeps the message as received
 
 	subsystems []Subsystem
 	started    []Subsystem
@@ -91,7 +93,7 @@ type Engine struct {
 // New validates settings, compiles and proves the scripts and builds every
 // subsystem; nothing runs until Start.
 func New(set *Settings, opts Options) (*Engine, error) {
-	e := &Engine{set: set, opts: opts, groups: map[string]*workers.Group{}}
+	e := &Engine{set: set, opts: opts, groups: map[string]*taskGroup{}}
 	e.level = opts.Level
 	if e.level == nil {
 		e.level = new(slog.LevelVar)
@@ -131,6 +133,7 @@ func New(set *Settings, opts Options) (*Engine, error) {
 	e.deps.Relay = &relaySystem{e: e} // t_relay, KSR.forward (relay.go)
 	if _, ok := set.Modules["sworker"]; ok {
 		e.deps.Sworker = &sworker{e: e}
+		e.keepReceived = true
 	}
 	g, err := e.build(1)
 	if err != nil {
@@ -208,9 +211,11 @@ func (e *Engine) build(version int64) (*luavm.Generation, error) {
 		}
 		need(e.set.RequestCB, "request route")
 		need(e.set.PreRouteCB, "kemi.pre_routing_callback")
-		for _, t := range e.set.Rtimer.Timers {
-			for i, x := range t.Execs {
-				need(x, fmt.Sprintf("rtimer exec of timer %q at %s", t.Name, t.ExecPos[i]))
+		for _, m := range e.mods {
+			if u, ok := m.(ksr.CallbackUser); ok {
+				for _, c := range u.Callbacks() {
+					need(c.Fn, c.Why)
+				}
 			}
 		}
 		if len(missing) > 0 {
@@ -254,11 +259,20 @@ func (e *Engine) provisionModules() error {
 	return nil
 }
 
-// buildSubsystems creates the subsystems in start order.
+// buildSubsystems creates the subsystems in start order: the modules'
+// runtimes that the workers use (mqueue), the watchdog, the worker groups,
+// the modules' runtimes that feed the workers (AfterWorkers: rtimer,
+// async), then the SIP layer and the RPC listener.
 func (e *Engine) buildSubsystems() error {
+	var feeders []Subsystem
 	for _, m := range e.mods {
 		if st, ok := m.(ksr.Starter); ok {
-			e.subsystems = append(e.subsystems, funcSystem{m.Info().Name, st.Start, st.Stop})
+			s := funcSystem{m.Info().Name, st.Start, st.Stop}
+			if m.Info().AfterWorkers {
+				feeders = append(feeders, s)
+			} else {
+				e.subsystems = append(e.subsystems, s)
+			}
 		}
 	}
 	if e.watchdog != nil {
@@ -273,25 +287,19 @@ func (e *Engine) buildSubsystems() error {
 			return err
 		}
 		e.groups[gs.Name] = g
-		e.subsystems = append(e.subsystems, groupSystem{g})
+		e.subsystems = append(e.subsystems, groupSystem{g.g})
 	}
 	if e.async != nil {
 		e.subsystems = append(e.subsystems, e.async)
 	}
 	n := e.set.Children + e.set.TCPChildren
-	recv, err := workers.NewGroup(workers.Options{Name: "receivers", Workers: n, OnPanic: e.onPanic},
-		func(i int) (workers.Runner, error) {
-			return e.newWorker(fmt.Sprintf("receiver/%d", i), "receivers", i, false)
-		})
+	recv, err := e.newGroup("receiver", "receivers", n, 0, 0, false)
 	if err != nil {
 		return err
 	}
 	e.receivers = recv
 	e.subsystems = append(e.subsystems, groupSystem{recv})
-	if len(e.set.Rtimer.Timers) > 0 {
-		e.rtimer = &rtimerSystem{e: e}
-		e.subsystems = append(e.subsystems, e.rtimer)
-	}
+	e.subsystems = append(e.subsystems, feeders...)
 	sopts := sipnet.Options{Listen: e.set.Listen, ServerHeader: e.set.ServerHdr, Logger: e.log.With("module", "sip")}
 	if e.opts.NoNetwork {
 		sopts.Outbound = e.outbound // kemi test: relays go to the injected request's Outcome (inject.go)
@@ -402,7 +410,7 @@ func (f funcSystem) Stop(ctx context.Context) error {
 }
 
 // groupSystem adapts a worker group to Subsystem.
-type groupSystem struct{ g *workers.Group }
+type groupSystem struct{ g *workers.Group[ksr.Task] }
 
 func (s groupSystem) Name() string                    { return "group " + s.g.Name() }
 func (s groupSystem) Start(ctx context.Context) error { return s.g.Start(ctx) }

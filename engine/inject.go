@@ -423,7 +423,8 @@ func (e *Engine) Inject(ctx context.Context, msg *sip.Request, o InjectOptions) 
 	out := &Outcome{e: e}
 	r := sipnet.NewVirtualRequest(msg, proto, local, src, out.sink)
 	r.Tag = out
-	if err := e.submit(e.receivers, r); err != nil {
+	if err := e.submit(e.receivers, (*requestTask)(r)); err != nil {
+		r.Done()
 		return nil, fmt.Errorf("inject request: %w", err)
 	}
 	return out, e.WaitIdle(ctx)
@@ -537,11 +538,16 @@ type idleState struct {
 	now       time.Time
 	armed     []time.Time // TestClock timers
 	test      bool        // the clock is a TestClock
+
+	held         int         // work the modules hold outside the tasks (ksr.Idler)
+	modDeadlines []time.Time // where the modules' goroutines should wait (ksr.Idler)
+	modBusy      string      // why a module is not idle, "" when all are
 }
 
 func (s *idleState) equal(o *idleState) bool {
 	return s.pending == o.pending && s.waiting == o.waiting && s.scheduled == o.scheduled &&
-		s.nextDue.Equal(o.nextDue) && s.now.Equal(o.now) && slices.EqualFunc(s.armed, o.armed, time.Time.Equal)
+		s.nextDue.Equal(o.nextDue) && s.now.Equal(o.now) && slices.EqualFunc(s.armed, o.armed, time.Time.Equal) &&
+		s.held == o.held && s.modBusy == o.modBusy && slices.EqualFunc(s.modDeadlines, o.modDeadlines, time.Time.Equal)
 }
 
 // readIdle reads the counters, the pending count first and again last.
@@ -559,6 +565,16 @@ func (e *Engine) readIdle(s *idleState) {
 		s.now = c.Now()
 		s.armed = c.deadlines()
 	}
+	for _, m := range e.mods {
+		if i, ok := m.(ksr.Idler); ok {
+			held, ds, busy := i.Idle(s.now)
+			s.held += held
+			s.modDeadlines = append(s.modDeadlines, ds...)
+			if busy != "" && s.modBusy == "" {
+				s.modBusy = busy
+			}
+		}
+	}
 	if p := e.pending.Load(); p != s.pending {
 		s.pending = -1 // changed while reading: not idle
 	}
@@ -573,8 +589,10 @@ func (e *Engine) notIdle(s *idleState) string {
 		return "async resumes being handed to the async workers"
 	case s.scheduled > 0 && !s.nextDue.After(s.now):
 		return "an async resume is due"
-	case s.pending != int64(s.waiting):
-		return fmt.Sprintf("%d task(s) queued or running", s.pending-int64(s.waiting))
+	case s.modBusy != "":
+		return s.modBusy
+	case s.pending != int64(s.waiting+s.held):
+		return fmt.Sprintf("%d task(s) queued or running", s.pending-int64(s.waiting+s.held))
 	case !s.test:
 		return ""
 	}
@@ -586,42 +604,17 @@ func (e *Engine) notIdle(s *idleState) string {
 }
 
 // expectedDeadlines lists, sorted, the deadline every goroutine waiting on
-// the clock should be armed on when the engine is idle: one per rtimer
-// goroutine (its earliest next tick), one for the async resumes (the
-// earliest). A subsystem that adds a goroutine waiting on the clock must be
-// listed here, or WaitIdle reports the unexpected timer.
+// the clock should be armed on when the engine is idle: those the modules
+// report (ksr.Idler: one per rtimer goroutine), one for the async resumes
+// (the earliest). A subsystem that adds a goroutine waiting on the clock
+// must be listed here, or WaitIdle reports the unexpected timer.
 func (e *Engine) expectedDeadlines(s *idleState) []time.Time {
-	var out []time.Time
-	if e.rtimer != nil && len(e.rtimer.timers) > 0 {
-		var shared time.Time
-		for _, t := range e.rtimer.timers {
-			for _, sc := range t.scheds {
-				next := nextTick(sc.Start(), sc.Interval(), s.now)
-				if t.spec.Mode != 0 {
-					out = append(out, next)
-				} else if shared.IsZero() || next.Before(shared) {
-					shared = next
-				}
-			}
-		}
-		if !shared.IsZero() {
-			out = append(out, shared)
-		}
-	}
+	out := slices.Clone(s.modDeadlines)
 	if s.scheduled > 0 && s.nextDue.After(s.now) {
 		out = append(out, s.nextDue)
 	}
 	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
 	return out
-}
-
-// nextTick is the first tick start+k*iv (k >= 1) strictly after now.
-func nextTick(start time.Time, iv time.Duration, now time.Time) time.Time {
-	if now.Before(start) {
-		return start.Add(iv)
-	}
-	k := now.Sub(start)/iv + 1
-	return start.Add(k * iv)
 }
 
 func fmtTimes(ts []time.Time, now time.Time) string {

@@ -3,6 +3,7 @@ package engine
 import (
 	"kemi/ksr"
 	"kemi/modules/mqueue"
+	"kemi/modules/rtimer"
 )
 
 // moduleTable returns a fresh instance of every module that has a home of
@@ -12,11 +13,12 @@ import (
 // Modules are made fresh for each configuration: they hold its settings.
 //
 // Not yet moved into a home (still in settings.go, ksr and engine): app_lua,
-// tm, sl, rr, pv, rtimer, async, sworker, jsonrpcs.
+// tm, sl, rr, pv, async, sworker, jsonrpcs.
 func moduleTable() []ksr.Module {
 	return []ksr.Module{
 		ksr.Core(),
 		mqueue.New(), // first runtime started, last stopped: queues load before traffic, save after it
+		rtimer.New(), // timers start after the workers groups (engine.go), with the receivers
 	}
 }
 
@@ -33,4 +35,18 @@ func (s *Settings) module(name string) ksr.Module {
 // Mqueue returns the configuration's mqueue settings.
 func (s *Settings) Mqueue() *mqueue.Settings {
 	return s.module("mqueue").(*mqueue.Module).Settings()
+}
+
+// Rtimer returns the configuration's rtimer settings.
+func (s *Settings) Rtimer() *rtimer.Settings {
+	return s.module("rtimer").(*rtimer.Module).Settings()
+}
+
+// RtimerStat holds the counters of one rtimer timer.
+type RtimerStat = rtimer.Stat
+
+// RtimerStats returns the counters of each rtimer timer, in definition
+// order (none before Start or without timers). Safe for concurrent use.
+func (e *Engine) RtimerStats() []RtimerStat {
+	return e.set.module("rtimer").(*rtimer.Module).Stats()
 }

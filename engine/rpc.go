@@ -141,6 +141,10 @@ func (e *Engine) Status() Status {
 		st.Counters["sip_parse_errors"] = int64(s.ParseErrors)
 		st.Counters["sip_bad_requests"] = int64(s.BadRequests)
 	}
-	e.rtimer.counters(st.Counters)
+	for _, m := range e.mods {
+		if r, ok := m.(ksr.Reporter); ok {
+			r.Counters(st.Counters)
+		}
+	}
 	return st
 }

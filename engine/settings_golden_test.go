@@ -54,7 +54,7 @@ func view(s *Settings) settingsView {
 		v.Modules = append(v.Modules, m)
 	}
 	sort.Strings(v.Modules)
-	for _, t := range s.Rtimer.Timers {
+	for _, t := range s.Rtimer().Timers {
 		v.Timers = append(v.Timers, fmt.Sprintf("%s mode=%d interval=%s execs=%s", t.Name, t.Mode, t.Interval, strings.Join(t.Execs, ",")))
 	}
 	return v

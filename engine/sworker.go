@@ -2,8 +2,6 @@ package engine
 
 import (
 	"errors"
-	"fmt"
-	"time"
 
 	"kemi/ksr"
 	"kemi/sipnet"
@@ -34,11 +32,12 @@ type delegated struct {
 // and the message is lost).
 func (s *sworker) Task(env *ksr.Env, group string) int {
 	e := s.e
-	g := e.groups[group]
-	if g == nil {
+	tg := e.groups[group]
+	if tg == nil {
 		e.log.Error("sworker task: async workers group not found", "group", group)
 		return -1
 	}
+	g := tg.g
 	m := env.Msg
 	d := &delegated{}
 	if x := e.set.Sworker.XData; x != "" {
@@ -90,6 +89,9 @@ func (s *sworker) nonBlock(group string) bool {
 	return false
 }
 
+// Run processes the delegated message on a group worker.
+func (d *delegated) Run(r ksr.Runner) { r.(*worker).delegated(d) }
+
 // delegated processes a delegated message in a group worker: xdata first
 // (null when empty, as Kamailio), then the request or reply route without
 // pre-routing.
@@ -106,35 +108,4 @@ func (w *worker) delegated(d *delegated) {
 		return
 	}
 	w.reply(d.res, true)
-}
-
-// newTaskGroup builds one async_workers group (core async_workers /
-// async_workers_group): its workers own a VM each and take tasks from one
-// inbox (inbox=N, kemi's key; 0 = workers' default). usleep=N pauses each
-// worker N µs before every task, as Kamailio's workers sleep before each
-// receive.
-func (e *Engine) newTaskGroup(gs GroupSpec) (*workers.Group, error) {
-	pause := time.Duration(gs.USleep) * time.Microsecond
-	return workers.NewGroup(workers.Options{Name: gs.Name, Workers: gs.Workers, Inbox: gs.Inbox, OnPanic: e.onPanic},
-		func(i int) (workers.Runner, error) {
-			w, err := e.newWorker(fmt.Sprintf("%s/%d", gs.Name, i), gs.Name, i, true)
-			switch {
-			case err != nil:
-				return nil, err
-			case pause > 0:
-				return pacedWorker{w, pause}, nil
-			}
-			return w, nil
-		})
-}
-
-// pacedWorker is a worker of a group with usleep set.
-type pacedWorker struct {
-	*worker
-	pause time.Duration
-}
-
-func (p pacedWorker) Run(task any) {
-	time.Sleep(p.pause)
-	p.worker.Run(task)
 }

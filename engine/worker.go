@@ -10,20 +10,24 @@ import (
 	"kemi/ksr"
 	"kemi/luavm"
 	"kemi/sipnet"
+	"kemi/workers"
 )
 
 // worker is one VM and its KSR environment, owned by one goroutine (a group
-// worker or an rtimer goroutine). It implements workers.Runner.
+// worker or a module's goroutine). It is the ksr.Runner of the modules'
+// tasks and the workers.Runner of every group.
 type worker struct {
-	e   *Engine
-	vm  *luavm.VM
-	env *ksr.Env
+	e     *Engine
+	vm    *luavm.VM
+	env   *ksr.Env
+	group *workers.Group[ksr.Task] // nil outside a group (Host.NewRunner)
 }
+
+var _ ksr.Runner = (*worker)(nil)
 
 // Boxed event-route arguments, built once.
 var (
 	argPreRouting = lua.LString("core:pre-routing")
-	argRtimer     = lua.LString("rtimer")
 	argTaskData   = lua.LString("async:task-data")
 )
 
@@ -60,26 +64,68 @@ func (w *worker) Close() {
 }
 
 // Run runs one task on the worker's goroutine.
-func (w *worker) Run(task any) {
+func (w *worker) Run(t ksr.Task) {
 	defer w.e.pending.Add(-1)
 	w.sync()
-	switch t := task.(type) {
-	case *sipnet.Request:
-		w.request(t, false)
-	case *sipnet.Response:
-		w.reply(t, false)
-	case *delegated:
-		w.delegated(t)
-	case *resume:
-		w.resume(t)
-	case *dataTask:
-		w.data(t)
-	case func(*worker):
-		t(w)
-	default:
-		w.e.log.Error("unknown task type", "type", fmt.Sprintf("%T", task))
-	}
+	t.Run(w)
 }
+
+// Env returns the worker's KSR environment (ksr.Runner).
+func (w *worker) Env() *ksr.Env { return w.env }
+
+// VM returns the worker's Lua VM (ksr.Runner).
+func (w *worker) VM() *luavm.VM { return w.vm }
+
+// Call syncs the VM and calls fn, a required function (ksr.Runner).
+func (w *worker) Call(msg *ksr.Msg, fn string, args ...lua.LValue) error {
+	w.sync()
+	return w.call(msg, fn, true, args...)
+}
+
+// Request routes a received request (ksr.Runner).
+func (w *worker) Request(r *sipnet.Request, delegated bool) { w.request(r, delegated) }
+
+// Reply routes a received reply (ksr.Runner).
+func (w *worker) Reply(r *sipnet.Response, delegated bool) { w.reply(r, delegated) }
+
+// Post queues t for this worker only (ksr.Runner).
+func (w *worker) Post(t ksr.Task) error {
+	if w.group == nil {
+		return fmt.Errorf("worker %q is not in a group", w.vm.Name())
+	}
+	return w.e.submit(workerOf{w.group, w.env.Index}, t)
+}
+
+// workerOf is one worker of a group as a submit target (engine.submit).
+type workerOf struct {
+	g *workers.Group[ksr.Task]
+	i int
+}
+
+func (w workerOf) Submit(ctx context.Context, t ksr.Task) error { return w.g.SubmitTo(ctx, w.i, t) }
+
+// requestTask is a received request as a receiver's task; a named pointer
+// type, so that queueing a request allocates nothing.
+type requestTask sipnet.Request
+
+func (t *requestTask) Run(r ksr.Runner) { r.Request((*sipnet.Request)(t), false) }
+
+// replyTask is a received reply as a receiver's task.
+type replyTask sipnet.Response
+
+func (t *replyTask) Run(r ksr.Runner) { r.Reply((*sipnet.Response)(t), false) }
+
+// workerFunc is an engine task that needs the engine's own worker (relay
+// events). Every group's runner is a *worker: the engine builds them all.
+type workerFunc func(*worker)
+
+func (f workerFunc) Run(r ksr.Runner) { f(r.(*worker)) }
+
+// nudgeTask does nothing: running it makes a worker switch to the
+// published script generation (reload.go).
+type nudgeTask struct{}
+
+func (nudgeTask) Run(ksr.Runner) {}
 
 // sync switches the VM to the published script generation before an event.
 func (w *worker) sync() {
@@ -169,7 +215,7 @@ func (w *worker) preRoute(msg *ksr.Msg, cb string, kept interface {
 	KeepReceived()
 	ForgetReceived()
 }) bool {
-	if w.e.deps.Sworker != nil {
+	if w.e.keepReceived {
 		kept.KeepReceived()
 	}
 	route := msg.Route
@@ -184,19 +230,21 @@ func (w *worker) preRoute(msg *ksr.Msg, cb string, kept interface {
 
 // HandleRequest queues a received request for the receivers (sipnet.Handler).
 func (e *Engine) HandleRequest(r *sipnet.Request) {
-	e.submit(e.receivers, r)
+	if err := e.submit(e.receivers, (*requestTask)(r)); err != nil {
+		r.Done()
+	}
 }
 
 // HandleResponse queues a received reply for the receivers (sipnet.Handler).
 func (e *Engine) HandleResponse(r *sipnet.Response) {
-	e.submit(e.receivers, r)
+	e.submit(e.receivers, (*replyTask)(r))
 }
 
 // submit queues a task, waiting while the group's inbox is full (back
 // pressure reaches the socket, as in Kamailio).
 func (e *Engine) submit(g interface {
-	Submit(context.Context, any) error
-}, task any) error {
+	Submit(context.Context, ksr.Task) error
+}, task ksr.Task) error {
 	e.pending.Add(1)
 	ctx := e.runCtx
 	if ctx == nil {
@@ -204,9 +252,6 @@ func (e *Engine) submit(g interface {
 	}
 	if err := g.Submit(ctx, task); err != nil {
 		e.pending.Add(-1)
-		if r, ok := task.(*sipnet.Request); ok {
-			r.Done()
-		}
 		return err
 	}
 	return nil

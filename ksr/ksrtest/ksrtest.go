@@ -3,6 +3,7 @@
 package ksrtest
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"testing"
@@ -12,12 +13,24 @@ import (
 	"kemi/timers"
 )
 
-// Host is a ksr.Host for tests: the given deps, the real clock.
+// Host is a ksr.Host for tests: the given deps, the real clock, no
+// workers (NewRunner and NewGroup fail, Group finds none).
 type Host struct{ D *ksr.Deps }
 
-func (h Host) Logger() *slog.Logger { return h.D.Log }
-func (h Host) Clock() timers.Clock  { return timers.Real() }
-func (h Host) Deps() *ksr.Deps      { return h.D }
+func (h Host) Logger() *slog.Logger   { return h.D.Log }
+func (h Host) Clock() timers.Clock    { return timers.Real() }
+func (h Host) Deps() *ksr.Deps        { return h.D }
+func (h Host) Group(string) ksr.Group { return nil }
+func (h Host) Hold(int)               {}
+func (h Host) Precise() bool          { return false }
+
+func (h Host) NewRunner(name, group string, index int) (ksr.Runner, error) {
+	return nil, errors.New("ksrtest: no workers")
+}
+
+func (h Host) NewGroup(name string, n int) (ksr.Group, error) {
+	return nil, errors.New("ksrtest: no workers")
+}
 
 // Deps returns bindings dependencies logging at debug level into log,
 // with mods provisioned (in order, after the core) and their exports and
