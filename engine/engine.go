@@ -116,7 +116,6 @@ func New(set *Settings, opts Options) (*Engine, error) {
 		Version:  Version,
 		Shv:      ksr.NewSharedVars(),
 		Myself:   e.myself,
-		XdataPV:  set.Sworker.XData,
 		Aliases:  set.Aliases,
 		Hostname: hostname(),
 	}
@@ -131,10 +130,9 @@ func New(set *Settings, opts Options) (*Engine, error) {
 		e.deps.Async = e.async
 	}
 	e.deps.Relay = &relaySystem{e: e} // t_relay, KSR.forward (relay.go)
-	if _, ok := set.Modules["sworker"]; ok {
-		e.deps.Sworker = &sworker{e: e}
-		e.keepReceived = true
-	}
+	// With sworker loaded, pre-routing keeps each message as received:
+	// that is what KSR.sworker.task hands over.
+	_, e.keepReceived = set.Modules["sworker"]
 	g, err := e.build(1)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"kemi/ksr"
 	"kemi/modules/mqueue"
 	"kemi/modules/rtimer"
+	"kemi/modules/sworker"
 )
 
 // moduleTable returns a fresh instance of every module that has a home of
@@ -13,12 +14,13 @@ import (
 // Modules are made fresh for each configuration: they hold its settings.
 //
 // Not yet moved into a home (still in settings.go, ksr and engine): app_lua,
-// tm, sl, rr, pv, async, sworker, jsonrpcs.
+// tm, sl, rr, pv, async, jsonrpcs.
 func moduleTable() []ksr.Module {
 	return []ksr.Module{
 		ksr.Core(),
 		mqueue.New(), // first runtime started, last stopped: queues load before traffic, save after it
 		rtimer.New(), // timers start after the workers groups (engine.go), with the receivers
+		sworker.New(),
 	}
 }
 
@@ -49,4 +51,9 @@ type RtimerStat = rtimer.Stat
 // order (none before Start or without timers). Safe for concurrent use.
 func (e *Engine) RtimerStats() []RtimerStat {
 	return e.set.module("rtimer").(*rtimer.Module).Stats()
+}
+
+// Sworker returns the configuration's sworker settings.
+func (s *Settings) Sworker() *sworker.Settings {
+	return s.module("sworker").(*sworker.Module).Settings()
 }

@@ -49,9 +49,8 @@ type Settings struct {
 	// holding its part of the settings.
 	Mods []ksr.Module
 
-	Async   AsyncSettings
-	Sworker SworkerSettings
-	TM      TMSettings
+	Async AsyncSettings
+	TM    TMSettings
 
 	Notices []string // ignored settings, one line each
 }
@@ -75,11 +74,6 @@ type AsyncSettings struct {
 	Return  int
 }
 
-// SworkerSettings are the sworker module's parameters.
-type SworkerSettings struct {
-	XData string
-}
-
 // Defaults used when the configuration is silent.
 const (
 	DefaultChildren  = 8
@@ -90,7 +84,7 @@ const (
 // implemented modules; coreOnly modules matter only to Kamailio's C core and
 // are accepted with their parameters ignored.
 var (
-	implemented = map[string]bool{"app_lua": true, "async": true, "sworker": true, "jsonrpcs": true}
+	implemented = map[string]bool{"app_lua": true, "async": true, "jsonrpcs": true}
 	coreOnly    = map[string]bool{
 		"tm": true, "tmx": true, "sl": true, "pv": true, "xlog": true, "kex": true, "corex": true,
 		"ctl": true, "cfg_rpc": true, "db_sqlite": true, "rr": true, "app_lua_sr": true,
@@ -488,8 +482,6 @@ func (p *settingsParser) modParam(st config.Stmt) error {
 			err = p.appLua(st)
 		case "async":
 			err = p.async(st)
-		case "sworker":
-			err = p.sworker(st)
 		case "jsonrpcs":
 			err = p.jsonrpcs(st)
 		case "tm":
@@ -581,20 +573,6 @@ func (p *settingsParser) async(st config.Stmt) error {
 		return unknownParam(st, "async", "workers, ms_timer, return, mode")
 	}
 	return err
-}
-
-func (p *settingsParser) sworker(st config.Stmt) error {
-	switch st.Param {
-	case "xdata":
-		v := st.Value.String()
-		if !strings.HasPrefix(v, "$var(") || !strings.HasSuffix(v, ")") {
-			return config.Errorf(st.Pos, "modparam sworker xdata %q: expected a writable $var(name) variable", v)
-		}
-		p.s.Sworker.XData = v
-	default:
-		return unknownParam(st, "sworker", "xdata")
-	}
-	return nil
 }
 
 func (p *settingsParser) jsonrpcs(st config.Stmt) error {

@@ -42,7 +42,7 @@ func view(s *Settings) settingsView {
 		Children: s.Children, TCPChildren: s.TCPChildren, Debug: s.Debug, Scripts: s.Scripts,
 		Callbacks: map[string]string{"request": s.RequestCB, "reply": s.ReplyCB, "pre_routing": s.PreRouteCB},
 		MaxExecMS: s.MaxExec.Milliseconds(), RPCListen: s.RPCListen, Queues: s.Mqueue().Queues,
-		DBURL: s.Mqueue().DBURL, Async: s.Async, XData: s.Sworker.XData, Aliases: s.Aliases, Notices: s.Notices,
+		DBURL: s.Mqueue().DBURL, Async: s.Async, XData: s.Sworker().XData, Aliases: s.Aliases, Notices: s.Notices,
 	}
 	for _, l := range s.Listen {
 		v.Listen = append(v.Listen, l.String())

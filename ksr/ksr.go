@@ -23,7 +23,6 @@ func (e *Env) legacyModules() []legacy {
 		{"tm", e.tmFuncs()},
 		{"rr", e.rrFuncs()},
 		{"async", e.asyncFuncs()},
-		{"sworker", e.sworkerFuncs()},
 	}
 }
 

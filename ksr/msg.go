@@ -98,11 +98,6 @@ type Async interface {
 	Sleep(e *Env, L *lua.LState, d time.Duration) int
 }
 
-// Sworker is the sworker module as the bindings see it (implemented by engine).
-type Sworker interface {
-	Task(e *Env, group string) int
-}
-
 // Deps are the engine services the bindings use, shared by every VM.
 type Deps struct {
 	Log      *slog.Logger
@@ -110,11 +105,9 @@ type Deps struct {
 	Started  time.Time
 	Version  string
 	Shv      *SharedVars
-	Async    Async   // nil when the async module is not loaded
-	Sworker  Sworker // nil when sworker is not loaded
-	Relay    Relay   // stateful/stateless forwarding (tm.go); nil without network
+	Async    Async // nil when the async module is not loaded
+	Relay    Relay // stateful/stateless forwarding (tm.go); nil without network
 	Myself   func() []netip.AddrPort
-	XdataPV  string // sworker xdata PV name, "" when unset
 	Aliases  []string
 	Hostname string
 	// Table is every KSR function; each VM's KSR is built from it.
@@ -133,8 +126,6 @@ type Env struct {
 	Group string // worker group, e.g. "receivers", "default", "rtimer:t1"
 	Index int    // index within the group ($rtimer_worker)
 
-	// SWActive is true while a delegated message is processed (KSR.sworker.active).
-	SWActive bool
 	// AsyncWorker is true in async worker groups (KSR.async.get_gname).
 	AsyncWorker bool
 	// AsyncData is the data of the running async data task.
