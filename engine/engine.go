@@ -74,7 +74,7 @@ type Engine struct {
 	groups    map[string]*taskGroup // async_workers groups, by name
 	modGroups []*taskGroup          // groups the modules made (Host.NewGroup)
 	rpc       *jsonrpc.Server
-	async     *asyncSystem
+	suspender ksr.Suspender // the loaded module that suspends request handlers (async), or nil
 
 	keepReceived bool // sworker is loaded: pre-routing keeps the message as received
 
@@ -124,10 +124,6 @@ func New(set *Settings, opts Options) (*Engine, error) {
 	}
 	if set.MaxExec > 0 {
 		e.watchdog = luavm.NewWatchdog()
-	}
-	if _, ok := set.Modules["async"]; ok {
-		e.async = newAsync(e)
-		e.deps.Async = e.async
 	}
 	e.deps.Relay = &relaySystem{e: e} // t_relay, KSR.forward (relay.go)
 	// With sworker loaded, pre-routing keeps each message as received:
@@ -242,6 +238,9 @@ func (e *Engine) provisionModules() error {
 			}
 		}
 		e.mods = append(e.mods, m)
+		if s, ok := m.(ksr.Suspender); ok {
+			e.suspender = s
+		}
 		for _, pv := range info.PVs {
 			if e.deps.PVs == nil {
 				e.deps.PVs = map[string]*ksr.PV{}
@@ -287,9 +286,6 @@ func (e *Engine) buildSubsystems() error {
 		e.groups[gs.Name] = g
 		e.subsystems = append(e.subsystems, groupSystem{g.g})
 	}
-	if e.async != nil {
-		e.subsystems = append(e.subsystems, e.async)
-	}
 	n := e.set.Children + e.set.TCPChildren
 	recv, err := e.newGroup("receiver", "receivers", n, 0, 0, false)
 	if err != nil {
@@ -309,9 +305,11 @@ func (e *Engine) buildSubsystems() error {
 	e.sip = srv
 	e.subsystems = append(e.subsystems, funcSystem{"sip", srv.Start, srv.Stop})
 	if !e.opts.NoNetwork {
-		if e.async != nil {
-			// Stopped before the listeners: suspended requests get their 503.
-			e.subsystems = append(e.subsystems, funcSystem{"async drain", nil, e.async.drain})
+		for _, m := range e.mods {
+			if d, ok := m.(ksr.Drainer); ok {
+				// Stopped before the listeners: suspended requests get their 503.
+				e.subsystems = append(e.subsystems, funcSystem{m.Info().Name + " drain", nil, d.Drain})
+			}
 		}
 	}
 	addr := e.set.RPCListen

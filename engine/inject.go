@@ -531,13 +531,10 @@ func (e *Engine) WaitIdle(ctx context.Context) error {
 
 // idleState is one reading of what WaitIdle looks at.
 type idleState struct {
-	pending   int64
-	waiting   int // async: suspended requests not yet handed to a worker
-	scheduled int // async: deadlines in the heap
-	nextDue   time.Time
-	now       time.Time
-	armed     []time.Time // TestClock timers
-	test      bool        // the clock is a TestClock
+	pending int64
+	now     time.Time
+	armed   []time.Time // TestClock timers
+	test    bool        // the clock is a TestClock
 
 	held         int         // work the modules hold outside the tasks (ksr.Idler)
 	modDeadlines []time.Time // where the modules' goroutines should wait (ksr.Idler)
@@ -545,21 +542,13 @@ type idleState struct {
 }
 
 func (s *idleState) equal(o *idleState) bool {
-	return s.pending == o.pending && s.waiting == o.waiting && s.scheduled == o.scheduled &&
-		s.nextDue.Equal(o.nextDue) && s.now.Equal(o.now) && slices.EqualFunc(s.armed, o.armed, time.Time.Equal) &&
+	return s.pending == o.pending && s.now.Equal(o.now) && slices.EqualFunc(s.armed, o.armed, time.Time.Equal) &&
 		s.held == o.held && s.modBusy == o.modBusy && slices.EqualFunc(s.modDeadlines, o.modDeadlines, time.Time.Equal)
 }
 
 // readIdle reads the counters, the pending count first and again last.
 func (e *Engine) readIdle(s *idleState) {
 	s.pending = e.pending.Load()
-	if a := e.async; a != nil {
-		a.mu.Lock()
-		s.waiting = a.waiting
-		a.mu.Unlock()
-		s.scheduled = a.deadlines.Len()
-		s.nextDue, _ = a.deadlines.Next()
-	}
 	if c, ok := e.clock.(*TestClock); ok {
 		s.test = true
 		s.now = c.Now()
@@ -585,14 +574,10 @@ func (e *Engine) notIdle(s *idleState) string {
 	switch {
 	case s.pending < 0:
 		return "tasks started or ended"
-	case s.waiting != s.scheduled:
-		return "async resumes being handed to the async workers"
-	case s.scheduled > 0 && !s.nextDue.After(s.now):
-		return "an async resume is due"
 	case s.modBusy != "":
-		return s.modBusy
-	case s.pending != int64(s.waiting+s.held):
-		return fmt.Sprintf("%d task(s) queued or running", s.pending-int64(s.waiting+s.held))
+		return s.modBusy // async: a resume due or being handed over
+	case s.pending != int64(s.held):
+		return fmt.Sprintf("%d task(s) queued or running", s.pending-int64(s.held))
 	case !s.test:
 		return ""
 	}
@@ -604,15 +589,13 @@ func (e *Engine) notIdle(s *idleState) string {
 }
 
 // expectedDeadlines lists, sorted, the deadline every goroutine waiting on
-// the clock should be armed on when the engine is idle: those the modules
-// report (ksr.Idler: one per rtimer goroutine), one for the async resumes
-// (the earliest). A subsystem that adds a goroutine waiting on the clock
-// must be listed here, or WaitIdle reports the unexpected timer.
+// the clock should be armed on when the engine is idle, as the modules
+// report them (ksr.Idler): one per rtimer goroutine (its earliest next
+// tick), one for the async resumes (the earliest). A module that adds a
+// goroutine waiting on the clock must report it, or WaitIdle reports the
+// unexpected timer.
 func (e *Engine) expectedDeadlines(s *idleState) []time.Time {
 	out := slices.Clone(s.modDeadlines)
-	if s.scheduled > 0 && s.nextDue.After(s.now) {
-		out = append(out, s.nextDue)
-	}
 	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
 	return out
 }

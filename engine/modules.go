@@ -2,6 +2,7 @@ package engine
 
 import (
 	"kemi/ksr"
+	"kemi/modules/async"
 	"kemi/modules/mqueue"
 	"kemi/modules/rtimer"
 	"kemi/modules/sworker"
@@ -14,11 +15,12 @@ import (
 // Modules are made fresh for each configuration: they hold its settings.
 //
 // Not yet moved into a home (still in settings.go, ksr and engine): app_lua,
-// tm, sl, rr, pv, async, jsonrpcs.
+// tm, sl, rr, pv, jsonrpcs.
 func moduleTable() []ksr.Module {
 	return []ksr.Module{
 		ksr.Core(),
 		mqueue.New(), // first runtime started, last stopped: queues load before traffic, save after it
+		async.New(),  // started before the worker groups, stopped after: handlers release suspended requests until they stop
 		rtimer.New(), // timers start after the workers groups (engine.go), with the receivers
 		sworker.New(),
 	}
@@ -56,4 +58,17 @@ func (e *Engine) RtimerStats() []RtimerStat {
 // Sworker returns the configuration's sworker settings.
 func (s *Settings) Sworker() *sworker.Settings {
 	return s.module("sworker").(*sworker.Module).Settings()
+}
+
+// Async returns the configuration's async settings.
+func (s *Settings) Async() *async.Settings {
+	return s.module("async").(*async.Module).Settings()
+}
+
+// asyncModule returns the async module when it is loaded, else nil.
+func (e *Engine) asyncModule() *async.Module {
+	if _, ok := e.set.Modules["async"]; !ok {
+		return nil
+	}
+	return e.set.module("async").(*async.Module)
 }

@@ -46,9 +46,6 @@ func (e *Engine) nudge() {
 	for _, g := range e.modGroups {
 		groups = append(groups, g.g)
 	}
-	if e.async != nil && e.async.group != nil {
-		groups = append(groups, e.async.group)
-	}
 	ctx, cancel := context.WithTimeout(e.runCtx, 5*time.Second)
 	go func() {
 		defer cancel()

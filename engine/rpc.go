@@ -129,8 +129,8 @@ func (e *Engine) Status() Status {
 	for _, q := range e.Queues().Queues() {
 		st.Queues[q.Name()] = q.Len()
 	}
-	if e.async != nil {
-		st.Suspended = e.async.Suspended()
+	if a := e.asyncModule(); a != nil {
+		st.Suspended = a.Suspended()
 	}
 	if e.sip != nil {
 		s := e.sip.Stats()

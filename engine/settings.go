@@ -49,8 +49,7 @@ type Settings struct {
 	// holding its part of the settings.
 	Mods []ksr.Module
 
-	Async AsyncSettings
-	TM    TMSettings
+	TM TMSettings
 
 	Notices []string // ignored settings, one line each
 }
@@ -67,13 +66,6 @@ type GroupSpec struct {
 	Pos   config.Pos
 }
 
-// AsyncSettings are the async module's parameters.
-type AsyncSettings struct {
-	Workers int // default 1
-	MSTimer int
-	Return  int
-}
-
 // Defaults used when the configuration is silent.
 const (
 	DefaultChildren  = 8
@@ -84,7 +76,7 @@ const (
 // implemented modules; coreOnly modules matter only to Kamailio's C core and
 // are accepted with their parameters ignored.
 var (
-	implemented = map[string]bool{"app_lua": true, "async": true, "jsonrpcs": true}
+	implemented = map[string]bool{"app_lua": true, "jsonrpcs": true}
 	coreOnly    = map[string]bool{
 		"tm": true, "tmx": true, "sl": true, "pv": true, "xlog": true, "kex": true, "corex": true,
 		"ctl": true, "cfg_rpc": true, "db_sqlite": true, "rr": true, "app_lua_sr": true,
@@ -133,7 +125,6 @@ func FromConfig(c *config.Config, file string) (*Settings, error) {
 		ReplyCB:   "ksr_reply_route",
 		RPCListen: DefaultRPCListen,
 		Modules:   map[string]config.Pos{},
-		Async:     AsyncSettings{Workers: 1},
 		TM:        TMSettings{FrTimer: sipnet.DefaultFrTimer, FrInvTimer: sipnet.DefaultFrInvTimer},
 		Mods:      moduleTable(),
 	}
@@ -480,8 +471,6 @@ func (p *settingsParser) modParam(st config.Stmt) error {
 		switch m {
 		case "app_lua":
 			err = p.appLua(st)
-		case "async":
-			err = p.async(st)
 		case "jsonrpcs":
 			err = p.jsonrpcs(st)
 		case "tm":
@@ -556,23 +545,6 @@ func (p *settingsParser) appLua(st config.Stmt) error {
 		return unknownParam(st, "app_lua", "load, reload, log_mode, max_exec_ms")
 	}
 	return nil
-}
-
-func (p *settingsParser) async(st config.Stmt) error {
-	var err error
-	switch st.Param {
-	case "workers":
-		p.s.Async.Workers, err = config.IntParam(st, "async", 0, 1024)
-	case "ms_timer":
-		p.s.Async.MSTimer, err = config.IntParam(st, "async", 0, 1000)
-	case "return":
-		p.s.Async.Return, err = config.IntParam(st, "async", -1<<31, 1<<31-1)
-	case "mode":
-		p.s.Notices = append(p.s.Notices, fmt.Sprintf("%s: modparam async mode ignored", st.Pos))
-	default:
-		return unknownParam(st, "async", "workers, ms_timer, return, mode")
-	}
-	return err
 }
 
 func (p *settingsParser) jsonrpcs(st config.Stmt) error {

@@ -26,10 +26,7 @@ type worker struct {
 var _ ksr.Runner = (*worker)(nil)
 
 // Boxed event-route arguments, built once.
-var (
-	argPreRouting = lua.LString("core:pre-routing")
-	argTaskData   = lua.LString("async:task-data")
-)
+var argPreRouting = lua.LString("core:pre-routing")
 
 func (e *Engine) newWorker(name, group string, index int, async bool) (*worker, error) {
 	env := ksr.NewEnv(e.deps, name, group, index)
@@ -44,6 +41,7 @@ func (e *Engine) newWorker(name, group string, index int, async bool) (*worker, 
 		return nil, err
 	}
 	w := &worker{e: e, vm: vm, env: env}
+	env.Runner = w
 	e.vmsMu.Lock()
 	e.vms = append(e.vms, w)
 	e.vmsMu.Unlock()
@@ -140,22 +138,87 @@ func (w *worker) call(msg *ksr.Msg, fn string, required bool, args ...lua.LValue
 	w.env.Msg = msg
 	err := w.vm.CallGlobal(fn, args...)
 	w.env.Msg = nil
+	w.report(fn, required, err)
+	return err
+}
+
+// report logs the error of a call of fn; a missing function only when
+// required is set.
+func (w *worker) report(fn string, required bool, err error) {
 	if err == nil {
-		return nil
+		return
 	}
 	if errors.Is(err, luavm.ErrNoFunction) {
 		if required {
 			w.logErr("missing:"+fn, "lua function not found", "function", fn)
 		}
-		return err
+		return
 	}
 	var le *luavm.Error
 	if errors.As(err, &le) {
 		w.logErr("lua:"+fn, "lua error", "function", fn, "worker", w.vm.Name(), "error", le.Error(), "traceback", le.Traceback)
-		return err
+		return
 	}
 	w.logErr("call:"+fn, "lua call failed", "function", fn, "error", err)
+}
+
+// callRequest runs the request route; as a coroutine when the suspending
+// module (async) says the script may suspend it with KSR.async.sleep. It
+// reports whether the request was suspended: then its resume may run as
+// soon as callRequest returns, and the caller must not touch msg any more.
+func (w *worker) callRequest(msg *ksr.Msg, fn string) (suspended bool) {
+	s := w.e.suspender
+	if s == nil {
+		w.call(msg, fn, true)
+		return false
+	}
+	if !s.Yields(w) {
+		w.call(msg, fn, true)
+	} else {
+		w.env.Msg = msg
+		_, err := w.vm.CallGlobalCo(fn)
+		w.env.Msg = nil
+		w.report(fn, true, err)
+	}
+	if !msg.Suspended {
+		return false
+	}
+	s.Released(msg)
+	return true
+}
+
+// Continue continues a request handler suspended by KSR.async.sleep
+// (ksr.Runner).
+func (w *worker) Continue(co *luavm.Co, msg *ksr.Msg, vals ...lua.LValue) error {
+	if co.VM() != w.vm {
+		// Cannot happen: the resume was posted to the owner of the VM.
+		w.e.log.Error("async sleep: coroutine resumed on a foreign worker (bug)", "worker", w.vm.Name())
+		return fmt.Errorf("coroutine of another VM resumed on %q", w.vm.Name())
+	}
+	w.env.Msg = msg
+	_, err := co.Resume(vals...)
+	w.env.Msg = nil
+	w.report(w.e.set.RequestCB, false, err)
 	return err
+}
+
+// Finish ends a resumed request as tm does after t_continue (ksr.Runner):
+// unless it was suspended again, a transaction that got neither a final
+// reply nor a relay is answered 500. A transaction already gone (CANCEL,
+// shutdown) gets nothing more.
+func (w *worker) Finish(req *sipnet.Request, msg *ksr.Msg) {
+	if msg.Suspended {
+		if s := w.e.suspender; s != nil {
+			s.Released(msg)
+		}
+		return
+	}
+	w.relayRelease(msg) // relay.go: a failure handling due meanwhile runs now
+	tx := req.Tx()
+	if tx != nil && !tx.Terminated() && !tx.Canceled() && tx.FinalStatus() == 0 && !relayPending(tx) {
+		tx.Reply(500, "I'm terribly sorry, server error occurred (1/TM)", nil, nil)
+	}
+	req.Done()
 }
 
 // logErr logs at error level, at most once per second and key, with the
@@ -188,7 +251,7 @@ func (w *worker) request(r *sipnet.Request, delegated bool) {
 			return
 		}
 	}
-	if suspended := w.callRequest(msg, e.set.RequestCB); !suspended { // async.go
+	if suspended := w.callRequest(msg, e.set.RequestCB); !suspended {
 		w.relayDone(msg) // relay.go: pending failure handling, relay errors
 		r.Done()
 	}

@@ -77,6 +77,10 @@ const maxParams = 6
 // functions that return several kinds of value, or that suspend the caller.
 type Raw func(e *Env, L *lua.LState) int
 
+// ArgInt reads argument i of a Raw function as a KEMI INT: numbers are
+// truncated, numeric strings converted, anything else is 0.
+func ArgInt(L *lua.LState, i int) int { return argInt(L, i) }
+
 // Submodule is one KSR table: KSR.<Name>, or KSR itself when Name is "".
 type Submodule struct {
 	Name  string

@@ -22,7 +22,6 @@ func (e *Env) legacyModules() []legacy {
 		{"sl", e.slFuncs()},
 		{"tm", e.tmFuncs()},
 		{"rr", e.rrFuncs()},
-		{"async", e.asyncFuncs()},
 	}
 }
 

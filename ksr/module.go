@@ -151,6 +151,10 @@ type Runner interface {
 	// message was handed over by KSR.sworker.task).
 	Request(r *sipnet.Request, delegated bool)
 	Reply(r *sipnet.Response, delegated bool)
+	// Continue continues co, a coroutine of this runner's VM suspended by
+	// KSR.async.sleep, with msg bound and vals as the results of its
+	// yield; errors are logged as Call logs them, and returned.
+	Continue(co *luavm.Co, msg *Msg, vals ...lua.LValue) error
 	// Finish ends a request whose handler resumed after a suspension (tm's
 	// t_continue): unless it was suspended again, a transaction left with
 	// neither a final reply nor a relay is answered 500, then the request
@@ -213,6 +217,14 @@ type CallbackUser interface {
 // adds them to c. Safe for concurrent use.
 type Reporter interface {
 	Counters(c map[string]int64)
+}
+
+// Drainer is a module runtime that must stop taking work before the SIP
+// listeners close (async answers its suspended requests 503): the engine
+// calls Drain at shutdown, before stopping the listeners, when it has a
+// network.
+type Drainer interface {
+	Drain(ctx context.Context) error
 }
 
 // Idler is a module runtime with goroutines of its own that wait on the
