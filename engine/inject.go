@@ -138,15 +138,11 @@ type Outcome struct {
 	e       *Engine
 	mu      sync.Mutex
 	replies []*sip.Response
-	routes  []routed
+	routes  []sipnet.Pass
 	relays  []*Relay
 }
 
-type routed struct {
-	Route
-	req *sipnet.Request
-	msg *ksr.Msg
-}
+var _ sipnet.Observer = (*Outcome)(nil)
 
 func (o *Outcome) sink(res *sip.Response) error {
 	o.mu.Lock()
@@ -168,12 +164,12 @@ func (o *Outcome) Routes() []Route {
 	defer o.mu.Unlock()
 	out := make([]Route, len(o.routes))
 	for i, r := range o.routes {
-		out[i] = r.Route
+		out[i] = Route{r.Worker, r.Group, r.Delegated}
 	}
 	return out
 }
 
-func (o *Outcome) passes() []routed {
+func (o *Outcome) passes() []sipnet.Pass {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return slices.Clone(o.routes)
@@ -183,7 +179,7 @@ func (o *Outcome) passes() []routed {
 // KSR.set_drop).
 func (o *Outcome) Dropped() bool {
 	for _, r := range o.passes() {
-		if r.msg.Drop {
+		if r.Dropped() {
 			return true
 		}
 	}
@@ -203,7 +199,7 @@ func (o *Outcome) Delegated() (string, bool) {
 // Suspended reports whether the request waits for an async resume.
 func (o *Outcome) Suspended() bool {
 	for _, r := range o.passes() {
-		if r.msg.Suspended {
+		if r.Suspended() {
 			return true
 		}
 	}
@@ -320,9 +316,15 @@ func (e *Engine) outbound(out sipnet.Outgoing) {
 	if !ok {
 		return
 	}
-	o, ok := c.msg.Req.Tag.(*Outcome)
+	if o := c.msg.Req.Observer; o != nil {
+		o.Sent(out)
+	}
+}
+
+// Sent records a message sent on a branch (sipnet.Observer).
+func (o *Outcome) Sent(out sipnet.Outgoing) {
 	req, isReq := out.Msg.(*sip.Request)
-	if !ok || !isReq {
+	if !isReq {
 		return
 	}
 	req = req.Clone()
@@ -340,10 +342,13 @@ func (e *Engine) outbound(out sipnet.Outgoing) {
 
 // relayedTo notes the destination URI of a branch of an injected request.
 func relayedTo(m *ksr.Msg, b *sipnet.Branch, uri string) {
-	o, ok := m.Req.Tag.(*Outcome)
-	if !ok {
-		return
+	if o := m.Req.Observer; o != nil {
+		o.RelayedTo(b, uri)
 	}
+}
+
+// RelayedTo notes the destination URI of a branch (sipnet.Observer).
+func (o *Outcome) RelayedTo(b *sipnet.Branch, uri string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, r := range o.relays {
@@ -355,10 +360,13 @@ func relayedTo(m *ksr.Msg, b *sipnet.Branch, uri string) {
 
 // forwardedTo records a stateless forward of an injected request.
 func forwardedTo(m *ksr.Msg, out *sip.Request, t sipnet.Target, uri string) {
-	o, ok := m.Req.Tag.(*Outcome)
-	if !ok {
-		return
+	if o := m.Req.Observer; o != nil {
+		o.Forwarded(out, t, uri)
 	}
+}
+
+// Forwarded records a stateless forward (sipnet.Observer).
+func (o *Outcome) Forwarded(out *sip.Request, t sipnet.Target, uri string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.relays = append(o.relays, &Relay{o: o, uri: uri, to: t, stateless: true, msgs: []*sip.Request{out.Clone()}})
@@ -373,7 +381,7 @@ func forwardedTo(m *ksr.Msg, out *sip.Request, t sipnet.Target, uri string) {
 func (o *Outcome) Cancel(ctx context.Context) (bool, error) {
 	var tx *sipnet.Tx
 	for _, r := range o.passes() {
-		if t := r.req.Tx(); t != nil {
+		if t := r.Req.Tx(); t != nil {
 			tx = t
 		}
 	}
@@ -383,15 +391,11 @@ func (o *Outcome) Cancel(ctx context.Context) (bool, error) {
 	return true, o.e.WaitIdle(ctx)
 }
 
-// observe records a pass of an injected request through a worker (called
-// by worker.request for requests that carry a Tag).
-func (e *Engine) observe(w *worker, r *sipnet.Request, msg *ksr.Msg, delegated bool) {
-	o, ok := r.Tag.(*Outcome)
-	if !ok {
-		return
-	}
+// Routed records a pass of the request through a worker
+// (sipnet.Observer).
+func (o *Outcome) Routed(p sipnet.Pass) {
 	o.mu.Lock()
-	o.routes = append(o.routes, routed{Route{w.vm.Name(), w.env.Group, delegated}, r, msg})
+	o.routes = append(o.routes, p)
 	o.mu.Unlock()
 }
 
@@ -422,7 +426,7 @@ func (e *Engine) Inject(ctx context.Context, msg *sip.Request, o InjectOptions) 
 	}
 	out := &Outcome{e: e}
 	r := sipnet.NewVirtualRequest(msg, proto, local, src, out.sink)
-	r.Tag = out
+	r.Observer = out
 	if err := e.submit(e.receivers, (*requestTask)(r)); err != nil {
 		r.Done()
 		return nil, fmt.Errorf("inject request: %w", err)

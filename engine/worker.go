@@ -240,8 +240,9 @@ func (w *worker) logErr(key, msg string, args ...any) {
 func (w *worker) request(r *sipnet.Request, delegated bool) {
 	e := w.e
 	msg := &ksr.Msg{Req: r, Route: ksr.RouteRequest, Time: e.clock.Now()}
-	if r.Tag != nil {
-		e.observe(w, r, msg, delegated) // an injected request (inject.go)
+	if o := r.Observer; o != nil { // an injected request (inject.go)
+		o.Routed(sipnet.Pass{Worker: w.vm.Name(), Group: w.env.Group, Delegated: delegated, Req: r,
+			Dropped: func() bool { return msg.Drop }, Suspended: func() bool { return msg.Suspended }})
 	}
 	if cb := e.set.PreRouteCB; cb != "" && !delegated {
 		// Only the drop flag stops here, as in Kamailio: after
