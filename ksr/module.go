@@ -232,7 +232,8 @@ type Drainer interface {
 // asks it, with the clock stopped at now, whether it is idle (busy is ""
 // then, else why not) and on which deadlines its goroutines should then
 // wait (engine.WaitIdle): nothing happens until the clock moves or a
-// request comes. held is the work it counts with Host.Hold.
+// request comes. held is how much of what it counts with Host.Hold is
+// parked rather than in progress (requests waiting for their resume).
 type Idler interface {
 	Idle(now time.Time) (held int, deadlines []time.Time, busy string)
 }
@@ -245,7 +246,9 @@ type Provisioner interface {
 }
 
 // Starter is a module runtime the engine starts in table order, before
-// traffic, and stops in reverse order, after the workers have finished.
+// traffic, and stops in reverse order: before the worker groups start and
+// after they have finished, or, with ModuleInfo.AfterWorkers, after they
+// start and before they stop.
 type Starter interface {
 	Start(ctx context.Context) error
 	Stop(ctx context.Context) error
