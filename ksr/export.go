@@ -198,104 +198,116 @@ func (x *Export) Signature() string {
 	return strings.Join(s, ", ")
 }
 
+// binding is what an export's Lua function needs besides its Go function:
+// one allocation per function and VM.
+type binding struct {
+	e     *Env
+	fname string
+	n     int // parameters
+	ret   Type
+}
+
+// few checks the argument count, as app_lua's sr_kemi_lua_exec_func_ex
+// does: too few, or more than Kamailio's SR_KEMI_PARAMS_MAX, is logged and
+// the call gives false; other extra arguments are ignored.
+func (b *binding) few(L *lua.LState) bool {
+	if got := L.GetTop(); got < b.n || got > maxParams {
+		b.e.D.Log.Error("invalid number of parameters", "function", b.fname, "got", got, "expected", b.n)
+		L.Push(lua.LFalse)
+		return true
+	}
+	return false
+}
+
+// result pushes an int result as Ret says.
+func (b *binding) result(L *lua.LState, r int) int {
+	switch b.ret {
+	case Bool:
+		return retBool(L, r)
+	case None:
+		return retNone(L)
+	}
+	return retInt(L, r)
+}
+
 // bind turns the export into a Lua function of the VM whose state is e.
 // fname is the full name used in error messages ("KSR.sl.send_reply").
 func (x *Export) bind(e *Env, fname string) lua.LGFunction {
-	n := len(x.ParamTypes())
-	// few checks the argument count, as app_lua's sr_kemi_lua_exec_func_ex
-	// does: too few, or more than Kamailio's SR_KEMI_PARAMS_MAX, is logged
-	// and the call gives false; other extra arguments are ignored.
-	few := func(L *lua.LState) bool {
-		if got := L.GetTop(); got < n || got > maxParams {
-			e.D.Log.Error("invalid number of parameters", "function", fname, "got", got, "expected", n)
-			L.Push(lua.LFalse)
-			return true
-		}
-		return false
-	}
-	ret := func(L *lua.LState, r int) int {
-		switch x.Ret {
-		case Bool:
-			return retBool(L, r)
-		case None:
-			return retNone(L)
-		}
-		return retInt(L, r)
-	}
+	b := &binding{e: e, fname: fname, n: len(x.ParamTypes()), ret: x.Ret}
 	switch f := x.Func.(type) {
 	case func(*Env) int:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
-			return ret(L, f(e))
+			return b.result(L, f(e))
 		}
 	case func(*Env, string) int:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
-			return ret(L, f(e, argStr(L, 1)))
+			return b.result(L, f(e, argStr(L, 1)))
 		}
 	case func(*Env, string, string) int:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
-			return ret(L, f(e, argStr(L, 1), argStr(L, 2)))
+			return b.result(L, f(e, argStr(L, 1), argStr(L, 2)))
 		}
 	case func(*Env, string, string, string) int:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
-			return ret(L, f(e, argStr(L, 1), argStr(L, 2), argStr(L, 3)))
+			return b.result(L, f(e, argStr(L, 1), argStr(L, 2), argStr(L, 3)))
 		}
 	case func(*Env, int) int:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
-			return ret(L, f(e, argInt(L, 1)))
+			return b.result(L, f(e, argInt(L, 1)))
 		}
 	case func(*Env, int, int) int:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
-			return ret(L, f(e, argInt(L, 1), argInt(L, 2)))
+			return b.result(L, f(e, argInt(L, 1), argInt(L, 2)))
 		}
 	case func(*Env, int, string) int:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
-			return ret(L, f(e, argInt(L, 1), argStr(L, 2)))
+			return b.result(L, f(e, argInt(L, 1), argStr(L, 2)))
 		}
 	case func(*Env, string, int) int:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
-			return ret(L, f(e, argStr(L, 1), argInt(L, 2)))
+			return b.result(L, f(e, argStr(L, 1), argInt(L, 2)))
 		}
 	case func(*Env, string, string, int) int:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
-			return ret(L, f(e, argStr(L, 1), argStr(L, 2), argInt(L, 3)))
+			return b.result(L, f(e, argStr(L, 1), argStr(L, 2), argInt(L, 3)))
 		}
 	case func(*Env, string, int, int) int:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
-			return ret(L, f(e, argStr(L, 1), argInt(L, 2), argInt(L, 3)))
+			return b.result(L, f(e, argStr(L, 1), argInt(L, 2), argInt(L, 3)))
 		}
 	case func(*Env) lua.LValue:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
 			L.Push(f(e))
@@ -303,7 +315,7 @@ func (x *Export) bind(e *Env, fname string) lua.LGFunction {
 		}
 	case func(*Env, string) lua.LValue:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
 			L.Push(f(e, argStr(L, 1)))
@@ -311,7 +323,7 @@ func (x *Export) bind(e *Env, fname string) lua.LGFunction {
 		}
 	case func(*Env, string, string) lua.LValue:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
 			L.Push(f(e, argStr(L, 1), argStr(L, 2)))
@@ -319,7 +331,7 @@ func (x *Export) bind(e *Env, fname string) lua.LGFunction {
 		}
 	case func(*Env, string, int) lua.LValue:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
 			L.Push(f(e, argStr(L, 1), argInt(L, 2)))
@@ -327,7 +339,7 @@ func (x *Export) bind(e *Env, fname string) lua.LGFunction {
 		}
 	case func(*Env, int) lua.LValue:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
 			L.Push(f(e, argInt(L, 1)))
@@ -335,7 +347,7 @@ func (x *Export) bind(e *Env, fname string) lua.LGFunction {
 		}
 	case Raw:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
 			return f(e, L)

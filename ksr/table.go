@@ -12,6 +12,7 @@ import (
 // at start and read-only afterwards, so every VM may share it.
 type Table struct {
 	subs  []Submodule
+	fns   [][]string        // "KSR.sub.name" of subs[i].Funcs[j], for error messages
 	owner map[string]string // KSR submodule -> the Kamailio module exporting it
 	index map[string]map[string]*Export
 }
@@ -46,9 +47,12 @@ func NewTable(mods ...Module) (*Table, error) {
 	for i := range t.subs {
 		s := &t.subs[i]
 		sort.Slice(s.Funcs, func(a, b int) bool { return s.Funcs[a].Name < s.Funcs[b].Name })
+		names := make([]string, len(s.Funcs))
 		for j := range s.Funcs {
 			t.index[s.Name][s.Funcs[j].Name] = &s.Funcs[j]
+			names[j] = s.Fn(&s.Funcs[j])
 		}
+		t.fns = append(t.fns, names)
 	}
 	return t, nil
 }
@@ -105,7 +109,7 @@ func (t *Table) Len() int {
 // give nil and the call a nameless "attempt to call a non-function object".
 func (t *Table) Register(L *lua.LState, e *Env) *lua.LTable {
 	ksr := L.NewTable()
-	for _, s := range t.subs {
+	for si, s := range t.subs {
 		tbl := ksr
 		if s.Name != "" {
 			tbl = L.NewTable()
@@ -114,7 +118,7 @@ func (t *Table) Register(L *lua.LState, e *Env) *lua.LTable {
 		}
 		for i := range s.Funcs {
 			x := &s.Funcs[i]
-			tbl.RawSetString(x.Name, L.NewFunction(x.bind(e, s.Fn(x))))
+			tbl.RawSetString(x.Name, L.NewFunction(x.bind(e, t.fns[si][i])))
 		}
 	}
 	registerLegacy(L, e, ksr)
