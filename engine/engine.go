@@ -84,10 +84,12 @@ type Engine struct {
 	runCtx     context.Context
 	cancelRun  context.CancelFunc
 
-	pending atomic.Int64 // tasks submitted and not finished (kemi test waits on it)
-	vmsMu   sync.Mutex
-	vms     []*worker
-	errLog  rateLimiter
+	pending  atomic.Int64   // tasks submitted and not finished (kemi test waits on it)
+	idleMu   sync.Mutex     // held by a WaitIdle using idleBufs
+	idleBufs [2][]time.Time // WaitIdle's deadline buffers (inject.go)
+	vmsMu    sync.Mutex
+	vms      []*worker
+	errLog   rateLimiter
 }
 
 // New validates settings, compiles and proves the scripts and builds every

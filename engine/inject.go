@@ -179,7 +179,7 @@ func (o *Outcome) passes() []sipnet.Pass {
 // KSR.set_drop).
 func (o *Outcome) Dropped() bool {
 	for _, r := range o.passes() {
-		if r.Dropped() {
+		if *r.Drop {
 			return true
 		}
 	}
@@ -199,7 +199,7 @@ func (o *Outcome) Delegated() (string, bool) {
 // Suspended reports whether the request waits for an async resume.
 func (o *Outcome) Suspended() bool {
 	for _, r := range o.passes() {
-		if r.Suspended() {
+		if *r.Suspended {
 			return true
 		}
 	}
@@ -511,8 +511,17 @@ func (e *Engine) Advance(ctx context.Context, d time.Duration) error {
 // between two of its reads is not taken for idleness.
 func (e *Engine) WaitIdle(ctx context.Context) error {
 	var why string
+	var a, b idleState
+	if e.idleMu.TryLock() {
+		// The deadline slices of the last wait are reused: polling does
+		// not allocate. A concurrent wait makes its own.
+		a.modDeadlines, b.modDeadlines = e.idleBufs[0], e.idleBufs[1]
+		defer func() {
+			e.idleBufs[0], e.idleBufs[1] = a.modDeadlines[:0], b.modDeadlines[:0]
+			e.idleMu.Unlock()
+		}()
+	}
 	for n := 0; ; n++ {
-		var a, b idleState
 		e.readIdle(&a)
 		e.readIdle(&b)
 		if why = e.notIdle(&a); why == "" && a.equal(&b) {
@@ -552,6 +561,7 @@ func (s *idleState) equal(o *idleState) bool {
 
 // readIdle reads the counters, the pending count first and again last.
 func (e *Engine) readIdle(s *idleState) {
+	*s = idleState{modDeadlines: s.modDeadlines[:0]}
 	s.pending = e.pending.Load()
 	if c, ok := e.clock.(*TestClock); ok {
 		s.test = true
@@ -560,14 +570,15 @@ func (e *Engine) readIdle(s *idleState) {
 	}
 	for _, m := range e.mods {
 		if i, ok := m.(ksr.Idler); ok {
-			held, ds, busy := i.Idle(s.now)
+			held, ds, busy := i.Idle(s.now, s.modDeadlines)
 			s.held += held
-			s.modDeadlines = append(s.modDeadlines, ds...)
+			s.modDeadlines = ds
 			if busy != "" && s.modBusy == "" {
 				s.modBusy = busy
 			}
 		}
 	}
+	slices.SortFunc(s.modDeadlines, func(a, b time.Time) int { return a.Compare(b) })
 	if p := e.pending.Load(); p != s.pending {
 		s.pending = -1 // changed while reading: not idle
 	}
@@ -599,9 +610,7 @@ func (e *Engine) notIdle(s *idleState) string {
 // goroutine waiting on the clock must report it, or WaitIdle reports the
 // unexpected timer.
 func (e *Engine) expectedDeadlines(s *idleState) []time.Time {
-	out := slices.Clone(s.modDeadlines)
-	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
-	return out
+	return s.modDeadlines // sorted by readIdle
 }
 
 func fmtTimes(ts []time.Time, now time.Time) string {

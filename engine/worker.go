@@ -242,7 +242,7 @@ func (w *worker) request(r *sipnet.Request, delegated bool) {
 	msg := &ksr.Msg{Req: r, Route: ksr.RouteRequest, Time: e.clock.Now()}
 	if o := r.Observer; o != nil { // an injected request (inject.go)
 		o.Routed(sipnet.Pass{Worker: w.vm.Name(), Group: w.env.Group, Delegated: delegated, Req: r,
-			Dropped: func() bool { return msg.Drop }, Suspended: func() bool { return msg.Suspended }})
+			Drop: &msg.Drop, Suspended: &msg.Suspended})
 	}
 	if cb := e.set.PreRouteCB; cb != "" && !delegated {
 		// Only the drop flag stops here, as in Kamailio: after

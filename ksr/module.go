@@ -231,11 +231,12 @@ type Drainer interface {
 // engine's clock, or work parked outside the workers' inboxes. kemi test
 // asks it, with the clock stopped at now, whether it is idle (busy is ""
 // then, else why not) and on which deadlines its goroutines should then
-// wait (engine.WaitIdle): nothing happens until the clock moves or a
-// request comes. held is how much of what it counts with Host.Hold is
-// parked rather than in progress (requests waiting for their resume).
+// wait, appended to ds (engine.WaitIdle): nothing happens until the clock
+// moves or a request comes. held is how much of what it counts with
+// Host.Hold is parked rather than in progress (requests waiting for their
+// resume).
 type Idler interface {
-	Idle(now time.Time) (held int, deadlines []time.Time, busy string)
+	Idle(now time.Time, ds []time.Time) (held int, deadlines []time.Time, busy string)
 }
 
 // Provisioner is a module with a runtime: Provision builds it once the

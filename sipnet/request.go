@@ -324,7 +324,8 @@ type Pass struct {
 	Group     string // e.g. "receivers", or the sworker group
 	Delegated bool   // handed over by KSR.sworker.task
 	Req       *Request
-	// Dropped and Suspended read the routing state; call them once the
+	// Drop and Suspended point to the routing state's flags (the drop
+	// flag; the request waits for an async resume); read them once the
 	// engine is idle.
-	Dropped, Suspended func() bool
+	Drop, Suspended *bool
 }

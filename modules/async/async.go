@@ -188,8 +188,8 @@ func (m *Module) Suspended() int { return m.deadlines.Len() }
 
 // Idle is kemi test's hook (ksr.Idler): the suspended requests not yet
 // handed to a worker are held; the timer goroutine waits on the earliest
-// deadline, which must be after now.
-func (m *Module) Idle(now time.Time) (held int, deadlines []time.Time, busy string) {
+// deadline, which must be after now (appended to deadlines).
+func (m *Module) Idle(now time.Time, deadlines []time.Time) (held int, _ []time.Time, busy string) {
 	m.mu.Lock()
 	held = m.waiting
 	m.mu.Unlock()
@@ -201,7 +201,7 @@ func (m *Module) Idle(now time.Time) (held int, deadlines []time.Time, busy stri
 	case scheduled > 0 && !next.After(now):
 		busy = "an async resume is due"
 	case scheduled > 0:
-		deadlines = []time.Time{next}
+		deadlines = append(deadlines, next)
 	}
 	return held, deadlines, busy
 }

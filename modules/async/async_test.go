@@ -64,7 +64,7 @@ func TestLimitsAndCodes(t *testing.T) {
 			t.Errorf("%s: log lacks %q:\n%s", c.expr, c.log, log.String())
 		}
 	}
-	if held, ds, busy := m.Idle(time.Now()); held != 0 || ds != nil || busy != "" || m.Suspended() != 0 {
+	if held, ds, busy := m.Idle(time.Now(), nil); held != 0 || ds != nil || busy != "" || m.Suspended() != 0 {
 		t.Errorf("Idle = %d, %v, %q; suspended %d", held, ds, busy, m.Suspended())
 	}
 }

@@ -92,7 +92,7 @@ func TestNextTick(t *testing.T) {
 // and waits on no deadline; Stop before Start is a no-op.
 func TestIdleBeforeStart(t *testing.T) {
 	m, _ := configure(t, `modparam("rtimer", "timer", "name=ta;interval=1")`)
-	if held, ds, busy := m.Idle(time.Now()); held != 0 || len(ds) != 0 || busy != "" {
+	if held, ds, busy := m.Idle(time.Now(), nil); held != 0 || len(ds) != 0 || busy != "" {
 		t.Errorf("Idle = %d, %v, %q", held, ds, busy)
 	}
 	if err := m.Stop(t.Context()); err != nil {

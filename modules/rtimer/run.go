@@ -283,8 +283,9 @@ func (m *Module) Counters(c map[string]int64) {
 
 // Idle is kemi test's hook (ksr.Idler): with the clock stopped at now,
 // every timer goroutine waits on its earliest next tick, one interval
-// step strictly after now. rtimer holds no work between ticks.
-func (m *Module) Idle(now time.Time) (held int, deadlines []time.Time, busy string) {
+// step strictly after now (appended to deadlines). rtimer holds no work
+// between ticks.
+func (m *Module) Idle(now time.Time, deadlines []time.Time) (held int, _ []time.Time, busy string) {
 	var shared time.Time
 	for _, t := range m.run.timers {
 		for _, sc := range t.scheds {
