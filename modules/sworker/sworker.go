@@ -153,9 +153,10 @@ func (m *Module) delegate(e *ksr.Env, group string) int {
 	return 1
 }
 
-// active is KSR.sworker.active.
+// active is KSR.sworker.active. Not loaded, the module has no per-VM
+// slot (its Local would be another module's).
 func (m *Module) active(e *ksr.Env) int {
-	if ksr.LocalOf[vmState](e, m.local).active {
+	if m.host != nil && ksr.LocalOf[vmState](e, m.local).active {
 		return 1
 	}
 	return -1
