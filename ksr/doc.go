@@ -1,7 +1,8 @@
-// Package ksr implements the KSR.* Lua API of Kamailio's KEMI interface, one
-// file per KSR submodule (core.go for KSR.*, x.go, pv.go, hdr.go, sl.go,
-// tm.go, mqueue.go, async.go, sworker.go), and the per-event message context
-// (Msg) the bindings act on.
+// Package ksr implements the KSR.* Lua API of Kamailio's KEMI interface: the
+// module contract (module.go) and export tables (export.go, table.go) that
+// the module homes under modules/ fill, the submodules still bound here (one
+// file each: core.go for KSR.*, x.go, pv.go, hdr.go, sl.go, tm.go, rr.go),
+// and the per-event message context (Msg) the bindings act on.
 //
 // Argument and return conventions follow app_lua, not gopher-lua's Check*
 // helpers: a wrong number of arguments is logged and returns false, a nil
