@@ -2,11 +2,14 @@ package rtimer
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"kemi/config"
 	"kemi/ksr"
+	"kemi/ksr/ksrtest"
+	"kemi/timers"
 )
 
 // configure applies the rtimer modparams of src to a fresh module, as the
@@ -103,4 +106,87 @@ func TestIdleBeforeStart(t *testing.T) {
 	if len(c) != 0 {
 		t.Errorf("counters before Start: %v", c)
 	}
+}
+
+// TestTicksOnTheHostClock runs the timers on a fake clock through
+// ksrtest's host, without an engine: a mode=0 timer's exec routes run last
+// defined first on the shared VM "rtimer/main", a mode=2 timer runs on two
+// goroutines with $rtimer_worker 0 and 1, a Lua error is counted and the
+// timer keeps firing.
+func TestTicksOnTheHostClock(t *testing.T) {
+	m, _ := configure(t, `
+modparam("rtimer", "timer", "name=shared;interval=1")
+modparam("rtimer", "exec", "timer=shared;route=first")
+modparam("rtimer", "exec", "timer=shared;route=second")
+modparam("rtimer", "timer", "name=pair;mode=2;interval=2")
+modparam("rtimer", "exec", "timer=pair;route=bad")
+`)
+	start := time.Unix(1000, 0)
+	clk := timers.NewFake(start)
+	var log syncBuf
+	ksrtest.DepsWith(t, &log, ksrtest.Options{Clock: clk, Script: `
+order = ""
+function first(ev) order = order .. "1" .. ev:sub(1, 1); KSR.pv.sets("$shv(order)", order) end
+function second(ev) order = order .. "2"; KSR.pv.sets("$shv(order)", order) end
+function bad() KSR.pv.seti("$shv(w" .. KSR.pv.get("$rtimer_worker") .. ")", 1); error("boom") end
+`}, m)
+	ctx := t.Context()
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop(ctx)
+	// Three goroutines wait on their first tick; two seconds later each
+	// has run: shared twice, each pair goroutine once.
+	if err := clk.BlockUntilContext(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	if err := clk.BlockUntilContext(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	want := map[string][2]uint64{"shared": {2, 0}, "pair": {2, 2}} // ticks, errors
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		got := map[string][2]uint64{}
+		for _, st := range m.Stats() {
+			got[st.Name] = [2]uint64{st.Ticks, st.Errors}
+		}
+		if got["shared"] == want["shared"] && got["pair"] == want["pair"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %v, want %v\n%s", got, want, log.String())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	d := m.host.Deps()
+	if got := d.Shv.Get("order"); got != "2"+"1r"+"2"+"1r" {
+		t.Errorf("order %v, want 21r21r (last defined first, arg \"rtimer\")", got)
+	}
+	if d.Shv.Get("w0") != int64(1) || d.Shv.Get("w1") != int64(1) {
+		t.Errorf("$rtimer_worker: w0=%v w1=%v", d.Shv.Get("w0"), d.Shv.Get("w1"))
+	}
+	c := map[string]int64{}
+	m.Counters(c)
+	if c["rtimer_ticks"] != 4 || c["rtimer_errors"] != 2 {
+		t.Errorf("counters %v", c)
+	}
+}
+
+// syncBuf is a log sink for the timer goroutines.
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
