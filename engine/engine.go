@@ -75,11 +75,13 @@ type Engine struct {
 	deps      *ksr.Deps
 	mods      []ksr.Module // the configuration's modules that run (loaded, or always on)
 	sip       *sipnet.Server
-	receivers *workers.Group
-	groups    map[string]*workers.Group // async_workers groups, by name
+	receivers *workers.Group[ksr.Task]
+	groups    map[string]*taskGroup // async_workers groups, by name
+	modGroups []*taskGroup          // groups the modules made (Host.NewGroup)
 	rpc       *jsonrpc.Server
-	rtimer    *rtimerSystem
-	async     *asyncSystem
+	suspender ksr.Suspender // the loaded module that suspends request handlers (async), or nil
+
+	keepReceived bool // sworker is loaded: pre-routing keeps the message as received
 
 	subsystems []Subsystem
 	started    []Subsystem
@@ -87,15 +89,17 @@ type Engine struct {
 	runCtx     context.Context
 	cancelRun  context.CancelFunc
 
-	pending atomic.Int64 // tasks submitted and not finished (kemi test waits on it)
-	vmsMu   sync.Mutex
-	vms     []*worker
+	pending  atomic.Int64   // tasks submitted and not finished (kemi test waits on it)
+	idleMu   sync.Mutex     // held by a WaitIdle using idleBufs
+	idleBufs [2][]time.Time // WaitIdle's deadline buffers (inject.go)
+	vmsMu    sync.Mutex
+	vms      []*worker
 }
 
 // New validates settings, compiles and proves the scripts and builds every
 // subsystem; nothing runs until Start.
 func New(set *Settings, opts Options) (*Engine, error) {
-	e := &Engine{set: set, opts: opts, groups: map[string]*workers.Group{}}
+	e := &Engine{set: set, opts: opts, groups: map[string]*taskGroup{}}
 	e.level = opts.Level
 	if e.level == nil {
 		e.level = new(slog.LevelVar)
@@ -127,7 +131,6 @@ func New(set *Settings, opts Options) (*Engine, error) {
 		Version:  Version,
 		Shv:      ksr.NewSharedVars(),
 		Myself:   e.myself,
-		XdataPV:  set.Sworker.XData,
 		Aliases:  set.Aliases,
 		Hostname: hostname(),
 	}
@@ -137,14 +140,10 @@ func New(set *Settings, opts Options) (*Engine, error) {
 	if set.MaxExec > 0 {
 		e.watchdog = luavm.NewWatchdog()
 	}
-	if _, ok := set.Modules["async"]; ok {
-		e.async = newAsync(e)
-		e.deps.Async = e.async
-	}
 	e.deps.Relay = &relaySystem{e: e} // t_relay, KSR.forward (relay.go)
-	if _, ok := set.Modules["sworker"]; ok {
-		e.deps.Sworker = &sworker{e: e}
-	}
+	// With sworker loaded, pre-routing keeps each message as received:
+	// that is what KSR.sworker.task hands over.
+	_, e.keepReceived = set.Modules["sworker"]
 	g, err := e.build(context.Background(), 1)
 	if err != nil {
 		return nil, err
@@ -237,9 +236,11 @@ func (e *Engine) build(ctx context.Context, version int64) (*luavm.Generation, e
 		}
 		need(e.set.RequestCB, "request route")
 		need(e.set.PreRouteCB, "kemi.pre_routing_callback")
-		for _, t := range e.set.Rtimer.Timers {
-			for i, x := range t.Execs {
-				need(x, fmt.Sprintf("rtimer exec of timer %q at %s", t.Name, t.ExecPos[i]))
+		for _, m := range e.mods {
+			if u, ok := m.(ksr.CallbackUser); ok {
+				for _, c := range u.Callbacks() {
+					need(c.Fn, c.Why)
+				}
 			}
 		}
 		if len(missing) > 0 {
@@ -266,6 +267,9 @@ func (e *Engine) provisionModules() error {
 			return err
 		}
 		e.mods = append(e.mods, m)
+		if s, ok := m.(ksr.Suspender); ok {
+			e.suspender = s
+		}
 	}
 	t, err := ksr.NewTable(e.set.Mods...)
 	if err != nil {
@@ -275,11 +279,20 @@ func (e *Engine) provisionModules() error {
 	return nil
 }
 
-// buildSubsystems creates the subsystems in start order.
+// buildSubsystems creates the subsystems in start order: the modules'
+// runtimes that the workers use (mqueue), the watchdog, the worker groups,
+// the modules' runtimes that feed the workers (AfterWorkers: rtimer,
+// async), then the SIP layer and the RPC listener.
 func (e *Engine) buildSubsystems() error {
+	var feeders []Subsystem
 	for _, m := range e.mods {
 		if st, ok := m.(ksr.Starter); ok {
-			e.subsystems = append(e.subsystems, funcSystem{m.Info().Name, st.Start, st.Stop})
+			s := funcSystem{m.Info().Name, st.Start, st.Stop}
+			if m.Info().AfterWorkers {
+				feeders = append(feeders, s)
+			} else {
+				e.subsystems = append(e.subsystems, s)
+			}
 		}
 	}
 	stuck := e.opts.StuckAfter
@@ -299,25 +312,16 @@ func (e *Engine) buildSubsystems() error {
 			return err
 		}
 		e.groups[gs.Name] = g
-		e.subsystems = append(e.subsystems, groupSystem{g})
-	}
-	if e.async != nil {
-		e.subsystems = append(e.subsystems, e.async)
+		e.subsystems = append(e.subsystems, groupSystem{g.g})
 	}
 	n := e.set.Children + e.set.TCPChildren
-	recv, err := workers.NewGroup(workers.Options{Name: "receivers", Workers: n, OnPanic: e.onPanic},
-		func(i int) (workers.Runner, error) {
-			return e.newWorker(fmt.Sprintf("receiver/%d", i), "receivers", i, false)
-		})
+	recv, err := e.newGroup("receiver", "receivers", n, 0, 0, false)
 	if err != nil {
 		return err
 	}
 	e.receivers = recv
 	e.subsystems = append(e.subsystems, groupSystem{recv})
-	if len(e.set.Rtimer.Timers) > 0 {
-		e.rtimer = &rtimerSystem{e: e}
-		e.subsystems = append(e.subsystems, e.rtimer)
-	}
+	e.subsystems = append(e.subsystems, feeders...)
 	sopts := sipnet.Options{Listen: e.set.Listen, ServerHeader: e.set.ServerHdr, Logger: e.log.With("module", "sip"),
 		TCPMaxConnections: e.set.TCPMaxConns, TCPLifetime: e.set.TCPLifetime, TCPReadTimeout: e.set.TCPRdTimeout}
 	if e.opts.NoNetwork {
@@ -330,9 +334,11 @@ func (e *Engine) buildSubsystems() error {
 	e.sip = srv
 	e.subsystems = append(e.subsystems, funcSystem{"sip", srv.Start, srv.Stop})
 	if !e.opts.NoNetwork {
-		if e.async != nil {
-			// Stopped before the listeners: suspended requests get their 503.
-			e.subsystems = append(e.subsystems, funcSystem{"async drain", nil, e.async.drain})
+		for _, m := range e.mods {
+			if d, ok := m.(ksr.Drainer); ok {
+				// Stopped before the listeners: suspended requests get their 503.
+				e.subsystems = append(e.subsystems, funcSystem{m.Info().Name + " drain", nil, d.Drain})
+			}
 		}
 	}
 	addr := e.set.RPCListen
@@ -429,7 +435,7 @@ func (f funcSystem) Stop(ctx context.Context) error {
 }
 
 // groupSystem adapts a worker group to Subsystem.
-type groupSystem struct{ g *workers.Group }
+type groupSystem struct{ g *workers.Group[ksr.Task] }
 
 func (s groupSystem) Name() string                    { return "group " + s.g.Name() }
 func (s groupSystem) Start(ctx context.Context) error { return s.g.Start(ctx) }

@@ -63,10 +63,10 @@ func FuzzIngress(f *testing.F) {
 			r.Src = src
 			r.Sink = func(res *sip.Response) error { _ = res.String(); return nil }
 			w.e.pending.Add(1)
-			w.Run(r)
+			w.Run((*requestTask)(r))
 		case *sip.Response:
 			w.e.pending.Add(1)
-			w.Run(&sipnet.Response{Msg: msg, Src: src})
+			w.Run((*replyTask)(&sipnet.Response{Msg: msg, Src: src}))
 		}
 	})
 }

@@ -138,15 +138,11 @@ type Outcome struct {
 	e       *Engine
 	mu      sync.Mutex
 	replies []*sip.Response
-	routes  []routed
+	routes  []sipnet.Pass
 	relays  []*Relay
 }
 
-type routed struct {
-	Route
-	req *sipnet.Request
-	msg *ksr.Msg
-}
+var _ sipnet.Observer = (*Outcome)(nil)
 
 func (o *Outcome) sink(res *sip.Response) error {
 	o.mu.Lock()
@@ -168,12 +164,12 @@ func (o *Outcome) Routes() []Route {
 	defer o.mu.Unlock()
 	out := make([]Route, len(o.routes))
 	for i, r := range o.routes {
-		out[i] = r.Route
+		out[i] = Route{r.Worker, r.Group, r.Delegated}
 	}
 	return out
 }
 
-func (o *Outcome) passes() []routed {
+func (o *Outcome) passes() []sipnet.Pass {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return slices.Clone(o.routes)
@@ -183,7 +179,7 @@ func (o *Outcome) passes() []routed {
 // KSR.set_drop).
 func (o *Outcome) Dropped() bool {
 	for _, r := range o.passes() {
-		if r.msg.Drop {
+		if *r.Drop {
 			return true
 		}
 	}
@@ -203,7 +199,7 @@ func (o *Outcome) Delegated() (string, bool) {
 // Suspended reports whether the request waits for an async resume.
 func (o *Outcome) Suspended() bool {
 	for _, r := range o.passes() {
-		if r.msg.Suspended {
+		if *r.Suspended {
 			return true
 		}
 	}
@@ -320,9 +316,15 @@ func (e *Engine) outbound(out sipnet.Outgoing) {
 	if !ok {
 		return
 	}
-	o, ok := c.msg.Req.Tag.(*Outcome)
+	if o := c.msg.Req.Observer; o != nil {
+		o.Sent(out)
+	}
+}
+
+// Sent records a message sent on a branch (sipnet.Observer).
+func (o *Outcome) Sent(out sipnet.Outgoing) {
 	req, isReq := out.Msg.(*sip.Request)
-	if !ok || !isReq {
+	if !isReq {
 		return
 	}
 	req = req.Clone()
@@ -340,10 +342,13 @@ func (e *Engine) outbound(out sipnet.Outgoing) {
 
 // relayedTo notes the destination URI of a branch of an injected request.
 func relayedTo(m *ksr.Msg, b *sipnet.Branch, uri string) {
-	o, ok := m.Req.Tag.(*Outcome)
-	if !ok {
-		return
+	if o := m.Req.Observer; o != nil {
+		o.RelayedTo(b, uri)
 	}
+}
+
+// RelayedTo notes the destination URI of a branch (sipnet.Observer).
+func (o *Outcome) RelayedTo(b *sipnet.Branch, uri string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, r := range o.relays {
@@ -355,10 +360,13 @@ func relayedTo(m *ksr.Msg, b *sipnet.Branch, uri string) {
 
 // forwardedTo records a stateless forward of an injected request.
 func forwardedTo(m *ksr.Msg, out *sip.Request, t sipnet.Target, uri string) {
-	o, ok := m.Req.Tag.(*Outcome)
-	if !ok {
-		return
+	if o := m.Req.Observer; o != nil {
+		o.Forwarded(out, t, uri)
 	}
+}
+
+// Forwarded records a stateless forward (sipnet.Observer).
+func (o *Outcome) Forwarded(out *sip.Request, t sipnet.Target, uri string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.relays = append(o.relays, &Relay{o: o, uri: uri, to: t, stateless: true, msgs: []*sip.Request{out.Clone()}})
@@ -373,7 +381,7 @@ func forwardedTo(m *ksr.Msg, out *sip.Request, t sipnet.Target, uri string) {
 func (o *Outcome) Cancel(ctx context.Context) (bool, error) {
 	var tx *sipnet.Tx
 	for _, r := range o.passes() {
-		if t := r.req.Tx(); t != nil {
+		if t := r.Req.Tx(); t != nil {
 			tx = t
 		}
 	}
@@ -383,15 +391,11 @@ func (o *Outcome) Cancel(ctx context.Context) (bool, error) {
 	return true, o.e.WaitIdle(ctx)
 }
 
-// observe records a pass of an injected request through a worker (called
-// by worker.request for requests that carry a Tag).
-func (e *Engine) observe(w *worker, r *sipnet.Request, msg *ksr.Msg, delegated bool) {
-	o, ok := r.Tag.(*Outcome)
-	if !ok {
-		return
-	}
+// Routed records a pass of the request through a worker
+// (sipnet.Observer).
+func (o *Outcome) Routed(p sipnet.Pass) {
 	o.mu.Lock()
-	o.routes = append(o.routes, routed{Route{w.vm.Name(), w.env.Group, delegated}, r, msg})
+	o.routes = append(o.routes, p)
 	o.mu.Unlock()
 }
 
@@ -422,8 +426,9 @@ func (e *Engine) Inject(ctx context.Context, msg *sip.Request, o InjectOptions) 
 	}
 	out := &Outcome{e: e}
 	r := sipnet.NewVirtualRequest(msg, proto, local, src, out.sink)
-	r.Tag = out
-	if err := e.submit(e.receivers, r); err != nil {
+	r.Observer = out
+	if err := e.submit(e.receivers, (*requestTask)(r)); err != nil {
+		r.Done()
 		return nil, fmt.Errorf("inject request: %w", err)
 	}
 	return out, e.WaitIdle(ctx)
@@ -506,8 +511,17 @@ func (e *Engine) Advance(ctx context.Context, d time.Duration) error {
 // between two of its reads is not taken for idleness.
 func (e *Engine) WaitIdle(ctx context.Context) error {
 	var why string
+	var a, b idleState
+	if e.idleMu.TryLock() {
+		// The deadline slices of the last wait are reused: polling does
+		// not allocate. A concurrent wait makes its own.
+		a.modDeadlines, b.modDeadlines = e.idleBufs[0], e.idleBufs[1]
+		defer func() {
+			e.idleBufs[0], e.idleBufs[1] = a.modDeadlines[:0], b.modDeadlines[:0]
+			e.idleMu.Unlock()
+		}()
+	}
 	for n := 0; ; n++ {
-		var a, b idleState
 		e.readIdle(&a)
 		e.readIdle(&b)
 		if why = e.notIdle(&a); why == "" && a.equal(&b) {
@@ -530,35 +544,41 @@ func (e *Engine) WaitIdle(ctx context.Context) error {
 
 // idleState is one reading of what WaitIdle looks at.
 type idleState struct {
-	pending   int64
-	waiting   int // async: suspended requests not yet handed to a worker
-	scheduled int // async: deadlines in the heap
-	nextDue   time.Time
-	now       time.Time
-	armed     []time.Time // TestClock timers
-	test      bool        // the clock is a TestClock
+	pending int64
+	now     time.Time
+	armed   []time.Time // TestClock timers
+	test    bool        // the clock is a TestClock
+
+	held         int         // work the modules hold outside the tasks (ksr.Idler)
+	modDeadlines []time.Time // where the modules' goroutines should wait (ksr.Idler)
+	modBusy      string      // why a module is not idle, "" when all are
 }
 
 func (s *idleState) equal(o *idleState) bool {
-	return s.pending == o.pending && s.waiting == o.waiting && s.scheduled == o.scheduled &&
-		s.nextDue.Equal(o.nextDue) && s.now.Equal(o.now) && slices.EqualFunc(s.armed, o.armed, time.Time.Equal)
+	return s.pending == o.pending && s.now.Equal(o.now) && slices.EqualFunc(s.armed, o.armed, time.Time.Equal) &&
+		s.held == o.held && s.modBusy == o.modBusy && slices.EqualFunc(s.modDeadlines, o.modDeadlines, time.Time.Equal)
 }
 
 // readIdle reads the counters, the pending count first and again last.
 func (e *Engine) readIdle(s *idleState) {
+	*s = idleState{modDeadlines: s.modDeadlines[:0]}
 	s.pending = e.pending.Load()
-	if a := e.async; a != nil {
-		a.mu.Lock()
-		s.waiting = a.waiting
-		a.mu.Unlock()
-		s.scheduled = a.deadlines.Len()
-		s.nextDue, _ = a.deadlines.Next()
-	}
 	if c, ok := e.clock.(*TestClock); ok {
 		s.test = true
 		s.now = c.Now()
 		s.armed = c.deadlines()
 	}
+	for _, m := range e.mods {
+		if i, ok := m.(ksr.Idler); ok {
+			held, ds, busy := i.Idle(s.now, s.modDeadlines)
+			s.held += held
+			s.modDeadlines = ds
+			if busy != "" && s.modBusy == "" {
+				s.modBusy = busy
+			}
+		}
+	}
+	slices.SortFunc(s.modDeadlines, func(a, b time.Time) int { return a.Compare(b) })
 	if p := e.pending.Load(); p != s.pending {
 		s.pending = -1 // changed while reading: not idle
 	}
@@ -569,12 +589,10 @@ func (e *Engine) notIdle(s *idleState) string {
 	switch {
 	case s.pending < 0:
 		return "tasks started or ended"
-	case s.waiting != s.scheduled:
-		return "async resumes being handed to the async workers"
-	case s.scheduled > 0 && !s.nextDue.After(s.now):
-		return "an async resume is due"
-	case s.pending != int64(s.waiting):
-		return fmt.Sprintf("%d task(s) queued or running", s.pending-int64(s.waiting))
+	case s.modBusy != "":
+		return s.modBusy // async: a resume due or being handed over
+	case s.pending != int64(s.held):
+		return fmt.Sprintf("%d task(s) queued or running", s.pending-int64(s.held))
 	case !s.test:
 		return ""
 	}
@@ -586,42 +604,13 @@ func (e *Engine) notIdle(s *idleState) string {
 }
 
 // expectedDeadlines lists, sorted, the deadline every goroutine waiting on
-// the clock should be armed on when the engine is idle: one per rtimer
-// goroutine (its earliest next tick), one for the async resumes (the
-// earliest). A subsystem that adds a goroutine waiting on the clock must be
-// listed here, or WaitIdle reports the unexpected timer.
+// the clock should be armed on when the engine is idle, as the modules
+// report them (ksr.Idler): one per rtimer goroutine (its earliest next
+// tick), one for the async resumes (the earliest). A module that adds a
+// goroutine waiting on the clock must report it, or WaitIdle reports the
+// unexpected timer.
 func (e *Engine) expectedDeadlines(s *idleState) []time.Time {
-	var out []time.Time
-	if e.rtimer != nil && len(e.rtimer.timers) > 0 {
-		var shared time.Time
-		for _, t := range e.rtimer.timers {
-			for _, sc := range t.scheds {
-				next := nextTick(sc.Start(), sc.Interval(), s.now)
-				if t.spec.Mode != 0 {
-					out = append(out, next)
-				} else if shared.IsZero() || next.Before(shared) {
-					shared = next
-				}
-			}
-		}
-		if !shared.IsZero() {
-			out = append(out, shared)
-		}
-	}
-	if s.scheduled > 0 && s.nextDue.After(s.now) {
-		out = append(out, s.nextDue)
-	}
-	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
-	return out
-}
-
-// nextTick is the first tick start+k*iv (k >= 1) strictly after now.
-func nextTick(start time.Time, iv time.Duration, now time.Time) time.Time {
-	if now.Before(start) {
-		return start.Add(iv)
-	}
-	k := now.Sub(start)/iv + 1
-	return start.Add(k * iv)
+	return s.modDeadlines // sorted by readIdle
 }
 
 func fmtTimes(ts []time.Time, now time.Time) string {

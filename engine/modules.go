@@ -5,11 +5,14 @@ import (
 	"strings"
 
 	"kemi/ksr"
+	"kemi/modules/async"
 	"kemi/modules/maxfwd"
 	"kemi/modules/mqueue"
 	"kemi/modules/rr"
+	"kemi/modules/rtimer"
 	"kemi/modules/runtimefree"
 	"kemi/modules/sl"
+	"kemi/modules/sworker"
 	"kemi/modules/tm"
 )
 
@@ -20,11 +23,14 @@ import (
 // Modules are made fresh for each configuration: they hold its settings.
 //
 // Not yet moved into a home (still in settings.go, ksr and engine): app_lua,
-// pv, rtimer, async, sworker, jsonrpcs.
+// pv, jsonrpcs.
 func moduleTable() []ksr.Module {
 	mods := []ksr.Module{
 		ksr.Core(),
 		mqueue.New(), // first runtime started, last stopped: queues load before traffic, save after it
+		async.New(),  // started before the worker groups, stopped after: handlers release suspended requests until they stop
+		rtimer.New(), // timers start after the workers groups (engine.go), with the receivers
+		sworker.New(),
 		maxfwd.New(),
 		sl.New(),
 		tm.New(),
@@ -75,4 +81,36 @@ func (s *Settings) moduleNames() string {
 // which the relay (relay.go) honours.
 func (s *Settings) TM() *tm.Settings {
 	return s.module("tm").(*tm.Module).Settings()
+}
+
+// Rtimer returns the configuration's rtimer settings.
+func (s *Settings) Rtimer() *rtimer.Settings {
+	return s.module("rtimer").(*rtimer.Module).Settings()
+}
+
+// RtimerStat holds the counters of one rtimer timer.
+type RtimerStat = rtimer.Stat
+
+// RtimerStats returns the counters of each rtimer timer, in definition
+// order (none before Start or without timers). Safe for concurrent use.
+func (e *Engine) RtimerStats() []RtimerStat {
+	return e.set.module("rtimer").(*rtimer.Module).Stats()
+}
+
+// Sworker returns the configuration's sworker settings.
+func (s *Settings) Sworker() *sworker.Settings {
+	return s.module("sworker").(*sworker.Module).Settings()
+}
+
+// Async returns the configuration's async settings.
+func (s *Settings) Async() *async.Settings {
+	return s.module("async").(*async.Module).Settings()
+}
+
+// asyncModule returns the async module when it is loaded, else nil.
+func (e *Engine) asyncModule() *async.Module {
+	if _, ok := e.set.Modules["async"]; !ok {
+		return nil
+	}
+	return e.set.module("async").(*async.Module)
 }

@@ -384,7 +384,7 @@ func (rs *relaySystem) cancel(c *cell) {
 
 // onWorker runs f on a receiver worker.
 func (rs *relaySystem) onWorker(f func(*worker)) {
-	if err := rs.e.submit(rs.e.receivers, f); err != nil {
+	if err := rs.e.submit(rs.e.receivers, workerFunc(f)); err != nil {
 		rs.e.log.Debug("relay event dropped: receivers stopped", "error", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"kemi/ksr"
 	"kemi/workers"
 )
 
@@ -44,12 +45,12 @@ func (e *Engine) nudge() {
 	if e.runCtx == nil {
 		return // not started
 	}
-	groups := []*workers.Group{e.receivers}
+	groups := []*workers.Group[ksr.Task]{e.receivers}
 	for _, g := range e.groups {
-		groups = append(groups, g)
+		groups = append(groups, g.g)
 	}
-	if e.async != nil && e.async.group != nil {
-		groups = append(groups, e.async.group)
+	for _, g := range e.modGroups {
+		groups = append(groups, g.g)
 	}
 	ctx, cancel := context.WithTimeout(e.runCtx, 5*time.Second)
 	go func() {
@@ -57,13 +58,10 @@ func (e *Engine) nudge() {
 		for _, g := range groups {
 			for i := 0; i < g.Size(); i++ {
 				e.pending.Add(1)
-				if err := g.SubmitTo(ctx, i, noop); err != nil {
+				if err := g.SubmitTo(ctx, i, nudgeTask{}); err != nil {
 					e.pending.Add(-1)
 				}
 			}
 		}
 	}()
 }
-
-// noop is the nudge task: Run syncs the VM before running it.
-func noop(*worker) {}

@@ -56,7 +56,7 @@ end`)
 		r.Src = src
 		r.Sink = sink
 		w.e.pending.Add(1)
-		w.Run(r)
+		w.Run((*requestTask)(r))
 	}
 	if out.Len() == 0 {
 		b.Fatal("no reply")

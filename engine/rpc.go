@@ -124,8 +124,8 @@ func (e *Engine) Status() Status {
 	for _, q := range e.Queues().Queues() {
 		st.Queues[q.Name()] = q.Len()
 	}
-	if e.async != nil {
-		st.Suspended = e.async.Suspended()
+	if a := e.asyncModule(); a != nil {
+		st.Suspended = a.Suspended()
 	}
 	if e.sip != nil {
 		s := e.sip.Stats()
@@ -141,6 +141,10 @@ func (e *Engine) Status() Status {
 		st.Counters["tcp_idle_closed"] = int64(s.TCPIdleClosed)
 		st.Counters["tcp_read_timeouts"] = int64(s.TCPReadTimeouts)
 	}
-	e.rtimer.counters(st.Counters)
+	for _, m := range e.mods {
+		if r, ok := m.(ksr.Reporter); ok {
+			r.Counters(st.Counters)
+		}
+	}
 	return st
 }

@@ -56,10 +56,6 @@ type Settings struct {
 	// holding its part of the settings.
 	Mods []ksr.Module
 
-	Rtimer  RtimerSettings
-	Async   AsyncSettings
-	Sworker SworkerSettings
-
 	Notices []string // ignored settings, one line each
 }
 
@@ -75,36 +71,6 @@ type GroupSpec struct {
 	Pos   config.Pos
 }
 
-// TimerSpec is one rtimer timer.
-type TimerSpec struct {
-	Name     string
-	Mode     int
-	Interval time.Duration
-	Execs    []string     // Lua functions, in definition order (they run last first, as in Kamailio)
-	ExecPos  []config.Pos // where each exec was defined
-	Pos      config.Pos
-
-	defaulted bool // the interval came from default_interval
-}
-
-// RtimerSettings are the rtimer module's parameters.
-type RtimerSettings struct {
-	Timers          []*TimerSpec
-	DefaultInterval time.Duration
-}
-
-// AsyncSettings are the async module's parameters.
-type AsyncSettings struct {
-	Workers int // default 1
-	MSTimer int
-	Return  int
-}
-
-// SworkerSettings are the sworker module's parameters.
-type SworkerSettings struct {
-	XData string
-}
-
 // Defaults used when the configuration is silent.
 const (
 	DefaultChildren  = 8
@@ -115,7 +81,7 @@ const (
 // implemented are the modules kemi runs that have no home of their own yet
 // (their settings are read here); the others are in the module table
 // (modules.go).
-var implemented = map[string]bool{"app_lua": true, "rtimer": true, "async": true, "sworker": true, "jsonrpcs": true}
+var implemented = map[string]bool{"app_lua": true, "jsonrpcs": true}
 
 // ignoredGlobals are Kamailio core parameters kemi accepts and ignores.
 var ignoredGlobals = map[string]bool{
@@ -159,8 +125,6 @@ func FromConfig(c *config.Config, file string) (*Settings, error) {
 		ReplyCB:   "ksr_reply_route",
 		RPCListen: DefaultRPCListen,
 		Modules:   map[string]config.Pos{},
-		Async:     AsyncSettings{Workers: 1},
-		Rtimer:    RtimerSettings{DefaultInterval: 120 * time.Second},
 		Mods:      moduleTable(),
 	}
 	p := &settingsParser{s: s, setup: ksr.NewSetup(file, &s.Notices)}
@@ -484,7 +448,8 @@ func parseListen(v, extra string) (ls []sipnet.Listen, hasPort bool, err error) 
 func (p *settingsParser) loadModule(st config.Stmt) error {
 	name := config.ModuleName(st.Name)
 	if m := p.s.module(name); m != nil {
-		if info := m.Info(); len(info.Exports) == 0 && len(info.PVs) == 0 && !info.RuntimeFree {
+		_, runs := m.(ksr.Provisioner)
+		if info := m.Info(); len(info.Exports) == 0 && len(info.PVs) == 0 && !info.RuntimeFree && !runs {
 			return config.Errorf(st.Pos, "module %q is not available in kemi: none of its functions is implemented", name)
 		}
 	} else if !implemented[name] {
@@ -515,12 +480,6 @@ func (p *settingsParser) modParam(st config.Stmt) error {
 		switch m {
 		case "app_lua":
 			err = p.appLua(st)
-		case "rtimer":
-			err = p.rtimer(st)
-		case "async":
-			err = p.async(st)
-		case "sworker":
-			err = p.sworker(st)
 		case "jsonrpcs":
 			err = p.jsonrpcs(st)
 		default:
@@ -601,192 +560,6 @@ func (p *settingsParser) appLua(st config.Stmt) error {
 	return nil
 }
 
-func (p *settingsParser) rtimer(st config.Stmt) error {
-	switch st.Param {
-	case "timer":
-		t, notes, err := parseTimer(st.Value.String(), p.s.Rtimer.DefaultInterval)
-		if err != nil {
-			return config.Errorf(st.Pos, "modparam rtimer timer %q: %v", st.Value.String(), err)
-		}
-		for _, n := range notes {
-			p.s.Notices = append(p.s.Notices, fmt.Sprintf("%s: modparam rtimer timer %q: %s", st.Pos, st.Value.String(), n))
-		}
-		t.Pos = st.Pos
-		for _, o := range p.s.Rtimer.Timers {
-			if strings.EqualFold(o.Name, t.Name) {
-				return config.Errorf(st.Pos, "modparam rtimer timer: timer %q already defined at %s", t.Name, o.Pos)
-			}
-		}
-		p.s.Rtimer.Timers = append(p.s.Rtimer.Timers, t)
-	case "exec":
-		tname, route, notes, err := parseExec(st.Value.String())
-		if err != nil {
-			return config.Errorf(st.Pos, "modparam rtimer exec %q: %v", st.Value.String(), err)
-		}
-		for _, n := range notes {
-			p.s.Notices = append(p.s.Notices, fmt.Sprintf("%s: modparam rtimer exec %q: %s", st.Pos, st.Value.String(), n))
-		}
-		for _, t := range p.s.Rtimer.Timers {
-			if strings.EqualFold(t.Name, tname) {
-				t.Execs = append(t.Execs, route)
-				t.ExecPos = append(t.ExecPos, st.Pos)
-				return nil
-			}
-		}
-		return config.Errorf(st.Pos, "modparam rtimer exec: timer %q is not defined (define it with modparam(\"rtimer\", \"timer\", ...) first)", tname)
-	case "default_interval":
-		n, err := config.IntParam(st, "rtimer", 1, 1<<31-1)
-		if err != nil {
-			return err
-		}
-		// As in Kamailio, the default is applied when a timer is parsed:
-		// timers defined earlier keep the previous one.
-		for _, t := range p.s.Rtimer.Timers {
-			if t.defaulted {
-				p.s.Notices = append(p.s.Notices, fmt.Sprintf("%s: modparam rtimer default_interval: timer %q (%s) was defined before and keeps its interval; default_interval applies to timers defined after it, as in Kamailio", st.Pos, t.Name, t.Pos))
-			}
-		}
-		p.s.Rtimer.DefaultInterval = time.Duration(n) * time.Second
-	default:
-		return unknownParam(st, "rtimer", "timer, exec, default_interval")
-	}
-	return nil
-}
-
-// maxTimerMode bounds mode=N: each of the N goroutines owns a Lua VM.
-const maxTimerMode = 1024
-
-// parseTimer parses "name=X;mode=N;interval=V[u]" as Kamailio's rtimer does
-// (rtimer_mod.c stm_t_param, kamailio-reference.md §4): keys
-// case-insensitive, a trailing ';' allowed, unknown keys ignored (reported in
-// notes); an interval ending in 'u' or 'U' is in microseconds and sets mode
-// 1 while mode is still 0, and mode= is read only while mode is 0, so
-// "mode=3;interval=500000u" runs 3 goroutines while "interval=500000u;mode=3"
-// runs 1. An absent or zero interval takes def's number of seconds, or of
-// microseconds with 'u' ("interval=0u" is 120 µs by default).
-//
-// Kamailio accepts an empty name and reads past the value of a bare
-// "interval"; kemi refuses both, and bounds mode by maxTimerMode.
-func parseTimer(spec string, def time.Duration) (t *TimerSpec, notes []string, err error) {
-	t = &TimerSpec{}
-	var n uint64
-	micro := false
-	for _, part := range strings.Split(spec, ";") {
-		if strings.TrimSpace(part) == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(part, "=")
-		k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
-		switch k {
-		case "name":
-			t.Name = v
-		case "mode":
-			if t.Mode != 0 {
-				notes = append(notes, fmt.Sprintf("mode=%s ignored: mode is already %d (an interval in microseconds before mode= sets mode 1; as in Kamailio, put mode= first)", v, t.Mode))
-				continue
-			}
-			m, err := strconv.ParseUint(v, 10, 32)
-			if err != nil {
-				return nil, nil, fmt.Errorf("mode %q: expected a non-negative integer", v)
-			}
-			if m > maxTimerMode {
-				return nil, nil, fmt.Errorf("mode %d: at most %d goroutines per timer", m, maxTimerMode)
-			}
-			t.Mode = int(m)
-		case "interval":
-			num := v
-			micro = false
-			if strings.HasSuffix(v, "u") || strings.HasSuffix(v, "U") {
-				num, micro = v[:len(v)-1], true
-				if t.Mode == 0 {
-					t.Mode = 1
-				}
-			}
-			if n, err = strconv.ParseUint(num, 10, 32); err != nil {
-				return nil, nil, fmt.Errorf("interval %q: expected a number of seconds, or of microseconds ending in 'u'", v)
-			}
-		default:
-			notes = append(notes, fmt.Sprintf("unknown key %q ignored (as in Kamailio; known keys: name, mode, interval)", k))
-		}
-	}
-	if t.Name == "" {
-		return nil, nil, errors.New("name is required")
-	}
-	if n == 0 {
-		n = uint64(def / time.Second)
-		t.defaulted = true
-	}
-	if micro {
-		t.Interval = time.Duration(n) * time.Microsecond
-	} else {
-		t.Interval = time.Duration(n) * time.Second
-	}
-	return t, notes, nil
-}
-
-// parseExec parses "timer=X;route=NAME" as Kamailio does (stm_e_param):
-// keys case-insensitive, unknown keys ignored (reported in notes), a route
-// name shorter than 63 characters. The timer must be defined before; the
-// caller looks it up.
-func parseExec(spec string) (timer, route string, notes []string, err error) {
-	hasTimer, hasRoute := false, false
-	for _, part := range strings.Split(spec, ";") {
-		if strings.TrimSpace(part) == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(part, "=")
-		k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
-		switch k {
-		case "timer":
-			timer, hasTimer = v, true
-		case "route":
-			route, hasRoute = v, true
-		default:
-			notes = append(notes, fmt.Sprintf("unknown key %q ignored (as in Kamailio; known keys: timer, route)", k))
-		}
-	}
-	switch {
-	case !hasTimer:
-		return "", "", nil, errors.New("timer is required")
-	case !hasRoute || route == "":
-		return "", "", nil, errors.New("route is required: the name of the Lua function to call")
-	case len(route) >= 63:
-		return "", "", nil, fmt.Errorf("route name %q too long (at most 62 characters)", route)
-	}
-	return timer, route, notes, nil
-}
-
-func (p *settingsParser) async(st config.Stmt) error {
-	var err error
-	switch st.Param {
-	case "workers":
-		p.s.Async.Workers, err = config.IntParam(st, "async", 0, 1024)
-	case "ms_timer":
-		p.s.Async.MSTimer, err = config.IntParam(st, "async", 0, 1000)
-	case "return":
-		p.s.Async.Return, err = config.IntParam(st, "async", -1<<31, 1<<31-1)
-	case "mode":
-		p.s.Notices = append(p.s.Notices, fmt.Sprintf("%s: modparam async mode ignored", st.Pos))
-	default:
-		return unknownParam(st, "async", "workers, ms_timer, return, mode")
-	}
-	return err
-}
-
-func (p *settingsParser) sworker(st config.Stmt) error {
-	switch st.Param {
-	case "xdata":
-		v := st.Value.String()
-		if !strings.HasPrefix(v, "$var(") || !strings.HasSuffix(v, ")") {
-			return config.Errorf(st.Pos, "modparam sworker xdata %q: expected a writable $var(name) variable", v)
-		}
-		p.s.Sworker.XData = v
-	default:
-		return unknownParam(st, "sworker", "xdata")
-	}
-	return nil
-}
-
 func (p *settingsParser) jsonrpcs(st config.Stmt) error {
 	switch st.Param {
 	case "http_listen":
@@ -828,11 +601,6 @@ func (p *settingsParser) finish() error {
 	}
 	if len(s.Scripts) == 0 {
 		return &config.Error{Pos: config.Pos{File: s.File}, Err: errors.New("no Lua script: add loadmodule \"app_lua.so\" and modparam(\"app_lua\", \"load\", \"/path/script.lua\")")}
-	}
-	for _, t := range s.Rtimer.Timers {
-		if len(t.Execs) == 0 {
-			s.Notices = append(s.Notices, fmt.Sprintf("%s: rtimer timer %q has no exec route", t.Pos, t.Name))
-		}
 	}
 	for _, m := range s.Mods {
 		if f, ok := m.(ksr.Finisher); ok {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"kemi/config"
+	"kemi/modules/async"
 	"kemi/queues"
 )
 
@@ -31,7 +32,7 @@ type settingsView struct {
 	Queues      []queues.Options  `json:"queues,omitempty"`
 	DBURL       string            `json:"db_url,omitempty"`
 	Timers      []string          `json:"timers,omitempty"`
-	Async       AsyncSettings     `json:"async"`
+	Async       async.Settings    `json:"async"`
 	XData       string            `json:"sworker_xdata,omitempty"`
 	Aliases     []string          `json:"aliases,omitempty"`
 	Notices     []string          `json:"notices,omitempty"`
@@ -42,7 +43,7 @@ func view(s *Settings) settingsView {
 		Children: s.Children, TCPChildren: s.TCPChildren, Debug: s.Debug, Scripts: s.Scripts,
 		Callbacks: map[string]string{"request": s.RequestCB, "reply": s.ReplyCB, "pre_routing": s.PreRouteCB},
 		MaxExecMS: s.MaxExec.Milliseconds(), RPCListen: s.RPCListen, Queues: s.Mqueue().Queues,
-		DBURL: s.Mqueue().DBURL, Async: s.Async, XData: s.Sworker.XData, Aliases: s.Aliases, Notices: s.Notices,
+		DBURL: s.Mqueue().DBURL, Async: *s.Async(), XData: s.Sworker().XData, Aliases: s.Aliases, Notices: s.Notices,
 	}
 	for _, l := range s.Listen {
 		v.Listen = append(v.Listen, l.String())
@@ -54,7 +55,7 @@ func view(s *Settings) settingsView {
 		v.Modules = append(v.Modules, m)
 	}
 	sort.Strings(v.Modules)
-	for _, t := range s.Rtimer.Timers {
+	for _, t := range s.Rtimer().Timers {
 		v.Timers = append(v.Timers, fmt.Sprintf("%s mode=%d interval=%s execs=%s", t.Name, t.Mode, t.Interval, strings.Join(t.Execs, ",")))
 	}
 	return v

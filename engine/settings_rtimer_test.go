@@ -82,7 +82,7 @@ func TestRtimerSettingsErrors(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			s, err := rtimerSettings(c.lines...)
 			if err == nil {
-				t.Fatalf("no error; timers %+v", s.Rtimer.Timers)
+				t.Fatalf("no error; timers %+v", s.Rtimer().Timers)
 			}
 			if err.Error() != c.want {
 				t.Fatalf("error\n got %s\nwant %s", err, c.want)
@@ -136,7 +136,7 @@ func TestRtimerSettings(t *testing.T) {
 		{"ti", 0, 30 * time.Second, ""},
 		{"tj", 0, time.Second, ""},
 	}
-	got := s.Rtimer.Timers
+	got := s.Rtimer().Timers
 	if len(got) != len(wants) {
 		t.Fatalf("%d timers, want %d: %+v", len(got), len(wants), got)
 	}
@@ -149,8 +149,8 @@ func TestRtimerSettings(t *testing.T) {
 			t.Errorf("timer %s at %s", g.Name, g.Pos)
 		}
 	}
-	if s.Rtimer.DefaultInterval != 30*time.Second {
-		t.Errorf("default_interval %s", s.Rtimer.DefaultInterval)
+	if s.Rtimer().DefaultInterval != 30*time.Second {
+		t.Errorf("default_interval %s", s.Rtimer().DefaultInterval)
 	}
 	notices := strings.Join(s.Notices, "\n")
 	for _, n := range []string{

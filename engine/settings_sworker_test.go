@@ -117,8 +117,8 @@ func TestPreRoutingAndXdataSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.PreRouteCB != "ksr_pre_routing" || s.Sworker.XData != "$var(xdata)" {
-		t.Fatalf("pre-routing %q, xdata %q", s.PreRouteCB, s.Sworker.XData)
+	if s.PreRouteCB != "ksr_pre_routing" || s.Sworker().XData != "$var(xdata)" {
+		t.Fatalf("pre-routing %q, xdata %q", s.PreRouteCB, s.Sworker().XData)
 	}
 	if s, err = settingsFrom(t, `kemi.pre_routing_callback="none"`); err != nil || s.PreRouteCB != "" {
 		t.Fatalf("\"none\" must disable pre-routing: %q, %v", s.PreRouteCB, err)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	lua "github.com/yuin/gopher-lua"
@@ -9,23 +10,24 @@ import (
 	"kemi/ksr"
 	"kemi/luavm"
 	"kemi/sipnet"
+	"kemi/workers"
 )
 
 // worker is one VM and its KSR environment, owned by one goroutine (a group
-// worker or an rtimer goroutine). It implements workers.Runner.
+// worker or a module's goroutine). It is the ksr.Runner of the modules'
+// tasks and the workers.Runner of every group.
 type worker struct {
-	e    *Engine
-	vm   *luavm.VM
-	env  *ksr.Env
-	busy busyMark // stuck.go
+	e     *Engine
+	vm    *luavm.VM
+	env   *ksr.Env
+	group *workers.Group[ksr.Task] // nil outside a group (Host.NewRunner)
+	busy  busyMark                 // stuck.go
 }
 
+var _ ksr.Runner = (*worker)(nil)
+
 // Boxed event-route arguments, built once.
-var (
-	argPreRouting = lua.LString("core:pre-routing")
-	argRtimer     = lua.LString("rtimer")
-	argTaskData   = lua.LString("async:task-data")
-)
+var argPreRouting = lua.LString("core:pre-routing")
 
 func (e *Engine) newWorker(name, group string, index int, async bool) (*worker, error) {
 	env := ksr.NewEnv(e.deps, name, group, index)
@@ -41,6 +43,7 @@ func (e *Engine) newWorker(name, group string, index int, async bool) (*worker, 
 		return nil, err
 	}
 	w := &worker{e: e, vm: vm, env: env}
+	env.Runner = w
 	e.vmsMu.Lock()
 	e.vms = append(e.vms, w)
 	e.vmsMu.Unlock()
@@ -61,26 +64,68 @@ func (w *worker) Close() {
 }
 
 // Run runs one task on the worker's goroutine.
-func (w *worker) Run(task any) {
+func (w *worker) Run(t ksr.Task) {
 	defer w.e.pending.Add(-1)
 	w.sync()
-	switch t := task.(type) {
-	case *sipnet.Request:
-		w.request(t, false)
-	case *sipnet.Response:
-		w.reply(t, false)
-	case *delegated:
-		w.delegated(t)
-	case *resume:
-		w.resume(t)
-	case *dataTask:
-		w.data(t)
-	case func(*worker):
-		t(w)
-	default:
-		w.e.log.Error("unknown task type", "type", fmt.Sprintf("%T", task))
-	}
+	t.Run(w)
 }
+
+// Env returns the worker's KSR environment (ksr.Runner).
+func (w *worker) Env() *ksr.Env { return w.env }
+
+// VM returns the worker's Lua VM (ksr.Runner).
+func (w *worker) VM() *luavm.VM { return w.vm }
+
+// Call syncs the VM and calls fn, a required function (ksr.Runner).
+func (w *worker) Call(msg *ksr.Msg, fn string, args ...lua.LValue) error {
+	w.sync()
+	return w.call(msg, fn, true, args...)
+}
+
+// Request routes a received request (ksr.Runner).
+func (w *worker) Request(r *sipnet.Request, delegated bool) { w.request(r, delegated) }
+
+// Reply routes a received reply (ksr.Runner).
+func (w *worker) Reply(r *sipnet.Response, delegated bool) { w.reply(r, delegated) }
+
+// Post queues t for this worker only (ksr.Runner).
+func (w *worker) Post(t ksr.Task) error {
+	if w.group == nil {
+		return fmt.Errorf("worker %q is not in a group", w.vm.Name())
+	}
+	return w.e.submit(workerOf{w.group, w.env.Index}, t)
+}
+
+// workerOf is one worker of a group as a submit target (engine.submit).
+type workerOf struct {
+	g *workers.Group[ksr.Task]
+	i int
+}
+
+func (w workerOf) Submit(ctx context.Context, t ksr.Task) error { return w.g.SubmitTo(ctx, w.i, t) }
+
+// requestTask is a received request as a receiver's task; a named pointer
+// type, so that queueing a request allocates nothing.
+type requestTask sipnet.Request
+
+func (t *requestTask) Run(r ksr.Runner) { r.Request((*sipnet.Request)(t), false) }
+
+// replyTask is a received reply as a receiver's task.
+type replyTask sipnet.Response
+
+func (t *replyTask) Run(r ksr.Runner) { r.Reply((*sipnet.Response)(t), false) }
+
+// workerFunc is an engine task that needs the engine's own worker (relay
+// events). Every group's runner is a *worker: the engine builds them all.
+type workerFunc func(*worker)
+
+func (f workerFunc) Run(r ksr.Runner) { f(r.(*worker)) }
+
+// nudgeTask does nothing: running it makes a worker switch to the
+// published script generation (reload.go).
+type nudgeTask struct{}
+
+func (nudgeTask) Run(ksr.Runner) {}
 
 // sync switches the VM to the published script generation before an event.
 func (w *worker) sync() {
@@ -101,14 +146,99 @@ func (w *worker) call(msg *ksr.Msg, fn string, required bool, args ...lua.LValue
 	return err
 }
 
+// report logs the error of a call of fn, rate-limited per kind and
+// function by the engine's logger: a missing function only when required
+// is set, a Lua error with its traceback, any other failure as is.
+func (w *worker) report(fn string, required bool, err error) {
+	if err == nil {
+		return
+	}
+	if errors.Is(err, luavm.ErrNoFunction) {
+		if required {
+			w.e.log.Error("lua function not found", "function", fn)
+		}
+		return
+	}
+	var le *luavm.Error
+	if errors.As(err, &le) {
+		w.e.log.Error("lua error", "function", fn, "worker", w.vm.Name(), "error", le.Error(), "traceback", le.Traceback)
+		return
+	}
+	w.e.log.Error("lua call failed", "function", fn, "error", err)
+}
+
+// callRequest runs the request route; as a coroutine when the suspending
+// module (async) says the script may suspend it with KSR.async.sleep. It
+// reports whether the request was suspended: then its resume may run as
+// soon as callRequest returns, and the caller must not touch msg any more.
+func (w *worker) callRequest(msg *ksr.Msg, fn string) (suspended bool) {
+	s := w.e.suspender
+	if s == nil {
+		w.call(msg, fn, true)
+		return false
+	}
+	if !s.Yields(w) {
+		w.call(msg, fn, true)
+	} else {
+		w.env.Msg = msg
+		w.enter(fn)
+		_, err := w.vm.CallGlobalCo(fn)
+		w.leave()
+		w.env.Msg = nil
+		w.report(fn, true, err)
+	}
+	if !msg.Suspended {
+		return false
+	}
+	s.Released(msg)
+	return true
+}
+
+// Continue continues a request handler suspended by KSR.async.sleep
+// (ksr.Runner).
+func (w *worker) Continue(co *luavm.Co, msg *ksr.Msg, vals ...lua.LValue) error {
+	if co.VM() != w.vm {
+		// Cannot happen: the resume was posted to the owner of the VM.
+		w.e.log.Error("async sleep: coroutine resumed on a foreign worker (bug)", "worker", w.vm.Name())
+		return fmt.Errorf("coroutine of another VM resumed on %q", w.vm.Name())
+	}
+	w.env.Msg = msg
+	w.enter(w.e.set.RequestCB)
+	_, err := co.Resume(vals...)
+	w.leave()
+	w.env.Msg = nil
+	w.report(w.e.set.RequestCB, false, err)
+	return err
+}
+
+// Finish ends a resumed request as tm does after t_continue (ksr.Runner):
+// unless it was suspended again, a transaction that got neither a final
+// reply nor a relay is answered 500. A transaction already gone (CANCEL,
+// shutdown) gets nothing more.
+func (w *worker) Finish(req *sipnet.Request, msg *ksr.Msg) {
+	if msg.Suspended {
+		if s := w.e.suspender; s != nil {
+			s.Released(msg)
+		}
+		return
+	}
+	w.relayRelease(msg) // relay.go: a failure handling due meanwhile runs now
+	tx := req.Tx()
+	if tx != nil && !tx.Terminated() && !tx.Canceled() && tx.FinalStatus() == 0 && !relayPending(tx) {
+		tx.Reply(500, "I'm terribly sorry, server error occurred (1/TM)", nil, nil)
+	}
+	req.Done()
+}
+
 // request routes a received request: pre-routing (unless delegated), then
 // the request route. The in-flight marker is released unless the request
 // was suspended or handed to another worker.
 func (w *worker) request(r *sipnet.Request, delegated bool) {
 	e := w.e
 	msg := &ksr.Msg{Req: r, Route: ksr.RouteRequest, Time: e.clock.Now()}
-	if r.Tag != nil {
-		e.observe(w, r, msg, delegated) // an injected request (inject.go)
+	if o := r.Observer; o != nil { // an injected request (inject.go)
+		o.Routed(sipnet.Pass{Worker: w.vm.Name(), Group: w.env.Group, Delegated: delegated, Req: r,
+			Drop: &msg.Drop, Suspended: &msg.Suspended})
 	}
 	if cb := e.set.PreRouteCB; cb != "" && !delegated {
 		// Only the drop flag stops here, as in Kamailio: after
@@ -118,7 +248,7 @@ func (w *worker) request(r *sipnet.Request, delegated bool) {
 			return
 		}
 	}
-	if suspended := w.callRequest(msg, e.set.RequestCB); !suspended { // async.go
+	if suspended := w.callRequest(msg, e.set.RequestCB); !suspended {
 		w.relayDone(msg) // relay.go: pending failure handling, relay errors
 		r.Done()
 	}
@@ -145,7 +275,7 @@ func (w *worker) preRoute(msg *ksr.Msg, cb string, kept interface {
 	KeepReceived()
 	ForgetReceived()
 }) bool {
-	if w.e.deps.Sworker != nil {
+	if w.e.keepReceived {
 		kept.KeepReceived()
 	}
 	route := msg.Route
@@ -160,19 +290,21 @@ func (w *worker) preRoute(msg *ksr.Msg, cb string, kept interface {
 
 // HandleRequest queues a received request for the receivers (sipnet.Handler).
 func (e *Engine) HandleRequest(r *sipnet.Request) {
-	e.submit(e.receivers, r)
+	if err := e.submit(e.receivers, (*requestTask)(r)); err != nil {
+		r.Done()
+	}
 }
 
 // HandleResponse queues a received reply for the receivers (sipnet.Handler).
 func (e *Engine) HandleResponse(r *sipnet.Response) {
-	e.submit(e.receivers, r)
+	e.submit(e.receivers, (*replyTask)(r))
 }
 
 // submit queues a task, waiting while the group's inbox is full (back
 // pressure reaches the socket, as in Kamailio).
 func (e *Engine) submit(g interface {
-	Submit(context.Context, any) error
-}, task any) error {
+	Submit(context.Context, ksr.Task) error
+}, task ksr.Task) error {
 	e.pending.Add(1)
 	ctx := e.runCtx
 	if ctx == nil {
@@ -180,9 +312,6 @@ func (e *Engine) submit(g interface {
 	}
 	if err := g.Submit(ctx, task); err != nil {
 		e.pending.Add(-1)
-		if r, ok := task.(*sipnet.Request); ok {
-			r.Done()
-		}
 		return err
 	}
 	return nil

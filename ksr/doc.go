@@ -2,9 +2,8 @@
 // KSR functions as data (export.go), the module contract (module.go), the
 // merged table every VM's KSR is built from (table.go), Kamailio's core as
 // a module (core.go for KSR.*, x.go, pv.go, hdr.go), the reply and relay
-// services the modules under modules/ share (reply.go, relay.go), the
-// async and sworker bindings not yet in export tables, and the per-event
-// message context (Msg) the bindings act on.
+// services the modules under modules/ share (reply.go, relay.go), and the
+// per-event message context (Msg) the bindings act on.
 //
 // Argument and return conventions follow app_lua, not gopher-lua's Check*
 // helpers: too few arguments (or more than six) are logged and return false,

@@ -194,109 +194,122 @@ func (x *Export) Signature() string {
 	return strings.Join(s, ", ")
 }
 
+// binding is what an export's Lua function needs besides its Go function:
+// one allocation per function and VM.
+type binding struct {
+	e     *Env
+	fname string
+	n     int // parameters
+	ret   Type
+	// noArgs: a typed function without parameters, which refuses arguments
+	noArgs bool
+}
+
+// few checks the argument count, as app_lua's sr_kemi_lua_exec_func_ex
+// does: too few, or more than Kamailio's SR_KEMI_PARAMS_MAX, is logged and
+// the call gives false; other extra arguments are ignored.
+func (b *binding) few(L *lua.LState) bool {
+	if got := L.GetTop(); got < b.n || got > maxParams || (b.noArgs && got > 0) {
+		b.e.D.Log.Error("invalid number of parameters", "function", b.fname, "got", got, "expected", b.n)
+		L.Push(lua.LFalse)
+		return true
+	}
+	return false
+}
+
+// result pushes an int result as Ret says.
+func (b *binding) result(L *lua.LState, r int) int {
+	switch b.ret {
+	case Bool:
+		return retBool(L, r)
+	case None:
+		return retNone(L)
+	}
+	return retInt(L, r)
+}
+
 // bind turns the export into a Lua function of the VM whose state is e.
 // fname is the full name used in error messages ("KSR.sl.send_reply").
 func (x *Export) bind(e *Env, fname string) lua.LGFunction {
-	n := len(x.ParamTypes())
-	// few checks the argument count, as app_lua's sr_kemi_lua_exec_func_ex
-	// does: too few, or more than Kamailio's SR_KEMI_PARAMS_MAX, is logged
-	// and the call gives false; other extra arguments are ignored.
 	// A function without parameters called with some falls to the default
-	// case of its switch there ("invalid parameters"): false too. Raw
+	// case of app_lua's switch ("invalid parameters"): false too. Raw
 	// functions (app_lua's own, such as KSR.x.exit) are not held to that.
 	_, raw := x.Func.(Raw)
-	noArgs := n == 0 && !raw
-	few := func(L *lua.LState) bool {
-		if got := L.GetTop(); got < n || got > maxParams || (noArgs && got > 0) {
-			e.D.Log.Error("invalid number of parameters", "function", fname, "got", got, "expected", n)
-			L.Push(lua.LFalse)
-			return true
-		}
-		return false
-	}
-	ret := func(L *lua.LState, r int) int {
-		switch x.Ret {
-		case Bool:
-			return retBool(L, r)
-		case None:
-			return retNone(L)
-		}
-		return retInt(L, r)
-	}
+	b := &binding{e: e, fname: fname, n: len(x.ParamTypes()), ret: x.Ret, noArgs: len(x.ParamTypes()) == 0 && !raw}
 	switch f := x.Func.(type) {
 	case func(*Env) int:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
-			return ret(L, f(e))
+			return b.result(L, f(e))
 		}
 	case func(*Env, string) int:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
-			return ret(L, f(e, argStr(L, 1)))
+			return b.result(L, f(e, argStr(L, 1)))
 		}
 	case func(*Env, string, string) int:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
-			return ret(L, f(e, argStr(L, 1), argStr(L, 2)))
+			return b.result(L, f(e, argStr(L, 1), argStr(L, 2)))
 		}
 	case func(*Env, string, string, string) int:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
-			return ret(L, f(e, argStr(L, 1), argStr(L, 2), argStr(L, 3)))
+			return b.result(L, f(e, argStr(L, 1), argStr(L, 2), argStr(L, 3)))
 		}
 	case func(*Env, int) int:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
-			return ret(L, f(e, argInt(L, 1)))
+			return b.result(L, f(e, argInt(L, 1)))
 		}
 	case func(*Env, int, int) int:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
-			return ret(L, f(e, argInt(L, 1), argInt(L, 2)))
+			return b.result(L, f(e, argInt(L, 1), argInt(L, 2)))
 		}
 	case func(*Env, int, string) int:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
-			return ret(L, f(e, argInt(L, 1), argStr(L, 2)))
+			return b.result(L, f(e, argInt(L, 1), argStr(L, 2)))
 		}
 	case func(*Env, string, int) int:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
-			return ret(L, f(e, argStr(L, 1), argInt(L, 2)))
+			return b.result(L, f(e, argStr(L, 1), argInt(L, 2)))
 		}
 	case func(*Env, string, string, int) int:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
-			return ret(L, f(e, argStr(L, 1), argStr(L, 2), argInt(L, 3)))
+			return b.result(L, f(e, argStr(L, 1), argStr(L, 2), argInt(L, 3)))
 		}
 	case func(*Env, string, int, int) int:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
-			return ret(L, f(e, argStr(L, 1), argInt(L, 2), argInt(L, 3)))
+			return b.result(L, f(e, argStr(L, 1), argInt(L, 2), argInt(L, 3)))
 		}
 	case func(*Env) lua.LValue:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
 			L.Push(f(e))
@@ -304,7 +317,7 @@ func (x *Export) bind(e *Env, fname string) lua.LGFunction {
 		}
 	case func(*Env, string) lua.LValue:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
 			L.Push(f(e, argStr(L, 1)))
@@ -312,7 +325,7 @@ func (x *Export) bind(e *Env, fname string) lua.LGFunction {
 		}
 	case func(*Env, string, string) lua.LValue:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
 			L.Push(f(e, argStr(L, 1), argStr(L, 2)))
@@ -320,7 +333,7 @@ func (x *Export) bind(e *Env, fname string) lua.LGFunction {
 		}
 	case func(*Env, string, int) lua.LValue:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
 			L.Push(f(e, argStr(L, 1), argInt(L, 2)))
@@ -328,7 +341,7 @@ func (x *Export) bind(e *Env, fname string) lua.LGFunction {
 		}
 	case func(*Env, int) lua.LValue:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
 			L.Push(f(e, argInt(L, 1)))
@@ -336,7 +349,7 @@ func (x *Export) bind(e *Env, fname string) lua.LGFunction {
 		}
 	case Raw:
 		return func(L *lua.LState) int {
-			if few(L) {
+			if b.few(L) {
 				return 1
 			}
 			return f(e, L)

@@ -44,21 +44,6 @@ func WriteModulesDoc(w io.Writer, mods []Module) error {
 			x := &s.Funcs[i]
 			fmt.Fprintf(b, "| `%s(%s)` | %s | %s | %s |\n", x.Name, strings.Join(x.Args, ", "), x.Signature(), x.Ret, x.Doc)
 		}
-		for _, n := range sortedKeys(t.legacy[s.Name]) {
-			if t.index[s.Name][n] == nil {
-				fmt.Fprintf(b, "| `%s(...)` | | | not yet in an export table |\n", n)
-			}
-		}
-	}
-	for _, sub := range sortedKeys(t.legacy) {
-		if t.index[sub] != nil {
-			continue
-		}
-		title := "KSR." + sub
-		if sub == "" {
-			title = "KSR"
-		}
-		fmt.Fprintf(b, "\n## %s\n\nNot yet in an export table: %s.\n", title, "`"+strings.Join(sortedKeys(t.legacy[sub]), "`, `")+"`")
 	}
 	return b.Flush()
 }

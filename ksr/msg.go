@@ -84,25 +84,6 @@ func (m *Msg) Request() *sip.Request {
 	return m.Req.Msg
 }
 
-// Async is the async module as the bindings see it (implemented by engine).
-type Async interface {
-	// Route suspends e.Msg's request and resumes it in fname after delay.
-	Route(e *Env, fname string, delay time.Duration) int
-	// Task suspends e.Msg's request and resumes it in fname in group now.
-	Task(e *Env, fname, group string) int
-	// Data runs fname(evname) in group with data, without a transaction.
-	Data(e *Env, fname, group, data string) int
-	// Sleep suspends the running handler for d (a coroutine) and continues
-	// it after; when the handler cannot be suspended it pushes -1 and
-	// returns 1 at once.
-	Sleep(e *Env, L *lua.LState, d time.Duration) int
-}
-
-// Sworker is the sworker module as the bindings see it (implemented by engine).
-type Sworker interface {
-	Task(e *Env, group string) int
-}
-
 // Deps are the engine services the bindings use, shared by every VM.
 type Deps struct {
 	Log      *slog.Logger
@@ -110,11 +91,8 @@ type Deps struct {
 	Started  time.Time
 	Version  string
 	Shv      *SharedVars
-	Async    Async   // nil when the async module is not loaded
-	Sworker  Sworker // nil when sworker is not loaded
-	Relay    Relay   // stateful/stateless forwarding (relay.go); nil without network
+	Relay    Relay // stateful/stateless forwarding (relay.go); nil without network
 	Myself   func() []netip.AddrPort
-	XdataPV  string // sworker xdata PV name, "" when unset
 	Aliases  []string
 	Hostname string
 	// Table is every KSR function; each VM's KSR is built from it.
@@ -133,12 +111,13 @@ type Env struct {
 	Group string // worker group, e.g. "receivers", "default", "rtimer:t1"
 	Index int    // index within the group ($rtimer_worker)
 
-	// SWActive is true while a delegated message is processed (KSR.sworker.active).
-	SWActive bool
 	// AsyncWorker is true in async worker groups (KSR.async.get_gname).
 	AsyncWorker bool
 	// AsyncData is the data of the running async data task.
 	AsyncData string
+	// Runner is the worker that owns the VM (nil for a scratch VM):
+	// KSR.async.sleep suspends and resumes its coroutines.
+	Runner Runner
 
 	vars    map[string]lua.LValue
 	pvCache map[string]*pvSpec
@@ -150,6 +129,15 @@ type Env struct {
 func NewEnv(d *Deps, name, group string, index int) *Env {
 	return &Env{D: d, Name: name, Group: group, Index: index,
 		vars: map[string]lua.LValue{}, pvCache: map[string]*pvSpec{}}
+}
+
+// asyncGroup is the async_workers group of this worker, "" for other
+// workers ($async(gname)).
+func (e *Env) asyncGroup() string {
+	if e.AsyncWorker {
+		return e.Group
+	}
+	return ""
 }
 
 // Faked returns a fresh faked-request context for events without a message

@@ -12,25 +12,15 @@ import (
 // at start and read-only afterwards, so every VM may share it.
 type Table struct {
 	subs  []Submodule
+	fns   [][]string        // "KSR.sub.name" of subs[i].Funcs[j], for error messages
 	owner map[string]string // KSR submodule -> the Kamailio module exporting it
 	index map[string]map[string]*Export
-	// legacy names the functions still bound as closures (ksr.go), known to
-	// `kemi check` without their signatures.
-	legacy map[string]map[string]bool
 }
 
 // NewTable validates the modules' exports and merges them. A function
 // exported twice under the same name is an error.
 func NewTable(mods ...Module) (*Table, error) {
-	t := &Table{owner: map[string]string{}, index: map[string]map[string]*Export{}, legacy: map[string]map[string]bool{}}
-	for _, m := range NewEnv(&Deps{}, "", "", 0).legacyModules() {
-		if t.legacy[m.name] == nil {
-			t.legacy[m.name] = map[string]bool{}
-		}
-		for n := range m.funcs {
-			t.legacy[m.name][n] = true
-		}
-	}
+	t := &Table{owner: map[string]string{}, index: map[string]map[string]*Export{}}
 	pos := map[string]int{}
 	for _, m := range mods {
 		info := m.Info()
@@ -58,9 +48,12 @@ func NewTable(mods ...Module) (*Table, error) {
 	for i := range t.subs {
 		s := &t.subs[i]
 		sort.Slice(s.Funcs, func(a, b int) bool { return s.Funcs[a].Name < s.Funcs[b].Name })
+		names := make([]string, len(s.Funcs))
 		for j := range s.Funcs {
 			t.index[s.Name][s.Funcs[j].Name] = &s.Funcs[j]
+			names[j] = s.Fn(&s.Funcs[j])
 		}
+		t.fns = append(t.fns, names)
 	}
 	return t, nil
 }
@@ -78,23 +71,19 @@ func (t *Table) Lookup(sub, fn string) (*Export, bool) {
 // HasSubmodule reports whether KSR.<name> is a table of functions.
 func (t *Table) HasSubmodule(name string) bool {
 	_, ok := t.index[name]
-	_, old := t.legacy[name]
-	return ok || old
+	return ok
 }
 
-// known reports whether KSR.<sub>.<fn> exists, in an export table or not.
+// known reports whether KSR.<sub>.<fn> exists.
 func (t *Table) known(sub, fn string) bool {
 	_, ok := t.index[sub][fn]
-	return ok || t.legacy[sub][fn]
+	return ok
 }
 
 // names lists the functions of KSR.<sub>.
 func (t *Table) names(sub string) []string {
 	var out []string
 	for n := range t.index[sub] {
-		out = append(out, n)
-	}
-	for n := range t.legacy[sub] {
 		out = append(out, n)
 	}
 	sort.Strings(out)
@@ -123,13 +112,6 @@ func (t *Table) API() []APIEntry {
 			out = append(out, APIEntry{Ret: x.Ret.String(), Module: s.Name, Name: x.Name, Params: x.Signature()})
 		}
 	}
-	for sub, fns := range t.legacy {
-		for n := range fns {
-			if !t.known(sub, n) || t.index[sub][n] == nil {
-				out = append(out, APIEntry{Ret: "unknown", Module: sub, Name: n, Params: "unknown"})
-			}
-		}
-	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Module != out[j].Module {
 			return out[i].Module < out[j].Module
@@ -154,7 +136,7 @@ func (t *Table) Len() int {
 // give nil and the call a nameless "attempt to call a non-function object".
 func (t *Table) Register(L *lua.LState, e *Env) *lua.LTable {
 	ksr := L.NewTable()
-	for _, s := range t.subs {
+	for si, s := range t.subs {
 		tbl := ksr
 		if s.Name != "" {
 			tbl = L.NewTable()
@@ -163,10 +145,9 @@ func (t *Table) Register(L *lua.LState, e *Env) *lua.LTable {
 		}
 		for i := range s.Funcs {
 			x := &s.Funcs[i]
-			tbl.RawSetString(x.Name, L.NewFunction(x.bind(e, s.Fn(x))))
+			tbl.RawSetString(x.Name, L.NewFunction(x.bind(e, t.fns[si][i])))
 		}
 	}
-	registerLegacy(L, e, ksr)
 	L.SetMetatable(ksr, missing(L, "KSR.", "function or module"))
 	L.SetGlobal("KSR", ksr)
 	return ksr

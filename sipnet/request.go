@@ -27,9 +27,9 @@ type Request struct {
 	// Sink, when set, receives the replies of a request that came from no
 	// socket (kemi test, faked requests) instead of the network.
 	Sink func(*sip.Response) error
-	// Tag is an opaque value for whoever injected a virtual request (kemi
-	// test); Handoff copies it.
-	Tag any
+	// Observer, set by whoever injected a virtual request (kemi test),
+	// is told what becomes of it; Handoff copies it.
+	Observer Observer
 
 	// received is a copy of Msg as it arrived (KeepReceived), passed on by
 	// the next Handoff; handedReceived marks a copy that carries it.
@@ -303,4 +303,34 @@ func handOver[M interface {
 		return m, true
 	}
 	return msg.Clone(), false
+}
+
+// Observer follows an injected request through the engine (kemi test's
+// Outcome). sipnet only carries it; the engine calls it from the worker
+// that routes the request and from the relay.
+type Observer interface {
+	// Routed is told of each pass of the request through the routing
+	// logic.
+	Routed(p Pass)
+	// RelayedTo notes the destination URI of a stateful branch.
+	RelayedTo(b *Branch, uri string)
+	// Forwarded is told of a stateless forward: the request as sent, where
+	// to, and the destination URI.
+	Forwarded(out *sip.Request, to Target, uri string)
+	// Sent is told of what a stateful branch sends on the virtual network
+	// (the request, its ACKs and CANCELs).
+	Sent(out Outgoing)
+}
+
+// Pass is one pass of a request through the routing logic, as an Observer
+// sees it.
+type Pass struct {
+	Worker    string // e.g. "receiver/0"
+	Group     string // e.g. "receivers", or the sworker group
+	Delegated bool   // handed over by KSR.sworker.task
+	Req       *Request
+	// Drop and Suspended point to the routing state's flags (the drop
+	// flag; the request waits for an async resume); read them once the
+	// engine is idle.
+	Drop, Suspended *bool
 }

@@ -7,7 +7,9 @@
 // concurrent use, before and during Stop; after Stop they return ErrStopped.
 // Each task is run exactly once, by one worker, on that worker's goroutine,
 // with that worker's Runner; a task given to SubmitTo(i) runs on worker i,
-// before the tasks waiting in the shared inbox. Stop lets the workers finish
+// before the tasks waiting in the shared inbox. A Group is generic over its
+// task type T: the caller decides what a task is (in kemi, ksr.Task, a value
+// with a Run method), so no task is checked at run time. Stop lets the workers finish
 // every accepted task, then closes the runners. The package knows nothing of
 // Lua or SIP.
 package workers

@@ -15,9 +15,10 @@ var (
 	ErrFull = errors.New("worker group inbox full")
 )
 
-// Runner is a worker's state: it runs tasks on the worker's goroutine.
-type Runner interface {
-	Run(task any)
+// Runner is a worker's state: it runs tasks of type T on the worker's
+// goroutine.
+type Runner[T any] interface {
+	Run(task T)
 	Close()
 }
 
@@ -39,22 +40,22 @@ type Options struct {
 // the next task. Each worker also has its own inbox (SubmitTo), for tasks
 // that only that worker can run (a Lua coroutine of its VM); a worker takes
 // from its own inbox first.
-type Group struct {
+type Group[T any] struct {
 	opts    Options
-	newR    func(i int) (Runner, error)
-	inbox   chan any
-	own     []chan any   // by worker
+	newR    func(i int) (Runner[T], error)
+	inbox   chan T
+	own     []chan T     // by worker
 	mu      sync.RWMutex // held for reading while sending, for writing to close the inbox
 	stopped bool
 	wg      sync.WaitGroup
-	runners []Runner
+	runners []Runner[T]
 	busy    atomic.Int64
 	done    atomic.Uint64
 }
 
 // NewGroup validates opts. newRunner builds worker i's state; it is called
 // in Start.
-func NewGroup(opts Options, newRunner func(i int) (Runner, error)) (*Group, error) {
+func NewGroup[T any](opts Options, newRunner func(i int) (Runner[T], error)) (*Group[T], error) {
 	if opts.Workers <= 0 {
 		return nil, fmt.Errorf("worker group %q: workers must be > 0, got %d", opts.Name, opts.Workers)
 	}
@@ -64,25 +65,25 @@ func NewGroup(opts Options, newRunner func(i int) (Runner, error)) (*Group, erro
 	if opts.OwnInbox <= 0 {
 		opts.OwnInbox = 1024
 	}
-	g := &Group{opts: opts, newR: newRunner, inbox: make(chan any, opts.Inbox), own: make([]chan any, opts.Workers)}
+	g := &Group[T]{opts: opts, newR: newRunner, inbox: make(chan T, opts.Inbox), own: make([]chan T, opts.Workers)}
 	for i := range g.own {
-		g.own[i] = make(chan any, opts.OwnInbox)
+		g.own[i] = make(chan T, opts.OwnInbox)
 	}
 	return g, nil
 }
 
 // Name returns the group's name.
-func (g *Group) Name() string { return g.opts.Name }
+func (g *Group[T]) Name() string { return g.opts.Name }
 
 // Size returns the number of workers.
-func (g *Group) Size() int { return g.opts.Workers }
+func (g *Group[T]) Size() int { return g.opts.Workers }
 
 // Runners returns the workers' states (after Start), for status output.
-func (g *Group) Runners() []Runner { return g.runners }
+func (g *Group[T]) Runners() []Runner[T] { return g.runners }
 
 // Start builds every runner, then starts the workers. If a runner fails to
 // build, the ones built are closed and the error returned.
-func (g *Group) Start(ctx context.Context) error {
+func (g *Group[T]) Start(ctx context.Context) error {
 	for i := 0; i < g.opts.Workers; i++ {
 		r, err := g.newR(i)
 		if err != nil {
@@ -103,7 +104,7 @@ func (g *Group) Start(ctx context.Context) error {
 
 // loop runs tasks until both inboxes are closed and empty, taking from the
 // worker's own inbox first.
-func (g *Group) loop(i int, r Runner) {
+func (g *Group[T]) loop(i int, r Runner[T]) {
 	defer g.wg.Done()
 	defer r.Close()
 	own, shared := g.own[i], g.inbox
@@ -135,7 +136,7 @@ func (g *Group) loop(i int, r Runner) {
 	}
 }
 
-func (g *Group) run(i int, r Runner, t any) {
+func (g *Group[T]) run(i int, r Runner[T], t T) {
 	g.busy.Add(1)
 	defer func() {
 		g.busy.Add(-1)
@@ -148,12 +149,12 @@ func (g *Group) run(i int, r Runner, t any) {
 }
 
 // Submit queues a task, waiting while the inbox is full.
-func (g *Group) Submit(ctx context.Context, task any) error { return g.send(ctx, g.inbox, task) }
+func (g *Group[T]) Submit(ctx context.Context, task T) error { return g.send(ctx, g.inbox, task) }
 
 // SubmitTo queues a task for worker i only (its own inbox, served before the
 // shared one), waiting while that inbox is full. It fails for an index out
 // of range.
-func (g *Group) SubmitTo(ctx context.Context, i int, task any) error {
+func (g *Group[T]) SubmitTo(ctx context.Context, i int, task T) error {
 	if i < 0 || i >= len(g.own) {
 		return fmt.Errorf("worker group %q: no worker %d (size %d)", g.opts.Name, i, len(g.own))
 	}
@@ -162,7 +163,7 @@ func (g *Group) SubmitTo(ctx context.Context, i int, task any) error {
 
 // send queues task on inbox, waiting while it is full; the first attempt
 // does not wait (no ctx select on the common path).
-func (g *Group) send(ctx context.Context, inbox chan any, task any) error {
+func (g *Group[T]) send(ctx context.Context, inbox chan T, task T) error {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	if g.stopped {
@@ -182,7 +183,7 @@ func (g *Group) send(ctx context.Context, inbox chan any, task any) error {
 }
 
 // TrySubmit queues a task or returns ErrFull at once.
-func (g *Group) TrySubmit(task any) error {
+func (g *Group[T]) TrySubmit(task T) error {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	if g.stopped {
@@ -197,7 +198,7 @@ func (g *Group) TrySubmit(task any) error {
 }
 
 // Pending returns the number of queued tasks not yet taken by a worker.
-func (g *Group) Pending() int {
+func (g *Group[T]) Pending() int {
 	n := len(g.inbox)
 	for _, c := range g.own {
 		n += len(c)
@@ -206,15 +207,15 @@ func (g *Group) Pending() int {
 }
 
 // Busy returns how many workers are running a task now.
-func (g *Group) Busy() int { return int(g.busy.Load()) }
+func (g *Group[T]) Busy() int { return int(g.busy.Load()) }
 
 // Completed returns how many tasks have been run.
-func (g *Group) Completed() uint64 { return g.done.Load() }
+func (g *Group[T]) Completed() uint64 { return g.done.Load() }
 
 // Stop refuses new tasks, lets the workers finish the queued ones and closes
 // the runners. It returns ctx.Err() if ctx ends first (the workers still
 // finish in the background).
-func (g *Group) Stop(ctx context.Context) error {
+func (g *Group[T]) Stop(ctx context.Context) error {
 	g.mu.Lock()
 	if !g.stopped {
 		g.stopped = true

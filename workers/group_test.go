@@ -34,7 +34,7 @@ func TestEveryTaskRunsOnceAndStopDrains(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[int]int{}
 	var closed atomic.Int32
-	g, err := NewGroup(Options{Name: "t", Workers: 4, Inbox: 16}, func(i int) (Runner, error) {
+	g, err := NewGroup(Options{Name: "t", Workers: 4, Inbox: 16}, func(i int) (Runner[any], error) {
 		return &counter{id: i, mu: &mu, seen: seen, closed: &closed}, nil
 	})
 	if err != nil {
@@ -80,7 +80,7 @@ func TestTrySubmitFullAndPanicRecovery(t *testing.T) {
 	seen := map[int]int{}
 	var closed atomic.Int32
 	var panics atomic.Int32
-	g, _ := NewGroup(Options{Name: "t", Workers: 1, Inbox: 1, OnPanic: func(int, any) { panics.Add(1) }}, func(i int) (Runner, error) {
+	g, _ := NewGroup(Options{Name: "t", Workers: 1, Inbox: 1, OnPanic: func(int, any) { panics.Add(1) }}, func(i int) (Runner[any], error) {
 		return &counter{mu: &mu, seen: seen, closed: &closed, block: block}, nil
 	})
 	g.Start(context.Background())
@@ -114,7 +114,7 @@ func TestTrySubmitFullAndPanicRecovery(t *testing.T) {
 func TestStartFailureClosesBuiltRunners(t *testing.T) {
 	var closed atomic.Int32
 	var mu sync.Mutex
-	g, _ := NewGroup(Options{Name: "t", Workers: 3}, func(i int) (Runner, error) {
+	g, _ := NewGroup(Options{Name: "t", Workers: 3}, func(i int) (Runner[any], error) {
 		if i == 2 {
 			return nil, errors.New("no vm")
 		}
@@ -129,7 +129,7 @@ func TestStartFailureClosesBuiltRunners(t *testing.T) {
 }
 
 func TestNewGroupRejectsZeroWorkers(t *testing.T) {
-	if _, err := NewGroup(Options{Name: "x"}, nil); err == nil {
+	if _, err := NewGroup[any](Options{Name: "x"}, nil); err == nil {
 		t.Fatal("accepted zero workers")
 	}
 }

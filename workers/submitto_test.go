@@ -35,7 +35,7 @@ func (r *idRunner) Close() {}
 func TestSubmitToRunsOnThatWorkerOnly(t *testing.T) {
 	var mu sync.Mutex
 	ran := map[int][]int{}
-	g, err := NewGroup(Options{Name: "t", Workers: 4}, func(i int) (Runner, error) {
+	g, err := NewGroup(Options{Name: "t", Workers: 4}, func(i int) (Runner[any], error) {
 		return &idRunner{id: i, mu: &mu, ran: ran}, nil
 	})
 	if err != nil {
@@ -82,7 +82,7 @@ func TestSubmitToIsServedBeforeTheSharedInbox(t *testing.T) {
 	var mu sync.Mutex
 	ran := map[int][]int{}
 	release, started := make(chan struct{}), make(chan struct{})
-	g, _ := NewGroup(Options{Name: "t", Workers: 1}, func(i int) (Runner, error) {
+	g, _ := NewGroup(Options{Name: "t", Workers: 1}, func(i int) (Runner[any], error) {
 		return &idRunner{id: i, mu: &mu, ran: ran, release: release, started: started}, nil
 	})
 	g.Start(context.Background())
@@ -105,7 +105,7 @@ func TestSubmitToIsServedBeforeTheSharedInbox(t *testing.T) {
 func TestSubmitToErrors(t *testing.T) {
 	var mu sync.Mutex
 	release, started := make(chan struct{}), make(chan struct{})
-	g, _ := NewGroup(Options{Name: "t", Workers: 2, OwnInbox: 1}, func(i int) (Runner, error) {
+	g, _ := NewGroup(Options{Name: "t", Workers: 2, OwnInbox: 1}, func(i int) (Runner[any], error) {
 		return &idRunner{id: i, mu: &mu, ran: map[int][]int{}, release: release, started: started}, nil
 	})
 	if err := g.SubmitTo(context.Background(), 2, 1); err == nil {
@@ -135,7 +135,7 @@ func TestSubmitToErrors(t *testing.T) {
 // TestStopDrainsOwnInboxes: tasks accepted by SubmitTo before Stop all run.
 func TestStopDrainsOwnInboxes(t *testing.T) {
 	var done atomic.Int64
-	g, _ := NewGroup(Options{Name: "t", Workers: 3}, func(i int) (Runner, error) {
+	g, _ := NewGroup(Options{Name: "t", Workers: 3}, func(i int) (Runner[any], error) {
 		return runFunc(func(any) { done.Add(1) }), nil
 	})
 	g.Start(context.Background())
@@ -159,7 +159,7 @@ func BenchmarkGroupRoundTrip(b *testing.B) {
 	for _, mode := range []string{"Submit", "SubmitTo"} {
 		b.Run(mode, func(b *testing.B) {
 			done := make(chan struct{}, 1024)
-			g, _ := NewGroup(Options{Name: "b", Workers: 1}, func(i int) (Runner, error) {
+			g, _ := NewGroup(Options{Name: "b", Workers: 1}, func(i int) (Runner[any], error) {
 				return runFunc(func(any) { done <- struct{}{} }), nil
 			})
 			g.Start(context.Background())

@@ -56,6 +56,6 @@ func (c *checkCommand) Run(ctx context.Context, args []string) error {
 		return exitError(2)
 	}
 	fmt.Fprintf(c.m.Stdout, "%s: ok (%d script(s), %d module(s), %d queue(s), %d timer(s))\n",
-		name, len(set.Scripts), len(set.Modules), len(set.Mqueue().Queues), len(set.Rtimer.Timers))
+		name, len(set.Scripts), len(set.Modules), len(set.Mqueue().Queues), len(set.Rtimer().Timers))
 	return nil
 }

@@ -1,12 +1,16 @@
-// Package ksrtest helps test a module's KSR bindings without an engine:
-// Deps provisions modules the way the engine does and builds their table;
+// Package ksrtest helps test a module's KSR bindings and runtime without an
+// engine: Deps provisions modules the way the engine does and builds their
+// table, with a host of a chosen clock whose runners run a given script;
 // VM is one Lua state with KSR bound to a fresh Env and a current request
 // whose replies are captured.
 //
-// Concurrency: a VM belongs to the test goroutine that made it.
+// Concurrency: its values are for one test each; a VM belongs to the test
+// goroutine that made it; runners follow the ksr.Runner contract (one
+// goroutine at a time).
 package ksrtest
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -17,21 +21,104 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"kemi/ksr"
+	"kemi/luavm"
 	"kemi/sipnet"
 	"kemi/timers"
 )
 
-// Host is a ksr.Host for tests: the given deps, the real clock.
-type Host struct{ D *ksr.Deps }
+// Host is a ksr.Host for tests: the given deps and clock (the real one
+// when nil). With a script (DepsWith), NewRunner makes runners whose VMs
+// run it; there are no worker groups (NewGroup fails, Group finds none)
+// and no SIP routing.
+type Host struct {
+	D   *ksr.Deps
+	Clk timers.Clock
+	cur *luavm.Current // the script's generation; nil: no runners
+}
 
-func (h Host) Logger() *slog.Logger { return h.D.Log }
-func (h Host) Clock() timers.Clock  { return timers.Real() }
-func (h Host) Deps() *ksr.Deps      { return h.D }
+func (h Host) Logger() *slog.Logger   { return h.D.Log }
+func (h Host) Deps() *ksr.Deps        { return h.D }
+func (h Host) Group(string) ksr.Group { return nil }
+func (h Host) Hold(int)               {}
+func (h Host) Precise() bool          { return false }
+
+func (h Host) Clock() timers.Clock {
+	if h.Clk == nil {
+		return timers.Real()
+	}
+	return h.Clk
+}
+
+// NewRunner makes a runner on a VM of the script given to DepsWith.
+func (h Host) NewRunner(name, group string, index int) (ksr.Runner, error) {
+	if h.cur == nil {
+		return nil, errors.New("ksrtest: no script, no runners (use DepsWith)")
+	}
+	env := ksr.NewEnv(h.D, name, group, index)
+	vm, err := luavm.New(h.cur, luavm.Options{Name: name, Init: func(L *lua.LState) error { ksr.Register(L, env); return nil }})
+	if err != nil {
+		return nil, err
+	}
+	r := &runner{vm: vm, env: env, log: h.D.Log}
+	env.Runner = r
+	return r, nil
+}
+
+func (h Host) NewGroup(name string, n int) (ksr.Group, error) {
+	return nil, errors.New("ksrtest: no worker groups")
+}
+
+// runner is a VM-owning worker outside any group.
+type runner struct {
+	vm  *luavm.VM
+	env *ksr.Env
+	log *slog.Logger
+}
+
+func (r *runner) Env() *ksr.Env       { return r.env }
+func (r *runner) VM() *luavm.VM       { return r.vm }
+func (r *runner) Close()              { r.vm.Close() }
+func (r *runner) Post(ksr.Task) error { return errors.New("ksrtest: runner outside a group") }
+
+func (r *runner) Call(msg *ksr.Msg, fn string, args ...lua.LValue) error {
+	r.vm.Sync()
+	r.env.Msg = msg
+	err := r.vm.CallGlobal(fn, args...)
+	r.env.Msg = nil
+	if err != nil {
+		r.log.Error("lua call failed", "function", fn, "worker", r.vm.Name(), "error", err)
+	}
+	return err
+}
+
+func (r *runner) Continue(co *luavm.Co, msg *ksr.Msg, vals ...lua.LValue) error {
+	r.env.Msg = msg
+	_, err := co.Resume(vals...)
+	r.env.Msg = nil
+	return err
+}
+
+func (r *runner) Request(*sipnet.Request, bool)          { panic("ksrtest: no SIP routing") }
+func (r *runner) Reply(*sipnet.Response, bool)           { panic("ksrtest: no SIP routing") }
+func (r *runner) Finish(req *sipnet.Request, _ *ksr.Msg) { req.Done() }
+
+// Options are what DepsWith gives the modules' host.
+type Options struct {
+	Clock  timers.Clock // nil: the real clock
+	Script string       // Lua source the runners' VMs run ("" : no runners)
+}
 
 // Deps returns bindings dependencies logging at debug level into log,
 // with mods provisioned (in order, after the core) and their exports and
 // pseudo-variables in the table, as the engine builds them.
 func Deps(tb testing.TB, log io.Writer, mods ...ksr.Module) *ksr.Deps {
+	tb.Helper()
+	return DepsWith(tb, log, Options{}, mods...)
+}
+
+// DepsWith is Deps with the modules provisioned on a host with o's clock
+// and, when o.Script is set, runners whose VMs run it.
+func DepsWith(tb testing.TB, log io.Writer, o Options, mods ...ksr.Module) *ksr.Deps {
 	tb.Helper()
 	d := &ksr.Deps{
 		Log: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -40,8 +127,17 @@ func Deps(tb testing.TB, log io.Writer, mods ...ksr.Module) *ksr.Deps {
 		PVs: map[string]*ksr.PV{},
 	}
 	all := append([]ksr.Module{ksr.Core()}, mods...)
+	h := Host{D: d, Clk: o.Clock}
+	if o.Script != "" {
+		g, err := luavm.Build(1, []string{"test.lua"}, func(string) ([]byte, error) { return []byte(o.Script), nil })
+		if err != nil {
+			tb.Fatal(err)
+		}
+		h.cur = new(luavm.Current)
+		h.cur.Store(g)
+	}
 	for _, m := range mods {
-		if err := d.Provision(Host{d}, m); err != nil {
+		if err := d.Provision(h, m); err != nil {
 			tb.Fatal(err)
 		}
 	}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package engine
+package rtimer
 
 import (
 	"context"
@@ -65,7 +65,7 @@ func TestPreciseWaiter(t *testing.T) {
 // four always-runnable goroutines ("busy"). It reports the p50 and p99
 // lateness in microseconds. Run it on one CPU to see GOMAXPROCS=1:
 //
-//	taskset -c 0 go test ./engine -run '^$' -bench WaitLateness -benchtime 500x
+//	taskset -c 0 go test ./modules/rtimer -run '^$' -bench WaitLateness -benchtime 500x
 func BenchmarkWaitLateness(b *testing.B) {
 	for _, busy := range []bool{false, true} {
 		for _, kind := range []string{"runtime", "timerfd"} {

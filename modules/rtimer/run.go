@@ -1,4 +1,4 @@
-package engine
+package rtimer
 
 import (
 	"context"
@@ -7,11 +7,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	lua "github.com/yuin/gopher-lua"
+
 	"kemi/ksr"
 	"kemi/timers"
 )
 
-// rtimerSystem runs the rtimer module's timers (kamailio-reference.md §4):
+// timerRun runs the timers (kamailio-reference.md §4):
 //
 //   - mode=0 timers share one goroutine and one VM, "rtimer/main" (Kamailio's
 //     shared timer process), so a Lua global set by one of them is seen by
@@ -35,42 +37,34 @@ import (
 // its traceback and counted; the timer keeps firing.
 //
 // With the real clock on Linux, waits use a timerfd in Go's netpoller
-// (rtimer_linux.go), precise to tens of microseconds; otherwise, and always
+// (wait_linux.go), precise to tens of microseconds; otherwise, and always
 // with a virtual clock (tests, kemi test), they use the engine's
 // timers.Clock, whose real timers fire up to 1 ms late on an idle process.
-type rtimerSystem struct {
-	e      *Engine
+type timerRun struct {
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
-	timers []*rtimerTimer // in definition order; read-only once Start returned
+	timers []*timer // in definition order; read-only once Start returned
 }
 
-// rtimerTimer is one configured timer and its run-time counters.
-type rtimerTimer struct {
+// timer is one configured timer and its run-time counters.
+type timer struct {
 	spec   *TimerSpec
 	fns    []string           // run order: reverse definition order
 	scheds []*timers.Schedule // one per goroutine running the timer
 	errors atomic.Uint64      // exec routes that ended in an error
 }
 
-// rtimerJob is one timer goroutine: its VM and the timers it runs, with
-// one schedule each (sched[i] drives timers[i]).
-type rtimerJob struct {
-	w      *worker
-	timers []*rtimerTimer
+// job is one timer goroutine: its VM and the timers it runs, with one
+// schedule each (sched[i] drives timers[i]).
+type job struct {
+	r      ksr.Runner
+	name   string
+	timers []*timer
 	scheds []*timers.Schedule
 }
 
-// waiter blocks the calling goroutine until a deadline of the engine's
-// clock. wait returns false when ctx is done first; an error means the
-// waiter is broken and the caller should fall back to another one.
-type waiter interface {
-	wait(ctx context.Context, deadline time.Time) (bool, error)
-	close()
-}
-
-// RtimerStat holds the counters of one rtimer timer.
-type RtimerStat struct {
+// Stat holds the counters of one rtimer timer.
+type Stat struct {
 	Name     string        `json:"name"`
 	Mode     int           `json:"mode"`
 	Interval time.Duration `json:"interval_ns"`
@@ -84,7 +78,8 @@ type RtimerStat struct {
 	Errors uint64 `json:"errors"`
 }
 
-func (r *rtimerSystem) Name() string { return "rtimer" }
+// argRtimer is the exec routes' argument, boxed once.
+var argRtimer lua.LValue = lua.LString("rtimer")
 
 // runOrder returns the timer's functions in Kamailio's run order: the exec
 // list is prepended to, so the last defined runs first.
@@ -96,30 +91,35 @@ func runOrder(t *TimerSpec) []string {
 	return out
 }
 
-func (r *rtimerSystem) Start(ctx context.Context) error {
-	e := r.e
+// Start makes the timer goroutines and their VMs; the first tick of each
+// timer is one interval after now.
+func (m *Module) Start(ctx context.Context) error {
+	if len(m.set.Timers) == 0 {
+		return nil
+	}
+	r, h := &m.run, m.host
 	ctx, r.cancel = context.WithCancel(ctx)
-	start := e.clock.Now()
-	var jobs []*rtimerJob
-	var shared *rtimerJob
+	start := h.Clock().Now()
+	var jobs []*job
+	var shared *job
 	fail := func(err error) error {
 		for _, j := range jobs {
-			j.w.Close()
+			j.r.Close()
 		}
 		r.cancel()
 		return err
 	}
 	r.timers = nil
-	for _, spec := range e.set.Rtimer.Timers {
-		t := &rtimerTimer{spec: spec, fns: runOrder(spec)}
+	for _, spec := range m.set.Timers {
+		t := &timer{spec: spec, fns: runOrder(spec)}
 		r.timers = append(r.timers, t)
 		if spec.Mode == 0 {
 			if shared == nil {
-				w, err := e.newWorker("rtimer/main", "rtimer", 0, false)
+				w, err := h.NewRunner("rtimer/main", "rtimer", 0)
 				if err != nil {
 					return fail(err)
 				}
-				shared = &rtimerJob{w: w}
+				shared = &job{r: w, name: "rtimer/main"}
 				jobs = append(jobs, shared)
 			}
 			s := timers.NewSchedule(start, spec.Interval)
@@ -129,28 +129,30 @@ func (r *rtimerSystem) Start(ctx context.Context) error {
 			continue
 		}
 		for k := 0; k < spec.Mode; k++ {
-			w, err := e.newWorker(fmt.Sprintf("rtimer/%s/%d", spec.Name, k), "rtimer:"+spec.Name, k, false)
+			name := fmt.Sprintf("rtimer/%s/%d", spec.Name, k)
+			w, err := h.NewRunner(name, "rtimer:"+spec.Name, k)
 			if err != nil {
 				return fail(err)
 			}
 			s := timers.NewSchedule(start, spec.Interval)
 			t.scheds = append(t.scheds, s)
-			jobs = append(jobs, &rtimerJob{w: w, timers: []*rtimerTimer{t}, scheds: []*timers.Schedule{s}})
+			jobs = append(jobs, &job{r: w, name: name, timers: []*timer{t}, scheds: []*timers.Schedule{s}})
 		}
 	}
 	for _, j := range jobs {
 		r.wg.Add(1)
-		go r.run(ctx, j)
+		go m.loop(ctx, j)
 	}
 	return nil
 }
 
-// run is the body of one timer goroutine: wait for the earliest due tick
+// loop is the body of one timer goroutine: wait for the earliest due tick
 // among its schedules, run that timer's exec list, repeat until ctx is done.
-func (r *rtimerSystem) run(ctx context.Context, j *rtimerJob) {
-	defer r.wg.Done()
-	defer j.w.Close()
-	wt := r.newWaiter(ctx, j.w.vm.Name())
+func (m *Module) loop(ctx context.Context, j *job) {
+	defer m.run.wg.Done()
+	defer j.r.Close()
+	clock := m.host.Clock()
+	wt := m.newWaiter(ctx, j.name)
 	defer func() { wt.close() }()
 	pending := make([]int, len(j.scheds)) // skipped by Advance, reported with the next tick
 	for ctx.Err() == nil {
@@ -163,61 +165,64 @@ func (r *rtimerSystem) run(ctx context.Context, j *rtimerJob) {
 		s := j.scheds[i]
 		ok, err := wt.wait(ctx, s.Next())
 		if err != nil {
-			r.e.log.Warn("rtimer: precise timer failed, falling back to the runtime's timers", "worker", j.w.vm.Name(), "error", err)
+			m.host.Logger().Warn("rtimer: precise timer failed, falling back to the runtime's timers", "worker", j.name, "error", err)
 			wt.close()
-			wt = &clockWaiter{c: r.e.clock}
+			wt = &clockWaiter{c: clock}
 			continue
 		}
 		if !ok {
 			return
 		}
-		now := r.e.clock.Now()
+		now := clock.Now()
 		if now.Before(s.Next()) {
 			continue // woke early: wait for the rest
 		}
 		skipped := pending[i] + s.CatchUp(now)
-		r.tick(j.w, j.timers[i], s.Next(), skipped)
-		pending[i] = s.Advance(r.e.clock.Now())
+		m.tick(j, j.timers[i], s.Next(), skipped)
+		pending[i] = s.Advance(clock.Now())
 	}
 }
 
 // newWaiter returns the precise waiter when the engine runs on the real
 // clock and the platform has one, else a waiter on the engine's clock.
-func (r *rtimerSystem) newWaiter(ctx context.Context, name string) waiter {
-	if r.e.opts.Clock == nil {
+func (m *Module) newWaiter(ctx context.Context, name string) waiter {
+	if m.host.Precise() {
 		w, err := newPreciseWaiter(ctx)
 		if err == nil && w != nil {
 			return w
 		}
 		if err != nil {
-			r.e.log.Warn("rtimer: no precise timer, using the runtime's timers", "worker", name, "error", err)
+			m.host.Logger().Warn("rtimer: no precise timer, using the runtime's timers", "worker", name, "error", err)
 		}
 	}
-	return &clockWaiter{c: r.e.clock}
+	return &clockWaiter{c: m.host.Clock()}
 }
 
-// tick runs one timer's exec list on w for the tick due at at.
-func (r *rtimerSystem) tick(w *worker, t *rtimerTimer, at time.Time, skipped int) {
-	e := r.e
+// tick runs one timer's exec list on j's runner for the tick due at at.
+func (m *Module) tick(j *job, t *timer, at time.Time, skipped int) {
 	if skipped > 0 { // rate-limited per timer by the engine's logger
-		e.log.Warn("rtimer: a run overran its interval or started late: ticks skipped", "timer", t.spec.Name, "worker", w.vm.Name(), "skipped", skipped)
+		m.host.Logger().Warn("rtimer: a run overran its interval or started late: ticks skipped", "timer", t.spec.Name, "worker", j.name, "skipped", skipped)
 	}
-	e.pending.Add(1)
-	defer e.pending.Add(-1)
-	w.sync()
+	m.host.Hold(1)
+	defer m.host.Hold(-1)
+	env := j.r.Env()
 	for _, fn := range t.fns {
-		msg := w.env.Faked(ksr.RouteEvent)
+		msg := env.Faked(ksr.RouteEvent)
 		msg.Time = at
-		if err := w.call(msg, fn, true, argRtimer); err != nil {
+		if err := j.r.Call(msg, fn, argRtimer); err != nil {
 			t.errors.Add(1)
 		}
 	}
 }
 
-func (r *rtimerSystem) Stop(ctx context.Context) error {
-	r.cancel()
+// Stop ends the timer goroutines, waiting for a running tick to finish.
+func (m *Module) Stop(ctx context.Context) error {
+	if m.run.cancel == nil {
+		return nil
+	}
+	m.run.cancel()
 	done := make(chan struct{})
-	go func() { r.wg.Wait(); close(done) }()
+	go func() { m.run.wg.Wait(); close(done) }()
 	select {
 	case <-done:
 		return nil
@@ -226,14 +231,12 @@ func (r *rtimerSystem) Stop(ctx context.Context) error {
 	}
 }
 
-// stats returns the counters of every timer, in definition order.
-func (r *rtimerSystem) stats() []RtimerStat {
-	if r == nil {
-		return nil
-	}
-	out := make([]RtimerStat, 0, len(r.timers))
-	for _, t := range r.timers {
-		st := RtimerStat{Name: t.spec.Name, Mode: t.spec.Mode, Interval: t.spec.Interval, Errors: t.errors.Load()}
+// Stats returns the counters of every timer, in definition order (none
+// before Start or without timers).
+func (m *Module) Stats() []Stat {
+	out := make([]Stat, 0, len(m.run.timers))
+	for _, t := range m.run.timers {
+		st := Stat{Name: t.spec.Name, Mode: t.spec.Mode, Interval: t.spec.Interval, Errors: t.errors.Load()}
 		for _, s := range t.scheds {
 			st.Ticks += s.Ticks()
 			st.Skipped += s.Skipped()
@@ -243,14 +246,14 @@ func (r *rtimerSystem) stats() []RtimerStat {
 	return out
 }
 
-// counters adds the rtimer totals to c: rtimer_ticks, rtimer_skipped and
-// rtimer_errors. It does nothing when the rtimer module has no timer.
-func (r *rtimerSystem) counters(c map[string]int64) {
-	if r == nil {
+// Counters adds the rtimer totals to c: rtimer_ticks, rtimer_skipped and
+// rtimer_errors. It adds nothing when the module has no timer.
+func (m *Module) Counters(c map[string]int64) {
+	if len(m.run.timers) == 0 {
 		return
 	}
 	var ticks, skipped, errs uint64
-	for _, st := range r.stats() {
+	for _, st := range m.Stats() {
 		ticks += st.Ticks
 		skipped += st.Skipped
 		errs += st.Errors
@@ -260,36 +263,33 @@ func (r *rtimerSystem) counters(c map[string]int64) {
 	c["rtimer_errors"] = int64(errs)
 }
 
-// RtimerStats returns the counters of each rtimer timer, in definition
-// order (none before Start or without timers). Safe for concurrent use.
-func (e *Engine) RtimerStats() []RtimerStat { return e.rtimer.stats() }
-
-// clockWaiter waits with one reusable timer of a timers.Clock.
-type clockWaiter struct {
-	c timers.Clock
-	t timers.Timer
+// Idle is kemi test's hook (ksr.Idler): with the clock stopped at now,
+// every timer goroutine waits on its earliest next tick, one interval
+// step strictly after now (appended to deadlines). rtimer holds no work
+// between ticks.
+func (m *Module) Idle(now time.Time, deadlines []time.Time) (held int, _ []time.Time, busy string) {
+	var shared time.Time
+	for _, t := range m.run.timers {
+		for _, sc := range t.scheds {
+			next := NextTick(sc.Start(), sc.Interval(), now)
+			if t.spec.Mode != 0 {
+				deadlines = append(deadlines, next)
+			} else if shared.IsZero() || next.Before(shared) {
+				shared = next
+			}
+		}
+	}
+	if !shared.IsZero() {
+		deadlines = append(deadlines, shared)
+	}
+	return 0, deadlines, ""
 }
 
-func (w *clockWaiter) wait(ctx context.Context, deadline time.Time) (bool, error) {
-	d := deadline.Sub(w.c.Now())
-	if d <= 0 {
-		return ctx.Err() == nil, nil
+// NextTick is the first tick start+k*iv (k >= 1) strictly after now.
+func NextTick(start time.Time, iv time.Duration, now time.Time) time.Time {
+	if now.Before(start) {
+		return start.Add(iv)
 	}
-	if w.t == nil {
-		w.t = w.c.NewTimer(d)
-	} else {
-		w.t.Reset(d)
-	}
-	select {
-	case <-ctx.Done():
-		return false, nil
-	case <-w.t.C():
-		return true, nil
-	}
-}
-
-func (w *clockWaiter) close() {
-	if w.t != nil {
-		w.t.Stop()
-	}
+	k := now.Sub(start)/iv + 1
+	return start.Add(k * iv)
 }

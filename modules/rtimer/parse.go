@@ -1,0 +1,112 @@
+package rtimer
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxTimerMode bounds mode=N: each of the N goroutines owns a Lua VM.
+const maxTimerMode = 1024
+
+// parseTimer parses "name=X;mode=N;interval=V[u]" as Kamailio's rtimer does
+// (rtimer_mod.c stm_t_param, kamailio-reference.md §4): keys
+// case-insensitive, a trailing ';' allowed, unknown keys ignored (reported in
+// notes); an interval ending in 'u' or 'U' is in microseconds and sets mode
+// 1 while mode is still 0, and mode= is read only while mode is 0, so
+// "mode=3;interval=500000u" runs 3 goroutines while "interval=500000u;mode=3"
+// runs 1. An absent or zero interval takes def's number of seconds, or of
+// microseconds with 'u' ("interval=0u" is 120 µs by default).
+//
+// Kamailio accepts an empty name and reads past the value of a bare
+// "interval"; kemi refuses both, and bounds mode by maxTimerMode.
+func parseTimer(spec string, def time.Duration) (t *TimerSpec, notes []string, err error) {
+	t = &TimerSpec{}
+	var n uint64
+	micro := false
+	for _, part := range strings.Split(spec, ";") {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(part, "=")
+		k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
+		switch k {
+		case "name":
+			t.Name = v
+		case "mode":
+			if t.Mode != 0 {
+				notes = append(notes, fmt.Sprintf("mode=%s ignored: mode is already %d (an interval in microseconds before mode= sets mode 1; as in Kamailio, put mode= first)", v, t.Mode))
+				continue
+			}
+			m, err := strconv.ParseUint(v, 10, 32)
+			if err != nil {
+				return nil, nil, fmt.Errorf("mode %q: expected a non-negative integer", v)
+			}
+			if m > maxTimerMode {
+				return nil, nil, fmt.Errorf("mode %d: at most %d goroutines per timer", m, maxTimerMode)
+			}
+			t.Mode = int(m)
+		case "interval":
+			num := v
+			micro = false
+			if strings.HasSuffix(v, "u") || strings.HasSuffix(v, "U") {
+				num, micro = v[:len(v)-1], true
+				if t.Mode == 0 {
+					t.Mode = 1
+				}
+			}
+			if n, err = strconv.ParseUint(num, 10, 32); err != nil {
+				return nil, nil, fmt.Errorf("interval %q: expected a number of seconds, or of microseconds ending in 'u'", v)
+			}
+		default:
+			notes = append(notes, fmt.Sprintf("unknown key %q ignored (as in Kamailio; known keys: name, mode, interval)", k))
+		}
+	}
+	if t.Name == "" {
+		return nil, nil, errors.New("name is required")
+	}
+	if n == 0 {
+		n = uint64(def / time.Second)
+		t.defaulted = true
+	}
+	if micro {
+		t.Interval = time.Duration(n) * time.Microsecond
+	} else {
+		t.Interval = time.Duration(n) * time.Second
+	}
+	return t, notes, nil
+}
+
+// parseExec parses "timer=X;route=NAME" as Kamailio does (stm_e_param):
+// keys case-insensitive, unknown keys ignored (reported in notes), a route
+// name shorter than 63 characters. The timer must be defined before; the
+// caller looks it up.
+func parseExec(spec string) (timer, route string, notes []string, err error) {
+	hasTimer, hasRoute := false, false
+	for _, part := range strings.Split(spec, ";") {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(part, "=")
+		k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
+		switch k {
+		case "timer":
+			timer, hasTimer = v, true
+		case "route":
+			route, hasRoute = v, true
+		default:
+			notes = append(notes, fmt.Sprintf("unknown key %q ignored (as in Kamailio; known keys: timer, route)", k))
+		}
+	}
+	switch {
+	case !hasTimer:
+		return "", "", nil, errors.New("timer is required")
+	case !hasRoute || route == "":
+		return "", "", nil, errors.New("route is required: the name of the Lua function to call")
+	case len(route) >= 63:
+		return "", "", nil, fmt.Errorf("route name %q too long (at most 62 characters)", route)
+	}
+	return timer, route, notes, nil
+}
