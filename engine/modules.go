@@ -9,6 +9,7 @@ import (
 	"kemi/modules/maxfwd"
 	"kemi/modules/mqueue"
 	"kemi/modules/runtimefree"
+	"kemi/modules/siputils"
 )
 
 // moduleTable returns a fresh instance of every module that has a home of
@@ -25,6 +26,7 @@ func moduleTable() []ksr.Module {
 		mqueue.New(), // first runtime started, last stopped: queues load before traffic, save after it
 		maxfwd.New(),
 		kx.New(),
+		siputils.New(),
 	}
 	return append(mods, runtimefree.Modules()...)
 }
