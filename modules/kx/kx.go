@@ -4,7 +4,7 @@
 // process environment. The list of functions, their return kinds and their
 // null values follow sr_kemi_kx_exports in kemix_mod.c at 5.6.3: a get_
 // function gives nil where the attribute is missing, a getw_ one the
-// string "<<null>>" and a gete_ one "" (SR_KEMI_XVAL_NULL_NONE, _PRINT and
+// string "<null>" and a gete_ one "" (SR_KEMI_XVAL_NULL_NONE, _PRINT and
 // _EMPTY); a few (get_callid, get_proto, get_srcuri, get_msgbuf, get_def,
 // get_env...) give "" rather than nil, as Kamailio's do. Ports are
 // numbers.
@@ -42,12 +42,12 @@ func (m *Module) SetDefines(d map[string]string) { m.defines = d }
 // null modes of sr_kemi_xval_null.
 const (
 	nullNone  = iota // nil
-	nullPrint        // "<<null>>"
+	nullPrint        // "<null>"
 	nullEmpty        // ""
 )
 
 // nullStr is Kamailio's pv_get_null_str.
-const nullStr = "<<null>>"
+const nullStr = "<null>"
 
 func null(mode int) lua.LValue {
 	switch mode {
@@ -75,7 +75,7 @@ func x(name string, f func(*ksr.Env) lua.LValue, doc string) ksr.Export {
 func triple(attr string, f func(e *ksr.Env, mode int) lua.LValue, what string) []ksr.Export {
 	return []ksr.Export{
 		x("get_"+attr, func(e *ksr.Env) lua.LValue { return f(e, nullNone) }, what+", nil if none."),
-		x("getw_"+attr, func(e *ksr.Env) lua.LValue { return f(e, nullPrint) }, what+", \"<<null>>\" if none."),
+		x("getw_"+attr, func(e *ksr.Env) lua.LValue { return f(e, nullPrint) }, what+", \"<null>\" if none."),
 		x("gete_"+attr, func(e *ksr.Env) lua.LValue { return f(e, nullEmpty) }, what+", \"\" if none."),
 	}
 }
