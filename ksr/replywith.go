@@ -2,12 +2,13 @@ package ksr
 
 import "github.com/emiago/sipgo/sip"
 
-// ReplyWith sends a locally generated reply to the current request with
-// extra header fields after those of KSR.hdr.append_to_reply: what a
-// Kamailio module does with add_lump_rpl and then the sl API (siputils'
-// options_reply, sanity's 420 with Unsupported). It replies through the
-// request's transaction when it has one and stateless is false, statelessly
-// otherwise. It returns 1 sent, -1 error (logged: no request, a faked one,
+// ReplyWith adds extra header fields to the current request's reply
+// headers (after those of KSR.hdr.append_to_reply; they stay for any later
+// local reply, as Kamailio's reply lumps do) and sends a locally generated
+// reply: what a Kamailio module does with add_lump_rpl and then the sl API
+// (siputils' options_reply, sanity's 420 with Unsupported). It replies
+// through the request's transaction when it has one and stateless is
+// false, statelessly otherwise. It returns 1 sent, -1 error (logged: no request, a faked one,
 // an ACK, an invalid code or reason, or the send failed).
 func (e *Env) ReplyWith(code int, reason string, extra []sip.Header, stateless bool) int {
 	m := e.Msg
@@ -23,10 +24,8 @@ func (e *Env) ReplyWith(code int, reason string, extra []sip.Header, stateless b
 		e.D.Log.Error("cannot reply to ACK")
 		return -1
 	}
+	m.ReplyHdrs = append(m.ReplyHdrs, extra...)
 	hdrs := m.ReplyHdrs
-	if len(extra) > 0 {
-		hdrs = append(append(make([]sip.Header, 0, len(hdrs)+len(extra)), hdrs...), extra...)
-	}
 	var err error
 	switch tx := m.Req.Tx(); {
 	case tx != nil && !stateless:
