@@ -9,6 +9,7 @@ import (
 	"kemi/modules/maxfwd"
 	"kemi/modules/mqueue"
 	"kemi/modules/runtimefree"
+	"kemi/modules/sanity"
 	"kemi/modules/siputils"
 )
 
@@ -27,6 +28,7 @@ func moduleTable() []ksr.Module {
 		maxfwd.New(),
 		kx.New(),
 		siputils.New(),
+		sanity.New(),
 	}
 	return append(mods, runtimefree.Modules()...)
 }
