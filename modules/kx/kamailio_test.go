@@ -2,7 +2,9 @@ package kx_test
 
 import (
 	"os"
+	"regexp"
 	"testing"
+	"time"
 
 	"kemi/modules/internal/kamtest"
 )
@@ -62,4 +64,57 @@ modparam("app_lua", "load", "%DIR%/eval.lua")
 		cases = append(cases, kamtest.Eval("OPTIONS", nouser, expr))
 	}
 	p.Compare(t, cases)
+}
+
+// fakedRoute, added to eval.lua, is an rtimer route that records what
+// KSR.kx says about the faked request timers route (core/fmsg.c in
+// Kamailio): in the log (Kamailio's $shv does not take the value from a
+// timer route in this setup) and in $shv(faked) (kemi).
+const fakedRoute = `
+function ksr_faked()
+	local v = {}
+	for _, f in ipairs({"get_srcip", "get_srcport", "get_proto", "get_protoid", "get_srcuri",
+			"get_srcaddr_sock", "get_rcvip", "get_rcvport", "get_rcvaddr_sock", "get_ruri",
+			"get_method", "get_msgtype", "get_ua", "get_fuser", "get_duri"}) do
+		v[#v + 1] = f .. "=" .. type(KSR.kx[f]()) .. ":" .. tostring(KSR.kx[f]())
+	end
+	KSR.info("faked: " .. table.concat(v, " ") .. ".\n")
+	KSR.pv.sets("$shv(faked)", "faked: " .. table.concat(v, " ") .. ".")
+end
+`
+
+// TestFakedAgainstKamailio compares KSR.kx in an rtimer route, on the
+// faked request Kamailio routes there. The Call-ID is left out: Kamailio's
+// faked request has "123", kemi's core "0".
+func TestFakedAgainstKamailio(t *testing.T) {
+	script, err := os.ReadFile("../../tests/lua/eval.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := kamtest.Start(t, []string{"sl.so", "pv.so", "kemix.so", "rtimer.so", "app_lua.so"}, `
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "kemix.so"
+loadmodule "rtimer.so"
+loadmodule "app_lua.so"
+modparam("rtimer", "timer", "name=t1;interval=1;mode=1;")
+modparam("rtimer", "exec", "timer=t1;route=ksr_faked")
+modparam("app_lua", "load", "%DIR%/eval.lua")
+`, map[string]string{"eval.lua": string(script) + fakedRoute})
+	faked := regexp.MustCompile(`faked: [^\n]*\.`)
+	var kam, kemi string
+	get := kamtest.Eval("MESSAGE", "sip:bob@example.com", "KSR.pv.get('$shv(faked)')")
+	// The timers run once a second: look until they have.
+	for deadline := time.Now().Add(30 * time.Second); (kam == "" || kemi == "") && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		kam = faked.FindString(p.KamLog())
+		if kemi == "" {
+			kemi = faked.FindString(kamtest.Exchange(t, p.Kemi, get.Req, nil))
+		}
+	}
+	if kam == "" || kemi == "" {
+		t.Fatalf("the timer routes did not run: kamailio %q, kemi %q", kam, kemi)
+	}
+	if kam != kemi {
+		t.Errorf("faked request:\n kamailio: %s\n     kemi: %s", kam, kemi)
+	}
 }

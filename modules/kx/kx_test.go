@@ -147,6 +147,32 @@ func TestGetters(t *testing.T) {
 	}
 }
 
+// TestFakedRequest: on the faked request of timer routes, KSR.kx gives
+// what Kamailio 5.6 gives for its own (TestFakedAgainstKamailio).
+func TestFakedRequest(t *testing.T) {
+	var log bytes.Buffer
+	d := ksrtest.Deps(t, &log, kx.New())
+	env := ksr.NewEnv(d, "t/0", "t", 0)
+	env.Msg = env.Faked(ksr.RouteEvent)
+	L := lua.NewState()
+	defer L.Close()
+	ksr.Register(L, env)
+	want := map[string]string{
+		"get_srcip": "1.0.0.127", "get_srcport": "5060", "get_proto": "udp", "get_protoid": "1",
+		"get_srcuri": "sip:1.0.0.127:5060", "get_srcaddr_sock": "udp:1.0.0.127:5060",
+		"get_rcvip": "nil", "get_rcvport": "0", "get_rcvaddr_sock": "", "get_method": "OPTIONS",
+	}
+	for f, w := range want {
+		if err := L.DoString("return tostring(KSR.kx." + f + "())"); err != nil {
+			t.Fatal(err)
+		}
+		if got := L.Get(-1).String(); got != w {
+			t.Errorf("%s() = %q, want %q", f, got, w)
+		}
+		L.Pop(1)
+	}
+}
+
 func TestDefinesAndEnv(t *testing.T) {
 	t.Setenv("KX_TEST_N", "42abc")
 	t.Setenv("KX_TEST_S", "hello")

@@ -8,10 +8,21 @@ import (
 	"kemi/ksr"
 )
 
-// Source returns where the VM's message came from, false for a faked one.
+// fakedSource is the source of Kamailio's faked request (core/fmsg.c):
+// 127.0.0.1 written as the host-order number 0x7f000001 into the address
+// bytes, which reads 1.0.0.127 on the little-endian machines Kamailio runs
+// on, port 5060, over UDP.
+func fakedSource() netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{1, 0, 0, 127}), 5060)
+}
+
+// Source returns where the VM's message came from (for a faked request,
+// Kamailio's faked source), false when unknown.
 func Source(e *ksr.Env) (netip.AddrPort, bool) {
 	switch {
 	case e.Msg == nil:
+	case e.Msg.Faked:
+		return fakedSource(), true
 	case e.Msg.Req != nil && e.Msg.Req.Src.IsValid():
 		return e.Msg.Req.Src, true
 	case e.Msg.Res != nil && e.Msg.Res.Src.IsValid():
@@ -52,7 +63,12 @@ func protoID(p string) int {
 	return 0
 }
 
+// proto is the message's transport: udp for a faked request, as
+// Kamailio's.
 func proto(e *ksr.Env) string {
+	if e.Msg != nil && e.Msg.Faked {
+		return "udp"
+	}
 	_, p, _ := Received(e)
 	return p
 }

@@ -117,6 +117,9 @@ func Start(t *testing.T, modules []string, cfg string, files map[string]string) 
 	return p
 }
 
+// KamLog returns what Kamailio has logged so far.
+func (p *Pair) KamLog() string { return p.kamLog.String() }
+
 func freeUDPPort(t *testing.T) int {
 	t.Helper()
 	c, err := net.ListenPacket("udp", "127.0.0.1:0")
