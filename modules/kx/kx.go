@@ -230,7 +230,7 @@ func getCTURI(e *ksr.Env, mode int) lua.LValue {
 
 // contact returns the message's first Contact, or nil.
 func contact(m sip.Message) *sip.ContactHeader {
-	for _, h := range m.GetHeaders("Contact") {
+	for _, h := range m.GetHeaders("contact") {
 		if c, ok := h.(*sip.ContactHeader); ok {
 			return c
 		}
@@ -243,7 +243,7 @@ func getUA(e *ksr.Env, mode int) lua.LValue {
 	if m == nil {
 		return null(mode)
 	}
-	hs := m.GetHeaders("User-Agent")
+	hs := m.GetHeaders("user-agent")
 	if len(hs) == 0 {
 		return null(mode)
 	}
@@ -261,9 +261,9 @@ func getAU(e *ksr.Env, mode int) lua.LValue {
 	if r.Method == sip.ACK || r.Method == sip.CANCEL {
 		return null(mode)
 	}
-	h := r.GetHeader("Proxy-Authorization")
+	h := r.GetHeader("proxy-authorization")
 	if h == nil {
-		h = r.GetHeader("Authorization")
+		h = r.GetHeader("authorization")
 	}
 	if h == nil {
 		return null(mode)

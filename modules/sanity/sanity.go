@@ -303,7 +303,7 @@ func (c *checker) requiredHeaders() int {
 	if c.msg.From() == nil || c.msg.To() == nil || c.msg.CallID() == nil || c.msg.CSeq() == nil {
 		return c.silent()
 	}
-	for _, n := range []string{"From", "To", "Call-ID", "CSeq"} {
+	for _, n := range []string{"from", "to", "call-id", "cseq"} {
 		if len(c.msg.GetHeaders(n)) > 1 {
 			return failed // duplicated: no reply, as Kamailio
 		}
@@ -366,7 +366,7 @@ func validUint(s string) bool {
 }
 
 func (c *checker) expires() int {
-	hs := c.msg.GetHeaders("Expires")
+	hs := c.msg.GetHeaders("expires")
 	if len(hs) == 0 {
 		return passed
 	}
@@ -386,7 +386,7 @@ func (c *checker) expires() int {
 // proxyRequire checks the first Proxy-Require header's option tags
 // against the proxy_require modparam (case-sensitive, as Kamailio).
 func (c *checker) proxyRequire() int {
-	hs := c.msg.GetHeaders("Proxy-Require")
+	hs := c.msg.GetHeaders("proxy-require")
 	if len(hs) == 0 {
 		return passed
 	}
@@ -428,7 +428,7 @@ func (c *checker) parseURIs(checks int) int {
 		}
 	}
 	if checks&URIContact != 0 {
-		for _, h := range c.msg.GetHeaders("Contact") {
+		for _, h := range c.msg.GetHeaders("contact") {
 			ct, ok := h.(*sip.ContactHeader)
 			if !ok {
 				return c.fail(400, "Bad Contact Header")
@@ -451,7 +451,7 @@ func (c *checker) parseURIs(checks int) int {
 // non-empty username, nonce and response; credentials of another scheme
 // are "not applicable".
 func (c *checker) digest() int {
-	hs := append(c.msg.GetHeaders("Authorization"), c.msg.GetHeaders("Proxy-Authorization")...)
+	hs := append(c.msg.GetHeaders("authorization"), c.msg.GetHeaders("proxy-authorization")...)
 	for _, h := range hs {
 		p, ok := digestParams(h.Value())
 		if !ok {

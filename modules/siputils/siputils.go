@@ -119,7 +119,7 @@ func (m *Module) isFirstHopMode(e *ksr.Env, mode int) int { return firstHop(e, m
 // firstHop is is_first_hop_mode.
 func firstHop(e *ksr.Env, mode int) int {
 	if r := e.Msg.Request(); r != nil {
-		if len(r.GetHeaders("Via")) > 1 { // sipgo splits a line of several
+		if len(r.GetHeaders("via")) > 1 { // sipgo splits a line of several
 			return -1
 		}
 		return 1
@@ -128,7 +128,7 @@ func firstHop(e *ksr.Env, mode int) int {
 		return -1
 	}
 	res := e.Msg.Res
-	rrs := res.Msg.GetHeaders("Record-Route")
+	rrs := res.Msg.GetHeaders("record-route")
 	if len(rrs) == 0 {
 		return 1
 	}
@@ -412,7 +412,7 @@ func hdrDateCheck(e *ksr.Env, tdiff int) int {
 	if m == nil {
 		return -1
 	}
-	hs := m.GetHeaders("Date")
+	hs := m.GetHeaders("date")
 	if len(hs) == 0 {
 		e.D.Log.Error("Date header field is not found")
 		return -1
