@@ -74,6 +74,26 @@ modparam("app_lua", "load", "%DIR%/eval.lua")
 		kamtest.Eval("MESSAGE", "sip:bob@example.com", "KSR.siputils.hdr_date_check(60)", "Date: Sat, 13 Nov 2010 23:29:00 GMT"),
 		kamtest.Eval("MESSAGE", "sip:bob@example.com", "KSR.siputils.is_first_hop()", "Via: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKx"),
 	)
+	// The contact encoding: the codes, and the R-URI decode_contact
+	// writes ($ct is not compared: Kamailio's rewrite goes into the
+	// message sent on, kemi's into the header at once).
+	ct := "Contact: <sip:alice:pw@10.0.0.1:5062;transport=tcp;x=1>;expires=60"
+	enc := "Contact: <sip:enc*alice*pw*10.0.0.1*5062*tcp@1.2.3.4;lr>"
+	cases = append(cases,
+		kamtest.Eval("MESSAGE", "sip:bob@example.com", "KSR.siputils.encode_contact('enc', '1.2.3.4')", ct),
+		kamtest.Eval("MESSAGE", "sip:bob@example.com", "KSR.siputils.encode_contact('enc', '1.2.3.4')"),
+		kamtest.Eval("MESSAGE", "sip:bob@example.com", "KSR.siputils.encode_contact('enc', '1.2.3.4')", "Contact: *"),
+		kamtest.Eval("MESSAGE", "sip:bob@example.com", "KSR.siputils.decode_contact_header()", enc),
+		kamtest.Eval("MESSAGE", "sip:bob@example.com", "KSR.siputils.decode_contact_header()", ct),
+		kamtest.Eval("MESSAGE", "sip:bob@example.com", "KSR.siputils.decode_contact_header()"),
+		kamtest.Eval("MESSAGE", "sip:enc*bob**10.0.0.2*5070*udp@1.2.3.4;lr", "KSR.siputils.decode_contact() .. ' ' .. KSR.pv.get('$ru')"),
+		kamtest.Eval("MESSAGE", "sip:enc*bob*pw*10.0.0.2**@1.2.3.4", "KSR.siputils.decode_contact() .. ' ' .. KSR.pv.get('$ru')"),
+		kamtest.Eval("MESSAGE", "sip:enc*bob**10.0.0.2*5070@1.2.3.4", "KSR.siputils.decode_contact()"),
+		kamtest.Eval("MESSAGE", "sip:enc****5070*udp@1.2.3.4", "KSR.siputils.decode_contact()"),
+		kamtest.Eval("MESSAGE", "sip:enc**pw*h*5070*udp@1.2.3.4", "KSR.siputils.decode_contact()"),
+		kamtest.Eval("MESSAGE", "sip:bob@example.com", "KSR.siputils.decode_contact()"),
+		kamtest.Eval("MESSAGE", "sip:a*b*c*d*e*f*g@1.2.3.4", "KSR.siputils.decode_contact()"),
+	)
 	opts := kamtest.Eval("OPTIONS", "sip:127.0.0.1", "KSR.siputils.options_reply()")
 	opts.Show = []string{"Accept", "Accept-Encoding", "Accept-Language", "Supported"}
 	cases = append(cases, opts)

@@ -4,9 +4,8 @@
 // keepalive (options_reply, with the options_* modparams) and the R-URI
 // parameter edits. Function names, parameter types and return codes
 // follow sr_kemi_siputils_exports and the ki_* functions of siputils at
-// 5.6.3 (checks.c, sipops.c, options.c); the contact encoding functions
-// (encode_contact, decode_contact, decode_contact_header,
-// contact_param_*) are not implemented.
+// 5.6.3 (checks.c, sipops.c, options.c, contact_ops.c); the contact_param_*
+// functions are not implemented.
 //
 // Concurrency: the module is configured once; its exports only read its
 // settings and act on the calling VM's message.
@@ -26,11 +25,12 @@ import (
 // Module is one configuration's siputils.
 type Module struct {
 	accept, acceptEnc, acceptLang, supported string // options_reply's headers
+	separator                                byte   // contact_flds_separator's first character
 }
 
 // New returns siputils with Kamailio's defaults: options_accept "*/*",
 // options_accept_language "en", the others empty.
-func New() *Module { return &Module{accept: "*/*", acceptLang: "en"} }
+func New() *Module { return &Module{accept: "*/*", acceptLang: "en", separator: '*'} }
 
 // Info describes the module.
 func (m *Module) Info() ksr.ModuleInfo {
@@ -51,10 +51,11 @@ func (m *Module) Info() ksr.ModuleInfo {
 			{Name: "options_accept_encoding", Set: str(&m.acceptEnc)},
 			{Name: "options_accept_language", Set: str(&m.acceptLang)},
 			{Name: "options_support", Set: str(&m.supported)},
+			{Name: "contact_flds_separator", Set: m.setSeparator},
 		},
-		// The contact encoding and Remote-Party-ID functions are not in
-		// kemi: their parameters change nothing.
-		Ignored: []string{"contact_flds_separator", "rpid_prefix", "rpid_suffix", "rpid_avp"},
+		// The Remote-Party-ID functions are not KEMI exports: their
+		// parameters change nothing.
+		Ignored: []string{"rpid_prefix", "rpid_suffix", "rpid_avp"},
 		Exports: []ksr.Submodule{{Name: "siputils", Funcs: []ksr.Export{
 			i("has_totag", hasTotag, nil, "1 if the To header has a tag, -1 if not (or no To)."),
 			i("is_request", isRequest, nil, "1 for a request, -1 for a reply."),
@@ -72,6 +73,9 @@ func (m *Module) Info() ksr.ModuleInfo {
 			i("is_alphanum", isAlphanum, []string{"tval"}, "1 if tval is letters and digits, -3 other characters, -2 empty."),
 			i("is_alphanumex", isAlphanumex, []string{"tval", "eset"}, "1 if tval is letters, digits and characters of eset, -3 others, -2 empty."),
 			i("options_reply", m.optionsReply, nil, "Answer an OPTIONS to the server (no R-URI user) 200 OK with Accept, Accept-Encoding, Accept-Language, Supported: 1, -1 not such an OPTIONS or not sent."),
+			i("encode_contact", m.encodeContact, []string{"eprefix", "eaddr"}, "Rewrite each Contact URI as sip:eprefix*user*pass*host*port*proto@eaddr: 1, -1 no Contact, below -1 an unparsable URI."),
+			i("decode_contact", m.decodeContact, nil, "Decode an encode_contact URI in the R-URI: 1, below 0 not such a URI."),
+			i("decode_contact_header", m.decodeContactHeader, nil, "Decode encode_contact URIs in the Contact headers: 1, -1 no Contact, below -1 not such a URI."),
 			i("hdr_date_check", hdrDateCheck, []string{"tdiff"}, "1 if the Date header is at most tdiff seconds old, -4 older, -1 no or bad Date."),
 			i("cmp_uri", cmpURIs, []string{"uri1", "uri2"}, "1 if the URIs match (RFC 3261 19.1.4), -1 if not, -2 if one does not parse."),
 			i("cmp_aor", cmpAoRs, []string{"uri1", "uri2"}, "1 if the URIs' user, host and port match, -1 if not, -2 if one does not parse."),
@@ -80,6 +84,15 @@ func (m *Module) Info() ksr.ModuleInfo {
 			i("add_uri_param", addURIParam, []string{"param"}, "Append ;param to the R-URI: 1, -1 error."),
 		}}},
 	}
+}
+
+// setSeparator is contact_flds_separator: its first character (an empty
+// value keeps '*', as Kamailio).
+func (m *Module) setSeparator(_ *ksr.Setup, st config.Stmt) error {
+	if v := st.Value.String(); v != "" {
+		m.separator = v[0]
+	}
+	return nil
 }
 
 func hasTotag(e *ksr.Env) int {

@@ -205,3 +205,36 @@ func TestParseURI(t *testing.T) {
 		}
 	}
 }
+
+func TestContactEncoding(t *testing.T) {
+	withContact := func(ruri, contact string) string {
+		return request(ruri, "Contact: "+contact+"\r\n")
+	}
+	cases := []struct{ raw, expr, want string }{
+		{withContact("sip:b@y", "<sip:alice:pw@10.0.0.1:5062;transport=tcp;x=1>;expires=60"),
+			"KSR.siputils.encode_contact('enc', '1.2.3.4') .. ' ' .. KSR.pv.get('$ct')",
+			"1 <sip:enc*alice*pw*10.0.0.1*5062*tcp@1.2.3.4>;expires=60"},
+		{withContact("sip:b@y", "<sip:10.0.0.1>"),
+			"KSR.siputils.encode_contact('p', 'h.example.com') .. ' ' .. KSR.pv.get('$ct')",
+			"1 <sip:p***10.0.0.1**@h.example.com>"},
+		{withContact("sip:b@y", "*"), "KSR.siputils.encode_contact('p', 'h')", "1"},
+		{request("sip:b@y", ""), "KSR.siputils.encode_contact('p', 'h')", "-1"},
+		{withContact("sip:b@y", "<sip:enc*alice*pw*10.0.0.1*5062*tcp@1.2.3.4;lr>"),
+			"KSR.siputils.decode_contact_header() .. ' ' .. KSR.pv.get('$ct')",
+			"1 <sip:alice:pw@10.0.0.1:5062;transport=tcp;lr>"},
+		{withContact("sip:b@y", "<sip:alice@10.0.0.1>"), "KSR.siputils.decode_contact_header()", "-26"},
+		{request("sip:enc*bob**10.0.0.2*5070*udp@1.2.3.4;lr", ""),
+			"KSR.siputils.decode_contact() .. ' ' .. KSR.pv.get('$ru')", "1 sip:bob@10.0.0.2:5070;transport=udp;lr"},
+		{request("sip:enc*bob**10.0.0.2*5070@1.2.3.4", ""), "KSR.siputils.decode_contact()", "-26"},
+		{request("sip:enc****5070*udp@1.2.3.4", ""), "KSR.siputils.decode_contact()", "-2"},
+		{request("sip:enc**pw*h*5070*udp@1.2.3.4", ""), "KSR.siputils.decode_contact()", "-3"},
+		{request("sip:bob@example.com", ""), "KSR.siputils.decode_contact()", "-26"},
+	}
+	for _, c := range cases {
+		t.Run(c.expr+" "+strings.SplitN(c.raw, "\r\n", 2)[0], func(t *testing.T) {
+			if got := eval(t, siputils.New(), c.raw, "10.0.0.1:5062", c.expr); got.val != c.want {
+				t.Fatalf("= %q, want %q", got.val, c.want)
+			}
+		})
+	}
+}

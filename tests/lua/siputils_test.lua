@@ -47,6 +47,17 @@ t.describe("checks", function()
 	end)
 end)
 
+t.describe("contact encoding", function()
+	t.it("encode_contact hides the contact behind a public address, decode_contact restores it", function()
+		t.equal(eval("KSR.siputils.encode_contact('nat', '203.0.113.1') .. ' ' .. KSR.pv.get('$ct')",
+			{method = "MESSAGE", headers = {Contact = "<sip:alice@10.0.0.5:5062>"}}),
+			"string:1 <sip:nat*alice**10.0.0.5*5062*@203.0.113.1>")
+		t.equal(eval("KSR.siputils.decode_contact() .. ' ' .. KSR.pv.get('$ru')",
+			{method = "MESSAGE", uri = "sip:nat*alice**10.0.0.5*5062*@203.0.113.1"}),
+			"string:1 sip:alice@10.0.0.5:5062")
+	end)
+end)
+
 t.describe("options_reply", function()
 	t.it("answers an OPTIONS to the server with the modparams' headers", function()
 		local res = t.request{method = "OPTIONS", uri = "sip:127.0.0.1:5060",
