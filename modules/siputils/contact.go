@@ -1,6 +1,7 @@
 package siputils
 
 import (
+	"encoding/base64"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -198,4 +199,121 @@ func (m *Module) decodeContact(e *ksr.Env) int {
 		return -1
 	}
 	return 1
+}
+
+// b64Encode is Kamailio's base64url_enc with the padding dropped, as
+// contact_param_encode does.
+func b64Encode(s string) string {
+	return strings.TrimRight(base64.URLEncoding.EncodeToString([]byte(s)), "=")
+}
+
+// b64Decode pads to a multiple of 4 and decodes base64url; false when the
+// text does not decode (or decodes to nothing).
+func b64Decode(s string) (string, bool) {
+	if n := len(s) % 4; n != 0 {
+		s += strings.Repeat("=", 4-n)
+	}
+	b, err := base64.URLEncoding.DecodeString(s)
+	if err != nil || len(b) == 0 {
+		return "", false
+	}
+	return string(b), true
+}
+
+// uriParamOf returns the value of the URI parameter name (any case) of the
+// URI text s, and whether it has one.
+func uriParamOf(s, name string) (string, bool) {
+	u, ok := ParseURI(s)
+	if !ok {
+		return "", false
+	}
+	return u.Param(name)
+}
+
+// contactParamEncode is ki_contact_param_encode: each contact URI longer
+// than 4 characters becomes saddr;nparam=<the URI in base64url, unpadded>.
+// No Contact is not an error (1).
+func contactParamEncode(e *ksr.Env, nparam, saddr string) int {
+	if !hasContact(e) {
+		return 1
+	}
+	return rewriteContacts(e, func(u string) (string, int) {
+		if len(u) <= 4 {
+			return u, 0
+		}
+		return saddr + ";" + nparam + "=" + b64Encode(u), 0
+	})
+}
+
+// contactParamDecode is ki_contact_param_decode: a contact URI with the
+// parameter nparam (any case, with a value) is replaced by that value
+// decoded; -1 when it does not decode.
+func contactParamDecode(e *ksr.Env, nparam string) int {
+	if !hasContact(e) {
+		return 1
+	}
+	rc := rewriteContacts(e, func(u string) (string, int) {
+		v, ok := uriParamOf(u, nparam)
+		if !ok || v == "" {
+			return u, 0
+		}
+		d, ok := b64Decode(v)
+		if !ok {
+			return "", -1
+		}
+		return d, 0
+	})
+	if rc == -2 { // the decoded text is no URI: Kamailio patches it in anyway
+		return 1
+	}
+	return rc
+}
+
+// contactParamDecodeRURI is ki_contact_param_decode_ruri: the same for the
+// R-URI (1 when it has no such parameter).
+func contactParamDecodeRURI(e *ksr.Env, nparam string) int {
+	u, s, ok := ruriParsed(e)
+	if !ok {
+		return -1
+	}
+	v, ok := u.Param(nparam)
+	if !ok || v == "" {
+		return 1
+	}
+	d, ok := b64Decode(v)
+	if !ok {
+		e.D.Log.Error("failed to decode uri", "uri", s)
+		return -1
+	}
+	if !e.SetPVString("$ru", d) {
+		return -1
+	}
+	return 1
+}
+
+// contactParamRm is ki_contact_param_rm: the parameter nparam (any case)
+// goes from every contact URI; 1 in any case.
+func contactParamRm(e *ksr.Env, nparam string) int {
+	if !hasContact(e) {
+		return 1
+	}
+	rewriteContacts(e, func(s string) (string, int) {
+		u, ok := ParseURI(s)
+		if !ok {
+			return "", -1
+		}
+		for _, p := range splitParams(u.Params) {
+			if strings.EqualFold(p.name, nparam) {
+				base := strings.LastIndex(s, ";"+u.Params) + 1
+				return s[:base+p.start-1] + s[base+p.end:], 0
+			}
+		}
+		return s, 0
+	})
+	return 1
+}
+
+func hasContact(e *ksr.Env) bool {
+	m := e.Msg.SIP()
+	return m != nil && len(m.GetHeaders("contact")) > 0
 }

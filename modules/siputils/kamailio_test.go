@@ -94,6 +94,19 @@ modparam("app_lua", "load", "%DIR%/eval.lua")
 		kamtest.Eval("MESSAGE", "sip:bob@example.com", "KSR.siputils.decode_contact()"),
 		kamtest.Eval("MESSAGE", "sip:a*b*c*d*e*f*g@1.2.3.4", "KSR.siputils.decode_contact()"),
 	)
+	const b64 = "c2lwOmFsaWNlQDEwLjAuMC41OjUwNjI7dHJhbnNwb3J0PXRjcA" // sip:alice@10.0.0.5:5062;transport=tcp
+	cases = append(cases,
+		kamtest.Eval("MESSAGE", "sip:bob@example.com", "KSR.siputils.contact_param_encode('alias', 'sip:203.0.113.1:5060')", ct),
+		kamtest.Eval("MESSAGE", "sip:bob@example.com", "KSR.siputils.contact_param_encode('alias', 'sip:203.0.113.1:5060')"),
+		kamtest.Eval("MESSAGE", "sip:bob@example.com", "KSR.siputils.contact_param_decode('alias')", "Contact: <sip:203.0.113.1;alias="+b64+">"),
+		kamtest.Eval("MESSAGE", "sip:bob@example.com", "KSR.siputils.contact_param_decode('alias')", "Contact: <sip:203.0.113.1;alias=%%%>"),
+		kamtest.Eval("MESSAGE", "sip:bob@example.com", "KSR.siputils.contact_param_decode('alias')", ct),
+		kamtest.Eval("MESSAGE", "sip:203.0.113.1;alias="+b64, "KSR.siputils.contact_param_decode_ruri('ALIAS') .. ' ' .. KSR.pv.get('$ru')"),
+		kamtest.Eval("MESSAGE", "sip:203.0.113.1;lr", "KSR.siputils.contact_param_decode_ruri('alias') .. ' ' .. KSR.pv.get('$ru')"),
+		kamtest.Eval("MESSAGE", "sip:203.0.113.1;alias=%%%", "KSR.siputils.contact_param_decode_ruri('alias') .. ' ' .. KSR.pv.get('$ru')"),
+		kamtest.Eval("MESSAGE", "sip:bob@example.com", "KSR.siputils.contact_param_rm('x')", ct),
+		kamtest.Eval("MESSAGE", "sip:bob@example.com", "KSR.siputils.contact_param_rm('x')"),
+	)
 	opts := kamtest.Eval("OPTIONS", "sip:127.0.0.1", "KSR.siputils.options_reply()")
 	opts.Show = []string{"Accept", "Accept-Encoding", "Accept-Language", "Supported"}
 	cases = append(cases, opts)

@@ -4,8 +4,7 @@
 // keepalive (options_reply, with the options_* modparams) and the R-URI
 // parameter edits. Function names, parameter types and return codes
 // follow sr_kemi_siputils_exports and the ki_* functions of siputils at
-// 5.6.3 (checks.c, sipops.c, options.c, contact_ops.c); the contact_param_*
-// functions are not implemented.
+// 5.6.3 (checks.c, sipops.c, options.c, contact_ops.c): all 29 of them.
 //
 // Concurrency: the module is configured once; its exports only read its
 // settings and act on the calling VM's message.
@@ -76,6 +75,10 @@ func (m *Module) Info() ksr.ModuleInfo {
 			i("encode_contact", m.encodeContact, []string{"eprefix", "eaddr"}, "Rewrite each Contact URI as sip:eprefix*user*pass*host*port*proto@eaddr: 1, -1 no Contact, below -1 an unparsable URI."),
 			i("decode_contact", m.decodeContact, nil, "Decode an encode_contact URI in the R-URI: 1, below 0 not such a URI."),
 			i("decode_contact_header", m.decodeContactHeader, nil, "Decode encode_contact URIs in the Contact headers: 1, -1 no Contact, below -1 not such a URI."),
+			i("contact_param_encode", contactParamEncode, []string{"nparam", "saddr"}, "Replace each Contact URI with saddr;nparam=<the URI in base64url>: 1, below 0 error."),
+			i("contact_param_decode", contactParamDecode, []string{"nparam"}, "Replace each Contact URI that has the parameter nparam with its decoded value: 1, -1 not base64url."),
+			i("contact_param_decode_ruri", contactParamDecodeRURI, []string{"nparam"}, "Replace the R-URI with the decoded value of its parameter nparam: 1 (also without it), -1 error."),
+			i("contact_param_rm", contactParamRm, []string{"nparam"}, "Remove the parameter nparam from each Contact URI: 1."),
 			i("hdr_date_check", hdrDateCheck, []string{"tdiff"}, "1 if the Date header is at most tdiff seconds old, -4 older, -1 no or bad Date."),
 			i("cmp_uri", cmpURIs, []string{"uri1", "uri2"}, "1 if the URIs match (RFC 3261 19.1.4), -1 if not, -2 if one does not parse."),
 			i("cmp_aor", cmpAoRs, []string{"uri1", "uri2"}, "1 if the URIs' user, host and port match, -1 if not, -2 if one does not parse."),

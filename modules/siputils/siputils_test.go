@@ -238,3 +238,32 @@ func TestContactEncoding(t *testing.T) {
 		})
 	}
 }
+
+func TestContactParams(t *testing.T) {
+	ct := func(v string) string { return request("sip:b@y", "Contact: "+v+"\r\n") }
+	// base64url of sip:alice@10.0.0.5:5062;transport=tcp, unpadded
+	const enc = "c2lwOmFsaWNlQDEwLjAuMC41OjUwNjI7dHJhbnNwb3J0PXRjcA"
+	cases := []struct{ raw, expr, want string }{
+		{ct("<sip:alice@10.0.0.5:5062;transport=tcp>;expires=30"),
+			"KSR.siputils.contact_param_encode('alias', 'sip:203.0.113.1:5060') .. ' ' .. KSR.pv.get('$ct')",
+			"1 <sip:203.0.113.1:5060;alias=" + enc + ">;expires=30"},
+		{ct("<sip:alice@10.0.0.5:5062;transport=tcp>"),
+			"KSR.siputils.contact_param_encode('alias', 'sip:203.0.113.1:5060') .. ' ' .. KSR.siputils.contact_param_decode('ALIAS') .. ' ' .. KSR.pv.get('$ct')",
+			"1 1 <sip:alice@10.0.0.5:5062;transport=tcp>"},
+		{request("sip:b@y", ""), "KSR.siputils.contact_param_encode('alias', 'sip:h')", "1"},
+		{ct("<sip:203.0.113.1;alias=%%%>"), "KSR.siputils.contact_param_decode('alias')", "-1"},
+		{ct("<sip:203.0.113.1;lr>"), "KSR.siputils.contact_param_decode('alias') .. ' ' .. KSR.pv.get('$ct')", "1 <sip:203.0.113.1;lr>"},
+		{request("sip:203.0.113.1;alias="+enc, ""), "KSR.siputils.contact_param_decode_ruri('alias') .. ' ' .. KSR.pv.get('$ru')",
+			"1 sip:alice@10.0.0.5:5062;transport=tcp"},
+		{request("sip:203.0.113.1;lr", ""), "KSR.siputils.contact_param_decode_ruri('alias') .. ' ' .. KSR.pv.get('$ru')", "1 sip:203.0.113.1;lr"},
+		{ct("<sip:a@h;alias=x;lr>;q=1"), "KSR.siputils.contact_param_rm('Alias') .. ' ' .. KSR.pv.get('$ct')", "1 <sip:a@h;lr>;q=1"},
+		{ct("<sip:a@h;lr>"), "KSR.siputils.contact_param_rm('alias') .. ' ' .. KSR.pv.get('$ct')", "1 <sip:a@h;lr>"},
+	}
+	for _, c := range cases {
+		t.Run(c.expr, func(t *testing.T) {
+			if got := eval(t, siputils.New(), c.raw, "10.0.0.1:5062", c.expr); got.val != c.want {
+				t.Fatalf("= %q, want %q", got.val, c.want)
+			}
+		})
+	}
+}

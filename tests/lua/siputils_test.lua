@@ -56,6 +56,15 @@ t.describe("contact encoding", function()
 			{method = "MESSAGE", uri = "sip:nat*alice**10.0.0.5*5062*@203.0.113.1"}),
 			"string:1 sip:alice@10.0.0.5:5062")
 	end)
+	t.it("contact_param_encode and contact_param_decode_ruri round-trip a contact", function()
+		local r = eval("KSR.siputils.contact_param_encode('alias', 'sip:203.0.113.1') .. ' ' .. KSR.pv.get('$ct')",
+			{method = "MESSAGE", headers = {Contact = "<sip:alice@10.0.0.5:5062>"}})
+		local b64 = r:match("alias=([%w_-]+)")
+		t.equal(r, "string:1 <sip:203.0.113.1;alias=" .. b64 .. ">")
+		t.equal(eval("KSR.siputils.contact_param_decode_ruri('alias') .. ' ' .. KSR.pv.get('$ru')",
+			{method = "MESSAGE", uri = "sip:203.0.113.1;alias=" .. b64}),
+			"string:1 sip:alice@10.0.0.5:5062")
+	end)
 end)
 
 t.describe("options_reply", function()
