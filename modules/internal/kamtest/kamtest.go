@@ -9,7 +9,6 @@
 package kamtest
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -35,7 +34,7 @@ const patience = 30 * time.Second
 // Pair is Kamailio and kemi running the same configuration.
 type Pair struct {
 	Kam, Kemi *enginetest.Client
-	kamLog    *bytes.Buffer
+	kamLog    *enginetest.LogBuffer // written by exec's copying goroutine
 }
 
 // Start writes cfg (a kamailio.cfg body without listen, mpath or
@@ -66,7 +65,7 @@ func Start(t *testing.T, modules []string, cfg string, files map[string]string) 
 	body = strings.ReplaceAll(body, "%DIR%", dir)
 
 	k := enginetest.Start(t, head("udp:127.0.0.1:0")+body, nil)
-	p := &Pair{Kemi: enginetest.Dial(t, "udp", k.Addr("udp")), kamLog: &bytes.Buffer{}}
+	p := &Pair{Kemi: enginetest.Dial(t, "udp", k.Addr("udp")), kamLog: &enginetest.LogBuffer{}}
 
 	port := freeUDPPort(t)
 	enginetest.Files(t, dir, map[string]string{"kamailio.cfg": head(fmt.Sprintf("udp:127.0.0.1:%d", port)) + body})
