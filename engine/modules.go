@@ -6,11 +6,14 @@ import (
 
 	"kemi/ksr"
 	"kemi/modules/async"
+	"kemi/modules/kx"
 	"kemi/modules/maxfwd"
 	"kemi/modules/mqueue"
 	"kemi/modules/rr"
 	"kemi/modules/rtimer"
 	"kemi/modules/runtimefree"
+	"kemi/modules/sanity"
+	"kemi/modules/siputils"
 	"kemi/modules/sl"
 	"kemi/modules/sworker"
 	"kemi/modules/tm"
@@ -36,6 +39,9 @@ func moduleTable() []ksr.Module {
 		tm.New(),
 		tm.NewTMX(),
 		rr.New(),
+		kx.New(),
+		siputils.New(),
+		sanity.New(),
 	}
 	return append(mods, runtimefree.Modules()...)
 }
@@ -53,6 +59,23 @@ func (s *Settings) module(name string) ksr.Module {
 // Mqueue returns the configuration's mqueue settings.
 func (s *Settings) Mqueue() *mqueue.Settings {
 	return s.module("mqueue").(*mqueue.Module).Settings()
+}
+
+// giveDefines is the one hook for modules that read the configuration's
+// #!define names at run time (kemix: KSR.kx.ifdef, get_def): FromConfig
+// calls it once the whole file is read, with the defines in force at its
+// end, to which it adds the names Kamailio 5.6.3 defines itself at run
+// time: KAMAILIO_5, KAMAILIO_5_6, KAMAILIO_5_6_3 and MOD_<name> for each
+// loaded module (kemi's preprocessor does not know them while reading).
+func (s *Settings) giveDefines(defs map[string]string) {
+	all := map[string]string{"KAMAILIO_5": "", "KAMAILIO_5_6": "", "KAMAILIO_5_6_3": ""}
+	for m := range s.Modules {
+		all["MOD_"+m] = ""
+	}
+	for k, v := range defs {
+		all[k] = v
+	}
+	s.module("kemix").(*kx.Module).SetDefines(all)
 }
 
 // Modules returns every module kemi has, in table order (fresh values).

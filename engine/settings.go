@@ -150,6 +150,7 @@ func FromConfig(c *config.Config, file string) (*Settings, error) {
 	if err := p.finish(); err != nil {
 		return nil, err
 	}
+	s.giveDefines(c.Defines) // modules.go
 	return s, nil
 }
 

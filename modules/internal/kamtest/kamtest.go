@@ -1,0 +1,199 @@
+// Package kamtest runs one kamailio.cfg and Lua script in Kamailio 5.6
+// and in kemi side by side, for the modules' conformance tests: the same
+// request goes to both over loopback UDP and the replies are compared. It
+// is small on purpose (the shared harness lives in conformance/); the
+// tests using it skip when Kamailio or one of its modules is not
+// installed, and under -short.
+//
+// Concurrency: a Pair belongs to one test goroutine.
+package kamtest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"kemi/engine/enginetest"
+)
+
+// ModPath is where Debian's kamailio package installs the modules.
+const ModPath = "/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+
+// patience bounds every wait on something that must happen (a reply, the
+// start): it is a guard against a hang, not a timing window.
+const patience = 30 * time.Second
+
+// Pair is Kamailio and kemi running the same configuration.
+type Pair struct {
+	Kam, Kemi *enginetest.Client
+	kamLog    *enginetest.LogBuffer // written by exec's copying goroutine
+}
+
+// Start writes cfg (a kamailio.cfg body without listen, mpath or
+// cfgengine: "%LISTEN%" is not needed, Start adds them) and files, starts
+// Kamailio on a free port and kemi on an ephemeral one, and waits until
+// both answer an OPTIONS without X-Eval with 200. modules are the .so
+// files the configuration loads, checked before Kamailio starts.
+func Start(t *testing.T, modules []string, cfg string, files map[string]string) *Pair {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs Kamailio")
+	}
+	kam, err := exec.LookPath("kamailio")
+	if err != nil {
+		t.Skip("kamailio not installed (apt-get install -y kamailio kamailio-lua-modules)")
+	}
+	for _, m := range modules {
+		if _, err := os.Stat(filepath.Join(ModPath, m)); err != nil {
+			t.Skipf("kamailio module %s not found in %s", m, ModPath)
+		}
+	}
+	dir := t.TempDir()
+	enginetest.Files(t, dir, files)
+	head := func(listen string) string {
+		return fmt.Sprintf("#!KAMAILIO\ndebug=2\nlog_stderror=yes\nchildren=1\nlisten=%s\ndisable_tcp=yes\nmpath=%q\n", listen, ModPath)
+	}
+	body := cfg + "\ncfgengine \"lua\"\n"
+	body = strings.ReplaceAll(body, "%DIR%", dir)
+
+	k := enginetest.Start(t, head("udp:127.0.0.1:0")+body, nil)
+	p := &Pair{Kemi: enginetest.Dial(t, "udp", k.Addr("udp")), kamLog: &enginetest.LogBuffer{}}
+
+	port := freeUDPPort(t)
+	enginetest.Files(t, dir, map[string]string{"kamailio.cfg": head(fmt.Sprintf("udp:127.0.0.1:%d", port)) + body})
+	run := filepath.Join(dir, "run")
+	os.Mkdir(run, 0o755)
+	cmd := exec.Command(kam, "-DD", "-E", "-f", filepath.Join(dir, "kamailio.cfg"), "-Y", run,
+		"-P", filepath.Join(run, "kamailio.pid"), "-w", dir, "-m", "64", "-M", "8")
+	cmd.Stdout, cmd.Stderr = p.kamLog, p.kamLog
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(patience):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("kamailio log:\n%s", p.kamLog.String())
+		}
+	})
+	p.Kam = enginetest.Dial(t, "udp", fmt.Sprintf("127.0.0.1:%d", port))
+	// Kamailio needs a moment to bind: probe until it answers (each probe
+	// has its own Call-ID; a late answer to an earlier one is skipped).
+	ready := false
+	for deadline := time.Now().Add(patience); !ready && time.Now().Before(deadline); {
+		id := enginetest.RandomID()
+		p.Kam.Send(p.Kam.Build(enginetest.Req{Method: "OPTIONS", CallID: id}))
+		for {
+			res, err := p.Kam.RecvResponse(200 * time.Millisecond)
+			if err != nil {
+				break
+			}
+			if res.CallID() != nil && string(*res.CallID()) == id && res.StatusCode == 200 {
+				ready = true
+				break
+			}
+		}
+	}
+	if !ready {
+		t.Fatalf("kamailio did not answer OPTIONS:\n%s", p.kamLog.String())
+	}
+	return p
+}
+
+// KamLog returns what Kamailio has logged so far.
+func (p *Pair) KamLog() string { return p.kamLog.String() }
+
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// Exchange sends r (its built text passed through mangle when it is not
+// nil) to c and returns every reply to it, up to and
+// including the one carrying X-Result (eval.lua's last reply), each as
+// "code reason" followed by " | Name: value" for the headers named in
+// show and X-Result.
+func Exchange(t *testing.T, c *enginetest.Client, r enginetest.Req, mangle func(string) string, show ...string) string {
+	t.Helper()
+	r.CallID = enginetest.RandomID()
+	raw := c.Build(r)
+	if mangle != nil {
+		raw = mangle(raw)
+	}
+	c.Send(raw)
+	var out []string
+	deadline := time.Now().Add(patience)
+	for {
+		res, err := c.RecvResponse(time.Until(deadline))
+		if err != nil {
+			t.Fatalf("%s %v: replies so far %q: %v", r.Method, r.Headers, out, err)
+		}
+		if res.CallID() == nil || string(*res.CallID()) != r.CallID {
+			continue
+		}
+		out = append(out, summary(res, show))
+		if res.GetHeader("X-Result") != nil {
+			return strings.Join(out, " ; ")
+		}
+	}
+}
+
+func summary(res *sip.Response, show []string) string {
+	s := fmt.Sprintf("%d %s", res.StatusCode, res.Reason)
+	for _, n := range append(show, "X-Result") {
+		for _, h := range res.GetHeaders(n) {
+			s += " | " + n + ": " + h.Value()
+		}
+	}
+	return s
+}
+
+// Case is one request of a side-by-side table.
+type Case struct {
+	Req  enginetest.Req
+	Show []string // reply headers to compare besides X-Result
+	// Mangle, when set, rewrites the request's text before it is sent
+	// (a header the builder does not write, a malformed line).
+	Mangle func(string) string
+}
+
+// Compare sends each case to Kamailio and to kemi and fails the test for
+// every difference in the replies.
+func (p *Pair) Compare(t *testing.T, cases []Case) {
+	t.Helper()
+	for _, c := range cases {
+		kam := Exchange(t, p.Kam, c.Req, c.Mangle, c.Show...)
+		kemi := Exchange(t, p.Kemi, c.Req, c.Mangle, c.Show...)
+		if kam != kemi {
+			t.Errorf("%s %s %q:\n kamailio: %s\n     kemi: %s", c.Req.Method, c.Req.URI, c.Req.Headers, kam, kemi)
+		} else {
+			t.Logf("%s %q: %s", c.Req.Method, c.Req.Headers, kemi)
+		}
+	}
+}
+
+// Eval is a request whose X-Eval header holds expr.
+func Eval(method, uri, expr string, headers ...string) Case {
+	return Case{Req: enginetest.Req{Method: method, URI: uri, Headers: append([]string{"X-Eval: " + expr}, headers...)}}
+}
