@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"kemi/ksr"
+	"kemi/modules/htable"
 	"kemi/modules/maxfwd"
 	"kemi/modules/mqueue"
 	"kemi/modules/runtimefree"
@@ -23,6 +24,7 @@ func moduleTable() []ksr.Module {
 		ksr.Core(),
 		mqueue.New(), // first runtime started, last stopped: queues load before traffic, save after it
 		maxfwd.New(),
+		htable.New(), // tables load from db_url before traffic, save after it
 	}
 	return append(mods, runtimefree.Modules()...)
 }
