@@ -21,8 +21,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
+	"sync/atomic"
 
 	"kemi/config"
 	"kemi/ksr"
@@ -57,8 +56,8 @@ type Module struct {
 	db     *store
 	loaded map[*Table]bool // loaded from the database at start (Kamailio's dbload)
 
-	stop chan struct{}
-	done sync.WaitGroup
+	sweepEvery int64        // timer_interval, seconds; 0 without autoexpire tables
+	nextSweep  atomic.Int64 // Unix second of the next sweep
 }
 
 var (
@@ -112,7 +111,7 @@ func (m *Module) Info() ksr.ModuleInfo {
 			{Name: "db_expires", Set: m.paramDBExpires},
 		},
 		// fetch_rows: kemi reads a table in one query. enable_dmq,
-		// dmq_init_sync: no DMQ. timer_procs: one sweeper goroutine.
+		// dmq_init_sync: no DMQ. timer_procs: the sweep runs lazily (now).
 		// event_callback(_mode): no htable:mod-init / htable:expired events.
 		Ignored: []string{"fetch_rows", "enable_dmq", "dmq_init_sync", "timer_procs", "event_callback", "event_callback_mode"},
 		Exports: m.exports(),
@@ -257,14 +256,18 @@ func (m *Module) Provision(h ksr.Host) error {
 		m.order = append(m.order, t)
 	}
 	m.local = h.Deps().NewLocal()
+	if m.hasAutoExpire() {
+		m.sweepEvery = int64(m.set.TimerInterval)
+		if m.sweepEvery <= 0 {
+			m.sweepEvery = 20
+		}
+		m.nextSweep.Store(m.clock.Now().Unix() + m.sweepEvery)
+	}
 	return nil
 }
 
-// now is Kamailio's time(NULL), on the engine's clock.
-func (m *Module) now() int64 { return m.clock.Now().Unix() }
-
 // Start loads the tables that have a dbtable (whatever their dbmode, as
-// Kamailio) and starts the autoexpire sweeper. A database that cannot be
+// Kamailio). A database that cannot be
 // opened, written or read fails the start.
 func (m *Module) Start(ctx context.Context) error {
 	if m.set.DBURL != "" && m.hasDBTables() {
@@ -276,27 +279,18 @@ func (m *Module) Start(ctx context.Context) error {
 			if t.DBTable == "" {
 				continue
 			}
-			items, err := db.load(ctx, t, m.set.DBExpires && t.AutoExpire > 0, m.set.ArraySuffix, m.now())
+			items, err := db.load(ctx, t, m.set.DBExpires && t.AutoExpire > 0, m.set.ArraySuffix, m.clock.Now().Unix())
 			if err != nil {
 				db.close()
 				return fmt.Errorf("htable: load table %q from %q: %w", t.Name, t.DBTable, err)
 			}
-			now := m.now()
+			now := m.clock.Now().Unix()
 			for _, it := range items {
 				t.load(it, now)
 			}
 			m.loaded[t] = true
 		}
 		m.db = db
-	}
-	if m.hasAutoExpire() {
-		iv := m.set.TimerInterval
-		if iv <= 0 {
-			iv = 20
-		}
-		m.stop = make(chan struct{})
-		m.done.Add(1)
-		go m.sweeper(time.Duration(iv) * time.Second)
 	}
 	return nil
 }
@@ -319,42 +313,36 @@ func (m *Module) hasAutoExpire() bool {
 	return false
 }
 
-// sweeper removes expired items every interval (Kamailio's ht_timer). Reads
-// test expiry themselves, so the sweep only frees memory: what a script
-// sees does not depend on when it runs.
-func (m *Module) sweeper(every time.Duration) {
-	defer m.done.Done()
-	t := m.clock.NewTimer(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-m.stop:
-			return
-		case <-t.C():
-			m.Sweep()
-			t.Reset(every)
-		}
+// now is Kamailio's time(NULL), on the engine's clock. It also runs
+// Kamailio's autoexpire timer, ht_timer, lazily: the first call every
+// timer_interval seconds removes the expired items of every table (who is
+// the calling VM, whose own held slots are swept re-entrantly). Readers test
+// expiry themselves, so what a script sees does not depend on when the sweep
+// runs: it only frees memory (and changes htable.dump and htable.stats, as
+// in Kamailio between two timer runs).
+func (m *Module) now(who any) int64 {
+	now := m.clock.Now().Unix()
+	if next := m.nextSweep.Load(); now >= next && m.sweepEvery > 0 && m.nextSweep.CompareAndSwap(next, now+m.sweepEvery) {
+		m.sweep(now, who)
 	}
+	return now
 }
 
 // Sweep removes the expired items of every table now, as one run of
 // Kamailio's timer; it returns how many went.
-func (m *Module) Sweep() int {
-	now, n := m.now(), 0
+func (m *Module) Sweep() int { return m.sweep(m.clock.Now().Unix(), nil) }
+
+func (m *Module) sweep(now int64, who any) int {
+	n := 0
 	for _, t := range m.order {
-		n += t.Sweep(now)
+		n += t.Sweep(now, who)
 	}
 	return n
 }
 
-// Stop stops the sweeper, then saves the tables with a dbtable and a
-// dbmode (those loaded at start) and closes the database.
+// Stop saves the tables with a dbtable and a dbmode (those loaded at
+// start) and closes the database.
 func (m *Module) Stop(ctx context.Context) error {
-	if m.stop != nil {
-		close(m.stop)
-		m.done.Wait()
-		m.stop = nil
-	}
 	if m.db == nil {
 		return nil
 	}
@@ -363,7 +351,7 @@ func (m *Module) Stop(ctx context.Context) error {
 		if t.DBTable == "" || t.DBMode == 0 || !m.loaded[t] {
 			continue
 		}
-		if e := m.db.save(context.WithoutCancel(ctx), t, m.set.DBExpires, m.now()); e != nil && err == nil {
+		if e := m.db.save(context.WithoutCancel(ctx), t, m.set.DBExpires, m.clock.Now().Unix()); e != nil && err == nil {
 			err = fmt.Errorf("htable: save table %q to %q: %w", t.Name, t.DBTable, e)
 		}
 	}

@@ -215,7 +215,7 @@ func (m *Module) getMode(e *ksr.Env, table, key string, null lua.LValue) lua.LVa
 		m.noTable(e, table)
 		return null
 	}
-	it, ok := t.Get(key, m.now(), e)
+	it, ok := t.Get(key, m.now(e), e)
 	switch {
 	case !ok && t.HasInit:
 		return ksr.BoxInt(int(t.InitVal))
@@ -246,7 +246,7 @@ func (m *Module) isNull(e *ksr.Env, table, key string) int {
 		return 2
 	case t.HasInit:
 		return -2
-	case t.Exists(key, m.now(), e):
+	case t.Exists(key, m.now(e), e):
 		return -1
 	}
 	return 1
@@ -258,7 +258,7 @@ func (m *Module) sets(e *ksr.Env, table, key, val string) int {
 		m.noTable(e, table)
 		return -1
 	}
-	t.Set(key, true, val, 0, 0, m.now(), e)
+	t.Set(key, true, val, 0, 0, m.now(e), e)
 	return 1
 }
 
@@ -268,7 +268,7 @@ func (m *Module) seti(e *ksr.Env, table, key string, val int) int {
 		m.noTable(e, table)
 		return -1
 	}
-	t.Set(key, false, "", int32(val), 0, m.now(), e)
+	t.Set(key, false, "", int32(val), 0, m.now(e), e)
 	return 1
 }
 
@@ -278,7 +278,7 @@ func (m *Module) setex(e *ksr.Env, table, key string, exp int) int {
 		m.noTable(e, table)
 		return -1
 	}
-	t.SetExpire(key, int(int32(exp)), m.now(), e)
+	t.SetExpire(key, int(int32(exp)), m.now(e), e)
 	return 1
 }
 
@@ -303,7 +303,7 @@ func (m *Module) setx(e *ksr.Env, table, key string, isStr bool, sv string, nv i
 		m.noTable(e, table)
 		return -1
 	}
-	t.Set(key, isStr, sv, nv, exp, m.now(), e)
+	t.Set(key, isStr, sv, nv, exp, m.now(e), e)
 	return ok
 }
 
@@ -313,7 +313,7 @@ func (m *Module) add(e *ksr.Env, table, key string, delta int32) int {
 	if t == nil {
 		return noIntVal
 	}
-	n, ok := t.Add(key, delta, m.now(), e)
+	n, ok := t.Add(key, delta, m.now(e), e)
 	if !ok {
 		return noIntVal
 	}
@@ -503,7 +503,7 @@ func (m *Module) itSets(e *ksr.Env, iname, val string) int {
 	c := it.cur
 	c.isStr, c.s, c.n = true, val, 0
 	if it.t.UpdateExpire {
-		c.expire = m.now() + int64(it.t.AutoExpire)
+		c.expire = m.now(e) + int64(it.t.AutoExpire)
 	}
 	return 1
 }
@@ -519,7 +519,7 @@ func (m *Module) itSeti(e *ksr.Env, iname string, val int) int {
 	c := it.cur
 	c.isStr, c.s, c.n = false, "", int32(val)
 	if it.t.UpdateExpire {
-		c.expire = m.now() + int64(it.t.AutoExpire)
+		c.expire = m.now(e) + int64(it.t.AutoExpire)
 	}
 	return 1
 }
@@ -532,7 +532,7 @@ func (m *Module) itSetex(e *ksr.Env, iname string, exp int) int {
 	if it == nil {
 		return -1
 	}
-	it.cur.expire = m.now() + int64(int32(exp))
+	it.cur.expire = m.now(e) + int64(int32(exp))
 	return 1
 }
 
@@ -678,7 +678,7 @@ func (m *Module) pvGet(e *ksr.Env, name string) lua.LValue {
 	if !ok || t == nil {
 		return lua.LNil
 	}
-	it, found := t.Get(key, m.now(), e)
+	it, found := t.Get(key, m.now(e), e)
 	switch {
 	case !found && t.HasInit:
 		return ksr.BoxInt(int(t.InitVal))
@@ -701,9 +701,9 @@ func (m *Module) pvSet(e *ksr.Env, name string, v lua.LValue) bool {
 	case *lua.LNilType:
 		t.Delete(key, e)
 	case lua.LNumber:
-		t.Set(key, false, "", int32(int64(x)), 0, m.now(), e)
+		t.Set(key, false, "", int32(int64(x)), 0, m.now(e), e)
 	default:
-		t.Set(key, true, v.String(), 0, 0, m.now(), e)
+		t.Set(key, true, v.String(), 0, 0, m.now(e), e)
 	}
 	return true
 }
@@ -715,7 +715,7 @@ func (m *Module) pvGetEx(e *ksr.Env, name string) lua.LValue {
 	if !ok || t == nil {
 		return lua.LNil
 	}
-	return ksr.BoxInt(int(t.ExpiresIn(key, m.now(), e)))
+	return ksr.BoxInt(int(t.ExpiresIn(key, m.now(e), e)))
 }
 
 // pvSetEx is pv_set_ht_cell_expire: an integer sets the expiry, anything
@@ -729,7 +729,7 @@ func (m *Module) pvSetEx(e *ksr.Env, name string, v lua.LValue) bool {
 	if n, isNum := v.(lua.LNumber); isNum {
 		exp = int(int32(int64(n)))
 	}
-	t.SetExpire(key, exp, m.now(), e)
+	t.SetExpire(key, exp, m.now(e), e)
 	return true
 }
 
@@ -739,7 +739,7 @@ func (m *Module) pvAdd(e *ksr.Env, name string, delta int32) lua.LValue {
 	if !ok || t == nil {
 		return lua.LNil
 	}
-	n, ok := t.Add(key, delta, m.now(), e)
+	n, ok := t.Add(key, delta, m.now(e), e)
 	if !ok {
 		return lua.LNil
 	}

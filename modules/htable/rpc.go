@@ -133,7 +133,7 @@ func (m *Module) RPC() []jsonrpc.Method {
 			if err != nil {
 				return nil, err
 			}
-			it, ok := t.Get(a[1], m.now(), nil)
+			it, ok := t.Get(a[1], m.now(nil), nil)
 			if !ok {
 				return nil, fault(500, "Key name doesn't exist in htable.")
 			}
@@ -155,7 +155,7 @@ func (m *Module) RPC() []jsonrpc.Method {
 			if err != nil {
 				return nil, err
 			}
-			t.Set(a[1], true, a[2], 0, 0, m.now(), nil)
+			t.Set(a[1], true, a[2], 0, 0, m.now(nil), nil)
 			return "Ok. Key set to new value.", nil
 		}},
 		{Name: "htable.seti", Doc: "Set one key in a hash table to an integer value.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
@@ -167,7 +167,7 @@ func (m *Module) RPC() []jsonrpc.Method {
 			if err != nil {
 				return nil, err
 			}
-			t.Set(a[1], false, "", int32(n), 0, m.now(), nil)
+			t.Set(a[1], false, "", int32(n), 0, m.now(nil), nil)
 			return "Ok. Key set to new value.", nil
 		}},
 		{Name: "htable.setex", Doc: "Set expire in a hash table for the item referenced by key.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
@@ -179,7 +179,7 @@ func (m *Module) RPC() []jsonrpc.Method {
 			if err != nil {
 				return nil, err
 			}
-			t.SetExpire(a[1], int(int32(n)), m.now(), nil)
+			t.SetExpire(a[1], int(int32(n)), m.now(nil), nil)
 			return "Ok", nil
 		}},
 		{Name: "htable.setxs", Doc: "Set one key in a hash table to a string value and its expire value.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
@@ -191,7 +191,7 @@ func (m *Module) RPC() []jsonrpc.Method {
 			if t == nil {
 				return nil, fault(500, "Failed to set the item")
 			}
-			t.Set(a[1], true, a[2], 0, int(int32(n)), m.now(), nil)
+			t.Set(a[1], true, a[2], 0, int(int32(n)), m.now(nil), nil)
 			return "Ok. Key set to new value.", nil
 		}},
 		{Name: "htable.setxi", Doc: "Set one key in a hash table to an integer value and its expire value.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
@@ -208,7 +208,7 @@ func (m *Module) RPC() []jsonrpc.Method {
 			if t == nil {
 				return nil, fault(500, "Failed to set the item")
 			}
-			t.Set(a[1], false, "", int32(v), int(int32(n)), m.now(), nil)
+			t.Set(a[1], false, "", int32(v), int(int32(n)), m.now(nil), nil)
 			return "Ok. Key set to new value.", nil
 		}},
 		{Name: "htable.listTables", Doc: "List all htables.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
@@ -256,12 +256,12 @@ func (m *Module) RPC() []jsonrpc.Method {
 			if err != nil {
 				return nil, err
 			}
-			items, err := m.db.load(ctx, t, m.set.DBExpires && t.AutoExpire > 0, m.set.ArraySuffix, m.now())
+			items, err := m.db.load(ctx, t, m.set.DBExpires && t.AutoExpire > 0, m.set.ArraySuffix, m.now(nil))
 			if err != nil {
 				m.host.Logger().Error("htable reload failed", "table", t.Name, "error", err)
 				return nil, fault(500, "Htable reload failed")
 			}
-			t.Replace(items, m.now())
+			t.Replace(items, m.now(nil))
 			return "Ok. Htable reloaded.", nil
 		}},
 		{Name: "htable.store", Doc: "Store hash table to database.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
@@ -269,7 +269,7 @@ func (m *Module) RPC() []jsonrpc.Method {
 			if err != nil {
 				return nil, err
 			}
-			if err := m.db.save(ctx, t, m.set.DBExpires, m.now()); err != nil {
+			if err := m.db.save(ctx, t, m.set.DBExpires, m.now(nil)); err != nil {
 				m.host.Logger().Error("htable store failed", "table", t.Name, "error", err)
 				return nil, fault(500, "Storing htable failed")
 			}

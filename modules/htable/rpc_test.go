@@ -11,6 +11,7 @@ import (
 	"kemi/config"
 	"kemi/engine"
 	"kemi/jsonrpc"
+	"kemi/modules/htable"
 )
 
 // call runs an htable RPC command and returns its JSON result, or
@@ -170,21 +171,25 @@ func TestSweep(t *testing.T) {
 	}
 }
 
-// TestSweeperOnClock: Start runs the sweep every timer_interval seconds of
-// the engine's clock.
-func TestSweeperOnClock(t *testing.T) {
-	f := newFixture(t, "e=>autoexpire=1")
-	f.m.Settings().TimerInterval = 5
-	if err := f.m.Start(context.Background()); err != nil {
-		t.Fatal(err)
+// TestLazySweep: the first call after each timer_interval seconds of the
+// engine's clock removes the expired items (Kamailio's ht_timer).
+func TestLazySweep(t *testing.T) {
+	m := htable.New()
+	sp, _ := htable.ParseSpec("e=>autoexpire=1")
+	m.Settings().Tables = []htable.Spec{sp}
+	m.Settings().TimerInterval = 5
+	f := provision(t, m)
+	v := f.vm("w", "")
+	v.run(`KSR.htable.sht_sets("e","a","x"); KSR.htable.sht_sets("e","b","x")`)
+	f.clock.Advance(4 * time.Second)
+	v.run(`KSR.htable.sht_get("e","zz")`)
+	if n := m.Table("e").Len(); n != 2 {
+		t.Fatalf("%d items before the interval, want 2 (expired, not swept)", n)
 	}
-	defer f.m.Stop(context.Background())
-	f.vm("w", "").run(`KSR.htable.sht_sets("e","a","x")`)
-	f.clock.BlockUntil(1)
-	f.clock.Advance(5 * time.Second)
-	f.clock.BlockUntil(1) // re-armed: the sweep has run
-	if n := f.m.Table("e").Len(); n != 0 {
-		t.Fatalf("%d items after the sweep, want 0", n)
+	f.clock.Advance(1 * time.Second)
+	v.run(`KSR.htable.sht_lock("e","a"); KSR.htable.sht_get("e","zz"); KSR.htable.sht_unlock("e","a")`)
+	if n := m.Table("e").Len(); n != 0 {
+		t.Fatalf("%d items after the interval, want 0", n)
 	}
 }
 

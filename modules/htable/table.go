@@ -390,13 +390,13 @@ func (t *Table) Reset(who any) {
 
 // Sweep removes the items expired at now (ht_timer) and returns how many
 // went. It does nothing in a table without autoexpire.
-func (t *Table) Sweep(now int64) int {
+func (t *Table) Sweep(now int64, who any) int {
 	if t.AutoExpire <= 0 {
 		return 0
 	}
 	n := 0
 	for i := range t.slots {
-		s, locked := t.lock(uint32(i), nil)
+		s, locked := t.lock(uint32(i), who)
 		for k, c := range s.cells {
 			if c.expire != 0 && c.expire < now {
 				delete(s.cells, k)
