@@ -8,6 +8,7 @@ import (
 	"kemi/modules/htable"
 	"kemi/modules/maxfwd"
 	"kemi/modules/mqueue"
+	"kemi/modules/pike"
 	"kemi/modules/runtimefree"
 )
 
@@ -25,6 +26,7 @@ func moduleTable() []ksr.Module {
 		mqueue.New(), // first runtime started, last stopped: queues load before traffic, save after it
 		maxfwd.New(),
 		htable.New(), // tables load from db_url before traffic, save after it
+		pike.New(),
 	}
 	return append(mods, runtimefree.Modules()...)
 }

@@ -1,0 +1,123 @@
+package pike_test
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"kemi/config"
+	"kemi/engine"
+	"kemi/ksr"
+	"kemi/luavm"
+	"kemi/modules/pike"
+	"kemi/timers"
+)
+
+type host struct {
+	d *ksr.Deps
+	c timers.Clock
+}
+
+func (h host) Logger() *slog.Logger { return h.d.Log }
+func (h host) Clock() timers.Clock  { return h.c }
+func (h host) Deps() *ksr.Deps      { return h.d }
+
+// vm returns a Lua VM with KSR bound, pike provisioned with density 5 on
+// a fake clock, and the log.
+func vm(t *testing.T) (*luavm.VM, *timers.Fake, *bytes.Buffer, *pike.Module) {
+	var log bytes.Buffer
+	clock := timers.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	d := &ksr.Deps{Log: slog.New(slog.NewTextHandler(&log, nil)), Now: clock.Now, Shv: ksr.NewSharedVars(), PVs: map[string]*ksr.PV{}}
+	m := pike.New()
+	m.Settings().Density = 5
+	m.Settings().Latency = 10
+	if err := d.Provision(host{d, clock}, m); err != nil {
+		t.Fatal(err)
+	}
+	tab, err := ksr.NewTable(ksr.Core(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Table = tab
+	g, err := luavm.Build(1, []string{"t.lua"}, func(string) ([]byte, error) { return nil, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cur luavm.Current
+	cur.Store(g)
+	env := ksr.NewEnv(d, "w", "test", 0)
+	v, err := luavm.New(&cur, luavm.Options{Name: "w", Init: func(L *lua.LState) error { ksr.Register(L, env); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
+	return v, clock, &log, m
+}
+
+func eval(t *testing.T, v *luavm.VM, chunk string) string {
+	t.Helper()
+	if err := v.L.DoString("result = " + chunk); err != nil {
+		t.Fatal(err)
+	}
+	return v.L.GetGlobal("result").String()
+}
+
+// TestExports: KSR.pike's return codes (pike_funcs.c at 5.6.3).
+func TestExports(t *testing.T) {
+	v, clock, log, m := vm(t)
+	const loop = `(function() local s = {} for i = 1, 10 do s[i] = KSR.pike.pike_check_ip("198.51.100.7") end return table.concat(s, " ") end)()`
+	if got := eval(t, v, loop); got != "1 1 1 1 1 1 1 1 -2 -1" {
+		t.Fatalf("codes %s", got)
+	}
+	if !strings.Contains(log.String(), "PIKE - BLOCKing ip") || !strings.Contains(log.String(), "198.51.100.7") {
+		t.Fatalf("log: %s", log)
+	}
+	for _, c := range []struct{ chunk, want string }{
+		{`KSR.pike.pike_check_ip("")`, "-1"},
+		{`KSR.pike.pike_check_ip("nope")`, "-1"},
+		{`KSR.pike.pike_check_ip("2001:db8::1")`, "-1"}, // str2ip: IPv4 only
+		{`KSR.pike.pike_check_ip("203.0.113.1")`, "1"},
+		{`KSR.pike.pike_check_req()`, "1"}, // no message: nothing counted
+	} {
+		if got := eval(t, v, c.chunk); got != c.want {
+			t.Errorf("%s = %s, want %s", c.chunk, got, c.want)
+		}
+	}
+	// Two units later the address is no longer hot. Then its nodes go one
+	// remove_latency after another, leaf first (the leaf at 14, 198.51.100
+	// at 24, 198.51 at 34, 198 at 44): at 34 only 198 is left, besides the
+	// new address's first node (203.0.113.1's went at 10).
+	clock.Advance(4 * time.Second)
+	if got := eval(t, v, `KSR.pike.pike_check_ip("198.51.100.7")`); got != "1" {
+		t.Fatalf("after 4 s: %s", got)
+	}
+	clock.Advance(30 * time.Second)
+	eval(t, v, `KSR.pike.pike_check_ip("203.0.113.9")`)
+	if n := m.Nodes(); n != 2 {
+		t.Fatalf("%d nodes at tick 34, want 2", n)
+	}
+}
+
+// TestConfig: pike's modparams, with file:line errors.
+func TestConfig(t *testing.T) {
+	load := func(lines ...string) (*engine.Settings, error) {
+		src := "loadmodule \"pike.so\"\nloadmodule \"app_lua.so\"\n" + strings.Join(lines, "\n") + "\nmodparam(\"app_lua\", \"load\", \"s.lua\")\n"
+		c, err := config.Parse("kemi.cfg", []byte(src), config.Options{})
+		if err != nil {
+			return nil, err
+		}
+		return engine.FromConfig(c, "kemi.cfg")
+	}
+	if _, err := load(`modparam("pike", "sampling_time_unit", 3)`, `modparam("pike", "reqs_density_per_unit", 40)`,
+		`modparam("pike", "remove_latency", 60)`, `modparam("pike", "pike_log_level", 1)`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := load(`modparam("pike", "sampling_time_unit", 0)`)
+	if err == nil || !strings.Contains(err.Error(), "kemi.cfg:3") {
+		t.Fatalf("sampling_time_unit 0: %v", err)
+	}
+}
