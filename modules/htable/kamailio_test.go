@@ -2,25 +2,34 @@ package htable_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"kemi/engine/enginetest"
+	"kemi/jsonrpc"
 )
 
 // sideBySideScript runs a fixed sequence of KSR.htable (and KSR.pike)
-// calls on each request and answers 200 with their results, comma-joined,
+// calls on a MESSAGE and answers 200 with their results, comma-joined,
 // as the reason phrase: the same script runs in Kamailio 5.6 and in kemi.
 const sideBySideScript = `
 local H = KSR.htable
 function ksr_request_route()
+	if KSR.is_OPTIONS() then
+		KSR.sl.send_reply(200, "OK")
+		return
+	end
 	local r = {}
 	local function add(v) r[#r + 1] = tostring(v) end
 	H.sht_reset("t"); H.sht_reset("i"); H.sht_reset("e")
@@ -67,9 +76,11 @@ modparam("htable", "htable", "e=>autoexpire=100")
 modparam("pike", "sampling_time_unit", 1000)
 `
 
-// TestSideBySideKamailio runs sideBySideScript in Kamailio 5.6 and in kemi
-// and compares the results, call by call.
-func TestSideBySideKamailio(t *testing.T) {
+// kamailio starts Kamailio 5.6 on a free loopback port with the modules,
+// the modparam lines and script.lua, and returns a client that has had its
+// first 200 to OPTIONS; it skips the test without Kamailio.
+func kamailio(t *testing.T, mods []string, params, script string) *enginetest.Client {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("runs Kamailio")
 	}
@@ -78,17 +89,13 @@ func TestSideBySideKamailio(t *testing.T) {
 		t.Skip("kamailio not installed")
 	}
 	mpath := "/usr/lib/x86_64-linux-gnu/kamailio/modules/"
-	for _, m := range []string{"app_lua.so", "htable.so", "pike.so", "sl.so", "pv.so"} {
-		if _, err := os.Stat(filepath.Join(mpath, m)); err != nil {
+	loads := ""
+	for _, m := range append([]string{"sl", "pv"}, append(mods, "app_lua")...) {
+		if _, err := os.Stat(filepath.Join(mpath, m+".so")); err != nil {
 			t.Skipf("kamailio module %s not found in %s", m, mpath)
 		}
+		loads += fmt.Sprintf("loadmodule %q\n", m+".so")
 	}
-	// kemi.
-	e := enginetest.Start(t, enginetest.Config(`loadmodule "htable.so"`, `loadmodule "pike.so"`, sideBySideModparams),
-		map[string]string{"script.lua": sideBySideScript})
-	kemiRes := enginetest.Dial(t, "udp", e.Addr("udp")).Do(enginetest.Req{Method: "OPTIONS"}, 5*time.Second)
-
-	// Kamailio.
 	dir := t.TempDir()
 	c, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -97,7 +104,7 @@ func TestSideBySideKamailio(t *testing.T) {
 	port := c.LocalAddr().(*net.UDPAddr).Port
 	c.Close()
 	enginetest.Files(t, dir, map[string]string{
-		"script.lua": sideBySideScript,
+		"script.lua": script,
 		"kamailio.cfg": fmt.Sprintf(`#!KAMAILIO
 debug=1
 log_stderror=yes
@@ -105,22 +112,18 @@ children=1
 listen=udp:127.0.0.1:%d
 disable_tcp=yes
 mpath=%q
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "htable.so"
-loadmodule "pike.so"
-loadmodule "app_lua.so"
+%s
 %s
 modparam("app_lua", "load", %q)
 cfgengine "lua"
-`, port, mpath, sideBySideModparams, filepath.Join(dir, "script.lua")),
+`, port, mpath, loads, params, filepath.Join(dir, "script.lua")),
 	})
 	run := filepath.Join(dir, "run")
 	os.Mkdir(run, 0o755)
-	var klog bytes.Buffer
+	klog := &bytes.Buffer{}
 	cmd := exec.Command(kam, "-DD", "-E", "-f", filepath.Join(dir, "kamailio.cfg"), "-Y", run,
 		"-P", filepath.Join(run, "kamailio.pid"), "-w", "/", "-m", "64", "-M", "8")
-	cmd.Stdout, cmd.Stderr = &klog, &klog
+	cmd.Stdout, cmd.Stderr = klog, klog
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -137,27 +140,134 @@ cfgengine "lua"
 		}
 	})
 	kc := enginetest.Dial(t, "udp", fmt.Sprintf("127.0.0.1:%d", port))
-	var kamReason string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && kamReason == ""; {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 		kc.Send(kc.Build(enginetest.Req{Method: "OPTIONS"}))
 		if res, err := kc.RecvResponse(300 * time.Millisecond); err == nil && res.StatusCode == 200 {
-			kamReason = res.Reason
+			return kc
 		}
 	}
-	if kamReason == "" {
-		t.Fatalf("kamailio did not answer:\n%s", klog.String())
+	t.Fatalf("kamailio did not answer:\n%s", klog.String())
+	return nil
+}
+
+// TestSideBySideKamailio runs sideBySideScript in Kamailio 5.6 and in kemi
+// and compares the results, call by call.
+func TestSideBySideKamailio(t *testing.T) {
+	kc := kamailio(t, []string{"htable", "pike"}, sideBySideModparams, sideBySideScript)
+	e := enginetest.Start(t, enginetest.Config(`loadmodule "htable.so"`, `loadmodule "pike.so"`, sideBySideModparams),
+		map[string]string{"script.lua": sideBySideScript})
+	kemiRes := enginetest.Dial(t, "udp", e.Addr("udp")).Do(enginetest.Req{Method: "MESSAGE"}, 5*time.Second)
+	kamRes := kc.Do(enginetest.Req{Method: "MESSAGE"}, 5*time.Second)
+	if kemiRes == nil || kamRes == nil {
+		t.Fatalf("no answer: kemi %v, kamailio %v", kemiRes, kamRes)
 	}
-	if kemiRes == nil {
-		t.Fatal("kemi did not answer")
-	}
-	k, m := strings.Split(kamReason, ","), strings.Split(kemiRes.Reason, ",")
+	k, m := strings.Split(kamRes.Reason, ","), strings.Split(kemiRes.Reason, ",")
 	if len(k) != len(m) {
-		t.Fatalf("kamailio gave %d results, kemi %d:\nkamailio %s\nkemi     %s", len(k), len(m), kamReason, kemiRes.Reason)
+		t.Fatalf("kamailio gave %d results, kemi %d:\nkamailio %s\nkemi     %s", len(k), len(m), kamRes.Reason, kemiRes.Reason)
 	}
 	for i := range k {
 		if k[i] != m[i] {
 			t.Errorf("result %d: kamailio %q, kemi %q", i+1, k[i], m[i])
 		}
 	}
-	t.Logf("%d results agree: %s", len(k), kamReason)
+	t.Logf("%d results agree: %s", len(k), kamRes.Reason)
+}
+
+// rpcScript runs the JSON-RPC request of the X-RPC header with
+// jsonrpcs's jsonrpc_exec and answers 200 with the reply, on one line, as
+// the reason phrase (Kamailio side of TestRPCSideBySideKamailio).
+const rpcScript = `
+function ksr_request_route()
+	local req = KSR.hdr.get("X-RPC")
+	if req == nil then
+		KSR.sl.send_reply(200, "OK")
+		return
+	end
+	KSR.jsonrpcs.exec(req)
+	local body = KSR.pv.get("$jsonrpl(body)") or "none"
+	KSR.sl.send_reply(200, (string.gsub(body, "[\r\n\t]", "")))
+end
+`
+
+// TestRPCSideBySideKamailio sends the same htable.* commands to Kamailio
+// 5.6 (through jsonrpc_exec) and to kemi's JSON-RPC server, one after the
+// other, and compares the results and faults.
+func TestRPCSideBySideKamailio(t *testing.T) {
+	params := `modparam("htable", "htable", "t=>size=4")
+modparam("htable", "htable", "e=>autoexpire=100;size=2")
+`
+	kc := kamailio(t, []string{"htable", "jsonrpcs"}, params+`modparam("jsonrpcs", "transport", 0)`, rpcScript)
+	e := enginetest.Start(t, enginetest.Config(`loadmodule "htable.so"`, params), map[string]string{"script.lua": "function ksr_request_route() end"})
+	calls := []struct {
+		method string
+		params []any
+	}{
+		{"htable.get", []any{"t", "k"}},
+		{"htable.sets", []any{"t", "k", "v"}},
+		{"htable.seti", []any{"t", "n", 5}},
+		{"htable.seti", []any{"t", "s", "12"}},
+		{"htable.get", []any{"t", "k"}},
+		{"htable.get", []any{"t", "n"}},
+		{"htable.get", []any{"nope", "k"}},
+		{"htable.get", []any{"t"}},
+		{"htable.sets", []any{"t", "k"}},
+		{"htable.seti", []any{"t", "k", "x"}},
+		{"htable.dump", []any{"t"}},
+		{"htable.dump", []any{"e"}},
+		{"htable.dump", []any{"nope"}},
+		{"htable.dump", nil},
+		{"htable.delete", []any{"t", "k"}},
+		{"htable.delete", []any{"t", "k"}},
+		{"htable.delete", []any{"nope", "k"}},
+		{"htable.delete", []any{"t"}},
+		{"htable.setxs", []any{"e", "a", "x", 100}},
+		{"htable.setxi", []any{"e", "b", 3, 100}},
+		{"htable.setex", []any{"e", "a", 0}},
+		{"htable.get", []any{"e", "a"}},
+		{"htable.setxs", []any{"nope", "a", "x", 1}},
+		{"htable.setex", []any{"nope", "a", 1}},
+		{"htable.listTables", nil},
+		{"htable.stats", nil},
+		{"htable.flush", []any{"t"}},
+		{"htable.flush", []any{"nope"}},
+		{"htable.dump", []any{"t"}},
+		{"htable.reload", []any{"t"}},
+		{"htable.store", []any{"t"}},
+	}
+	for i, c := range calls {
+		req, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "method": c.method, "params": c.params, "id": 1})
+		if c.params == nil {
+			req, _ = json.Marshal(map[string]any{"jsonrpc": "2.0", "method": c.method, "id": 1})
+		}
+		kres := kc.Do(enginetest.Req{Method: "MESSAGE", Headers: []string{"X-RPC: " + string(req)}}, 5*time.Second)
+		if kres == nil {
+			t.Fatalf("%s: kamailio did not answer", req)
+		}
+		var kam struct {
+			Result any
+			Error  *struct {
+				Code    int
+				Message string
+			}
+		}
+		if err := json.Unmarshal([]byte(kres.Reason), &kam); err != nil {
+			t.Fatalf("%s: kamailio replied %q: %v", req, kres.Reason, err)
+		}
+		kemiRaw, err := jsonrpc.Call(context.Background(), e.RPCURL(), c.method, c.params)
+		var f *jsonrpc.Fault
+		switch {
+		case errors.As(err, &f):
+			if kam.Error == nil || kam.Error.Code != f.Code || kam.Error.Message != f.Message {
+				t.Errorf("call %d %s: kamailio %s, kemi fault %d %q", i+1, req, kres.Reason, f.Code, f.Message)
+			}
+		case err != nil:
+			t.Fatalf("%s: kemi: %v", req, err)
+		default:
+			var got any
+			json.Unmarshal(kemiRaw, &got)
+			if kam.Error != nil || !reflect.DeepEqual(kam.Result, got) {
+				t.Errorf("call %d %s:\nkamailio %s\nkemi     %s", i+1, req, kres.Reason, kemiRaw)
+			}
+		}
+	}
 }

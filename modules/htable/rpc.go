@@ -2,6 +2,9 @@ package htable
 
 import (
 	"context"
+	"encoding/json"
+	"slices"
+	"strconv"
 	"time"
 
 	"kemi/jsonrpc"
@@ -56,11 +59,12 @@ func fault(code int, msg string) error { return &jsonrpc.Fault{Code: code, Messa
 
 // RPC returns the htable.* commands.
 func (m *Module) RPC() []jsonrpc.Method {
-	// args reads n string parameters, or fails with Kamailio's message.
-	args := func(p jsonrpc.Params, n int, msg string) ([]string, error) {
+	// args reads n string parameters ("S" of Kamailio's rpc->scan; after
+	// conv, ".S": a number is converted), or fails with Kamailio's message.
+	args := func(p jsonrpc.Params, n int, msg string, conv ...int) ([]string, error) {
 		out := make([]string, n)
 		for i := range out {
-			s, ok := p.String(i)
+			s, ok := scanStr(p, i, slices.Contains(conv, i))
 			if !ok {
 				return nil, fault(500, msg)
 			}
@@ -75,13 +79,13 @@ func (m *Module) RPC() []jsonrpc.Method {
 		}
 		return t, nil
 	}
-	// twoAndInt reads "SS.d"-style parameters: two strings and an integer.
-	strsInt := func(p jsonrpc.Params, strs int, msg string) ([]string, int, error) {
-		a, err := args(p, strs, msg)
+	// strsInt reads "SS.d"-style parameters: strings, then an integer.
+	strsInt := func(p jsonrpc.Params, strs int, msg string, conv ...int) ([]string, int, error) {
+		a, err := args(p, strs, msg, conv...)
 		if err != nil {
 			return nil, 0, err
 		}
-		n, ok := p.Int(strs)
+		n, ok := scanInt(p, strs)
 		if !ok {
 			return nil, 0, fault(500, msg)
 		}
@@ -147,7 +151,7 @@ func (m *Module) RPC() []jsonrpc.Method {
 			return map[string]rpcItem{"item": item}, nil
 		}},
 		{Name: "htable.sets", Doc: "Set one key in a hash table to a string value.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
-			a, err := args(p, 3, "Not enough parameters (htable name, key name and value)")
+			a, err := args(p, 3, "Not enough parameters (htable name, key name and value)", 2)
 			if err != nil {
 				return nil, err
 			}
@@ -183,7 +187,7 @@ func (m *Module) RPC() []jsonrpc.Method {
 			return "Ok", nil
 		}},
 		{Name: "htable.setxs", Doc: "Set one key in a hash table to a string value and its expire value.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
-			a, n, err := strsInt(p, 3, "Not enough parameters (htable name, key name, value and expire)")
+			a, n, err := strsInt(p, 3, "Not enough parameters (htable name, key name, value and expire)", 2)
 			if err != nil {
 				return nil, err
 			}
@@ -200,7 +204,7 @@ func (m *Module) RPC() []jsonrpc.Method {
 			if err != nil {
 				return nil, err
 			}
-			n, ok := p.Int(3)
+			n, ok := scanInt(p, 3)
 			if !ok {
 				return nil, fault(500, msg)
 			}
@@ -296,4 +300,36 @@ func (m *Module) dbTable(p jsonrpc.Params) (*Table, error) {
 		return nil, fault(500, "No database htable")
 	}
 	return t, nil
+}
+
+// scanStr is jsonrpcs's "S" scan of parameter i: a JSON string; with conv
+// (after "." in the format) a number is converted as int2str of an
+// unsigned long. Anything else, or a missing parameter, fails.
+func scanStr(p jsonrpc.Params, i int, conv bool) (string, bool) {
+	if s, ok := p.String(i); ok {
+		return s, true
+	}
+	if !conv {
+		return "", false
+	}
+	var f float64
+	if err := json.Unmarshal(p.Raw(i), &f); err != nil {
+		return "", false
+	}
+	return strconv.FormatUint(uint64(int64(f)), 10), true
+}
+
+// scanInt is jsonrpcs's "d" scan of parameter i: a number truncated to a
+// C int; any other JSON value gives 0 (srjson's valueint); only a missing
+// parameter fails.
+func scanInt(p jsonrpc.Params, i int) (int, bool) {
+	raw := p.Raw(i)
+	if len(raw) == 0 {
+		return 0, false
+	}
+	var f float64
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return 0, true
+	}
+	return int(int32(int64(f))), true
 }

@@ -65,7 +65,10 @@ func TestRPC(t *testing.T) {
 			{"htable.seti", []any{"t", "n", 42}, `"Ok. Key set to new value."`},
 			{"htable.seti", []any{"t", "s", "7"}, `"Ok. Key set to new value."`},
 			{"htable.get", []any{"t", "n"}, `{"item":{"name":"n","value":42,"flags":0,"expire":"NEVER"}}`},
-			{"htable.get", []any{"t", "s"}, `{"item":{"name":"s","value":7,"flags":0,"expire":"NEVER"}}`},
+			// jsonrpcs's "d" takes a JSON string as 0; ".S" converts a number.
+			{"htable.get", []any{"t", "s"}, `{"item":{"name":"s","value":0,"flags":0,"expire":"NEVER"}}`},
+			{"htable.sets", []any{"t", "num", 12}, `"Ok. Key set to new value."`},
+			{"htable.get", []any{"t", "num"}, `{"item":{"name":"num","value":"12","flags":2,"expire":"NEVER"}}`},
 		}},
 		{"get faults", []step{
 			{"htable.get", []any{"t"}, `fault 500 Not enough parameters (htable name and key name)`},
@@ -79,7 +82,8 @@ func TestRPC(t *testing.T) {
 		{"set faults", []step{
 			{"htable.sets", []any{"t", "k"}, `fault 500 Not enough parameters (htable name, key name and value)`},
 			{"htable.sets", []any{"nope", "k", "v"}, `fault 500 No such htable`},
-			{"htable.seti", []any{"t", "k", "x"}, `fault 500 Not enough parameters (htable name, key name and value)`},
+			{"htable.seti", []any{"t", "k"}, `fault 500 Not enough parameters (htable name, key name and value)`},
+			{"htable.sets", []any{"t", 5, "v"}, `fault 500 Not enough parameters (htable name, key name and value)`},
 			{"htable.seti", []any{"nope", "k", 1}, `fault 500 No such htable`},
 		}},
 		{"setex, setxs, setxi", []step{
