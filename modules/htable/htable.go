@@ -1,7 +1,7 @@
 // Package htable is Kamailio's htable module in kemi: named hash tables
 // shared by every worker, declared with modparam("htable", "htable", ...),
-// with KEMI's KSR.htable functions, the $sht, $shtex, $shtinc, $shtdec,
-// $shtitkey and $shtitval pseudo-variables, the htable.* RPC commands,
+// with KEMI's KSR.htable functions, the $sht, $shtex, $shtcn, $shtcv,
+// $shtinc, $shtdec, $shtitkey and $shtitval pseudo-variables, the htable.* RPC commands,
 // autoexpire driven by the engine's clock, and load/save of a table's
 // content in Kamailio's htable database layout (docs/htable.md).
 //

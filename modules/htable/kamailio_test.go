@@ -62,6 +62,8 @@ function ksr_request_route()
 	add(H.sht_iterator_seti("it", 9)); add(H.sht_iterator_rm("it")); add(H.sht_iterator_rm("it")); add(H.sht_iterator_rm("it")); H.sht_iterator_end("it")
 	add(H.sht_reset("t")); add(H.sht_reset("nope"))
 	KSR.pv.sets("$sht(t=>s)", "str"); KSR.pv.seti("$sht(t=>i)", 5); add(KSR.pv.get("$sht(t=>s)")); add(KSR.pv.get("$sht(t=>i)"))
+	add(KSR.pv.get("$shtcn(t=>**)")); add(KSR.pv.get("$shtcn(t=>~~^S)")); add(KSR.pv.get("$shtcv(t=>eq5)")); add(KSR.pv.get("$shtcn(t=>eq5)"))
+	add(KSR.pv.get("$shtcv(t=>==str)")); add(KSR.pv.get("$shtcv(t=>%~st)")); add(KSR.pv.get("$shtcv(t=>~%tr)")); add(KSR.pv.get("$shtcn(t=>~~)"))
 	add(KSR.pv.get("$shtinc(i=>z)")); add(KSR.pv.get("$shtdec(t=>s)")); add(KSR.pv.get("$sht(nope=>k)"))
 	local p = {}
 	for i = 1, 42 do p[i] = KSR.pike.pike_check_ip("198.51.100.7") end

@@ -660,11 +660,14 @@ func (m *Module) resolve(e *ksr.Env, inner string) (*Table, string, bool) {
 	return t, b.String(), true
 }
 
-// pvs are $sht, $shtex, $shtinc, $shtdec, $shtitkey and $shtitval.
+// pvs are $sht, $shtex, $shtcn, $shtcv, $shtinc, $shtdec, $shtitkey and
+// $shtitval.
 func (m *Module) pvs() []ksr.PV {
 	return []ksr.PV{
 		{Name: "sht", Named: true, Get: m.pvGet, Set: m.pvSet},
 		{Name: "shtex", Named: true, Get: m.pvGetEx, Set: m.pvSetEx},
+		{Name: "shtcn", Named: true, Get: func(e *ksr.Env, n string) lua.LValue { return m.pvCount(e, n, false) }},
+		{Name: "shtcv", Named: true, Get: func(e *ksr.Env, n string) lua.LValue { return m.pvCount(e, n, true) }},
 		{Name: "shtinc", Named: true, Get: func(e *ksr.Env, n string) lua.LValue { return m.pvAdd(e, n, 1) }},
 		{Name: "shtdec", Named: true, Get: func(e *ksr.Env, n string) lua.LValue { return m.pvAdd(e, n, -1) }},
 		{Name: "shtitkey", Named: true, Get: func(e *ksr.Env, n string) lua.LValue { return m.pvIt(e, n, true) }},
@@ -731,6 +734,16 @@ func (m *Module) pvSetEx(e *ksr.Env, name string, v lua.LValue) bool {
 	}
 	t.SetExpire(key, exp, m.now(e), e)
 	return true
+}
+
+// pvCount is pv_get_ht_cn / pv_get_ht_cv: items whose name (value) match
+// the evaluated expression.
+func (m *Module) pvCount(e *ksr.Env, name string, byValue bool) lua.LValue {
+	t, expr, ok := m.resolve(e, name)
+	if !ok || t == nil {
+		return lua.LNil
+	}
+	return ksr.BoxInt(t.Count(byValue, expr, e))
 }
 
 // pvAdd is pv_get_ht_add ($shtinc, $shtdec): the new value, or nil.

@@ -228,6 +228,11 @@ func TestPVs(t *testing.T) {
 		{"null pseudo-variable prints <null>", `KSR.pv.sets("$sht(t=>$var(none))", "v"); return H.sht_get("t","<null>")`, vals("v")},
 		{"spaces around the table name", `KSR.pv.sets("$sht( t =>k)", "v"); return H.sht_get("t","k")`, vals("v")},
 		{"set unknown table fails", `return KSR.pv.sets("$sht(nope=>k)", "v")`, vals(false)},
+		{"shtcn and shtcv", `H.sht_sets("t","user::a","alice"); H.sht_sets("t","user::b","bob"); H.sht_seti("t","n",7); H.sht_seti("t","m",7)
+			return KSR.pv.get("$shtcn(t=>~~^user)"), KSR.pv.get("$shtcn(t=>^USER)"), KSR.pv.get("$shtcn(t=>%~user::)"), KSR.pv.get("$shtcn(t=>~%::a)"),
+				KSR.pv.get("$shtcn(t=>==n)"), KSR.pv.get("$shtcn(t=>**)"), KSR.pv.get("$shtcv(t=>eq7)"), KSR.pv.get("$shtcn(t=>eq7)"),
+				KSR.pv.get("$shtcv(t=>~~^b)"), KSR.pv.get("$shtcv(t=>**)"), KSR.pv.get("$shtcn(t=>~~)"), KSR.pv.get("$shtcn(t=>~~()"), KSR.pv.get("$shtcn(nope=>**)")`,
+			vals(2, 2, 2, 1, 1, 4, 2, 0, 1, 4, 0, 0, nil)},
 		{"shtinc and shtdec", `return KSR.pv.get("$shtinc(i=>k)"), KSR.pv.get("$shtinc(i=>k)"), KSR.pv.get("$shtdec(i=>k)"), KSR.pv.get("$shtinc(t=>k)")`,
 			vals(1, 2, 1, nil)},
 		{"shtex", `H.sht_sets("e","k","v"); advance(3); local a = KSR.pv.get("$shtex(e=>k)")

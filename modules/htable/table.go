@@ -3,6 +3,7 @@ package htable
 import (
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -522,4 +523,80 @@ func (t *Table) unlockSlot(s *slot, who any) bool {
 	s.owner.Store(nil)
 	s.mu.Unlock()
 	return true
+}
+
+// Count is ht_count_cells_re for $shtcn (byValue false) and $shtcv: expr
+// is "~~re" (regular expression, also the meaning of an expression without
+// a prefix), "~%s" (ends with s), "%~s" (starts with s), "==s" (equal),
+// "eqN" (integer value N; names never match) or "**" (every item). Expired
+// items not yet swept count, as in Kamailio.
+func (t *Table) Count(byValue bool, expr string, who any) int {
+	if expr == "" {
+		return 0
+	}
+	op, val := 1, expr
+	if len(expr) >= 2 {
+		switch expr[:2] {
+		case "~~":
+			op = 1
+		case "~%":
+			op = 2
+		case "%~":
+			op = 3
+		case "==":
+			op = 4
+		case "eq":
+			op = 5
+		case "**":
+			return t.Len()
+		default:
+			op = 0
+		}
+		if op > 0 {
+			if len(expr) <= 2 {
+				return 0
+			}
+			val = expr[2:]
+		} else {
+			op = 1
+		}
+	}
+	if op == 5 && !byValue {
+		return 0
+	}
+	var re *regexp.Regexp
+	if op == 1 {
+		var err error
+		if re, err = compileRE(val); err != nil {
+			return 0
+		}
+	}
+	n := 0
+	ival := str2sint(val)
+	t.each(who, func(_ int, _ *slot, cells []*cell) bool {
+		for _, c := range cells {
+			if op == 5 {
+				if !c.isStr && c.n == ival {
+					n++
+				}
+				continue
+			}
+			s := c.name
+			if byValue {
+				if !c.isStr {
+					continue
+				}
+				s = c.s
+			}
+			switch {
+			case op == 1 && re.MatchString(s),
+				op == 2 && strings.HasSuffix(s, val),
+				op == 3 && strings.HasPrefix(s, val),
+				op == 4 && s == val:
+				n++
+			}
+		}
+		return true
+	})
+	return n
 }
