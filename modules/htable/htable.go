@@ -314,15 +314,17 @@ func (m *Module) hasAutoExpire() bool {
 }
 
 // now is Kamailio's time(NULL), on the engine's clock. It also runs
-// Kamailio's autoexpire timer, ht_timer, lazily: the first call every
-// timer_interval seconds removes the expired items of every table (who is
-// the calling VM, whose own held slots are swept re-entrantly). Readers test
-// expiry themselves, so what a script sees does not depend on when the sweep
-// runs: it only frees memory (and changes htable.dump and htable.stats, as
-// in Kamailio between two timer runs).
+// Kamailio's autoexpire timer, ht_timer, lazily: the first call after each
+// point of the timer's grid (start + k*timer_interval seconds) removes the
+// expired items of every table (who is the calling VM, whose own held
+// slots are swept re-entrantly). As in Kamailio, functions reading one key
+// test expiry themselves, while sht_match_*, sht_rm_*, $shtcn/$shtcv,
+// iterators, htable.dump and htable.stats see expired items until the
+// sweep removes them.
 func (m *Module) now(who any) int64 {
 	now := m.clock.Now().Unix()
-	if next := m.nextSweep.Load(); now >= next && m.sweepEvery > 0 && m.nextSweep.CompareAndSwap(next, now+m.sweepEvery) {
+	if next := m.nextSweep.Load(); now >= next && m.sweepEvery > 0 &&
+		m.nextSweep.CompareAndSwap(next, next+((now-next)/m.sweepEvery+1)*m.sweepEvery) {
 		m.sweep(now, who)
 	}
 	return now

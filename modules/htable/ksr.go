@@ -56,15 +56,23 @@ func (m *Module) exports() []ksr.Submodule {
 // noIntVal is KSR_HT_KEMI_NOINTVAL: sht_inc/sht_dec could not count.
 const noIntVal = -255
 
-// table returns the named table, or nil.
-func (m *Module) table(name string) *Table { return m.tables[name] }
+// table returns the named table, or nil. With autoexpire tables, it first
+// runs the expiry sweep if one is due (now), so that every htable call,
+// and not only those that read the clock, sees the table as Kamailio's
+// timer would have left it. who is the calling VM, or nil.
+func (m *Module) table(who any, name string) *Table {
+	if m.sweepEvery > 0 {
+		m.now(who)
+	}
+	return m.tables[name]
+}
 
 func (m *Module) noTable(e *ksr.Env, name string) {
 	e.D.Log.Error("no such htable", "table", name)
 }
 
 func (m *Module) lock(e *ksr.Env, table, key string) int {
-	t := m.table(table)
+	t := m.table(e, table)
 	if t == nil {
 		m.noTable(e, table)
 		return -1
@@ -74,7 +82,7 @@ func (m *Module) lock(e *ksr.Env, table, key string) int {
 }
 
 func (m *Module) unlock(e *ksr.Env, table, key string) int {
-	t := m.table(table)
+	t := m.table(e, table)
 	if t == nil {
 		m.noTable(e, table)
 		return -1
@@ -86,7 +94,7 @@ func (m *Module) unlock(e *ksr.Env, table, key string) int {
 }
 
 func (m *Module) reset(e *ksr.Env, table string) int {
-	t := m.table(table)
+	t := m.table(e, table)
 	if t == nil {
 		m.noTable(e, table)
 		return -1
@@ -96,7 +104,7 @@ func (m *Module) reset(e *ksr.Env, table string) int {
 }
 
 func (m *Module) rm(e *ksr.Env, table, key string) int {
-	t := m.table(table)
+	t := m.table(e, table)
 	if t == nil {
 		m.noTable(e, table)
 		return -1
@@ -107,7 +115,7 @@ func (m *Module) rm(e *ksr.Env, table, key string) int {
 
 // rmRe is ki_ht_rm_name_re / ki_ht_rm_value_re.
 func (m *Module) rmRe(e *ksr.Env, table, re string, byValue bool) int {
-	t := m.table(table)
+	t := m.table(e, table)
 	if t == nil {
 		return 1
 	}
@@ -128,7 +136,7 @@ func (m *Module) rmValueRe(e *ksr.Env, table, re string) int { return m.rmRe(e, 
 
 // rmItems is ht_rm_items: op "re" or "sw".
 func (m *Module) rmItems(e *ksr.Env, table, op, val string, byValue bool) int {
-	t := m.table(table)
+	t := m.table(e, table)
 	if t == nil {
 		m.noTable(e, table)
 		return -1
@@ -157,7 +165,7 @@ func (m *Module) rmValue(e *ksr.Env, table, op, val string) int {
 
 // matchItems is ht_match_str_items.
 func (m *Module) matchItems(e *ksr.Env, table, op, val string, byValue bool) int {
-	t := m.table(table)
+	t := m.table(e, table)
 	if t == nil {
 		m.noTable(e, table)
 		return -1
@@ -210,7 +218,7 @@ var (
 
 // getMode is ki_ht_get_mode.
 func (m *Module) getMode(e *ksr.Env, table, key string, null lua.LValue) lua.LValue {
-	t := m.table(table)
+	t := m.table(e, table)
 	if t == nil {
 		m.noTable(e, table)
 		return null
@@ -240,7 +248,7 @@ func (m *Module) getw(e *ksr.Env, table, key string) lua.LValue {
 }
 
 func (m *Module) isNull(e *ksr.Env, table, key string) int {
-	t := m.table(table)
+	t := m.table(e, table)
 	switch {
 	case t == nil:
 		return 2
@@ -253,7 +261,7 @@ func (m *Module) isNull(e *ksr.Env, table, key string) int {
 }
 
 func (m *Module) sets(e *ksr.Env, table, key, val string) int {
-	t := m.table(table)
+	t := m.table(e, table)
 	if t == nil {
 		m.noTable(e, table)
 		return -1
@@ -263,7 +271,7 @@ func (m *Module) sets(e *ksr.Env, table, key, val string) int {
 }
 
 func (m *Module) seti(e *ksr.Env, table, key string, val int) int {
-	t := m.table(table)
+	t := m.table(e, table)
 	if t == nil {
 		m.noTable(e, table)
 		return -1
@@ -273,7 +281,7 @@ func (m *Module) seti(e *ksr.Env, table, key string, val int) int {
 }
 
 func (m *Module) setex(e *ksr.Env, table, key string, exp int) int {
-	t := m.table(table)
+	t := m.table(e, table)
 	if t == nil {
 		m.noTable(e, table)
 		return -1
@@ -298,7 +306,7 @@ func (m *Module) setxi(e *ksr.Env, L *lua.LState) int {
 }
 
 func (m *Module) setx(e *ksr.Env, table, key string, isStr bool, sv string, nv int32, exp, ok int) int {
-	t := m.table(table)
+	t := m.table(e, table)
 	if t == nil {
 		m.noTable(e, table)
 		return -1
@@ -309,7 +317,7 @@ func (m *Module) setx(e *ksr.Env, table, key string, isStr bool, sv string, nv i
 
 // add is ki_ht_add_op.
 func (m *Module) add(e *ksr.Env, table, key string, delta int32) int {
-	t := m.table(table)
+	t := m.table(e, table)
 	if t == nil {
 		return noIntVal
 	}
@@ -420,7 +428,7 @@ func (m *Module) itStart(e *ksr.Env, iname, table string) int {
 		}
 		it.name = iname
 	}
-	it.cur, it.slot, it.t = nil, 0, m.table(table)
+	it.cur, it.slot, it.t = nil, 0, m.table(e, table)
 	if it.t == nil {
 		m.noTable(e, table)
 		return -1
@@ -636,7 +644,7 @@ func (m *Module) resolve(e *ksr.Env, inner string) (*Table, string, bool) {
 			st.names[inner] = n
 		}
 	}
-	t := m.table(n.table)
+	t := m.table(e, n.table)
 	if len(n.key) == 1 && n.key[0].pv == "" {
 		return t, n.key[0].lit, true
 	}

@@ -111,6 +111,9 @@ func TestExports(t *testing.T) {
 				H.sht_match_name("nope","eq","a"), H.sht_match_name("t","eq","")`, vals(1, -1, 1, 1, 1, -1, -1, -1), ""},
 		{"match_str_value skips integers", `H.sht_seti("t","k",5); H.sht_sets("t","s","five")
 			return H.sht_match_str_value("t","eq","5"), H.sht_match_str_value("t","eq","five"), H.sht_match_str_value("t","re","^fi")`, vals(-1, 1, 1), ""},
+		{"match_name sees an expired item until the sweep (every 20 s from start)", `H.sht_sets("e","k","v"); advance(11)
+			local a, b = H.sht_match_name("e","eq","k"), H.sht_get("e","k"); advance(8); local c = H.sht_match_name("e","eq","k"); advance(1)
+			return a, b, c, H.sht_match_name("e","eq","k")`, vals(1, nil, 1, -1), ""},
 		{"match_name ne on an empty table", `return H.sht_match_name("t","ne","x")`, vals(-1), ""},
 
 		// sht_reset gives 0 (ki_ht_reset_by_name), -1 unknown.

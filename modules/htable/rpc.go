@@ -73,7 +73,7 @@ func (m *Module) RPC() []jsonrpc.Method {
 		return out, nil
 	}
 	table := func(name string) (*Table, error) {
-		t := m.table(name)
+		t := m.table(nil, name)
 		if t == nil {
 			return nil, fault(500, "No such htable")
 		}
@@ -191,7 +191,7 @@ func (m *Module) RPC() []jsonrpc.Method {
 			if err != nil {
 				return nil, err
 			}
-			t := m.table(a[0])
+			t := m.table(nil, a[0])
 			if t == nil {
 				return nil, fault(500, "Failed to set the item")
 			}
@@ -208,7 +208,7 @@ func (m *Module) RPC() []jsonrpc.Method {
 			if !ok {
 				return nil, fault(500, msg)
 			}
-			t := m.table(a[0])
+			t := m.table(nil, a[0])
 			if t == nil {
 				return nil, fault(500, "Failed to set the item")
 			}
@@ -292,7 +292,7 @@ func (m *Module) dbTable(p jsonrpc.Params) (*Table, error) {
 	if !ok {
 		return nil, fault(500, "No htable name given")
 	}
-	t := m.table(name)
+	t := m.table(nil, name)
 	if t == nil {
 		return nil, fault(500, "No such htable")
 	}

@@ -13,11 +13,13 @@ t.config("antiflood.cfg")
 
 local banned_at -- virtual ms when 11.0.0.1 was banned
 
--- send sends n requests from src and returns their reply codes, joined.
-local function send(src, n)
+-- send sends n requests from src and returns their reply codes, joined;
+-- check = "match" has the script look the ban up with sht_match_name.
+local function send(src, n, check)
 	local codes = {}
 	for i = 1, n do
-		codes[i] = tostring(t.request{method = "OPTIONS", src = src}.code)
+		local headers = check and {"X-Ban-Check: " .. check} or nil
+		codes[i] = tostring(t.request{method = "OPTIONS", src = src, headers = headers}.code)
 	end
 	return table.concat(codes, " ")
 end
@@ -63,6 +65,20 @@ t.it("the ban ends when the htable item expires", function()
 	-- autoexpire=300: an item set at second s is there at s+300, gone at s+301.
 	t.advance(banned_at + 300000 - t.now())
 	t.equal(send("11.0.0.1:5060", 1), "403")
+	t.equal(send("11.0.0.1:5060", 1, "match"), "403")
 	t.advance("1s")
 	t.equal(send("11.0.0.1:5060", 1), "200")
+end)
+
+t.it("sht_match_name sees the expired ban until the htable timer sweeps it", function()
+	-- The timer runs every timer_interval (20 s) from start: until the next
+	-- run, the expired item still matches, as in Kamailio.
+	local sweep = (math.floor((banned_at + 301000) / 20000) + 1) * 20000
+	if sweep - t.now() > 1000 then
+		t.equal(send("11.0.0.2:5060", 1, "match"), "403", "the expired ban of 11.0.0.2 still matches")
+		t.advance(sweep - 1000 - t.now())
+		t.equal(send("11.0.0.2:5060", 1, "match"), "403", "one second before the sweep")
+	end
+	t.advance(sweep - t.now())
+	t.equal(send("11.0.0.2:5060", 1, "match"), "200", "after the sweep")
 end)
