@@ -68,6 +68,11 @@ function ksr_request_route()
 	local p = {}
 	for i = 1, 42 do p[i] = KSR.pike.pike_check_ip("198.51.100.7") end
 	add(table.concat(p, " ")); add(KSR.pike.pike_check_ip("2001:db8::1")); add(KSR.pike.pike_check_ip("x"))
+	for _, ip in ipairs({"198.51.100.8", "198.51.101.1", "198.52.0.1", "10.1.2.3"}) do
+		p = {}
+		for i = 1, 40 do p[i] = KSR.pike.pike_check_ip(ip) end
+		add(table.concat(p, " "))
+	end
 	KSR.sl.send_reply(200, table.concat(r, ","))
 end
 `
