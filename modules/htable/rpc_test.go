@@ -229,3 +229,26 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepSkipsHeldSlots: a worker holding a slot (sht_lock) whose call
+// runs the sweep does not wait for a slot another worker holds.
+func TestSweepSkipsHeldSlots(t *testing.T) {
+	f := newFixture(t, "e=>size=1;autoexpire=1") // 2 slots: "a" in slot 1, "k" in slot 0
+	a, b := f.vm("a", ""), f.vm("b", "")
+	a.run(`KSR.htable.sht_sets("e","a","x"); KSR.htable.sht_sets("e","k","x"); KSR.htable.sht_lock("e","a")`)
+	b.run(`KSR.htable.sht_lock("e","k")`)
+	f.clock.Advance(20 * time.Second)
+	if got := a.run(`return KSR.htable.sht_get("e","a")`); !same(got, vals(nil)) { // runs the sweep
+		t.Fatalf("got %v", got)
+	}
+	b.run(`KSR.htable.sht_unlock("e","k")`)
+	a.run(`KSR.htable.sht_unlock("e","a")`)
+	if n := f.m.Table("e").Len(); n != 1 {
+		t.Fatalf("%d items, want 1 (slot 0, held by b, skipped)", n)
+	}
+	f.clock.Advance(20 * time.Second)
+	a.run(`KSR.htable.sht_get("e","zz")`)
+	if n := f.m.Table("e").Len(); n != 0 {
+		t.Fatalf("%d items after the next sweep, want 0", n)
+	}
+}

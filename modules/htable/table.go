@@ -120,6 +120,18 @@ func (t *Table) lock(i uint32, who any) (*slot, bool) {
 	return s, true
 }
 
+// tryLock is lock without waiting: nil when another holder has the slot.
+func (t *Table) tryLock(i uint32, who any) (*slot, bool) {
+	s := &t.slots[i]
+	if o := s.owner.Load(); o != nil && *o == who {
+		return s, false
+	}
+	if !s.mu.TryLock() {
+		return nil, false
+	}
+	return s, true
+}
+
 func (s *slot) unlock(locked bool) {
 	if locked {
 		s.mu.Unlock()
@@ -390,14 +402,23 @@ func (t *Table) Reset(who any) {
 }
 
 // Sweep removes the items expired at now (ht_timer) and returns how many
-// went. It does nothing in a table without autoexpire.
+// went. It does nothing in a table without autoexpire. A worker (who not
+// nil) sweeping skips the slots other workers hold, as it may hold slots
+// itself (sht_lock, an iterator): waiting could deadlock with a worker that
+// waits for one of them, which Kamailio's separate timer process cannot.
 func (t *Table) Sweep(now int64, who any) int {
 	if t.AutoExpire <= 0 {
 		return 0
 	}
 	n := 0
 	for i := range t.slots {
-		s, locked := t.lock(uint32(i), who)
+		var s *slot
+		var locked bool
+		if who == nil {
+			s, locked = t.lock(uint32(i), nil)
+		} else if s, locked = t.tryLock(uint32(i), who); s == nil {
+			continue // held by another worker: swept next time
+		}
 		for k, c := range s.cells {
 			if c.expire != 0 && c.expire < now {
 				delete(s.cells, k)
