@@ -182,9 +182,17 @@ func TestSideBySideKamailio(t *testing.T) {
 
 // rpcScript runs the JSON-RPC request of the X-RPC header with
 // jsonrpcs's jsonrpc_exec and answers 200 with the reply, on one line, as
-// the reason phrase (Kamailio side of TestRPCSideBySideKamailio).
+// the reason phrase (Kamailio side of TestRPCSideBySideKamailio); with
+// "X-Pike: <ip> <n>" it checks ip n times with pike_check_ip.
 const rpcScript = `
 function ksr_request_route()
+	local pk = KSR.hdr.get("X-Pike")
+	if pk ~= nil then
+		local ip, n = string.match(pk, "(%S+) (%d+)")
+		for _ = 1, tonumber(n) do KSR.pike.pike_check_ip(ip) end
+		KSR.sl.send_reply(200, "OK")
+		return
+	end
 	local req = KSR.hdr.get("X-RPC")
 	if req == nil then
 		KSR.sl.send_reply(200, "OK")
@@ -203,8 +211,19 @@ func TestRPCSideBySideKamailio(t *testing.T) {
 	params := `modparam("htable", "htable", "t=>size=4")
 modparam("htable", "htable", "e=>autoexpire=100;size=2")
 `
-	kc := kamailio(t, []string{"htable", "jsonrpcs"}, params+`modparam("jsonrpcs", "transport", 0)`, rpcScript)
-	e := enginetest.Start(t, enginetest.Config(`loadmodule "htable.so"`, params), map[string]string{"script.lua": "function ksr_request_route() end"})
+	params += `modparam("pike", "sampling_time_unit", 1000)
+modparam("pike", "reqs_density_per_unit", 5)
+`
+	kc := kamailio(t, []string{"htable", "pike", "jsonrpcs"}, params+`modparam("jsonrpcs", "transport", 0)`, rpcScript)
+	e := enginetest.Start(t, enginetest.Config(`loadmodule "htable.so"`, `loadmodule "pike.so"`, params), map[string]string{"script.lua": rpcScript})
+	kemi := enginetest.Dial(t, "udp", e.Addr("udp"))
+	for _, pk := range []string{"198.51.100.7 9", "198.51.100.8 6", "203.0.113.1 5", "2001:db8::1 30"} {
+		for _, c := range []*enginetest.Client{kc, kemi} {
+			if r := c.Do(enginetest.Req{Method: "MESSAGE", Headers: []string{"X-Pike: " + pk}}, 5*time.Second); r == nil || r.StatusCode != 200 {
+				t.Fatalf("X-Pike %s: %v", pk, r)
+			}
+		}
+	}
 	calls := []struct {
 		method string
 		params []any
@@ -240,6 +259,10 @@ modparam("htable", "htable", "e=>autoexpire=100;size=2")
 		{"htable.dump", []any{"t"}},
 		{"htable.reload", []any{"t"}},
 		{"htable.store", []any{"t"}},
+		{"pike.top", nil},
+		{"pike.top", []any{"ALL"}},
+		{"pike.list", []any{"warm"}},
+		{"pike.top", []any{"nothing"}},
 	}
 	for i, c := range calls {
 		req, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "method": c.method, "params": c.params, "id": 1})
@@ -272,9 +295,40 @@ modparam("htable", "htable", "e=>autoexpire=100;size=2")
 		default:
 			var got any
 			json.Unmarshal(kemiRaw, &got)
+			if strings.HasPrefix(c.method, "pike.") {
+				// expires is seconds left by each engine's tick count: a
+				// second apart at most.
+				if d := expiresSkew(kam.Result, got); d > 1 {
+					t.Errorf("call %d %s: expires %d s apart", i+1, req, d)
+				}
+			}
 			if kam.Error != nil || !reflect.DeepEqual(kam.Result, got) {
 				t.Errorf("call %d %s:\nkamailio %s\nkemi     %s", i+1, req, kres.Reason, kemiRaw)
 			}
 		}
 	}
+}
+
+// expiresSkew zeroes the "expires" of pike.top items in a and b and
+// returns the largest difference it found.
+func expiresSkew(a, b any) int {
+	items := func(v any) []any {
+		m, _ := v.(map[string]any)
+		l, _ := m["list"].([]any)
+		return l
+	}
+	la, lb := items(a), items(b)
+	skew := 0
+	for i := range la {
+		ia, _ := la[i].(map[string]any)
+		if i < len(lb) {
+			ib, _ := lb[i].(map[string]any)
+			ea, _ := ia["expires"].(float64)
+			eb, _ := ib["expires"].(float64)
+			skew = max(skew, int(max(ea-eb, eb-ea)))
+			ib["expires"] = 0.0
+		}
+		ia["expires"] = 0.0
+	}
+	return skew
 }

@@ -1,7 +1,7 @@
 // Package pike is Kamailio's pike module in kemi: flood detection per
 // source address, KSR.pike.pike_check_req() and pike_check_ip(ip), with
 // Kamailio's IP tree (tree.go), parameters and return codes (pike_funcs.c
-// at 5.6.3), on the engine's clock.
+// at 5.6.3), on the engine's clock, and the pike.top RPC command (rpc.go).
 //
 // Concurrency: the module is configured and provisioned by one goroutine;
 // afterwards its tree is shared by every worker, with one mutex per branch
@@ -40,7 +40,10 @@ type Module struct {
 	nextSweep  atomic.Int64 // tick of the next full sweep
 }
 
-var _ ksr.Provisioner = (*Module)(nil)
+var (
+	_ ksr.Provisioner = (*Module)(nil)
+	_ ksr.RPCProvider = (*Module)(nil)
+)
 
 // New returns pike with Kamailio's defaults: 2 s units, 30 requests per
 // unit, 120 s removal latency, log level L_WARN.

@@ -2,6 +2,8 @@ package pike_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"kemi/config"
 	"kemi/engine"
+	"kemi/jsonrpc"
 	"kemi/ksr"
 	"kemi/luavm"
 	"kemi/modules/pike"
@@ -119,5 +122,47 @@ func TestConfig(t *testing.T) {
 	_, err := load(`modparam("pike", "sampling_time_unit", 0)`)
 	if err == nil || !strings.Contains(err.Error(), "kemi.cfg:3") {
 		t.Fatalf("sampling_time_unit 0: %v", err)
+	}
+}
+
+// TestTop: pike.top lists the tracked addresses (HOT by default, ALL),
+// last found first, as pike_rpc.c.
+func TestTop(t *testing.T) {
+	v, clock, _, m := vm(t)
+	eval(t, v, `(function() for i = 1, 9 do KSR.pike.pike_check_ip("198.51.100.7") end
+		for i = 1, 6 do KSR.pike.pike_check_ip("198.51.100.8") end
+		for i = 1, 5 do KSR.pike.pike_check_ip("203.0.113.1") end return 1 end)()`)
+	clock.Advance(1 * time.Second)
+	call := func(params ...any) string {
+		p, err := jsonrpc.NewParams(params...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := m.RPC()[0].Handler(context.Background(), p)
+		if err != nil {
+			return err.Error()
+		}
+		b, _ := json.Marshal(res)
+		return string(b)
+	}
+	cases := []struct {
+		params []any
+		want   string
+	}{
+		// 198.51.100.8 was split off 198.51.100 after .7: it is the first kid,
+		// found first, so listed last.
+		{nil, `{"max_hits":5,"list":[{"ip_addr":"198.51.100.7","leaf_hits_prev":0,"leaf_hits_curr":5,"expires":9,"status":"HOT"},` +
+			`{"ip_addr":"198.51.100.8","leaf_hits_prev":0,"leaf_hits_curr":5,"expires":9,"status":"HOT"}],"number_of_rows":2}`},
+		// WARM is is_warm_leaf: the node's prefix hits (inherited at the split).
+		{[]any{"all"}, `{"max_hits":5,"list":[{"ip_addr":"203.0.113.1","leaf_hits_prev":0,"leaf_hits_curr":1,"expires":9,"status":"WARM"},` +
+			`{"ip_addr":"198.51.100.7","leaf_hits_prev":0,"leaf_hits_curr":5,"expires":9,"status":"HOT"},` +
+			`{"ip_addr":"198.51.100.8","leaf_hits_prev":0,"leaf_hits_curr":5,"expires":9,"status":"HOT"}],"number_of_rows":3}`},
+		{[]any{"WARM"}, `{"max_hits":5,"list":[],"number_of_rows":0}`},
+		{[]any{"x"}, `jsonrpc fault 500: Bad argument. Select: ALL, HOT or WARM`},
+	}
+	for _, c := range cases {
+		if got := call(c.params...); got != c.want {
+			t.Errorf("pike.top %v:\n got %s\nwant %s", c.params, got, c.want)
+		}
 	}
 }

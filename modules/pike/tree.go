@@ -221,7 +221,8 @@ func (t *tree) clean(b *branch, tick int64) {
 		}
 		slices.SortStableFunc(due, func(x, y *node) int { return int(x.expires - y.expires) })
 		for _, n := range due {
-			n.inTimer = false
+			exp := n.expires
+			n.inTimer, n.expires = false, 0
 			if len(n.kids) > 0 { // an IP leaf that is also a prefix: it only stops being a leaf
 				n.ipLeaf = false
 				n.leafHits[currPos] = 0
@@ -229,7 +230,7 @@ func (t *tree) clean(b *branch, tick int64) {
 			}
 			if d := n.dad; d != nil {
 				if len(d.kids) == 1 && !d.ipLeaf {
-					d.inTimer, d.expires = true, n.expires+t.timeout
+					d.inTimer, d.expires = true, exp+t.timeout
 				}
 				d.kids = slices.DeleteFunc(d.kids, func(k *node) bool { return k == n })
 			} else {
