@@ -53,8 +53,8 @@ type Module struct {
 	local  ksr.Local
 	host   ksr.Host
 	clock  timers.Clock
-	db     *store
-	loaded map[*Table]bool // loaded from the database at start (Kamailio's dbload)
+	db     atomic.Pointer[store] // open between Start and Stop; RPC reads it
+	loaded map[*Table]bool       // loaded from the database at start (Kamailio's dbload)
 
 	sweepEvery int64        // timer_interval, seconds; 0 without autoexpire tables
 	nextSweep  atomic.Int64 // Unix second of the next sweep
@@ -290,7 +290,7 @@ func (m *Module) Start(ctx context.Context) error {
 			}
 			m.loaded[t] = true
 		}
-		m.db = db
+		m.db.Store(db)
 	}
 	return nil
 }
@@ -345,7 +345,8 @@ func (m *Module) sweep(now int64, who any) int {
 // Stop saves the tables with a dbtable and a dbmode (those loaded at
 // start) and closes the database.
 func (m *Module) Stop(ctx context.Context) error {
-	if m.db == nil {
+	db := m.db.Swap(nil)
+	if db == nil {
 		return nil
 	}
 	var err error
@@ -353,13 +354,12 @@ func (m *Module) Stop(ctx context.Context) error {
 		if t.DBTable == "" || t.DBMode == 0 || !m.loaded[t] {
 			continue
 		}
-		if e := m.db.save(context.WithoutCancel(ctx), t, m.set.DBExpires, m.clock.Now().Unix()); e != nil && err == nil {
+		if e := db.save(context.WithoutCancel(ctx), t, m.set.DBExpires, m.clock.Now().Unix()); e != nil && err == nil {
 			err = fmt.Errorf("htable: save table %q to %q: %w", t.Name, t.DBTable, e)
 		}
 	}
-	if e := m.db.close(); e != nil && err == nil {
+	if e := db.close(); e != nil && err == nil {
 		err = fmt.Errorf("htable: close db_url: %w", e)
 	}
-	m.db = nil
 	return err
 }

@@ -256,11 +256,11 @@ func (m *Module) RPC() []jsonrpc.Method {
 			return "Ok. Htable flushed.", nil
 		}},
 		{Name: "htable.reload", Doc: "Reload hash table from database.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
-			t, err := m.dbTable(p)
+			t, db, err := m.dbTable(p)
 			if err != nil {
 				return nil, err
 			}
-			items, err := m.db.load(ctx, t, m.set.DBExpires && t.AutoExpire > 0, m.set.ArraySuffix, m.now(nil))
+			items, err := db.load(ctx, t, m.set.DBExpires && t.AutoExpire > 0, m.set.ArraySuffix, m.now(nil))
 			if err != nil {
 				m.host.Logger().Error("htable reload failed", "table", t.Name, "error", err)
 				return nil, fault(500, "Htable reload failed")
@@ -269,11 +269,11 @@ func (m *Module) RPC() []jsonrpc.Method {
 			return "Ok. Htable reloaded.", nil
 		}},
 		{Name: "htable.store", Doc: "Store hash table to database.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
-			t, err := m.dbTable(p)
+			t, db, err := m.dbTable(p)
 			if err != nil {
 				return nil, err
 			}
-			if err := m.db.save(ctx, t, m.set.DBExpires, m.now(nil)); err != nil {
+			if err := db.save(ctx, t, m.set.DBExpires, m.now(nil)); err != nil {
 				m.host.Logger().Error("htable store failed", "table", t.Name, "error", err)
 				return nil, fault(500, "Storing htable failed")
 			}
@@ -284,22 +284,23 @@ func (m *Module) RPC() []jsonrpc.Method {
 
 // dbTable checks what htable.reload and htable.store need, in Kamailio's
 // order: a db_url, a table name, the table, its dbtable.
-func (m *Module) dbTable(p jsonrpc.Params) (*Table, error) {
+func (m *Module) dbTable(p jsonrpc.Params) (*Table, *store, error) {
 	if m.set.DBURL == "" {
-		return nil, fault(500, "No htable db_url")
+		return nil, nil, fault(500, "No htable db_url")
 	}
 	name, ok := p.String(0)
 	if !ok {
-		return nil, fault(500, "No htable name given")
+		return nil, nil, fault(500, "No htable name given")
 	}
 	t := m.table(nil, name)
 	if t == nil {
-		return nil, fault(500, "No such htable")
+		return nil, nil, fault(500, "No such htable")
 	}
-	if t.DBTable == "" || m.db == nil {
-		return nil, fault(500, "No database htable")
+	db := m.db.Load()
+	if t.DBTable == "" || db == nil {
+		return nil, nil, fault(500, "No database htable")
 	}
-	return t, nil
+	return t, db, nil
 }
 
 // scanStr is jsonrpcs's "S" scan of parameter i: a JSON string; with conv
