@@ -6,9 +6,11 @@ import (
 
 	"kemi/ksr"
 	"kemi/modules/async"
+	"kemi/modules/htable"
 	"kemi/modules/kx"
 	"kemi/modules/maxfwd"
 	"kemi/modules/mqueue"
+	"kemi/modules/pike"
 	"kemi/modules/rr"
 	"kemi/modules/rtimer"
 	"kemi/modules/runtimefree"
@@ -42,6 +44,8 @@ func moduleTable() []ksr.Module {
 		kx.New(),
 		siputils.New(),
 		sanity.New(),
+		htable.New(), // tables load from db_url before traffic, save after it
+		pike.New(),
 	}
 	return append(mods, runtimefree.Modules()...)
 }
