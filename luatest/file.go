@@ -280,7 +280,8 @@ func (f *fileRun) startEngine(ctx context.Context) error {
 	}
 	log := slog.New(slog.NewTextHandler(f.out, &slog.HandlerOptions{Level: f.level, ReplaceAttr: dropTime}))
 	f.clock = engine.NewTestClock(time.Unix(epochUnix, 0).UTC())
-	e, err := engine.New(set, engine.Options{Logger: log, Level: f.level, Clock: f.clock, NoNetwork: true, ReadFile: f.readFile})
+	e, err := engine.New(set, engine.Options{Logger: log, Level: f.level, Clock: f.clock, NoNetwork: true, ReadFile: f.readFile,
+		Build: luavm.BuildOptions{Cover: f.o.Cover}})
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"kemi/luavm"
 )
 
 // DefaultDir is where `kemi test` looks for test files without arguments.
@@ -40,6 +42,9 @@ type Options struct {
 	Timeout time.Duration
 	// Out receives the report; nil is os.Stdout.
 	Out io.Writer
+	// Cover, when set, instruments the engine's scripts (not the test
+	// files) and counts the lines they run (NewCoverReport reads it).
+	Cover *luavm.Coverage
 }
 
 // Status is the result of one test.

@@ -7,6 +7,7 @@ import (
 	"regexp"
 
 	"kemi/luatest"
+	"kemi/luavm"
 )
 
 type testCommand struct{ m *Main }
@@ -19,9 +20,12 @@ func (c *testCommand) Run(ctx context.Context, args []string) error {
 	verbose := fs.Bool("v", false, "print every test's output (print and engine log lines, debug level included)")
 	format := fs.String("format", "text", "report `format`: text, tap or junit")
 	timeout := fs.Duration("timeout", luatest.DefaultTimeout, "fail a test that runs longer than this")
+	cover := fs.Bool("cover", false, "report line coverage of the scripts under test (the configuration's scripts, not the test files)")
+	coverProfile := fs.String("coverprofile", "", "write the coverage profile to `file`: Cobertura XML when it ends in .xml, lcov otherwise (implies -cover)")
+	coverMode := fs.String("covermode", "", "coverage `mode`: set (did a line run) or count (how often); implies -cover")
 	defines := defineFlag(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(c.m.Stderr, "usage: kemi test [-f kemi.cfg] [-run regexp] [-v] [-format text|tap|junit] [paths...]\n\n"+
+		fmt.Fprintf(c.m.Stderr, "usage: kemi test [-f kemi.cfg] [-run regexp] [-v] [-format text|tap|junit] [-cover] [-coverprofile file] [-covermode set|count] [paths...]\n\n"+
 			"Runs the Lua test files (*_test.lua) found under paths (default %s), each against a fresh\n"+
 			"in-process engine: no sockets, a virtual clock, replies captured. See docs/testing.md.\n"+
 			"The exit status is 1 when a test fails.\n\n", luatest.DefaultDir)
@@ -38,9 +42,32 @@ func (c *testCommand) Run(ctx context.Context, args []string) error {
 		}
 		o.Run = re
 	}
+	switch *coverMode {
+	case "", luatest.CoverSet, luatest.CoverCount:
+	default:
+		return fmt.Errorf("-covermode: %q is not set or count", *coverMode)
+	}
+	if *cover || *coverProfile != "" || *coverMode != "" {
+		o.Cover = luavm.NewCoverage()
+	}
 	sum, err := luatest.Run(ctx, fs.Args(), o)
 	if err != nil {
 		return err
+	}
+	if o.Cover != nil {
+		rep := luatest.NewCoverReport(o.Cover, *coverMode)
+		out := c.m.Stdout
+		if *format != "text" {
+			out = c.m.Stderr // keep TAP, JUnit and JSON parseable
+		}
+		if err := rep.WriteSummary(out); err != nil {
+			return err
+		}
+		if *coverProfile != "" {
+			if err := rep.WriteProfile(*coverProfile); err != nil {
+				return err
+			}
+		}
 	}
 	if sum.Failed > 0 {
 		return exitError(1)

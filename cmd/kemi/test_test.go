@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -52,5 +53,36 @@ func TestTestCommand(t *testing.T) {
 	}
 	if _, _, err := run("no/such/dir"); err == nil {
 		t.Fatal("a missing path is an error")
+	}
+}
+
+// -cover prints the scripts' coverage after the report, -coverprofile
+// writes lcov or (.xml) Cobertura, and a bad -covermode is a usage error.
+func TestTestCommandCover(t *testing.T) {
+	t.Chdir("../..")
+	dir := t.TempDir()
+	run := func(args ...string) (string, string, error) {
+		var out, errb bytes.Buffer
+		m := &Main{Stdout: &out, Stderr: &errb}
+		err := m.Run(context.Background(), append([]string{"test"}, args...))
+		return out.String(), errb.String(), err
+	}
+	out, _, err := run("-cover", "-covermode", "count", "-coverprofile", dir+"/c.info", "tests/lua/maxfwd_test.lua")
+	if err != nil || !strings.Contains(out, "3 passed, 0 failed\ncoverage: 100.0% of 6 lines  tests/lua/maxfwd.lua\ncoverage: 100.0% of 6 lines  total\n") {
+		t.Fatalf("-cover: %v\n%s", err, out)
+	}
+	lcov, err := os.ReadFile(dir + "/c.info")
+	if err != nil || !strings.Contains(string(lcov), "SF:tests/lua/maxfwd.lua\n") {
+		t.Fatalf("lcov profile: %v\n%s", err, lcov)
+	}
+	out, errOut, err := run("-format", "tap", "-coverprofile", dir+"/c.xml", "tests/lua/maxfwd_test.lua")
+	if err != nil || strings.Contains(out, "coverage:") || !strings.Contains(errOut, "coverage: 100.0%") {
+		t.Fatalf("-format tap -coverprofile: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
+	}
+	if x, err := os.ReadFile(dir + "/c.xml"); err != nil || !strings.Contains(string(x), `<class name="maxfwd" filename="tests/lua/maxfwd.lua" line-rate="1.0000">`) {
+		t.Fatalf("cobertura profile: %v\n%s", err, x)
+	}
+	if _, _, err := run("-covermode", "atomic", "tests/lua/maxfwd_test.lua"); err == nil || !strings.Contains(err.Error(), "-covermode") {
+		t.Fatalf("bad -covermode: %v", err)
 	}
 }
