@@ -50,6 +50,10 @@ type fileRun struct {
 
 	out *capture
 	seq int // request counter, for Call-IDs, branches and tags
+
+	mocks   *ksrMocks             // the KSR functions spied or stubbed, read by the worker VMs
+	sp      *spies                // the test VM's spies (spy.go)
+	spyVals map[string]lua.LValue // spy, stub, mock, match, assert: globals and fields of t
 }
 
 // suite is a describe block (the root one is the file).
@@ -66,7 +70,7 @@ type testCase struct {
 }
 
 func newFileRun(path string, o *Options) *fileRun {
-	f := &fileRun{o: o, path: path, dir: filepath.Dir(path), root: &suite{}, overlay: map[string][]byte{}, out: &capture{}}
+	f := &fileRun{o: o, path: path, dir: filepath.Dir(path), root: &suite{}, overlay: map[string][]byte{}, out: &capture{}, mocks: newKSRMocks()}
 	f.cur = f.root
 	return f
 }
@@ -182,6 +186,7 @@ func (f *fileRun) runTest(ctx context.Context, tc *testCase, name string) Result
 			}
 		}
 	}
+	f.revertAll()
 	res.Elapsed = time.Since(start)
 	res.Status = Pass
 	if err != nil {
@@ -281,7 +286,7 @@ func (f *fileRun) startEngine(ctx context.Context) error {
 	log := slog.New(slog.NewTextHandler(f.out, &slog.HandlerOptions{Level: f.level, ReplaceAttr: dropTime}))
 	f.clock = engine.NewTestClock(time.Unix(epochUnix, 0).UTC())
 	e, err := engine.New(set, engine.Options{Logger: log, Level: f.level, Clock: f.clock, NoNetwork: true, ReadFile: f.readFile,
-		Build: luavm.BuildOptions{Cover: f.o.Cover}})
+		Build: luavm.BuildOptions{Cover: f.o.Cover, Prepare: f.mocks.prepare}})
 	if err != nil {
 		return err
 	}
