@@ -84,19 +84,14 @@ func (t *testCase) fullName() string {
 	return strings.Join(parts, " / ")
 }
 
-// run loads the file, registers its tests and runs the selected ones,
-// calling emit with each result.
-func (f *fileRun) run(ctx context.Context, emit func(Result)) {
-	fileFail := func(name string, fl *Failure) {
-		emit(Result{File: f.path, Name: name, Status: Fail, Failure: fl, Output: f.out.take()})
-	}
+// load runs the file's top level in a fresh test VM, registering its
+// tests; a file that cannot run gives its failure. The caller closes f.L.
+func (f *fileRun) load(ctx context.Context) *Failure {
 	f.L = lua.NewState()
-	defer f.L.Close()
 	f.setupVM()
 	src, err := os.ReadFile(f.path)
 	if err != nil {
-		fileFail("(file)", &Failure{File: f.path, Message: err.Error()})
-		return
+		return &Failure{File: f.path, Message: err.Error()}
 	}
 	proto, err := luavm.Compile(f.path, src)
 	if err != nil {
@@ -105,10 +100,10 @@ func (f *fileRun) run(ctx context.Context, emit func(Result)) {
 		if errors.As(err, &ce) {
 			fl.Line, fl.Message = ce.Line, ce.Msg
 		}
-		fileFail("(file)", fl)
-		return
+		return fl
 	}
 	lctx, cancel := context.WithTimeout(ctx, f.o.Timeout)
+	defer cancel()
 	f.ctx = lctx
 	f.L.SetContext(lctx)
 	err = f.call(f.L.NewFunctionFromProto(proto))
@@ -116,18 +111,34 @@ func (f *fileRun) run(ctx context.Context, emit func(Result)) {
 	f.cur = nil
 	if err != nil {
 		_, fl, _ := f.classify(err, lctx)
-		cancel()
-		fileFail("(file)", fl)
-		return
+		return fl
 	}
-	cancel()
 	if len(f.tests) == 0 {
-		fileFail("(file)", &Failure{File: f.path, Message: "no tests: register them with t.test(name, fn) or t.it(name, fn)"})
+		return &Failure{File: f.path, Message: "no tests: register them with t.test(name, fn) or t.it(name, fn)"}
+	}
+	return nil
+}
+
+// selected reports whether the test named name runs under -run.
+func (f *fileRun) selected(name string) bool {
+	return f.o.Run == nil || f.o.Run.MatchString(name)
+}
+
+// run loads the file, registers its tests and runs the selected ones,
+// calling emit with each result.
+func (f *fileRun) run(ctx context.Context, emit func(Result)) {
+	fileFail := func(name string, fl *Failure) {
+		emit(Result{File: f.path, Name: name, Status: Fail, Failure: fl, Output: f.out.take()})
+	}
+	fl := f.load(ctx)
+	defer f.L.Close()
+	if fl != nil {
+		fileFail("(file)", fl)
 		return
 	}
 	for _, tc := range f.tests {
 		name := tc.fullName()
-		if f.o.Run != nil && !f.o.Run.MatchString(name) {
+		if !f.selected(name) {
 			continue
 		}
 		if f.eng == nil {

@@ -36,8 +36,11 @@ type Options struct {
 	// Verbose prints every test's output (print and engine log lines), not
 	// only failing tests', and captures the engine's debug lines.
 	Verbose bool
-	// Format is "text" (default), "tap" or "junit".
+	// Format is "text" (default), "tap", "junit" or "json".
 	Format string
+	// List prints the selected tests' names ("file: describe / it"), one a
+	// line, without running them (no engine starts).
+	List bool
 	// Timeout bounds each test; 0 is DefaultTimeout.
 	Timeout time.Duration
 	// Out receives the report; nil is os.Stdout.
@@ -140,6 +143,9 @@ func Run(ctx context.Context, paths []string, o Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.List {
+		return list(ctx, files, o)
+	}
 	start := time.Now()
 	sum := &Summary{}
 	rep.begin()
@@ -164,6 +170,57 @@ func Run(ctx context.Context, paths []string, o Options) (*Summary, error) {
 	sum.Elapsed = time.Since(start)
 	if err := rep.end(sum); err != nil {
 		return sum, fmt.Errorf("write report: %w", err)
+	}
+	if o.Run != nil && len(sum.Results) == 0 {
+		return sum, &NoMatchError{Run: o.Run.String(), Files: len(files)}
+	}
+	return sum, nil
+}
+
+// NoMatchError is a -run that selects no test: a typo in a name should
+// not pass as a green run.
+type NoMatchError struct {
+	Run   string
+	Files int
+}
+
+func (e *NoMatchError) Error() string {
+	return fmt.Sprintf("no test matches -run %q in %d test file(s): kemi test -list prints the names", e.Run, e.Files)
+}
+
+// list prints the names of the selected tests of files; a file that
+// cannot load is reported as by a run and counted failed.
+func list(ctx context.Context, files []string, o Options) (*Summary, error) {
+	sum := &Summary{}
+	p := printer{w: o.Out}
+	for _, path := range files {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		f := newFileRun(path, &o)
+		fl := f.load(ctx)
+		f.L.Close()
+		if fl != nil {
+			sum.Failed++
+			r := Result{File: path, Name: "(file)", Status: Fail, Failure: fl}
+			sum.Results = append(sum.Results, r)
+			tr := textReporter{printer: p}
+			tr.result(&r)
+			p.err = tr.err
+			continue
+		}
+		for _, tc := range f.tests {
+			if name := tc.fullName(); f.selected(name) {
+				p.printf("%s: %s\n", path, name)
+				sum.Results = append(sum.Results, Result{File: path, Name: name, Status: Skip, Reason: "listed"})
+			}
+		}
+	}
+	if p.err != nil {
+		return sum, fmt.Errorf("write list: %w", p.err)
+	}
+	if o.Run != nil && len(sum.Results) == 0 {
+		return sum, &NoMatchError{Run: o.Run.String(), Files: len(files)}
 	}
 	return sum, nil
 }

@@ -18,23 +18,25 @@ func (c *testCommand) Run(ctx context.Context, args []string) error {
 	file := fs.String("f", "", "configuration `file` for test files that do not call t.config (default: kemi.cfg next to each test file, else in the current directory)")
 	run := fs.String("run", "", "run only the tests whose name (\"describe / it\") matches the `regexp`")
 	verbose := fs.Bool("v", false, "print every test's output (print and engine log lines, debug level included)")
-	format := fs.String("format", "text", "report `format`: text, tap or junit")
+	format := fs.String("format", "text", "report `format`: text, tap, junit or json (one JSON object per line)")
+	list := fs.Bool("list", false, "print the names of the tests (\"file: describe / it\", those -run selects) without running them")
 	timeout := fs.Duration("timeout", luatest.DefaultTimeout, "fail a test that runs longer than this")
 	cover := fs.Bool("cover", false, "report line coverage of the scripts under test (the configuration's scripts, not the test files)")
 	coverProfile := fs.String("coverprofile", "", "write the coverage profile to `file`: Cobertura XML when it ends in .xml, lcov otherwise (implies -cover)")
 	coverMode := fs.String("covermode", "", "coverage `mode`: set (did a line run) or count (how often); implies -cover")
 	defines := defineFlag(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(c.m.Stderr, "usage: kemi test [-f kemi.cfg] [-run regexp] [-v] [-format text|tap|junit] [-cover] [-coverprofile file] [-covermode set|count] [paths...]\n\n"+
+		fmt.Fprintf(c.m.Stderr, "usage: kemi test [-f kemi.cfg] [-run regexp] [-list] [-v] [-format text|tap|junit|json] [-cover] [-coverprofile file] [-covermode set|count] [paths...]\n\n"+
 			"Runs the Lua test files (*_test.lua) found under paths (default %s), each against a fresh\n"+
 			"in-process engine: no sockets, a virtual clock, replies captured. See docs/testing.md.\n"+
-			"The exit status is 1 when a test fails.\n\n", luatest.DefaultDir)
+			"The exit status is 0 when every test passed or was skipped, 1 when one failed, 2 for a\n"+
+			"usage error (a bad flag, no test file, a -run that matches no test).\n\n", luatest.DefaultDir)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o := luatest.Options{Config: *file, Defines: defines, Verbose: *verbose, Format: *format, Timeout: *timeout, Out: c.m.Stdout}
+	o := luatest.Options{Config: *file, Defines: defines, Verbose: *verbose, Format: *format, List: *list, Timeout: *timeout, Out: c.m.Stdout}
 	if *run != "" {
 		re, err := regexp.Compile(*run)
 		if err != nil {
@@ -53,6 +55,12 @@ func (c *testCommand) Run(ctx context.Context, args []string) error {
 	sum, err := luatest.Run(ctx, fs.Args(), o)
 	if err != nil {
 		return err
+	}
+	if *list {
+		if sum.Failed > 0 {
+			return exitError(1)
+		}
+		return nil
 	}
 	if o.Cover != nil {
 		rep := luatest.NewCoverReport(o.Cover, *coverMode)

@@ -86,3 +86,33 @@ func TestTestCommandCover(t *testing.T) {
 		t.Fatalf("bad -covermode: %v", err)
 	}
 }
+
+// -list prints names, -format json writes objects, and a -run matching
+// nothing is an error (exit status 2), not a green run.
+func TestTestCommandRunnerFlags(t *testing.T) {
+	t.Chdir("../..")
+	run := func(args ...string) (string, error) {
+		var out, errb bytes.Buffer
+		m := &Main{Stdout: &out, Stderr: &errb}
+		err := m.Run(context.Background(), append([]string{"test"}, args...))
+		return out.String(), err
+	}
+	out, err := run("--list", "tests/lua/maxfwd_test.lua")
+	if err != nil || out != "tests/lua/maxfwd_test.lua: decrements once: by the script, not again by t_relay\n"+
+		"tests/lua/maxfwd_test.lua: lowers a value above max_limit to max_limit\n"+
+		"tests/lua/maxfwd_test.lua: answers 483 when Max-Forwards is 0, without relaying\n" {
+		t.Fatalf("--list: %v\n%s", err, out)
+	}
+	out, err = run("-format", "json", "-run", "483", "tests/lua/maxfwd_test.lua")
+	if err != nil || !strings.Contains(out, `"status":"pass"`) || !strings.HasSuffix(out, "\n") || strings.Count(out, "\n") != 2 {
+		t.Fatalf("-format json: %v\n%s", err, out)
+	}
+	_, err = run("-run", "no such test", "tests/lua/maxfwd_test.lua")
+	if err == nil || !strings.Contains(err.Error(), `no test matches -run "no such test"`) {
+		t.Fatalf("-run matching nothing: %v", err)
+	}
+	var ex exitError
+	if errors.As(err, &ex) {
+		t.Fatalf("-run matching nothing must be a usage error (exit 2), got %v", ex)
+	}
+}
