@@ -69,6 +69,7 @@ func (f *fileRun) loader(L *lua.LState) int {
 		"reload":  f.lReload,
 		"rpc":     f.lRPC,
 		"logs":    f.lLogs,
+		"digest":  f.lDigest,
 	})
 	mq := L.NewTable()
 	set(mq, map[string]lua.LGFunction{
