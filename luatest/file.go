@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,6 +52,9 @@ type fileRun struct {
 
 	out *capture
 	seq int // request counter, for Call-IDs, branches and tags
+
+	rng  *rand.Rand  // -shuffle: the order of the tests; nil keeps the file's
+	stop func() bool // -failfast: true once a test failed
 
 	mocks   *ksrMocks             // the KSR functions spied or stubbed, read by the worker VMs
 	sp      *spies                // the test VM's spies (spy.go)
@@ -119,9 +124,40 @@ func (f *fileRun) load(ctx context.Context) *Failure {
 	return nil
 }
 
-// selected reports whether the test named name runs under -run.
+// selected reports whether the test named name runs under -run, -tags and
+// -exclude-tags.
 func (f *fileRun) selected(name string) bool {
-	return f.o.Run == nil || f.o.Run.MatchString(name)
+	if f.o.Run != nil && !f.o.Run.MatchString(name) {
+		return false
+	}
+	if len(f.o.Tags) == 0 && len(f.o.ExcludeTags) == 0 {
+		return true
+	}
+	tags := Tags(name)
+	has := func(want []string) bool {
+		for _, w := range want {
+			if slices.Contains(tags, strings.TrimPrefix(w, "#")) {
+				return true
+			}
+		}
+		return false
+	}
+	if has(f.o.ExcludeTags) {
+		return false
+	}
+	return len(f.o.Tags) == 0 || has(f.o.Tags)
+}
+
+var tagWord = regexp.MustCompile(`#([\w-]+)`)
+
+// Tags returns the tags of a test's full name: the words after "#" ("MESSAGE
+// #slow / is queued #db" has slow and db).
+func Tags(name string) []string {
+	var out []string
+	for _, m := range tagWord.FindAllStringSubmatch(name, -1) {
+		out = append(out, m[1])
+	}
+	return out
 }
 
 // run loads the file, registers its tests and runs the selected ones,
@@ -136,10 +172,17 @@ func (f *fileRun) run(ctx context.Context, emit func(Result)) {
 		fileFail("(file)", fl)
 		return
 	}
-	for _, tc := range f.tests {
+	order := slices.Clone(f.tests)
+	if f.rng != nil {
+		f.rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	}
+	for _, tc := range order {
 		name := tc.fullName()
 		if !f.selected(name) {
 			continue
+		}
+		if f.stop != nil && f.stop() {
+			break
 		}
 		if f.eng == nil {
 			f.out.take()

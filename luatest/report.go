@@ -23,7 +23,7 @@ func newReporter(format string, w io.Writer, verbose bool) (reporter, error) {
 	case "", "text":
 		return &textReporter{printer: printer{w: w}, verbose: verbose}, nil
 	case "tap":
-		return &tapReporter{printer: printer{w: w}}, nil
+		return &tapReporter{printer: printer{w: w}, verbose: verbose}, nil
 	case "junit":
 		return &junitReporter{w: w}, nil
 	case "json":
@@ -109,7 +109,8 @@ func indent(s, prefix string) string {
 // at the end.
 type tapReporter struct {
 	printer
-	n int
+	n       int
+	verbose bool // -v: every test's output as "# " diagnostics
 }
 
 func (t *tapReporter) begin() { t.printf("TAP version 13\n") }
@@ -138,6 +139,11 @@ func (t *tapReporter) result(r *Result) {
 			t.printf("  output: %s\n", strconv.Quote(strings.Join(r.Output, "\n")))
 		}
 		t.printf("  ...\n")
+	}
+	if t.verbose && r.Status != Fail {
+		for _, l := range r.Output {
+			t.printf("# %s\n", tapEscape(l))
+		}
 	}
 }
 

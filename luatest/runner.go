@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -38,6 +39,16 @@ type Options struct {
 	Verbose bool
 	// Format is "text" (default), "tap", "junit" or "json".
 	Format string
+	// Tags, when not empty, selects the tests carrying one of these tags
+	// (busted's: "#name" words in the test's full name, describe blocks
+	// included); ExcludeTags leaves out the tests carrying one of those.
+	Tags, ExcludeTags []string
+	// Shuffle, when set, runs the files and each file's tests in an order
+	// drawn from this seed (go test's -shuffle): tests that depend on an
+	// earlier test's leftovers show up. The same seed gives the same order.
+	Shuffle *uint64
+	// FailFast stops the run after the first failing test.
+	FailFast bool
 	// List prints the selected tests' names ("file: describe / it"), one a
 	// line, without running them (no engine starts).
 	List bool
@@ -143,6 +154,11 @@ func Run(ctx context.Context, paths []string, o Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	var rng *rand.Rand
+	if o.Shuffle != nil {
+		rng = rand.New(rand.NewPCG(*o.Shuffle, 0x6b656d69))
+		rng.Shuffle(len(files), func(i, j int) { files[i], files[j] = files[j], files[i] })
+	}
 	if o.List {
 		return list(ctx, files, o)
 	}
@@ -153,7 +169,12 @@ func Run(ctx context.Context, paths []string, o Options) (*Summary, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		if o.FailFast && sum.Failed > 0 {
+			break
+		}
 		fr := newFileRun(f, &o)
+		fr.rng = rng
+		fr.stop = func() bool { return o.FailFast && sum.Failed > 0 }
 		fr.run(ctx, func(r Result) {
 			switch r.Status {
 			case Pass:
@@ -171,21 +192,32 @@ func Run(ctx context.Context, paths []string, o Options) (*Summary, error) {
 	if err := rep.end(sum); err != nil {
 		return sum, fmt.Errorf("write report: %w", err)
 	}
-	if o.Run != nil && len(sum.Results) == 0 {
-		return sum, &NoMatchError{Run: o.Run.String(), Files: len(files)}
+	if len(sum.Results) == 0 && (o.Run != nil || len(o.Tags) > 0) {
+		return sum, noMatch(&o, len(files))
 	}
 	return sum, nil
 }
 
-// NoMatchError is a -run that selects no test: a typo in a name should
-// not pass as a green run.
+// NoMatchError is a -run or -tags that selects no test: a typo in a name
+// should not pass as a green run.
 type NoMatchError struct {
-	Run   string
-	Files int
+	Selection string // `-run "x"`, `-tags a,b`, or both
+	Files     int
 }
 
 func (e *NoMatchError) Error() string {
-	return fmt.Sprintf("no test matches -run %q in %d test file(s): kemi test -list prints the names", e.Run, e.Files)
+	return fmt.Sprintf("no test matches %s in %d test file(s): kemi test -list prints the names", e.Selection, e.Files)
+}
+
+func noMatch(o *Options, files int) *NoMatchError {
+	var sel []string
+	if o.Run != nil {
+		sel = append(sel, fmt.Sprintf("-run %q", o.Run.String()))
+	}
+	if len(o.Tags) > 0 {
+		sel = append(sel, "-tags "+strings.Join(o.Tags, ","))
+	}
+	return &NoMatchError{Selection: strings.Join(sel, " "), Files: files}
 }
 
 // list prints the names of the selected tests of files; a file that
@@ -219,8 +251,8 @@ func list(ctx context.Context, files []string, o Options) (*Summary, error) {
 	if p.err != nil {
 		return sum, fmt.Errorf("write list: %w", p.err)
 	}
-	if o.Run != nil && len(sum.Results) == 0 {
-		return sum, &NoMatchError{Run: o.Run.String(), Files: len(files)}
+	if len(sum.Results) == 0 && (o.Run != nil || len(o.Tags) > 0) {
+		return sum, noMatch(&o, len(files))
 	}
 	return sum, nil
 }

@@ -107,3 +107,74 @@ func TestJUnitTimes(t *testing.T) {
 		t.Fatalf("testcase %q time=%q", c.Name, c.Time)
 	}
 }
+
+const taggedTest = `local t = require("kemi.test")
+t.test("fast one #fast", function() end)
+t.describe("store #db", function()
+	t.it("writes #slow", function() end)
+	t.it("reads", function() end)
+end)
+t.test("untagged", function() end)
+`
+
+// -tags and -exclude-tags select by the "#tag" words of the full name.
+func TestTags(t *testing.T) {
+	if got := luatest.Tags("store #db / writes #slow"); strings.Join(got, ",") != "db,slow" {
+		t.Fatalf("Tags: %v", got)
+	}
+	dir := suiteDir(t, map[string]string{"tagged_test.lua": taggedTest})
+	for _, tc := range []struct {
+		tags, exclude []string
+		want          string
+	}{
+		{[]string{"db"}, nil, "store #db / writes #slow,store #db / reads"},
+		{[]string{"fast", "#slow"}, nil, "fast one #fast,store #db / writes #slow"},
+		{nil, []string{"slow"}, "fast one #fast,store #db / reads,untagged"},
+		{[]string{"db"}, []string{"slow"}, "store #db / reads"},
+	} {
+		sum, _ := runIn(t, dir, []string{"tagged_test.lua"}, luatest.Options{Tags: tc.tags, ExcludeTags: tc.exclude})
+		var names []string
+		for _, r := range sum.Results {
+			names = append(names, r.Name)
+		}
+		if got := strings.Join(names, ","); got != tc.want {
+			t.Errorf("tags %v exclude %v: ran %q, want %q", tc.tags, tc.exclude, got, tc.want)
+		}
+	}
+}
+
+// -shuffle: a seed gives one order, always the same; -failfast stops at
+// the first failure.
+func TestShuffleAndFailFast(t *testing.T) {
+	var src strings.Builder
+	src.WriteString("local t = require(\"kemi.test\")\n")
+	for i := range 12 {
+		src.WriteString("t.test(\"test " + strconv.Itoa(i) + "\", function() end)\n")
+	}
+	dir := suiteDir(t, map[string]string{"many_test.lua": src.String(), "mixed_test.lua": mixedTest})
+	order := func(seed uint64) string {
+		sum, _ := runIn(t, dir, []string{"many_test.lua"}, luatest.Options{Shuffle: &seed})
+		var names []string
+		for _, r := range sum.Results {
+			names = append(names, r.Name)
+		}
+		return strings.Join(names, ",")
+	}
+	a, b, c := order(1), order(1), order(2)
+	if a != b || a == c || strings.Count(a, ",") != 11 {
+		t.Fatalf("seed 1: %s\nseed 1 again: %s\nseed 2: %s", a, b, c)
+	}
+	sum, _ := runIn(t, dir, []string{"mixed_test.lua", "many_test.lua"}, luatest.Options{FailFast: true})
+	if sum.Failed != 1 || sum.Passed != 1 || len(sum.Results) != 2 {
+		t.Fatalf("-failfast ran %d tests: %s", len(sum.Results), sum)
+	}
+}
+
+// TAP under -v keeps every test's output, as diagnostics.
+func TestTAPVerboseDiagnostics(t *testing.T) {
+	dir := suiteDir(t, map[string]string{"mixed_test.lua": mixedTest})
+	_, out := runIn(t, dir, []string{"mixed_test.lua"}, luatest.Options{Format: "tap", Verbose: true, Run: regexp.MustCompile("passes")})
+	if !strings.Contains(out, "ok 1 - mixed_test.lua: passes\n# hello from the test\n") || !strings.Contains(out, "# level=INFO msg=\"routing OPTIONS\"") {
+		t.Fatalf("tap -v:\n%s", out)
+	}
+}

@@ -115,4 +115,12 @@ func TestTestCommandRunnerFlags(t *testing.T) {
 	if errors.As(err, &ex) {
 		t.Fatalf("-run matching nothing must be a usage error (exit 2), got %v", ex)
 	}
+	if _, err := run("-shuffle", "sometimes", "tests/lua/maxfwd_test.lua"); err == nil || !strings.Contains(err.Error(), "-shuffle") {
+		t.Fatalf("bad -shuffle: %v", err)
+	}
+	var errb bytes.Buffer
+	m := &Main{Stdout: &bytes.Buffer{}, Stderr: &errb}
+	if err := m.Run(context.Background(), []string{"test", "-shuffle", "7", "-tags", "nosuchtag", "-exclude-tags", "x", "tests/lua/maxfwd_test.lua"}); err == nil || !strings.Contains(err.Error(), "no test matches -tags nosuchtag") || !strings.Contains(errb.String(), "kemi test: -shuffle 7\n") {
+		t.Fatalf("-shuffle 7 -tags nosuchtag: %v, stderr %q", err, errb.String())
+	}
 }
