@@ -46,6 +46,9 @@ type Options struct {
 	RPCListen string
 	// ReadFile reads scripts; nil is os.ReadFile.
 	ReadFile func(string) ([]byte, error)
+	// Build are the scripts' compile-time options (kemi test: coverage,
+	// spies and stubs); the zero value compiles them as they are.
+	Build luavm.BuildOptions
 	// StuckAfter is how long one callback may run before a warning names
 	// its worker (once per event); 0 means DefaultStuckAfter.
 	StuckAfter time.Duration
@@ -218,7 +221,7 @@ func (e *Engine) loadTimeout() time.Duration {
 // scratch VM: the top-level chunks run, within the load timeout and until
 // ctx ends, and every callback the configuration names must exist.
 func (e *Engine) build(ctx context.Context, version int64) (*luavm.Generation, error) {
-	g, err := luavm.Build(version, e.set.Scripts, e.opts.ReadFile)
+	g, err := luavm.BuildWith(version, e.set.Scripts, e.opts.ReadFile, e.opts.Build)
 	if err != nil {
 		return nil, err
 	}

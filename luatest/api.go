@@ -32,6 +32,7 @@ func (f *fileRun) setupVM() {
 		f.out.add(strings.Join(parts, "\t"))
 		return 0
 	}))
+	f.spyVals = f.setupSpies(L)
 	L.PreloadModule("kemi.test", f.loader)
 }
 
@@ -68,6 +69,7 @@ func (f *fileRun) loader(L *lua.LState) int {
 		"reload":  f.lReload,
 		"rpc":     f.lRPC,
 		"logs":    f.lLogs,
+		"digest":  f.lDigest,
 	})
 	mq := L.NewTable()
 	set(mq, map[string]lua.LGFunction{
@@ -77,6 +79,11 @@ func (f *fileRun) loader(L *lua.LState) int {
 		"fetch": f.lMqFetch,
 	})
 	t.RawSetString("mqueue", mq)
+	for k, v := range f.spyVals {
+		if k != "match" { // t.match is the pattern assertion; match._ is the global's
+			t.RawSetString(k, v)
+		}
+	}
 	L.Push(t)
 	return 1
 }

@@ -1,7 +1,9 @@
 // Package luatest is `kemi test`: it finds Lua test files (*_test.lua),
 // runs each against a fresh in-process engine built from a kamailio.cfg (no
 // sockets, a virtual clock, replies captured), and reports the results as
-// text, TAP or JUnit XML.
+// text, TAP, JUnit XML or JSON lines. With Options.Cover it measures the line
+// coverage of the engine's scripts (luavm.Coverage; CoverReport writes lcov
+// and Cobertura).
 //
 // A test file runs in its own Lua state, the test VM, separate from the
 // engine's worker VMs; it loads the test API with require("kemi.test"):
@@ -19,9 +21,14 @@
 // API calls are Go functions on the test VM: t.request injects a request
 // with engine.Engine.Inject and returns when the engine is idle, t.advance
 // moves the virtual clock one timer deadline at a time with
-// engine.Engine.Advance. docs/testing.md is the user's guide.
+// engine.Engine.Advance. Spies and stubs (spy.go, luassert's names) reach the
+// worker VMs through luavm.BuildOptions.Prepare, which wraps each VM's KSR
+// functions to consult the file's registry. docs/testing.md is the user's
+// guide.
 //
 // Concurrency contract: a Runner runs one file at a time on the calling
 // goroutine; the engine's goroutines only ever touch the Outcome of an
-// injected request (under its lock) and the log capture (under its lock).
+// injected request (under its lock), the log capture (under its lock), the
+// spy registry (under its lock; an atomic count when nothing is spied) and
+// the coverage counters (atomic).
 package luatest

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,6 +52,13 @@ type fileRun struct {
 
 	out *capture
 	seq int // request counter, for Call-IDs, branches and tags
+
+	rng  *rand.Rand  // -shuffle: the order of the tests; nil keeps the file's
+	stop func() bool // -failfast: true once a test failed
+
+	mocks   *ksrMocks             // the KSR functions spied or stubbed, read by the worker VMs
+	sp      *spies                // the test VM's spies (spy.go)
+	spyVals map[string]lua.LValue // spy, stub, mock, match, assert: globals and fields of t
 }
 
 // suite is a describe block (the root one is the file).
@@ -66,7 +75,7 @@ type testCase struct {
 }
 
 func newFileRun(path string, o *Options) *fileRun {
-	f := &fileRun{o: o, path: path, dir: filepath.Dir(path), root: &suite{}, overlay: map[string][]byte{}, out: &capture{}}
+	f := &fileRun{o: o, path: path, dir: filepath.Dir(path), root: &suite{}, overlay: map[string][]byte{}, out: &capture{}, mocks: newKSRMocks()}
 	f.cur = f.root
 	return f
 }
@@ -80,19 +89,14 @@ func (t *testCase) fullName() string {
 	return strings.Join(parts, " / ")
 }
 
-// run loads the file, registers its tests and runs the selected ones,
-// calling emit with each result.
-func (f *fileRun) run(ctx context.Context, emit func(Result)) {
-	fileFail := func(name string, fl *Failure) {
-		emit(Result{File: f.path, Name: name, Status: Fail, Failure: fl, Output: f.out.take()})
-	}
+// load runs the file's top level in a fresh test VM, registering its
+// tests; a file that cannot run gives its failure. The caller closes f.L.
+func (f *fileRun) load(ctx context.Context) *Failure {
 	f.L = lua.NewState()
-	defer f.L.Close()
 	f.setupVM()
 	src, err := os.ReadFile(f.path)
 	if err != nil {
-		fileFail("(file)", &Failure{File: f.path, Message: err.Error()})
-		return
+		return &Failure{File: f.path, Message: err.Error()}
 	}
 	proto, err := luavm.Compile(f.path, src)
 	if err != nil {
@@ -101,10 +105,10 @@ func (f *fileRun) run(ctx context.Context, emit func(Result)) {
 		if errors.As(err, &ce) {
 			fl.Line, fl.Message = ce.Line, ce.Msg
 		}
-		fileFail("(file)", fl)
-		return
+		return fl
 	}
 	lctx, cancel := context.WithTimeout(ctx, f.o.Timeout)
+	defer cancel()
 	f.ctx = lctx
 	f.L.SetContext(lctx)
 	err = f.call(f.L.NewFunctionFromProto(proto))
@@ -112,19 +116,73 @@ func (f *fileRun) run(ctx context.Context, emit func(Result)) {
 	f.cur = nil
 	if err != nil {
 		_, fl, _ := f.classify(err, lctx)
-		cancel()
+		return fl
+	}
+	if len(f.tests) == 0 {
+		return &Failure{File: f.path, Message: "no tests: register them with t.test(name, fn) or t.it(name, fn)"}
+	}
+	return nil
+}
+
+// selected reports whether the test named name runs under -run, -tags and
+// -exclude-tags.
+func (f *fileRun) selected(name string) bool {
+	if f.o.Run != nil && !f.o.Run.MatchString(name) {
+		return false
+	}
+	if len(f.o.Tags) == 0 && len(f.o.ExcludeTags) == 0 {
+		return true
+	}
+	tags := Tags(name)
+	has := func(want []string) bool {
+		for _, w := range want {
+			if slices.Contains(tags, strings.TrimPrefix(w, "#")) {
+				return true
+			}
+		}
+		return false
+	}
+	if has(f.o.ExcludeTags) {
+		return false
+	}
+	return len(f.o.Tags) == 0 || has(f.o.Tags)
+}
+
+var tagWord = regexp.MustCompile(`#([\w-]+)`)
+
+// Tags returns the tags of a test's full name: the words after "#" ("MESSAGE
+// #slow / is queued #db" has slow and db).
+func Tags(name string) []string {
+	var out []string
+	for _, m := range tagWord.FindAllStringSubmatch(name, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// run loads the file, registers its tests and runs the selected ones,
+// calling emit with each result.
+func (f *fileRun) run(ctx context.Context, emit func(Result)) {
+	fileFail := func(name string, fl *Failure) {
+		emit(Result{File: f.path, Name: name, Status: Fail, Failure: fl, Output: f.out.take()})
+	}
+	fl := f.load(ctx)
+	defer f.L.Close()
+	if fl != nil {
 		fileFail("(file)", fl)
 		return
 	}
-	cancel()
-	if len(f.tests) == 0 {
-		fileFail("(file)", &Failure{File: f.path, Message: "no tests: register them with t.test(name, fn) or t.it(name, fn)"})
-		return
+	order := slices.Clone(f.tests)
+	if f.rng != nil {
+		f.rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 	}
-	for _, tc := range f.tests {
+	for _, tc := range order {
 		name := tc.fullName()
-		if f.o.Run != nil && !f.o.Run.MatchString(name) {
+		if !f.selected(name) {
 			continue
+		}
+		if f.stop != nil && f.stop() {
+			break
 		}
 		if f.eng == nil {
 			f.out.take()
@@ -182,6 +240,7 @@ func (f *fileRun) runTest(ctx context.Context, tc *testCase, name string) Result
 			}
 		}
 	}
+	f.revertAll()
 	res.Elapsed = time.Since(start)
 	res.Status = Pass
 	if err != nil {
@@ -280,7 +339,8 @@ func (f *fileRun) startEngine(ctx context.Context) error {
 	}
 	log := slog.New(slog.NewTextHandler(f.out, &slog.HandlerOptions{Level: f.level, ReplaceAttr: dropTime}))
 	f.clock = engine.NewTestClock(time.Unix(epochUnix, 0).UTC())
-	e, err := engine.New(set, engine.Options{Logger: log, Level: f.level, Clock: f.clock, NoNetwork: true, ReadFile: f.readFile})
+	e, err := engine.New(set, engine.Options{Logger: log, Level: f.level, Clock: f.clock, NoNetwork: true, ReadFile: f.readFile,
+		Build: luavm.BuildOptions{Cover: f.o.Cover, Prepare: f.mocks.prepare}})
 	if err != nil {
 		return err
 	}

@@ -2,11 +2,13 @@ package luatest
 
 import (
 	"bufio"
+	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // reporter writes results as they come and the summary at the end.
@@ -21,11 +23,13 @@ func newReporter(format string, w io.Writer, verbose bool) (reporter, error) {
 	case "", "text":
 		return &textReporter{printer: printer{w: w}, verbose: verbose}, nil
 	case "tap":
-		return &tapReporter{printer: printer{w: w}}, nil
+		return &tapReporter{printer: printer{w: w}, verbose: verbose}, nil
 	case "junit":
 		return &junitReporter{w: w}, nil
+	case "json":
+		return &jsonReporter{w: w}, nil
 	}
-	return nil, fmt.Errorf("unknown report format %q (text, tap or junit)", format)
+	return nil, fmt.Errorf("unknown report format %q (text, tap, junit or json)", format)
 }
 
 // textReporter prints one line per test ("ok", "FAIL", "skip", then
@@ -105,7 +109,8 @@ func indent(s, prefix string) string {
 // at the end.
 type tapReporter struct {
 	printer
-	n int
+	n       int
+	verbose bool // -v: every test's output as "# " diagnostics
 }
 
 func (t *tapReporter) begin() { t.printf("TAP version 13\n") }
@@ -134,6 +139,11 @@ func (t *tapReporter) result(r *Result) {
 			t.printf("  output: %s\n", strconv.Quote(strings.Join(r.Output, "\n")))
 		}
 		t.printf("  ...\n")
+	}
+	if t.verbose && r.Status != Fail {
+		for _, l := range r.Output {
+			t.printf("# %s\n", tapEscape(l))
+		}
 	}
 }
 
@@ -259,4 +269,78 @@ func (j *junitReporter) end(s *Summary) error {
 	return w.Flush()
 }
 
-func seconds(s float64) string { return strconv.FormatFloat(s, 'f', 3, 64) }
+// seconds formats a duration for JUnit's time attributes, to the
+// microsecond: most tests take less than a millisecond of real time.
+func seconds(s float64) string { return strconv.FormatFloat(s, 'f', 6, 64) }
+
+// jsonReporter writes one JSON object per line: a "test" object per test
+// as it finishes, then a "summary" object.
+//
+//	{"type":"test","file":"tests/lua/a_test.lua","name":"MESSAGE / is queued","status":"pass","elapsed_ms":1.234}
+//	{"type":"test",...,"status":"fail","failure":{"file":"...","line":18,"message":"...","expected":"202","actual":"501"},"output":["..."]}
+//	{"type":"summary","passed":1,"failed":1,"skipped":0,"elapsed_ms":20.5}
+type jsonReporter struct {
+	w   io.Writer
+	err error
+}
+
+type jsonFailure struct {
+	File      string  `json:"file,omitempty"`
+	Line      int     `json:"line,omitempty"`
+	Message   string  `json:"message"`
+	Expected  *string `json:"expected,omitempty"`
+	Actual    *string `json:"actual,omitempty"`
+	Traceback string  `json:"traceback,omitempty"`
+}
+
+type jsonTest struct {
+	Type      string       `json:"type"`
+	File      string       `json:"file"`
+	Name      string       `json:"name"`
+	Status    string       `json:"status"`
+	ElapsedMs float64      `json:"elapsed_ms"`
+	Reason    string       `json:"reason,omitempty"`
+	Failure   *jsonFailure `json:"failure,omitempty"`
+	Output    []string     `json:"output,omitempty"`
+}
+
+type jsonSummary struct {
+	Type      string  `json:"type"`
+	Passed    int     `json:"passed"`
+	Failed    int     `json:"failed"`
+	Skipped   int     `json:"skipped"`
+	ElapsedMs float64 `json:"elapsed_ms"`
+}
+
+func (j *jsonReporter) write(v any) {
+	if j.err != nil {
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		j.err = err
+		return
+	}
+	_, j.err = j.w.Write(append(b, '\n'))
+}
+
+func (j *jsonReporter) begin() {}
+
+func (j *jsonReporter) result(r *Result) {
+	status := map[Status]string{Pass: "pass", Fail: "fail", Skip: "skip"}[r.Status]
+	t := jsonTest{Type: "test", File: r.File, Name: r.Name, Status: status, ElapsedMs: ms(r.Elapsed), Reason: r.Reason, Output: r.Output}
+	if fl := r.Failure; fl != nil {
+		t.Failure = &jsonFailure{File: fl.File, Line: fl.Line, Message: fl.Message, Traceback: fl.Traceback}
+		if fl.HasValues {
+			t.Failure.Expected, t.Failure.Actual = &fl.Expected, &fl.Actual
+		}
+	}
+	j.write(t)
+}
+
+func (j *jsonReporter) end(s *Summary) error {
+	j.write(jsonSummary{Type: "summary", Passed: s.Passed, Failed: s.Failed, Skipped: s.Skipped, ElapsedMs: ms(s.Elapsed)})
+	return j.err
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

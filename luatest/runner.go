@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	"kemi/luavm"
 )
 
 // DefaultDir is where `kemi test` looks for test files without arguments.
@@ -34,12 +37,28 @@ type Options struct {
 	// Verbose prints every test's output (print and engine log lines), not
 	// only failing tests', and captures the engine's debug lines.
 	Verbose bool
-	// Format is "text" (default), "tap" or "junit".
+	// Format is "text" (default), "tap", "junit" or "json".
 	Format string
+	// Tags, when not empty, selects the tests carrying one of these tags
+	// (busted's: "#name" words in the test's full name, describe blocks
+	// included); ExcludeTags leaves out the tests carrying one of those.
+	Tags, ExcludeTags []string
+	// Shuffle, when set, runs the files and each file's tests in an order
+	// drawn from this seed (go test's -shuffle): tests that depend on an
+	// earlier test's leftovers show up. The same seed gives the same order.
+	Shuffle *uint64
+	// FailFast stops the run after the first failing test.
+	FailFast bool
+	// List prints the selected tests' names ("file: describe / it"), one a
+	// line, without running them (no engine starts).
+	List bool
 	// Timeout bounds each test; 0 is DefaultTimeout.
 	Timeout time.Duration
 	// Out receives the report; nil is os.Stdout.
 	Out io.Writer
+	// Cover, when set, instruments the engine's scripts (not the test
+	// files) and counts the lines they run (NewCoverReport reads it).
+	Cover *luavm.Coverage
 }
 
 // Status is the result of one test.
@@ -135,6 +154,14 @@ func Run(ctx context.Context, paths []string, o Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	var rng *rand.Rand
+	if o.Shuffle != nil {
+		rng = rand.New(rand.NewPCG(*o.Shuffle, 0x6b656d69))
+		rng.Shuffle(len(files), func(i, j int) { files[i], files[j] = files[j], files[i] })
+	}
+	if o.List {
+		return list(ctx, files, o)
+	}
 	start := time.Now()
 	sum := &Summary{}
 	rep.begin()
@@ -142,7 +169,12 @@ func Run(ctx context.Context, paths []string, o Options) (*Summary, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		if o.FailFast && sum.Failed > 0 {
+			break
+		}
 		fr := newFileRun(f, &o)
+		fr.rng = rng
+		fr.stop = func() bool { return o.FailFast && sum.Failed > 0 }
 		fr.run(ctx, func(r Result) {
 			switch r.Status {
 			case Pass:
@@ -159,6 +191,68 @@ func Run(ctx context.Context, paths []string, o Options) (*Summary, error) {
 	sum.Elapsed = time.Since(start)
 	if err := rep.end(sum); err != nil {
 		return sum, fmt.Errorf("write report: %w", err)
+	}
+	if len(sum.Results) == 0 && (o.Run != nil || len(o.Tags) > 0) {
+		return sum, noMatch(&o, len(files))
+	}
+	return sum, nil
+}
+
+// NoMatchError is a -run or -tags that selects no test: a typo in a name
+// should not pass as a green run.
+type NoMatchError struct {
+	Selection string // `-run "x"`, `-tags a,b`, or both
+	Files     int
+}
+
+func (e *NoMatchError) Error() string {
+	return fmt.Sprintf("no test matches %s in %d test file(s): kemi test -list prints the names", e.Selection, e.Files)
+}
+
+func noMatch(o *Options, files int) *NoMatchError {
+	var sel []string
+	if o.Run != nil {
+		sel = append(sel, fmt.Sprintf("-run %q", o.Run.String()))
+	}
+	if len(o.Tags) > 0 {
+		sel = append(sel, "-tags "+strings.Join(o.Tags, ","))
+	}
+	return &NoMatchError{Selection: strings.Join(sel, " "), Files: files}
+}
+
+// list prints the names of the selected tests of files; a file that
+// cannot load is reported as by a run and counted failed.
+func list(ctx context.Context, files []string, o Options) (*Summary, error) {
+	sum := &Summary{}
+	p := printer{w: o.Out}
+	for _, path := range files {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		f := newFileRun(path, &o)
+		fl := f.load(ctx)
+		f.L.Close()
+		if fl != nil {
+			sum.Failed++
+			r := Result{File: path, Name: "(file)", Status: Fail, Failure: fl}
+			sum.Results = append(sum.Results, r)
+			tr := textReporter{printer: p}
+			tr.result(&r)
+			p.err = tr.err
+			continue
+		}
+		for _, tc := range f.tests {
+			if name := tc.fullName(); f.selected(name) {
+				p.printf("%s: %s\n", path, name)
+				sum.Results = append(sum.Results, Result{File: path, Name: name, Status: Skip, Reason: "listed"})
+			}
+		}
+	}
+	if p.err != nil {
+		return sum, fmt.Errorf("write list: %w", p.err)
+	}
+	if len(sum.Results) == 0 && (o.Run != nil || len(o.Tags) > 0) {
+		return sum, noMatch(&o, len(files))
 	}
 	return sum, nil
 }

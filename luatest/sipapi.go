@@ -56,11 +56,15 @@ func (f *fileRun) lRequest(L *lua.LState) int {
 	if err != nil {
 		L.RaiseError("t.request: %v", err)
 	}
+	raw := msg.String()
 	out, err := f.eng.Inject(f.ctx, msg, opts)
 	if err != nil {
 		L.RaiseError("t.request: %v", err)
 	}
-	L.Push(f.newHandle(L, out, msg))
+	ud := f.newHandle(L, out, msg)
+	h := ud.Value.(*handle)
+	h.raw, h.opts = raw, opts
+	L.Push(ud)
 	return 1
 }
 
@@ -291,8 +295,10 @@ func parseRaw(raw string) (*sip.Request, error) {
 
 // handle is what t.request returns: a live view of the Outcome.
 type handle struct {
-	out *engine.Outcome
-	msg *sip.Request
+	out  *engine.Outcome
+	msg  *sip.Request
+	raw  string               // the request as sent, before routing (authorize, in_dialog)
+	opts engine.InjectOptions // its src, proto and local
 }
 
 func (f *fileRun) newHandle(L *lua.LState, out *engine.Outcome, msg *sip.Request) *lua.LUserData {
@@ -328,6 +334,8 @@ func (f *fileRun) handleMeta(L *lua.LState) lua.LValue {
 			L.Push(lua.LNil)
 			return 1
 		}),
+		"authorize": L.NewFunction(f.lAuthorize),
+		"in_dialog": L.NewFunction(f.lInDialog),
 		"cancel": L.NewFunction(func(L *lua.LState) int {
 			h := checkHandle(L)
 			ok, err := h.out.Cancel(f.ctx)

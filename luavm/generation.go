@@ -24,6 +24,22 @@ type Generation struct {
 	Scripts  []Script
 	Loaded   time.Time
 	Checksum string // short hex digest of the sources, for status output
+
+	cover   *Coverage                 // set when the scripts were instrumented
+	prepare func(L *lua.LState) error // BuildOptions.Prepare
+}
+
+// BuildOptions are compile-time choices for a generation; the zero value
+// builds the scripts as they are.
+type BuildOptions struct {
+	// Cover, when set, instruments the scripts for line coverage (see
+	// Coverage). Only kemi test sets it: the engine's scripts are otherwise
+	// compiled untouched.
+	Cover *Coverage
+	// Prepare, when set, runs on every fresh Lua state of the generation
+	// after Options.Init and before the scripts' top level (kemi test
+	// wraps the KSR functions there for its spies and stubs).
+	Prepare func(L *lua.LState) error
 }
 
 // Paths returns the script paths in load order.
@@ -52,9 +68,18 @@ func (e *CompileError) Error() string {
 
 // Compile parses and compiles one Lua source.
 func Compile(path string, src []byte) (*lua.FunctionProto, error) {
+	return compile(path, src, nil)
+}
+
+// compile parses and compiles one Lua source, instrumented for cover when
+// it is not nil.
+func compile(path string, src []byte, cover *Coverage) (*lua.FunctionProto, error) {
 	chunk, err := parse.Parse(bytes.NewReader(src), path)
 	if err != nil {
 		return nil, syntaxError(path, src, err)
+	}
+	if cover != nil {
+		chunk = cover.instrument(path, chunk)
 	}
 	proto, err := lua.Compile(chunk, path)
 	if err != nil {
@@ -90,10 +115,15 @@ func nearToken(tok string) string {
 // Build compiles the scripts at paths (read with readFile, os.ReadFile when
 // nil) into a generation with the given version.
 func Build(version int64, paths []string, readFile func(string) ([]byte, error)) (*Generation, error) {
+	return BuildWith(version, paths, readFile, BuildOptions{})
+}
+
+// BuildWith is Build with compile-time options.
+func BuildWith(version int64, paths []string, readFile func(string) ([]byte, error), o BuildOptions) (*Generation, error) {
 	if readFile == nil {
 		readFile = os.ReadFile
 	}
-	g := &Generation{Version: version, Loaded: time.Now()}
+	g := &Generation{Version: version, Loaded: time.Now(), cover: o.Cover, prepare: o.Prepare}
 	var sum uint64 = 14695981039346656037
 	for _, p := range paths {
 		src, err := readFile(p)
@@ -104,7 +134,7 @@ func Build(version int64, paths []string, readFile func(string) ([]byte, error))
 			sum ^= uint64(b)
 			sum *= 1099511628211
 		}
-		proto, err := Compile(p, src)
+		proto, err := compile(p, src, o.Cover)
 		if err != nil {
 			return nil, err
 		}

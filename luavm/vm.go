@@ -167,6 +167,15 @@ func (vm *VM) instantiate(ctx context.Context, g *Generation, timeout time.Durat
 			return nil, err
 		}
 	}
+	if g.cover != nil {
+		L.SetGlobal(CoverGlobal, L.NewFunction(g.cover.hit))
+	}
+	if g.prepare != nil {
+		if err := g.prepare(L); err != nil {
+			L.Close()
+			return nil, err
+		}
+	}
 	vm.setContext(L) // the budget's context, if any, before the chunks: coroutines they make inherit it
 	lim := limitTopLevel(ctx, L, timeout)
 	last := ""
