@@ -446,7 +446,7 @@ func (w *worker) report(fn string, required bool, err error) {
 	}
 	var le *luavm.Error
 	if errors.As(err, &le) {
-		w.logErr("lua:"+fn, "lua error", "function", fn, "worker", w.vm.Name(), "error", le.Error(), "traceback", le.Traceback)
+		w.logLuaErr(fn, le)
 		return
 	}
 	w.logErr("call:"+fn, "lua call failed", "function", fn, "error", err)

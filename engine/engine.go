@@ -64,6 +64,7 @@ type Engine struct {
 	version  atomic.Int64
 	reloadMu sync.Mutex
 	watchdog *luavm.Watchdog
+	memdog   *luavm.MemWatchdog // nil without a memory budget
 
 	deps      *ksr.Deps
 	queues    *queues.Registry
@@ -125,6 +126,9 @@ func New(set *Settings, opts Options) (*Engine, error) {
 	}
 	if set.MaxExec > 0 {
 		e.watchdog = luavm.NewWatchdog()
+	}
+	if set.MaxMem > 0 {
+		e.memdog = luavm.NewMemWatchdog()
 	}
 	if _, ok := set.Modules["async"]; ok {
 		e.async = newAsync(e)
@@ -238,6 +242,12 @@ func (e *Engine) buildSubsystems() error {
 	if e.watchdog != nil {
 		e.subsystems = append(e.subsystems, funcSystem{"watchdog", func(ctx context.Context) error {
 			go e.watchdog.Run(ctx)
+			return nil
+		}, nil})
+	}
+	if e.memdog != nil {
+		e.subsystems = append(e.subsystems, funcSystem{"memory watchdog", func(ctx context.Context) error {
+			go e.memdog.Run(ctx)
 			return nil
 		}, nil})
 	}

@@ -139,5 +139,8 @@ func (e *Engine) Status() Status {
 		st.Counters["sip_bad_requests"] = int64(s.BadRequests)
 	}
 	e.rtimer.counters(st.Counters)
+	if e.memdog != nil {
+		st.Counters["lua_memory_stops"] = e.memdog.Stopped()
+	}
 	return st
 }

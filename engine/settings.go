@@ -32,6 +32,7 @@ type Settings struct {
 	Scripts     []string // app_lua load, in load order
 	Reload      bool     // app_lua reload (default on)
 	MaxExec     time.Duration
+	MaxMem      int64 // app_lua max_mem_mb, in bytes; 0 = no memory budget
 	RequestCB   string
 	ReplyCB     string // "" = none
 	PreRouteCB  string // "" = none
@@ -108,7 +109,10 @@ type SworkerSettings struct {
 const (
 	DefaultChildren  = 8
 	DefaultRPCListen = "127.0.0.1:5071"
-	defaultPort      = 5060
+	// DefaultMaxMemMB is app_lua max_mem_mb when not set: how much one Lua
+	// event may grow the heap (docs/reliability.md).
+	DefaultMaxMemMB = 256
+	defaultPort     = 5060
 )
 
 // implemented modules; coreOnly modules matter only to Kamailio's C core and
@@ -160,6 +164,7 @@ func FromConfig(c *config.Config, file string) (*Settings, error) {
 		Debug:     2, // kemi prints info by default; Kamailio's default is 0 (warn)
 		LogStderr: true,
 		Reload:    true,
+		MaxMem:    DefaultMaxMemMB << 20,
 		RequestCB: "ksr_request_route",
 		ReplyCB:   "ksr_reply_route",
 		RPCListen: DefaultRPCListen,
@@ -577,8 +582,14 @@ func (p *settingsParser) appLua(st config.Stmt) error {
 			return err
 		}
 		p.s.MaxExec = time.Duration(n) * time.Millisecond
+	case "max_mem_mb":
+		n, err := intParam(st, "app_lua", 0, 1<<20)
+		if err != nil {
+			return err
+		}
+		p.s.MaxMem = int64(n) << 20
 	default:
-		return unknownParam(st, "app_lua", "load, reload, log_mode, max_exec_ms")
+		return unknownParam(st, "app_lua", "load, reload, log_mode, max_exec_ms, max_mem_mb")
 	}
 	return nil
 }

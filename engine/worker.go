@@ -31,10 +31,12 @@ func (e *Engine) newWorker(name, group string, index int, async bool) (*worker, 
 	env := ksr.NewEnv(e.deps, name, group, index)
 	env.AsyncWorker = async
 	vm, err := luavm.New(&e.cur, luavm.Options{
-		Name:     name,
-		Init:     func(L *lua.LState) error { ksr.Register(L, env); return nil },
-		Budget:   e.set.MaxExec,
-		Watchdog: e.watchdog,
+		Name:        name,
+		Init:        func(L *lua.LState) error { ksr.Register(L, env); return nil },
+		Budget:      e.set.MaxExec,
+		Watchdog:    e.watchdog,
+		MaxMem:      e.set.MaxMem,
+		MemWatchdog: e.memdog,
 	})
 	if err != nil {
 		return nil, err
@@ -105,11 +107,23 @@ func (w *worker) call(msg *ksr.Msg, fn string, required bool, args ...lua.LValue
 	}
 	var le *luavm.Error
 	if errors.As(err, &le) {
-		w.logErr("lua:"+fn, "lua error", "function", fn, "worker", w.vm.Name(), "error", le.Error(), "traceback", le.Traceback)
+		w.logLuaErr(fn, le)
 		return err
 	}
 	w.logErr("call:"+fn, "lua call failed", "function", fn, "error", err)
 	return err
+}
+
+// logLuaErr logs a failed Lua call with its traceback, rate-limited as
+// logErr, except a stop by the memory budget: each one is logged, as each
+// means a Lua state dropped (and at least max_mem_mb allocated, so they
+// cannot flood the log).
+func (w *worker) logLuaErr(fn string, le *luavm.Error) {
+	if le.Kind == luavm.KindMemory {
+		w.e.log.Error("lua error", "function", fn, "worker", w.vm.Name(), "error", le.Error(), "traceback", le.Traceback)
+		return
+	}
+	w.logErr("lua:"+fn, "lua error", "function", fn, "worker", w.vm.Name(), "error", le.Error(), "traceback", le.Traceback)
 }
 
 // logErr logs at error level, at most once per second and key, with the
