@@ -20,12 +20,20 @@ import (
 //     is allocated;
 //   - dynamically, by a MemWatchdog that samples the heap while events run.
 //     When the heap has grown by more than the budget since an event began,
-//     it forces a collection, and if the live heap still has grown by more
-//     than the budget, it stops the event through the VM's context, as the
-//     time budget does. The VM then drops its Lua state (rebuilt from the
-//     compiled generation, as after a reload) so that everything the handler
-//     built becomes garbage, and the watchdog returns the memory to the OS
-//     (debug.FreeOSMemory, at most once per FreeEvery).
+//     it starts a collection (in its own goroutine: sampling goes on), and
+//     if the live heap after it still has grown by more than the budget, it
+//     stops the event through the VM's context, as the time budget does.
+//     A growth past twice the budget stops the event without waiting for
+//     that collection: garbage alone cannot grow the heap past the GC's goal,
+//     and waiting lets a doubling loop double again. The VM then drops its
+//     Lua state (rebuilt from the compiled generation, as after a reload) so
+//     that everything the handler built becomes garbage, and the watchdog
+//     returns the memory to the OS (debug.FreeOSMemory, at most once per
+//     FreeEvery).
+//
+// The bound is soft: a single opcode or library call runs to its end (s ..
+// s copies s in one step), so a doubling loop ends up to about four times
+// the budget above its start before it is stopped.
 //
 // Attribution: growth is measured per event from the first sample that sees
 // it running. An event is stopped only if the live heap grew by more than
@@ -62,7 +70,7 @@ type MemWatchdog struct {
 	// means 5ms.
 	Interval time.Duration
 	// FreeEvery is the least time between two debug.FreeOSMemory calls after
-	// stopped events; 0 means 10s.
+	// stopped events (one asked for sooner is done then); 0 means 1s.
 	FreeEvery time.Duration
 
 	mu      sync.Mutex
@@ -70,6 +78,7 @@ type MemWatchdog struct {
 	samples []metrics.Sample
 	free    chan struct{} // a VM dropped a state: return memory to the OS
 	last    time.Time     // last FreeOSMemory
+	owed    bool          // a FreeOSMemory was asked for too soon after the last
 	stopped atomic.Int64
 }
 
@@ -77,7 +86,7 @@ type MemWatchdog struct {
 func NewMemWatchdog() *MemWatchdog {
 	return &MemWatchdog{
 		vms:     make(map[*VM]*memEvent),
-		samples: []metrics.Sample{{Name: metricHeap}, {Name: metricLive}},
+		samples: newSamples(),
 		free:    make(chan struct{}, 1),
 	}
 }
@@ -97,7 +106,8 @@ func (w *MemWatchdog) remove(vm *VM) {
 	w.mu.Unlock()
 }
 
-// Run samples the heap until ctx is done.
+// Run samples the heap until ctx is done. A confirming collection runs in
+// a goroutine of its own, one at a time, while sampling goes on.
 func (w *MemWatchdog) Run(ctx context.Context) {
 	iv := w.Interval
 	if iv <= 0 {
@@ -105,12 +115,24 @@ func (w *MemWatchdog) Run(ctx context.Context) {
 	}
 	t := time.NewTicker(iv)
 	defer t.Stop()
+	var pending []suspect
+	collected := make(chan memSample, 1)
+	gcSamples := newSamples()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			w.Check()
+		case now := <-t.C:
+			if w.owed {
+				w.freeOSMemory(now)
+			}
+			if sus := w.check(w.read); len(sus) > 0 && pending == nil {
+				pending = sus
+				go func() { runtime.GC(); collected <- readSamples(gcSamples) }()
+			}
+		case after := <-collected:
+			w.confirm(pending, after)
+			pending = nil
 		case <-w.free:
 			w.freeOSMemory(time.Now())
 		}
@@ -118,19 +140,29 @@ func (w *MemWatchdog) Run(ctx context.Context) {
 }
 
 // Check samples the heap and stops the events that grew it past their
-// budget. It does nothing (and reads no metric) while no event runs.
+// budget, running a confirming collection itself when needed. It does
+// nothing (and reads no metric) while no event runs.
 func (w *MemWatchdog) Check() {
-	w.check(w.read, func() memSample { runtime.GC(); return w.read() })
+	if sus := w.check(w.read); len(sus) > 0 {
+		runtime.GC()
+		w.confirm(sus, w.read())
+	}
 }
 
 // read samples the heap (the watchdog's goroutine only).
-func (w *MemWatchdog) read() memSample {
-	metrics.Read(w.samples)
+func (w *MemWatchdog) read() memSample { return readSamples(w.samples) }
+
+func newSamples() []metrics.Sample {
+	return []metrics.Sample{{Name: metricHeap}, {Name: metricLive}}
+}
+
+func readSamples(samples []metrics.Sample) memSample {
+	metrics.Read(samples)
 	var s memSample
-	if v := w.samples[0].Value; v.Kind() == metrics.KindUint64 {
+	if v := samples[0].Value; v.Kind() == metrics.KindUint64 {
 		s.heap = v.Uint64()
 	}
-	if v := w.samples[1].Value; v.Kind() == metrics.KindUint64 {
+	if v := samples[1].Value; v.Kind() == metrics.KindUint64 {
 		s.live = v.Uint64()
 	}
 	return s
@@ -143,11 +175,13 @@ type suspect struct {
 	base    memSample
 }
 
-// check is Check with the heap readings given: sample reads the heap,
-// collect runs a garbage collection and reads it after.
-func (w *MemWatchdog) check(sample, collect func() memSample) {
+// check samples the heap (with sample, only if an event runs), stops the
+// events that grew it past twice their budget and returns those that grew
+// it past their budget, to be confirmed after a collection.
+func (w *MemWatchdog) check(sample func() memSample) []suspect {
 	var suspects []suspect
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	var s memSample
 	sampled := false
 	for vm, ev := range w.vms {
@@ -163,16 +197,24 @@ func (w *MemWatchdog) check(sample, collect func() memSample) {
 			*ev = memEvent{started: st, base: s}
 			continue
 		}
-		if max := uint64(vm.opts.MaxMem); grown(s.heap, ev.base.heap) > max || grown(s.live, ev.base.live) > max {
+		max := uint64(vm.opts.MaxMem)
+		g := grown(s.heap, ev.base.heap)
+		if g > 2*max {
+			if vm.stopForMemory(st, g) {
+				w.stopped.Add(1)
+			}
+			continue
+		}
+		if g > max || grown(s.live, ev.base.live) > max {
 			suspects = append(suspects, suspect{vm: vm, started: st, base: ev.base})
 		}
 	}
-	w.mu.Unlock()
-	if len(suspects) == 0 {
-		return
-	}
-	// The heap counts garbage too: collect, then judge by what is live.
-	after := collect()
+	return suspects
+}
+
+// confirm judges suspects by the heap after a collection: the heap counts
+// garbage too, the live heap does not.
+func (w *MemWatchdog) confirm(suspects []suspect, after memSample) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, x := range suspects {
@@ -222,12 +264,13 @@ func (w *MemWatchdog) freed() {
 func (w *MemWatchdog) freeOSMemory(now time.Time) {
 	every := w.FreeEvery
 	if every <= 0 {
-		every = 10 * time.Second
+		every = time.Second
 	}
 	if !w.last.IsZero() && now.Sub(w.last) < every {
+		w.owed = true // done by a later tick
 		return
 	}
-	w.last = now
+	w.last, w.owed = now, false
 	debug.FreeOSMemory()
 }
 

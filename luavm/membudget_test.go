@@ -106,17 +106,28 @@ func TestMemWatchdogAttribution(t *testing.T) {
 	at := func(heap, live uint64) func() memSample {
 		return func() memSample { return memSample{heap: heap * mb, live: live * mb} }
 	}
-	noGC := func() memSample { t.Fatal("collection without a suspect"); return memSample{} }
+	gcs := 0
+	// step samples the heap at heap/live MB; when there are suspects, a
+	// collection finds afterHeap/afterLive MB.
+	step := func(heap, live, afterHeap, afterLive uint64) {
+		t.Helper()
+		if sus := w.check(at(heap, live)); len(sus) > 0 {
+			if afterHeap == 0 {
+				t.Fatalf("unexpected suspects at %d/%d MB", heap, live)
+			}
+			gcs++
+			w.confirm(sus, at(afterHeap, afterLive)())
+		}
+	}
 
 	long.started.Store(5)
-	w.check(at(100, 50), noGC) // long's event seen: base 100/50
+	step(100, 50, 0, 0) // long's event seen: base 100/50
 	short.started.Store(7)
-	w.check(at(108, 50), noGC) // short's event seen at 108
+	step(108, 50, 0, 0) // short's event seen at 108
 	// The heap grew by 15 MB since long's event was seen, by 7 since
 	// short's: long is a suspect; after the collection the live heap grew
 	// by 12 MB, over its 10 MB budget.
-	gcs := 0
-	w.check(at(115, 50), func() memSample { gcs++; return memSample{heap: 62 * mb, live: 62 * mb} })
+	step(115, 50, 62, 62)
 	if gcs != 1 {
 		t.Fatalf("%d collections, want 1", gcs)
 	}
@@ -134,18 +145,33 @@ func TestMemWatchdogAttribution(t *testing.T) {
 	// collection; nothing is stopped, and that garbage is not counted again.
 	short.started.Store(8)
 	long.started.Store(0)
-	w.check(at(100, 50), noGC)
-	w.check(at(115, 50), func() memSample { return memSample{heap: 52 * mb, live: 52 * mb} })
+	step(100, 50, 0, 0)
+	step(115, 50, 52, 52)
 	if short.started.Load() != 8 {
 		t.Fatalf("garbage stopped an event: %d", short.started.Load())
 	}
-	w.check(at(60, 52), noGC)
+	step(60, 52, 0, 0)
 	// The live heap reached after a natural collection counts: +11 MB.
-	w.check(at(70, 61), func() memSample { return memSample{heap: 61 * mb, live: 61 * mb} })
+	step(70, 61, 61, 61)
 	if short.started.Load() != stoppedByMemory {
 		t.Fatalf("live growth of 11 MB not stopped: %d", short.started.Load())
 	}
+	if w.Stopped() != 2 {
+		t.Fatalf("stopped %d", w.Stopped())
+	}
+
+	// Past twice the budget the event is stopped without a collection.
+	long.started.Store(9)
+	step(100, 60, 0, 0)
+	step(121, 60, 0, 0)
+	if long.started.Load() != stoppedByMemory || w.Stopped() != 3 {
+		t.Fatalf("growth of 21 MB not stopped at once: %d", long.started.Load())
+	}
+
 	// Nothing runs: no metric is read.
+	long.started.Store(0)
 	short.started.Store(0)
-	w.check(func() memSample { t.Fatal("sampled while idle"); return memSample{} }, noGC)
+	if sus := w.check(func() memSample { t.Fatal("sampled while idle"); return memSample{} }); sus != nil {
+		t.Fatal(sus)
+	}
 }
