@@ -175,3 +175,31 @@ func TestMemWatchdogAttribution(t *testing.T) {
 		t.Fatal(sus)
 	}
 }
+
+// BenchmarkCallEmptyMem is BenchmarkCallEmpty with the memory budget on
+// (and its watchdog registered, not running): the cost of the event marker
+// and of the per-instruction context check.
+func BenchmarkCallEmptyMem(b *testing.B) {
+	cur := &Current{}
+	g, _ := Build(1, []string{"b.lua"}, func(string) ([]byte, error) {
+		return []byte("function f() end\nfunction loop() local s = 0 for i = 1, 1000 do s = s + i end end"), nil
+	})
+	cur.Store(g)
+	vm, err := New(cur, Options{MaxMem: 256 * mb, MemWatchdog: NewMemWatchdog()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer vm.Close()
+	b.Run("empty", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			_ = vm.CallGlobal("f")
+		}
+	})
+	b.Run("loop1000", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			_ = vm.CallGlobal("loop")
+		}
+	})
+}
