@@ -203,3 +203,29 @@ func BenchmarkCallEmptyMem(b *testing.B) {
 		}
 	})
 }
+
+// A handler running as a coroutine (CallCo, for KSR.async.sleep) is stopped
+// the same way, and the VM goes on with a fresh state.
+func TestMemBudgetStopsCoroutineHandler(t *testing.T) {
+	w := NewMemWatchdog()
+	w.Interval = time.Millisecond
+	vm, _ := newVM(t, hogScript, Options{MaxMem: 16 * mb, MemWatchdog: w})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	co, err := vm.CallGlobalCo("tbl")
+	var e *Error
+	if co != nil || !errors.As(err, &e) || e.Kind != KindMemory {
+		t.Fatalf("got %v %v, want a memory budget error", co, err)
+	}
+	if v := vm.L.GetGlobal("hog"); v != lua.LNil {
+		t.Fatal("the handler's global survived: the state was not dropped")
+	}
+	if co, err := vm.CallGlobalCo("inc"); co != nil || err != nil {
+		t.Fatalf("next handler: %v %v", co, err)
+	}
+	if n := vm.L.GetGlobal("count"); n != lua.LNumber(1) {
+		t.Fatalf("count %v", n)
+	}
+}
