@@ -23,9 +23,10 @@ import (
 //     it starts a collection (in its own goroutine: sampling goes on), and
 //     if the live heap after it still has grown by more than the budget, it
 //     stops the event through the VM's context, as the time budget does.
-//     A growth past twice the budget stops the event without waiting for
-//     that collection: garbage alone cannot grow the heap past the GC's goal,
-//     and waiting lets a doubling loop double again. The VM then drops its
+//     A growth past twice the budget that also took the heap past the
+//     collector's goal stops the event without waiting for that collection:
+//     garbage alone does not grow the heap past the goal (the collector
+//     runs before), and waiting lets a doubling loop double again. The VM then drops its
 //     Lua state (rebuilt from the compiled generation, as after a reload) so
 //     that everything the handler built becomes garbage, and the watchdog
 //     returns the memory to the OS (debug.FreeOSMemory, at most once per
@@ -51,10 +52,11 @@ const stoppedByMemory = -2
 const (
 	metricHeap = "/memory/classes/heap/objects:bytes" // live and not yet swept objects
 	metricLive = "/gc/heap/live:bytes"                // live at the end of the last GC
+	metricGoal = "/gc/heap/goal:bytes"                // where the next GC should end
 )
 
 // memSample is one reading of the heap.
-type memSample struct{ heap, live uint64 }
+type memSample struct{ heap, live, goal uint64 }
 
 // memEvent is what the watchdog knows of a VM's running event.
 type memEvent struct {
@@ -153,7 +155,7 @@ func (w *MemWatchdog) Check() {
 func (w *MemWatchdog) read() memSample { return readSamples(w.samples) }
 
 func newSamples() []metrics.Sample {
-	return []metrics.Sample{{Name: metricHeap}, {Name: metricLive}}
+	return []metrics.Sample{{Name: metricHeap}, {Name: metricLive}, {Name: metricGoal}}
 }
 
 func readSamples(samples []metrics.Sample) memSample {
@@ -164,6 +166,9 @@ func readSamples(samples []metrics.Sample) memSample {
 	}
 	if v := samples[1].Value; v.Kind() == metrics.KindUint64 {
 		s.live = v.Uint64()
+	}
+	if v := samples[2].Value; v.Kind() == metrics.KindUint64 {
+		s.goal = v.Uint64()
 	}
 	return s
 }
@@ -176,7 +181,8 @@ type suspect struct {
 }
 
 // check samples the heap (with sample, only if an event runs), stops the
-// events that grew it past twice their budget and returns those that grew
+// events that grew it past twice their budget and past the collector's
+// goal, and returns those that grew
 // it past their budget, to be confirmed after a collection.
 func (w *MemWatchdog) check(sample func() memSample) []suspect {
 	var suspects []suspect
@@ -199,7 +205,7 @@ func (w *MemWatchdog) check(sample func() memSample) []suspect {
 		}
 		max := uint64(vm.opts.MaxMem)
 		g := grown(s.heap, ev.base.heap)
-		if g > 2*max {
+		if g > 2*max && s.heap > s.goal {
 			if vm.stopForMemory(st, g) {
 				w.stopped.Add(1)
 			}

@@ -103,8 +103,9 @@ func TestMemWatchdogAttribution(t *testing.T) {
 	w := NewMemWatchdog()
 	long, _ := newVM(t, "", Options{MaxMem: 10 * mb, MemWatchdog: w})
 	short, _ := newVM(t, "", Options{MaxMem: 10 * mb, MemWatchdog: w})
+	goal := uint64(1000)
 	at := func(heap, live uint64) func() memSample {
-		return func() memSample { return memSample{heap: heap * mb, live: live * mb} }
+		return func() memSample { return memSample{heap: heap * mb, live: live * mb, goal: goal * mb} }
 	}
 	gcs := 0
 	// step samples the heap at heap/live MB; when there are suspects, a
@@ -160,12 +161,19 @@ func TestMemWatchdogAttribution(t *testing.T) {
 		t.Fatalf("stopped %d", w.Stopped())
 	}
 
-	// Past twice the budget the event is stopped without a collection.
+	// Past twice the budget but under the collector's goal: garbage may
+	// explain it, so a collection decides (and finds garbage).
 	long.started.Store(9)
 	step(100, 60, 0, 0)
-	step(121, 60, 0, 0)
+	step(121, 60, 61, 61)
+	if long.started.Load() != 9 || gcs != 4 {
+		t.Fatalf("growth under the goal stopped without a collection: %d", long.started.Load())
+	}
+	// Past twice the budget and past the goal: stopped without a collection.
+	goal = 110
+	step(140, 61, 0, 0)
 	if long.started.Load() != stoppedByMemory || w.Stopped() != 3 {
-		t.Fatalf("growth of 21 MB not stopped at once: %d", long.started.Load())
+		t.Fatalf("growth of 40 MB past the goal not stopped at once: %d", long.started.Load())
 	}
 
 	// Nothing runs: no metric is read.
