@@ -24,9 +24,11 @@ import (
 //     if the live heap after it still has grown by more than the budget, it
 //     stops the event through the VM's context, as the time budget does.
 //     A growth past twice the budget that also took the heap past the
-//     collector's goal stops the event without waiting for that collection:
-//     garbage alone does not grow the heap past the goal (the collector
-//     runs before), and waiting lets a doubling loop double again. The VM then drops its
+//     collector's goal as it was when the event began stops the event
+//     without waiting for that collection: garbage alone does not grow the
+//     heap past the goal (the collector runs before), and waiting lets a
+//     doubling loop double again. (The goal at the event's start, not the
+//     current one: the handler's own live data raises the current goal.) The VM then drops its
 //     Lua state (rebuilt from the compiled generation, as after a reload) so
 //     that everything the handler built becomes garbage, and the watchdog
 //     returns the memory to the OS (debug.FreeOSMemory, at most once per
@@ -181,9 +183,9 @@ type suspect struct {
 }
 
 // check samples the heap (with sample, only if an event runs), stops the
-// events that grew it past twice their budget and past the collector's
-// goal, and returns those that grew
-// it past their budget, to be confirmed after a collection.
+// events that grew it past twice their budget and past the collector's goal
+// at their start, and returns those that grew it past their budget, to be
+// confirmed after a collection.
 func (w *MemWatchdog) check(sample func() memSample) []suspect {
 	var suspects []suspect
 	w.mu.Lock()
@@ -205,7 +207,7 @@ func (w *MemWatchdog) check(sample func() memSample) []suspect {
 		}
 		max := uint64(vm.opts.MaxMem)
 		g := grown(s.heap, ev.base.heap)
-		if g > 2*max && s.heap > s.goal {
+		if g > 2*max && s.heap > ev.base.goal {
 			if vm.stopForMemory(st, g) {
 				w.stopped.Add(1)
 			}

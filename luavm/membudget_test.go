@@ -161,19 +161,24 @@ func TestMemWatchdogAttribution(t *testing.T) {
 		t.Fatalf("stopped %d", w.Stopped())
 	}
 
-	// Past twice the budget but under the collector's goal: garbage may
-	// explain it, so a collection decides (and finds garbage).
+	// Past twice the budget but under the collector's goal when the event
+	// began: garbage may explain it, so a collection decides (and finds
+	// garbage).
 	long.started.Store(9)
 	step(100, 60, 0, 0)
 	step(121, 60, 61, 61)
 	if long.started.Load() != 9 || gcs != 4 {
 		t.Fatalf("growth under the goal stopped without a collection: %d", long.started.Load())
 	}
-	// Past twice the budget and past the goal: stopped without a collection.
+	// Past twice the budget and past the goal the event began with: stopped
+	// without a collection, even if the goal rose meanwhile.
 	goal = 110
-	step(140, 61, 0, 0)
+	long.started.Store(10)
+	step(100, 60, 0, 0)
+	goal = 1000
+	step(121, 61, 0, 0)
 	if long.started.Load() != stoppedByMemory || w.Stopped() != 3 {
-		t.Fatalf("growth of 40 MB past the goal not stopped at once: %d", long.started.Load())
+		t.Fatalf("growth of 21 MB past the goal not stopped at once: %d", long.started.Load())
 	}
 
 	// Nothing runs: no metric is read.
