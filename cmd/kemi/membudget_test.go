@@ -19,9 +19,11 @@ import (
 )
 
 // rssLimitMB is the memory the kemi child of TestMemoryHogsUnderRSSLimit
-// may use: a kernel OOM killer in a cgroup of that size is emulated by
-// killing the child as soon as its resident set exceeds it (and by checking
-// its peak, VmHWM, at the end).
+// may use. When the test runs as root and may create a memory cgroup, the
+// child runs in one of that size and the kernel's OOM killer enforces it
+// (kemi then derives its Go memory limit from it). In any case the test
+// kills the child as soon as its resident set exceeds it, and checks its
+// peak (VmHWM) at the end.
 const rssLimitMB = 600
 
 // Three Lua handlers that would each take gigabytes (string.rep of 1 GB, a
@@ -71,26 +73,41 @@ function ksr_request_route()
 	KSR.sl.send_reply(200, "OK")
 end`), 0o644)
 	out := &syncBuffer{}
-	cmd := exec.Command(bin, "run", "-f", filepath.Join(dir, "kemi.cfg"), "-rpc", rpc)
-	// The soft limit kemi derives from a cgroup of rssLimitMB (90%).
-	cmd.Env = append(os.Environ(), fmt.Sprintf("GOMEMLIMIT=%dMiB", rssLimitMB*9/10))
+	args := []string{"run", "-f", filepath.Join(dir, "kemi.cfg"), "-rpc", rpc}
+	cmd := exec.Command(bin, args...)
+	procs := memoryCgroup(t, rssLimitMB)
+	if procs != "" {
+		// Enter the cgroup before exec: sh writes its pid, then becomes kemi.
+		cmd = exec.Command("sh", append([]string{"-c", `echo $$ > "$0" && exec "$@"`, procs, bin}, args...)...)
+		cmd.Env = append(os.Environ(), "GOMEMLIMIT=")
+	} else {
+		// The soft limit kemi would derive from a cgroup of rssLimitMB.
+		cmd.Env = append(os.Environ(), fmt.Sprintf("GOMEMLIMIT=%dMiB", rssLimitMB*9/10))
+	}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
 	if !out.waitFor("kemi started", 30*time.Second) {
 		t.Fatalf("kemi did not start:\n%s", out)
 	}
+	if procs != "" {
+		if !strings.Contains(out.String(), "Go memory limit set from the cgroup") {
+			t.Fatalf("no Go memory limit derived from the cgroup:\n%s", out)
+		}
+		t.Logf("running in memory cgroup %s", filepath.Dir(procs))
+	}
 
-	// The emulated OOM killer.
+	// Without a cgroup, an emulated OOM killer.
 	killed := make(chan int, 1)
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
-		for {
+		for procs == "" {
 			select {
 			case <-stop:
 				return
@@ -111,7 +128,7 @@ end`), 0o644)
 		case rss := <-killed:
 			t.Fatalf("%s: resident set reached %d MB, over the %d MB limit: killed\n%s", what, rss, rssLimitMB, out)
 		case <-exited:
-			t.Fatalf("%s: kemi exited\n%s", what, out)
+			t.Fatalf("%s: kemi exited (%v; in a cgroup: OOM-killed)\n%s", what, waitErr, out)
 		default:
 		}
 	}
@@ -155,6 +172,33 @@ end`), 0o644)
 		t.Fatalf("peak resident set %d MB, over the %d MB limit", hwm, rssLimitMB)
 	}
 	t.Logf("peak resident set %d MB (limit %d MB), now %d MB", hwm, rssLimitMB, procStatusMB(cmd.Process.Pid, "VmRSS"))
+}
+
+// memoryCgroup creates a memory cgroup limited to mb (cgroup v1, else v2),
+// removed at cleanup, and returns its cgroup.procs file; "" when it cannot
+// (not root, no writable cgroup file system).
+func memoryCgroup(t *testing.T, mb int) string {
+	if os.Geteuid() != 0 {
+		return ""
+	}
+	for _, c := range []struct{ root, limit string }{
+		{"/sys/fs/cgroup/memory", "memory.limit_in_bytes"},
+		{"/sys/fs/cgroup", "memory.max"},
+	} {
+		dir := filepath.Join(c.root, "kemi-test-"+enginetest.RandomID())
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dir, c.limit), []byte(strconv.Itoa(mb<<20)), 0o644); err != nil {
+			os.Remove(dir)
+			continue
+		}
+		// Registered before the child's cleanup, so it runs after the child
+		// is gone (an occupied cgroup cannot be removed).
+		t.Cleanup(func() { os.Remove(dir) })
+		return filepath.Join(dir, "cgroup.procs")
+	}
+	return ""
 }
 
 // procStatusMB reads a kB field of /proc/pid/status in MB (0 if absent).
