@@ -28,23 +28,22 @@ import (
 //     without waiting for that collection: garbage alone does not grow the
 //     heap past the goal (the collector runs before), and waiting lets a
 //     doubling loop double again. (The goal at the event's start, not the
-//     current one: the handler's own live data raises the current goal.) The VM then drops its
-//     Lua state (rebuilt from the compiled generation, as after a reload) so
-//     that everything the handler built becomes garbage, and the watchdog
-//     returns the memory to the OS (debug.FreeOSMemory, at most once per
-//     FreeEvery).
+//     current one: the handler's own live data raises the current goal.)
+//
+// After a stop the VM drops its Lua state (rebuilt from the compiled
+// generation, as after a reload) so that everything the handler built
+// becomes garbage, and the watchdog returns the memory to the OS
+// (debug.FreeOSMemory, at most once per FreeEvery).
 //
 // The bound is soft: a single opcode or library call runs to its end (s ..
 // s copies s in one step), so a doubling loop ends up to about four times
 // the budget above its start before it is stopped.
 //
 // Attribution: growth is measured per event from the first sample that sees
-// it running. An event is stopped only if the live heap grew by more than
-// its budget since then, after a forced collection; short events that began
-// after the growth started do not qualify, so the one that has been running
-// through the growth is stopped. If several long events were running
-// through it, each that qualifies is stopped: the heap cannot say which of
-// them allocated.
+// it running. Short events that began after the growth started do not
+// qualify, so the one that has been running through the growth is stopped.
+// If several long events were running through it, each that qualifies is
+// stopped: the heap cannot say which of them allocated.
 
 // stoppedByMemory marks vm.started when the memory watchdog cancelled the
 // event (the time watchdog uses -1).
@@ -68,7 +67,9 @@ type memEvent struct {
 
 // MemWatchdog stops Lua events that grow the Go heap past their VM's memory
 // budget (Options.MaxMem). One goroutine serves every VM; the hot path pays
-// nothing beyond the time budget's event marker.
+// what the time budget's does: an event marker (two atomic operations, a
+// counter instead of the clock) and gopher-lua's context check per Lua
+// instruction.
 type MemWatchdog struct {
 	// Interval is how often the heap is sampled while an event runs; 0
 	// means 5ms.
