@@ -46,8 +46,8 @@ func TestMemoryHogsUnderRSSLimit(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build kemi: %v\n%s", err, out)
 	}
-	port, rpc := freePort(t), fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	os.WriteFile(filepath.Join(dir, "kemi.cfg"), []byte(fmt.Sprintf(`listen=udp:127.0.0.1:%d
+	// Ephemeral ports, read back from the log: nothing can take them first.
+	os.WriteFile(filepath.Join(dir, "kemi.cfg"), []byte(`listen=udp:127.0.0.1:0
 children=1
 loadmodule "sl.so"
 loadmodule "pv.so"
@@ -57,7 +57,7 @@ modparam("mqueue", "mqueue", "name=q")
 modparam("app_lua", "load", "kemi.lua")
 modparam("app_lua", "max_mem_mb", 32)
 cfgengine "lua"
-`, port)), 0o644)
+`), 0o644)
 	os.WriteFile(filepath.Join(dir, "kemi.lua"), []byte(`
 function rep() hog = string.rep("x", 2^30) end
 function double() hog = "x" while true do hog = hog .. hog end end
@@ -73,7 +73,7 @@ function ksr_request_route()
 	KSR.sl.send_reply(200, "OK")
 end`), 0o644)
 	out := &syncBuffer{}
-	args := []string{"run", "-f", filepath.Join(dir, "kemi.cfg"), "-rpc", rpc}
+	args := []string{"run", "-f", filepath.Join(dir, "kemi.cfg"), "-rpc", "127.0.0.1:0"}
 	cmd := exec.Command(bin, args...)
 	procs := memoryCgroup(t, rssLimitMB)
 	if procs != "" {
@@ -92,8 +92,16 @@ end`), 0o644)
 	var waitErr error
 	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
-	if !out.waitFor("kemi started", 30*time.Second) {
-		t.Fatalf("kemi did not start:\n%s", out)
+	for !out.waitFor("kemi started", 100*time.Millisecond) {
+		select {
+		case <-exited:
+			t.Fatalf("kemi did not start:\n%s", out)
+		default:
+		}
+	}
+	sipAddr, rpcURL := logged(out.String(), "proto=udp addr="), logged(out.String(), "control plane\" url=")
+	if sipAddr == "" || rpcURL == "" {
+		t.Fatalf("no SIP or RPC address in the log:\n%s", out)
 	}
 	if procs != "" {
 		if !strings.Contains(out.String(), "Go memory limit set from the cgroup") {
@@ -133,7 +141,7 @@ end`), 0o644)
 		}
 	}
 
-	c := enginetest.Dial(t, "udp", fmt.Sprintf("127.0.0.1:%d", port))
+	c := enginetest.Dial(t, "udp", sipAddr)
 	for i := 0; i < 3; i++ {
 		if r := c.Do(enginetest.Req{Method: "MESSAGE"}, 5*time.Second); r.StatusCode != 200 {
 			t.Fatalf("MESSAGE: %d", r.StatusCode)
@@ -157,7 +165,7 @@ end`), 0o644)
 			t.Fatalf("after %s: %d", h.method, r.StatusCode)
 		}
 	}
-	res, err := jsonrpc.Call(context.Background(), "http://"+rpc+"/RPC", "mqueue.get_size", []any{"q"})
+	res, err := jsonrpc.Call(context.Background(), rpcURL, "mqueue.get_size", []any{"q"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,6 +207,17 @@ func memoryCgroup(t *testing.T, mb int) string {
 		return filepath.Join(dir, "cgroup.procs")
 	}
 	return ""
+}
+
+// logged returns the value after the first key (e.g. "addr=") in log.
+func logged(log, key string) string {
+	_, v, ok := strings.Cut(log, key)
+	if !ok {
+		return ""
+	}
+	v, _, _ = strings.Cut(v, "\n")
+	v, _, _ = strings.Cut(v, " ")
+	return v
 }
 
 // procStatusMB reads a kB field of /proc/pid/status in MB (0 if absent).
