@@ -74,6 +74,7 @@ type Engine struct {
 	version  atomic.Int64
 	reloadMu sync.Mutex
 	watchdog *luavm.Watchdog
+	memdog   *luavm.MemWatchdog // nil without a memory budget
 
 	deps      *ksr.Deps
 	mods      []ksr.Module // the configuration's modules that run (loaded, or always on)
@@ -142,6 +143,9 @@ func New(set *Settings, opts Options) (*Engine, error) {
 	}
 	if set.MaxExec > 0 {
 		e.watchdog = luavm.NewWatchdog()
+	}
+	if set.MaxMem > 0 {
+		e.memdog = luavm.NewMemWatchdog()
 	}
 	e.deps.Relay = &relaySystem{e: e} // t_relay, KSR.forward (relay.go)
 	// With sworker loaded, pre-routing keeps each message as received:
@@ -306,6 +310,12 @@ func (e *Engine) buildSubsystems() error {
 	if e.watchdog != nil {
 		e.subsystems = append(e.subsystems, funcSystem{"watchdog", func(ctx context.Context) error {
 			go e.watchdog.Run(ctx)
+			return nil
+		}, nil})
+	}
+	if e.memdog != nil {
+		e.subsystems = append(e.subsystems, funcSystem{"memory watchdog", func(ctx context.Context) error {
+			go e.memdog.Run(ctx)
 			return nil
 		}, nil})
 	}

@@ -23,10 +23,18 @@ const benchOptions = "OPTIONS sip:bench@127.0.0.1:5060 SIP/2.0\r\n" +
 	"Content-Length: 0\r\n\r\n"
 
 // BenchmarkOptionsRoute measures one OPTIONS through the whole in-process
-// path: parse, ksr_request_route in Lua, KSR.sl.send_reply, reply serialised.
+// path: parse, ksr_request_route in Lua, KSR.sl.send_reply, reply serialised;
+// without budgets, with the default memory budget, with a time budget, and
+// with both.
 func BenchmarkOptionsRoute(b *testing.B) {
-	b.Run("budget=off", func(b *testing.B) { benchOptionsRoute(b, "") })
+	b.Run("budget=off", func(b *testing.B) {
+		benchOptionsRoute(b, "modparam(\"app_lua\", \"max_mem_mb\", 0)\n")
+	})
+	b.Run("budget=mem", func(b *testing.B) { benchOptionsRoute(b, "") }) // the default: max_mem_mb 256
 	b.Run("budget=1000ms", func(b *testing.B) {
+		benchOptionsRoute(b, "modparam(\"app_lua\", \"max_mem_mb\", 0)\nmodparam(\"app_lua\", \"max_exec_ms\", 1000)\n")
+	})
+	b.Run("budget=1000ms,mem", func(b *testing.B) {
 		benchOptionsRoute(b, "modparam(\"app_lua\", \"max_exec_ms\", 1000)\n")
 	})
 }

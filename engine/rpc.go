@@ -146,5 +146,8 @@ func (e *Engine) Status() Status {
 			r.Counters(st.Counters)
 		}
 	}
+	if e.memdog != nil {
+		st.Counters["lua_memory_stops"] = e.memdog.Stopped()
+	}
 	return st
 }

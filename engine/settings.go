@@ -39,6 +39,7 @@ type Settings struct {
 	Reload      bool     // app_lua reload (default on)
 	MaxExec     time.Duration
 	LoadTimeout time.Duration // app_lua load_timeout_ms; 0 = DefaultLoadTimeout
+	MaxMem      int64         // app_lua max_mem_mb, in bytes; 0 = no memory budget
 	RequestCB   string
 	ReplyCB     string // "" = none
 	PreRouteCB  string // "" = none
@@ -75,7 +76,10 @@ type GroupSpec struct {
 const (
 	DefaultChildren  = 8
 	DefaultRPCListen = "127.0.0.1:5071"
-	defaultPort      = 5060
+	// DefaultMaxMemMB is app_lua max_mem_mb when not set: how much one Lua
+	// event may grow the heap (docs/reliability.md).
+	DefaultMaxMemMB = 256
+	defaultPort     = 5060
 )
 
 // implemented are the modules kemi runs that have no home of their own yet
@@ -121,6 +125,7 @@ func FromConfig(c *config.Config, file string) (*Settings, error) {
 		Debug:     2, // kemi prints info by default; Kamailio's default is 0 (warn)
 		LogStderr: true,
 		Reload:    true,
+		MaxMem:    DefaultMaxMemMB << 20,
 		RequestCB: "ksr_request_route",
 		ReplyCB:   "ksr_reply_route",
 		RPCListen: DefaultRPCListen,
@@ -549,6 +554,12 @@ func (p *settingsParser) appLua(st config.Stmt) error {
 			return err
 		}
 		p.s.MaxExec = time.Duration(n) * time.Millisecond
+	case "max_mem_mb":
+		n, err := config.IntParam(st, "app_lua", 0, 1<<20)
+		if err != nil {
+			return err
+		}
+		p.s.MaxMem = int64(n) << 20
 	case "load_timeout_ms":
 		n, err := config.IntParam(st, "app_lua", 1, 3600_000)
 		if err != nil {
@@ -556,7 +567,7 @@ func (p *settingsParser) appLua(st config.Stmt) error {
 		}
 		p.s.LoadTimeout = time.Duration(n) * time.Millisecond
 	default:
-		return unknownParam(st, "app_lua", "load, reload, log_mode, max_exec_ms, load_timeout_ms")
+		return unknownParam(st, "app_lua", "load, reload, log_mode, max_exec_ms, load_timeout_ms, max_mem_mb")
 	}
 	return nil
 }

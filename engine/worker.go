@@ -38,6 +38,8 @@ func (e *Engine) newWorker(name, group string, index int, async bool) (*worker, 
 		Budget:      e.set.MaxExec,
 		Watchdog:    e.watchdog,
 		LoadTimeout: e.loadTimeout(),
+		MaxMem:      e.set.MaxMem,
+		MemWatchdog: e.memdog,
 	})
 	if err != nil {
 		return nil, err
@@ -161,7 +163,14 @@ func (w *worker) report(fn string, required bool, err error) {
 	}
 	var le *luavm.Error
 	if errors.As(err, &le) {
-		w.e.log.Error("lua error", "function", fn, "worker", w.vm.Name(), "error", le.Error(), "traceback", le.Traceback)
+		// A stop by the memory budget is logged every time: each one means a
+		// Lua state dropped (and at least max_mem_mb allocated, so these
+		// cannot flood the log).
+		log := w.e.log
+		if le.Kind == luavm.KindMemory {
+			log = w.e.ctl
+		}
+		log.Error("lua error", "function", fn, "worker", w.vm.Name(), "error", le.Error(), "traceback", le.Traceback)
 		return
 	}
 	w.e.log.Error("lua call failed", "function", fn, "error", err)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"runtime"
 	"strings"
-	"time"
 
 	lua "github.com/yuin/gopher-lua"
 )
@@ -184,11 +183,11 @@ func (co *Co) Yield(L *lua.LState) int {
 // goroutine, with the budget of one event.
 func (vm *VM) runCo(co *Co, fn *lua.LFunction, args []lua.LValue) (*Co, error) {
 	th := co.th
-	budget := vm.opts.Budget > 0 && vm.opts.Watchdog != nil
-	if budget {
+	if vm.guard {
 		th.SetContext(vm.ctx) // the VM's context changes after an overrun
-		vm.started.Store(time.Now().UnixNano())
+		vm.started.Store(vm.stamp())
 	}
+	vm.depth++
 	G := th.G
 	cur := G.CurrentThread
 	prev := vm.co.running
@@ -197,11 +196,8 @@ func (vm *VM) runCo(co *Co, fn *lua.LFunction, args []lua.LValue) (*Co, error) {
 	vm.co.running = prev
 	G.CurrentThread = cur
 	co.rt.drv.SetTop(0)
-	cancelled := false
-	if budget && vm.started.Swap(0) == -1 {
-		cancelled = true
-		vm.setContext(vm.L)
-	}
+	vm.depth--
+	stop := vm.endEvent(vm.L)
 	if err != nil {
 		co.th = nil // frames of the failed handler remain: not reusable
 		e := vm.classify(err)
@@ -209,15 +205,13 @@ func (vm *VM) runCo(co *Co, fn *lua.LFunction, args []lua.LValue) (*Co, error) {
 			vm.stopped = stopPoint{}
 			return nil, nil // KSR.x.exit
 		}
-		if cancelled {
-			vm.budgetStop(e)
-		}
+		vm.markStopped(e, stop)
 		if e.Traceback == "" {
 			e.Traceback = threadTraceback(th)
 		}
 		return nil, e
 	}
-	if cancelled {
+	if stop == KindBudget {
 		vm.stopped = stopPoint{} // the handler got past the budget without an error
 	}
 	switch {

@@ -51,6 +51,12 @@ type Options struct {
 	// starts or switches to a new generation (New, Sync); 0 disables the
 	// bound. An overrun is a *LoadTimeoutError.
 	LoadTimeout time.Duration
+	// MaxMem bounds how much one event may grow the Go heap, in bytes, and
+	// the size of one string.rep, string.format or table.concat result; 0
+	// disables the bound. The heap growth is only enforced when
+	// MemWatchdog is set (membudget.go).
+	MaxMem      int64
+	MemWatchdog *MemWatchdog
 }
 
 // ErrorKind says why a call failed.
@@ -59,6 +65,7 @@ type ErrorKind int
 const (
 	KindRuntime ErrorKind = iota // a Lua error or a Go panic in a binding
 	KindBudget                   // stopped by the per-event time budget
+	KindMemory                   // stopped by the per-event memory budget; the state was dropped
 )
 
 // Error is a failed call: the Lua message and its traceback.
@@ -73,11 +80,14 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	if e.Kind == KindBudget {
+	switch e.Kind {
+	case KindBudget:
 		if e.Where != "" {
 			return "lua: event stopped after exceeding its time budget, at " + e.Where
 		}
 		return "lua: event stopped after exceeding its time budget: " + e.Msg
+	case KindMemory:
+		return "lua: event stopped after exceeding its memory budget: " + e.Msg
 	}
 	return "lua: " + e.Msg
 }
@@ -93,8 +103,15 @@ type VM struct {
 	errfn   *lua.LFunction
 	co      coVM // handlers running as coroutines (coroutine.go)
 
-	// budget enforcement: started holds the event start (unix ns), 0 when
-	// idle, -1 once the watchdog cancelled the event.
+	// budget enforcement: started marks the running event (its start in
+	// unix ns with a time budget, else a sequence number), 0 when idle, -1
+	// once the time watchdog cancelled the event, -2 (stoppedByMemory) once
+	// the memory watchdog did.
+	guard   bool  // a watchdog may cancel events: started is kept, a context set
+	seq     int64 // last event number without a time budget
+	depth   int   // calls running on the state (owner goroutine)
+	dirty   bool  // the state must be dropped at the next Sync
+	memGrew atomic.Int64
 	started atomic.Int64
 	mu      sync.Mutex // guards ctx/cancel swaps against the watchdog
 	ctx     context.Context
@@ -109,6 +126,7 @@ func New(cur *Current, opts Options) (*VM, error) {
 		return nil, errors.New("luavm: no script generation published")
 	}
 	vm := &VM{name: opts.Name, cur: cur, opts: opts}
+	vm.guard = opts.Budget > 0 && opts.Watchdog != nil || opts.MaxMem > 0 && opts.MemWatchdog != nil
 	L, err := vm.instantiate(context.Background(), g, opts.LoadTimeout)
 	if err != nil {
 		return nil, err
@@ -117,6 +135,9 @@ func New(cur *Current, opts Options) (*VM, error) {
 	vm.version.Store(g.Version)
 	if opts.Watchdog != nil && opts.Budget > 0 {
 		opts.Watchdog.add(vm)
+	}
+	if opts.MemWatchdog != nil && opts.MaxMem > 0 {
+		opts.MemWatchdog.add(vm)
 	}
 	return vm, nil
 }
@@ -135,6 +156,9 @@ func (vm *VM) Generation() *Generation { return vm.gen }
 func (vm *VM) Sync() (bool, error) {
 	g := vm.cur.Load()
 	if g == vm.gen {
+		if vm.dirty {
+			vm.dropState()
+		}
 		return false, nil
 	}
 	L, err := vm.instantiate(context.Background(), g, vm.opts.LoadTimeout)
@@ -144,7 +168,7 @@ func (vm *VM) Sync() (bool, error) {
 		return false, err
 	}
 	old := vm.L
-	vm.L, vm.gen = L, g
+	vm.L, vm.gen, vm.dirty = L, g, false
 	vm.version.Store(g.Version)
 	old.Close()
 	return true, nil
@@ -160,6 +184,9 @@ func (vm *VM) instantiate(ctx context.Context, g *Generation, timeout time.Durat
 		RegistryGrowStep: 1024,
 	})
 	guardOS(L)
+	if vm.opts.MaxMem > 0 {
+		guardMem(L, vm.opts.MaxMem)
+	}
 	vm.errfn = L.NewFunction(traceback)
 	if vm.opts.Init != nil {
 		if err := vm.opts.Init(L); err != nil {
@@ -206,7 +233,7 @@ func (vm *VM) instantiate(ctx context.Context, g *Generation, timeout time.Durat
 }
 
 func (vm *VM) setContext(L *lua.LState) {
-	if vm.opts.Budget <= 0 || vm.opts.Watchdog == nil {
+	if !vm.guard {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -242,38 +269,34 @@ func (vm *VM) CallGlobal(name string, args ...lua.LValue) error {
 }
 
 // Call runs fn(args...) protected. A KSR.x.exit ends it normally (nil). A
-// Lua error, a Go panic in a binding, or a budget overrun returns *Error.
-// The Lua stack is empty afterwards.
+// Lua error, a Go panic in a binding, or a budget overrun returns *Error;
+// after a memory budget overrun the VM runs on a fresh Lua state. The Lua
+// stack is empty afterwards.
 func (vm *VM) Call(fn lua.LValue, args ...lua.LValue) error {
 	L := vm.L
-	budget := vm.opts.Budget > 0 && vm.opts.Watchdog != nil
-	if budget {
-		vm.started.Store(time.Now().UnixNano())
+	if vm.guard {
+		vm.started.Store(vm.stamp())
 	}
+	vm.depth++
 	L.Push(fn)
 	for _, a := range args {
 		L.Push(a)
 	}
 	err := L.PCall(len(args), 0, vm.errfn)
 	L.SetTop(0)
-	cancelled := false
-	if budget && vm.started.Swap(0) == -1 {
-		cancelled = true
-		vm.setContext(L) // waits for the watchdog's cancel to finish
-	}
+	vm.depth--
+	stop := vm.endEvent(L)
 	var e *Error
 	if err != nil {
 		e = vm.classify(err)
 	}
 	if e == nil {
-		if cancelled {
+		if stop == KindBudget {
 			vm.stopped = stopPoint{} // the event ended just as the budget passed
 		}
 		return nil
 	}
-	if cancelled {
-		vm.budgetStop(e)
-	}
+	vm.markStopped(e, stop)
 	return e
 }
 
@@ -285,6 +308,45 @@ func (vm *VM) budgetStop(e *Error) {
 		e.Where, e.Traceback = p.where, p.traceback
 	}
 	vm.stopped = stopPoint{}
+}
+
+// stamp marks the start of an event in vm.started: its time when a time
+// budget applies, else the next sequence number.
+func (vm *VM) stamp() int64 {
+	if vm.opts.Budget > 0 && vm.opts.Watchdog != nil {
+		return time.Now().UnixNano()
+	}
+	vm.seq++
+	return vm.seq
+}
+
+// endEvent clears the event marker and returns the error kind a watchdog
+// stopped the event with (KindRuntime if none). After a stop, L gets a
+// fresh context (waiting for the watchdog's cancel to finish).
+func (vm *VM) endEvent(L *lua.LState) ErrorKind {
+	if !vm.guard {
+		return KindRuntime
+	}
+	switch vm.started.Swap(0) {
+	case -1:
+		vm.setContext(L)
+		return KindBudget
+	case stoppedByMemory:
+		vm.setContext(L)
+		return KindMemory
+	}
+	return KindRuntime
+}
+
+// markStopped marks e with the watchdog's reason: a time budget stop at the
+// position recorded (budgetStop); a memory stop drops the state.
+func (vm *VM) markStopped(e *Error, kind ErrorKind) {
+	switch kind {
+	case KindBudget:
+		vm.budgetStop(e)
+	case KindMemory:
+		vm.memoryStopped(e)
+	}
 }
 
 // classify turns a PCall error into nil (exit sentinel) or *Error.
@@ -376,6 +438,9 @@ func writeFrames(b *strings.Builder, L *lua.LState, from int) {
 func (vm *VM) Close() {
 	if vm.opts.Watchdog != nil {
 		vm.opts.Watchdog.remove(vm)
+	}
+	if vm.opts.MemWatchdog != nil {
+		vm.opts.MemWatchdog.remove(vm)
 	}
 	if vm.L != nil {
 		vm.L.Close()

@@ -60,6 +60,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	level := new(slog.LevelVar)
 	level.Set(ksr.LevelFromDebug(set.Debug))
 	log := slog.New(slog.NewTextHandler(c.m.Stderr, &slog.HandlerOptions{Level: level}))
+	setMemoryLimit(log, os.Getenv, os.ReadFile) // memlimit.go
 	e, err := engine.New(set, engine.Options{Logger: log, Level: level, RPCListen: *rpcAddr, ReadFile: read})
 	if err != nil {
 		return err
