@@ -290,10 +290,13 @@ func (c *cell) setError(code int, text string) {
 // relayPending reports whether the transaction has a branch relayed and not
 // yet answered: tm does not reply 500 after an async resume then.
 func relayPending(tx *sipnet.Tx) bool {
-	c, ok := tx.RelayState().(*cell)
-	if !ok {
-		return false
-	}
+	c := tx.RelayState()
+	return c != nil && c.Pending()
+}
+
+// Pending reports whether a branch still waits for a reply or a failure
+// handling is due (sipnet.RelayCell).
+func (c *cell) Pending() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.pending > 0 || c.due

@@ -70,8 +70,8 @@ type BranchOptions struct {
 	// OnTimeout runs (on a timer goroutine) when Timeout or InviteTimeout
 	// expires without a final reply; it must not block for long.
 	OnTimeout func(*Branch)
-	// Owner is the caller's state for the branch (the engine's transaction).
-	Owner any
+	// Owner is the relaying layer's state the branch belongs to.
+	Owner RelayCell
 }
 
 // Branch states.
@@ -119,7 +119,7 @@ type Branch struct {
 }
 
 // Owner returns BranchOptions.Owner.
-func (b *Branch) Owner() any { return b.opts.Owner }
+func (b *Branch) Owner() RelayCell { return b.opts.Owner }
 
 // Target returns where the branch was sent.
 func (b *Branch) Target() Target { return b.target }

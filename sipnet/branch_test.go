@@ -156,11 +156,17 @@ func expectKind(t *testing.T, what string, got, want ReplyKind) {
 	}
 }
 
+// testCell stands for the relaying layer's state of a branch.
+type testCell struct{}
+
+func (*testCell) Pending() bool { return false }
+
 func TestBranchSendsWithItsOwnVia(t *testing.T) {
 	n := newBranchNet(t)
-	b := n.send(t, "INVITE", BranchOptions{Owner: "cell"})
+	owner := &testCell{}
+	b := n.send(t, "INVITE", BranchOptions{Owner: owner})
 	inv, o := n.wire.last(t)
-	if o.Branch != b || o.From != n.ln || o.To != n.target || b.Target() != n.target || b.Owner() != "cell" {
+	if o.Branch != b || o.From != n.ln || o.To != n.target || b.Target() != n.target || b.Owner() != owner {
 		t.Fatalf("sent as %+v", o)
 	}
 	vias := inv.GetHeaders("Via")

@@ -36,7 +36,16 @@ type Tx struct {
 
 	// relay: set when the request is relayed (branch.go, engine relay).
 	onCancel func()
-	relay    any
+	relay    RelayCell
+}
+
+// RelayCell is the relaying layer's state of one relayed request (the
+// engine's tm cell): kept on the server transaction and on each of its
+// client branches, so replies and timeouts find it.
+type RelayCell interface {
+	// Pending reports whether a branch still waits for a reply, or a failure
+	// handling is due.
+	Pending() bool
 }
 
 // Request returns the request the transaction belongs to.
@@ -149,14 +158,14 @@ func (t *Tx) SetCancelHandler(f func()) {
 }
 
 // RelayState returns the value set with SetRelayState (nil when none).
-func (t *Tx) RelayState() any {
+func (t *Tx) RelayState() RelayCell {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.relay
 }
 
 // SetRelayState attaches the relaying layer's state to the transaction.
-func (t *Tx) SetRelayState(v any) {
+func (t *Tx) SetRelayState(v RelayCell) {
 	t.mu.Lock()
 	t.relay = v
 	t.mu.Unlock()
