@@ -58,7 +58,7 @@ var ErrNoListener = errors.New("sipnet: request has no listener to reply on")
 // ErrNoListener); used for faked messages of timers and for tests.
 func NewFakeRequest(msg *sip.Request) *Request { return &Request{Msg: msg} }
 
-// Proto returns "udp", "tcp", or "" for a faked request.
+// Proto returns "udp", "tcp", "tls", "ws", "wss", or "" for a faked request.
 func (r *Request) Proto() string {
 	if r.Listener == nil {
 		return ""
@@ -179,8 +179,8 @@ func (ln *Listener) conn(src netip.AddrPort) (sip.Connection, error) {
 		return udpConn{ln: ln, dst: src}, nil
 	}
 	if ln.tcp != nil {
-		if c := ln.tcp.conn(src); c != nil {
-			return trackedConn{c}, nil
+		if c := ln.streamConn(src); c != nil {
+			return c, nil
 		}
 	}
 	return ln.tp.GetConnection(ln.Proto, src.String())
