@@ -13,6 +13,7 @@ import (
 	"kemi/modules/runtimefree"
 	"kemi/modules/sl"
 	"kemi/modules/sworker"
+	tlsmod "kemi/modules/tls"
 	"kemi/modules/tm"
 )
 
@@ -36,6 +37,7 @@ func moduleTable() []ksr.Module {
 		tm.New(),
 		tm.NewTMX(),
 		rr.New(),
+		tlsmod.New(), // read before the listeners start (they take its sipnet.TLSConfig)
 	}
 	return append(mods, runtimefree.Modules()...)
 }
@@ -53,6 +55,14 @@ func (s *Settings) module(name string) ksr.Module {
 // Mqueue returns the configuration's mqueue settings.
 func (s *Settings) Mqueue() *mqueue.Settings {
 	return s.module("mqueue").(*mqueue.Module).Settings()
+}
+
+// tlsModule returns the tls module when the configuration loads it, else nil.
+func (s *Settings) tlsModule() *tlsmod.Module {
+	if _, ok := s.Modules["tls"]; !ok {
+		return nil
+	}
+	return s.module("tls").(*tlsmod.Module)
 }
 
 // Modules returns every module kemi has, in table order (fresh values).
