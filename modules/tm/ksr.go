@@ -100,7 +100,7 @@ func tRelay(e *ksr.Env, L *lua.LState) int {
 // tRelayToProtoAddr is KSR.tm.t_relay_to_proto_addr(proto, host, port).
 func tRelayToProtoAddr(e *ksr.Env, L *lua.LState) int {
 	proto, host, port := strings.ToLower(ksr.ArgStr(L, 1)), ksr.ArgStr(L, 2), ksr.ArgInt(L, 3)
-	if host == "" || port <= 0 || port > 65535 || (proto != "udp" && proto != "tcp") {
+	if host == "" || port <= 0 || port > 65535 || (proto != "udp" && proto != "tcp" && proto != "tls") {
 		e.D.Log.Error("t_relay_to_proto_addr: invalid destination", "proto", proto, "host", host, "port", port)
 		L.Push(ksr.BoxInt(-1))
 		return 1
