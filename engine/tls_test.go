@@ -1,0 +1,360 @@
+package engine_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"kemi/engine/enginetest"
+)
+
+// testCA is a certificate authority made for one test.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+func newTestCA(t *testing.T, name string) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// issue returns a PEM certificate and key for cn, valid for 127.0.0.1,
+// for server and client use.
+func (ca *testCA) issue(t *testing.T, cn string, serial int64) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+func (ca *testCA) pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(ca.cert)
+	return p
+}
+
+// clientCert is a tls.Certificate for a client, from ca.
+func (ca *testCA) clientCert(t *testing.T, cn string) tls.Certificate {
+	t.Helper()
+	c, k := ca.issue(t, cn, 7)
+	kp, err := tls.X509KeyPair(c, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
+}
+
+// tlsScript answers OPTIONS to itself with what it knows of the transport
+// and relays the rest, record-routed, to X-Du.
+const tlsScript = `
+function ksr_request_route()
+	if KSR.is_OPTIONS() and KSR.is_myself_ruri() then
+		KSR.hdr.append_to_reply("X-Transport: pr=" .. KSR.pv.get("$pr") .. " proto=" .. KSR.pv.get("$proto") ..
+			" Rp=" .. KSR.pv.get("$Rp") .. " tls=" .. tostring(KSR.is_TLS()) .. " ws=" .. tostring(KSR.is_WS()) ..
+			" wss=" .. tostring(KSR.is_WSS()) .. " wsx=" .. tostring(KSR.is_WSX()) .. " tcp=" .. tostring(KSR.is_TCP()) .. "\r\n")
+		KSR.sl.send_reply(200, "OK")
+		return
+	end
+	KSR.rr.record_route()
+	local du = KSR.hdr.get("X-Du")
+	if du then KSR.pv.sets("$du", du) end
+	if KSR.tm.t_relay() < 0 then KSR.sl.sl_reply_error() end
+end
+`
+
+// tlsKemi is a kemi with udp, tls, ws and wss listeners whose tls.cfg
+// asks for client certificates from ca.
+type tlsKemi struct {
+	*enginetest.Engine
+	ca *testCA
+}
+
+func startTLSKemi(t *testing.T, verify bool) *tlsKemi {
+	t.Helper()
+	ca := newTestCA(t, "kemi test CA")
+	srvCert, srvKey := ca.issue(t, "kemi server 1", 2)
+	v := "no"
+	if verify {
+		v = "yes"
+	}
+	cfg := proxyConfig(
+		"listen=tls:127.0.0.1:0", "listen=ws:127.0.0.1:0", "listen=wss:127.0.0.1:0",
+		`loadmodule "tls.so"`, `modparam("tls", "config", "tls.cfg")`)
+	e := enginetest.Start(t, cfg, map[string]string{
+		"script.lua":       tlsScript,
+		"certs/server.pem": string(srvCert), "certs/server.key": string(srvKey), "certs/ca.pem": string(ca.pem),
+		"tls.cfg": `# kemi test profiles
+[server:default]
+method = TLSv1.2+
+certificate = certs/server.pem
+private_key = certs/server.key
+ca_list = certs/ca.pem
+verify_certificate = ` + v + `
+require_certificate = ` + v + `
+
+[client:default]
+verify_certificate = no
+`})
+	return &tlsKemi{Engine: e, ca: ca}
+}
+
+// dialTLS connects to kemi's tls listener, checking its certificate
+// against the test CA, with cert as the client certificate (if any).
+func (k *tlsKemi) dialTLS(t *testing.T, cert *tls.Certificate) (*tls.Conn, error) {
+	cfg := &tls.Config{RootCAs: k.ca.pool(), ServerName: "127.0.0.1"}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: enginetest.Patience}, Config: cfg}
+	c, err := d.DialContext(context.Background(), "tcp", k.Addr("tls"))
+	if err != nil {
+		return nil, err
+	}
+	return c.(*tls.Conn), nil
+}
+
+// TestTLSRelayToUDP: a crypto/tls client with a certificate the tls.cfg's
+// CA signed sends OPTIONS (answered by the script, which sees the
+// transport) and MESSAGE, relayed to a UDP peer with a UDP Via and a
+// double Record-Route; the peer's reply comes back over the TLS
+// connection.
+func TestTLSRelayToUDP(t *testing.T) {
+	k := startTLSKemi(t, true)
+	cert := k.ca.clientCert(t, "alice")
+	conn, err := k.dialTLS(t, &cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := enginetest.NewClient(t, "tls", conn)
+	tlsPort := k.SIP().Listener("tls").Addr.Port()
+
+	res := c.Do(enginetest.Req{Method: "OPTIONS", URI: "sip:" + k.Addr("tls")}, enginetest.Patience)
+	if res.StatusCode != 200 {
+		t.Fatalf("OPTIONS: %d", res.StatusCode)
+	}
+	want := "pr=tls proto=tls Rp=" + itoa(int(tlsPort)) + " tls=true ws=false wss=false wsx=false tcp=false"
+	if got := relayHdr(res, "X-Transport"); got != want {
+		t.Errorf("transport seen by the script:\n got %q\nwant %q", got, want)
+	}
+
+	p := newPeer(t)
+	callID := enginetest.RandomID()
+	c.Send(c.Build(enginetest.Req{Method: "MESSAGE", URI: p.uri(), CallID: callID,
+		Headers: []string{"X-Du: sip:" + p.pc.LocalAddr().String()}, Body: "hello over tls"}))
+	req, src := p.request("MESSAGE", enginetest.Patience)
+	vias := req.GetHeaders("Via")
+	if len(vias) != 2 || !strings.HasPrefix(vias[0].Value(), "SIP/2.0/UDP 127.0.0.1:") || !strings.HasPrefix(vias[1].Value(), "SIP/2.0/TLS ") {
+		t.Errorf("Vias at the UDP peer: %v", vias)
+	}
+	udpPort := k.SIP().Listener("udp").Addr.Port()
+	rrs := req.GetHeaders("Record-Route")
+	if len(rrs) != 2 {
+		t.Fatalf("want a double Record-Route, got %v", rrs)
+	}
+	if v := rrs[0].Value(); !strings.HasPrefix(v, "<sip:127.0.0.1:"+itoa(int(udpPort))+";r2=on;lr") {
+		t.Errorf("top Record-Route (facing the UDP peer) = %q", v)
+	}
+	if v := rrs[1].Value(); !strings.HasPrefix(v, "<sip:127.0.0.1:"+itoa(int(tlsPort))+";transport=tls;r2=on;lr") {
+		t.Errorf("second Record-Route (facing the TLS client) = %q", v)
+	}
+	p.reply(req, src, 202, "Accepted", "uas1")
+	res, err = c.RecvResponse(enginetest.Patience)
+	if err != nil || res.StatusCode != 202 || res.CallID().Value() != callID {
+		t.Fatalf("reply over tls: %v %v", res, err)
+	}
+
+	var list []map[string]any
+	raw, err := k.RPC().Call(context.Background(), "tls.list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &list); err != nil || len(list) != 1 {
+		t.Fatalf("tls.list: %s (%v)", raw, err)
+	}
+	if list[0]["state"] != "established" || !strings.Contains(list[0]["peer"].(string), "CN=alice") {
+		t.Errorf("tls.list: %s", raw)
+	}
+	raw, err = k.RPC().Call(context.Background(), "tls.info")
+	if err != nil || !strings.Contains(string(raw), `"opened_connections":1`) {
+		t.Errorf("tls.info: %s %v", raw, err)
+	}
+}
+
+// TestTLSClientCertificateRefused: with verify_certificate and
+// require_certificate on, a client whose certificate another CA signed,
+// and one without a certificate, get no answer: the handshake fails.
+func TestTLSClientCertificateRefused(t *testing.T) {
+	k := startTLSKemi(t, true)
+	rogue := newTestCA(t, "rogue CA").clientCert(t, "mallory")
+	for name, cert := range map[string]*tls.Certificate{"wrong CA": &rogue, "no certificate": nil} {
+		conn, err := k.dialTLS(t, cert)
+		if err != nil {
+			continue // refused during the handshake (TLS 1.2)
+		}
+		c := enginetest.NewClient(t, "tls", conn)
+		if err := c.TrySend(c.Build(enginetest.Req{Method: "OPTIONS", URI: "sip:" + k.Addr("tls")})); err == nil {
+			if res, err := c.RecvResponse(enginetest.Patience); err == nil {
+				t.Errorf("%s: answered %d, want the connection refused", name, res.StatusCode)
+			}
+		}
+	}
+	// A good certificate still works afterwards.
+	good := k.ca.clientCert(t, "alice")
+	conn, err := k.dialTLS(t, &good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := enginetest.NewClient(t, "tls", conn)
+	if res := c.Do(enginetest.Req{Method: "OPTIONS", URI: "sip:" + k.Addr("tls")}, enginetest.Patience); res.StatusCode != 200 {
+		t.Fatalf("OPTIONS: %d", res.StatusCode)
+	}
+}
+
+// TestTLSReload: tls.reload with a new certificate on disk: a new
+// connection sees it, the connection opened before keeps working, and a
+// reload that finds a broken key keeps the certificate in use.
+func TestTLSReload(t *testing.T) {
+	k := startTLSKemi(t, false)
+	old, err := k.dialTLS(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cn := old.ConnectionState().PeerCertificates[0].Subject.CommonName; cn != "kemi server 1" {
+		t.Fatalf("first certificate: %q", cn)
+	}
+	oc := enginetest.NewClient(t, "tls", old)
+
+	certPEM, keyPEM := k.ca.issue(t, "kemi server 2", 3)
+	enginetest.Files(t, k.Dir, map[string]string{"certs/server.pem": string(certPEM), "certs/server.key": string(keyPEM)})
+	raw, err := k.RPC().Call(context.Background(), "tls.reload")
+	if err != nil || string(raw) != `"Ok. TLS configuration reloaded."` {
+		t.Fatalf("tls.reload: %s %v", raw, err)
+	}
+	conn, err := k.dialTLS(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cn := conn.ConnectionState().PeerCertificates[0].Subject.CommonName; cn != "kemi server 2" {
+		t.Errorf("after tls.reload a new connection got %q, want the new certificate", cn)
+	}
+	if res := oc.Do(enginetest.Req{Method: "OPTIONS", URI: "sip:" + k.Addr("tls")}, enginetest.Patience); res.StatusCode != 200 {
+		t.Errorf("connection opened before the reload: %d", res.StatusCode)
+	}
+
+	if err := os.WriteFile(filepath.Join(k.Dir, "certs/server.key"), []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.RPC().Call(context.Background(), "tls.reload"); err == nil {
+		t.Fatal("tls.reload with a broken key succeeded")
+	}
+	conn, err = k.dialTLS(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cn := conn.ConnectionState().PeerCertificates[0].Subject.CommonName; cn != "kemi server 2" {
+		t.Errorf("after a failed reload: %q, want the certificate in use kept", cn)
+	}
+	conn.Close()
+}
+
+// TestWebSocketRelayToUDP: a WebSocket client over ws and over wss sends
+// OPTIONS (the script sees $pr ws / wss) and MESSAGE, relayed to a UDP
+// peer; the reply comes back in a WebSocket frame.
+func TestWebSocketRelayToUDP(t *testing.T) {
+	k := startTLSKemi(t, false)
+	p := newPeer(t)
+	udpPort := k.SIP().Listener("udp").Addr.Port()
+	for _, proto := range []string{"ws", "wss"} {
+		var cfg *tls.Config
+		if proto == "wss" {
+			cfg = &tls.Config{RootCAs: k.ca.pool(), ServerName: "127.0.0.1"}
+		}
+		c, err := enginetest.DialWS(t, k.Addr(proto), cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", proto, err)
+		}
+		port := k.SIP().Listener(proto).Addr.Port()
+		res := c.Do(enginetest.Req{Method: "OPTIONS", URI: "sip:" + k.Addr(proto)}, enginetest.Patience)
+		want := "pr=" + proto + " proto=" + proto + " Rp=" + itoa(int(port)) + " tls=false ws=" + tostr(proto == "ws") +
+			" wss=" + tostr(proto == "wss") + " wsx=true tcp=false"
+		if got := relayHdr(res, "X-Transport"); res.StatusCode != 200 || got != want {
+			t.Errorf("%s OPTIONS: %d\n got %q\nwant %q", proto, res.StatusCode, got, want)
+		}
+
+		callID := enginetest.RandomID()
+		c.Send(c.Build(enginetest.Req{Method: "MESSAGE", URI: p.uri(), CallID: callID,
+			Headers: []string{"X-Du: sip:" + p.pc.LocalAddr().String()}, Body: "hello over " + proto}))
+		req, src := p.request("MESSAGE", enginetest.Patience)
+		vias := req.GetHeaders("Via")
+		if len(vias) != 2 || !strings.HasPrefix(vias[1].Value(), "SIP/2.0/"+strings.ToUpper(proto)+" ") {
+			t.Errorf("%s: Vias at the UDP peer: %v", proto, vias)
+		}
+		rrs := req.GetHeaders("Record-Route")
+		if len(rrs) != 2 || !strings.HasPrefix(rrs[0].Value(), "<sip:127.0.0.1:"+itoa(int(udpPort))+";r2=on;lr") ||
+			!strings.HasPrefix(rrs[1].Value(), "<sip:127.0.0.1:"+itoa(int(port))+";transport=ws;r2=on;lr") {
+			t.Errorf("%s: Record-Route at the UDP peer: %v", proto, rrs)
+		}
+		p.reply(req, src, 200, "OK", "uas-"+proto)
+		res, err = c.RecvResponse(enginetest.Patience)
+		if err != nil || res.StatusCode != 200 || res.CallID().Value() != callID {
+			t.Fatalf("%s: reply: %v %v", proto, res, err)
+		}
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func tostr(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
