@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
+
 	"kemi/engine/enginetest"
 )
 
@@ -141,7 +143,8 @@ verify_certificate = ` + v + `
 require_certificate = ` + v + `
 
 [client:default]
-verify_certificate = no
+verify_certificate = yes
+ca_list = certs/ca.pem
 `})
 	return &tlsKemi{Engine: e, ca: ca}
 }
@@ -347,6 +350,90 @@ func TestWebSocketRelayToUDP(t *testing.T) {
 		if err != nil || res.StatusCode != 200 || res.CallID().Value() != callID {
 			t.Fatalf("%s: reply: %v %v", proto, res, err)
 		}
+	}
+}
+
+// TestRelayUDPToTLS: a request from a UDP client relayed to a
+// ;transport=tls next hop goes over a connection kemi opens with the
+// [client:default] profile (the server's certificate checked against its
+// ca_list), with a TLS Via and a double Record-Route; the reply comes
+// back on that connection and is relayed to the UDP client.
+func TestRelayUDPToTLS(t *testing.T) {
+	k := startTLSKemi(t, false)
+	certPEM, keyPEM := k.ca.issue(t, "tls next hop", 9)
+	kp, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{kp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	got := make(chan *enginetest.Client, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		got <- enginetest.NewClient(t, "tls", c)
+	}()
+
+	c := enginetest.Dial(t, "udp", k.Addr("udp"))
+	callID := enginetest.RandomID()
+	next := "sip:bob@" + ln.Addr().String() + ";transport=tls"
+	c.Send(c.Build(enginetest.Req{Method: "MESSAGE", URI: next, CallID: callID, Body: "to a tls trunk"}))
+	var hop *enginetest.Client
+	select {
+	case hop = <-got:
+	case <-time.After(enginetest.Patience):
+		t.Fatal("kemi opened no tls connection to the next hop")
+	}
+	m, err := hop.Recv(enginetest.Patience)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := m.(*sip.Request)
+	tlsPort, udpPort := k.SIP().Listener("tls").Addr.Port(), k.SIP().Listener("udp").Addr.Port()
+	if v := req.Via().Value(); !strings.HasPrefix(v, "SIP/2.0/TLS 127.0.0.1:"+itoa(int(tlsPort))+";") {
+		t.Errorf("Via at the tls next hop: %q", v)
+	}
+	rrs := req.GetHeaders("Record-Route")
+	if len(rrs) != 2 || !strings.HasPrefix(rrs[0].Value(), "<sip:127.0.0.1:"+itoa(int(tlsPort))+";transport=tls;r2=on;lr") ||
+		!strings.HasPrefix(rrs[1].Value(), "<sip:127.0.0.1:"+itoa(int(udpPort))+";r2=on;lr") {
+		t.Errorf("Record-Route at the tls next hop: %v", rrs)
+	}
+	hop.Send(rawReply(req, 200, "OK", "trunk"))
+	res, err := c.RecvResponse(enginetest.Patience)
+	if err != nil || res.StatusCode != 200 || res.CallID().Value() != callID {
+		t.Fatalf("reply relayed to the udp client: %v %v", res, err)
+	}
+}
+
+// TestRelayToTLSUntrusted: a next hop whose certificate the client
+// profile's ca_list did not sign is not relayed to.
+func TestRelayToTLSUntrusted(t *testing.T) {
+	k := startTLSKemi(t, false)
+	certPEM, keyPEM := newTestCA(t, "other CA").issue(t, "impostor", 5)
+	kp, _ := tls.X509KeyPair(certPEM, keyPEM)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{kp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { c.Read(make([]byte, 1)); c.Close() }() // runs the handshake
+		}
+	}()
+	c := enginetest.Dial(t, "udp", k.Addr("udp"))
+	res := c.Do(enginetest.Req{Method: "MESSAGE", URI: "sip:bob@" + ln.Addr().String() + ";transport=tls"}, enginetest.Patience)
+	if res.StatusCode < 400 {
+		t.Fatalf("relayed to an untrusted next hop: %d", res.StatusCode)
 	}
 }
 
