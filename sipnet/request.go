@@ -27,6 +27,9 @@ type Request struct {
 	// Sink, when set, receives the replies of a request that came from no
 	// socket (kemi test, faked requests) instead of the network.
 	Sink func(*sip.Response) error
+	// HTTP is the HTTP request this message stands for, in the xhttp
+	// event callback (http.go); nil for SIP.
+	HTTP *HTTPExchange
 	// Observer, set by whoever injected a virtual request (kemi test),
 	// is told what becomes of it; Handoff copies it.
 	Observer Observer

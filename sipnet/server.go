@@ -59,6 +59,11 @@ type Options struct {
 	TCPLifetime       time.Duration
 	TCPReadTimeout    time.Duration
 
+	// HTTP, when set (the xhttp module), makes tcp and tls listeners take
+	// HTTP requests too, and upgrade them to WebSocket on a companion ws
+	// or wss listener (http.go).
+	HTTP HTTPHandler
+
 	// TLS is what tls and wss listeners accept with and what relays over
 	// tls dial with (tls.go); required when a tls or wss listener is asked.
 	TLS *TLSConfig
@@ -107,6 +112,7 @@ type Listener struct {
 	pc    net.PacketConn
 	ln    net.Listener
 	tcp   *tcpListener // ln, for every stream protocol (tcp, tls, ws, wss)
+	ws    *Listener    // with Options.HTTP: the ws/wss listener upgraded connections move to (http.go)
 	srv   *Server
 }
 
@@ -153,6 +159,9 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 		s.listeners = append(s.listeners, ln)
+		if ln.ws != nil {
+			s.listeners = append(s.listeners, ln.ws)
+		}
 	}
 	for _, ln := range s.listeners {
 		ln := ln
@@ -220,8 +229,22 @@ func (s *Server) bind(l Listen, parser *sip.Parser) (*Listener, error) {
 		ln.tcp.proto = proto
 		ln.tcp.tlsc = s.opts.TLS
 		ln.ln = ln.tcp
+		if s.opts.HTTP != nil && (proto == "tcp" || proto == "tls") {
+			ln.tcp.sniff = ln.sniffConn
+			ws := &Listener{Proto: companionProto(proto), Addr: ln.Addr, srv: s}
+			ws.tp = sip.NewTransportLayer(net.DefaultResolver, parser, nil,
+				sip.WithTransportLayerLogger(slog.New(parseErrorCounter{tplog.With("via", ws.Proto).Handler(), &s.nParseErrors})))
+			ws.tp.OnMessage(ws.onMessage)
+			ws.tcp = newTCPListener(&noAccept{addr: tl.Addr(), done: make(chan struct{})}, newTCPLimits(s.opts), &s.tcp, tplog)
+			ws.tcp.proto = ws.Proto
+			ws.ln = ws.tcp
+			ln.ws = ws
+		}
 	}
 	ln.Addr = netip.AddrPortFrom(ln.Addr.Addr().Unmap(), ln.Addr.Port())
+	if ln.ws != nil {
+		ln.ws.Addr = ln.Addr
+	}
 	return ln, nil
 }
 

@@ -76,8 +76,12 @@ type tcpStats struct {
 // connection of the listener is tracked, capped and timed out the same way.
 type tcpListener struct {
 	net.Listener
-	proto  string     // "tcp", "tls", "ws" or "wss"
-	tlsc   *TLSConfig // client side of tls dials (nil without the tls module)
+	proto string     // "tcp", "tls", "ws" or "wss"
+	tlsc  *TLSConfig // client side of tls dials (nil without the tls module)
+	// sniff, when set (xhttp on a tcp or tls listener, http.go), takes
+	// each accepted connection instead of Accept: it hands SIP ones back
+	// with handOver.
+	sniff  func(*tcpConn)
 	limits tcpLimits
 	stats  *tcpStats
 	log    *slog.Logger
@@ -151,6 +155,11 @@ func (l *tcpListener) Accept() (net.Conn, error) {
 func (l *tcpListener) acceptLoop() {
 	for {
 		c, err := l.acceptOne()
+		if err == nil && l.sniff != nil {
+			// xhttp: the first bytes say whether it is HTTP (http.go).
+			go l.sniff(c)
+			continue
+		}
 		select {
 		case l.accepted <- accepted{c, err}:
 			if err != nil {
@@ -392,6 +401,7 @@ type tcpConn struct {
 	key     netip.AddrPort
 	created time.Time
 	id      uint64 // tls.list's id
+	prefix  []byte // read before sipgo got the connection (http.go): its first Reads return it
 	// tlsState is the connection's TLS state once its handshake is done
 	// (set by the first successful Read, or by dial): tls.list reads it
 	// without taking the handshake lock.
@@ -411,6 +421,11 @@ type tcpConn struct {
 }
 
 func (c *tcpConn) Read(b []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(b, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
 	now := time.Now()
 	lim := c.ln.limits
 	deadline := now.Add(lim.lifetime)
