@@ -331,6 +331,9 @@ func (e *Engine) buildSubsystems() error {
 	if tlsm != nil {
 		sopts.TLS = tlsm.Config()
 	}
+	if xm := e.set.xhttpModule(); xm != nil {
+		sopts.HTTP = xm.Handle
+	}
 	srv, err := sipnet.New(sopts, e)
 	if err != nil {
 		return err

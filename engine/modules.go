@@ -15,6 +15,8 @@ import (
 	"kemi/modules/sworker"
 	tlsmod "kemi/modules/tls"
 	"kemi/modules/tm"
+	"kemi/modules/websocket"
+	"kemi/modules/xhttp"
 )
 
 // moduleTable returns a fresh instance of every module that has a home of
@@ -38,6 +40,8 @@ func moduleTable() []ksr.Module {
 		tm.NewTMX(),
 		rr.New(),
 		tlsmod.New(), // read before the listeners start (they take its sipnet.TLSConfig)
+		xhttp.New(),  // HTTP on the tcp/tls listeners (sipnet.Options.HTTP)
+		websocket.New(),
 	}
 	return append(mods, runtimefree.Modules()...)
 }
@@ -63,6 +67,14 @@ func (s *Settings) tlsModule() *tlsmod.Module {
 		return nil
 	}
 	return s.module("tls").(*tlsmod.Module)
+}
+
+// xhttpModule returns the xhttp module when the configuration loads it, else nil.
+func (s *Settings) xhttpModule() *xhttp.Module {
+	if _, ok := s.Modules["xhttp"]; !ok {
+		return nil
+	}
+	return s.module("xhttp").(*xhttp.Module)
 }
 
 // Modules returns every module kemi has, in table order (fresh values).

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -444,4 +445,93 @@ func tostr(b bool) string {
 		return "true"
 	}
 	return "false"
+}
+
+// webrtcScript is Kamailio's WebRTC pattern: HTTP on the SIP listeners
+// goes to the xhttp event callback, which upgrades WebSocket handshakes
+// and answers anything else.
+const webrtcScript = `
+function ksr_xhttp_event(evname)
+	KSR.info("xhttp event " .. evname .. " " .. KSR.pv.get("$rm") .. " " .. KSR.xhttp.get_hu() .. "\n")
+	local up = KSR.hdr.get("Upgrade")
+	if up ~= nil and string.lower(up) == "websocket" and KSR.xhttp.get_hu() == "/ws" then
+		if KSR.websocket.handle_handshake() > 0 then return end
+		return
+	end
+	KSR.xhttp.xhttp_reply(200, "OK", "text/plain", "kemi here: " .. KSR.xhttp.get_hu())
+end
+` + tlsScript
+
+// TestXHTTPWebSocketHandshake: with xhttp and websocket loaded, the tcp
+// and tls SIP listeners take WebSocket clients through the event
+// callback's handle_handshake (messages then say ws / wss), answer other
+// HTTP requests with xhttp_reply, and still take SIP.
+func TestXHTTPWebSocketHandshake(t *testing.T) {
+	ca := newTestCA(t, "kemi test CA")
+	srvCert, srvKey := ca.issue(t, "kemi server", 2)
+	cfg := proxyConfig("listen=tls:127.0.0.1:0",
+		`loadmodule "tls.so"`, `loadmodule "xhttp.so"`, `loadmodule "websocket.so"`,
+		`modparam("tls", "certificate", "server.pem")`, `modparam("tls", "private_key", "server.key")`,
+		`modparam("xhttp", "event_callback", "ksr_xhttp_event")`, `modparam("websocket", "keepalive_mechanism", 1)`)
+	k := enginetest.Start(t, cfg, map[string]string{"script.lua": webrtcScript, "server.pem": string(srvCert), "server.key": string(srvKey)})
+	p := newPeer(t)
+
+	for _, proto := range []string{"tcp", "tls"} {
+		var tcfg *tls.Config
+		want := "ws"
+		if proto == "tls" {
+			tcfg, want = &tls.Config{RootCAs: ca.pool(), ServerName: "127.0.0.1"}, "wss"
+		}
+		addr := k.SIP().Listener(proto).Addr.String()
+		c, err := enginetest.DialWS(t, addr+"/ws", tcfg)
+		if err != nil {
+			t.Fatalf("%s: websocket handshake: %v", proto, err)
+		}
+		c.Proto = want
+		res := c.Do(enginetest.Req{Method: "OPTIONS", URI: "sip:" + addr}, enginetest.Patience)
+		if got := relayHdr(res, "X-Transport"); res.StatusCode != 200 || !strings.HasPrefix(got, "pr="+want+" proto="+want+" ") {
+			t.Errorf("%s: OPTIONS over the upgraded connection: %d %q", proto, res.StatusCode, got)
+		}
+		callID := enginetest.RandomID()
+		c.Send(c.Build(enginetest.Req{Method: "MESSAGE", URI: p.uri(), CallID: callID,
+			Headers: []string{"X-Du: sip:" + p.pc.LocalAddr().String()}, Body: "hello"}))
+		req, src := p.request("MESSAGE", enginetest.Patience)
+		if v := req.GetHeaders("Via"); len(v) != 2 || !strings.HasPrefix(v[1].Value(), "SIP/2.0/"+strings.ToUpper(want)+" ") {
+			t.Errorf("%s: Vias at the UDP peer: %v", proto, v)
+		}
+		p.reply(req, src, 200, "OK", "uas")
+		if res, err := c.RecvResponse(enginetest.Patience); err != nil || res.CallID().Value() != callID {
+			t.Fatalf("%s: reply over websocket: %v %v", proto, res, err)
+		}
+	}
+
+	// Plain HTTP: the callback's reply.
+	hc, err := net.Dial("tcp", k.SIP().Listener("tcp").Addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.Close()
+	hc.SetDeadline(time.Now().Add(enginetest.Patience))
+	hc.Write([]byte("GET /status HTTP/1.1\r\nHost: kemi\r\n\r\n"))
+	b, _ := io.ReadAll(hc)
+	if !strings.HasPrefix(string(b), "HTTP/1.1 200 OK\r\n") || !strings.HasSuffix(string(b), "kemi here: /status") {
+		t.Errorf("HTTP reply: %q", b)
+	}
+	// A handshake without the sip subprotocol: 400.
+	hc2, err := net.Dial("tcp", k.SIP().Listener("tcp").Addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc2.Close()
+	hc2.SetDeadline(time.Now().Add(enginetest.Patience))
+	hc2.Write([]byte("GET /ws HTTP/1.1\r\nHost: kemi\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"))
+	b, _ = io.ReadAll(hc2)
+	if !strings.HasPrefix(string(b), "HTTP/1.1 400 Bad Request\r\n") {
+		t.Errorf("handshake without sip: %q", b)
+	}
+	// SIP over the same tcp listener still works.
+	c := enginetest.Dial(t, "tcp", k.SIP().Listener("tcp").Addr.String())
+	if res := c.Do(enginetest.Req{Method: "OPTIONS", URI: "sip:" + k.SIP().Listener("tcp").Addr.String()}, enginetest.Patience); !strings.HasPrefix(relayHdr(res, "X-Transport"), "pr=tcp ") {
+		t.Errorf("SIP over tcp with xhttp loaded: %d %q", res.StatusCode, relayHdr(res, "X-Transport"))
+	}
 }

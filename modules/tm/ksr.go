@@ -28,7 +28,7 @@ func exports() []ksr.Submodule {
 			Doc: "Relay statefully to $du or the R-URI (an ACK statelessly): 1 relayed, 0 handled, -1 error."},
 		{Name: "t_relay_to_proto_addr", Func: ksr.Raw(tRelayToProtoAddr), Params: []ksr.Type{ksr.Str, ksr.Str, ksr.Int},
 			Args: []string{"proto", "host", "port"}, Ret: ksr.Int,
-			Doc: "Relay statefully to proto (udp, tcp) host:port: 1 relayed, 0 handled, -1 error."},
+			Doc: "Relay statefully to proto (udp, tcp, tls) host:port: 1 relayed, 0 handled, -1 error."},
 		{Name: "t_on_failure", Func: tOnFailure, Ret: ksr.Int, Args: fn,
 			Doc: "Run the Lua function fname when the next relay fails (once: arm it again for the next branch)."},
 		{Name: "t_on_reply", Func: tOnReply, Ret: ksr.Int, Args: fn,
