@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -533,5 +534,115 @@ func TestXHTTPWebSocketHandshake(t *testing.T) {
 	c := enginetest.Dial(t, "tcp", k.SIP().Listener("tcp").Addr.String())
 	if res := c.Do(enginetest.Req{Method: "OPTIONS", URI: "sip:" + k.SIP().Listener("tcp").Addr.String()}, enginetest.Patience); !strings.HasPrefix(relayHdr(res, "X-Transport"), "pr=tcp ") {
 		t.Errorf("SIP over tcp with xhttp loaded: %d %q", res.StatusCode, relayHdr(res, "X-Transport"))
+	}
+}
+
+// sippOptions is a sipp scenario: OPTIONS to kemi, expecting 200.
+const sippOptions = `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="options over tls">
+  <send retrans="500">
+    <![CDATA[
+      OPTIONS sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: <sip:sipp@[local_ip]:[local_port]>;tag=[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 OPTIONS
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+`
+
+// TestSippOverTLS runs sipp over TLS (-t l1, one connection) against the
+// tls listener: every OPTIONS gets its 200. Skipped without sipp, or with
+// a sipp built without OpenSSL (Debian's).
+func TestSippOverTLS(t *testing.T) {
+	sipp, err := exec.LookPath("sipp")
+	if err != nil {
+		t.Skip("sipp not installed")
+	}
+	k := startTLSKemi(t, false)
+	dir := t.TempDir()
+	certPEM, keyPEM := k.ca.issue(t, "sipp", 11)
+	enginetest.Files(t, dir, map[string]string{"options.xml": sippOptions, "cacert.pem": string(certPEM), "cakey.pem": string(keyPEM)})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*enginetest.Patience)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, sipp, k.Addr("tls"), "-t", "l1", "-sf", "options.xml", "-m", "50", "-r", "200",
+		"-i", "127.0.0.1", "-p", "0", "-timeout", "30s", "-timeout_error", "-nostdin", "-trace_stat", "-stf", "stat.csv")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil && strings.Contains(string(out), "compile SIPp with OpenSSL") {
+		t.Skip("this sipp has no TLS (Debian builds it without OpenSSL)")
+	}
+	if err != nil {
+		t.Fatalf("sipp: %v\n%s", err, lastLines(string(out), 40))
+	}
+	stat, _ := os.ReadFile(filepath.Join(dir, "stat.csv"))
+	t.Logf("sipp over tls: ok\n%s", lastLines(string(stat), 2))
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
+// TestTLSUnderTCPLimits: tls and ws connections share tcp_max_connections
+// with tcp ones, and a tls connection that stops in the middle of a
+// message is cut by tcp_rd_timeout, as a tcp one.
+func TestTLSUnderTCPLimits(t *testing.T) {
+	ca := newTestCA(t, "kemi test CA")
+	srvCert, srvKey := ca.issue(t, "kemi server", 2)
+	cfg := proxyConfig("listen=tls:127.0.0.1:0", "listen=ws:127.0.0.1:0", "tcp_max_connections=2", "tcp_rd_timeout=1",
+		`loadmodule "tls.so"`, `modparam("tls", "certificate", "server.pem")`, `modparam("tls", "private_key", "server.key")`)
+	k := enginetest.Start(t, cfg, map[string]string{"script.lua": tlsScript, "server.pem": string(srvCert), "server.key": string(srvKey)})
+	dial := func() (*tls.Conn, error) {
+		d := tls.Dialer{NetDialer: &net.Dialer{Timeout: enginetest.Patience}, Config: &tls.Config{RootCAs: ca.pool(), ServerName: "127.0.0.1"}}
+		c, err := d.DialContext(context.Background(), "tcp", k.Addr("tls"))
+		if err != nil {
+			return nil, err
+		}
+		return c.(*tls.Conn), nil
+	}
+	c1, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := enginetest.NewClient(t, "tls", c1)
+	if r := tc.Do(enginetest.Req{Method: "OPTIONS", URI: "sip:" + k.Addr("tls")}, enginetest.Patience); r.StatusCode != 200 {
+		t.Fatalf("OPTIONS: %d", r.StatusCode)
+	}
+	wc, err := enginetest.DialWS(t, k.Addr("ws"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc.Do(enginetest.Req{Method: "OPTIONS", URI: "sip:" + k.Addr("ws")}, enginetest.Patience)
+	// Third: over the cap, closed at once (the handshake or the first read fails).
+	if c3, err := dial(); err == nil {
+		c3.SetDeadline(time.Now().Add(enginetest.Patience))
+		if _, err := c3.Read(make([]byte, 1)); err == nil {
+			t.Fatal("a third connection over tcp_max_connections=2 was served")
+		}
+		c3.Close()
+	}
+	if n := k.Status().Counters["tcp_rejected"]; n != 1 {
+		t.Errorf("tcp_rejected %d, want 1", n)
+	}
+	// An incomplete message on the tls connection: cut by tcp_rd_timeout.
+	req := tc.Build(enginetest.Req{Method: "OPTIONS"})
+	tc.Send(req[:strings.Index(req, "\r\n")+2])
+	if _, err := tc.Recv(enginetest.Patience); err == nil {
+		t.Fatal("an answer to half a message")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the tls connection with half a message was not closed")
+	}
+	if n := k.Status().Counters["tcp_read_timeouts"]; n != 1 {
+		t.Errorf("tcp_read_timeouts %d, want 1", n)
 	}
 }
