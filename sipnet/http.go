@@ -73,29 +73,46 @@ func (x *HTTPExchange) Upgrade() error {
 var httpMethods = []string{"GET ", "POST ", "PUT ", "DELETE ", "HEAD ", "OPTIONS /", "OPTIONS *"}
 
 // sniffConn reads the first bytes of an accepted connection (on its own
-// goroutine): SIP is handed to sipgo, HTTP is served.
+// goroutine): SIP is handed to sipgo, HTTP is served. It reads until the
+// bytes decide ("OPTIONS " may start either; a SIP request has "sip:" or
+// "sips:" where HTTP has "/" or "*").
 func (ln *Listener) sniffConn(c *tcpConn) {
 	l := ln.tcp
-	buf := make([]byte, 4096)
-	n, err := c.Read(buf)
-	if err != nil {
-		l.unhand(c)
-		return
-	}
-	c.prefix = buf[:n]
-	head := string(buf[:n])
+	buf := make([]byte, 0, 4096)
 	isHTTP := false
-	for _, m := range httpMethods {
-		if strings.HasPrefix(head, m) || (len(head) < len(m) && strings.HasPrefix(m, head)) {
-			isHTTP = true
+	for {
+		n, err := c.Read(buf[len(buf):cap(buf)])
+		if err != nil {
+			l.unhand(c)
+			return
+		}
+		buf = buf[:len(buf)+n]
+		var decided bool
+		isHTTP, decided = sniffHTTP(string(buf))
+		if decided || len(buf) == cap(buf) {
 			break
 		}
 	}
+	c.prefix = buf
 	if !isHTTP {
 		l.handOver(c)
 		return
 	}
 	ln.serveHTTP(c)
+}
+
+// sniffHTTP says whether head starts an HTTP request, and whether head is
+// long enough to tell.
+func sniffHTTP(head string) (isHTTP, decided bool) {
+	for _, m := range httpMethods {
+		if strings.HasPrefix(head, m) {
+			return true, true
+		}
+		if len(head) < len(m) && strings.HasPrefix(m, head) {
+			return false, false // could still be m
+		}
+	}
+	return false, true
 }
 
 // handOver gives sipgo a connection to read (as Accept does).

@@ -140,7 +140,7 @@ var argEvent lua.LValue = lua.LString("xhttp:request")
 func (t *task) Run(r ksr.Runner) {
 	defer close(t.done)
 	msg := &ksr.Msg{Req: &sipnet.Request{Msg: asSIP(t.x), Listener: t.x.Listener, Src: t.x.Src, HTTP: t.x},
-		Route: ksr.RouteEvent, Time: time.Now()}
+		Route: ksr.RouteEvent, Time: r.Env().D.Now()}
 	if err := r.Call(msg, t.fn, argEvent); err != nil {
 		r.Env().D.Log.Error("xhttp: event callback failed", "callback", t.fn, "error", err)
 	}
