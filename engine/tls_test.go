@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -18,11 +19,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
+	"kemi/engine"
 	"kemi/engine/enginetest"
 )
 
@@ -33,7 +36,7 @@ type testCA struct {
 	pem  []byte
 }
 
-func newTestCA(t *testing.T, name string) *testCA {
+func newTestCA(t testing.TB, name string) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -54,7 +57,7 @@ func newTestCA(t *testing.T, name string) *testCA {
 
 // issue returns a PEM certificate and key for cn, valid for 127.0.0.1,
 // for server and client use.
-func (ca *testCA) issue(t *testing.T, cn string, serial int64) (certPEM, keyPEM []byte) {
+func (ca *testCA) issue(t testing.TB, cn string, serial int64) (certPEM, keyPEM []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -644,5 +647,52 @@ func TestTLSUnderTCPLimits(t *testing.T) {
 	}
 	if n := k.Status().Counters["tcp_read_timeouts"]; n != 1 {
 		t.Errorf("tcp_read_timeouts %d, want 1", n)
+	}
+}
+
+// BenchmarkOptionsStream: OPTIONS answered by the script (sl), one
+// connection per parallel client, over tcp, tls (TLS 1.3) and ws; each op
+// is one request and its reply.
+func BenchmarkOptionsStream(b *testing.B) {
+	ca := newTestCA(b, "kemi bench CA")
+	srvCert, srvKey := ca.issue(b, "kemi bench", 2)
+	cfg := proxyConfig("debug=1", "listen=tls:127.0.0.1:0", "listen=ws:127.0.0.1:0",
+		`loadmodule "tls.so"`, `modparam("tls", "certificate", "server.pem")`, `modparam("tls", "private_key", "server.key")`)
+	k := enginetest.Start(b, cfg, map[string]string{
+		"script.lua": `function ksr_request_route() KSR.sl.send_reply(200, "OK") end`,
+		"server.pem": string(srvCert), "server.key": string(srvKey)},
+		func(o *engine.Options) { o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil)) })
+	dial := map[string]func() *enginetest.Client{
+		"tcp": func() *enginetest.Client { return enginetest.Dial(b, "tcp", k.Addr("tcp")) },
+		"tls": func() *enginetest.Client {
+			c, err := tls.Dial("tcp", k.Addr("tls"), &tls.Config{RootCAs: ca.pool(), ServerName: "127.0.0.1"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return enginetest.NewClient(b, "tls", c)
+		},
+		"ws": func() *enginetest.Client {
+			c, err := enginetest.DialWS(b, k.Addr("ws"), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return c
+		},
+	}
+	for _, proto := range []string{"tcp", "tls", "ws"} {
+		b.Run(proto, func(b *testing.B) {
+			var mu sync.Mutex
+			b.RunParallel(func(pb *testing.PB) {
+				mu.Lock()
+				c := dial[proto]()
+				mu.Unlock()
+				for pb.Next() {
+					if r := c.Do(enginetest.Req{Method: "OPTIONS"}, enginetest.Patience); r.StatusCode != 200 {
+						b.Errorf("reply %d", r.StatusCode)
+						return
+					}
+				}
+			})
+		})
 	}
 }
