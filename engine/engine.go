@@ -340,11 +340,21 @@ func (e *Engine) buildSubsystems() error {
 	if e.opts.NoNetwork {
 		sopts.Outbound = e.outbound // kemi test: relays go to the injected request's Outcome (inject.go)
 	}
+	tlsm := e.set.tlsModule()
+	if tlsm != nil {
+		sopts.TLS = tlsm.Config()
+	}
+	if xm := e.set.xhttpModule(); xm != nil {
+		sopts.HTTP = xm.Handle
+	}
 	srv, err := sipnet.New(sopts, e)
 	if err != nil {
 		return err
 	}
 	e.sip = srv
+	if tlsm != nil {
+		tlsm.Attach(srv)
+	}
 	e.subsystems = append(e.subsystems, funcSystem{"sip", srv.Start, srv.Stop})
 	if !e.opts.NoNetwork {
 		for _, m := range e.mods {

@@ -18,7 +18,10 @@ import (
 	"kemi/modules/siputils"
 	"kemi/modules/sl"
 	"kemi/modules/sworker"
+	tlsmod "kemi/modules/tls"
 	"kemi/modules/tm"
+	"kemi/modules/websocket"
+	"kemi/modules/xhttp"
 )
 
 // moduleTable returns a fresh instance of every module that has a home of
@@ -46,6 +49,9 @@ func moduleTable() []ksr.Module {
 		sanity.New(),
 		htable.New(), // tables load from db_url before traffic, save after it
 		pike.New(),
+		tlsmod.New(), // read before the listeners start (they take its sipnet.TLSConfig)
+		xhttp.New(),  // HTTP on the tcp/tls listeners (sipnet.Options.HTTP)
+		websocket.New(),
 	}
 	return append(mods, runtimefree.Modules()...)
 }
@@ -80,6 +86,22 @@ func (s *Settings) giveDefines(defs map[string]string) {
 		all[k] = v
 	}
 	s.module("kemix").(*kx.Module).SetDefines(all)
+}
+
+// tlsModule returns the tls module when the configuration loads it, else nil.
+func (s *Settings) tlsModule() *tlsmod.Module {
+	if _, ok := s.Modules["tls"]; !ok {
+		return nil
+	}
+	return s.module("tls").(*tlsmod.Module)
+}
+
+// xhttpModule returns the xhttp module when the configuration loads it, else nil.
+func (s *Settings) xhttpModule() *xhttp.Module {
+	if _, ok := s.Modules["xhttp"]; !ok {
+		return nil
+	}
+	return s.module("xhttp").(*xhttp.Module)
 }
 
 // Modules returns every module kemi has, in table order (fresh values).

@@ -48,6 +48,9 @@ type Settings struct {
 	CfgEngine   string
 	RPCListen   string
 	RPCListenAt config.Pos
+	// TLSListenAt is where the first tls or wss listen is (they need the
+	// tls module).
+	TLSListenAt config.Pos
 
 	// async_workers / async_workers_group (core)
 	AsyncGroups []GroupSpec
@@ -94,7 +97,10 @@ var ignoredGlobals = map[string]bool{
 	"mhomed": true, "user_agent_header": true, "sip_warning": true,
 	"tcp_accept_no_cl": true, "tcp_rd_buf_size": true,
 	"tcp_keepalive": true, "tcp_keepidle": true, "tcp_keepintvl": true, "tcp_keepcnt": true,
-	"enable_tls": true, "enable_sctp": true, "disable_sctp": true, "dns": true, "rev_dns": true,
+	"enable_tls": true, "tls_enable": true, "disable_tls": true, "tls_disable": true, "tls_max_connections": true,
+	"tls_port_no": true, "tls_handshake_timeout": true, "tls_send_timeout": true, "tlslog": true, "tls_log": true,
+	"tls_method": true, "tls_certificate": true, "tls_private_key": true, "tls_ca_list": true, "tls_verify": true,
+	"tls_require_certificate": true, "enable_sctp": true, "disable_sctp": true, "dns": true, "rev_dns": true,
 	"use_dns_cache": true, "use_dns_failover": true, "dns_try_ipv6": true, "dns_cache_init": true,
 	"maxbuffer": true, "shm_mem_size": true, "pkg_mem_size": true, "max_while_loops": true,
 	"latency_log": true, "latency_limit_action": true, "latency_limit_db": true, "corelog": true,
@@ -187,6 +193,9 @@ func (p *settingsParser) global(st config.Stmt) error {
 			s.Notices = append(s.Notices, fmt.Sprintf("%s: listen: %q ignored (kemi does not advertise other addresses)", st.Pos, st.Extra))
 		}
 		for _, l := range ls {
+			if (l.Proto == "tls" || l.Proto == "wss") && s.TLSListenAt.Line == 0 {
+				s.TLSListenAt = st.Pos
+			}
 			if !hasPort {
 				p.noPort = append(p.noPort, len(s.Listen))
 			}
@@ -406,7 +415,9 @@ func parseGroup(spec string) (GroupSpec, error) {
 // parseListen parses Kamailio's listen value: [proto:]addr[:port]. Without
 // a protocol it listens on udp and tcp. addr may be an IP, [IPv6], a host
 // name or *. hasPort is false when the port was left out (it is then 5060
-// or the port= value).
+// or the port= value; 5061 for tls, as Kamailio's tls_port_no). ws and wss
+// are kemi's (Kamailio reaches WebSocket through xhttp on a tcp or tls
+// listener, which kemi accepts too: docs/tls.md).
 func parseListen(v, extra string) (ls []sipnet.Listen, hasPort bool, err error) {
 	if f := strings.Fields(extra); len(f) > 0 && f[0] != "advertise" && f[0] != "name" {
 		return nil, false, fmt.Errorf("unexpected %q after the address", extra)
@@ -415,10 +426,10 @@ func parseListen(v, extra string) (ls []sipnet.Listen, hasPort bool, err error) 
 	rest := v
 	if i := strings.IndexByte(v, ':'); i > 0 {
 		switch p := strings.ToLower(v[:i]); p {
-		case "udp", "tcp":
+		case "udp", "tcp", "tls", "ws", "wss":
 			protos, rest = []string{p}, v[i+1:]
-		case "tls", "sctp", "ws", "wss":
-			return nil, false, fmt.Errorf("protocol %q is not supported (udp or tcp)", p)
+		case "sctp":
+			return nil, false, fmt.Errorf("protocol %q is not supported (udp, tcp, tls, ws or wss)", p)
 		}
 	}
 	host, port := rest, ""
@@ -438,6 +449,9 @@ func parseListen(v, extra string) (ls []sipnet.Listen, hasPort bool, err error) 
 		host = "0.0.0.0"
 	}
 	hasPort = port != ""
+	if !hasPort && len(protos) == 1 && protos[0] == "tls" {
+		port, hasPort = "5061", true
+	}
 	if !hasPort {
 		port = strconv.Itoa(defaultPort)
 	}
@@ -607,6 +621,9 @@ func (p *settingsParser) finish() error {
 			}
 		}
 		s.Listen, s.TCPChildren = l, 0
+	}
+	if _, ok := s.Modules["tls"]; !ok && s.TLSListenAt.Line > 0 {
+		return config.Errorf(s.TLSListenAt, "listen: tls and wss need the tls module: add loadmodule \"tls.so\" with its certificate and private_key")
 	}
 	if _, ok := s.Modules["app_lua"]; ok && s.CfgEngine == "" {
 		s.CfgEngine = "lua"

@@ -163,6 +163,10 @@ func coreExports() Submodule {
 		{Name: "is_reply", Func: isReply, Ret: Bool, Doc: "The message is a reply (kemi's; not in Kamailio 5.6's core)."},
 		{Name: "is_UDP", Func: isUDP, Ret: Bool, Doc: "The message came over UDP."},
 		{Name: "is_TCP", Func: isTCP, Ret: Bool, Doc: "The message came over TCP."},
+		{Name: "is_TLS", Func: isTLS, Ret: Bool, Doc: "The message came over TLS."},
+		{Name: "is_WS", Func: isWS, Ret: Bool, Doc: "The message came over plain WebSocket (ws)."},
+		{Name: "is_WSS", Func: isWSS, Ret: Bool, Doc: "The message came over secure WebSocket."},
+		{Name: "is_WSX", Func: isWSX, Ret: Bool, Doc: "The message came over WebSocket (ws or wss)."},
 		{Name: "setflag", Func: setFlag, Ret: Bool, Args: []string{"flag"}, Doc: "Set message flag 0..31."},
 		{Name: "resetflag", Func: resetFlag, Ret: Bool, Args: []string{"flag"}, Doc: "Reset message flag 0..31."},
 		{Name: "isflagset", Func: isFlagSet, Ret: Bool, Args: []string{"flag"}, Doc: "Message flag 0..31 is set."},
@@ -264,6 +268,10 @@ func isRequest(e *Env) int { return b2i(e.Msg.Request() != nil) }
 func isReply(e *Env) int   { return b2i(e.Msg != nil && e.Msg.Res != nil) }
 func isUDP(e *Env) int     { return b2i(e.proto() == "udp") }
 func isTCP(e *Env) int     { return b2i(e.proto() == "tcp") }
+func isTLS(e *Env) int     { return b2i(e.proto() == "tls") }
+func isWSS(e *Env) int     { return b2i(e.proto() == "wss") }
+func isWS(e *Env) int      { return b2i(e.proto() == "ws") }
+func isWSX(e *Env) int     { return b2i(e.proto() == "ws" || e.proto() == "wss") }
 
 func (e *Env) proto() string {
 	switch {

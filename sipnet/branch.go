@@ -155,6 +155,7 @@ func (s *Server) NewBranch(req *sip.Request, o BranchOptions) (*Branch, error) {
 		o.InviteTimeout = DefaultFrInvTimer
 	}
 	id := NewBranchID()
+	doubleRR(req, o.Listener, ln, o.Target)
 	req.PrependHeader(ln.newVia(o.Target, id))
 	b := &Branch{srv: s, ln: ln, id: id, invite: req.IsInvite(), cancel: req.IsCancel(), target: o.Target, opts: o, req: req}
 	b.key = branchKey{id, string(req.Method)}

@@ -47,6 +47,7 @@ func (s *Server) SendStateless(req *sip.Request, t Target, prefer *Listener, bra
 	if err != nil {
 		return err
 	}
+	doubleRR(req, prefer, ln, t)
 	req.PrependHeader(ln.newVia(t, branch))
 	if err := ln.write(req, t.Addr); err != nil {
 		return fmt.Errorf("send %s to %s: %w", req.Method, t, err)

@@ -27,6 +27,9 @@ type Request struct {
 	// Sink, when set, receives the replies of a request that came from no
 	// socket (kemi test, faked requests) instead of the network.
 	Sink func(*sip.Response) error
+	// HTTP is the HTTP request this message stands for, in the xhttp
+	// event callback (http.go); nil for SIP.
+	HTTP *HTTPExchange
 	// Observer, set by whoever injected a virtual request (kemi test),
 	// is told what becomes of it; Handoff copies it.
 	Observer Observer
@@ -58,7 +61,7 @@ var ErrNoListener = errors.New("sipnet: request has no listener to reply on")
 // ErrNoListener); used for faked messages of timers and for tests.
 func NewFakeRequest(msg *sip.Request) *Request { return &Request{Msg: msg} }
 
-// Proto returns "udp", "tcp", or "" for a faked request.
+// Proto returns "udp", "tcp", "tls", "ws", "wss", or "" for a faked request.
 func (r *Request) Proto() string {
 	if r.Listener == nil {
 		return ""
@@ -179,8 +182,8 @@ func (ln *Listener) conn(src netip.AddrPort) (sip.Connection, error) {
 		return udpConn{ln: ln, dst: src}, nil
 	}
 	if ln.tcp != nil {
-		if c := ln.tcp.conn(src); c != nil {
-			return trackedConn{c}, nil
+		if c := ln.streamConn(src); c != nil {
+			return c, nil
 		}
 	}
 	return ln.tp.GetConnection(ln.Proto, src.String())

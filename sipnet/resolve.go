@@ -21,7 +21,7 @@ const resolveTimeout = 2 * time.Second
 
 // Target is a resolved next hop.
 type Target struct {
-	Proto string // "udp" or "tcp"
+	Proto string // "udp", "tcp", "tls", "ws" or "wss"
 	Addr  netip.AddrPort
 }
 
@@ -37,22 +37,43 @@ func (s *Server) ResolveURI(ctx context.Context, uri string) (Target, error) {
 }
 
 // Resolve turns a SIP URI into a Target: the transport from ;transport=
-// (udp when absent), the host as an IP literal or resolved with A/AAAA
-// lookups (no NAPTR/SRV), and the port or 5060.
+// (udp when absent; tls for a sips: URI), the host as an IP literal or
+// resolved with A/AAAA lookups (no NAPTR/SRV), and the port or the
+// transport's default (5060, 5061 for tls, 80 for ws, 443 for wss).
 func (s *Server) Resolve(ctx context.Context, u *sip.Uri) (Target, error) {
-	if u.IsEncrypted() {
-		return Target{}, fmt.Errorf("resolve %q: sips (tls) is not supported", u.String())
-	}
 	proto := "udp"
 	if tp, ok := u.UriParams.Get("transport"); ok {
 		proto = strings.ToLower(tp)
 	}
-	if proto != "udp" && proto != "tcp" {
-		return Target{}, fmt.Errorf("resolve %q: transport %q is not supported (udp or tcp)", u.String(), proto)
+	if u.IsEncrypted() {
+		// sips: is TLS end to end; with transport=ws it means wss (RFC 7118).
+		switch proto {
+		case "udp", "tcp", "tls":
+			proto = "tls"
+		case "ws", "wss":
+			proto = "wss"
+		}
 	}
 	port := u.Port
-	if port == 0 {
-		port = 5060
+	switch proto {
+	case "udp", "tcp":
+		if port == 0 {
+			port = 5060
+		}
+	case "tls":
+		if port == 0 {
+			port = 5061
+		}
+	case "ws":
+		if port == 0 {
+			port = 80
+		}
+	case "wss":
+		if port == 0 {
+			port = 443
+		}
+	default:
+		return Target{}, fmt.Errorf("resolve %q: transport %q is not supported (udp, tcp, tls, ws or wss)", u.String(), proto)
 	}
 	ip, err := s.lookupIP(ctx, u.Host)
 	if err != nil {

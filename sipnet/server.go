@@ -2,6 +2,7 @@ package sipnet
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,7 +22,7 @@ const udpBuffer = 4 << 20
 
 // Listen is one socket to listen on.
 type Listen struct {
-	Proto string // "udp" or "tcp"
+	Proto string // "udp", "tcp", "tls", "ws" or "wss"
 	Addr  string // "127.0.0.1:5060"; port 0 picks a free one
 }
 
@@ -57,6 +58,15 @@ type Options struct {
 	TCPMaxConnections int
 	TCPLifetime       time.Duration
 	TCPReadTimeout    time.Duration
+
+	// HTTP, when set (the xhttp module), makes tcp and tls listeners take
+	// HTTP requests too, and upgrade them to WebSocket on a companion ws
+	// or wss listener (http.go).
+	HTTP HTTPHandler
+
+	// TLS is what tls and wss listeners accept with and what relays over
+	// tls dial with (tls.go); required when a tls or wss listener is asked.
+	TLS *TLSConfig
 }
 
 // Stats are counters of the network layer.
@@ -101,7 +111,8 @@ type Listener struct {
 	tp    *sip.TransportLayer
 	pc    net.PacketConn
 	ln    net.Listener
-	tcp   *tcpListener // ln, for TCP
+	tcp   *tcpListener // ln, for every stream protocol (tcp, tls, ws, wss)
+	ws    *Listener    // with Options.HTTP: the ws/wss listener upgraded connections move to (http.go)
 	srv   *Server
 }
 
@@ -111,10 +122,14 @@ func New(opts Options, h Handler) (*Server, error) {
 		return nil, errors.New("sipnet: nil handler")
 	}
 	for _, l := range opts.Listen {
-		switch strings.ToLower(l.Proto) {
-		case "udp", "tcp":
+		switch p := strings.ToLower(l.Proto); p {
+		case "udp", "tcp", "ws":
+		case "tls", "wss":
+			if opts.TLS == nil || opts.TLS.Server == nil {
+				return nil, fmt.Errorf("listen %s: %s needs the tls module (loadmodule \"tls.so\") with a certificate", l, p)
+			}
 		default:
-			return nil, fmt.Errorf("listen %s: unsupported protocol %q (udp or tcp)", l, l.Proto)
+			return nil, fmt.Errorf("listen %s: unsupported protocol %q (udp, tcp, tls, ws or wss)", l, l.Proto)
 		}
 	}
 	log := opts.Logger
@@ -144,6 +159,9 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 		s.listeners = append(s.listeners, ln)
+		if ln.ws != nil {
+			s.listeners = append(s.listeners, ln.ws)
+		}
 	}
 	for _, ln := range s.listeners {
 		ln := ln
@@ -151,9 +169,16 @@ func (s *Server) Start(ctx context.Context) error {
 		go func() {
 			defer s.wg.Done()
 			var err error
-			if ln.pc != nil {
+			switch ln.Proto {
+			case "udp":
 				err = ln.serveUDP(parser)
-			} else {
+			case "tls":
+				err = ln.tp.ServeTLS(ln.ln)
+			case "ws":
+				err = ln.tp.ServeWS(ln.ln)
+			case "wss":
+				err = ln.tp.ServeWSS(ln.ln)
+			default:
 				err = ln.tp.ServeTCP(ln.ln)
 			}
 			if err != nil && ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
@@ -186,16 +211,40 @@ func (s *Server) bind(l Listen, parser *sip.Parser) (*Listener, error) {
 		}
 		ln.pc = pc
 		ln.Addr = pc.LocalAddr().(*net.UDPAddr).AddrPort()
-	case "tcp":
+	case "tcp", "tls", "ws", "wss":
+		// Every stream listener is a tcpListener: the same accept back-off,
+		// connection cap and timeouts (tcp.go); tls and wss accept through
+		// crypto/tls (the handshake runs on the connection's first read,
+		// under its read deadline).
 		tl, err := net.Listen("tcp", l.Addr)
 		if err != nil {
 			return nil, fmt.Errorf("listen %s: %w", l, err)
 		}
-		ln.tcp = newTCPListener(tl, newTCPLimits(s.opts), &s.tcp, tplog)
-		ln.ln = ln.tcp
 		ln.Addr = tl.Addr().(*net.TCPAddr).AddrPort()
+		inner := tl
+		if proto == "tls" || proto == "wss" {
+			inner = tls.NewListener(tl, s.opts.TLS.Server)
+		}
+		ln.tcp = newTCPListener(inner, newTCPLimits(s.opts), &s.tcp, tplog)
+		ln.tcp.proto = proto
+		ln.tcp.tlsc = s.opts.TLS
+		ln.ln = ln.tcp
+		if s.opts.HTTP != nil && (proto == "tcp" || proto == "tls") {
+			ln.tcp.sniff = ln.sniffConn
+			ws := &Listener{Proto: companionProto(proto), Addr: ln.Addr, srv: s}
+			ws.tp = sip.NewTransportLayer(net.DefaultResolver, parser, nil,
+				sip.WithTransportLayerLogger(slog.New(parseErrorCounter{tplog.With("via", ws.Proto).Handler(), &s.nParseErrors})))
+			ws.tp.OnMessage(ws.onMessage)
+			ws.tcp = newTCPListener(&noAccept{addr: tl.Addr(), done: make(chan struct{})}, newTCPLimits(s.opts), &s.tcp, tplog)
+			ws.tcp.proto = ws.Proto
+			ws.ln = ws.tcp
+			ln.ws = ws
+		}
 	}
 	ln.Addr = netip.AddrPortFrom(ln.Addr.Addr().Unmap(), ln.Addr.Port())
+	if ln.ws != nil {
+		ln.ws.Addr = ln.Addr
+	}
 	return ln, nil
 }
 

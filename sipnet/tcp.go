@@ -3,6 +3,7 @@ package sipnet
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -58,6 +59,7 @@ func newTCPLimits(o Options) tcpLimits {
 // tcpStats are the TCP counters, shared by every TCP listener of a Server
 // (tcp_max_connections caps them all together, as in Kamailio).
 type tcpStats struct {
+	ids                                            atomic.Uint64 // connection ids given out
 	live                                           atomic.Int64
 	acceptErrors, rejected, idleClosed, rdTimeouts atomic.Uint64
 }
@@ -74,6 +76,12 @@ type tcpStats struct {
 // connection of the listener is tracked, capped and timed out the same way.
 type tcpListener struct {
 	net.Listener
+	proto string     // "tcp", "tls", "ws" or "wss"
+	tlsc  *TLSConfig // client side of tls dials (nil without the tls module)
+	// sniff, when set (xhttp on a tcp or tls listener, http.go), takes
+	// each accepted connection instead of Accept: it hands SIP ones back
+	// with handOver.
+	sniff  func(*tcpConn)
 	limits tcpLimits
 	stats  *tcpStats
 	log    *slog.Logger
@@ -147,6 +155,11 @@ func (l *tcpListener) Accept() (net.Conn, error) {
 func (l *tcpListener) acceptLoop() {
 	for {
 		c, err := l.acceptOne()
+		if err == nil && l.sniff != nil {
+			// xhttp: the first bytes say whether it is HTTP (http.go).
+			go l.sniff(c)
+			continue
+		}
 		select {
 		case l.accepted <- accepted{c, err}:
 			if err != nil {
@@ -245,8 +258,7 @@ func (l *tcpListener) dialNew(dst netip.AddrPort) (*tcpConn, error) {
 	if !l.reserve() {
 		return nil, fmt.Errorf("tcp connection to %s: tcp_max_connections (%d) reached", dst, l.limits.maxConns)
 	}
-	d := net.Dialer{Timeout: dialTimeout}
-	c, err := d.Dial("tcp", dst.String())
+	c, err := l.dialConn(dst)
 	if err != nil {
 		l.stats.live.Add(-1)
 		return nil, err
@@ -261,11 +273,47 @@ func (l *tcpListener) dialNew(dst netip.AddrPort) (*tcpConn, error) {
 	}
 }
 
+// dialConn opens a connection to dst: plain TCP, or TLS with the client
+// profile (tls.go), its handshake done before sipgo reads it.
+func (l *tcpListener) dialConn(dst netip.AddrPort) (net.Conn, error) {
+	d := net.Dialer{Timeout: dialTimeout}
+	switch l.proto {
+	case "tcp":
+		return d.Dial("tcp", dst.String())
+	case "tls":
+		cfg := l.tlsc.client(dst)
+		if cfg == nil {
+			return nil, fmt.Errorf("tls connection to %s: no tls client profile (tls module not loaded)", dst)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+		defer cancel()
+		td := tls.Dialer{NetDialer: &d, Config: cfg}
+		c, err := td.DialContext(ctx, "tcp", dst.String())
+		if err != nil {
+			return nil, fmt.Errorf("tls connection to %s: %w", dst, err)
+		}
+		return c, nil
+	}
+	// A WebSocket peer (a browser) is reached only over the connection it
+	// opened, as in Kamailio.
+	return nil, fmt.Errorf("no %s connection to %s: kemi does not open WebSocket connections", l.proto, dst)
+}
+
+// framed reports whether the listener's connections carry WebSocket frames
+// (ws, wss): sipgo reads whole frames, control frames (ping) included, so
+// the incomplete-message timeout does not apply; the idle lifetime does.
+func (l *tcpListener) framed() bool { return l.proto == "ws" || l.proto == "wss" }
+
 // dialTimeout bounds a TCP connect for relaying.
 const dialTimeout = 5 * time.Second
 
 func (l *tcpListener) track(c net.Conn) *tcpConn {
-	tc := &tcpConn{Conn: c, ln: l}
+	tc := &tcpConn{Conn: c, ln: l, created: time.Now(), id: l.stats.ids.Add(1)}
+	if tlc, ok := c.(*tls.Conn); ok && l.proto == "tls" {
+		if st := tlc.ConnectionState(); st.HandshakeComplete { // dialed: handshake done
+			tc.tlsState.Store(&st)
+		}
+	}
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		ap := a.AddrPort()
 		tc.key = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
@@ -349,8 +397,15 @@ func (l *tcpListener) Close() error {
 // bytes (at worst one lifetime later).
 type tcpConn struct {
 	net.Conn
-	ln  *tcpListener
-	key netip.AddrPort
+	ln      *tcpListener
+	key     netip.AddrPort
+	created time.Time
+	id      uint64 // tls.list's id
+	prefix  []byte // read before sipgo got the connection (http.go): its first Reads return it
+	// tlsState is the connection's TLS state once its handshake is done
+	// (set by the first successful Read, or by dial): tls.list reads it
+	// without taking the handshake lock.
+	tlsState atomic.Pointer[tls.ConnectionState]
 
 	// pending: data was read since the last complete message (set by Read,
 	// cleared by the listener's message handler, on the read goroutine).
@@ -366,6 +421,11 @@ type tcpConn struct {
 }
 
 func (c *tcpConn) Read(b []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(b, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
 	now := time.Now()
 	lim := c.ln.limits
 	deadline := now.Add(lim.lifetime)
@@ -386,7 +446,13 @@ func (c *tcpConn) Read(b []byte) (int, error) {
 		return 0, err
 	}
 	n, err := c.Conn.Read(b)
-	if n > 0 && !partial && hasContent(b[:n]) {
+	if err == nil && c.tlsState.Load() == nil {
+		if tc, ok := c.Conn.(*tls.Conn); ok {
+			st := tc.ConnectionState()
+			c.tlsState.Store(&st)
+		}
+	}
+	if n > 0 && !partial && !c.ln.framed() && hasContent(b[:n]) {
 		c.pending.Store(true)
 	}
 	if err == nil {
@@ -424,8 +490,11 @@ func hasContent(b []byte) bool {
 
 // Close is sipgo's close of the connection (at the end of its read loop,
 // or a hard close).
+//
+// sipgo's WebSocket transport also closes a connection whose upgrade failed
+// (no read loop started): on ws and wss listeners any close releases it.
 func (c *tcpConn) Close() error {
-	if c.readEnded.Load() && c.released.CompareAndSwap(false, true) {
+	if (c.readEnded.Load() || c.ln.framed()) && c.released.CompareAndSwap(false, true) {
 		c.ln.readers.Done()
 	}
 	return c.closeSocket()
@@ -517,10 +586,46 @@ func (r *logLimiter) gate(last *time.Time, n *int) (bool, int) {
 func (ln *Listener) writeTo(msg sip.Message, dst string) error {
 	if ln.tcp != nil {
 		if ap, err := netip.ParseAddrPort(dst); err == nil {
-			if c := ln.tcp.conn(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())); c != nil {
-				return trackedConn{c}.WriteMsg(msg)
+			if c := ln.streamConn(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())); c != nil {
+				return c.WriteMsg(msg)
 			}
 		}
 	}
 	return ln.tp.WriteMsgTo(msg, dst, ln.Proto)
 }
+
+// streamConn returns the connection messages to dst are written on, or
+// nil: the tracked connection (tcp, tls), or sipgo's WebSocket connection
+// over it, which frames what is written (ws, wss).
+func (ln *Listener) streamConn(dst netip.AddrPort) sip.Connection {
+	c := ln.tcp.conn(dst)
+	if c == nil {
+		return nil
+	}
+	if !ln.tcp.framed() {
+		return trackedConn{c}
+	}
+	wc, err := ln.tp.GetConnection(ln.Proto, dst.String())
+	if err != nil || wc == nil {
+		return nil // upgrade not finished yet, or the connection is closing
+	}
+	return wsConn{wc, c}
+}
+
+// wsConn is sipgo's WebSocket connection over a tracked connection, with
+// the reference counting bypassed as trackedConn does.
+type wsConn struct {
+	sip.Connection
+	c *tcpConn
+}
+
+func (a wsConn) WriteMsg(msg sip.Message) error {
+	if a.c.closed.Load() {
+		return net.ErrClosed
+	}
+	return a.Connection.WriteMsg(msg)
+}
+
+func (a wsConn) Ref(int) int            { return 1 }
+func (a wsConn) TryClose() (int, error) { return 1, nil }
+func (a wsConn) Close() error           { return nil }

@@ -19,6 +19,16 @@ import (
 // listenerFor picks the socket to send to t from: prefer when it fits,
 // else the first listener of t's protocol and address family.
 func (s *Server) listenerFor(t Target, prefer *Listener) (*Listener, error) {
+	if t.Proto == "ws" || t.Proto == "wss" {
+		// A WebSocket peer is reached over the connection it opened, on
+		// whichever ws or wss listener accepted it (a browser's Contact
+		// says transport=ws over wss too).
+		for _, ln := range s.listeners {
+			if (ln.Proto == "ws" || ln.Proto == "wss") && ln.tcp != nil && ln.tcp.conn(t.Addr) != nil {
+				return ln, nil
+			}
+		}
+	}
 	if prefer != nil && prefer.srv == s && prefer.Proto == t.Proto && sameFamily(prefer.Addr.Addr(), t.Addr.Addr()) {
 		return prefer, nil
 	}
@@ -113,4 +123,97 @@ func (r *Request) StampVia(out *sip.Request) {
 	} else if v.Host != ip {
 		v.Params.Add("received", ip)
 	}
+}
+
+// RRTransport is the ;transport= value a Record-Route or Path URI of a
+// listener of proto carries, as Kamailio's rr writes it: none for udp, and
+// "ws" for both ws and wss.
+func RRTransport(proto string) string {
+	switch proto {
+	case "udp", "":
+		return ""
+	case "wss":
+		return "ws"
+	}
+	return proto
+}
+
+// doubleRR is rr's enable_double_rr=1 (Kamailio's default): when the
+// request's top Record-Route is the receiving listener's own and the
+// request leaves from another realm (protocol, address or port), a second
+// Record-Route for the sending listener goes on top of it, and both get
+// ;r2=on, so that each side of the proxy routes in-dialog requests to the
+// socket that faces it.
+func doubleRR(req *sip.Request, in, out *Listener, t Target) {
+	if in == nil || out == nil || in == out {
+		return
+	}
+	all := req.Headers()
+	at := -1
+	for i, h := range all {
+		if strings.EqualFold(h.Name(), "Record-Route") {
+			at = i
+			break
+		}
+	}
+	if at < 0 {
+		return
+	}
+	// The rr module adds its Record-Route as a header of its own; one that
+	// came in the message (a raw header, maybe a list) is not ours.
+	top, ok := all[at].(*sip.RecordRouteHeader)
+	if !ok || !in.isOwnRR(&top.Address) {
+		return
+	}
+	outAddr := out.sentBy(t.Addr.Addr())
+	if in.Proto == out.Proto && in.Addr.Port() == outAddr.Port() && in.sentBy(t.Addr.Addr()).Addr() == outAddr.Addr() {
+		return
+	}
+	// Kamailio writes ;transport= right after the host, then ;r2=on.
+	withR2 := func(transport string) sip.HeaderParams {
+		p := sip.NewParams()
+		if transport != "" {
+			p.Add("transport", transport)
+		}
+		p.Add("r2", "on")
+		for _, kv := range top.Address.UriParams {
+			if kv.K != "transport" && kv.K != "r2" {
+				p.Add(kv.K, kv.V)
+			}
+		}
+		return p
+	}
+	u := top.Address.Clone()
+	u.Host, u.Port = outAddr.Addr().String(), int(outAddr.Port())
+	u.UriParams = withR2(RRTransport(out.Proto))
+	top.Address.UriParams = withR2(RRTransport(in.Proto))
+	rr := &sip.RecordRouteHeader{Address: *u}
+	hs := append([]sip.Header(nil), all...)
+	for _, h := range hs {
+		req.RemoveHeader(h.Name())
+	}
+	for i, h := range hs {
+		if i == at {
+			req.AppendHeader(rr)
+		}
+		req.AppendHeader(h)
+	}
+}
+
+// isOwnRR reports whether u is a Record-Route this listener would add
+// (rr's record_route on a request it received).
+func (ln *Listener) isOwnRR(u *sip.Uri) bool {
+	ip, err := netip.ParseAddr(strings.Trim(u.Host, "[]"))
+	if err != nil {
+		return false
+	}
+	port := u.Port
+	if port == 0 {
+		port = 5060
+	}
+	if int(ln.Addr.Port()) != port || (!ln.Addr.Addr().IsUnspecified() && ln.Addr.Addr() != ip.Unmap()) {
+		return false
+	}
+	tp, _ := u.UriParams.Get("transport")
+	return strings.EqualFold(tp, RRTransport(ln.Proto))
 }

@@ -58,17 +58,19 @@ func (ln *Listener) write(msg sip.Message, dst netip.AddrPort) error {
 // opened before) or, for a request, opens one that the listener's
 // transport layer reads, so that its replies reach onMessage.
 func (ln *Listener) tcpConn(msg sip.Message, dst netip.AddrPort) (sip.Connection, error) {
-	if c := ln.tcp.conn(dst); c != nil {
-		return trackedConn{c}, nil
+	if c := ln.streamConn(dst); c != nil {
+		return c, nil
 	}
 	if _, ok := msg.(*sip.Request); !ok {
-		return nil, fmt.Errorf("no tcp connection to %s for the reply", dst)
+		return nil, fmt.Errorf("no %s connection to %s for the reply", ln.Proto, dst)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	defer cancel()
-	c, err := ln.tcp.dial(ctx, dst)
-	if err != nil {
+	if _, err := ln.tcp.dial(ctx, dst); err != nil {
 		return nil, err
 	}
-	return trackedConn{c}, nil
+	if c := ln.streamConn(dst); c != nil {
+		return c, nil
+	}
+	return nil, fmt.Errorf("%s connection to %s closed", ln.Proto, dst)
 }

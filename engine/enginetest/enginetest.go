@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +22,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 
 	"kemi/engine"
 )
@@ -170,13 +173,41 @@ func (l *LogBuffer) WaitFor(s string, timeout time.Duration) bool {
 	return false
 }
 
-// Client is a minimal SIP user agent over one UDP or TCP connection.
+// Client is a minimal SIP user agent over one UDP, TCP, TLS or WebSocket
+// connection.
 type Client struct {
 	tb    testing.TB
 	Proto string
 	conn  net.Conn
 	rd    *bufio.Reader
 	mu    sync.Mutex
+	ws    bool // one message per WebSocket text frame
+}
+
+// NewClient wraps an open stream connection (a crypto/tls client, say) as
+// a Client whose Via says proto ("tls", "tcp"); it is closed at cleanup.
+func NewClient(tb testing.TB, proto string, c net.Conn) *Client {
+	tb.Cleanup(func() { c.Close() })
+	return &Client{tb: tb, Proto: proto, conn: c, rd: bufio.NewReaderSize(c, 65536)}
+}
+
+// DialWS connects to addr over WebSocket with the "sip" subprotocol (RFC
+// 7118): ws://, or wss:// when cfg is not nil.
+func DialWS(tb testing.TB, addr string, cfg *tls.Config) (*Client, error) {
+	d := ws.Dialer{Protocols: []string{"sip"}, TLSConfig: cfg, Timeout: Patience}
+	url, proto := "ws://"+addr, "ws"
+	if cfg != nil {
+		url, proto = "wss://"+addr, "wss"
+	}
+	c, br, _, err := d.Dial(context.Background(), url)
+	if err != nil {
+		return nil, err
+	}
+	if br != nil {
+		ws.PutReader(br)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return &Client{tb: tb, Proto: proto, conn: c, ws: true}, nil
 }
 
 // Dial connects to addr over proto.
@@ -247,6 +278,9 @@ func (c *Client) Send(raw string) {
 func (c *Client) TrySend(raw string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.ws {
+		return wsutil.WriteClientText(c.conn, []byte(raw))
+	}
 	_, err := c.conn.Write([]byte(raw))
 	return err
 }
@@ -255,7 +289,12 @@ func (c *Client) TrySend(raw string) error {
 func (c *Client) Recv(timeout time.Duration) (sip.Message, error) {
 	c.conn.SetReadDeadline(time.Now().Add(timeout))
 	var data []byte
-	if c.Proto == "udp" {
+	if c.ws {
+		var err error
+		if data, err = wsutil.ReadServerText(c.conn); err != nil {
+			return nil, err
+		}
+	} else if c.Proto == "udp" {
 		buf := make([]byte, 65536)
 		n, err := c.conn.Read(buf)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"kemi/ksr"
+	"kemi/sipnet"
 )
 
 // Module is the rr module.
@@ -153,8 +154,8 @@ func addOwnRR(e *ksr.Env, params string) int {
 	}
 	ap := ln.AdvertisedAddr(e.Msg.Req.Src.Addr())
 	u := sip.Uri{Scheme: "sip", Host: ap.Addr().String(), Port: int(ap.Port()), UriParams: sip.NewParams()}
-	if ln.Proto == "tcp" {
-		u.UriParams.Add("transport", "tcp")
+	if tp := sipnet.RRTransport(ln.Proto); tp != "" { // tcp, tls; ws for ws and wss
+		u.UriParams.Add("transport", tp)
 	}
 	u.UriParams.Add("lr", "")
 	if f := r.From(); f != nil {

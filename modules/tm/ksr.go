@@ -28,7 +28,7 @@ func exports() []ksr.Submodule {
 			Doc: "Relay statefully to $du or the R-URI (an ACK statelessly): 1 relayed, 0 handled, -1 error."},
 		{Name: "t_relay_to_proto_addr", Func: ksr.Raw(tRelayToProtoAddr), Params: []ksr.Type{ksr.Str, ksr.Str, ksr.Int},
 			Args: []string{"proto", "host", "port"}, Ret: ksr.Int,
-			Doc: "Relay statefully to proto (udp, tcp) host:port: 1 relayed, 0 handled, -1 error."},
+			Doc: "Relay statefully to proto (udp, tcp, tls) host:port: 1 relayed, 0 handled, -1 error."},
 		{Name: "t_on_failure", Func: tOnFailure, Ret: ksr.Int, Args: fn,
 			Doc: "Run the Lua function fname when the next relay fails (once: arm it again for the next branch)."},
 		{Name: "t_on_reply", Func: tOnReply, Ret: ksr.Int, Args: fn,
@@ -100,7 +100,7 @@ func tRelay(e *ksr.Env, L *lua.LState) int {
 // tRelayToProtoAddr is KSR.tm.t_relay_to_proto_addr(proto, host, port).
 func tRelayToProtoAddr(e *ksr.Env, L *lua.LState) int {
 	proto, host, port := strings.ToLower(ksr.ArgStr(L, 1)), ksr.ArgStr(L, 2), ksr.ArgInt(L, 3)
-	if host == "" || port <= 0 || port > 65535 || (proto != "udp" && proto != "tcp") {
+	if host == "" || port <= 0 || port > 65535 || (proto != "udp" && proto != "tcp" && proto != "tls") {
 		e.D.Log.Error("t_relay_to_proto_addr: invalid destination", "proto", proto, "host", host, "port", port)
 		L.Push(ksr.BoxInt(-1))
 		return 1
