@@ -295,7 +295,7 @@ func (j *JetStream) retry(ctx context.Context, fn func(context.Context) error) e
 			return nil
 		}
 		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.Code == 400 {
+		if errors.As(err, &apiErr) && apiErr.Code == 400 && !transient(apiErr.ErrorCode) {
 			return err // a configuration the server refuses: retrying will not help
 		}
 		select {
@@ -304,6 +304,18 @@ func (j *JetStream) retry(ctx context.Context, fn func(context.Context) error) e
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// transient says whether a 400 from the JetStream API is a cluster still forming (no meta
+// leader yet, not all peers known) rather than a refused configuration.
+func transient(code jetstream.ErrorCode) bool {
+	switch code {
+	case 10005, // no suitable peers for placement
+		10008, // jetstream cluster not available
+		10009: // jetstream cluster required
+		return true
+	}
+	return false
 }
 
 // add publishes the item and waits for JetStream's acknowledgement (stored by the stream's
@@ -374,15 +386,17 @@ func (r *jsQueue) ack(m jetstream.Msg) error {
 	return nil
 }
 
-// size is the number of messages in the stream, taken items not yet acknowledged included.
+// size is the number of items the shared consumer has not had acknowledged: those not yet
+// delivered and those taken and not acknowledged. It asks the consumer rather than the
+// stream: on a replicated stream an acknowledged message leaves the stream a moment later.
 func (r *jsQueue) size() (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.j.opts.Timeout)
 	defer cancel()
-	info, err := r.stream.Info(ctx)
+	info, err := r.cons.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("size of queue %q: %w", r.name, err)
 	}
-	return int(info.State.Msgs), nil
+	return int(info.NumPending) + info.NumAckPending, nil
 }
 
 // snapshot reads the stream's messages without taking them, oldest first.
