@@ -64,6 +64,9 @@
 // items not yet acknowledged included). Other queues stay in memory. Only AddModeAppend is
 // supported there.
 //
+// JetStream.Lease (lease.go) is a lease held by one node of a cluster at a time, in a
+// key-value bucket, for timers that must run on one node only (rtimer's cluster=one).
+//
 // # Take and acknowledge
 //
 // Queue.Take hands out the oldest item as a Taken, which Ack removes for good and Nack puts

@@ -220,3 +220,8 @@ func (m *Module) backendState() map[string]any {
 	out["errors"] = m.errs.totals()
 	return out
 }
+
+// JetStream returns the NATS connection of a nats:// db_url once started,
+// nil otherwise. It is the hook for rtimer's cluster=one timers
+// (queues.JetStream.Lease), so that a node keeps one connection.
+func (m *Module) JetStream() *queues.JetStream { return m.js }
