@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,7 +24,11 @@ import (
 // processes sharing one cfg. A UA adds items through nodes A and B; node C
 // drains with an rtimer (mq_take, record, mq_ack). C and one NATS server
 // are SIGKILLed mid-drain and C is started again: every acknowledged item
-// must be recorded at least once.
+// must be recorded at least once. Then the killed NATS server comes back, a
+// second queue is drained by C with mq_fetch while another NATS server is
+// SIGKILLed: every acknowledged item is recorded exactly once (twice at most
+// when the UA had to resend it: a publish that timed out may have been
+// stored).
 
 const clusterCfg = `#!KAMAILIO
 debug=2
@@ -34,6 +39,7 @@ loadmodule "mqueue.so"
 loadmodule "app_lua.so"
 modparam("mqueue", "db_url", NATS_URLS)
 modparam("mqueue", "mqueue", "name=jobs;dbmode=4")
+modparam("mqueue", "mqueue", "name=once;dbmode=4")
 modparam("mqueue", "nats_replicas", 3)
 modparam("mqueue", "nats_ack_wait", 2000)
 modparam("mqueue", "nats_start_wait", 120000)
@@ -41,6 +47,7 @@ modparam("mqueue", "nats_start_wait", 120000)
 loadmodule "rtimer.so"
 modparam("rtimer", "timer", "name=drain;interval=50000u;mode=1")
 modparam("rtimer", "exec", "timer=drain;route=ksr_drain")
+modparam("rtimer", "exec", "timer=drain;route=ksr_drain_once")
 #!endif
 modparam("app_lua", "load", "cluster.lua")
 cfgengine "lua"
@@ -51,7 +58,14 @@ cfgengine "lua"
 // SIGKILL usually finds one item taken and not acknowledged.
 const clusterLua = `
 function ksr_request_route()
-	KSR.sl.send_reply(200, "add " .. KSR.mqueue.mq_add("jobs", KSR.hdr.gete("X-Key"), "v"))
+	KSR.sl.send_reply(200, "add " .. KSR.mqueue.mq_add(KSR.hdr.gete("X-Queue"), KSR.hdr.gete("X-Key"), "v"))
+end
+
+function ksr_drain_once(evname)
+	for i = 1, 20 do
+		if KSR.mqueue.mq_fetch("once") ~= 1 then return end
+		KSR.info("FETCHED " .. KSR.mqueue.mqk_get("once") .. " END")
+	end
 end
 
 local held = false
@@ -107,16 +121,21 @@ func (p *proc) kill() {
 	}
 }
 
-var drainedRE = regexp.MustCompile(`DRAINED (\S+) END`)
+var (
+	drainedRE = regexp.MustCompile(`DRAINED (\S+) END`)
+	fetchedRE = regexp.MustCompile(`FETCHED (\S+) END`)
+)
 
 // drained returns how many times each key was recorded in the outputs.
-func drained(ps ...*proc) map[string]int {
+func drained(ps ...*proc) map[string]int { return recorded(drainedRE, ps...) }
+
+func recorded(re *regexp.Regexp, ps ...*proc) map[string]int {
 	got := map[string]int{}
 	for _, p := range ps {
 		if p == nil {
 			continue
 		}
-		for _, m := range drainedRE.FindAllStringSubmatch(p.out.String(), -1) {
+		for _, m := range re.FindAllStringSubmatch(p.out.String(), -1) {
 			got[m[1]]++
 		}
 	}
@@ -138,9 +157,9 @@ func TestClusterMultiProcess(t *testing.T) {
 
 	// Three NATS servers, one JetStream cluster.
 	const n = 3
-	var client, route [n]int
+	var client, route, monitor [n]int
 	for i := range n {
-		client[i], route[i] = clusterTCPPort(t), clusterTCPPort(t)
+		client[i], route[i], monitor[i] = clusterTCPPort(t), clusterTCPPort(t), clusterTCPPort(t)
 	}
 	var urls []string
 	nats := make([]*proc, n)
@@ -153,19 +172,23 @@ func TestClusterMultiProcess(t *testing.T) {
 		}
 		conf := fmt.Sprintf(`server_name: n%d
 listen: 127.0.0.1:%d
+http: 127.0.0.1:%d
 jetstream { store_dir: %q }
 cluster {
   name: kemi
   listen: 127.0.0.1:%d
   routes: [%s]
 }
-`, i+1, client[i], filepath.Join(dir, fmt.Sprintf("n%d", i+1)), route[i], strings.Join(routes, ", "))
+`, i+1, client[i], monitor[i], filepath.Join(dir, fmt.Sprintf("n%d", i+1)), route[i], strings.Join(routes, ", "))
 		path := filepath.Join(dir, fmt.Sprintf("n%d.conf", i+1))
 		os.WriteFile(path, []byte(conf), 0o644)
 		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", client[i]))
 	}
-	for i := range n {
+	startNATS := func(i int) {
 		nats[i] = startProc(t, fmt.Sprintf("nats n%d", i+1), natsBin, "-c", filepath.Join(dir, fmt.Sprintf("n%d.conf", i+1)))
+	}
+	for i := range n {
+		startNATS(i)
 	}
 	for _, p := range nats {
 		if !p.out.waitFor("Server is ready", 30*time.Second) {
@@ -197,45 +220,69 @@ cluster {
 		}
 	}
 
-	// The UA: 2 x total/2 items through A and B, each sent until acknowledged ("add 1").
+	// The UA: total items through A and B, half each, each sent until it is acknowledged
+	// ("add 1"), paced so that the kills happen while items flow.
 	const total = 400
 	var (
 		mu       sync.Mutex
 		acked    = map[string]bool{}
+		retried  = map[string]bool{}
 		failures int
+		wg       sync.WaitGroup
 	)
-	ackedCount := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
-	var wg sync.WaitGroup
-	for side, nd := range []*node{a, b} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ua := enginetest.Dial(t, "udp", nd.sip)
-			for i := range total / 2 {
-				key := fmt.Sprintf("item-%d-%04d", side, i)
-				deadline := time.Now().Add(90 * time.Second)
-				for {
-					ua.Send(ua.Build(enginetest.Req{Method: "MESSAGE", Headers: []string{"X-Key: " + key}}))
-					res, err := ua.RecvResponse(5 * time.Second)
-					if err == nil && res.StatusCode == 200 && res.Reason == "add 1" {
-						mu.Lock()
-						acked[key] = true
-						mu.Unlock()
-						time.Sleep(15 * time.Millisecond) // paced, so that the kills happen while items flow
-						break
-					}
-					mu.Lock()
-					failures++
-					mu.Unlock()
-					if time.Now().After(deadline) {
-						t.Errorf("%s: not acknowledged within 90 s (last: %v %v)", key, res, err)
-						return
-					}
-					time.Sleep(100 * time.Millisecond)
-				}
+	stop := make(chan struct{})
+	defer close(stop)
+	t.Cleanup(wg.Wait) // after stop is closed, before the processes are killed
+	ackedCount := func(prefix string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		c := 0
+		for k := range acked {
+			if strings.HasPrefix(k, prefix) {
+				c++
 			}
-		}()
+		}
+		return c
 	}
+	send := func(queue, prefix string) {
+		for side, nd := range []*node{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ua := enginetest.Dial(t, "udp", nd.sip)
+				for i := range total / 2 {
+					key := fmt.Sprintf("%s-%d-%04d", prefix, side, i)
+					deadline := time.Now().Add(90 * time.Second)
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						ua.Send(ua.Build(enginetest.Req{Method: "MESSAGE", Headers: []string{"X-Queue: " + queue, "X-Key: " + key}}))
+						res, err := ua.RecvResponse(5 * time.Second)
+						if err == nil && res.StatusCode == 200 && res.Reason == "add 1" {
+							mu.Lock()
+							acked[key] = true
+							mu.Unlock()
+							time.Sleep(15 * time.Millisecond)
+							break
+						}
+						mu.Lock()
+						failures++
+						retried[key] = true
+						mu.Unlock()
+						if time.Now().After(deadline) {
+							t.Errorf("%s: not acknowledged within 90 s (last: %v %v)", key, res, err)
+							return
+						}
+						time.Sleep(100 * time.Millisecond)
+					}
+				}
+			}()
+		}
+	}
+	send("jobs", "take")
 
 	// Mid-drain: SIGKILL node C and NATS server n1, then start C again.
 	waitCount := func(what string, d time.Duration, f func() bool) {
@@ -252,8 +299,8 @@ cluster {
 	c.kill()
 	nats[0].kill()
 	atKill := len(drained(c.proc))
-	t.Logf("SIGKILL node C after %d items and NATS server n1; %d items acknowledged so far", atKill, ackedCount())
-	waitCount("the UA is halfway", 120*time.Second, func() bool { return ackedCount() >= total/2 })
+	t.Logf("SIGKILL node C after %d items and NATS server n1; %d items acknowledged so far", atKill, ackedCount("take-"))
+	waitCount("the UA is halfway", 120*time.Second, func() bool { return ackedCount("take-") >= total/2 })
 	c2 := startNode("C'", true)
 	if !c2.out.waitFor("kemi started", 150*time.Second) {
 		t.Fatalf("node C' did not start:\n%s", c2.out)
@@ -273,7 +320,7 @@ cluster {
 	got := drained(c.proc, c2.proc)
 	dups := 0
 	for k, cnt := range got {
-		if !strings.HasPrefix(k, "item-") {
+		if !acked[k] && !retried[k] {
 			t.Errorf("recorded %q, which was never sent", k)
 		}
 		dups += cnt - 1
@@ -281,11 +328,61 @@ cluster {
 	if len(acked) != total {
 		t.Errorf("%d of %d items acknowledged", len(acked), total)
 	}
-	// Nothing left behind: the stream is empty once C' acknowledged its last item.
-	waitCount("the stream empties", 60*time.Second, func() bool {
-		res, err := jsonrpc.Call(context.Background(), a.rpc, "mqueue.get_size", []any{"jobs"})
-		return err == nil && strings.Contains(string(res), `"size":0`)
-	})
-	t.Logf("%d items acknowledged to the UA (%d adds refused meanwhile, retried), %d recorded, %d recorded twice (taken by C, not acknowledged, delivered again)",
+	t.Logf("take/ack: %d items acknowledged to the UA (%d adds refused meanwhile, retried), %d recorded, %d recorded twice (taken by C, not acknowledged, delivered again)",
 		len(acked), failures, len(got), dups)
+	// Nothing left behind: the stream is empty once C' acknowledged its last item.
+	streamEmpty := func(queue string) func() bool {
+		return func() bool {
+			res, err := jsonrpc.Call(context.Background(), a.rpc, "mqueue.get_size", []any{queue})
+			return err == nil && strings.Contains(string(res), `"size":0`)
+		}
+	}
+	waitCount("the jobs stream empties", 60*time.Second, streamEmpty("jobs"))
+
+	// Phase 2, at most once: n1 comes back (and is current), then C' drains "once" with
+	// mq_fetch while n2 is SIGKILLed.
+	startNATS(0)
+	health := fmt.Sprintf("http://127.0.0.1:%d/healthz", monitor[0])
+	waitCount("n1 back and current", 120*time.Second, func() bool {
+		res, err := http.Get(health)
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == 200
+	})
+	mu.Lock()
+	failures = 0
+	mu.Unlock()
+	send("once", "fetch")
+	waitCount("C' fetches a quarter", 120*time.Second, func() bool { return len(recorded(fetchedRE, c2.proc)) >= total/4 })
+	nats[1].kill()
+	t.Logf("SIGKILL NATS server n2 after %d items fetched", len(recorded(fetchedRE, c2.proc)))
+	wg.Wait()
+	waitCount("every acknowledged item fetched", 120*time.Second, func() bool {
+		got := recorded(fetchedRE, c2.proc)
+		for k := range acked {
+			if strings.HasPrefix(k, "fetch-") && got[k] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	waitCount("the once stream empties", 60*time.Second, streamEmpty("once"))
+	fetched, twice := recorded(fetchedRE, c2.proc), 0
+	for k, cnt := range fetched {
+		switch {
+		case !acked[k] && !retried[k]:
+			t.Errorf("fetched %q, which was never sent", k)
+		case cnt == 2 && retried[k]:
+			twice++ // the UA resent it after a publish that timed out but was stored
+		case cnt != 1:
+			t.Errorf("%q fetched %d times", k, cnt)
+		}
+	}
+	if n := ackedCount("fetch-"); n != total {
+		t.Errorf("%d of %d items acknowledged", n, total)
+	}
+	t.Logf("mq_fetch: %d items acknowledged to the UA (%d adds refused meanwhile, retried), %d fetched, exactly once each but %d resent by the UA and stored twice",
+		ackedCount("fetch-"), failures, len(fetched), twice)
 }
