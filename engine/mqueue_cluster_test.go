@@ -3,6 +3,7 @@ package engine_test
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -72,8 +73,18 @@ func TestMqueueClusterTwoNodes(t *testing.T) {
 	b, cb := mqClusterNode(t, srv.ClientURL(), `modparam("mqueue", "nats_ack_wait", 800)`)
 	want := func(c *enginetest.Client, op, q, reason string, h ...string) {
 		t.Helper()
-		if got := mqDo(t, c, op, q, h...); got != reason {
-			t.Fatalf("%s %s = %q, want %q", op, q, got, reason)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			got := mqDo(t, c, op, q, h...)
+			if got == reason {
+				return
+			}
+			// A JetStream size is eventually consistent: an acknowledged message leaves the
+			// stream a moment later.
+			if op != "size" || time.Now().After(deadline) {
+				t.Fatalf("%s %s = %q, want %q", op, q, got, reason)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
 	// Added on A and B, seen and fetched on either; size=4 evicts the oldest cluster-wide.
@@ -141,5 +152,79 @@ func TestMqueueClusterConfigErrors(t *testing.T) {
 				t.Fatalf("error %q lacks %q and a file:line", err, c.want)
 			}
 		})
+	}
+}
+
+// TestMqueueClusterNATSLoss: while the NATS server is down, mq_add returns
+// -1 (never a silent loss), the error is logged at most once a second and
+// counted in mqueue.backend; once the server is back (same port and store),
+// the node reconnects and the items added before are still there.
+func TestMqueueClusterNATSLoss(t *testing.T) {
+	dir := t.TempDir()
+	srv := queuestest.NATSServerAt(t, -1, dir)
+	url := srv.ClientURL()
+	_, portStr, _ := strings.Cut(strings.TrimPrefix(url, "nats://"), ":")
+	var port int
+	fmt.Sscan(portStr, &port)
+	e, c := mqClusterNode(t, url, `modparam("mqueue", "nats_timeout", 500)`)
+	if got := mqDo(t, c, "add", "jobs", "X-Key: before"); got != "add 1" {
+		t.Fatalf("add = %q", got)
+	}
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	for i := range 5 {
+		if got := mqDo(t, c, "add", "jobs", fmt.Sprintf("X-Key: during%d", i)); got != "add -1" {
+			t.Fatalf("add while NATS is down = %q, want add -1", got)
+		}
+	}
+	if got := mqDo(t, c, "size", "jobs"); got != "size -1" {
+		t.Fatalf("size while NATS is down = %q", got)
+	}
+	if n := strings.Count(e.Log.String(), `msg="mqueue add failed"`); n < 1 || n > 2 {
+		t.Errorf("%d add errors logged for 5 failed adds within a second or two, want 1 (rate limited)", n)
+	}
+	var st struct {
+		NATS struct {
+			Connected   bool  `json:"connected"`
+			Disconnects int64 `json:"disconnects"`
+		} `json:"nats"`
+		Errors map[string]int64 `json:"errors"`
+	}
+	rpcResult(t, e.RPCURL(), "mqueue.backend", &st)
+	if st.NATS.Connected || st.NATS.Disconnects < 1 || st.Errors["mqueue add failed"] != 5 {
+		t.Fatalf("mqueue.backend while down: %+v", st)
+	}
+
+	queuestest.NATSServerAt(t, port, dir)
+	deadline := time.Now().Add(20 * time.Second)
+	for mqDo(t, c, "add", "jobs", "X-Key: after") != "add 1" {
+		if time.Now().After(deadline) {
+			t.Fatal("adds still failing 20 s after NATS came back")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, want := range []string{"fetch 1 before=", "fetch 1 after=", "fetch -2"} {
+		if got := mqDo(t, c, "fetch", "jobs"); got != want {
+			t.Fatalf("fetch = %q, want %q", got, want)
+		}
+	}
+}
+
+func TestMqueueClusterNATSDownAtStart(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "nats://" + l.Addr().String()
+	l.Close() // nothing listens there now
+	cfg := mqConfig(fmt.Sprintf(`modparam("mqueue", "db_url", %q)`, url), `modparam("mqueue", "mqueue", "name=q;dbmode=4")`,
+		`modparam("mqueue", "nats_start_wait", 500)`)
+	e, err := enginetest.TryStart(t, cfg, map[string]string{"script.lua": mqClusterScript})
+	if err == nil {
+		mqStop(t, e)
+		t.Fatal("the engine started without NATS")
+	}
+	if !strings.Contains(err.Error(), "start mqueue") || !strings.Contains(err.Error(), url) {
+		t.Fatalf("error %q does not say mqueue could not reach %s", err, url)
 	}
 }

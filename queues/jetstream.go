@@ -148,6 +148,18 @@ func OpenJetStream(ctx context.Context, urls string, o JetStreamOptions) (*JetSt
 	}
 }
 
+// errDisconnected wraps what nats.go reports for a request made while the connection is down
+// (with reconnect buffering off, "outbound buffer limit exceeded").
+var errDisconnected = errors.New("not connected to nats (reconnecting)")
+
+// explain makes an error of a call made while the connection is down say so.
+func (j *JetStream) explain(err error) error {
+	if errors.Is(err, nats.ErrReconnectBufExceeded) || !j.nc.IsConnected() {
+		return fmt.Errorf("%w: %w", errDisconnected, err)
+	}
+	return err
+}
+
 func (j *JetStream) setErr(err error) {
 	s := err.Error()
 	j.lastErr.Store(&s)
@@ -328,7 +340,7 @@ func (r *jsQueue) add(key, val string) error {
 		m.Header[keyHeader] = []string{key}
 	}
 	if _, err := r.j.js.PublishMsg(ctx, m); err != nil {
-		return fmt.Errorf("add to queue %q: publish: %w", r.name, err)
+		return fmt.Errorf("add to queue %q: publish: %w", r.name, r.j.explain(err))
 	}
 	return nil
 }
@@ -349,7 +361,7 @@ func (r *jsQueue) next(wait time.Duration) (jetstream.Msg, error) {
 		b, err = r.cons.Fetch(1, jetstream.FetchMaxWait(wait))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("take from queue %q: %w", r.name, err)
+		return nil, fmt.Errorf("take from queue %q: %w", r.name, r.j.explain(err))
 	}
 	for m := range b.Messages() {
 		for range b.Messages() { // batch of 1: drain for completeness
@@ -381,22 +393,23 @@ func (r *jsQueue) ack(m jetstream.Msg) error {
 	ctx, cancel := context.WithTimeout(context.Background(), r.j.opts.Timeout)
 	defer cancel()
 	if err := m.DoubleAck(ctx); err != nil {
-		return fmt.Errorf("ack: %w", err)
+		return fmt.Errorf("ack: %w", r.j.explain(err))
 	}
 	return nil
 }
 
-// size is the number of items the shared consumer has not had acknowledged: those not yet
-// delivered and those taken and not acknowledged. It asks the consumer rather than the
-// stream: on a replicated stream an acknowledged message leaves the stream a moment later.
+// size is the number of messages in the stream: items not yet taken and items taken and not
+// yet acknowledged. It is eventually consistent: an acknowledged message leaves the stream a
+// moment (a replication round, a few ms) after the acknowledgement was confirmed, and is
+// counted until then.
 func (r *jsQueue) size() (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.j.opts.Timeout)
 	defer cancel()
-	info, err := r.cons.Info(ctx)
+	info, err := r.stream.Info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("size of queue %q: %w", r.name, err)
+		return 0, fmt.Errorf("size of queue %q: %w", r.name, r.j.explain(err))
 	}
-	return int(info.NumPending) + info.NumAckPending, nil
+	return int(info.State.Msgs), nil
 }
 
 // snapshot reads the stream's messages without taking them, oldest first.

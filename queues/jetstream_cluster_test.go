@@ -73,8 +73,5 @@ func TestJetStreamR3SurvivesServerLoss(t *testing.T) {
 			t.Errorf("%q fetched %d times", k, got[k])
 		}
 	}
-	if n, _ := b.Size(); n != 0 {
-		it, err := b.Fetch()
-		t.Fatalf("size %d after every item was fetched; next: %+v %v", n, it, err)
-	}
+	wantSize(t, b, 0)
 }

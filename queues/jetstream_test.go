@@ -47,10 +47,20 @@ func wantFetch(t *testing.T, q *queues.Queue, want queues.Item) {
 	}
 }
 
+// wantSize waits up to 5 s for the queue's size to be want: a JetStream queue's size is
+// eventually consistent (an acknowledged message leaves the stream a moment later).
 func wantSize(t *testing.T, q *queues.Queue, want int) {
 	t.Helper()
-	if n, err := q.Size(); err != nil || n != want {
-		t.Fatalf("size = %d, %v; want %d", n, err, want)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, err := q.Size()
+		if err == nil && n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("size = %d, %v; want %d", n, err, want)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
