@@ -62,7 +62,11 @@ func ParseNATSURLs(s string) (string, error) {
 		}
 		p, err := url.Parse(u)
 		if err != nil {
-			return "", fmt.Errorf("url %d: not a url", len(out)+1)
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err // url.Error repeats the url, password included
+			}
+			return "", fmt.Errorf("url %q: %v", redactRaw(u), err)
 		}
 		shown := p.Redacted()
 		switch {
@@ -81,6 +85,18 @@ func ParseNATSURLs(s string) (string, error) {
 		out = append(out, u)
 	}
 	return strings.Join(out, ","), nil
+}
+
+// redactRaw hides the user information of a url that does not parse.
+func redactRaw(u string) string {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		rest = "xxxxx@" + rest[i+1:]
+	}
+	return scheme + "://" + rest
 }
 
 // IsNATSURL says whether a db_url names NATS (scheme nats://) rather than SQLite.

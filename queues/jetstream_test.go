@@ -241,6 +241,7 @@ func TestParseNATSURLs(t *testing.T) {
 		{in: "nats://:4222", err: "no host"},
 		{in: "nats://127.0.0.1:99999", err: "bad port"},
 		{in: "nats://u:secret@127.0.0.1:4222/db", err: "only nats://host:port"},
+		{in: "nats://u:secret@127.0.0.1:port", err: `url "nats://xxxxx@127.0.0.1:port": invalid port ":port" after host`},
 	} {
 		got, err := queues.ParseNATSURLs(c.in)
 		if c.err != "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -385,4 +386,31 @@ cluster {
 	}
 	t.Logf("mq_fetch: %d items acknowledged to the UA (%d adds refused meanwhile, retried), %d fetched, exactly once each but %d resent by the UA and stored twice",
 		ackedCount("fetch-"), failures, len(fetched), twice)
+}
+
+// TestCheckNATSURL: kemi check validates a nats db_url's form with file:line
+// (and never prints its password), without connecting.
+func TestCheckNATSURL(t *testing.T) {
+	dir := t.TempDir()
+	write := func(url string) string {
+		cfg := "loadmodule \"app_lua.so\"\nloadmodule \"mqueue.so\"\n" +
+			fmt.Sprintf("modparam(\"mqueue\", \"db_url\", %q)\n", url) +
+			"modparam(\"mqueue\", \"mqueue\", \"name=q;dbmode=4\")\nmodparam(\"app_lua\", \"load\", \"s.lua\")\n"
+		os.WriteFile(filepath.Join(dir, "k.cfg"), []byte(cfg), 0o644)
+		os.WriteFile(filepath.Join(dir, "s.lua"), []byte("function ksr_request_route() end\n"), 0o644)
+		return filepath.Join(dir, "k.cfg")
+	}
+	out, err := exec.Command(kemiBin, "check", "-f", write("nats://127.0.0.1:4222,nats://u:secret@127.0.0.1:4223")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("a good url: %v\n%s", err, out)
+	}
+	out, err = exec.Command(kemiBin, "check", "-f", write("nats://u:secret@127.0.0.1:4222,nats://127.0.0.1:port,nats://u:secret@127.0.0.1:x")).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("a bad url: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), `modparam mqueue db_url: url "nats://127.0.0.1:port": invalid port ":port" after host, at `+filepath.Join(dir, "k.cfg")+":3") ||
+		strings.Contains(string(out), "secret") {
+		t.Fatalf("output:\n%s", out)
+	}
 }
