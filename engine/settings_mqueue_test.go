@@ -60,7 +60,7 @@ func TestMqueueSettingsErrors(t *testing.T) {
 		{"dbmode with an empty db_url", []string{`modparam("mqueue", "db_url", "")`, `modparam("mqueue", "mqueue", "name=p;dbmode=4")`},
 			`modparam mqueue mqueue: queue "p" has dbmode 4 but modparam("mqueue", "db_url", ...) is not set, at kemi.cfg:4`, 4},
 		{"db_url not sqlite", []string{`modparam("mqueue", "db_url", "mysql://kamailio:secret@localhost/kamailio")`},
-			`modparam mqueue db_url: unsupported scheme "mysql": kemi stores queues in SQLite ("sqlite:///path/file.db" or a plain path), at kemi.cfg:3`, 3},
+			`modparam mqueue db_url: unsupported scheme "mysql": kemi stores queues in SQLite ("sqlite:///path/file.db" or a plain path) or NATS JetStream ("nats://host:port"), at kemi.cfg:3`, 3},
 		{"mqueue_name empty", []string{`modparam("mqueue", "mqueue_name", "")`},
 			`modparam mqueue mqueue_name: empty name, at kemi.cfg:3`, 3},
 		{"mqueue_size not a number", []string{`modparam("mqueue", "mqueue_size", "abc")`},
@@ -68,7 +68,7 @@ func TestMqueueSettingsErrors(t *testing.T) {
 		{"mqueue_addmode out of range", []string{`modparam("mqueue", "mqueue_addmode", 3)`},
 			`modparam mqueue mqueue_addmode: must be 0..2, got 3, at kemi.cfg:3`, 3},
 		{"unknown parameter", []string{`modparam("mqueue", "queue", "name=q")`},
-			`modparam("mqueue", "queue"): unknown parameter (mqueue has: mqueue, mqueue_name, mqueue_size, mqueue_addmode, db_url), at kemi.cfg:3`, 3},
+			`modparam("mqueue", "queue"): unknown parameter (mqueue has: mqueue, mqueue_name, mqueue_size, mqueue_addmode, db_url, nats_replicas, nats_ack_wait, nats_timeout, nats_start_wait), at kemi.cfg:3`, 3},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

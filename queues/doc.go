@@ -53,6 +53,27 @@
 //     with synchronous=NORMAL: a committed row survives a crash of the process or a SIGKILL,
 //     but not a power loss or an operating system crash, which may lose the last commits.
 //
+// # JetStream
+//
+// Registry.Connect, instead of Load, puts every durable queue (DBModeDurable) in a NATS
+// JetStream stream (jetstream.go, the only file that knows NATS): work-queue retention,
+// MaxMsgs = Size and DiscardOld, so the oldest item is evicted cluster-wide, and one durable
+// pull consumer shared by every node. Add returns nil only once JetStream acknowledged the
+// publish; Fetch takes one message and returns it only once its acknowledgement is confirmed
+// (at-most-once: no other node can take it); Len and Size ask the stream (cluster-wide, taken
+// items not yet acknowledged included). Other queues stay in memory. Only AddModeAppend is
+// supported there.
+//
+// JetStream.Lease (lease.go) is a lease held by one node of a cluster at a time, in a
+// key-value bucket, for timers that must run on one node only (rtimer's cluster=one).
+//
+// # Take and acknowledge
+//
+// Queue.Take hands out the oldest item as a Taken, which Ack removes for good and Nack puts
+// back (take.go). Until then the item is out of the queue but not gone: a durable queue keeps
+// its row (so it is queued again after a restart) and JetStream delivers it again to any node
+// once AckWait has passed. In memory, a taken item is lost with the process.
+//
 // Load stops at the first failing queue; Save tries every queue and joins the errors. Modes
 // 1 to 4 need a Store at Load, modes 1 and 3 at Save (ErrNoStore otherwise). Load first proves
 // with Store.CheckWrite (a write that is rolled back) that the table of a mode 1, 3 or 4 queue

@@ -36,6 +36,9 @@ type Queue struct {
 	// journal is the store of a durable queue (DBModeDurable), set by Registry.Load before
 	// traffic starts; nil otherwise, so Add and Fetch never touch a store for other modes.
 	journal Store
+	// remote is the JetStream stream of a durable queue when Registry.Connect chose NATS; set
+	// before traffic starts, nil otherwise. Add, Fetch, Len and Snapshot go to it.
+	remote *jsQueue
 }
 
 func newQueue(o Options) *Queue {
@@ -66,6 +69,9 @@ func (q *Queue) Options() Options { return q.opts }
 // Rows of items dropped by the add are then deleted; a failed delete there leaves the row in
 // the table (delivered again after a restart, never lost) and does not fail the add.
 func (q *Queue) Add(key, val string) error {
+	if q.remote != nil {
+		return q.remote.add(key, val)
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if !q.accepts(key) {
@@ -91,6 +97,9 @@ func (q *Queue) Add(key, val string) error {
 // Fetch removes and returns the oldest item, or ErrEmpty. A durable queue deletes the item's
 // row first; if that fails, the item stays at the head and the error is returned.
 func (q *Queue) Fetch() (Item, error) {
+	if q.remote != nil {
+		return q.remote.fetch()
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.n == 0 {
@@ -105,8 +114,16 @@ func (q *Queue) Fetch() (Item, error) {
 	return Item{e.key, e.val}, nil
 }
 
-// Len returns the number of queued items.
+// Len returns the number of queued items; -1 when a JetStream queue's size cannot be read
+// (Size gives the error).
 func (q *Queue) Len() int {
+	if q.remote != nil {
+		n, err := q.remote.size()
+		if err != nil {
+			return -1
+		}
+		return n
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.n
@@ -114,6 +131,10 @@ func (q *Queue) Len() int {
 
 // Snapshot returns a copy of the queued items, oldest first.
 func (q *Queue) Snapshot() []Item {
+	if q.remote != nil {
+		items, _ := q.remote.snapshot()
+		return items
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.snapshot()

@@ -25,6 +25,13 @@ func (m *Module) exports() []ksr.Submodule {
 			Doc: "Add an item: 1 added, -1 unknown queue or the item could not be stored."},
 		{Name: "mq_fetch", Func: m.fetch, Ret: ksr.Int, Args: q,
 			Doc: "Take the oldest item into this worker's slot: 1 fetched, -1 unknown queue, -2 empty."},
+		// kemi extensions (docs/mqueue.md, docs/cluster.md): at-least-once.
+		{Name: "mq_take", Func: m.take, Ret: ksr.Int, Args: []string{"queue", "timeout_ms"},
+			Doc: "kemi: take the oldest item, waiting up to timeout_ms, kept owed until mq_ack: 1 taken, -1 unknown queue or backend error, -2 none came."},
+		{Name: "mq_ack", Func: m.ack, Ret: ksr.Int, Args: q,
+			Doc: "kemi: acknowledge this worker's taken item, removing it for good: 1 done, -1 unknown queue or failed, -2 nothing taken."},
+		{Name: "mq_nack", Func: m.nack, Ret: ksr.Int, Args: q,
+			Doc: "kemi: put this worker's taken item back: 1 done, -1 unknown queue or failed, -2 nothing taken."},
 		{Name: "mq_pv_free", Func: m.pvFree, Ret: ksr.Int, Args: q,
 			Doc: "Forget this worker's fetched item of the queue: always 1."},
 		{Name: "mq_size", Func: m.size, Ret: ksr.Int, Args: q,
@@ -55,6 +62,7 @@ type slot struct {
 	q       *queues.Queue
 	it      queues.Item
 	fetched bool
+	taken   *queues.Taken // mq_take's item until mq_ack or mq_nack
 }
 
 // free forgets the fetched item (mq_pv_free, or a new mq_fetch).
@@ -96,7 +104,7 @@ func (m *Module) add(e *ksr.Env, queue, key, val string) int {
 		return -1
 	}
 	if err := s.q.Add(key, val); err != nil {
-		e.D.Log.Error("mqueue add failed", "queue", s.q.Name(), "error", err)
+		m.errs.error(e.D.Log, "mqueue add failed", "queue", s.q.Name(), "error", err)
 		return -1
 	}
 	return 1
@@ -116,7 +124,7 @@ func (m *Module) fetch(e *ksr.Env, queue string) int {
 	if err != nil {
 		// Only a durable queue (dbmode 4) fails here, when its row cannot be
 		// deleted: the item stays queued, so this is an error, not "empty".
-		e.D.Log.Error("mqueue fetch failed", "queue", s.q.Name(), "error", err)
+		m.errs.error(e.D.Log, "mqueue fetch failed", "queue", s.q.Name(), "error", err)
 		return -1
 	}
 	s.it, s.fetched = it, true
@@ -138,7 +146,12 @@ func (m *Module) size(e *ksr.Env, queue string) int {
 		e.D.Log.Error("mqueue not found", "queue", queue)
 		return -1
 	}
-	return s.q.Len()
+	n, err := s.q.Size()
+	if err != nil {
+		m.errs.error(e.D.Log, "mqueue size failed", "queue", s.q.Name(), "error", err)
+		return -1
+	}
+	return n
 }
 
 // key is mqk_get and its variants.

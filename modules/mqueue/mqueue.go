@@ -39,6 +39,10 @@ type Module struct {
 	store queues.Store
 	local ksr.Local // each VM's fetched items (vmState)
 	host  ksr.Host
+
+	nats natsSettings      // cluster.go
+	js   *queues.JetStream // the db_url's NATS connection, when it is one
+	errs rateLog           // backend errors, logged at most once a second each
 }
 
 var (
@@ -66,13 +70,13 @@ func (m *Module) Info() ksr.ModuleInfo {
 	return ksr.ModuleInfo{
 		Name: "mqueue",
 		Doc:  "named bounded FIFOs shared by every worker, optionally persisted",
-		Params: []ksr.Param{
+		Params: append([]ksr.Param{
 			{Name: "mqueue", Set: m.paramMqueue},
 			{Name: "mqueue_name", Set: m.paramName},
 			{Name: "mqueue_size", Set: m.paramSize},
 			{Name: "mqueue_addmode", Set: m.paramAddMode},
 			{Name: "db_url", Set: m.paramDBURL},
-		},
+		}, m.natsParams()...),
 		Exports: m.exports(),
 		PVs:     m.pvs(),
 	}
@@ -115,9 +119,16 @@ func (m *Module) paramAddMode(_ *ksr.Setup, st config.Stmt) (err error) {
 
 func (m *Module) paramDBURL(_ *ksr.Setup, st config.Stmt) error {
 	url := st.Value.String()
+	if queues.IsNATSURL(url) {
+		if err := checkNATSURL(st, url); err != nil {
+			return err
+		}
+		m.set.DBURL = url
+		return nil
+	}
 	// Checked here for a file:line; only the scheme is printed (a url may hold a password).
 	if scheme, _, ok := strings.Cut(url, "://"); ok && !strings.ContainsAny(scheme, `/\`) && !strings.EqualFold(scheme, "sqlite") {
-		return config.Errorf(st.Pos, "modparam mqueue db_url: unsupported scheme %q: kemi stores queues in SQLite (\"sqlite:///path/file.db\" or a plain path)", scheme)
+		return config.Errorf(st.Pos, "modparam mqueue db_url: unsupported scheme %q: kemi stores queues in SQLite (\"sqlite:///path/file.db\" or a plain path) or NATS JetStream (\"nats://host:port\")", scheme)
 	}
 	m.set.DBURL = url
 	return nil
@@ -130,7 +141,7 @@ func (m *Module) Finish(*ksr.Setup) error {
 			return config.Errorf(m.set.Pos[q.Name], "modparam mqueue mqueue: queue %q has dbmode %d but modparam(\"mqueue\", \"db_url\", ...) is not set", q.Name, q.DBMode)
 		}
 	}
-	return nil
+	return m.finishNATS()
 }
 
 // Provision builds the queues and the per-VM slot of fetched items.
@@ -157,6 +168,9 @@ func (m *Module) Start(ctx context.Context) error {
 	if url == "" {
 		return nil
 	}
+	if queues.IsNATSURL(url) {
+		return m.startNATS(ctx)
+	}
 	// A database that cannot be used fails the start: never run with
 	// silently empty queues.
 	s, err := queues.OpenSQLite(url)
@@ -173,6 +187,12 @@ func (m *Module) Start(ctx context.Context) error {
 
 // Stop saves the queues and closes the database.
 func (m *Module) Stop(ctx context.Context) error {
+	if m.js != nil {
+		// Taken items not acknowledged are delivered again after the ack wait.
+		err := m.js.Close()
+		m.js = nil
+		return err
+	}
 	if m.store == nil {
 		return nil
 	}

@@ -29,6 +29,9 @@ func (m *Module) RPC() []jsonrpc.Method {
 		return n, q, nil
 	}
 	return []jsonrpc.Method{
+		{Name: "mqueue.backend", Doc: "kemi: where the queues are (memory, sqlite, jetstream), the NATS connection's state, each queue's size and the backend errors counted.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
+			return m.backendState(), nil
+		}},
 		{Name: "mqueue.get_size", Doc: "Get the size of a memory queue.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
 			n, q, err := queue(p, 400, 404)
 			if err != nil {
