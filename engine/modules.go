@@ -17,6 +17,7 @@ import (
 	"kemi/modules/sl"
 	"kemi/modules/sworker"
 	"kemi/modules/tm"
+	"kemi/modules/xlog"
 )
 
 // moduleTable returns a fresh instance of every module that has a home of
@@ -42,6 +43,7 @@ func moduleTable() []ksr.Module {
 		kx.New(),
 		siputils.New(),
 		sanity.New(),
+		xlog.New(),
 	}
 	return append(mods, runtimefree.Modules()...)
 }

@@ -119,10 +119,11 @@ type Env struct {
 	// KSR.async.sleep suspends and resumes its coroutines.
 	Runner Runner
 
-	vars    map[string]lua.LValue
-	pvCache map[string]*pvSpec
-	locals  []any // the modules' per-VM state (LocalOf)
-	faked   *Msg
+	vars     map[string]lua.LValue
+	pvCache  map[string]*pvSpec
+	fmtCache map[string]*pvFormat // parsed format strings (pvformat.go)
+	locals   []any                // the modules' per-VM state (LocalOf)
+	faked    *Msg
 }
 
 // NewEnv returns the private state of one VM.
