@@ -15,18 +15,18 @@ func TestFormat(t *testing.T) {
 	h.bind(fmtInvite)
 	h.eval("KSR.pv.sets('$var(v)', 'val')")
 	for in, want := range map[string]string{
-		"":                                  "",
-		"plain":                             "plain",
-		"$ru":                               "sip:bob@example.com:5080",
-		"to $rU@$rd:$rp.":                   "to bob@example.com:5080.",
-		"$(ru)|$(rU)":                       "sip:bob@example.com:5080|bob",
-		"$hdr(X-A) $hdr(x-a) $hdr(X-None)":  "one one <null>",
-		"$(hdr(X-A)[1])$(hdr(X-A)[-1])":     "twotwo",
-		"$(hdr(X-A)[2]) $(hdr(X-A)[*])":     "<null> one,two",
-		"$var(v) $var(unset) $avp(unset)":   "val 0 <null>",
-		"$$ $($) $cs":                       "$ $ 42",
-		"$var($var(v))":                     "0",
-		"a$rm":                              "aINVITE",
+		"":                                 "",
+		"plain":                            "plain",
+		"$ru":                              "sip:bob@example.com:5080",
+		"to $rU@$rd:$rp.":                  "to bob@example.com:5080.",
+		"$(ru)|$(rU)":                      "sip:bob@example.com:5080|bob",
+		"$hdr(X-A) $hdr(x-a) $hdr(X-None)": "one one <null>",
+		"$(hdr(X-A)[1])$(hdr(X-A)[-1])":    "twotwo",
+		"$(hdr(X-A)[2]) $(hdr(X-A)[*])":    "<null> one,two",
+		"$var(v) $var(unset) $avp(unset)":  "val 0 <null>",
+		"$$ $($) $cs":                      "$ $ 42",
+		"$var($var(v))":                    "0",
+		"a$rm":                             "aINVITE",
 	} {
 		got, err := h.env.Format(in)
 		if err != nil || got != want {

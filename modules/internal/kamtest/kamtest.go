@@ -36,7 +36,7 @@ type Pair struct {
 	Kam, Kemi *enginetest.Client
 	// KemiLog is what kemi has logged so far.
 	KemiLog *enginetest.LogBuffer
-	kamLog    *enginetest.LogBuffer // written by exec's copying goroutine
+	kamLog  *enginetest.LogBuffer // written by exec's copying goroutine
 }
 
 // Start writes cfg (a kamailio.cfg body without listen, mpath or
