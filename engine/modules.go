@@ -6,6 +6,7 @@ import (
 
 	"kemi/ksr"
 	"kemi/modules/async"
+	"kemi/modules/corex"
 	"kemi/modules/kx"
 	"kemi/modules/maxfwd"
 	"kemi/modules/mqueue"
@@ -44,6 +45,7 @@ func moduleTable() []ksr.Module {
 		siputils.New(),
 		sanity.New(),
 		xlog.New(),
+		corex.New(),
 	}
 	return append(mods, runtimefree.Modules()...)
 }

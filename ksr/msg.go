@@ -56,6 +56,13 @@ type Msg struct {
 	// Flags are the message flags 0..31 (KSR.setflag/resetflag/isflagset);
 	// a relayed request's flags are seen by its failure and reply routes.
 	Flags uint32
+	// BFlags are the branch flags of branch 0, the R-URI's (KSR.setbflag;
+	// core_more.go): kemi has no other branch (no append_branch).
+	BFlags uint32
+	// ForceRport, ReplyNoConnect, ReplyClose, ForwardNoConnect and
+	// ForwardClose are KSR.force_rport and the KSR.set_*_no_connect /
+	// set_*_close marks (core_more.go).
+	ForceRport, ReplyNoConnect, ReplyClose, ForwardNoConnect, ForwardClose bool
 	// OnFailure, OnReply and OnBranch are the Lua functions armed with
 	// KSR.tm.t_on_failure / t_on_reply / t_on_branch (modules/tm).
 	OnFailure, OnReply, OnBranch string
@@ -95,6 +102,10 @@ type Deps struct {
 	Myself   func() []netip.AddrPort
 	Aliases  []string
 	Hostname string
+	// CheckSelf are more checks for KSR.is_myself and loose routing, added
+	// by modules while provisioning (corex's alias_subdomains): Kamailio's
+	// register_check_self_func.
+	CheckSelf []func(host string, port int) bool
 	// Table is every KSR function; each VM's KSR is built from it.
 	Table *Table
 	// PVs are the pseudo-variable classes the modules add, by name.
@@ -122,6 +133,7 @@ type Env struct {
 	vars     map[string]lua.LValue
 	pvCache  map[string]*pvSpec
 	fmtCache map[string]*pvFormat // parsed format strings (pvformat.go)
+	sflags   uint32               // script flags: per VM, as per process in Kamailio
 	locals   []any                // the modules' per-VM state (LocalOf)
 	faked    *Msg
 }
