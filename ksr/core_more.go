@@ -118,7 +118,7 @@ func isSFlagSet(e *Env, flag int) int {
 	return b2i(e.sflags&(1<<flag) != 0)
 }
 
-func setRURI(e *Env, uri string) int  { return e.pvSet("$ru", lua.LString(uri)) }
+func setRURI(e *Env, uri string) int   { return e.pvSet("$ru", lua.LString(uri)) }
 func setRUser(e *Env, user string) int { return e.pvSet("$rU", lua.LString(user)) }
 func setRHost(e *Env, host string) int { return e.pvSet("$rd", lua.LString(host)) }
 
@@ -279,4 +279,3 @@ func isDstPort(e *Env, port int) int {
 	ap, ok := e.rcvAddr()
 	return b2i(ok && int(ap.Port()) == port)
 }
-
