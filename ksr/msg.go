@@ -66,6 +66,9 @@ type Msg struct {
 	// OnFailure, OnReply and OnBranch are the Lua functions armed with
 	// KSR.tm.t_on_failure / t_on_reply / t_on_branch (modules/tm).
 	OnFailure, OnReply, OnBranch string
+	// BranchIndex is the index of the branch a branch route runs for
+	// ($T_branch_idx).
+	BranchIndex int
 	// TM is the reply a failure route runs for (relay.go), nil elsewhere.
 	TM *TMReply
 }

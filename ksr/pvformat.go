@@ -256,3 +256,22 @@ func parseFormatPV(s string, mods map[string]*PV, it *fmtItem) (int, error) {
 	it.spec = spec
 	return p, nil
 }
+
+// PVValue returns the value of the pseudo-variable name (string or
+// number), nil when it is null or does not parse.
+func (e *Env) PVValue(name string) lua.LValue {
+	s, err := e.pvParse(name)
+	if err != nil {
+		return lua.LNil
+	}
+	return s.get(e, s)
+}
+
+// PVIn returns the value of the pseudo-variable name evaluated on msg
+// instead of the current message (tmx's $T_req and $T_rpl).
+func (e *Env) PVIn(msg *Msg, name string) lua.LValue {
+	saved := e.Msg
+	e.Msg = msg
+	defer func() { e.Msg = saved }()
+	return e.PVValue(name)
+}

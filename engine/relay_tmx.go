@@ -1,0 +1,33 @@
+package engine
+
+import (
+	"kemi/ksr"
+	"kemi/sipnet"
+)
+
+// What tmx's $T_branch_idx and $T_req(pv) read from a relay cell, through
+// sipnet.Branch.Owner (modules/tm/tmx_more.go).
+
+// branchCount is how many branches the cell created.
+func (c *cell) branchCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.total
+}
+
+// RequestMsg is the request's context the transaction was relayed from
+// ($T_req(pv) in reply routes).
+func (c *cell) RequestMsg() *ksr.Msg { return c.msg }
+
+// BranchIndex is b's index among the cell's branches, -1 if it is not one
+// of them ($T_branch_idx in reply routes).
+func (c *cell) BranchIndex(b *sipnet.Branch) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, x := range c.branches {
+		if x == b {
+			return i
+		}
+	}
+	return -1
+}
