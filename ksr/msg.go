@@ -69,8 +69,21 @@ type Msg struct {
 	// BranchIndex is the index of the branch a branch route runs for
 	// ($T_branch_idx).
 	BranchIndex int
+	// RR is rr's state for this message (modules/rr).
+	RR RRState
 	// TM is the reply a failure route runs for (relay.go), nil elsewhere.
 	TM *TMReply
+}
+
+// RRState is what rr remembers about a message: the Record-Route it
+// added (add_rr_param extends it), the parameters add_rr_param stored
+// before it, and the parameters of the Route URI loose_route consumed
+// (check_route_param, is_direction).
+type RRState struct {
+	Added        *sip.RecordRouteHeader
+	Params       string
+	Routed       bool
+	RoutedParams string
 }
 
 // SIP returns the underlying sipgo message (request or reply), or nil.
