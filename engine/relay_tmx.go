@@ -1,11 +1,10 @@
 package engine
 
 import (
-	"kemi/ksr"
 	"kemi/sipnet"
 )
 
-// What tmx's $T_branch_idx and $T_req(pv) read from a relay cell, through
+// What tmx's $T_branch_idx reads from a relay cell, through
 // sipnet.Branch.Owner (modules/tm/tmx_more.go).
 
 // branchCount is how many branches the cell created.
@@ -14,10 +13,6 @@ func (c *cell) branchCount() int {
 	defer c.mu.Unlock()
 	return c.total
 }
-
-// RequestMsg is the request's context the transaction was relayed from
-// ($T_req(pv) in reply routes).
-func (c *cell) RequestMsg() *ksr.Msg { return c.msg }
 
 // BranchIndex is b's index among the cell's branches, -1 if it is not one
 // of them ($T_branch_idx in reply routes).

@@ -88,7 +88,6 @@ func tIsSet(e *ksr.Env, target string) int {
 
 // relayCell is what the engine's relay cell tells tmx (engine/relay_tmx.go).
 type relayCell interface {
-	RequestMsg() *ksr.Msg
 	BranchIndex(b *sipnet.Branch) int
 }
 
@@ -128,17 +127,21 @@ func branchIdx(e *ksr.Env, _ string) lua.LValue {
 }
 
 // tReq is $T_req(pv): pv evaluated on the transaction's request, in reply
-// routes only (null elsewhere, as pv_get_t_var_req).
+// routes only (null elsewhere, as pv_get_t_var_req). The request is the
+// one the reply's branch sent, without kemi's Via: a copy, so that the
+// reply route never reads what another worker may be changing.
 func tReq(e *ksr.Env, name string) lua.LValue {
-	c, _ := cellOf(e.Msg)
-	if c == nil || (e.Msg.Route != ksr.RouteReply && e.Msg.Route != ksr.RouteOnReply) {
+	m := e.Msg
+	if m == nil || m.Res == nil || m.Res.Branch == nil || (m.Route != ksr.RouteReply && m.Route != ksr.RouteOnReply) {
 		return lua.LNil
 	}
-	req := c.RequestMsg()
-	if req == nil {
+	sent := m.Res.Branch.Request()
+	if sent == nil {
 		return lua.LNil
 	}
-	return e.PVIn(&ksr.Msg{Req: req.Req, Route: ksr.RouteRequest, DstURI: req.DstURI, Flags: req.Flags, Time: req.Time}, name)
+	req := sent.Clone()
+	req.RemoveHeader("Via")
+	return e.PVIn(&ksr.Msg{Req: sipnet.NewFakeRequest(req), Route: ksr.RouteRequest, Time: m.Time}, name)
 }
 
 // tRpl is $T_rpl(pv): pv evaluated on the winning reply, in failure
