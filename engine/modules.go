@@ -6,6 +6,7 @@ import (
 
 	"kemi/ksr"
 	"kemi/modules/async"
+	"kemi/modules/corex"
 	"kemi/modules/htable"
 	"kemi/modules/kx"
 	"kemi/modules/maxfwd"
@@ -22,6 +23,7 @@ import (
 	"kemi/modules/tm"
 	"kemi/modules/websocket"
 	"kemi/modules/xhttp"
+	"kemi/modules/xlog"
 )
 
 // moduleTable returns a fresh instance of every module that has a home of
@@ -52,6 +54,8 @@ func moduleTable() []ksr.Module {
 		tlsmod.New(), // read before the listeners start (they take its sipnet.TLSConfig)
 		xhttp.New(),  // HTTP on the tcp/tls listeners (sipnet.Options.HTTP)
 		websocket.New(),
+		xlog.New(),
+		corex.New(),
 	}
 	return append(mods, runtimefree.Modules()...)
 }

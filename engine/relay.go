@@ -204,7 +204,7 @@ func (rs *relaySystem) Relay(env *ksr.Env, dst string, onBranch func(*ksr.Msg) b
 	}
 	if onBranch != nil {
 		bm := &ksr.Msg{Req: &sipnet.Request{Msg: out, Listener: r.Listener, Src: r.Src}, Route: ksr.RouteBranch,
-			DstURI: dst, Flags: m.Flags, AVPs: m.AVPs, Time: m.Time}
+			DstURI: dst, Flags: m.Flags, AVPs: m.AVPs, Time: m.Time, BranchIndex: c.branchCount()}
 		if !onBranch(bm) {
 			e.log.Info("t_relay: branch dropped by the branch route", "callid", callID(r.Msg))
 			return -1
@@ -488,7 +488,7 @@ func (w *worker) failure(c *cell) {
 	if fn != "" && c.tx.FinalStatus() == 0 && !c.tx.Terminated() {
 		m.Route = ksr.RouteFailure
 		m.Drop = false
-		m.TM = &ksr.TMReply{Code: best.code, Reason: best.reason, Res: best.res, Timeout: best.timeout, Replied: best.replied}
+		m.TM = &ksr.TMReply{Code: best.code, Reason: best.reason, Res: best.res, Timeout: best.timeout, Replied: best.replied, Branches: c.branchCount()}
 		m.Time = w.e.clock.Now()
 		w.call(m, fn, true)
 		m.TM = nil

@@ -299,6 +299,11 @@ func (e *Env) IsMyself(host string, port int) bool {
 			return true
 		}
 	}
+	for _, f := range e.D.CheckSelf {
+		if f(host, port) {
+			return true
+		}
+	}
 	if e.D.Myself == nil {
 		return false
 	}

@@ -29,6 +29,6 @@ func (coreModule) Info() ModuleInfo {
 	return ModuleInfo{
 		Name:    "core",
 		Doc:     "Kamailio's core: KSR.*, KSR.x, KSR.pv, KSR.hdr",
-		Exports: []Submodule{coreExports(), xExports(), pvExports(), hdrExports()},
+		Exports: []Submodule{coreExports(), coreMoreExports(), xExports(), pvExports(), hdrExports()},
 	}
 }

@@ -266,7 +266,10 @@ type RPCProvider interface {
 type PV struct {
 	Name  string
 	Named bool
-	Get   func(e *Env, name string) lua.LValue
+	// Literal: the inner name is passed as written, not evaluated when it
+	// is a pseudo-variable ($T_req($ru) gets "$ru").
+	Literal bool
+	Get     func(e *Env, name string) lua.LValue
 	// Set is nil for a read-only variable.
 	Set func(e *Env, name string, v lua.LValue) bool
 }

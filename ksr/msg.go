@@ -56,11 +56,34 @@ type Msg struct {
 	// Flags are the message flags 0..31 (KSR.setflag/resetflag/isflagset);
 	// a relayed request's flags are seen by its failure and reply routes.
 	Flags uint32
+	// BFlags are the branch flags of branch 0, the R-URI's (KSR.setbflag;
+	// core_more.go): kemi has no other branch (no append_branch).
+	BFlags uint32
+	// ForceRport, ReplyNoConnect, ReplyClose, ForwardNoConnect and
+	// ForwardClose are KSR.force_rport and the KSR.set_*_no_connect /
+	// set_*_close marks (core_more.go).
+	ForceRport, ReplyNoConnect, ReplyClose, ForwardNoConnect, ForwardClose bool
 	// OnFailure, OnReply and OnBranch are the Lua functions armed with
 	// KSR.tm.t_on_failure / t_on_reply / t_on_branch (modules/tm).
 	OnFailure, OnReply, OnBranch string
+	// BranchIndex is the index of the branch a branch route runs for
+	// ($T_branch_idx).
+	BranchIndex int
+	// RR is rr's state for this message (modules/rr).
+	RR RRState
 	// TM is the reply a failure route runs for (relay.go), nil elsewhere.
 	TM *TMReply
+}
+
+// RRState is what rr remembers about a message: the Record-Route it
+// added (add_rr_param extends it), the parameters add_rr_param stored
+// before it, and the parameters of the Route URI loose_route consumed
+// (check_route_param, is_direction).
+type RRState struct {
+	Added        *sip.RecordRouteHeader
+	Params       string
+	Routed       bool
+	RoutedParams string
 }
 
 // SIP returns the underlying sipgo message (request or reply), or nil.
@@ -95,6 +118,10 @@ type Deps struct {
 	Myself   func() []netip.AddrPort
 	Aliases  []string
 	Hostname string
+	// CheckSelf are more checks for KSR.is_myself and loose routing, added
+	// by modules while provisioning (corex's alias_subdomains): Kamailio's
+	// register_check_self_func.
+	CheckSelf []func(host string, port int) bool
 	// Table is every KSR function; each VM's KSR is built from it.
 	Table *Table
 	// PVs are the pseudo-variable classes the modules add, by name.
@@ -119,10 +146,12 @@ type Env struct {
 	// KSR.async.sleep suspends and resumes its coroutines.
 	Runner Runner
 
-	vars    map[string]lua.LValue
-	pvCache map[string]*pvSpec
-	locals  []any // the modules' per-VM state (LocalOf)
-	faked   *Msg
+	vars     map[string]lua.LValue
+	pvCache  map[string]*pvSpec
+	fmtCache map[string]*pvFormat // parsed format strings (pvformat.go)
+	sflags   uint32               // script flags: per VM, as per process in Kamailio
+	locals   []any                // the modules' per-VM state (LocalOf)
+	faked    *Msg
 }
 
 // NewEnv returns the private state of one VM.

@@ -67,6 +67,9 @@ func parsePV(name string, mods map[string]*PV) (*pvSpec, error) {
 	}
 	if pv := mods[class]; s.get == nil && pv != nil && pv.Named == (arg != "") {
 		s.get, s.set = modulePV(pv)
+		if pv.Literal {
+			s.dyn = ""
+		}
 	}
 	if s.get == nil {
 		return nil, fmt.Errorf("unknown pseudo-variable %q", name)

@@ -33,6 +33,9 @@ type TMReply struct {
 	Res     *sip.Response // nil for a local reply
 	Timeout bool          // the branch ended by fr_timer / fr_inv_timer
 	Replied bool          // the branch received a reply (provisional or final)
+	// Branches is how many branches the transaction created ($T_branch_idx
+	// in a failure route).
+	Branches int
 }
 
 // BranchRoute returns the function the relay runs for each new branch: the

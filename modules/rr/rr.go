@@ -45,7 +45,7 @@ func (m *Module) Info() ksr.ModuleInfo {
 				Doc: "Add Record-Route: <addr1;lr>: 1 ok, -1 error."},
 			{Name: "loose_route", Func: looseRoute, Ret: ksr.Int,
 				Doc: "Drop the Route headers pointing here; $du is the next one: 1 routed by Route headers, -1 none."},
-		}}},
+		}}, moreExports()},
 	}
 }
 
@@ -123,6 +123,7 @@ func looseRoute(e *ksr.Env) int {
 		if rt == nil || !e.IsMyself(rt.Address.Host, rt.Address.Port) {
 			break
 		}
+		routed(e, rt) // rr_more.go
 		r.RemoveHeader("Route")
 	}
 	if next := r.Route(); next != nil {
@@ -163,7 +164,7 @@ func addOwnRR(e *ksr.Env, params string) int {
 			u.UriParams.Add("ftag", tag)
 		}
 	}
-	for _, p := range strings.Split(params, ";") {
+	for _, p := range strings.Split(params+e.Msg.RR.Params, ";") { // add_rr_param's first (rr_more.go)
 		if k, v, _ := strings.Cut(p, "="); k != "" {
 			u.UriParams.Add(k, v)
 		}
@@ -172,7 +173,8 @@ func addOwnRR(e *ksr.Env, params string) int {
 		e.D.Log.Error("record_route: double attempt to record-route")
 		return -1
 	}
-	addRecordRoute(r, &sip.RecordRouteHeader{Address: u})
+	e.Msg.RR.Added = &sip.RecordRouteHeader{Address: u}
+	addRecordRoute(r, e.Msg.RR.Added)
 	return 1
 }
 

@@ -64,7 +64,7 @@ func (m *Module) Info() ksr.ModuleInfo {
 			{Name: "fr_inv_timer", Set: m.paramTimer},
 		},
 		Ignored: ignored(),
-		Exports: exports(),
+		Exports: append(exports(), ksr.Submodule{Name: "tm", Funcs: tmExportsMore()}),
 	}
 }
 

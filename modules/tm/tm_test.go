@@ -145,7 +145,7 @@ func TestInfo(t *testing.T) {
 		t.Errorf("tm ignores %d modparams, want Kamailio 5.6.3's 54 less fr_timer and fr_inv_timer", n)
 	}
 	x := tm.NewTMX().Info()
-	if x.Name != "tmx" || len(x.PVs) != 3 || len(x.Ignored) != 1 {
+	if x.Name != "tmx" || len(x.PVs) != 6 || len(x.Ignored) != 1 || len(x.Exports[0].Funcs) != 5 {
 		t.Errorf("tmx %+v", x)
 	}
 }

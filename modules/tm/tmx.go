@@ -6,9 +6,10 @@ import (
 	"kemi/ksr"
 )
 
-// TMX is Kamailio's tmx module: for now only its $T_reply_code,
-// $T_reply_reason and $T_reply_type pseudo-variables (none of its KSR.tmx
-// functions is implemented).
+// TMX is Kamailio's tmx module: KSR.tmx's t_precheck_trans and route-type
+// checks, the $T_reply_code, $T_reply_reason, $T_reply_type,
+// $T_branch_idx, $T_req(pv) and $T_rpl(pv) pseudo-variables
+// (tmx_more.go).
 type TMX struct{}
 
 // NewTMX returns the tmx module.
@@ -19,9 +20,13 @@ func NewTMX() *TMX { return &TMX{} }
 func (*TMX) Info() ksr.ModuleInfo {
 	return ksr.ModuleInfo{
 		Name:    "tmx",
-		Doc:     "tm extensions: the $T_reply_* pseudo-variables",
+		Doc:     "tm extensions: route-type checks and the $T_* pseudo-variables",
 		Ignored: []string{"precheck_trans"},
+		Exports: tmxExports(),
 		PVs: []ksr.PV{
+			{Name: "T_branch_idx", Get: branchIdx},
+			{Name: "T_req", Named: true, Literal: true, Get: tReq},
+			{Name: "T_rpl", Named: true, Literal: true, Get: tRpl},
 			{Name: "T_reply_code", Get: replyCode},
 			{Name: "T_reply_reason", Get: replyReason},
 			{Name: "T_reply_type", Get: replyType},

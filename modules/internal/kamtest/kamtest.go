@@ -34,7 +34,9 @@ const patience = 30 * time.Second
 // Pair is Kamailio and kemi running the same configuration.
 type Pair struct {
 	Kam, Kemi *enginetest.Client
-	kamLog    *enginetest.LogBuffer // written by exec's copying goroutine
+	// KemiLog is what kemi has logged so far.
+	KemiLog *enginetest.LogBuffer
+	kamLog  *enginetest.LogBuffer // written by exec's copying goroutine
 }
 
 // Start writes cfg (a kamailio.cfg body without listen, mpath or
@@ -65,7 +67,7 @@ func Start(t *testing.T, modules []string, cfg string, files map[string]string) 
 	body = strings.ReplaceAll(body, "%DIR%", dir)
 
 	k := enginetest.Start(t, head("udp:127.0.0.1:0")+body, nil)
-	p := &Pair{Kemi: enginetest.Dial(t, "udp", k.Addr("udp")), kamLog: &enginetest.LogBuffer{}}
+	p := &Pair{Kemi: enginetest.Dial(t, "udp", k.Addr("udp")), KemiLog: k.Log, kamLog: &enginetest.LogBuffer{}}
 
 	port := freeUDPPort(t)
 	enginetest.Files(t, dir, map[string]string{"kamailio.cfg": head(fmt.Sprintf("udp:127.0.0.1:%d", port)) + body})
