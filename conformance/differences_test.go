@@ -25,18 +25,8 @@ var knownDifferences = map[string]string{
 	"core.is_request":        deliberate + "kemi-only function: Kamailio 5.6 has no KSR.is_request (a script using it does not run on Kamailio)",
 	"core.is_reply":          deliberate + "kemi-only function: Kamailio 5.6 has no KSR.is_reply (docs/sworker.md uses it)",
 	"core.alert exists":      deliberate + "kemi-only function: Kamailio 5.6 has no KSR.alert",
-	"core.dbg":               bug + "a function without a result (SR_KEMIP_NONE) gives false in app_lua 5.6 (and still in 5.8); kemi gives 0 (ksr/args.go retNone says 5.7+ gives 0, it does not)",
-	"core.info":              bug + "no-result function: false in Kamailio, 0 in kemi (retNone)",
-	"core.notice":            bug + "no-result function: false in Kamailio, 0 in kemi (retNone)",
-	"core.warn":              bug + "no-result function: false in Kamailio, 0 in kemi (retNone)",
-	"core.err":               bug + "no-result function: false in Kamailio, 0 in kemi (retNone)",
-	"core.crit":              bug + "no-result function: false in Kamailio, 0 in kemi (retNone)",
-	"core.log info":          bug + "no-result function: false in Kamailio, 0 in kemi (retNone)",
-	"core.log unknown level": bug + "no-result function: false in Kamailio, 0 in kemi (retNone)",
-	"core.set_drop":          bug + "no-result function: false in Kamailio, 0 in kemi (retNone)",
 	"core.forward_uri Max-Forwards": deliberate + "kemi's forward and t_relay decrement Max-Forwards as RFC 3261 16.6 asks " +
 		"(kemi has no maxfwd module yet); Kamailio's core leaves it to maxfwd (docs/relay.md)",
-	"x.probe": bug + "KSR.x.probe returns no value in Kamailio (a call gives nil), 0 in kemi",
 
 	// KSR.pv
 	"pv.get $rp":                         bug + "$rp is a string in Kamailio (\"5060\"), a number in kemi",
