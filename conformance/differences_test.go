@@ -29,14 +29,6 @@ var knownDifferences = map[string]string{
 		"(kemi has no maxfwd module yet); Kamailio's core leaves it to maxfwd (docs/relay.md)",
 
 	// KSR.pv
-	"pv.get $rp":                         bug + "$rp is a string in Kamailio (\"5060\"), a number in kemi",
-	"pv.get $rp self":                    bug + "$rp is a string in Kamailio, a number in kemi",
-	"pv.sets $rp":                        bug + "$rp is a string in Kamailio, a number in kemi",
-	"pv.seti $rp":                        bug + "$rp is a string in Kamailio, a number in kemi",
-	"pv.get $cs":                         bug + "$cs is a string in Kamailio (\"10\"), a number in kemi",
-	"pv.gete number":                     bug + "$cs is a string in Kamailio, a number in kemi",
-	"pv.getvs number":                    bug + "$cs is a string in Kamailio, a number in kemi",
-	"pv.getvn number":                    bug + "$cs is a string in Kamailio, a number in kemi",
 	"pv.get $fn":                         bug + "$fn keeps the display name's quotes in Kamailio (\"\\\"Alice\\\"\"), kemi strips them",
 	"pv.get $fn on INVITE with body":     bug + "$fn keeps the quotes in Kamailio, kemi strips them",
 	"pv.get $rb":                         bug + "$rb of a message without body is \"\" in Kamailio, nil in kemi",
@@ -51,7 +43,6 @@ var knownDifferences = map[string]string{
 	"pv.get $rtimer_worker":              bug + "$rtimer_worker is nil outside an rtimer in Kamailio; kemi gives the receiver's index",
 	"pv.get $TV(Sm)":                     deliberate + "kemi-only: $TV(Sm) does not exist in Kamailio 5.6 (pv_time.c knows s, u, sn, un, Sn, Fn)",
 	"pv.get $TV(Fn)":                     bug + "$TV(Fn) (\"YYYY-MM-DD hh:mm:ss.micro\") exists in Kamailio 5.6, not in kemi",
-	"pv.geti string":                     bug + "$rm also has an integer value in Kamailio (the method id, 512 for OPTIONS) that geti returns; kemi gives 0",
 	"pv.sets $ru invalid": deliberate + "kemi refuses an R-URI that does not parse (false, R-URI unchanged); Kamailio " +
 		"returns true and the R-URI is gone ($ru nil), so the request can no longer be routed",
 	"pv.sets $du invalid": deliberate + "kemi refuses a $du that is not a SIP URI (false); Kamailio stores it and fails " +

@@ -259,9 +259,11 @@ func pvRDomain(e *Env, _ *pvSpec) lua.LValue {
 	return lua.LNil
 }
 
+// pvRPort is $rp: a string in Kamailio (pv_get_strintval: no
+// PV_TYPE_INT, so KSR.pv.get gives the string, KSR.pv.geti the number).
 func pvRPort(e *Env, _ *pvSpec) lua.LValue {
 	if r := e.Msg.Request(); r != nil {
-		return boxInt(uriPort(&r.Recipient))
+		return lstr(strconv.Itoa(uriPort(&r.Recipient)))
 	}
 	return lua.LNil
 }
@@ -313,10 +315,11 @@ func pvCallID(e *Env, _ *pvSpec) lua.LValue {
 	return lua.LNil
 }
 
+// pvCSeq is $cs: a string in Kamailio (pv_get_strintval), as $rp.
 func pvCSeq(e *Env, _ *pvSpec) lua.LValue {
 	if m := e.Msg.SIP(); m != nil {
 		if h := m.CSeq(); h != nil {
-			return boxInt(int(h.SeqNo))
+			return lstr(strconv.FormatUint(uint64(h.SeqNo), 10))
 		}
 	}
 	return lua.LNil
@@ -728,7 +731,15 @@ func orDefault(v, dflt lua.LValue) lua.LValue {
 	return v
 }
 
+// pvGetI is KSR.pv.geti: the pv's integer value (kemi.c sr_kemi_pv_geti),
+// which for $rm is the method id (pv_get_method: pv_get_strintval).
 func pvGetI(e *Env, name string) int {
+	if s, err := e.pvParse(name); err == nil && s.name == "rm" && s.arg == "" {
+		if e.Msg.SIP() == nil {
+			return 0
+		}
+		return methodID(e.method())
+	}
 	switch x := e.pvValue(name).(type) {
 	case lua.LNumber:
 		return int(x)
@@ -761,6 +772,22 @@ func pvUnset(e *Env, name string) int {
 }
 
 func pvIsNull(e *Env, name string) int { return b2i(e.pvValue(name) == lua.LNil) }
+
+// methodID is Kamailio's method_value for a method name (parser/msg_parser.h
+// METHOD_*): 0 for none, METHOD_OTHER for an unknown one.
+func methodID(m string) int {
+	for i, n := range [...]string{"INVITE", "CANCEL", "ACK", "BYE", "INFO", "REGISTER", "SUBSCRIBE",
+		"NOTIFY", "MESSAGE", "OPTIONS", "PRACK", "UPDATE", "REFER", "PUBLISH", "KDMQ", "GET", "POST",
+		"PUT", "DELETE"} {
+		if strings.EqualFold(m, n) {
+			return 1 << i
+		}
+	}
+	if m == "" {
+		return 0
+	}
+	return 1 << 19
+}
 
 // parseSIPURI parses a sip: or sips: URI with a host.
 func parseSIPURI(s string) (sip.Uri, error) {
