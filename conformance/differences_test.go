@@ -29,20 +29,7 @@ var knownDifferences = map[string]string{
 		"(kemi has no maxfwd module yet); Kamailio's core leaves it to maxfwd (docs/relay.md)",
 
 	// KSR.pv
-	"pv.get $fn":                         bug + "$fn keeps the display name's quotes in Kamailio (\"\\\"Alice\\\"\"), kemi strips them",
-	"pv.get $fn on INVITE with body":     bug + "$fn keeps the quotes in Kamailio, kemi strips them",
-	"pv.get $rb":                         bug + "$rb of a message without body is \"\" in Kamailio, nil in kemi",
-	"pv.get $(hdr(X-Multi)[1])":          bug + "kemi does not parse the $(pv[index]) form; Kamailio gives the indexed header",
-	"pv.get $(hdr(X-Multi)[-1])":         bug + "kemi does not parse the $(pv[index]) form; Kamailio gives the indexed header",
-	"pv.get $var(conformance_never_set)": bug + "a $var never set is the number 0 in Kamailio (created at parse time), nil in kemi",
-	"pv.get $shv(conformance_never_set)": bug + "a $shv never set is the number 0 in Kamailio, nil in kemi",
-	"pv.is_null unset $var":              bug + "a $var never set is 0 in Kamailio, so not null; nil in kemi",
-	"pv.is_null unset $shv":              bug + "a $shv never set is 0 in Kamailio, so not null; nil in kemi",
-	"pv.unset $var":                      bug + "unsetting a $var makes it 0 in Kamailio, nil in kemi",
-	"pv.unset $shv":                      bug + "unsetting a $shv makes it \"\" in Kamailio, nil in kemi",
-	"pv.get $rtimer_worker":              bug + "$rtimer_worker is nil outside an rtimer in Kamailio; kemi gives the receiver's index",
 	"pv.get $TV(Sm)":                     deliberate + "kemi-only: $TV(Sm) does not exist in Kamailio 5.6 (pv_time.c knows s, u, sn, un, Sn, Fn)",
-	"pv.get $TV(Fn)":                     bug + "$TV(Fn) (\"YYYY-MM-DD hh:mm:ss.micro\") exists in Kamailio 5.6, not in kemi",
 	"pv.sets $ru invalid": deliberate + "kemi refuses an R-URI that does not parse (false, R-URI unchanged); Kamailio " +
 		"returns true and the R-URI is gone ($ru nil), so the request can no longer be routed",
 	"pv.sets $du invalid": deliberate + "kemi refuses a $du that is not a SIP URI (false); Kamailio stores it and fails " +

@@ -15,8 +15,12 @@ type pvSpec struct {
 	name string // class: "ru", "hdr", "var", ...
 	arg  string // inner name, for classes with parentheses
 	dyn  string // inner name when it is itself a PV ("$var(q)")
-	get  pvGetter
-	set  pvSetter // nil for a read-only variable
+	idx  int    // the index of the $(pv[idx]) form, negative from the end
+	all  bool   // the $(pv[*]) form
+	// hasIdx is set for the $(pv[idx]) form.
+	hasIdx bool
+	get    pvGetter
+	set    pvSetter // nil for a read-only variable
 }
 
 // pvParse parses name, caching the result per VM.
@@ -39,8 +43,19 @@ func parsePV(name string, mods map[string]*PV) (*pvSpec, error) {
 		return nil, fmt.Errorf("invalid pseudo-variable %q", name)
 	}
 	body := name[1:]
+	var idx string
+	hasIdx := false
 	if strings.HasPrefix(body, "(") && strings.HasSuffix(body, ")") {
 		body = body[1 : len(body)-1] // $(ru) form
+		// $(hdr(X)[1]), $(hdr(X)[-1]), $(hdr(X)[*]): an index
+		if strings.HasSuffix(body, "]") {
+			i := strings.LastIndexByte(body, '[')
+			if i <= 0 {
+				return nil, fmt.Errorf("invalid pseudo-variable %q: missing '['", name)
+			}
+			idx, hasIdx = body[i+1:len(body)-1], true
+			body = body[:i]
+		}
 	}
 	class, arg := body, ""
 	if i := strings.IndexByte(body, '('); i > 0 {
@@ -52,7 +67,16 @@ func parsePV(name string, mods map[string]*PV) (*pvSpec, error) {
 			return nil, fmt.Errorf("invalid pseudo-variable %q: empty name", name)
 		}
 	}
-	s := &pvSpec{name: class, arg: arg}
+	s := &pvSpec{name: class, arg: arg, hasIdx: hasIdx}
+	if hasIdx {
+		if idx == "*" {
+			s.all = true
+		} else if n, err := strconv.Atoi(idx); err == nil {
+			s.idx = n
+		} else {
+			return nil, fmt.Errorf("invalid pseudo-variable %q: bad index %q", name, idx)
+		}
+	}
 	if strings.HasPrefix(arg, "$") {
 		s.dyn = arg
 	}
@@ -342,13 +366,23 @@ func uriPV(get func(e *Env) *sip.Uri, part byte) pvGetter {
 	}
 }
 
+// pvFromName is $fn: the display name as the header has it, quotes
+// included (pv_core.c gives to_body_t's display). sipgo keeps the name
+// without its quotes and always sends it quoted, so kemi gives it quoted.
 func pvFromName(e *Env, _ *pvSpec) lua.LValue {
 	if m := e.Msg.SIP(); m != nil {
 		if h := m.From(); h != nil {
-			return strOrNil(h.DisplayName)
+			return quotedName(h.DisplayName)
 		}
 	}
 	return lua.LNil
+}
+
+func quotedName(n string) lua.LValue {
+	if n == "" {
+		return lua.LNil
+	}
+	return lua.LString(`"` + n + `"`)
 }
 
 func pvFromTag(e *Env, _ *pvSpec) lua.LValue {
@@ -364,7 +398,7 @@ func pvFromTag(e *Env, _ *pvSpec) lua.LValue {
 func pvToName(e *Env, _ *pvSpec) lua.LValue {
 	if m := e.Msg.SIP(); m != nil {
 		if h := m.To(); h != nil {
-			return strOrNil(h.DisplayName)
+			return quotedName(h.DisplayName)
 		}
 	}
 	return lua.LNil
@@ -399,9 +433,10 @@ func pvBodyLen(e *Env, _ *pvSpec) lua.LValue {
 	return lua.LNil
 }
 
+// pvBody is $rb: "" for a message without a body (pv_get_msg_body).
 func pvBody(e *Env, _ *pvSpec) lua.LValue {
 	if m := e.Msg.SIP(); m != nil {
-		return strOrNil(string(m.Body()))
+		return lstr(string(m.Body()))
 	}
 	return lua.LNil
 }
@@ -463,7 +498,16 @@ func pvTf(e *Env, _ *pvSpec) lua.LValue {
 	return lstr(e.now().Format("Mon Jan _2 15:04:05 2006"))
 }
 
-func pvRtimerWorker(e *Env, _ *pvSpec) lua.LValue { return boxInt(e.Index) }
+// pvRtimerWorker is $rtimer_worker: the rtimer process's index in an
+// rtimer group ("rtimer" for mode=0 timers, "rtimer:<name>"); nil elsewhere (Kamailio's conformance config does not load
+// rtimer, so the pv does not exist there; with rtimer loaded Kamailio
+// gives 0 in a SIP worker).
+func pvRtimerWorker(e *Env, _ *pvSpec) lua.LValue {
+	if e.Group != "rtimer" && !strings.HasPrefix(e.Group, "rtimer:") {
+		return lua.LNil
+	}
+	return boxInt(e.Index)
+}
 
 func hdrValue(m sip.Message, name string) lua.LValue {
 	if h := m.GetHeaders(name); len(h) > 0 {
@@ -495,14 +539,37 @@ func namedPV(class string) (pvGetter, pvSetter) {
 	return nil, nil
 }
 
-// pvHdr is $hdr(name): the first such header's value.
+// pvHdr is $hdr(name): the first such header's value; $(hdr(name)[i]) the
+// i-th (negative: from the end), $(hdr(name)[*]) all of them joined with
+// ", " (pv_get_hdr).
 func pvHdr(e *Env, s *pvSpec) lua.LValue {
 	m := e.Msg.SIP()
 	name, ok := e.argName(s)
 	if m == nil || !ok {
 		return lua.LNil
 	}
-	return hdrValue(m, name)
+	if !s.hasIdx {
+		return hdrValue(m, name)
+	}
+	hs := m.GetHeaders(name)
+	if s.all {
+		if len(hs) == 0 {
+			return lua.LNil
+		}
+		vs := make([]string, len(hs))
+		for i, h := range hs {
+			vs[i] = h.Value()
+		}
+		return lstr(strings.Join(vs, ","))
+	}
+	i := s.idx
+	if i < 0 {
+		i += len(hs)
+	}
+	if i < 0 || i >= len(hs) {
+		return lua.LNil
+	}
+	return lstr(hs[i].Value())
 }
 
 // pvVar is $var(name): the VM's private variables.
@@ -514,7 +581,10 @@ func pvVar(e *Env, s *pvSpec) lua.LValue {
 	if v, ok := e.vars[name]; ok {
 		return v
 	}
-	return lua.LNil
+	// A $var never set (or unset) is the integer 0: Kamailio creates it
+	// when the name is first parsed, and unsetting sets it to 0
+	// (pv_set_scriptvar with a null value).
+	return smallInts[256]
 }
 
 func setVar(e *Env, s *pvSpec, v lua.LValue) bool {
@@ -536,7 +606,12 @@ func pvShv(e *Env, s *pvSpec) lua.LValue {
 	if !ok || e.D.Shv == nil {
 		return lua.LNil
 	}
-	return fromGo(e.D.Shv.Get(name))
+	if v := e.D.Shv.Get(name); v != nil {
+		return fromGo(v)
+	}
+	// A $shv never set is the integer 0, as Kamailio's shvar created at
+	// parse time (add_shvar).
+	return smallInts[256]
 }
 
 func setShv(e *Env, s *pvSpec, v lua.LValue) bool {
@@ -544,7 +619,13 @@ func setShv(e *Env, s *pvSpec, v lua.LValue) bool {
 	if !ok || e.D.Shv == nil {
 		return false
 	}
-	e.D.Shv.Set(name, toGo(v))
+	g := toGo(v)
+	if g == nil {
+		// Unsetting a $shv leaves an empty string (set_shvar_value with a
+		// null value keeps a VAR_VAL_STR flag and no text).
+		g = ""
+	}
+	e.D.Shv.Set(name, g)
 	return true
 }
 
@@ -591,6 +672,11 @@ func pvTV(e *Env, s *pvSpec) lua.LValue {
 	case "Sm":
 		t := e.D.Now()
 		return lstr(strconv.FormatInt(t.Unix(), 10) + "." + fmt.Sprintf("%03d", t.Nanosecond()/1000000))
+	case "Fn":
+		// pv_time.c: strftime("%Y-%m-%d %H:%M:%S") of local time, then
+		// ".%06u" microseconds.
+		t := e.D.Now().Local()
+		return lstr(t.Format("2006-01-02 15:04:05") + fmt.Sprintf(".%06d", t.Nanosecond()/1000))
 	}
 	return lua.LNil
 }

@@ -184,7 +184,8 @@ local samePVs = {"$ru", "$rU", "$rd", "$rp", "$rz", "$rm", "$rv", "$rs", "$rr", 
 	"$rb", "$si", "$Ri", "$pr", "$proto", "$du",
 	"$T_reply_code", "$T_reply_reason", "$T_reply_type",
 	"$hdr(User-Agent)", "$hdr(user-agent)", "$hdr(X-Multi)", "$hdr(X-Nope)", "$hdr(Content-Length)",
-	"$(ru)", "$(hdr(X-Multi)[1])", "$(hdr(X-Multi)[-1])",
+	"$(ru)", "$(hdr(X-Multi)[1])", "$(hdr(X-Multi)[-1])", "$(hdr(X-Multi)[0])", "$(hdr(X-Multi)[*])",
+	"$(hdr(X-Multi)[5])",
 	"$var(conformance_never_set)", "$shv(conformance_never_set)", "$avp(conformance_never_set)",
 	"$rtimer_worker", "$mq_size(cq)", "$mqk(cq)", "$mqv(cq)"}
 for _, name in ipairs(samePVs) do
