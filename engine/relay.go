@@ -103,9 +103,11 @@ func (rs *relaySystem) check(m *ksr.Msg, fn string) bool {
 // sender's Via. It returns false when Max-Forwards is 0. When the
 // configuration loads maxfwd, the script owns Max-Forwards, as in
 // Kamailio, and the copy keeps it as it is.
-func (rs *relaySystem) prepareCopy(r *sipnet.Request) (*sip.Request, bool) {
+func (rs *relaySystem) prepareCopy(m *ksr.Msg) (*sip.Request, bool) {
+	r := m.Req
 	if _, scripted := rs.e.set.Modules["maxfwd"]; scripted {
 		out := r.Msg.Clone()
+		m.ApplyEdits(out)
 		r.StampVia(out)
 		return out, true
 	}
@@ -121,6 +123,7 @@ func (rs *relaySystem) prepareCopy(r *sipnet.Request) (*sip.Request, bool) {
 		n := sip.MaxForwardsHeader(70)
 		out.AppendHeader(&n)
 	}
+	m.ApplyEdits(out)
 	r.StampVia(out)
 	return out, true
 }
@@ -140,7 +143,7 @@ func (rs *relaySystem) Forward(env *ksr.Env, dst string) int {
 		return -1
 	}
 	r := m.Req
-	out, ok := rs.prepareCopy(r)
+	out, ok := rs.prepareCopy(m)
 	if !ok {
 		if !r.Msg.IsAck() {
 			r.ReplyStateless(483, "Too Many Hops", nil, nil)
@@ -183,7 +186,7 @@ func (rs *relaySystem) Relay(env *ksr.Env, dst string, onBranch func(*ksr.Msg) b
 		e.log.Error("t_relay: cannot create the transaction", "error", err)
 		return -1
 	}
-	out, ok := rs.prepareCopy(r)
+	out, ok := rs.prepareCopy(m)
 	if !ok {
 		if tx.FinalStatus() == 0 {
 			tx.Reply(483, "Too Many Hops", nil, nil)

@@ -47,6 +47,11 @@ type Msg struct {
 	DstURI string
 	// ReplyHdrs are added to locally generated replies (append_to_reply).
 	ReplyHdrs []sip.Header
+	// AddrEdits are the From/To changes made with $fu, $fU, $fd, $fn and
+	// the To counterparts: applied to the copies the request is forwarded
+	// as (ApplyEdits), while reads still see the received headers, as
+	// Kamailio's lumps.
+	AddrEdits []AddrEdit
 	// AVPs are $avp(name) values (string or int64); they travel with the
 	// message across an async resume.
 	AVPs map[string]any

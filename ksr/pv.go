@@ -88,6 +88,10 @@ func parsePV(name string, mods map[string]*PV) (*pvSpec, error) {
 	switch class {
 	case "ru", "rU", "rd", "rp", "du":
 		s.set = setURI
+	case "fu", "fU", "fd", "fn", "tu", "tU", "td", "tn":
+		if arg == "" {
+			s.set = setAddr
+		}
 	}
 	if pv := mods[class]; s.get == nil && pv != nil && pv.Named == (arg != "") {
 		s.get, s.set = modulePV(pv)
@@ -762,6 +766,150 @@ func setURI(e *Env, s *pvSpec, v lua.LValue) bool {
 	return true
 }
 
+// AddrEdit is one change of the From or To header made through a pv: the
+// whole URI ('u'), its user ('U'), its host ('d') or the display name ('n');
+// Unset removes the user or the display name.
+type AddrEdit struct {
+	To    bool
+	Part  byte
+	Val   string
+	Unset bool
+}
+
+// setAddr records a write of $fu, $fU, $fd, $fn, $tu, $tU, $td or $tn
+// (pv_set_xto_attr): a lump in Kamailio, so the message read in the route
+// keeps the received value and the forwarded copy has the new one. Deleting
+// the URI or the host is refused with a warning and succeeds; an integer
+// value is an error.
+func setAddr(e *Env, s *pvSpec, v lua.LValue) bool {
+	if e.Msg == nil || e.Msg.Request() == nil {
+		return false
+	}
+	ed := AddrEdit{To: s.name[0] == 't', Part: s.name[1]}
+	if v == lua.LNil {
+		if ed.Part == 'u' || ed.Part == 'd' {
+			e.D.Log.Warn("From/To header URI or domain cannot be deleted", "pv", "$"+s.name)
+			return true
+		}
+		ed.Unset = true
+	} else {
+		str, ok := v.(lua.LString)
+		if !ok {
+			e.D.Log.Error("attempt to assign a non-string value to a From/To pv", "pv", "$"+s.name)
+			return false
+		}
+		ed.Val = string(str)
+	}
+	e.Msg.AddrEdits = append(e.Msg.AddrEdits, ed)
+	return true
+}
+
+// ApplyEdits writes m's pending From/To changes into out, a copy of m's
+// request about to be sent. A changed header is sent as text (the display
+// name as the script gave it, unquoted, as Kamailio's lump), and out's
+// parsed From/To follow the change.
+func (m *Msg) ApplyEdits(out *sip.Request) {
+	if m == nil || len(m.AddrEdits) == 0 {
+		return
+	}
+	var from, to *addrText
+	for _, ed := range m.AddrEdits {
+		p := &from
+		if ed.To {
+			p = &to
+		}
+		if *p == nil {
+			*p = newAddrText(out, ed.To)
+			if *p == nil {
+				continue
+			}
+		}
+		(*p).apply(ed)
+	}
+	if from != nil {
+		from.write(out, "From")
+	}
+	if to != nil {
+		to.write(out, "To")
+	}
+}
+
+// addrText is a From or To header being rewritten: the display name as
+// sent, the URI as text and the header's parameters.
+type addrText struct {
+	display string
+	uri     sip.Uri
+	raw     string // a URI that does not parse, as given
+	params  sip.HeaderParams
+	dn      *string // the parsed header's display name, updated
+	addr    *sip.Uri
+}
+
+func newAddrText(out *sip.Request, to bool) *addrText {
+	if to {
+		h := out.To()
+		if h == nil {
+			return nil
+		}
+		return &addrText{display: quotedString(h.DisplayName), uri: h.Address, params: h.Params, dn: &h.DisplayName, addr: &h.Address}
+	}
+	h := out.From()
+	if h == nil {
+		return nil
+	}
+	return &addrText{display: quotedString(h.DisplayName), uri: h.Address, params: h.Params, dn: &h.DisplayName, addr: &h.Address}
+}
+
+func quotedString(n string) string {
+	if n == "" {
+		return ""
+	}
+	return `"` + n + `"`
+}
+
+func (a *addrText) apply(ed AddrEdit) {
+	switch ed.Part {
+	case 'u':
+		u, err := parseSIPURI(ed.Val)
+		if err != nil {
+			a.raw = ed.Val
+			return
+		}
+		a.raw, a.uri = "", u
+	case 'U':
+		a.uri.User = ed.Val // "" when unset
+		if ed.Unset {
+			a.uri.Password = ""
+		}
+	case 'd':
+		a.uri.Host = ed.Val
+	case 'n':
+		a.display = ed.Val
+	}
+}
+
+func (a *addrText) write(out *sip.Request, name string) {
+	var b strings.Builder
+	if a.display != "" {
+		b.WriteString(a.display)
+		b.WriteByte(' ')
+	}
+	b.WriteByte('<')
+	if a.raw != "" {
+		b.WriteString(a.raw)
+	} else {
+		b.WriteString(a.uri.String())
+		*a.addr = a.uri
+	}
+	b.WriteByte('>')
+	if a.params != nil && a.params.Length() > 0 {
+		b.WriteByte(';')
+		b.WriteString(a.params.ToString(';'))
+	}
+	*a.dn = strings.Trim(a.display, `"`)
+	out.ReplaceHeader(sip.NewHeader(name, b.String()))
+}
+
 // pvExports is KSR.pv: Kamailio's core pseudo-variable functions (kemi.c,
 // _sr_kemi_pv).
 func pvExports() Submodule {
@@ -836,12 +984,17 @@ func pvGetI(e *Env, name string) int {
 	return 0
 }
 
-// pvSet sets a writable variable: 1 done, 0 (logged) not writable.
+// pvSet sets a variable: 1 done, 0 (logged) invalid name or the setter
+// failed. Setting a read-only variable is a no-op that succeeds, as in
+// Kamailio (pv_set_spec_value returns 0 when the spec is not writable).
 func (e *Env) pvSet(name string, v lua.LValue) int {
 	s, err := e.pvParse(name)
-	if err != nil || s.set == nil {
-		e.D.Log.Error("pv is not writable", "pv", name)
+	if err != nil {
+		e.D.Log.Error("pv set", "error", err)
 		return 0
+	}
+	if s.set == nil {
+		return 1
 	}
 	return b2i(s.set(e, s, v))
 }
@@ -849,10 +1002,15 @@ func (e *Env) pvSet(name string, v lua.LValue) int {
 func pvSetS(e *Env, name, val string) int     { return e.pvSet(name, lua.LString(val)) }
 func pvSetI(e *Env, name string, val int) int { return e.pvSet(name, boxInt(val)) }
 
+// pvUnset is KSR.pv.unset: as pvSet with a null value (a read-only
+// variable: a no-op that succeeds).
 func pvUnset(e *Env, name string) int {
 	s, err := e.pvParse(name)
-	if err != nil || s.set == nil {
+	if err != nil {
 		return 0
+	}
+	if s.set == nil {
+		return 1
 	}
 	return b2i(s.set(e, s, lua.LNil))
 }
