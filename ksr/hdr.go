@@ -30,6 +30,65 @@ func parseHeaders(txt string) ([]sip.Header, bool) {
 	return hs, len(hs) > 0
 }
 
+// compactNames are the compact header forms Kamailio's parser knows
+// (parser/parse_hname2.c), by letter.
+var compactNames = [26]string{
+	'a' - 'a': "Accept-Contact", 'b' - 'a': "Referred-By", 'c' - 'a': "Content-Type",
+	'd' - 'a': "Request-Disposition", 'e' - 'a': "Content-Encoding", 'f' - 'a': "From",
+	'i' - 'a': "Call-ID", 'j' - 'a': "Reject-Contact", 'k' - 'a': "Supported",
+	'l' - 'a': "Content-Length", 'm' - 'a': "Contact", 'o' - 'a': "Event", 'r' - 'a': "Refer-To",
+	's' - 'a': "Subject", 't' - 'a': "To", 'u' - 'a': "Allow-Events", 'v' - 'a': "Via",
+	'x' - 'a': "Session-Expires", 'y' - 'a': "Identity",
+}
+
+// hdrAliases gives the full and the compact form of a header name, as
+// Kamailio matches a header by its type: "f" and "From" are the same
+// header. compact is "" for a name without a compact form.
+func hdrAliases(name string) (full, compact string) {
+	if len(name) == 1 {
+		c := name[0] | 0x20
+		if c >= 'a' && c <= 'z' && compactNames[c-'a'] != "" {
+			return compactNames[c-'a'], name
+		}
+		return name, ""
+	}
+	for i, n := range compactNames {
+		if n != "" && len(n) == len(name) && strings.EqualFold(n, name) {
+			return name, string(rune('a' + i))
+		}
+	}
+	return name, ""
+}
+
+// hdrIs reports whether h is the header name (full or compact form).
+func hdrIs(h sip.Header, full, compact string) bool {
+	n := h.Name()
+	return strings.EqualFold(n, full) || (compact != "" && strings.EqualFold(n, compact))
+}
+
+// findHeaders returns the headers named name or its compact alias, in order.
+func findHeaders(hs []sip.Header, name string) []sip.Header {
+	full, compact := hdrAliases(name)
+	var out []sip.Header
+	for _, h := range hs {
+		if hdrIs(h, full, compact) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// firstHeader returns the first header named name or its compact alias.
+func firstHeader(hs []sip.Header, name string) sip.Header {
+	full, compact := hdrAliases(name)
+	for _, h := range hs {
+		if hdrIs(h, full, compact) {
+			return h
+		}
+	}
+	return nil
+}
+
 // headerList is what the hdr functions edit: the request or reply's headers.
 type headerList interface {
 	Headers() []sip.Header
@@ -55,7 +114,7 @@ func (e *Env) headers() headerList {
 // how many went.
 func removeAll(hl headerList, name string) int {
 	n := 0
-	for _, h := range hl.GetHeaders(name) {
+	for _, h := range findHeaders(hl.Headers(), name) {
 		if hl.RemoveHeader(h.Name()) {
 			n++
 		}
@@ -78,8 +137,9 @@ func rebuild(hl headerList, hs []sip.Header) {
 // header named name; false when there is none.
 func insertAt(hl headerList, add []sip.Header, name string, after bool) bool {
 	cur := hl.Headers()
+	full, compact := hdrAliases(name)
 	for i, h := range cur {
-		if !strings.EqualFold(h.Name(), name) {
+		if !hdrIs(h, full, compact) {
 			continue
 		}
 		if after {
@@ -180,7 +240,7 @@ func (e *Env) hdrReplace(hname, txt string, add func(hl headerList, add []sip.He
 }
 
 func hdrIsPresent(e *Env, hname string) int {
-	if hl := e.headers(); hl != nil && len(hl.GetHeaders(hname)) > 0 {
+	if hl := e.headers(); hl != nil && firstHeader(hl.Headers(), hname) != nil {
 		return 1
 	}
 	return -1
@@ -198,8 +258,8 @@ func hdrAppendToReply(e *Env, txt string) int {
 // firstHdr is the first hname header's value, or null.
 func (e *Env) firstHdr(hname string, null lua.LValue) lua.LValue {
 	if hl := e.headers(); hl != nil {
-		if hs := hl.GetHeaders(hname); len(hs) > 0 {
-			return lua.LString(hs[0].Value())
+		if h := firstHeader(hl.Headers(), hname); h != nil {
+			return lua.LString(h.Value())
 		}
 	}
 	return null
@@ -214,7 +274,7 @@ func hdrGetIdx(e *Env, hname string, i int) lua.LValue {
 	if hl == nil {
 		return lua.LNil
 	}
-	hs := hl.GetHeaders(hname)
+	hs := findHeaders(hl.Headers(), hname)
 	if i < 0 {
 		i += len(hs)
 	}

@@ -513,9 +513,22 @@ func pvRtimerWorker(e *Env, _ *pvSpec) lua.LValue {
 	return boxInt(e.Index)
 }
 
+// msgHeaders is a request's or a reply's headers, in order.
+func msgHeaders(m sip.Message) []sip.Header {
+	switch x := m.(type) {
+	case *sip.Request:
+		return x.Headers()
+	case *sip.Response:
+		return x.Headers()
+	}
+	return nil
+}
+
+// hdrValue is the first name header's value (its compact form too), nil
+// when there is none.
 func hdrValue(m sip.Message, name string) lua.LValue {
-	if h := m.GetHeaders(name); len(h) > 0 {
-		return lstr(h[0].Value())
+	if h := firstHeader(msgHeaders(m), name); h != nil {
+		return lstr(h.Value())
 	}
 	return lua.LNil
 }
@@ -555,7 +568,7 @@ func pvHdr(e *Env, s *pvSpec) lua.LValue {
 	if !s.hasIdx {
 		return hdrValue(m, name)
 	}
-	hs := m.GetHeaders(name)
+	hs := findHeaders(msgHeaders(m), name)
 	if s.all {
 		if len(hs) == 0 {
 			return lua.LNil

@@ -373,6 +373,18 @@ case("hdr.is_present absent", function() return KSR.hdr.is_present("X-Nope") end
 case("hdr.is_present empty", function() return KSR.hdr.is_present("") end)
 case("hdr.get", function() return KSR.hdr.get("X-Multi") end)
 case("hdr.get compact form", function() return KSR.hdr.get("f") == KSR.hdr.get("From"), KSR.hdr.get("i") end)
+for _, c in ipairs({"t", "T", "v", "m", "l", "c", "k", "s", "e", "o", "u", "x"}) do
+	case("hdr compact " .. c, function()
+		local v = KSR.hdr.get(c)
+		return KSR.hdr.is_present(c), type(v), KSR.hdr.get_idx(c, -1) == v, KSR.pv.get("$hdr(" .. c .. ")") == v
+	end, {profile = "body"})
+end
+case("hdr.remove compact form", function()
+	return KSR.hdr.remove("m"), KSR.forward_uri(sink())
+end, {expect = "fwd"})
+case("hdr.append_after compact form", function()
+	return KSR.hdr.append_after("X-Added: after-to\r\n", "t"), KSR.forward_uri(sink())
+end, {expect = "fwd"})
 case("hdr.get Via", function()
 	local v = KSR.hdr.get("Via")
 	return type(v), string.sub(v, 1, 22)
