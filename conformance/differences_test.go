@@ -52,10 +52,6 @@ var knownDifferences = map[string]string{
 	"hdr.insert not a header": deliberate + "kemi refuses text that is not a header line; Kamailio sends it",
 	"hdr.append_to_reply not a header": deliberate + "kemi refuses text that is not a header line (-1); Kamailio " +
 		"returns 1 and puts it in the reply",
-	"hdr.append_after absent": bug + "when the named header is absent Kamailio appends after the last header and " +
-		"returns 1; kemi returns -1 and adds nothing",
-	"hdr.insert_before absent": bug + "when the named header is absent Kamailio inserts before the first header and " +
-		"returns 1; kemi returns -1 and adds nothing",
 
 	// KSR.sl
 	"sl.sl_reply_error": bug + "Kamailio's reason is \"I'm terribly sorry, server error occurred (1/SL)\", kemi's " +

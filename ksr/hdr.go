@@ -134,7 +134,9 @@ func rebuild(hl headerList, hs []sip.Header) {
 }
 
 // insertAt inserts add before (after=false) or after (after=true) the first
-// header named name; false when there is none.
+// header named name. Without such a header it adds them after the last
+// header or before the first one, as Kamailio's sr_kemi_hdr_append_after
+// and sr_kemi_hdr_insert_before do.
 func insertAt(hl headerList, add []sip.Header, name string, after bool) bool {
 	cur := hl.Headers()
 	full, compact := hdrAliases(name)
@@ -152,7 +154,10 @@ func insertAt(hl headerList, add []sip.Header, name string, after bool) bool {
 		rebuild(hl, out)
 		return true
 	}
-	return false
+	if after {
+		return appendAll(hl, add)
+	}
+	return prependAll(hl, add)
 }
 
 // hdrExports is KSR.hdr: Kamailio's core header functions (kemi.c,
@@ -162,8 +167,8 @@ func hdrExports() Submodule {
 	return Submodule{Name: "hdr", Funcs: []Export{
 		{Name: "append", Func: hdrAppend, Ret: Int, Args: txt, Doc: "Append the header lines txt to the message."},
 		{Name: "insert", Func: hdrInsert, Ret: Int, Args: txt, Doc: "Insert the header lines txt on top of the message's headers."},
-		{Name: "append_after", Func: hdrAppendAfter, Ret: Int, Args: []string{"txt", "hname"}, Doc: "Add txt after the first hname header."},
-		{Name: "insert_before", Func: hdrInsertBefore, Ret: Int, Args: []string{"txt", "hname"}, Doc: "Add txt before the first hname header."},
+		{Name: "append_after", Func: hdrAppendAfter, Ret: Int, Args: []string{"txt", "hname"}, Doc: "Add txt after the first hname header (after the last header when there is none)."},
+		{Name: "insert_before", Func: hdrInsertBefore, Ret: Int, Args: []string{"txt", "hname"}, Doc: "Add txt before the first hname header (before the first header when there is none)."},
 		{Name: "remove", Func: hdrRemove, Ret: Int, Args: name, Doc: "Remove every hname header."},
 		{Name: "rmappend", Func: hdrRmAppend, Ret: Int, Args: []string{"hname", "txt"}, Doc: "Remove every hname header, then append txt."},
 		{Name: "rminsert", Func: hdrRmInsert, Ret: Int, Args: []string{"hname", "txt"}, Doc: "Remove every hname header, then insert txt."},
