@@ -54,8 +54,6 @@ var knownDifferences = map[string]string{
 		"returns 1 and puts it in the reply",
 
 	// KSR.sl
-	"sl.sl_reply_error": bug + "Kamailio's reason is \"I'm terribly sorry, server error occurred (1/SL)\", kemi's " +
-		"\"Server Internal Error\"",
 	"sl.send_reply code 99":      deliberate + "kemi refuses a status outside 100-699 (-1); Kamailio sends \"099 Too Low\"",
 	"sl.send_reply code 700":     deliberate + "kemi refuses a status outside 100-699 (-1); Kamailio sends it",
 	"sl.send_reply string code":  deliberate + "a non-numeric code is 0: kemi refuses it (-1), Kamailio sends \"000 Bad Code\"",
@@ -73,7 +71,6 @@ var knownDifferences = map[string]string{
 		"nil and t_branch_replied -1; kemi gives 0 and 1",
 	"tm.t_relay Max-Forwards": deliberate + "kemi's t_relay decrements Max-Forwards (docs/relay.md); Kamailio's tm " +
 		"leaves it to maxfwd",
-	"tm.t_relay INVITE": bug + "tm's automatic 100 for an INVITE reads \"trying -- your call is important to us\" in Kamailio (tm's default), \"Trying\" in kemi",
 	"tm.t_relay_to_proto_addr invalid proto": deliberate + "kemi refuses a protocol other than udp/tcp (-1); " +
 		"Kamailio relays anyway (over UDP)",
 

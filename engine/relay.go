@@ -221,7 +221,7 @@ func (rs *relaySystem) Relay(env *ksr.Env, dst string, onBranch func(*ksr.Msg) b
 		return -1
 	}
 	if r.Msg.IsInvite() && tx.LastStatus() == 0 {
-		tx.Reply(100, "Trying", nil, nil) // tm's auto_inv_100
+		tx.Reply(100, e.set.TM().Inv100Reason, nil, nil) // tm's auto_inv_100
 	}
 	c.mu.Lock()
 	c.pending++

@@ -141,8 +141,25 @@ func TestTMXReplyPVs(t *testing.T) {
 }
 
 func TestInfo(t *testing.T) {
-	if n := len(tm.New().Info().Ignored); n != 52 {
-		t.Errorf("tm ignores %d modparams, want Kamailio 5.6.3's 54 less fr_timer and fr_inv_timer", n)
+	if n := len(tm.New().Info().Ignored); n != 51 {
+		t.Errorf("tm ignores %d modparams, want Kamailio 5.6.3's 54 less fr_timer, fr_inv_timer and auto_inv_100_reason", n)
+	}
+	if r := tm.New().Settings().Inv100Reason; r != "trying -- your call is important to us" {
+		t.Errorf("default auto_inv_100_reason %q", r)
+	}
+	m := tm.New()
+	for _, p := range m.Info().Params {
+		if p.Name == "auto_inv_100_reason" {
+			var notices []string
+			st := config.Stmt{Kind: config.ModParam, Name: "tm", Param: p.Name, Value: config.Value{Str: "Trying"}}
+			if err := p.Set(ksr.NewSetup("", &notices), st); err != nil || m.Settings().Inv100Reason != "Trying" {
+				t.Errorf("auto_inv_100_reason: %v, %q", err, m.Settings().Inv100Reason)
+			}
+			st.Value.Str = ""
+			if err := p.Set(ksr.NewSetup("", &notices), st); err == nil {
+				t.Errorf("auto_inv_100_reason accepts an empty reason")
+			}
+		}
 	}
 	x := tm.NewTMX().Info()
 	if x.Name != "tmx" || len(x.PVs) != 3 || len(x.Ignored) != 1 {
