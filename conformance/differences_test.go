@@ -60,15 +60,6 @@ var knownDifferences = map[string]string{
 	"sl.send_reply empty reason": deliberate + "kemi refuses an empty reason phrase (-1); Kamailio sends \"480 \"",
 
 	// KSR.tm
-	"tm.t_newtran": bug + "t_check_trans on a request whose transaction exists returns 0 in Kamailio (it treats " +
-		"it as a retransmission and resends the last reply); kemi returns 1",
-	"tm.t_reply": bug + "t_check_status is an unanchored regexec in Kamailio (\"20\" matches 202); kemi anchors " +
-		"it (^(re)$)",
-	"tm.t_get_status_code new":         bug + "with a transaction but no reply yet, Kamailio gives -1, kemi 0",
-	"tm.$T_reply_code after t_reply":   bug + "$T_reply_type is nil in the request route in Kamailio, 0 in kemi",
-	"tm.$T_reply_code after t_newtran": bug + "$T_reply_type is nil in the request route in Kamailio, 0 in kemi",
-	"tm.t_on_failure failure route": bug + "in a failure route for a received 486, Kamailio gives $T_reply_type " +
-		"nil and t_branch_replied -1; kemi gives 0 and 1",
 	"tm.t_relay Max-Forwards": deliberate + "kemi's t_relay decrements Max-Forwards (docs/relay.md); Kamailio's tm " +
 		"leaves it to maxfwd",
 	"tm.t_relay_to_proto_addr invalid proto": deliberate + "kemi refuses a protocol other than udp/tcp (-1); " +

@@ -553,6 +553,10 @@ func (w *worker) replyRoute(msg *ksr.Msg) {
 // negative final reply ends the branch.
 func (w *worker) relayReply(msg *ksr.Msg, c *cell) {
 	r := msg.Res
+	// tm sets F_RB_REPLIED after handling a reply (t_reply.c
+	// reply_received), so the failure route of a final reply sees the
+	// branch as replied only when an earlier (provisional) reply came.
+	prior := r.Branch.Status()
 	kind := r.Branch.Receive(r.Msg)
 	if kind == sipnet.ReplyAbsorbed || c == nil {
 		return
@@ -580,6 +584,6 @@ func (w *worker) relayReply(msg *ksr.Msg, c *cell) {
 	case code < 300:
 		w.branchSucceeded(c, r.Branch, r.Msg)
 	default:
-		c.rs.branchEnded(w, c, finalReply{code: code, reason: r.Msg.Reason, res: r.Msg, replied: true})
+		c.rs.branchEnded(w, c, finalReply{code: code, reason: r.Msg.Reason, res: r.Msg, replied: prior > 0})
 	}
 }

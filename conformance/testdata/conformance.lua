@@ -182,7 +182,7 @@ case("x.modf unknown function", function() return KSR.x.modf("no_such_function_c
 local samePVs = {"$ru", "$rU", "$rd", "$rp", "$rz", "$rm", "$rv", "$rs", "$rr", "$ci", "$cs",
 	"$fu", "$fU", "$fd", "$fn", "$ft", "$tu", "$tU", "$td", "$tn", "$tt", "$ua", "$ct", "$cT", "$cl",
 	"$rb", "$si", "$Ri", "$pr", "$proto", "$du",
-	"$T_reply_code", "$T_reply_reason", "$T_reply_type",
+	"$T_reply_code", "$T_reply_reason", "$T_reply_type", "$T(reply_type)", "$T(reply_code)", "$T(reply_reason)",
 	"$hdr(User-Agent)", "$hdr(user-agent)", "$hdr(X-Multi)", "$hdr(X-Nope)", "$hdr(Content-Length)",
 	"$(ru)", "$(hdr(X-Multi)[1])", "$(hdr(X-Multi)[-1])", "$(hdr(X-Multi)[0])", "$(hdr(X-Multi)[*])",
 	"$(hdr(X-Multi)[5])",
@@ -493,6 +493,15 @@ case("tm.t_reply with append_to_reply", function()
 end)
 case("tm.t_get_status_code none", function() return KSR.tm.t_get_status_code() end)
 case("tm.t_get_status_code new", function() KSR.tm.t_newtran() return KSR.tm.t_get_status_code() end)
+case("tm.t_check_status new", function()
+	KSR.tm.t_newtran()
+	return KSR.tm.t_check_status("0"), KSR.tm.t_check_status("^[1-6]")
+end)
+case("tm.t_check_status after 180", function()
+	KSR.tm.t_newtran()
+	KSR.tm.t_reply(180, "Ringing")
+	return KSR.tm.t_get_status_code(), KSR.tm.t_check_status("18"), KSR.tm.t_check_status("^2"), KSR.tm.t_check_trans()
+end, {method = "INVITE"})
 case("tm.t_check_status none", function() return KSR.tm.t_check_status("200") end)
 case("tm.t_check_status invalid regex", function()
 	KSR.tm.t_newtran()
@@ -502,11 +511,11 @@ end)
 case("tm.$T_reply_code after t_reply", function()
 	KSR.tm.t_newtran()
 	KSR.tm.t_reply(202, "Accepted")
-	return pv("$T_reply_code"), pv("$T_reply_reason"), pv("$T_reply_type")
+	return pv("$T_reply_code"), pv("$T_reply_reason"), pv("$T(reply_type)")
 end)
 case("tm.$T_reply_code after t_newtran", function()
 	KSR.tm.t_newtran()
-	return pv("$T_reply_code"), pv("$T_reply_reason"), pv("$T_reply_type")
+	return pv("$T_reply_code"), pv("$T_reply_reason"), pv("$T(reply_type)")
 end)
 case("tm.t_branch_timeout none", function() return KSR.tm.t_branch_timeout() end)
 case("tm.t_branch_replied none", function() return KSR.tm.t_branch_replied() end)
@@ -563,7 +572,7 @@ function ksr_conformance_failure_report()
 	local r = {
 		"code=" .. tostring(pv("$T_reply_code")),
 		"reason=" .. tostring(pv("$T_reply_reason")),
-		"type=" .. tostring(pv("$T_reply_type")),
+		"type=" .. tostring(pv("$T(reply_type)")),
 		"status=" .. tostring(KSR.tm.t_get_status_code()),
 		"check486=" .. tostring(KSR.tm.t_check_status("486")),
 		"timeout=" .. tostring(KSR.tm.t_branch_timeout()),

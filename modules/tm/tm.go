@@ -1,7 +1,7 @@
 // Package tm is Kamailio's tm and tmx modules in kemi: KSR.tm (server
 // transactions, stateful replies and relaying, failure/reply/branch
 // routes) with tm's fr_timer and fr_inv_timer, and tmx's $T_reply_code,
-// $T_reply_reason and $T_reply_type. The relay runtime itself is the
+// $T_reply_reason and $T(reply_type). The relay runtime itself is the
 // engine's (engine/relay.go), reached through ksr.Relay; it reads the
 // timers from this module's Settings.
 //

@@ -128,13 +128,13 @@ func TestArmAndRelay(t *testing.T) {
 func TestTMXReplyPVs(t *testing.T) {
 	v, _ := newVM(t)
 	v.Bind(invite)
-	got := v.Eval(`tostring(KSR.pv.get("$T_reply_code")) .. "/" .. tostring(KSR.pv.get("$T_reply_reason")) .. "/" .. tostring(KSR.pv.get("$T_reply_type"))`)
+	got := v.Eval(`tostring(KSR.pv.get("$T_reply_code")) .. "/" .. tostring(KSR.pv.get("$T_reply_reason")) .. "/" .. tostring(KSR.pv.get("$T(reply_type)"))`)
 	if got != "0//nil" {
 		t.Fatalf("without transaction: %s, want 0//nil", got)
 	}
 	v.Eval(`KSR.tm.t_newtran()`)
 	v.Eval(`KSR.tm.t_reply(183, "Progress")`)
-	got = v.Eval(`tostring(KSR.pv.get("$T_reply_code")) .. "/" .. tostring(KSR.pv.get("$T_reply_reason")) .. "/" .. tostring(KSR.pv.get("$T_reply_type"))`)
+	got = v.Eval(`tostring(KSR.pv.get("$T_reply_code")) .. "/" .. tostring(KSR.pv.get("$T_reply_reason")) .. "/" .. tostring(KSR.pv.get("$T(reply_type)"))`)
 	if got != "183/nil/0" {
 		t.Fatalf("with a transaction: %s, want 183/nil/0", got)
 	}

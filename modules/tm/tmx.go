@@ -6,9 +6,10 @@ import (
 	"kemi/ksr"
 )
 
-// TMX is Kamailio's tmx module: for now only its $T_reply_code,
-// $T_reply_reason and $T_reply_type pseudo-variables (none of its KSR.tmx
-// functions is implemented).
+// TMX is Kamailio's tmx module: for now only its $T_reply_code and
+// $T_reply_reason pseudo-variables and $T(reply_type), $T(reply_code) and
+// $T(reply_reason) (none of its KSR.tmx functions is implemented). tmx
+// 5.6 has no $T_reply_type (tmx_mod.c mod_pvs): it is $T(reply_type).
 type TMX struct{}
 
 // NewTMX returns the tmx module.
@@ -19,19 +20,19 @@ func NewTMX() *TMX { return &TMX{} }
 func (*TMX) Info() ksr.ModuleInfo {
 	return ksr.ModuleInfo{
 		Name:    "tmx",
-		Doc:     "tm extensions: the $T_reply_* pseudo-variables",
+		Doc:     "tm extensions: the $T_reply_* and $T(reply_*) pseudo-variables",
 		Ignored: []string{"precheck_trans"},
 		PVs: []ksr.PV{
 			{Name: "T_reply_code", Get: replyCode},
 			{Name: "T_reply_reason", Get: replyReason},
-			{Name: "T_reply_type", Get: replyType},
+			{Name: "T", Named: true, Get: tVar},
 		},
 	}
 }
 
 // The $T_reply_* variables (tmx t_var.c): in reply routes, the reply's
 // status and reason; in a failure route, the winning reply's (a local one
-// for a timeout or a cancel: $T_reply_type 1); in the request route, the
+// for a timeout or a cancel: $T(reply_type) 1); in the request route, the
 // status last sent for the transaction. Without a transaction the code is
 // 0, the reason empty and the type nil; the reason outside reply and
 // failure routes is nil (tmx logs "unsupported route_type" there).
@@ -79,6 +80,23 @@ func replyReason(e *ksr.Env, _ string) lua.LValue {
 	}
 	if tx, _ := hasTx(m); !tx {
 		return lua.LString("")
+	}
+	return lua.LNil
+}
+
+// tVar is $T(name) (t_var.c pv_get_t): reply_code and reply_reason are
+// aliases of $T_reply_code and $T_reply_reason; reply_type is 1 in a
+// failure route whose winning reply is local, else 0, nil without a
+// transaction. Other names (id_index, branch_index, ...) are not kept by
+// kemi: nil.
+func tVar(e *ksr.Env, name string) lua.LValue {
+	switch name {
+	case "reply_code":
+		return replyCode(e, name)
+	case "reply_reason":
+		return replyReason(e, name)
+	case "reply_type":
+		return replyType(e, name)
 	}
 	return lua.LNil
 }
