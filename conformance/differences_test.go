@@ -68,12 +68,6 @@ var knownDifferences = map[string]string{
 	// KSR.rr
 	"rr.record_route_params": deliberate + "kemi separates the parameters with ';'; Kamailio appends the text as it " +
 		"is, corrupting the ftag (\"ftag=ftag1234foo=bar\")",
-	"rr.record_route_preset two addresses": bug + "kemi's record_route_preset takes one URI (two arguments give " +
-		"false); Kamailio adds two Record-Route headers with ;ftag",
-	"rr.record_route with existing Record-Route": bug + "Kamailio inserts its Record-Route above the first header " +
-		"(after Via), kemi just above the existing Record-Route; both are valid, the bytes differ",
-	"rr.loose_route self only": bug + "an initial request whose only Route is this proxy gives -3 " +
-		"(RR_PRELOADED) in Kamailio, 1 in kemi",
 
 	// KSR.async
 	"async.$async(gname)": bug + "$async(gname) is nil in a SIP worker in Kamailio, \"\" in kemi",

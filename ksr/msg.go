@@ -37,6 +37,9 @@ type Msg struct {
 	PreRouting bool
 	// Drop is set by KSR.x.drop / KSR.set_drop.
 	Drop bool
+	// RRAdded is set once a Record-Route was added (rr's FL_RR_ADDED): a
+	// second record_route* fails.
+	RRAdded bool
 	// Delegated is set when KSR.sworker.task handed the message to a group.
 	Delegated bool
 	// Suspended is set when KSR.async suspended the request: the engine hands
