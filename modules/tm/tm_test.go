@@ -81,12 +81,15 @@ func TestTransaction(t *testing.T) {
 	steps := []struct{ expr, want string }{
 		{`KSR.tm.t_newtran()`, "1"},
 		{`KSR.tm.t_newtran()`, "-10"},
-		{`KSR.tm.t_check_trans()`, "1"},
+		{`KSR.tm.t_check_trans()`, "0"}, // Kamailio: a retransmission (tm.c t_check_trans)
+		{`KSR.tm.t_get_status_code()`, "-1"},
+		{`KSR.tm.t_check_status("^0$")`, "1"}, // no reply yet: the status is "0"
 		{`KSR.tm.t_is_canceled()`, "-1"},
 		{`KSR.tm.t_reply(180, "Ringing")`, "1"},
 		{`KSR.tm.t_get_status_code()`, "180"},
 		{`KSR.tm.t_check_status("1[0-9][0-9]")`, "1"},
 		{`KSR.tm.t_check_status("2[0-9][0-9]")`, "-1"},
+		{`KSR.tm.t_check_status("8")`, "1"}, // unanchored, as regexec
 		{`KSR.tm.t_check_status("(")`, "-1"},
 		{`KSR.tm.t_branch_timeout()`, "-1"},
 		{`KSR.tm.t_branch_replied()`, "-1"},
@@ -96,7 +99,10 @@ func TestTransaction(t *testing.T) {
 			t.Errorf("%s = %s, want %s", s.expr, got, s.want)
 		}
 	}
-	if len(v.Replies) != 1 || v.Replies[0].StatusCode != 180 {
+	if got := v.Eval(`KSR.tm.t_check_trans()`); got != "0" {
+		t.Errorf("t_check_trans after a reply = %s, want 0", got)
+	}
+	if len(v.Replies) != 2 || v.Replies[1].StatusCode != 180 {
 		t.Errorf("replies %v", v.Replies)
 	}
 }
