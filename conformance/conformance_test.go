@@ -160,7 +160,7 @@ func runCase(t *testing.T, tg *target, sp spec, callID string) outcome {
 	if sp.expects("fwd") || sp.expects("relay") {
 		tg.sink.sync(t, callID)
 		if fw := tg.sink.request(callID); fw != nil {
-			o.forwarded = normaliseForwarded(fw, tg, sp.expects("mf"))
+			o.forwarded = normaliseForwarded(fw, tg)
 		} else {
 			o.forwarded = "nothing"
 		}
@@ -226,19 +226,14 @@ func resultValues(m *message) []string {
 
 // normaliseForwarded renders a request the sink received without what
 // differs per engine: Via headers (branches, ports), Content-Length, the
-// harness's headers, and the engine's and sink's ports. Max-Forwards is left
-// out unless withMF (a deliberate difference with cases of its own).
-func normaliseForwarded(m *message, tg *target, withMF bool) string {
+// harness's headers, and the engine's and sink's ports.
+func normaliseForwarded(m *message, tg *target) string {
 	repl := strings.NewReplacer(":"+strconv.Itoa(tg.port), ":PORT", ":"+strconv.Itoa(tg.sink.port()), ":SINK")
 	parts := []string{repl.Replace(m.first)}
 	for _, h := range m.headers {
 		switch strings.ToLower(h[0]) {
 		case "via", "v", "content-length", "l", "x-port", "x-src-port", "x-sink", "x-case":
 			continue
-		case "max-forwards":
-			if !withMF {
-				continue
-			}
 		}
 		parts = append(parts, repl.Replace(h[0]+": "+h[1]))
 	}

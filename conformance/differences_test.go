@@ -22,14 +22,12 @@ const (
 // not listed fails it too.
 var knownDifferences = map[string]string{
 	// KSR core
-	"core.is_request":        deliberate + "kemi-only function: Kamailio 5.6 has no KSR.is_request (a script using it does not run on Kamailio)",
-	"core.is_reply":          deliberate + "kemi-only function: Kamailio 5.6 has no KSR.is_reply (docs/sworker.md uses it)",
-	"core.alert exists":      deliberate + "kemi-only function: Kamailio 5.6 has no KSR.alert",
-	"core.forward_uri Max-Forwards": deliberate + "kemi's forward and t_relay decrement Max-Forwards as RFC 3261 16.6 asks " +
-		"(kemi has no maxfwd module yet); Kamailio's core leaves it to maxfwd (docs/relay.md)",
+	"core.is_request":   deliberate + "kemi-only function: Kamailio 5.6 has no KSR.is_request (a script using it does not run on Kamailio)",
+	"core.is_reply":     deliberate + "kemi-only function: Kamailio 5.6 has no KSR.is_reply (docs/sworker.md uses it)",
+	"core.alert exists": deliberate + "kemi-only function: Kamailio 5.6 has no KSR.alert",
 
 	// KSR.pv
-	"pv.get $TV(Sm)":                     deliberate + "kemi-only: $TV(Sm) does not exist in Kamailio 5.6 (pv_time.c knows s, u, sn, un, Sn, Fn)",
+	"pv.get $TV(Sm)": deliberate + "kemi-only: $TV(Sm) does not exist in Kamailio 5.6 (pv_time.c knows s, u, sn, un, Sn, Fn)",
 	"pv.sets $ru invalid": deliberate + "kemi refuses an R-URI that does not parse (false, R-URI unchanged); Kamailio " +
 		"returns true and the R-URI is gone ($ru nil), so the request can no longer be routed",
 	"pv.sets $du invalid": deliberate + "kemi refuses a $du that is not a SIP URI (false); Kamailio stores it and fails " +
@@ -60,8 +58,6 @@ var knownDifferences = map[string]string{
 	"sl.send_reply empty reason": deliberate + "kemi refuses an empty reason phrase (-1); Kamailio sends \"480 \"",
 
 	// KSR.tm
-	"tm.t_relay Max-Forwards": deliberate + "kemi's t_relay decrements Max-Forwards (docs/relay.md); Kamailio's tm " +
-		"leaves it to maxfwd",
 	"tm.t_relay_to_proto_addr invalid proto": deliberate + "kemi refuses a protocol other than udp/tcp (-1); " +
 		"Kamailio relays anyway (over UDP)",
 

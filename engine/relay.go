@@ -98,34 +98,15 @@ func (rs *relaySystem) check(m *ksr.Msg, fn string) bool {
 	return false
 }
 
-// prepareCopy is the copy of r's request a proxy forwards (RFC 3261 16.6):
-// Max-Forwards decremented (added as 70 when absent), received/rport on the
-// sender's Via. It returns false when Max-Forwards is 0. When the
-// configuration loads maxfwd, the script owns Max-Forwards, as in
-// Kamailio, and the copy keeps it as it is.
-func (rs *relaySystem) prepareCopy(m *ksr.Msg) (*sip.Request, bool) {
-	r := m.Req
-	if _, scripted := rs.e.set.Modules["maxfwd"]; scripted {
-		out := r.Msg.Clone()
-		m.ApplyEdits(out)
-		r.StampVia(out)
-		return out, true
-	}
-	if mf := r.Msg.MaxForwards(); mf != nil && mf.Val() == 0 {
-		return nil, false
-	}
-	out := r.Msg.Clone()
-	// sipgo clones share the Max-Forwards value: replace it, never Dec().
-	if mf := out.MaxForwards(); mf != nil {
-		n := sip.MaxForwardsHeader(mf.Val() - 1)
-		out.ReplaceHeader(&n)
-	} else {
-		n := sip.MaxForwardsHeader(70)
-		out.AppendHeader(&n)
-	}
+// prepareCopy is the copy of m's request a proxy forwards: the pending
+// From/To changes applied and received/rport on the sender's Via. As in
+// Kamailio, Max-Forwards is left as the script left it: tm and the core
+// never touch it, the maxfwd module does (KSR.maxfwd.process_maxfwd).
+func (rs *relaySystem) prepareCopy(m *ksr.Msg) *sip.Request {
+	out := m.Req.Msg.Clone()
 	m.ApplyEdits(out)
-	r.StampVia(out)
-	return out, true
+	m.Req.StampVia(out)
+	return out
 }
 
 // resolve finds the next hop: dst, else $du, else the copy's R-URI.
@@ -143,13 +124,7 @@ func (rs *relaySystem) Forward(env *ksr.Env, dst string) int {
 		return -1
 	}
 	r := m.Req
-	out, ok := rs.prepareCopy(m)
-	if !ok {
-		if !r.Msg.IsAck() {
-			r.ReplyStateless(483, "Too Many Hops", nil, nil)
-		}
-		return 0
-	}
+	out := rs.prepareCopy(m)
 	if dst == "" {
 		dst = m.DstURI
 	}
@@ -186,13 +161,7 @@ func (rs *relaySystem) Relay(env *ksr.Env, dst string, onBranch func(*ksr.Msg) b
 		e.log.Error("t_relay: cannot create the transaction", "error", err)
 		return -1
 	}
-	out, ok := rs.prepareCopy(m)
-	if !ok {
-		if tx.FinalStatus() == 0 {
-			tx.Reply(483, "Too Many Hops", nil, nil)
-		}
-		return 0
-	}
+	out := rs.prepareCopy(m)
 	c := rs.cellFor(tx, m)
 	if tx.Canceled() {
 		e.log.Info("t_relay: transaction cancelled, no new branch", "callid", callID(r.Msg))
