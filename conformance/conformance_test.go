@@ -452,7 +452,8 @@ func TestConformance(t *testing.T) {
 		reason, isKnown := knownDifferences[s.name]
 		if kv != ev {
 			kd, ed := compact(kv, ev)
-			table = append(table, fmt.Sprintf("| `%s` | %s | %s | %s |", s.name, mdCell(kd), mdCell(ed), mdCell(reason)))
+			mod, _, _ := strings.Cut(s.name, ".")
+			table = append(table, fmt.Sprintf("| %s | `%s` | %s | %s | %s |", mod, s.name, mdCell(kd), mdCell(ed), mdCell(reason)))
 		}
 		switch {
 		case kv != ev && isKnown:
