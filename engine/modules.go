@@ -10,6 +10,7 @@ import (
 	"kemi/modules/rr"
 	"kemi/modules/runtimefree"
 	"kemi/modules/sl"
+	"kemi/modules/textops"
 	"kemi/modules/tm"
 )
 
@@ -30,6 +31,7 @@ func moduleTable() []ksr.Module {
 		tm.New(),
 		tm.NewTMX(),
 		rr.New(),
+		textops.New(),
 	}
 	return append(mods, runtimefree.Modules()...)
 }

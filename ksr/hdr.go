@@ -288,3 +288,21 @@ func hdrGetIdx(e *Env, hname string, i int) lua.LValue {
 	}
 	return lua.LString(hs[i].Value())
 }
+
+// HdrIsPresent is KSR.hdr.is_present for other modules: 1 if the message
+// has an hname header (its compact form too), else -1.
+func (e *Env) HdrIsPresent(hname string) int { return hdrIsPresent(e, hname) }
+
+// HdrRemove is KSR.hdr.remove for other modules: every hname header (its
+// compact form too) removed; 1, or -1 without a message.
+func (e *Env) HdrRemove(hname string) int { return hdrRemove(e, hname) }
+
+// HdrValue is the first hname header's value (its compact form too).
+func (e *Env) HdrValue(hname string) (string, bool) {
+	if hl := e.headers(); hl != nil {
+		if h := firstHeader(hl.Headers(), hname); h != nil {
+			return h.Value(), true
+		}
+	}
+	return "", false
+}

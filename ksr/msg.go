@@ -50,6 +50,9 @@ type Msg struct {
 	DstURI string
 	// ReplyHdrs are added to locally generated replies (append_to_reply).
 	ReplyHdrs []sip.Header
+	// ReplyBody is the body of locally generated replies
+	// (textops set_reply_body; its Content-Type is in ReplyHdrs).
+	ReplyBody []byte
 	// AddrEdits are the From/To changes made with $fu, $fU, $fd, $fn and
 	// the To counterparts: applied to the copies the request is forwarded
 	// as (ApplyEdits), while reads still see the received headers, as

@@ -82,6 +82,10 @@ local methods = {"INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "MESSA
 
 -- Every is_<METHOD> on an OPTIONS request, and each on its own method
 -- (ACK gets no reply, so it is checked from an OPTIONS only).
+-- (coverage_test.go reads the names: KSR.is_INVITE KSR.is_ACK KSR.is_BYE KSR.is_CANCEL
+-- KSR.is_REGISTER KSR.is_OPTIONS KSR.is_MESSAGE KSR.is_SUBSCRIBE KSR.is_NOTIFY KSR.is_PUBLISH
+-- KSR.is_INFO KSR.is_UPDATE KSR.is_PRACK KSR.is_REFER KSR.is_KDMQ KSR.is_GET KSR.is_POST
+-- KSR.is_PUT KSR.is_DELETE)
 for _, m in ipairs(methods) do
 	case("core.is_" .. m .. " on OPTIONS", function() return KSR["is_" .. m]() end)
 	if m ~= "ACK" and m ~= "OPTIONS" then
@@ -143,6 +147,7 @@ case("core.is_myself_turi other", function() return KSR.is_myself_turi() end)
 case("core.is_myself_turi self", function() return KSR.is_myself_turi() end, {profile = "self"})
 case("core.is_myself_srcip", function() return KSR.is_myself_srcip() end)
 
+-- (KSR.dbg KSR.info KSR.notice KSR.warn KSR.err KSR.crit)
 for _, f in ipairs({"dbg", "info", "notice", "warn", "err", "crit"}) do
 	case("core." .. f, function() return KSR[f]("conformance " .. f .. "\n") end)
 end
@@ -398,6 +403,7 @@ case("hdr.get_idx", function()
 		KSR.hdr.get_idx("X-Multi", 2), KSR.hdr.get_idx("X-Nope", 0)
 end)
 case("hdr.append", function() return KSR.hdr.append("X-Added: one\r\n") end, {expect = "fwd"})
+-- (KSR.hdr.append KSR.hdr.insert)
 for _, f in ipairs({"append", "insert"}) do
 	case("hdr." .. f .. " then forward", function()
 		return KSR.hdr[f]("X-Added: one\r\n"), KSR.forward_uri(sink())
@@ -618,6 +624,71 @@ case("maxfwd.t_relay after process_maxfwd", function()
 	KSR.pv.sets("$du", sink())
 	return KSR.tm.t_relay()
 end, {method = "MESSAGE", expect = "relay"})
+
+---------------------------------------------------------------------------
+-- KSR.textops (edits show in the request the next hop receives)
+---------------------------------------------------------------------------
+
+case("textops.search", function()
+	return KSR.textops.search("X-Num: 4[0-9]"), KSR.textops.search("x-num: 42"), KSR.textops.search("X-Nope"), KSR.textops.search("")
+end)
+case("textops.search_body", function() return KSR.textops.search_body("hello"), KSR.textops.search_body("nope") end, {profile = "body"})
+case("textops.search_body no body", function() return KSR.textops.search_body("hello") end)
+case("textops.is_present_hf", function()
+	return KSR.textops.is_present_hf("X-Num"), KSR.textops.is_present_hf("x-multi"), KSR.textops.is_present_hf("X-Nope"), KSR.textops.is_present_hf("f")
+end)
+case("textops.is_present_hf_re", function() return KSR.textops.is_present_hf_re("^X-M"), KSR.textops.is_present_hf_re("^Y-") end)
+case("textops.remove_hf", function()
+	return KSR.textops.remove_hf("X-Multi"), KSR.textops.remove_hf("X-Nope"), KSR.forward_uri(sink())
+end, {expect = "fwd"})
+case("textops.remove_hf_re", function()
+	return KSR.textops.remove_hf_re("^X-(Multi|Num)$"), KSR.textops.remove_hf_re("^Y-"), KSR.forward_uri(sink())
+end, {expect = "fwd"})
+case("textops.replace", function()
+	return KSR.textops.replace("one", "uno"), KSR.textops.replace("nomatch", "x"), KSR.forward_uri(sink())
+end, {expect = "fwd"})
+case("textops.replace_all", function()
+	return KSR.textops.replace_all("X-Multi: [a-z]+", "X-Multi: many"), KSR.forward_uri(sink())
+end, {expect = "fwd"})
+case("textops.replace_body", function()
+	return KSR.textops.replace_body("hello", "bye"), KSR.textops.replace_body("nomatch", "x"), KSR.forward_uri(sink())
+end, {expect = "fwd", profile = "body"})
+case("textops.replace_body_all", function()
+	return KSR.textops.replace_body_all("l", "L"), KSR.forward_uri(sink())
+end, {expect = "fwd", profile = "body"})
+case("textops.subst", function()
+	return KSR.textops.subst("/X-Num: ([0-9]+)/X-Num: \\1\\1/"), KSR.textops.subst("/nomatch/x/"), KSR.textops.subst("bad"),
+		KSR.forward_uri(sink())
+end, {expect = "fwd"})
+case("textops.subst global", function()
+	return KSR.textops.subst("/(one|two)$/n-\\1/g"), KSR.forward_uri(sink())
+end, {expect = "fwd"})
+case("textops.subst_body", function()
+	return KSR.textops.subst_body("/h(el)lo/H\\1/"), KSR.forward_uri(sink())
+end, {expect = "fwd", profile = "body"})
+case("textops.has_body", function() return KSR.textops.has_body(), KSR.textops.has_body_type("text/plain"), KSR.textops.has_body_type("application/sdp") end,
+	{profile = "body"})
+case("textops.has_body none", function() return KSR.textops.has_body(), KSR.textops.has_body_type("") end)
+case("textops.set_body", function()
+	return KSR.textops.set_body("new body", "text/html"), KSR.textops.set_body("", "text/html"), KSR.forward_uri(sink())
+end, {expect = "fwd"})
+case("textops.set_reply_body", function()
+	return KSR.textops.set_reply_body("reply body", "text/plain"), KSR.textops.set_reply_body("x", "")
+end)
+case("textops.strings", function()
+	return KSR.textops.cmp_str("abc", "abc"), KSR.textops.cmp_str("abd", "abc"), KSR.textops.cmp_str("abb", "abc"), KSR.textops.cmp_istr("ABC", "abc"),
+		KSR.textops.starts_with("abcdef", "abc"), KSR.textops.starts_with("ab", "abc"), KSR.textops.ends_with("abcdef", "def"),
+		KSR.textops.ends_with("abcdef", "abc"), KSR.textops.str_find("abcdef", "cd"), KSR.textops.str_find("abc", "x"),
+		KSR.textops.str_ifind("ABCDEF", "cd")
+end)
+case("textops.search_str", function()
+	return KSR.textops.search_str("hello world", "wor"), KSR.textops.search_str("hello", "^x"), KSR.textops.search_str("hello", ""),
+		KSR.textops.search_str("", "x")
+end)
+case("textops.in_list", function()
+	return KSR.textops.in_list("b", "a, b ,c", ","), KSR.textops.in_list("d", "a,b,c", ","), KSR.textops.in_list_prefix("abcd", "x,ab", ","),
+		KSR.textops.in_list_prefix("abcd", "x,y", ",")
+end)
 
 ---------------------------------------------------------------------------
 -- KSR.rr (the forwarded request shows the Record-Route)
