@@ -58,9 +58,9 @@ type Msg struct {
 	// as (ApplyEdits), while reads still see the received headers, as
 	// Kamailio's lumps.
 	AddrEdits []AddrEdit
-	// AVPs are $avp(name) values (string or int64); they travel with the
-	// message across an async resume.
-	AVPs map[string]any
+	// AVPs are $avp(name) values (string or int64), a stack per name,
+	// oldest first; they travel with the message across an async resume.
+	AVPs map[string][]any
 	// Time is the event's time, cached for $Ts/$TV(s).
 	Time time.Time
 

@@ -646,27 +646,64 @@ func setShv(e *Env, s *pvSpec, v lua.LValue) bool {
 	return true
 }
 
-// pvAVP is $avp(name): the message's attribute-value pairs.
+// pvAVP is $avp(name): the message's attribute-value pairs. Each name is
+// a stack (pv_core.c pv_get_avp): $avp(x) is the newest value,
+// $(avp(x)[i]) the i-th from the newest (a negative index as Kamailio's),
+// $(avp(x)[*]) every value, newest first, joined with ", ".
 func pvAVP(e *Env, s *pvSpec) lua.LValue {
 	name, ok := e.argName(s)
 	if !ok || e.Msg == nil {
 		return lua.LNil
 	}
-	return fromGo(e.Msg.AVPs[name])
+	st := e.Msg.AVPs[name] // oldest first
+	if len(st) == 0 {
+		return lua.LNil
+	}
+	if s.all {
+		vs := make([]string, len(st))
+		for i := range st {
+			vs[i] = fromGo(st[len(st)-1-i]).String()
+		}
+		return lstr(strings.Join(vs, ", "))
+	}
+	i := s.idx // from the newest
+	if i < 0 {
+		// pv_get_avp counts the values with the search state it then
+		// reuses, so a negative index finds only the newest value, when
+		// -i is the count; any other gives null.
+		if -i != len(st) {
+			return lua.LNil
+		}
+		i = 0
+	}
+	if i >= len(st) {
+		return lua.LNil
+	}
+	return fromGo(st[len(st)-1-i])
 }
 
+// setAVP is pv_set_avp: a value is added on top of the name's stack (the
+// older ones stay), $(avp(x)[*]) = v replaces them all; a null value
+// removes the newest one, or all of them with [*].
 func setAVP(e *Env, s *pvSpec, v lua.LValue) bool {
 	name, ok := e.argName(s)
 	if !ok || e.Msg == nil {
 		return false
 	}
 	if e.Msg.AVPs == nil {
-		e.Msg.AVPs = map[string]any{}
+		e.Msg.AVPs = map[string][]any{}
 	}
-	if g := toGo(v); g == nil {
+	st := e.Msg.AVPs[name]
+	g := toGo(v)
+	switch {
+	case g == nil && (s.all || len(st) <= 1):
 		delete(e.Msg.AVPs, name)
-	} else {
-		e.Msg.AVPs[name] = g
+	case g == nil:
+		e.Msg.AVPs[name] = st[:len(st)-1]
+	case s.all:
+		e.Msg.AVPs[name] = []any{g}
+	default:
+		e.Msg.AVPs[name] = append(st, g)
 	}
 	return true
 }
