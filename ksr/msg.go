@@ -61,6 +61,8 @@ type Msg struct {
 	// AVPs are $avp(name) values (string or int64), a stack per name,
 	// oldest first; they travel with the message across an async resume.
 	AVPs map[string][]any
+	// XAVPs are the $xavp(...) items by name, newest first.
+	XAVPs map[string][]*XAVP
 	// Time is the event's time, cached for $Ts/$TV(s).
 	Time time.Time
 

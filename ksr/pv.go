@@ -548,6 +548,8 @@ func namedPV(class string) (pvGetter, pvSetter) {
 		return pvShv, setShv
 	case "avp":
 		return pvAVP, setAVP
+	case "xavp":
+		return pvXavp, setXavp
 	case "TV":
 		return pvTV, nil
 	case "async":

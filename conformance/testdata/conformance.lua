@@ -369,6 +369,40 @@ case("pv.sets $(avp[*])", function()
 	KSR.pv.sets("$avp(cf_t4)", "second")
 	return KSR.pv.sets("$(avp(cf_t4)[*])", "only"), pv("$avp(cf_t4)"), pv("$(avp(cf_t4)[1])")
 end)
+case("pv.$xavp fields", function()
+	local r = {KSR.pv.sets("$xavp(cfx=>a)", "one"), KSR.pv.seti("$xavp(cfx[0]=>b)", 2),
+		KSR.pv.sets("$xavp(cfx[0]=>a)", "uno")}
+	for _, n in ipairs({"$xavp(cfx=>a)", "$xavp(cfx[0]=>a)", "$xavp(cfx[0]=>a[1])", "$xavp(cfx=>b)",
+		"$xavp(cfx=>nope)", "$xavp(cfx[1]=>a)"}) do
+		r[#r + 1] = pv(n)
+	end
+	return unpack(r)
+end)
+case("pv.$xavp new item", function()
+	KSR.pv.sets("$xavp(cfy=>a)", "first")
+	KSR.pv.sets("$xavp(cfy=>a)", "second")
+	return pv("$xavp(cfy=>a)"), pv("$xavp(cfy[1]=>a)"), pv("$xavp(cfy[-1]=>a)"), pv("$xavp(cfy[2]=>a)")
+end)
+case("pv.$xavp set by index", function()
+	KSR.pv.sets("$xavp(cfz=>a)", "first")
+	KSR.pv.sets("$xavp(cfz=>a)", "second")
+	return KSR.pv.sets("$xavp(cfz[1]=>a[0])", "changed"), KSR.pv.sets("$xavp(cfz[5]=>a)", "none"),
+		pv("$xavp(cfz[1]=>a)"), pv("$xavp(cfz[0]=>a)")
+end)
+case("pv.$xavp single value", function()
+	KSR.pv.sets("$xavp(cfv)", "v1")
+	KSR.pv.seti("$xavp(cfv)", 7)
+	return pv("$xavp(cfv)"), pv("$xavp(cfv[1])"), KSR.pv.sets("$xavp(cfv[1])", "v1b"), pv("$xavp(cfv[1])"),
+		KSR.pv.sets("$xavp(cfv[9])", "x")
+end)
+case("pv.unset $xavp", function()
+	KSR.pv.sets("$xavp(cfu=>a)", "first")
+	KSR.pv.sets("$xavp(cfu=>a)", "second")
+	KSR.pv.sets("$xavp(cfu[0]=>b)", "bee")
+	return KSR.pv.unset("$xavp(cfu[0]=>b)"), pv("$xavp(cfu=>b)"), pv("$xavp(cfu=>a)"),
+		KSR.pv.unset("$xavp(cfu)"), pv("$xavp(cfu=>a)"), KSR.pv.unset("$xavp(cfu[*])"), pv("$xavp(cfu=>a)")
+end)
+case("pv.$xavp does not survive the message", function() return pv("$xavp(cfx=>a)") end)
 case("pv.unset $avp", function()
 	KSR.pv.sets("$avp(cf_u)", "x")
 	return KSR.pv.unset("$avp(cf_u)"), pv("$avp(cf_u)"), KSR.pv.is_null("$avp(cf_u)")
