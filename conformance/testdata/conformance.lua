@@ -403,6 +403,29 @@ case("pv.unset $xavp", function()
 		KSR.pv.unset("$xavp(cfu)"), pv("$xavp(cfu=>a)"), KSR.pv.unset("$xavp(cfu[*])"), pv("$xavp(cfu=>a)")
 end)
 case("pv.$xavp does not survive the message", function() return pv("$xavp(cfx=>a)") end)
+case("pvx.xavp_seti and xavp_sets", function()
+	return KSR.pvx.xavp_seti("cpx1", 5), KSR.pvx.xavp_sets("cpx1", "five"), KSR.pvx.xavp_get("cpx1"),
+		pv("$xavp(cpx1[1])"), KSR.pvx.xavp_gete("cpx_none"), KSR.pvx.xavp_getw("cpx_none"),
+		KSR.pvx.xavp_is_null("cpx1"), KSR.pvx.xavp_is_null("cpx_none"), KSR.pvx.xavp_rm("cpx1"),
+		KSR.pvx.xavp_get("cpx1"), KSR.pvx.xavp_rm("cpx_none")
+end)
+case("pvx.xavp_child", function()
+	return KSR.pvx.xavp_child_seti("cpx2", "a", 1), KSR.pvx.xavp_child_sets("cpx2", "b", "bee"),
+		KSR.pvx.xavp_child_sets("cpx2", "a", "one"), KSR.pvx.xavp_child_get("cpx2", "a"), pv("$xavp(cpx2=>a[1])"),
+		KSR.pvx.xavp_child_gete("cpx2", "nope"), KSR.pvx.xavp_child_getw("cpx2", "nope"),
+		KSR.pvx.xavp_child_is_null("cpx2", "b"), KSR.pvx.xavp_child_rm("cpx2", "b"),
+		KSR.pvx.xavp_child_is_null("cpx2", "b"), KSR.pvx.xavp_child_get("cpx2", "b"), pv("$xavp(cpx2[1]=>a)")
+end)
+case("pvx.xavp_child on a single value", function()
+	KSR.pvx.xavp_sets("cpx3", "v")
+	return KSR.pvx.xavp_child_sets("cpx3", "a", "x"), pv("$xavp(cpx3=>a)"), pv("$xavp(cpx3[1])")
+end)
+case("pvx.avp", function()
+	return KSR.pvx.avp_seti("cpa", 1), KSR.pvx.avp_sets("cpa", "two"), KSR.pvx.avp_get("cpa"),
+		pv("$(avp(cpa)[1])"), KSR.pvx.avp_gete("cpa_none"), KSR.pvx.avp_getw("cpa_none"),
+		KSR.pvx.avp_rm("cpa"), KSR.pvx.avp_get("cpa"), KSR.pvx.avp_is_null("cpa"), KSR.pvx.avp_get("cpa"),
+		KSR.pvx.avp_is_null("cpa_none")
+end)
 case("pv.unset $avp", function()
 	KSR.pv.sets("$avp(cf_u)", "x")
 	return KSR.pv.unset("$avp(cf_u)"), pv("$avp(cf_u)"), KSR.pv.is_null("$avp(cf_u)")
