@@ -89,11 +89,19 @@ var knownDifferences = map[string]string{
 }
 
 // TestKnownDifferencesDocumented: every known difference is in
-// docs/conformance.md, and every entry is classified.
+// docs/conformance.md, every entry is classified, and the README's
+// differences section points to that table.
 func TestKnownDifferencesDocumented(t *testing.T) {
 	doc, err := os.ReadFile(filepath.Join("..", "docs", "conformance.md"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "(docs/conformance.md#known-differences)") {
+		t.Errorf("README.md's differences section must point to docs/conformance.md#known-differences, the one table")
 	}
 	var names []string
 	for name := range knownDifferences {
