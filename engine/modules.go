@@ -7,6 +7,7 @@ import (
 	"kemi/ksr"
 	"kemi/modules/maxfwd"
 	"kemi/modules/mqueue"
+	"kemi/modules/pv"
 	"kemi/modules/rr"
 	"kemi/modules/runtimefree"
 	"kemi/modules/sl"
@@ -21,11 +22,12 @@ import (
 // Modules are made fresh for each configuration: they hold its settings.
 //
 // Not yet moved into a home (still in settings.go, ksr and engine): app_lua,
-// pv, rtimer, async, sworker, jsonrpcs.
+// rtimer, async, sworker, jsonrpcs (pv's pseudo-variables are ksr's).
 func moduleTable() []ksr.Module {
 	mods := []ksr.Module{
 		ksr.Core(),
 		mqueue.New(), // first runtime started, last stopped: queues load before traffic, save after it
+		pv.New(),     // before the modules whose runtimes might read $shv
 		maxfwd.New(),
 		sl.New(),
 		tm.New(),

@@ -78,7 +78,7 @@ func Core() Module { return coreModule{} }
 func (coreModule) Info() ModuleInfo {
 	return ModuleInfo{
 		Name:    "core",
-		Doc:     "Kamailio's core (and pv's KSR.pvx): KSR.*, KSR.x, KSR.pv, KSR.pvx, KSR.hdr",
-		Exports: []Submodule{coreExports(), xExports(), pvExports(), pvxExports(), hdrExports()},
+		Doc:     "Kamailio's core: KSR.*, KSR.x, KSR.pv, KSR.hdr",
+		Exports: []Submodule{coreExports(), xExports(), pvExports(), hdrExports()},
 	}
 }

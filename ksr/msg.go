@@ -134,6 +134,9 @@ type Deps struct {
 	Table *Table
 	// PVs are the pseudo-variable classes the modules add, by name.
 	PVs map[string]*PV
+	// VarInit are the initial $var values of every VM (pv's varset),
+	// string or int64; nil when none.
+	VarInit map[string]any
 
 	locals int // per-VM slots handed out (NewLocal)
 }
@@ -161,8 +164,12 @@ type Env struct {
 
 // NewEnv returns the private state of one VM.
 func NewEnv(d *Deps, name, group string, index int) *Env {
-	return &Env{D: d, Name: name, Group: group, Index: index,
+	e := &Env{D: d, Name: name, Group: group, Index: index,
 		vars: map[string]lua.LValue{}, pvCache: map[string]*pvSpec{}}
+	for k, v := range d.VarInit {
+		e.vars[k] = fromGo(v)
+	}
+	return e
 }
 
 // Faked returns a fresh faked-request context for events without a message

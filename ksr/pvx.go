@@ -4,12 +4,12 @@ import (
 	lua "github.com/yuin/gopher-lua"
 )
 
-// pvxExports is KSR.pvx: the pv module's helpers (pv.c,
+// PVXExports is KSR.pvx: the pv module's helpers (pv.c,
 // sr_kemi_pvx_exports at 5.6.3) for $xavp and $avp that kemi has, with
 // their return codes. The xavu/xavi variants, sbranch_*, evalx, the
-// params explode/implode and copy helpers are not there yet. Like the pv
-// module's other work, they are kemi's core.
-func pvxExports() Submodule {
+// params explode/implode and copy helpers are not there yet. They work on
+// the core's message state, so they live here; modules/pv exports them.
+func PVXExports() Submodule {
 	r, rc := []string{"rname"}, []string{"rname", "cname"}
 	return Submodule{Name: "pvx", Funcs: []Export{
 		{Name: "xavp_seti", Func: pvxXavpSetI, Ret: Int, Args: []string{"rname", "ival"}, Doc: "Add a new $xavp(rname) item with an integer value: 1."},
