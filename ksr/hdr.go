@@ -306,3 +306,9 @@ func (e *Env) HdrValue(hname string) (string, bool) {
 	}
 	return "", false
 }
+
+// HdrNamed reports whether h is the header hname (its compact form too).
+func (e *Env) HdrNamed(h sip.Header, hname string) bool {
+	full, compact := hdrAliases(hname)
+	return hdrIs(h, full, compact)
+}

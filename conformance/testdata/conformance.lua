@@ -737,6 +737,22 @@ end, {expect = "fwd", profile = "body"})
 case("textops.replace_body_all", function()
 	return KSR.textops.replace_body_all("l", "L"), KSR.forward_uri(sink())
 end, {expect = "fwd", profile = "body"})
+case("textops.search_append", function()
+	return KSR.textops.search_append("X-Num: 42", ";appended"), KSR.textops.search_append("nomatch", "x"),
+		KSR.forward_uri(sink())
+end, {expect = "fwd"})
+case("textops.search_append_body", function()
+	return KSR.textops.search_append_body("hel", "[x]"), KSR.textops.search_append_body("nomatch", "x"),
+		KSR.forward_uri(sink())
+end, {expect = "fwd", profile = "body"})
+case("textops.remove_hf_idx", function()
+	return KSR.textops.remove_hf_idx("X-Multi", 1), KSR.textops.remove_hf_idx("X-Multi", 5),
+		KSR.textops.remove_hf_idx("X-Num", -1), KSR.textops.remove_hf_idx("X-Nope", -3), KSR.forward_uri(sink())
+end, {expect = "fwd"})
+case("textops.subst_uri", function()
+	return KSR.textops.subst_uri("/bob@example.org/carol@example.net/"), KSR.textops.subst_uri("/nomatch/x/"),
+		pv("$ru"), KSR.forward_uri(sink())
+end, {expect = "fwd"})
 case("textops.subst", function()
 	return KSR.textops.subst("/X-Num: ([0-9]+)/X-Num: \\1\\1/"), KSR.textops.subst("/nomatch/x/"), KSR.textops.subst("bad"),
 		KSR.forward_uri(sink())

@@ -2,9 +2,10 @@
 // searches and edits of the message, body and header checks, and string
 // helpers, KSR.textops. The functions and their return codes are those of
 // textops.c's sr_kemi_textops_exports at 5.6.3; kemi has the subset listed
-// in exports (the multipart-body, subst_uri/subst_user/subst_hf, *_str,
-// replace_hdrs*, filter_body, is_privacy, is_audio_on_hold and
-// regex_substring functions are not there yet).
+// in exports (search_hf, subst_user, subst_hf, remove_hf_exp,
+// remove_hf_match, the *_str and replace_hdrs* variants, the multipart-body
+// functions, filter_body, is_privacy, is_audio_on_hold and regex_substring
+// are not there yet).
 //
 // Regular expressions are POSIX extended ones in Kamailio, compiled with
 // REG_ICASE|REG_NEWLINE; kemi compiles them with Go's regexp and "(?im)".
@@ -54,6 +55,10 @@ func exports() []ksr.Export {
 		{Name: "replace_all", Func: replaceAll, Ret: ksr.Int, Args: []string{"sre", "sval"}, Doc: "Replace every match of sre in the message with sval: 1, or -1 no match."},
 		{Name: "replace_body", Func: replaceBody, Ret: ksr.Int, Args: []string{"sre", "sval"}, Doc: "Replace the first match of sre in the body: 1, or -1 no match or no body."},
 		{Name: "replace_body_all", Func: replaceBodyAll, Ret: ksr.Int, Args: []string{"sre", "sval"}, Doc: "Replace every match of sre in the body: 1, or -1 no match or no body."},
+		{Name: "search_append", Func: searchAppend, Ret: ksr.Int, Args: []string{"sre", "val"}, Doc: "Insert val after the first match of sre in the headers: 1, or -1 no match."},
+		{Name: "search_append_body", Func: searchAppendBody, Ret: ksr.Int, Args: []string{"sre", "val"}, Doc: "Insert val after the first match of sre in the body: 1, or -1 no match or no body."},
+		{Name: "remove_hf_idx", Func: removeHFIdx, Ret: ksr.Int, Args: []string{"hname", "idx"}, Doc: "Remove hname header idx (negative: from the end): 1, 2 no such index (a negative one past the start: 1)."},
+		{Name: "subst_uri", Func: substURI, Ret: ksr.Int, Args: []string{"subst"}, Doc: "sed-like /re/repl/flags on the R-URI: 1 replaced, -1 no match, invalid or the result is not a SIP URI."},
 		{Name: "subst", Func: subst, Ret: ksr.Int, Args: []string{"subst"}, Doc: "sed-like /re/repl/flags (i, g) on the headers: 1 replaced, -1 no match or invalid."},
 		{Name: "subst_body", Func: substBody, Ret: ksr.Int, Args: []string{"subst"}, Doc: "sed-like /re/repl/flags on the body: 1 replaced, -1 no match, no body or invalid."},
 		{Name: "has_body", Func: hasBody, Ret: ksr.Int, Doc: "1 if the message has a body, else -1."},
@@ -376,6 +381,104 @@ func (x *substExpr) apply(s string) (string, bool) {
 	}
 	b = append(b, s[last:]...)
 	return string(b), true
+}
+
+// afterFirstLine splits the message text after its first line.
+func afterFirstLine(t string) (string, string, bool) {
+	i := strings.Index(t, "\r\n")
+	if i < 0 {
+		return "", "", false
+	}
+	return t[:i+2], t[i+2:], true
+}
+
+// searchAppend is search_append_helper: val inserted after the first
+// match of sre, searched from the headers on.
+func searchAppend(e *ksr.Env, sre, val string) int {
+	re := compile(e, sre)
+	first, rest, ok := afterFirstLine(text(e))
+	if re == nil || !ok {
+		return -1
+	}
+	l := re.FindStringIndex(rest)
+	if l == nil || !rewrite(e, first+rest[:l[1]]+val+rest[l[1]:]) {
+		return -1
+	}
+	return 1
+}
+
+func searchAppendBody(e *ksr.Env, sre, val string) int {
+	b, _ := body(e)
+	re := compile(e, sre)
+	hl := headers(e)
+	if re == nil || len(b) == 0 || hl == nil {
+		return -1
+	}
+	l := re.FindIndex(b)
+	if l == nil {
+		return -1
+	}
+	out := append(append(append([]byte{}, b[:l[1]]...), val...), b[l[1]:]...)
+	hl.SetBody(out)
+	return 1
+}
+
+// removeHFIdx is ki_remove_hf_idx: header idx of hname removed (1), 2
+// when there is no such header; a negative idx counts from the end, and
+// one past the first header gives 1 without removing anything.
+func removeHFIdx(e *ksr.Env, hname string, idx int) int {
+	hl := headers(e)
+	if hl == nil || hname == "" {
+		return -1
+	}
+	var match []int
+	all := hl.Headers()
+	for i, h := range all {
+		if e.HdrNamed(h, hname) {
+			match = append(match, i)
+		}
+	}
+	pos := idx
+	if idx < 0 {
+		pos = len(match) + idx
+		if pos < 0 {
+			return 1
+		}
+	}
+	if pos >= len(match) {
+		return 2
+	}
+	keep := make([]sip.Header, 0, len(all)-1)
+	keep = append(keep, all[:match[pos]]...)
+	keep = append(keep, all[match[pos]+1:]...)
+	for _, h := range append([]sip.Header(nil), all...) {
+		hl.RemoveHeader(h.Name())
+	}
+	for _, h := range keep {
+		hl.AppendHeader(h)
+	}
+	return 1
+}
+
+// substURI is subst_uri_helper_f: the R-URI replaced by the substitution's
+// result. Kamailio takes any text; kemi refuses one that is not a SIP URI.
+func substURI(e *ksr.Env, expr string) int {
+	x, ok := parseSubst(expr)
+	r := e.Msg.Request()
+	if !ok || r == nil {
+		return -1
+	}
+	out, ok := x.apply(r.Recipient.String())
+	if !ok {
+		return -1
+	}
+	var u sip.Uri
+	if err := sip.ParseUri(out, &u); err != nil || u.Host == "" {
+		e.D.Log.Error("textops: subst_uri: the result is not a SIP URI", "uri", out)
+		return -1
+	}
+	r.Recipient = u
+	return 1
 }
 
 // subst is KSR.textops.subst: on the headers (after the first line).
