@@ -753,6 +753,20 @@ case("textops.subst_uri", function()
 	return KSR.textops.subst_uri("/bob@example.org/carol@example.net/"), KSR.textops.subst_uri("/nomatch/x/"),
 		pv("$ru"), KSR.forward_uri(sink())
 end, {expect = "fwd"})
+case("textops.search_hf", function()
+	return KSR.textops.search_hf("X-Multi", "two", ""), KSR.textops.search_hf("X-Multi", "two", "f"),
+		KSR.textops.search_hf("X-Multi", "two", "l"), KSR.textops.search_hf("X-Multi", "one", "l"),
+		KSR.textops.search_hf("X-Nope", "x", ""), KSR.textops.search_hf("f", "alice", "")
+end)
+case("textops.remove_hf_match", function()
+	return KSR.textops.remove_hf_match("X-Multi", "eq", "two"), KSR.textops.remove_hf_match("X-Multi", "eq", "zzz"),
+		KSR.textops.remove_hf_match("X-Num", "re", "^4"), KSR.textops.remove_hf_match("X-Multi", "xx", "one"),
+		KSR.forward_uri(sink())
+end, {expect = "fwd"})
+case("textops.remove_hf_match ne and in", function()
+	return KSR.textops.remove_hf_match("X-Multi", "ne", "one"), KSR.textops.remove_hf_match("User-Agent", "in", "ua/"),
+		KSR.forward_uri(sink())
+end, {expect = "fwd"})
 case("textops.subst", function()
 	return KSR.textops.subst("/X-Num: ([0-9]+)/X-Num: \\1\\1/"), KSR.textops.subst("/nomatch/x/"), KSR.textops.subst("bad"),
 		KSR.forward_uri(sink())

@@ -2,8 +2,7 @@
 // searches and edits of the message, body and header checks, and string
 // helpers, KSR.textops. The functions and their return codes are those of
 // textops.c's sr_kemi_textops_exports at 5.6.3; kemi has the subset listed
-// in exports (search_hf, subst_user, subst_hf, remove_hf_exp,
-// remove_hf_match, the *_str and replace_hdrs* variants, the multipart-body
+// in exports (subst_user, subst_hf, remove_hf_exp, the *_str and replace_hdrs* variants, the multipart-body
 // functions, filter_body, is_privacy, is_audio_on_hold and regex_substring
 // are not there yet).
 //
@@ -59,6 +58,8 @@ func exports() []ksr.Export {
 		{Name: "search_append_body", Func: searchAppendBody, Ret: ksr.Int, Args: []string{"sre", "val"}, Doc: "Insert val after the first match of sre in the body: 1, or -1 no match or no body."},
 		{Name: "remove_hf_idx", Func: removeHFIdx, Ret: ksr.Int, Args: []string{"hname", "idx"}, Doc: "Remove hname header idx (negative: from the end): 1, 2 no such index (a negative one past the start: 1)."},
 		{Name: "subst_uri", Func: substURI, Ret: ksr.Int, Args: []string{"subst"}, Doc: "sed-like /re/repl/flags on the R-URI: 1 replaced, -1 no match, invalid or the result is not a SIP URI."},
+		{Name: "search_hf", Func: searchHF, Ret: ksr.Int, Args: []string{"hname", "sre", "flags"}, Doc: "1 if an hname header's value matches sre (flags \"f\": only the first header, \"l\": only the last), else -1."},
+		{Name: "remove_hf_match", Func: removeHFMatch, Ret: ksr.Int, Args: []string{"hname", "op", "expr"}, Doc: "Remove the hname headers whose value is eq, ne, in (contains) or re (matches) expr: 1 some removed, -2 none, -1 bad operator."},
 		{Name: "subst", Func: subst, Ret: ksr.Int, Args: []string{"subst"}, Doc: "sed-like /re/repl/flags (i, g) on the headers: 1 replaced, -1 no match or invalid."},
 		{Name: "subst_body", Func: substBody, Ret: ksr.Int, Args: []string{"subst"}, Doc: "sed-like /re/repl/flags on the body: 1 replaced, -1 no match, no body or invalid."},
 		{Name: "has_body", Func: hasBody, Ret: ksr.Int, Doc: "1 if the message has a body, else -1."},
@@ -381,6 +382,84 @@ func (x *substExpr) apply(s string) (string, bool) {
 	}
 	b = append(b, s[last:]...)
 	return string(b), true
+}
+
+// searchHF is search_hf_helper_f: the values of the hname headers tried
+// in order; with flags "f" the first one decides, with "l" the last one.
+func searchHF(e *ksr.Env, hname, sre, flags string) int {
+	hl := headers(e)
+	if hl == nil || hname == "" || sre == "" {
+		return -1
+	}
+	re := compile(e, sre)
+	if re == nil {
+		return -1
+	}
+	var last sip.Header
+	for _, h := range hl.Headers() {
+		if !e.HdrNamed(h, hname) {
+			continue
+		}
+		if strings.HasPrefix(flags, "l") {
+			last = h
+			continue
+		}
+		if re.MatchString(h.Value()) {
+			return 1
+		}
+		if strings.HasPrefix(flags, "f") {
+			return -1
+		}
+	}
+	if last != nil && re.MatchString(last.Value()) {
+		return 1
+	}
+	return -1
+}
+
+// removeHFMatch is ki_remove_hf_match: op eq, ne, in (the value contains
+// expr) or re (case-insensitive match); 1 when some went, -2 when none.
+func removeHFMatch(e *ksr.Env, hname, op, expr string) int {
+	hl := headers(e)
+	if hl == nil {
+		return -1
+	}
+	var match func(v string) bool
+	switch strings.ToLower(op) {
+	case "eq":
+		match = func(v string) bool { return v == expr }
+	case "ne":
+		match = func(v string) bool { return v != expr }
+	case "in":
+		match = func(v string) bool { return strings.Contains(v, expr) }
+	case "re":
+		re := compile(e, expr)
+		if re == nil {
+			return -1
+		}
+		match = re.MatchString
+	default:
+		e.D.Log.Error("textops: remove_hf_match: unknown operator", "op", op)
+		return -1
+	}
+	all := hl.Headers()
+	keep := make([]sip.Header, 0, len(all))
+	for _, h := range all {
+		if e.HdrNamed(h, hname) && match(h.Value()) {
+			continue
+		}
+		keep = append(keep, h)
+	}
+	if len(keep) == len(all) {
+		return -2
+	}
+	for _, h := range append([]sip.Header(nil), all...) {
+		hl.RemoveHeader(h.Name())
+	}
+	for _, h := range keep {
+		hl.AppendHeader(h)
+	}
+	return 1
 }
 
 // afterFirstLine splits the message text after its first line.
