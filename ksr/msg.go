@@ -63,6 +63,8 @@ type Msg struct {
 	AVPs map[string][]any
 	// XAVPs are the $xavp(...) items by name, newest first.
 	XAVPs map[string][]*XAVP
+	// XAVUs are the $xavu(...) values: one item per name, fields unique.
+	XAVUs map[string]*XAVP
 	// Time is the event's time, cached for $Ts/$TV(s).
 	Time time.Time
 

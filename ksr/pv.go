@@ -550,6 +550,8 @@ func namedPV(class string) (pvGetter, pvSetter) {
 		return pvAVP, setAVP
 	case "xavp":
 		return pvXavp, setXavp
+	case "xavu":
+		return pvXavu, setXavu
 	case "TV":
 		return pvTV, nil
 	case "async":

@@ -217,3 +217,63 @@ func removeField(fs []XField, x xavpName) []XField {
 	}
 	return out
 }
+
+// pvXavu is $xavu(name) and $xavu(name=>key) (pv_xavp.c pv_get_xavu): the
+// single value of name, or of its field key; an item holding fields read
+// without a key gives nil (Kamailio prints its address).
+func pvXavu(e *Env, s *pvSpec) lua.LValue {
+	root, key, _ := strings.Cut(s.arg, "=>")
+	if e.Msg == nil {
+		return lua.LNil
+	}
+	it := e.Msg.XAVUs[strings.TrimSpace(root)]
+	switch {
+	case it == nil:
+		return lua.LNil
+	case key == "":
+		if it.Fields != nil {
+			return lua.LNil
+		}
+		return fromGo(it.Val)
+	}
+	for _, f := range it.Fields {
+		if f.Key == strings.TrimSpace(key) {
+			return fromGo(f.Val)
+		}
+	}
+	return lua.LNil
+}
+
+// setXavu is pv_set_xavu: a value replaces name's (or its field key's,
+// name becoming a field list when it was not one); a null value removes
+// name, or its field key.
+func setXavu(e *Env, s *pvSpec, v lua.LValue) bool {
+	root, key, hasKey := strings.Cut(s.arg, "=>")
+	root, key = strings.TrimSpace(root), strings.TrimSpace(key)
+	if e.Msg == nil || root == "" || (hasKey && key == "") {
+		return false
+	}
+	if e.Msg.XAVUs == nil {
+		e.Msg.XAVUs = map[string]*XAVP{}
+	}
+	g := toGo(v)
+	it := e.Msg.XAVUs[root]
+	switch {
+	case g == nil && !hasKey:
+		delete(e.Msg.XAVUs, root)
+	case g == nil:
+		if it != nil && it.Fields != nil {
+			it.Fields = removeField(it.Fields, xavpName{key: key, kall: true})
+		}
+	case !hasKey:
+		e.Msg.XAVUs[root] = &XAVP{Val: g}
+	default:
+		if it == nil || it.Fields == nil {
+			it = &XAVP{Fields: []XField{}}
+			e.Msg.XAVUs[root] = it
+		}
+		it.Fields = removeField(it.Fields, xavpName{key: key, kall: true})
+		it.Fields = append([]XField{{Key: key, Val: g}}, it.Fields...)
+	}
+	return true
+}

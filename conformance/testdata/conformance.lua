@@ -402,6 +402,13 @@ case("pv.unset $xavp", function()
 	return KSR.pv.unset("$xavp(cfu[0]=>b)"), pv("$xavp(cfu=>b)"), pv("$xavp(cfu=>a)"),
 		KSR.pv.unset("$xavp(cfu)"), pv("$xavp(cfu=>a)"), KSR.pv.unset("$xavp(cfu[*])"), pv("$xavp(cfu=>a)")
 end)
+case("pv.$xavu", function()
+	return KSR.pv.sets("$xavu(cfu1)", "one"), KSR.pv.sets("$xavu(cfu1)", "two"), pv("$xavu(cfu1)"),
+		KSR.pv.sets("$xavu(cfu2=>a)", "x"), KSR.pv.seti("$xavu(cfu2=>a)", 5), KSR.pv.sets("$xavu(cfu2=>b)", "y"),
+		pv("$xavu(cfu2=>a)"), pv("$xavu(cfu2=>b)"), KSR.pv.unset("$xavu(cfu2=>a)"), pv("$xavu(cfu2=>a)"),
+		pv("$xavu(cfu2=>b)"), KSR.pv.sets("$xavu(cfu1=>c)", "z"), pv("$xavu(cfu1=>c)"), KSR.pv.unset("$xavu(cfu1)"),
+		pv("$xavu(cfu1=>c)"), pv("$xavu(cfu_none)"), pv("$xavp(cfu2=>b)")
+end)
 case("pv.$xavp does not survive the message", function() return pv("$xavp(cfx=>a)") end)
 case("pvx.xavp_seti and xavp_sets", function()
 	return KSR.pvx.xavp_seti("cpx1", 5), KSR.pvx.xavp_sets("cpx1", "five"), KSR.pvx.xavp_get("cpx1"),
