@@ -391,13 +391,13 @@ func relaysString(rs []*engine.Relay) string {
 	return b.String()
 }
 
-// tmx's $T_reply_code, $T_reply_reason and $T_reply_type in the request
+// tmx's $T_reply_code, $T_reply_reason and $T(reply_type) in the request
 // route (no transaction), a t_on_reply function and a failure route. They
 // exist only with tmx loaded, as in Kamailio.
 func TestTMReplyPVs(t *testing.T) {
 	e, _ := startInjected(t, `loadmodule "tmx.so"`, `
 local function show()
-	return tostring(KSR.pv.get("$T_reply_code")) .. "/" .. tostring(KSR.pv.get("$T_reply_reason")) .. "/" .. tostring(KSR.pv.get("$T_reply_type"))
+	return tostring(KSR.pv.get("$T_reply_code")) .. "/" .. tostring(KSR.pv.get("$T_reply_reason")) .. "/" .. tostring(KSR.pv.get("$T(reply_type)"))
 end
 function ksr_request_route()
 	if KSR.is_MESSAGE() then

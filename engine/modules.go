@@ -12,6 +12,7 @@ import (
 	"kemi/modules/maxfwd"
 	"kemi/modules/mqueue"
 	"kemi/modules/pike"
+	"kemi/modules/pv"
 	"kemi/modules/rr"
 	"kemi/modules/rtimer"
 	"kemi/modules/runtimefree"
@@ -19,6 +20,7 @@ import (
 	"kemi/modules/siputils"
 	"kemi/modules/sl"
 	"kemi/modules/sworker"
+	"kemi/modules/textops"
 	tlsmod "kemi/modules/tls"
 	"kemi/modules/tm"
 	"kemi/modules/websocket"
@@ -33,10 +35,11 @@ import (
 // Modules are made fresh for each configuration: they hold its settings.
 //
 // Not yet moved into a home (still in settings.go, ksr and engine): app_lua,
-// pv, jsonrpcs.
+// jsonrpcs (pv's pseudo-variables are ksr's).
 func moduleTable() []ksr.Module {
 	mods := []ksr.Module{
 		ksr.Core(),
+		pv.New(),     // $shv's shvset values, before any runtime reads them
 		mqueue.New(), // first runtime started, last stopped: queues load before traffic, save after it
 		async.New(),  // started before the worker groups, stopped after: handlers release suspended requests until they stop
 		rtimer.New(), // timers start after the workers groups (engine.go), with the receivers
@@ -56,6 +59,7 @@ func moduleTable() []ksr.Module {
 		websocket.New(),
 		xlog.New(),
 		corex.New(),
+		textops.New(),
 	}
 	return append(mods, runtimefree.Modules()...)
 }

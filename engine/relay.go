@@ -98,31 +98,15 @@ func (rs *relaySystem) check(m *ksr.Msg, fn string) bool {
 	return false
 }
 
-// prepareCopy is the copy of r's request a proxy forwards (RFC 3261 16.6):
-// Max-Forwards decremented (added as 70 when absent), received/rport on the
-// sender's Via. It returns false when Max-Forwards is 0. When the
-// configuration loads maxfwd, the script owns Max-Forwards, as in
-// Kamailio, and the copy keeps it as it is.
-func (rs *relaySystem) prepareCopy(r *sipnet.Request) (*sip.Request, bool) {
-	if _, scripted := rs.e.set.Modules["maxfwd"]; scripted {
-		out := r.Msg.Clone()
-		r.StampVia(out)
-		return out, true
-	}
-	if mf := r.Msg.MaxForwards(); mf != nil && mf.Val() == 0 {
-		return nil, false
-	}
-	out := r.Msg.Clone()
-	// sipgo clones share the Max-Forwards value: replace it, never Dec().
-	if mf := out.MaxForwards(); mf != nil {
-		n := sip.MaxForwardsHeader(mf.Val() - 1)
-		out.ReplaceHeader(&n)
-	} else {
-		n := sip.MaxForwardsHeader(70)
-		out.AppendHeader(&n)
-	}
-	r.StampVia(out)
-	return out, true
+// prepareCopy is the copy of m's request a proxy forwards: the pending
+// From/To changes applied and received/rport on the sender's Via. As in
+// Kamailio, Max-Forwards is left as the script left it: tm and the core
+// never touch it, the maxfwd module does (KSR.maxfwd.process_maxfwd).
+func (rs *relaySystem) prepareCopy(m *ksr.Msg) *sip.Request {
+	out := m.Req.Msg.Clone()
+	m.ApplyEdits(out)
+	m.Req.StampVia(out)
+	return out
 }
 
 // resolve finds the next hop: dst, else $du, else the copy's R-URI.
@@ -140,13 +124,7 @@ func (rs *relaySystem) Forward(env *ksr.Env, dst string) int {
 		return -1
 	}
 	r := m.Req
-	out, ok := rs.prepareCopy(r)
-	if !ok {
-		if !r.Msg.IsAck() {
-			r.ReplyStateless(483, "Too Many Hops", nil, nil)
-		}
-		return 0
-	}
+	out := rs.prepareCopy(m)
 	if dst == "" {
 		dst = m.DstURI
 	}
@@ -183,13 +161,7 @@ func (rs *relaySystem) Relay(env *ksr.Env, dst string, onBranch func(*ksr.Msg) b
 		e.log.Error("t_relay: cannot create the transaction", "error", err)
 		return -1
 	}
-	out, ok := rs.prepareCopy(r)
-	if !ok {
-		if tx.FinalStatus() == 0 {
-			tx.Reply(483, "Too Many Hops", nil, nil)
-		}
-		return 0
-	}
+	out := rs.prepareCopy(m)
 	c := rs.cellFor(tx, m)
 	if tx.Canceled() {
 		e.log.Info("t_relay: transaction cancelled, no new branch", "callid", callID(r.Msg))
@@ -218,7 +190,7 @@ func (rs *relaySystem) Relay(env *ksr.Env, dst string, onBranch func(*ksr.Msg) b
 		return -1
 	}
 	if r.Msg.IsInvite() && tx.LastStatus() == 0 {
-		tx.Reply(100, "Trying", nil, nil) // tm's auto_inv_100
+		tx.Reply(100, e.set.TM().Inv100Reason, nil, nil) // tm's auto_inv_100
 	}
 	c.mu.Lock()
 	c.pending++
@@ -553,6 +525,10 @@ func (w *worker) replyRoute(msg *ksr.Msg) {
 // negative final reply ends the branch.
 func (w *worker) relayReply(msg *ksr.Msg, c *cell) {
 	r := msg.Res
+	// tm sets F_RB_REPLIED after handling a reply (t_reply.c
+	// reply_received), so the failure route of a final reply sees the
+	// branch as replied only when an earlier (provisional) reply came.
+	prior := r.Branch.Status()
 	kind := r.Branch.Receive(r.Msg)
 	if kind == sipnet.ReplyAbsorbed || c == nil {
 		return
@@ -580,6 +556,6 @@ func (w *worker) relayReply(msg *ksr.Msg, c *cell) {
 	case code < 300:
 		w.branchSucceeded(c, r.Branch, r.Msg)
 	default:
-		c.rs.branchEnded(w, c, finalReply{code: code, reason: r.Msg.Reason, res: r.Msg, replied: true})
+		c.rs.branchEnded(w, c, finalReply{code: code, reason: r.Msg.Reason, res: r.Msg, replied: prior > 0})
 	}
 }

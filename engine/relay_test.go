@@ -218,7 +218,7 @@ func relayHdr(m interface{ GetHeader(string) sip.Header }, name string) string {
 // TestRelayToKemiUAS relays OPTIONS and MESSAGE through one kemi to
 // another that answers: the reply comes back with the proxy's Via removed,
 // and the request left from the proxy's listening socket with Max-Forwards
-// decremented, over UDP and TCP on either side.
+// untouched (tm never changes it; maxfwd does), over UDP and TCP on either side.
 func TestRelayToKemiUAS(t *testing.T) {
 	uas := enginetest.Start(t, enginetest.Config(), map[string]string{"script.lua": uasScript})
 	proxy := enginetest.Start(t, proxyConfig(), map[string]string{"script.lua": proxyScript})
@@ -234,8 +234,8 @@ func TestRelayToKemiUAS(t *testing.T) {
 				if vias := res.GetHeaders("Via"); len(vias) != 1 || !strings.Contains(vias[0].Value(), c.LocalAddr()) {
 					t.Fatalf("%s: reply Vias %v, want only the client's", method, vias)
 				}
-				if mf := relayHdr(res, "X-UAS-MF"); mf != "69" {
-					t.Fatalf("%s: Max-Forwards at the UAS %q, want 69", method, mf)
+				if mf := relayHdr(res, "X-UAS-MF"); mf != "70" {
+					t.Fatalf("%s: Max-Forwards at the UAS %q, want 70", method, mf)
 				}
 				if src := relayHdr(res, "X-UAS-Src"); src != tc.out+":"+proxy.Addr(tc.out) && !(tc.out == "tcp" && strings.HasPrefix(src, "tcp:127.0.0.1:")) {
 					t.Fatalf("%s: the UAS got it from %q, want the proxy's listener %s", method, src, proxy.Addr(tc.out))
@@ -270,8 +270,8 @@ func TestRelayInviteDialog(t *testing.T) {
 	if !strings.Contains(rr, proxy.Addr("udp")) || !strings.Contains(rr, ";lr") || !strings.Contains(rr, "ftag=") {
 		t.Fatalf("Record-Route %q lacks the proxy address, lr or ftag", rr)
 	}
-	if mf := inv.MaxForwards(); mf == nil || mf.Val() != 69 {
-		t.Fatalf("Max-Forwards %v, want 69", mf)
+	if mf := inv.MaxForwards(); mf == nil || mf.Val() != 70 {
+		t.Fatalf("Max-Forwards %v, want 70", mf)
 	}
 	if res, err := c.RecvResponse(enginetest.Patience); err != nil || res.StatusCode != 100 {
 		t.Fatalf("want 100 Trying from the proxy first, got %v %v", res, err)
@@ -461,19 +461,23 @@ func TestRelayStateless(t *testing.T) {
 	}
 }
 
-// TestRelayMaxForwards answers 483 instead of relaying a request whose
-// Max-Forwards is 0.
+// TestRelayMaxForwards relays a request whose Max-Forwards is 0 as it is:
+// as in Kamailio, tm never looks at Max-Forwards; a script that wants 483
+// calls KSR.maxfwd.process_maxfwd (tests/lua/maxfwd_test.lua).
 func TestRelayMaxForwards(t *testing.T) {
 	proxy := enginetest.Start(t, proxyConfig(), map[string]string{"script.lua": proxyScript})
 	uas := newPeer(t)
 	c := enginetest.Dial(t, "udp", proxy.Addr("udp"))
 	raw := strings.Replace(c.Build(enginetest.Req{Method: "MESSAGE", URI: uas.uri()}), "Max-Forwards: 70", "Max-Forwards: 0", 1)
 	c.Send(raw)
-	res, err := c.RecvResponse(enginetest.Patience)
-	if err != nil || res.StatusCode != 483 {
-		t.Fatalf("got %v %v, want 483", res, err)
+	req, src := uas.request("MESSAGE", enginetest.Patience)
+	if mf := req.MaxForwards(); mf == nil || mf.Val() != 0 {
+		t.Fatalf("Max-Forwards at the UAS %v, want 0", mf)
 	}
-	uas.quiet("MESSAGE", 200*time.Millisecond)
+	uas.reply(req, src, 200, "OK", "u")
+	if res, err := c.RecvResponse(2 * time.Second); err != nil || res.StatusCode != 200 {
+		t.Fatalf("got %v %v, want 200", res, err)
+	}
 }
 
 // TestRelayFromAsyncResume relays in a function resumed by

@@ -28,9 +28,13 @@ func (e *Engine) registerRPC() {
 			if !e.set.Reload {
 				return nil, &jsonrpc.Fault{Code: 500, Message: "Reload Failed: reload is disabled (modparam app_lua reload 0)"}
 			}
+			// Kamailio's app_lua_rpc_reload: an optional script index, any
+			// negative one meaning all; its result is an empty object and its
+			// fault 500 "Reload Failed". kemi adds the new script version to
+			// the object and, after "Reload Failed: ", why (docs/conformance.md).
 			if p.Len() > 0 {
 				idx, ok := p.Int(0)
-				if !ok || idx < -1 || idx >= len(e.set.Scripts) {
+				if !ok || idx >= len(e.set.Scripts) {
 					return nil, &jsonrpc.Fault{Code: 500, Message: "Reload Failed: script index out of range"}
 				}
 			}

@@ -98,10 +98,11 @@ func retNil(L *lua.LState) int {
 	return 1
 }
 
-// retNone is what a KEMI function without a return value gives Lua: 0 in
-// Kamailio 5.7+ (false in 5.6); kemi follows current Kamailio.
+// retNone is what a KEMI function without a return value (SR_KEMIP_NONE)
+// gives Lua: false, as app_lua's sr_kemi_lua_return_int gives for any
+// return kind but INT and a true BOOL (5.6, and still 5.8).
 func retNone(L *lua.LState) int {
-	L.Push(smallInts[256])
+	L.Push(lua.LFalse)
 	return 1
 }
 

@@ -57,7 +57,8 @@ func (t Type) String() string {
 //	func(*Env, string, int, int) int
 //
 // An int result is returned as Ret says: Int as a number, Bool as
-// true/false, None as 0. A lua.LValue result is returned as it is (Xval).
+// true/false, None as false (app_lua's sr_kemi_lua_return_int). A
+// lua.LValue result is returned as it is (Xval).
 // A Raw function reads its own arguments and pushes its own results; its
 // Params are declared, and bind still checks that enough were given.
 type Export struct {

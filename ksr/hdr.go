@@ -30,6 +30,65 @@ func parseHeaders(txt string) ([]sip.Header, bool) {
 	return hs, len(hs) > 0
 }
 
+// compactNames are the compact header forms Kamailio's parser knows
+// (parser/parse_hname2.c), by letter.
+var compactNames = [26]string{
+	'a' - 'a': "Accept-Contact", 'b' - 'a': "Referred-By", 'c' - 'a': "Content-Type",
+	'd' - 'a': "Request-Disposition", 'e' - 'a': "Content-Encoding", 'f' - 'a': "From",
+	'i' - 'a': "Call-ID", 'j' - 'a': "Reject-Contact", 'k' - 'a': "Supported",
+	'l' - 'a': "Content-Length", 'm' - 'a': "Contact", 'o' - 'a': "Event", 'r' - 'a': "Refer-To",
+	's' - 'a': "Subject", 't' - 'a': "To", 'u' - 'a': "Allow-Events", 'v' - 'a': "Via",
+	'x' - 'a': "Session-Expires", 'y' - 'a': "Identity",
+}
+
+// hdrAliases gives the full and the compact form of a header name, as
+// Kamailio matches a header by its type: "f" and "From" are the same
+// header. compact is "" for a name without a compact form.
+func hdrAliases(name string) (full, compact string) {
+	if len(name) == 1 {
+		c := name[0] | 0x20
+		if c >= 'a' && c <= 'z' && compactNames[c-'a'] != "" {
+			return compactNames[c-'a'], name
+		}
+		return name, ""
+	}
+	for i, n := range compactNames {
+		if n != "" && len(n) == len(name) && strings.EqualFold(n, name) {
+			return name, string(rune('a' + i))
+		}
+	}
+	return name, ""
+}
+
+// hdrIs reports whether h is the header name (full or compact form).
+func hdrIs(h sip.Header, full, compact string) bool {
+	n := h.Name()
+	return strings.EqualFold(n, full) || (compact != "" && strings.EqualFold(n, compact))
+}
+
+// findHeaders returns the headers named name or its compact alias, in order.
+func findHeaders(hs []sip.Header, name string) []sip.Header {
+	full, compact := hdrAliases(name)
+	var out []sip.Header
+	for _, h := range hs {
+		if hdrIs(h, full, compact) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// firstHeader returns the first header named name or its compact alias.
+func firstHeader(hs []sip.Header, name string) sip.Header {
+	full, compact := hdrAliases(name)
+	for _, h := range hs {
+		if hdrIs(h, full, compact) {
+			return h
+		}
+	}
+	return nil
+}
+
 // headerList is what the hdr functions edit: the request or reply's headers.
 type headerList interface {
 	Headers() []sip.Header
@@ -55,7 +114,7 @@ func (e *Env) headers() headerList {
 // how many went.
 func removeAll(hl headerList, name string) int {
 	n := 0
-	for _, h := range hl.GetHeaders(name) {
+	for _, h := range findHeaders(hl.Headers(), name) {
 		if hl.RemoveHeader(h.Name()) {
 			n++
 		}
@@ -75,11 +134,14 @@ func rebuild(hl headerList, hs []sip.Header) {
 }
 
 // insertAt inserts add before (after=false) or after (after=true) the first
-// header named name; false when there is none.
+// header named name. Without such a header it adds them after the last
+// header or before the first one, as Kamailio's sr_kemi_hdr_append_after
+// and sr_kemi_hdr_insert_before do.
 func insertAt(hl headerList, add []sip.Header, name string, after bool) bool {
 	cur := hl.Headers()
+	full, compact := hdrAliases(name)
 	for i, h := range cur {
-		if !strings.EqualFold(h.Name(), name) {
+		if !hdrIs(h, full, compact) {
 			continue
 		}
 		if after {
@@ -92,7 +154,10 @@ func insertAt(hl headerList, add []sip.Header, name string, after bool) bool {
 		rebuild(hl, out)
 		return true
 	}
-	return false
+	if after {
+		return appendAll(hl, add)
+	}
+	return prependAll(hl, add)
 }
 
 // hdrExports is KSR.hdr: Kamailio's core header functions (kemi.c,
@@ -102,8 +167,8 @@ func hdrExports() Submodule {
 	return Submodule{Name: "hdr", Funcs: []Export{
 		{Name: "append", Func: hdrAppend, Ret: Int, Args: txt, Doc: "Append the header lines txt to the message."},
 		{Name: "insert", Func: hdrInsert, Ret: Int, Args: txt, Doc: "Insert the header lines txt on top of the message's headers."},
-		{Name: "append_after", Func: hdrAppendAfter, Ret: Int, Args: []string{"txt", "hname"}, Doc: "Add txt after the first hname header."},
-		{Name: "insert_before", Func: hdrInsertBefore, Ret: Int, Args: []string{"txt", "hname"}, Doc: "Add txt before the first hname header."},
+		{Name: "append_after", Func: hdrAppendAfter, Ret: Int, Args: []string{"txt", "hname"}, Doc: "Add txt after the first hname header (after the last header when there is none)."},
+		{Name: "insert_before", Func: hdrInsertBefore, Ret: Int, Args: []string{"txt", "hname"}, Doc: "Add txt before the first hname header (before the first header when there is none)."},
 		{Name: "remove", Func: hdrRemove, Ret: Int, Args: name, Doc: "Remove every hname header."},
 		{Name: "rmappend", Func: hdrRmAppend, Ret: Int, Args: []string{"hname", "txt"}, Doc: "Remove every hname header, then append txt."},
 		{Name: "rminsert", Func: hdrRmInsert, Ret: Int, Args: []string{"hname", "txt"}, Doc: "Remove every hname header, then insert txt."},
@@ -180,7 +245,7 @@ func (e *Env) hdrReplace(hname, txt string, add func(hl headerList, add []sip.He
 }
 
 func hdrIsPresent(e *Env, hname string) int {
-	if hl := e.headers(); hl != nil && len(hl.GetHeaders(hname)) > 0 {
+	if hl := e.headers(); hl != nil && firstHeader(hl.Headers(), hname) != nil {
 		return 1
 	}
 	return -1
@@ -198,8 +263,8 @@ func hdrAppendToReply(e *Env, txt string) int {
 // firstHdr is the first hname header's value, or null.
 func (e *Env) firstHdr(hname string, null lua.LValue) lua.LValue {
 	if hl := e.headers(); hl != nil {
-		if hs := hl.GetHeaders(hname); len(hs) > 0 {
-			return lua.LString(hs[0].Value())
+		if h := firstHeader(hl.Headers(), hname); h != nil {
+			return lua.LString(h.Value())
 		}
 	}
 	return null
@@ -214,7 +279,7 @@ func hdrGetIdx(e *Env, hname string, i int) lua.LValue {
 	if hl == nil {
 		return lua.LNil
 	}
-	hs := hl.GetHeaders(hname)
+	hs := findHeaders(hl.Headers(), hname)
 	if i < 0 {
 		i += len(hs)
 	}
@@ -222,4 +287,28 @@ func hdrGetIdx(e *Env, hname string, i int) lua.LValue {
 		return lua.LNil
 	}
 	return lua.LString(hs[i].Value())
+}
+
+// HdrIsPresent is KSR.hdr.is_present for other modules: 1 if the message
+// has an hname header (its compact form too), else -1.
+func (e *Env) HdrIsPresent(hname string) int { return hdrIsPresent(e, hname) }
+
+// HdrRemove is KSR.hdr.remove for other modules: every hname header (its
+// compact form too) removed; 1, or -1 without a message.
+func (e *Env) HdrRemove(hname string) int { return hdrRemove(e, hname) }
+
+// HdrValue is the first hname header's value (its compact form too).
+func (e *Env) HdrValue(hname string) (string, bool) {
+	if hl := e.headers(); hl != nil {
+		if h := firstHeader(hl.Headers(), hname); h != nil {
+			return h.Value(), true
+		}
+	}
+	return "", false
+}
+
+// HdrNamed reports whether h is the header hname (its compact form too).
+func (e *Env) HdrNamed(h sip.Header, hname string) bool {
+	full, compact := hdrAliases(hname)
+	return hdrIs(h, full, compact)
 }

@@ -47,9 +47,21 @@ type Msg struct {
 	DstURI string
 	// ReplyHdrs are added to locally generated replies (append_to_reply).
 	ReplyHdrs []sip.Header
-	// AVPs are $avp(name) values (string or int64); they travel with the
-	// message across an async resume.
-	AVPs map[string]any
+	// ReplyBody is the body of locally generated replies
+	// (textops set_reply_body; its Content-Type is in ReplyHdrs).
+	ReplyBody []byte
+	// AddrEdits are the From/To changes made with $fu, $fU, $fd, $fn and
+	// the To counterparts: applied to the copies the request is forwarded
+	// as (ApplyEdits), while reads still see the received headers, as
+	// Kamailio's lumps.
+	AddrEdits []AddrEdit
+	// AVPs are $avp(name) values (string or int64), a stack per name,
+	// oldest first; they travel with the message across an async resume.
+	AVPs map[string][]any
+	// XAVPs are the $xavp(...) items by name, newest first.
+	XAVPs map[string][]*XAVP
+	// XAVUs are the $xavu(...) values: one item per name, fields unique.
+	XAVUs map[string]*XAVP
 	// Time is the event's time, cached for $Ts/$TV(s).
 	Time time.Time
 
@@ -80,6 +92,9 @@ type Msg struct {
 // before it, and the parameters of the Route URI loose_route consumed
 // (check_route_param, is_direction).
 type RRState struct {
+	// Done is set once a Record-Route was added (rr's FL_RR_ADDED): a second
+	// record_route* fails.
+	Done         bool
 	Added        *sip.RecordRouteHeader
 	Params       string
 	Routed       bool
@@ -126,6 +141,9 @@ type Deps struct {
 	Table *Table
 	// PVs are the pseudo-variable classes the modules add, by name.
 	PVs map[string]*PV
+	// VarInit are the initial $var values of every VM (pv's varset),
+	// string or int64; nil when none.
+	VarInit map[string]any
 
 	locals int // per-VM slots handed out (NewLocal)
 }
@@ -156,8 +174,12 @@ type Env struct {
 
 // NewEnv returns the private state of one VM.
 func NewEnv(d *Deps, name, group string, index int) *Env {
-	return &Env{D: d, Name: name, Group: group, Index: index,
+	e := &Env{D: d, Name: name, Group: group, Index: index,
 		vars: map[string]lua.LValue{}, pvCache: map[string]*pvSpec{}}
+	for k, v := range d.VarInit {
+		e.vars[k] = fromGo(v)
+	}
+	return e
 }
 
 // asyncGroup is the async_workers group of this worker, "" for other

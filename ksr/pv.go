@@ -15,8 +15,12 @@ type pvSpec struct {
 	name string // class: "ru", "hdr", "var", ...
 	arg  string // inner name, for classes with parentheses
 	dyn  string // inner name when it is itself a PV ("$var(q)")
-	get  pvGetter
-	set  pvSetter // nil for a read-only variable
+	idx  int    // the index of the $(pv[idx]) form, negative from the end
+	all  bool   // the $(pv[*]) form
+	// hasIdx is set for the $(pv[idx]) form.
+	hasIdx bool
+	get    pvGetter
+	set    pvSetter // nil for a read-only variable
 }
 
 // pvParse parses name, caching the result per VM.
@@ -39,8 +43,19 @@ func parsePV(name string, mods map[string]*PV) (*pvSpec, error) {
 		return nil, fmt.Errorf("invalid pseudo-variable %q", name)
 	}
 	body := name[1:]
+	var idx string
+	hasIdx := false
 	if strings.HasPrefix(body, "(") && strings.HasSuffix(body, ")") {
 		body = body[1 : len(body)-1] // $(ru) form
+		// $(hdr(X)[1]), $(hdr(X)[-1]), $(hdr(X)[*]): an index
+		if strings.HasSuffix(body, "]") {
+			i := strings.LastIndexByte(body, '[')
+			if i <= 0 {
+				return nil, fmt.Errorf("invalid pseudo-variable %q: missing '['", name)
+			}
+			idx, hasIdx = body[i+1:len(body)-1], true
+			body = body[:i]
+		}
 	}
 	class, arg := body, ""
 	if i := strings.IndexByte(body, '('); i > 0 {
@@ -52,7 +67,16 @@ func parsePV(name string, mods map[string]*PV) (*pvSpec, error) {
 			return nil, fmt.Errorf("invalid pseudo-variable %q: empty name", name)
 		}
 	}
-	s := &pvSpec{name: class, arg: arg}
+	s := &pvSpec{name: class, arg: arg, hasIdx: hasIdx}
+	if hasIdx {
+		if idx == "*" {
+			s.all = true
+		} else if n, err := strconv.Atoi(idx); err == nil {
+			s.idx = n
+		} else {
+			return nil, fmt.Errorf("invalid pseudo-variable %q: bad index %q", name, idx)
+		}
+	}
 	if strings.HasPrefix(arg, "$") {
 		s.dyn = arg
 	}
@@ -64,6 +88,10 @@ func parsePV(name string, mods map[string]*PV) (*pvSpec, error) {
 	switch class {
 	case "ru", "rU", "rd", "rp", "du":
 		s.set = setURI
+	case "fu", "fU", "fd", "fn", "tu", "tU", "td", "tn":
+		if arg == "" {
+			s.set = setAddr
+		}
 	}
 	if pv := mods[class]; s.get == nil && pv != nil && pv.Named == (arg != "") {
 		s.get, s.set = modulePV(pv)
@@ -262,9 +290,11 @@ func pvRDomain(e *Env, _ *pvSpec) lua.LValue {
 	return lua.LNil
 }
 
+// pvRPort is $rp: a string in Kamailio (pv_get_strintval: no
+// PV_TYPE_INT, so KSR.pv.get gives the string, KSR.pv.geti the number).
 func pvRPort(e *Env, _ *pvSpec) lua.LValue {
 	if r := e.Msg.Request(); r != nil {
-		return boxInt(uriPort(&r.Recipient))
+		return lstr(strconv.Itoa(uriPort(&r.Recipient)))
 	}
 	return lua.LNil
 }
@@ -316,10 +346,11 @@ func pvCallID(e *Env, _ *pvSpec) lua.LValue {
 	return lua.LNil
 }
 
+// pvCSeq is $cs: a string in Kamailio (pv_get_strintval), as $rp.
 func pvCSeq(e *Env, _ *pvSpec) lua.LValue {
 	if m := e.Msg.SIP(); m != nil {
 		if h := m.CSeq(); h != nil {
-			return boxInt(int(h.SeqNo))
+			return lstr(strconv.FormatUint(uint64(h.SeqNo), 10))
 		}
 	}
 	return lua.LNil
@@ -342,13 +373,23 @@ func uriPV(get func(e *Env) *sip.Uri, part byte) pvGetter {
 	}
 }
 
+// pvFromName is $fn: the display name as the header has it, quotes
+// included (pv_core.c gives to_body_t's display). sipgo keeps the name
+// without its quotes and always sends it quoted, so kemi gives it quoted.
 func pvFromName(e *Env, _ *pvSpec) lua.LValue {
 	if m := e.Msg.SIP(); m != nil {
 		if h := m.From(); h != nil {
-			return strOrNil(h.DisplayName)
+			return quotedName(h.DisplayName)
 		}
 	}
 	return lua.LNil
+}
+
+func quotedName(n string) lua.LValue {
+	if n == "" {
+		return lua.LNil
+	}
+	return lua.LString(`"` + n + `"`)
 }
 
 func pvFromTag(e *Env, _ *pvSpec) lua.LValue {
@@ -364,7 +405,7 @@ func pvFromTag(e *Env, _ *pvSpec) lua.LValue {
 func pvToName(e *Env, _ *pvSpec) lua.LValue {
 	if m := e.Msg.SIP(); m != nil {
 		if h := m.To(); h != nil {
-			return strOrNil(h.DisplayName)
+			return quotedName(h.DisplayName)
 		}
 	}
 	return lua.LNil
@@ -399,9 +440,10 @@ func pvBodyLen(e *Env, _ *pvSpec) lua.LValue {
 	return lua.LNil
 }
 
+// pvBody is $rb: "" for a message without a body (pv_get_msg_body).
 func pvBody(e *Env, _ *pvSpec) lua.LValue {
 	if m := e.Msg.SIP(); m != nil {
-		return strOrNil(string(m.Body()))
+		return lstr(string(m.Body()))
 	}
 	return lua.LNil
 }
@@ -463,11 +505,33 @@ func pvTf(e *Env, _ *pvSpec) lua.LValue {
 	return lstr(e.now().Format("Mon Jan _2 15:04:05 2006"))
 }
 
-func pvRtimerWorker(e *Env, _ *pvSpec) lua.LValue { return boxInt(e.Index) }
+// pvRtimerWorker is $rtimer_worker: the rtimer process's index in an
+// rtimer group ("rtimer" for mode=0 timers, "rtimer:<name>"); nil elsewhere (Kamailio's conformance config does not load
+// rtimer, so the pv does not exist there; with rtimer loaded Kamailio
+// gives 0 in a SIP worker).
+func pvRtimerWorker(e *Env, _ *pvSpec) lua.LValue {
+	if e.Group != "rtimer" && !strings.HasPrefix(e.Group, "rtimer:") {
+		return lua.LNil
+	}
+	return boxInt(e.Index)
+}
 
+// msgHeaders is a request's or a reply's headers, in order.
+func msgHeaders(m sip.Message) []sip.Header {
+	switch x := m.(type) {
+	case *sip.Request:
+		return x.Headers()
+	case *sip.Response:
+		return x.Headers()
+	}
+	return nil
+}
+
+// hdrValue is the first name header's value (its compact form too), nil
+// when there is none.
 func hdrValue(m sip.Message, name string) lua.LValue {
-	if h := m.GetHeaders(name); len(h) > 0 {
-		return lstr(h[0].Value())
+	if h := firstHeader(msgHeaders(m), name); h != nil {
+		return lstr(h.Value())
 	}
 	return lua.LNil
 }
@@ -487,6 +551,10 @@ func namedPV(class string) (pvGetter, pvSetter) {
 		return pvShv, setShv
 	case "avp":
 		return pvAVP, setAVP
+	case "xavp":
+		return pvXavp, setXavp
+	case "xavu":
+		return pvXavu, setXavu
 	case "TV":
 		return pvTV, nil
 	case "async":
@@ -495,14 +563,37 @@ func namedPV(class string) (pvGetter, pvSetter) {
 	return nil, nil
 }
 
-// pvHdr is $hdr(name): the first such header's value.
+// pvHdr is $hdr(name): the first such header's value; $(hdr(name)[i]) the
+// i-th (negative: from the end), $(hdr(name)[*]) all of them joined with
+// ", " (pv_get_hdr).
 func pvHdr(e *Env, s *pvSpec) lua.LValue {
 	m := e.Msg.SIP()
 	name, ok := e.argName(s)
 	if m == nil || !ok {
 		return lua.LNil
 	}
-	return hdrValue(m, name)
+	if !s.hasIdx {
+		return hdrValue(m, name)
+	}
+	hs := findHeaders(msgHeaders(m), name)
+	if s.all {
+		if len(hs) == 0 {
+			return lua.LNil
+		}
+		vs := make([]string, len(hs))
+		for i, h := range hs {
+			vs[i] = h.Value()
+		}
+		return lstr(strings.Join(vs, ","))
+	}
+	i := s.idx
+	if i < 0 {
+		i += len(hs)
+	}
+	if i < 0 || i >= len(hs) {
+		return lua.LNil
+	}
+	return lstr(hs[i].Value())
 }
 
 // pvVar is $var(name): the VM's private variables.
@@ -514,7 +605,10 @@ func pvVar(e *Env, s *pvSpec) lua.LValue {
 	if v, ok := e.vars[name]; ok {
 		return v
 	}
-	return lua.LNil
+	// A $var never set (or unset) is the integer 0: Kamailio creates it
+	// when the name is first parsed, and unsetting sets it to 0
+	// (pv_set_scriptvar with a null value).
+	return smallInts[256]
 }
 
 func setVar(e *Env, s *pvSpec, v lua.LValue) bool {
@@ -536,7 +630,12 @@ func pvShv(e *Env, s *pvSpec) lua.LValue {
 	if !ok || e.D.Shv == nil {
 		return lua.LNil
 	}
-	return fromGo(e.D.Shv.Get(name))
+	if v := e.D.Shv.Get(name); v != nil {
+		return fromGo(v)
+	}
+	// A $shv never set is the integer 0, as Kamailio's shvar created at
+	// parse time (add_shvar).
+	return smallInts[256]
 }
 
 func setShv(e *Env, s *pvSpec, v lua.LValue) bool {
@@ -544,31 +643,74 @@ func setShv(e *Env, s *pvSpec, v lua.LValue) bool {
 	if !ok || e.D.Shv == nil {
 		return false
 	}
-	e.D.Shv.Set(name, toGo(v))
+	g := toGo(v)
+	if g == nil {
+		// Unsetting a $shv leaves an empty string (set_shvar_value with a
+		// null value keeps a VAR_VAL_STR flag and no text).
+		g = ""
+	}
+	e.D.Shv.Set(name, g)
 	return true
 }
 
-// pvAVP is $avp(name): the message's attribute-value pairs.
+// pvAVP is $avp(name): the message's attribute-value pairs. Each name is
+// a stack (pv_core.c pv_get_avp): $avp(x) is the newest value,
+// $(avp(x)[i]) the i-th from the newest (a negative index as Kamailio's),
+// $(avp(x)[*]) every value, newest first, joined with ", ".
 func pvAVP(e *Env, s *pvSpec) lua.LValue {
 	name, ok := e.argName(s)
 	if !ok || e.Msg == nil {
 		return lua.LNil
 	}
-	return fromGo(e.Msg.AVPs[name])
+	st := e.Msg.AVPs[name] // oldest first
+	if len(st) == 0 {
+		return lua.LNil
+	}
+	if s.all {
+		vs := make([]string, len(st))
+		for i := range st {
+			vs[i] = fromGo(st[len(st)-1-i]).String()
+		}
+		return lstr(strings.Join(vs, ", "))
+	}
+	i := s.idx // from the newest
+	if i < 0 {
+		// pv_get_avp counts the values with the search state it then
+		// reuses, so a negative index finds only the newest value, when
+		// -i is the count; any other gives null.
+		if -i != len(st) {
+			return lua.LNil
+		}
+		i = 0
+	}
+	if i >= len(st) {
+		return lua.LNil
+	}
+	return fromGo(st[len(st)-1-i])
 }
 
+// setAVP is pv_set_avp: a value is added on top of the name's stack (the
+// older ones stay), $(avp(x)[*]) = v replaces them all; a null value
+// removes the newest one, or all of them with [*].
 func setAVP(e *Env, s *pvSpec, v lua.LValue) bool {
 	name, ok := e.argName(s)
 	if !ok || e.Msg == nil {
 		return false
 	}
 	if e.Msg.AVPs == nil {
-		e.Msg.AVPs = map[string]any{}
+		e.Msg.AVPs = map[string][]any{}
 	}
-	if g := toGo(v); g == nil {
+	st := e.Msg.AVPs[name]
+	g := toGo(v)
+	switch {
+	case g == nil && (s.all || len(st) <= 1):
 		delete(e.Msg.AVPs, name)
-	} else {
-		e.Msg.AVPs[name] = g
+	case g == nil:
+		e.Msg.AVPs[name] = st[:len(st)-1]
+	case s.all:
+		e.Msg.AVPs[name] = []any{g}
+	default:
+		e.Msg.AVPs[name] = append(st, g)
 	}
 	return true
 }
@@ -591,6 +733,11 @@ func pvTV(e *Env, s *pvSpec) lua.LValue {
 	case "Sm":
 		t := e.D.Now()
 		return lstr(strconv.FormatInt(t.Unix(), 10) + "." + fmt.Sprintf("%03d", t.Nanosecond()/1000000))
+	case "Fn":
+		// pv_time.c: strftime("%Y-%m-%d %H:%M:%S") of local time, then
+		// ".%06u" microseconds.
+		t := e.D.Now().Local()
+		return lstr(t.Format("2006-01-02 15:04:05") + fmt.Sprintf(".%06d", t.Nanosecond()/1000))
 	}
 	return lua.LNil
 }
@@ -676,6 +823,150 @@ func setURI(e *Env, s *pvSpec, v lua.LValue) bool {
 	return true
 }
 
+// AddrEdit is one change of the From or To header made through a pv: the
+// whole URI ('u'), its user ('U'), its host ('d') or the display name ('n');
+// Unset removes the user or the display name.
+type AddrEdit struct {
+	To    bool
+	Part  byte
+	Val   string
+	Unset bool
+}
+
+// setAddr records a write of $fu, $fU, $fd, $fn, $tu, $tU, $td or $tn
+// (pv_set_xto_attr): a lump in Kamailio, so the message read in the route
+// keeps the received value and the forwarded copy has the new one. Deleting
+// the URI or the host is refused with a warning and succeeds; an integer
+// value is an error.
+func setAddr(e *Env, s *pvSpec, v lua.LValue) bool {
+	if e.Msg == nil || e.Msg.Request() == nil {
+		return false
+	}
+	ed := AddrEdit{To: s.name[0] == 't', Part: s.name[1]}
+	if v == lua.LNil {
+		if ed.Part == 'u' || ed.Part == 'd' {
+			e.D.Log.Warn("From/To header URI or domain cannot be deleted", "pv", "$"+s.name)
+			return true
+		}
+		ed.Unset = true
+	} else {
+		str, ok := v.(lua.LString)
+		if !ok {
+			e.D.Log.Error("attempt to assign a non-string value to a From/To pv", "pv", "$"+s.name)
+			return false
+		}
+		ed.Val = string(str)
+	}
+	e.Msg.AddrEdits = append(e.Msg.AddrEdits, ed)
+	return true
+}
+
+// ApplyEdits writes m's pending From/To changes into out, a copy of m's
+// request about to be sent. A changed header is sent as text (the display
+// name as the script gave it, unquoted, as Kamailio's lump), and out's
+// parsed From/To follow the change.
+func (m *Msg) ApplyEdits(out *sip.Request) {
+	if m == nil || len(m.AddrEdits) == 0 {
+		return
+	}
+	var from, to *addrText
+	for _, ed := range m.AddrEdits {
+		p := &from
+		if ed.To {
+			p = &to
+		}
+		if *p == nil {
+			*p = newAddrText(out, ed.To)
+			if *p == nil {
+				continue
+			}
+		}
+		(*p).apply(ed)
+	}
+	if from != nil {
+		from.write(out, "From")
+	}
+	if to != nil {
+		to.write(out, "To")
+	}
+}
+
+// addrText is a From or To header being rewritten: the display name as
+// sent, the URI as text and the header's parameters.
+type addrText struct {
+	display string
+	uri     sip.Uri
+	raw     string // a URI that does not parse, as given
+	params  sip.HeaderParams
+	dn      *string // the parsed header's display name, updated
+	addr    *sip.Uri
+}
+
+func newAddrText(out *sip.Request, to bool) *addrText {
+	if to {
+		h := out.To()
+		if h == nil {
+			return nil
+		}
+		return &addrText{display: quotedString(h.DisplayName), uri: h.Address, params: h.Params, dn: &h.DisplayName, addr: &h.Address}
+	}
+	h := out.From()
+	if h == nil {
+		return nil
+	}
+	return &addrText{display: quotedString(h.DisplayName), uri: h.Address, params: h.Params, dn: &h.DisplayName, addr: &h.Address}
+}
+
+func quotedString(n string) string {
+	if n == "" {
+		return ""
+	}
+	return `"` + n + `"`
+}
+
+func (a *addrText) apply(ed AddrEdit) {
+	switch ed.Part {
+	case 'u':
+		u, err := parseSIPURI(ed.Val)
+		if err != nil {
+			a.raw = ed.Val
+			return
+		}
+		a.raw, a.uri = "", u
+	case 'U':
+		a.uri.User = ed.Val // "" when unset
+		if ed.Unset {
+			a.uri.Password = ""
+		}
+	case 'd':
+		a.uri.Host = ed.Val
+	case 'n':
+		a.display = ed.Val
+	}
+}
+
+func (a *addrText) write(out *sip.Request, name string) {
+	var b strings.Builder
+	if a.display != "" {
+		b.WriteString(a.display)
+		b.WriteByte(' ')
+	}
+	b.WriteByte('<')
+	if a.raw != "" {
+		b.WriteString(a.raw)
+	} else {
+		b.WriteString(a.uri.String())
+		*a.addr = a.uri
+	}
+	b.WriteByte('>')
+	if a.params != nil && a.params.Length() > 0 {
+		b.WriteByte(';')
+		b.WriteString(a.params.ToString(';'))
+	}
+	*a.dn = strings.Trim(a.display, `"`)
+	out.ReplaceHeader(sip.NewHeader(name, b.String()))
+}
+
 // pvExports is KSR.pv: Kamailio's core pseudo-variable functions (kemi.c,
 // _sr_kemi_pv).
 func pvExports() Submodule {
@@ -731,7 +1022,15 @@ func orDefault(v, dflt lua.LValue) lua.LValue {
 	return v
 }
 
+// pvGetI is KSR.pv.geti: the pv's integer value (kemi.c sr_kemi_pv_geti),
+// which for $rm is the method id (pv_get_method: pv_get_strintval).
 func pvGetI(e *Env, name string) int {
+	if s, err := e.pvParse(name); err == nil && s.name == "rm" && s.arg == "" {
+		if e.Msg.SIP() == nil {
+			return 0
+		}
+		return methodID(e.method())
+	}
 	switch x := e.pvValue(name).(type) {
 	case lua.LNumber:
 		return int(x)
@@ -742,12 +1041,17 @@ func pvGetI(e *Env, name string) int {
 	return 0
 }
 
-// pvSet sets a writable variable: 1 done, 0 (logged) not writable.
+// pvSet sets a variable: 1 done, 0 (logged) invalid name or the setter
+// failed. Setting a read-only variable is a no-op that succeeds, as in
+// Kamailio (pv_set_spec_value returns 0 when the spec is not writable).
 func (e *Env) pvSet(name string, v lua.LValue) int {
 	s, err := e.pvParse(name)
-	if err != nil || s.set == nil {
-		e.D.Log.Error("pv is not writable", "pv", name)
+	if err != nil {
+		e.D.Log.Error("pv set", "error", err)
 		return 0
+	}
+	if s.set == nil {
+		return 1
 	}
 	return b2i(s.set(e, s, v))
 }
@@ -755,15 +1059,36 @@ func (e *Env) pvSet(name string, v lua.LValue) int {
 func pvSetS(e *Env, name, val string) int     { return e.pvSet(name, lua.LString(val)) }
 func pvSetI(e *Env, name string, val int) int { return e.pvSet(name, boxInt(val)) }
 
+// pvUnset is KSR.pv.unset: as pvSet with a null value (a read-only
+// variable: a no-op that succeeds).
 func pvUnset(e *Env, name string) int {
 	s, err := e.pvParse(name)
-	if err != nil || s.set == nil {
+	if err != nil {
 		return 0
+	}
+	if s.set == nil {
+		return 1
 	}
 	return b2i(s.set(e, s, lua.LNil))
 }
 
 func pvIsNull(e *Env, name string) int { return b2i(e.pvValue(name) == lua.LNil) }
+
+// methodID is Kamailio's method_value for a method name (parser/msg_parser.h
+// METHOD_*): 0 for none, METHOD_OTHER for an unknown one.
+func methodID(m string) int {
+	for i, n := range [...]string{"INVITE", "CANCEL", "ACK", "BYE", "INFO", "REGISTER", "SUBSCRIBE",
+		"NOTIFY", "MESSAGE", "OPTIONS", "PRACK", "UPDATE", "REFER", "PUBLISH", "KDMQ", "GET", "POST",
+		"PUT", "DELETE"} {
+		if strings.EqualFold(m, n) {
+			return 1 << i
+		}
+	}
+	if m == "" {
+		return 0
+	}
+	return 1 << 19
+}
 
 // parseSIPURI parses a sip: or sips: URI with a host.
 func parseSIPURI(s string) (sip.Uri, error) {

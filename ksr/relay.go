@@ -17,10 +17,10 @@ type Relay interface {
 	// "", else to $du, else to the R-URI. In a failure route it adds a
 	// branch to the transaction. branch runs the t_on_branch function on a
 	// new branch and reports whether to keep it. It returns Kamailio's code:
-	// 1 relayed, 0 nothing relayed but handled (483 sent), -1 error.
+	// 1 relayed, -1 error.
 	Relay(e *Env, dst string, branch func(*Msg) bool) int
 	// Forward forwards e.Msg's request statelessly (KSR.forward): 1 ok,
-	// 0 handled (483 sent), -1 error.
+	// -1 error.
 	Forward(e *Env, dst string) int
 }
 

@@ -22,14 +22,14 @@ func (e *Env) Reply(code int, reason string, stateless bool) int {
 	}
 	var err error
 	if tx := m.Req.Tx(); tx != nil && !stateless {
-		err = tx.Reply(code, reason, m.ReplyHdrs, nil)
+		err = tx.Reply(code, reason, m.ReplyHdrs, m.ReplyBody)
 	} else {
 		if m.Req.Tx() != nil {
 			// sl_send_reply on a request with a transaction still answers
 			// statelessly, as Kamailio's sl does.
-			err = m.Req.ReplyStateless(code, reason, m.ReplyHdrs, nil)
+			err = m.Req.ReplyStateless(code, reason, m.ReplyHdrs, m.ReplyBody)
 		} else {
-			err = m.Req.Reply(code, reason, m.ReplyHdrs, nil)
+			err = m.Req.Reply(code, reason, m.ReplyHdrs, m.ReplyBody)
 		}
 	}
 	if err != nil {

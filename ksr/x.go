@@ -27,7 +27,8 @@ func xDrop(e *Env, L *lua.LState) int {
 	return luavm.Exit(L)
 }
 
-func xProbe(_ *Env, L *lua.LState) int { return retNone(L) }
+// xProbe returns no value, as app_lua's sr_kemi_lua_probe (a call gives nil).
+func xProbe(_ *Env, L *lua.LState) int { return 0 }
 
 func xModf(e *Env, L *lua.LState) int {
 	e.D.Log.Error("KSR.x.modf is not supported by kemi (no native modules)", "function", argStr(L, 1))

@@ -5,6 +5,12 @@ local NEXT_HOP = "sip:127.0.0.1:5080"
 local BACKUP_HOP = "sip:127.0.0.1:5082"
 
 function ksr_request_route()
+	-- Max-Forwards is the script's job, as in Kamailio's configurations:
+	-- t_relay leaves it as it is
+	if KSR.maxfwd.process_maxfwd(10) < 0 then
+		KSR.sl.send_reply(483, "Too Many Hops")
+		return
+	end
 	if KSR.is_OPTIONS() and KSR.is_myself_ruri() then
 		KSR.sl.send_reply(200, "OK")
 		return

@@ -28,11 +28,13 @@ type Tx struct {
 	toTag    string
 	canceled atomic.Bool
 
-	mu     sync.Mutex
-	final  int
-	last   int
-	stop2  chan struct{}
-	ackKey string
+	mu    sync.Mutex
+	final int
+	last  int
+	// lastRes is the last reply sent, for Retransmit.
+	lastRes *sip.Response
+	stop2   chan struct{}
+	ackKey  string
 
 	// relay: set when the request is relayed (branch.go, engine relay).
 	onCancel func()
@@ -105,6 +107,9 @@ func (t *Tx) Reply(code int, reason string, extra []sip.Header, body []byte) err
 	t.last = code
 	t.mu.Unlock()
 	res := buildResponse(t.req, code, reason, t.toTag, extra, body)
+	t.mu.Lock()
+	t.lastRes = res
+	t.mu.Unlock()
 	if t.virt != nil {
 		return t.respondVirtual(code, res)
 	}
@@ -117,6 +122,24 @@ func (t *Tx) Reply(code int, reason string, extra []sip.Header, body []byte) err
 	}
 	t.afterFinal(code)
 	return nil
+}
+
+// Retransmit sends the last reply again, as tm's t_retransmit_reply does
+// when t_check_trans finds the transaction of a request; false when no
+// reply was sent yet or the transaction has ended.
+func (t *Tx) Retransmit() bool {
+	t.mu.Lock()
+	res := t.lastRes
+	t.mu.Unlock()
+	switch {
+	case res == nil || t.Terminated():
+		return false
+	case t.virt != nil:
+		return t.req.Sink(res) == nil
+	case t.req.Listener == nil:
+		return false
+	}
+	return t.req.Listener.send(res) == nil
 }
 
 // cancel handles a CANCEL matched to this INVITE transaction: 200 for the
@@ -189,6 +212,7 @@ func (t *Tx) Forward(res *sip.Response) error {
 		t.final = code
 	}
 	t.last = code
+	t.lastRes = res
 	t.mu.Unlock()
 	if t.virt != nil {
 		return t.respondVirtual(code, res)

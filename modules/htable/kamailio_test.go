@@ -59,6 +59,7 @@ function ksr_request_route()
 	while H.sht_iterator_next("it") == 1 do n = n + 1; sum = sum + KSR.pv.get("$shtitval(it)") end
 	add(n); add(sum); add(H.sht_iterator_end("it")); add(H.sht_iterator_next("none"))
 	H.sht_iterator_start("it", "t"); H.sht_iterator_next("it")
+	add(H.sht_iterator_sets("it", "s9")); add(H.sht_iterator_setex("it", 0)); add(H.sht_iterator_sets("none", "x"))
 	add(H.sht_iterator_seti("it", 9)); add(H.sht_iterator_rm("it")); add(H.sht_iterator_rm("it")); add(H.sht_iterator_rm("it")); H.sht_iterator_end("it")
 	add(H.sht_reset("t")); add(H.sht_reset("nope"))
 	KSR.pv.sets("$sht(t=>s)", "str"); KSR.pv.seti("$sht(t=>i)", 5); add(KSR.pv.get("$sht(t=>s)")); add(KSR.pv.get("$sht(t=>i)"))

@@ -228,7 +228,7 @@ func TestPVs(t *testing.T) {
 		{"unset deletes", `H.sht_sets("t","k","v"); KSR.pv.unset("$sht(t=>k)"); return H.sht_get("t","k")`, vals(nil)},
 		{"key with pseudo-variables", `KSR.pv.sets("$var(u)", "alice"); KSR.pv.sets("$sht(t=>user::$var(u)@x)", "v")
 			return H.sht_get("t","user::alice@x"), KSR.pv.get("$sht(t=>user::$var(u)@x)")`, vals("v", "v")},
-		{"null pseudo-variable prints <null>", `KSR.pv.sets("$sht(t=>$var(none))", "v"); return H.sht_get("t","<null>")`, vals("v")},
+		{"null pseudo-variable prints <null>", `KSR.pv.sets("$sht(t=>$avp(none))", "v"); return H.sht_get("t","<null>")`, vals("v")},
 		{"spaces around the table name", `KSR.pv.sets("$sht( t =>k)", "v"); return H.sht_get("t","k")`, vals("v")},
 		{"set unknown table fails", `return KSR.pv.sets("$sht(nope=>k)", "v")`, vals(false)},
 		{"shtcn and shtcv", `H.sht_sets("t","user::a","alice"); H.sht_sets("t","user::b","bob"); H.sht_seti("t","n",7); H.sht_seti("t","m",7)

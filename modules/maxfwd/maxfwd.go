@@ -3,9 +3,8 @@
 // and is_maxfwd_lt), with the max_limit parameter. Return codes follow
 // maxfwd.c at 5.6.3.
 //
-// When the configuration loads maxfwd, the script owns Max-Forwards, as in
-// Kamailio: kemi's t_relay and forward then leave the header as it is (see
-// docs/relay.md).
+// The script owns Max-Forwards, as in Kamailio: kemi's t_relay and forward
+// leave the header as it is (see docs/relay.md).
 //
 // Concurrency: the module is configured once; its exports only read its
 // settings and change the message of the VM that calls them.

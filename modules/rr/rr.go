@@ -1,8 +1,9 @@
 // Package rr is Kamailio's rr module in kemi: Record-Route and loose
 // routing (RFC 3261 16.12), KSR.rr, with the module's defaults
 // (append_fromtag on, lr on). kemi inserts the Record-Route header at once
-// (not as a lump applied when forwarding), with the address of the socket
-// the request came in on.
+// (not as a lump applied when forwarding), above the request's first
+// header as Kamailio's lump, with the address of the socket the request
+// came in on.
 //
 // Concurrency: the module has no settings and no runtime; its exports act
 // only on the calling VM's Env and message, so they need no locking.
@@ -40,11 +41,11 @@ func (m *Module) Info() ksr.ModuleInfo {
 			{Name: "record_route_params", Func: recordRouteParams, Ret: ksr.Int, Args: []string{"params"},
 				Doc: "record_route with ;params added to the URI."},
 			{Name: "record_route_preset", Func: recordRoutePreset, Ret: ksr.Int, Args: []string{"addr1", "addr2"},
-				Doc: "Add Record-Route: <addr1;lr>, and <addr2;lr> below it when addr2 is not empty: 1 ok, -1 error."},
+				Doc: "Add Record-Route: <sip:addr1;ftag=...;lr> (addr is host[:port][;params]), and addr2's below it when not empty: 1 ok, -1 error."},
 			{Name: "record_route_preset_one", Func: recordRoutePresetOne, Ret: ksr.Int, Args: []string{"addr1"},
-				Doc: "Add Record-Route: <addr1;lr>: 1 ok, -1 error."},
+				Doc: "Add Record-Route: <sip:addr1;ftag=...;lr>: 1 ok, -1 error."},
 			{Name: "loose_route", Func: looseRoute, Ret: ksr.Int,
-				Doc: "Drop the Route headers pointing here; $du is the next one: 1 routed by Route headers, -1 none."},
+				Doc: "Drop the top Route if it points here; $du is the next one: 1 routed by Route headers, -3 an initial request routed only to here, -1 none."},
 		}}, moreExports()},
 	}
 }
@@ -65,70 +66,75 @@ func recordRoutePreset(e *ksr.Env, addr1, addr2 string) int {
 	if r == nil {
 		return -1
 	}
+	if e.Msg.RR.Done { // rr's FL_RR_ADDED: one Record-Route per message
+		e.D.Log.Error("record_route_preset: double attempt to record-route")
+		return -1
+	}
 	if addr2 != "" {
-		rr2, ok := presetRR(e, addr2)
-		if !ok {
-			return -1
-		}
-		rr1, ok := presetRR(e, addr1)
-		if !ok {
-			return -1
-		}
-		addRecordRoute(r, rr2)
-		addRecordRoute(r, rr1)
-		return 1
+		addRecordRoute(r, presetRR(r, addr2))
 	}
-	return recordRoutePresetOne(e, addr1)
-}
-
-// recordRoutePresetOne is KSR.rr.record_route_preset_one(addr1).
-func recordRoutePresetOne(e *ksr.Env, addr1 string) int {
-	r := rrRequest(e, "record_route_preset")
-	if r == nil {
-		return -1
-	}
-	rr, ok := presetRR(e, addr1)
-	if !ok {
-		return -1
-	}
-	addRecordRoute(r, rr)
+	addRecordRoute(r, presetRR(r, addr1))
+	e.Msg.RR.Done = true
 	return 1
 }
 
-// presetRR is the Record-Route header <uri;lr>, false (logged) for an
-// invalid uri.
-func presetRR(e *ksr.Env, uri string) (*sip.RecordRouteHeader, bool) {
-	var u sip.Uri
-	if err := sip.ParseUri(uri, &u); err != nil {
-		e.D.Log.Error("record_route_preset: invalid uri", "uri", uri, "error", err)
-		return nil, false
+// recordRoutePresetOne is KSR.rr.record_route_preset_one(addr1).
+func recordRoutePresetOne(e *ksr.Env, addr1 string) int { return recordRoutePreset(e, addr1, "") }
+
+// presetRR is the Record-Route header rr's record.c record_route_preset
+// builds: "<sip:" (sips: for a sips R-URI), the address as given
+// (host[:port][;params]: a URI given here gets a second scheme, as in
+// Kamailio), ";ftag=" and the From tag, ";lr>". The text is kept as it is.
+func presetRR(r *sip.Request, addr string) sip.Header {
+	var b strings.Builder
+	b.WriteString("<sip:")
+	if r.Recipient.IsEncrypted() {
+		b.Reset()
+		b.WriteString("<sips:")
 	}
-	if u.UriParams == nil {
-		u.UriParams = sip.NewParams()
+	b.WriteString(addr)
+	if f := r.From(); f != nil {
+		if tag, ok := f.Params.Get("tag"); ok && tag != "" {
+			b.WriteString(";ftag=")
+			b.WriteString(tag)
+		}
 	}
-	u.UriParams.Add("lr", "")
-	return &sip.RecordRouteHeader{Address: u}, true
+	b.WriteString(";lr>")
+	return sip.NewHeader("Record-Route", b.String())
 }
 
-// looseRoute is KSR.rr.loose_route: the Route headers pointing at this
-// server are removed; if one remains, $du is set to it (a preloaded route
-// too; a strict router, without ;lr, is treated as a loose one).
+// looseRoute is KSR.rr.loose_route (loose.c after_loose): when the top
+// Route points at this server it is removed (with the next one too when it
+// carries r2=on, a double Record-Route); if no Route remains the result is
+// -3 (RR_PRELOADED) for an initial request (no To tag), else 1; otherwise
+// $du is set to the next Route (a preloaded one too; a strict router,
+// without ;lr, is treated as a loose one).
 func looseRoute(e *ksr.Env) int {
 	r := e.Msg.Request()
 	if r == nil || e.Msg.Faked || r.Route() == nil {
 		return -1
 	}
-	for {
-		rt := r.Route()
-		if rt == nil || !e.IsMyself(rt.Address.Host, rt.Address.Port) {
-			break
+	if rt := r.Route(); e.IsMyself(rt.Address.Host, rt.Address.Port) {
+		double := false
+		if rt.Address.UriParams != nil {
+			v, ok := rt.Address.UriParams.Get("r2")
+			double = ok && v == "on"
 		}
 		routed(e, rt) // rr_more.go
 		r.RemoveHeader("Route")
+		if double && r.Route() != nil {
+			r.RemoveHeader("Route")
+		}
+		if r.Route() == nil {
+			if to := r.To(); to != nil {
+				if tag, _ := to.Params.Get("tag"); tag == "" {
+					return -3
+				}
+			}
+			return 1
+		}
 	}
-	if next := r.Route(); next != nil {
-		e.Msg.DstURI = next.Address.String()
-	}
+	e.Msg.DstURI = r.Route().Address.String()
 	return 1
 }
 
@@ -146,6 +152,10 @@ func rrRequest(e *ksr.Env, fn string) *sip.Request {
 func addOwnRR(e *ksr.Env, params string) int {
 	r := rrRequest(e, "record_route")
 	if r == nil {
+		return -1
+	}
+	if e.Msg.RR.Done { // rr's FL_RR_ADDED: one Record-Route per message
+		e.D.Log.Error("record_route: double attempt to record-route")
 		return -1
 	}
 	ln := e.Msg.Req.Listener
@@ -169,37 +179,14 @@ func addOwnRR(e *ksr.Env, params string) int {
 			u.UriParams.Add(k, v)
 		}
 	}
-	if top := r.RecordRoute(); top != nil && top.Address.Host == u.Host && top.Address.Port == u.Port && top.Address.UriParams.Has("lr") {
-		e.D.Log.Error("record_route: double attempt to record-route")
-		return -1
-	}
 	e.Msg.RR.Added = &sip.RecordRouteHeader{Address: u}
 	addRecordRoute(r, e.Msg.RR.Added)
+	e.Msg.RR.Done = true
 	return 1
 }
 
-// addRecordRoute puts rr before the request's first Record-Route header,
-// or after its Via headers when it has none.
-func addRecordRoute(r *sip.Request, rr *sip.RecordRouteHeader) {
-	all := append([]sip.Header(nil), r.Headers()...)
-	at := -1
-	for i, h := range all {
-		if strings.EqualFold(h.Name(), "Record-Route") {
-			at = i
-			break
-		}
-	}
-	if at < 0 {
-		r.AppendHeaderAfter(rr, "Via")
-		return
-	}
-	for _, h := range all {
-		r.RemoveHeader(h.Name())
-	}
-	for i, h := range all {
-		if i == at {
-			r.AppendHeader(rr)
-		}
-		r.AppendHeader(h)
-	}
+// addRecordRoute puts rr above the request's first header, where Kamailio
+// anchors its Record-Route lump (record.c: msg->headers).
+func addRecordRoute(r *sip.Request, rr sip.Header) {
+	r.PrependHeader(rr)
 }

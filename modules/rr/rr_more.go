@@ -159,7 +159,7 @@ func recordRouteAdvertised(e *ksr.Env, addr string) int {
 	if r == nil {
 		return -1
 	}
-	if e.Msg.RR.Added != nil {
+	if e.Msg.RR.Done {
 		e.D.Log.Error("record_route_advertised_address: double attempt to record-route")
 		return -1
 	}
@@ -188,5 +188,6 @@ func recordRouteAdvertised(e *ksr.Env, addr string) int {
 	}
 	e.Msg.RR.Added = &sip.RecordRouteHeader{Address: u}
 	addRecordRoute(r, e.Msg.RR.Added)
+	e.Msg.RR.Done = true
 	return 1
 }

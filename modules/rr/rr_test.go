@@ -52,27 +52,32 @@ func TestRecordRoute(t *testing.T) {
 }
 
 // record_route_preset takes two addresses, record_route_preset_one one
-// (rr_mod.c sr_kemi_rr_exports at 5.6.3).
+// (rr_mod.c sr_kemi_rr_exports at 5.6.3); each is host[:port] and gets
+// "sip:", the From tag and ";lr" (record.c record_route_preset).
 func TestRecordRoutePreset(t *testing.T) {
 	v := newVM(t)
 	v.Bind(invite)
 	if got := v.Eval(`KSR.rr.record_route_preset("sip:a.example")`); got != "false" {
 		t.Errorf("record_route_preset with one argument = %s, want false (too few)", got)
 	}
-	if got := v.Eval(`KSR.rr.record_route_preset("sip:a.example", "sip:b.example")`); got != "1" {
+	if got := v.Eval(`KSR.rr.record_route_preset("a.example", "b.example:5070")`); got != "1" {
 		t.Fatalf("record_route_preset = %s", got)
 	}
-	if got, want := recordRoutes(v), "<sip:a.example;lr> | <sip:b.example;lr> | <sip:10.0.0.9;lr>"; got != want {
+	if got, want := recordRoutes(v), "<sip:a.example;ftag=ft1;lr> | <sip:b.example:5070;ftag=ft1;lr> | <sip:10.0.0.9;lr>"; got != want {
 		t.Fatalf("Record-Route %q, want %q", got, want)
 	}
 	v.Bind(invite)
-	if got := v.Eval(`KSR.rr.record_route_preset_one("sip:c.example")`); got != "1" {
+	if got := v.Eval(`KSR.rr.record_route_preset_one("c.example")`); got != "1" {
 		t.Fatalf("record_route_preset_one = %s", got)
 	}
-	if got, want := recordRoutes(v), "<sip:c.example;lr> | <sip:10.0.0.9;lr>"; got != want {
+	if got, want := recordRoutes(v), "<sip:c.example;ftag=ft1;lr> | <sip:10.0.0.9;lr>"; got != want {
 		t.Fatalf("Record-Route %q, want %q", got, want)
 	}
-	if got := v.Eval(`KSR.rr.record_route_preset("sip:d.example", "")`); got != "1" {
+	if got := v.Eval(`KSR.rr.record_route_preset("d.example", "")`); got != "-1" {
+		t.Fatalf("a second record-route = %s, want -1 (FL_RR_ADDED)", got)
+	}
+	v.Bind(invite)
+	if got := v.Eval(`KSR.rr.record_route_preset("d.example", "")`); got != "1" {
 		t.Fatalf("record_route_preset with empty addr2 = %s", got)
 	}
 }
@@ -90,5 +95,10 @@ func TestLooseRoute(t *testing.T) {
 	}
 	if m.DstURI != "sip:10.0.0.9;lr" || len(m.Request().GetHeaders("Route")) != 1 {
 		t.Fatalf("$du %q, Route %v", m.DstURI, m.Request().GetHeaders("Route"))
+	}
+	// An initial request routed only to this proxy: RR_PRELOADED.
+	v.Bind(strings.Replace(invite, "Record-Route: <sip:10.0.0.9;lr>\r\n", "Route: <sip:127.0.0.1:5060;lr>\r\n", 1))
+	if got := v.Eval(`KSR.rr.loose_route()`); got != "-3" {
+		t.Fatalf("loose_route, preloaded route to self = %s, want -3", got)
 	}
 }

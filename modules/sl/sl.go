@@ -30,7 +30,7 @@ func (m *Module) Info() ksr.ModuleInfo {
 			{Name: "sl_send_reply", Func: slSendReply, Ret: ksr.Int, Args: []string{"code", "reason"},
 				Doc: "Reply statelessly, even when the request has a transaction: 1 sent, -1 error."},
 			{Name: "sl_reply_error", Func: slReplyError, Ret: ksr.Int,
-				Doc: "Reply 500 Server Internal Error statelessly: 1 sent, -1 error."},
+				Doc: "Reply 500 with Kamailio's reason for an unspecified error statelessly: 1 sent, -1 error."},
 		}}},
 	}
 }
@@ -38,7 +38,12 @@ func (m *Module) Info() ksr.ModuleInfo {
 func sendReply(e *ksr.Env, code int, reason string) int   { return e.Reply(code, reason, false) }
 func slSendReply(e *ksr.Env, code int, reason string) int { return e.Reply(code, reason, true) }
 
+// unspecReason is sl_reply_error's reason when no internal error was
+// recorded: err2reason_phrase (core/error.c) for E_UNSPEC (-1), with sl's
+// " (<-error>/SL)" suffix (sl.c w_sl_reply_error).
+const unspecReason = "I'm terribly sorry, server error occurred (1/SL)"
+
 // slReplyError is KSR.sl.sl_reply_error. Kamailio answers with the code
-// and reason of the last internal error (err2reason); kemi records none,
-// so it is always 500.
-func slReplyError(e *ksr.Env) int { return e.Reply(500, "Server Internal Error", true) }
+// and reason of the last internal error (prev_ser_error); kemi records
+// none, so it is always Kamailio's 500 for an unspecified error.
+func slReplyError(e *ksr.Env) int { return e.Reply(500, unspecReason, true) }

@@ -33,7 +33,7 @@ func TestSendReply(t *testing.T) {
 		t.Fatalf("sl_reply_error = %s", got)
 	}
 	if len(v.Replies) != 2 || v.Replies[0].StatusCode != 404 || v.Replies[1].StatusCode != 500 ||
-		v.Replies[1].Reason != "Server Internal Error" {
+		v.Replies[1].Reason != "I'm terribly sorry, server error occurred (1/SL)" {
 		t.Fatalf("replies %v", v.Replies)
 	}
 	for _, bad := range []string{`KSR.sl.send_reply(200, "")`, `KSR.sl.sl_send_reply(99, "x")`, `KSR.sl.send_reply("abc", "X")`} {

@@ -21,7 +21,7 @@ func exports() []ksr.Submodule {
 		{Name: "t_reply", Func: tReply, Ret: ksr.Int, Args: []string{"code", "reason"},
 			Doc: "Reply through the transaction: 1 sent, -1 error (no transaction)."},
 		{Name: "t_check_trans", Func: tCheckTrans, Ret: ksr.Int,
-			Doc: "1 if the request has a transaction, else -1."},
+			Doc: "0 if the request has a transaction (Kamailio: a retransmission), 1 in tm routes, else -1."},
 		{Name: "t_is_canceled", Func: tIsCanceled, Ret: ksr.Int,
 			Doc: "1 if the transaction was cancelled, else -1."},
 		{Name: "t_relay", Func: ksr.Raw(tRelay), Ret: ksr.Int,
@@ -38,11 +38,11 @@ func exports() []ksr.Submodule {
 		{Name: "t_check_status", Func: tCheckStatus, Ret: ksr.Int, Args: []string{"sexp"},
 			Doc: "1 if the reply status matches the regular expression sexp, else -1."},
 		{Name: "t_get_status_code", Func: tGetStatusCode, Ret: ksr.Int,
-			Doc: "The status t_check_status looks at (0 when none yet), -1 without transaction or reply."},
+			Doc: "The status t_check_status looks at; -1 without transaction or reply yet."},
 		{Name: "t_branch_timeout", Func: tBranchTimeout, Ret: ksr.Int,
 			Doc: "In a failure route: 1 if the failed branch timed out, else -1."},
 		{Name: "t_branch_replied", Func: tBranchReplied, Ret: ksr.Int,
-			Doc: "In a failure route: 1 if the failed branch received a reply, else -1."},
+			Doc: "In a failure route: 1 if the failed branch received a reply before the final one, else -1."},
 	}}}
 }
 
@@ -74,9 +74,29 @@ func tReply(e *ksr.Env, code int, reason string) int {
 	return e.Reply(code, reason, false)
 }
 
+// tCheckTrans is KSR.tm.t_check_trans (tm.c t_check_trans): 1 in the
+// failure, branch and tm reply routes and for a reply of a transaction; for
+// a request with a transaction 0: Kamailio takes it for a retransmission,
+// resends the last reply and asks the script to exit (kemi absorbs real
+// retransmissions before the script, so this is the request the
+// transaction was created for); -1 without.
 func tCheckTrans(e *ksr.Env) int {
-	if e.Msg != nil && e.Msg.Req != nil && e.Msg.Req.Tx() != nil {
+	m := e.Msg
+	switch {
+	case m == nil:
+		return -1
+	case m.TM != nil || m.Route == ksr.RouteFailure || m.Route == ksr.RouteBranch || m.Route == ksr.RouteOnReply:
 		return 1
+	case m.Res != nil:
+		if m.Res.Branch != nil {
+			return 1
+		}
+		return -1
+	case m.Req != nil && m.Req.Tx() != nil:
+		if !m.Req.Msg.IsAck() {
+			m.Req.Tx().Retransmit()
+		}
+		return 0
 	}
 	return -1
 }
@@ -147,12 +167,16 @@ func tOnBranch(e *ksr.Env, fname string) int {
 // tCheckStatus is KSR.tm.t_check_status(re): re matched against the status
 // of the reply the route runs for: the winning reply in a failure route,
 // the received one in a reply route, else the final reply sent.
+//
+// The match is a regexec of the status text, unanchored as in Kamailio
+// (tm.c t_check_status): "20" matches 202; in the request route, before any
+// reply, the status is "0".
 func tCheckStatus(e *ksr.Env, sexp string) int {
 	code := status(e)
-	if code <= 0 {
+	if code < 0 {
 		return -1
 	}
-	re, err := regexp.Compile("^(" + sexp + ")$")
+	re, err := regexp.Compile(sexp)
 	if err != nil {
 		e.D.Log.Error("t_check_status: invalid regular expression", "re", sexp, "error", err)
 		return -1
@@ -163,7 +187,14 @@ func tCheckStatus(e *ksr.Env, sexp string) int {
 	return -1
 }
 
-func tGetStatusCode(e *ksr.Env) int { return status(e) }
+// tGetStatusCode is KSR.tm.t_get_status_code: the status, -1 without a
+// transaction or when it is 0 (tm.c ki_t_get_status_code).
+func tGetStatusCode(e *ksr.Env) int {
+	if c := status(e); c > 0 {
+		return c
+	}
+	return -1
+}
 
 func tBranchTimeout(e *ksr.Env) int {
 	if e.Msg != nil && e.Msg.TM != nil && e.Msg.TM.Timeout {

@@ -1,7 +1,7 @@
 // Package tm is Kamailio's tm and tmx modules in kemi: KSR.tm (server
 // transactions, stateful replies and relaying, failure/reply/branch
 // routes) with tm's fr_timer and fr_inv_timer, and tmx's $T_reply_code,
-// $T_reply_reason and $T_reply_type. The relay runtime itself is the
+// $T_reply_reason and $T(reply_type). The relay runtime itself is the
 // engine's (engine/relay.go), reached through ksr.Relay; it reads the
 // timers from this module's Settings.
 //
@@ -10,6 +10,7 @@
 package tm
 
 import (
+	"strings"
 	"time"
 
 	"kemi/config"
@@ -21,7 +22,13 @@ import (
 type Settings struct {
 	FrTimer    time.Duration // fr_timer: wait for a final reply (INVITE: until a provisional one)
 	FrInvTimer time.Duration // fr_inv_timer: wait for the final reply to INVITE after a provisional
+	// Inv100Reason is auto_inv_100_reason: the reason of the 100 tm sends
+	// when it relays an INVITE.
+	Inv100Reason string
 }
+
+// DefaultInv100Reason is tm's auto_inv_100_reason default (tm/config.c).
+const DefaultInv100Reason = "trying -- your call is important to us"
 
 // Module is one configuration's tm.
 type Module struct {
@@ -30,18 +37,20 @@ type Module struct {
 
 // New returns tm with Kamailio's default timers.
 func New() *Module {
-	return &Module{set: Settings{FrTimer: sipnet.DefaultFrTimer, FrInvTimer: sipnet.DefaultFrInvTimer}}
+	return &Module{set: Settings{FrTimer: sipnet.DefaultFrTimer, FrInvTimer: sipnet.DefaultFrInvTimer,
+		Inv100Reason: DefaultInv100Reason}}
 }
 
 // Settings returns the module's parameters as read from the configuration.
 func (m *Module) Settings() *Settings { return &m.set }
 
 // ignored are Kamailio 5.6.3's tm modparams (tm.c params[]) but fr_timer
-// and fr_inv_timer: kemi's relay has fixed behaviour for all of them.
+// and fr_inv_timer and auto_inv_100_reason: kemi's relay has fixed
+// behaviour for all of them.
 func ignored() []string {
 	return []string{"ruri_matching", "via1_matching", "callid_matching", "callid_cseq_matching",
 		"wt_timer", "retr_timer1", "retr_timer2", "max_inv_lifetime", "max_noninv_lifetime",
-		"noisy_ctimer", "auto_inv_100", "auto_inv_100_reason", "unix_tx_timeout",
+		"noisy_ctimer", "auto_inv_100", "unix_tx_timeout",
 		"restart_fr_on_each_reply", "fr_timer_avp", "fr_inv_timer_avp", "tw_append",
 		"pass_provisional_replies", "aggregate_challenges", "unmatched_cancel", "default_code",
 		"default_reason", "reparse_invite", "ac_extra_hdrs", "blst_503", "blst_503_def_timeout",
@@ -62,6 +71,7 @@ func (m *Module) Info() ksr.ModuleInfo {
 		Params: []ksr.Param{
 			{Name: "fr_timer", Set: m.paramTimer},
 			{Name: "fr_inv_timer", Set: m.paramTimer},
+			{Name: "auto_inv_100_reason", Set: m.paramInv100Reason},
 		},
 		Ignored: ignored(),
 		Exports: append(exports(), ksr.Submodule{Name: "tm", Funcs: tmExportsMore()}),
@@ -80,5 +90,15 @@ func (m *Module) paramTimer(_ *ksr.Setup, st config.Stmt) error {
 	} else {
 		m.set.FrInvTimer = d
 	}
+	return nil
+}
+
+// paramInv100Reason reads auto_inv_100_reason: a reason phrase on one line.
+func (m *Module) paramInv100Reason(_ *ksr.Setup, st config.Stmt) error {
+	v := st.Value
+	if v.IsInt || v.Str == "" || strings.ContainsAny(v.Str, "\r\n") {
+		return config.Errorf(st.Pos, "modparam tm %s: expected a reason phrase", st.Param)
+	}
+	m.set.Inv100Reason = v.Str
 	return nil
 }

@@ -81,12 +81,15 @@ func TestTransaction(t *testing.T) {
 	steps := []struct{ expr, want string }{
 		{`KSR.tm.t_newtran()`, "1"},
 		{`KSR.tm.t_newtran()`, "-10"},
-		{`KSR.tm.t_check_trans()`, "1"},
+		{`KSR.tm.t_check_trans()`, "0"}, // Kamailio: a retransmission (tm.c t_check_trans)
+		{`KSR.tm.t_get_status_code()`, "-1"},
+		{`KSR.tm.t_check_status("^0$")`, "1"}, // no reply yet: the status is "0"
 		{`KSR.tm.t_is_canceled()`, "-1"},
 		{`KSR.tm.t_reply(180, "Ringing")`, "1"},
 		{`KSR.tm.t_get_status_code()`, "180"},
 		{`KSR.tm.t_check_status("1[0-9][0-9]")`, "1"},
 		{`KSR.tm.t_check_status("2[0-9][0-9]")`, "-1"},
+		{`KSR.tm.t_check_status("8")`, "1"}, // unanchored, as regexec
 		{`KSR.tm.t_check_status("(")`, "-1"},
 		{`KSR.tm.t_branch_timeout()`, "-1"},
 		{`KSR.tm.t_branch_replied()`, "-1"},
@@ -96,7 +99,10 @@ func TestTransaction(t *testing.T) {
 			t.Errorf("%s = %s, want %s", s.expr, got, s.want)
 		}
 	}
-	if len(v.Replies) != 1 || v.Replies[0].StatusCode != 180 {
+	if got := v.Eval(`KSR.tm.t_check_trans()`); got != "0" {
+		t.Errorf("t_check_trans after a reply = %s, want 0", got)
+	}
+	if len(v.Replies) != 2 || v.Replies[1].StatusCode != 180 {
 		t.Errorf("replies %v", v.Replies)
 	}
 }
@@ -128,21 +134,38 @@ func TestArmAndRelay(t *testing.T) {
 func TestTMXReplyPVs(t *testing.T) {
 	v, _ := newVM(t)
 	v.Bind(invite)
-	got := v.Eval(`tostring(KSR.pv.get("$T_reply_code")) .. "/" .. tostring(KSR.pv.get("$T_reply_reason")) .. "/" .. tostring(KSR.pv.get("$T_reply_type"))`)
+	got := v.Eval(`tostring(KSR.pv.get("$T_reply_code")) .. "/" .. tostring(KSR.pv.get("$T_reply_reason")) .. "/" .. tostring(KSR.pv.get("$T(reply_type)"))`)
 	if got != "0//nil" {
 		t.Fatalf("without transaction: %s, want 0//nil", got)
 	}
 	v.Eval(`KSR.tm.t_newtran()`)
 	v.Eval(`KSR.tm.t_reply(183, "Progress")`)
-	got = v.Eval(`tostring(KSR.pv.get("$T_reply_code")) .. "/" .. tostring(KSR.pv.get("$T_reply_reason")) .. "/" .. tostring(KSR.pv.get("$T_reply_type"))`)
+	got = v.Eval(`tostring(KSR.pv.get("$T_reply_code")) .. "/" .. tostring(KSR.pv.get("$T_reply_reason")) .. "/" .. tostring(KSR.pv.get("$T(reply_type)"))`)
 	if got != "183/nil/0" {
 		t.Fatalf("with a transaction: %s, want 183/nil/0", got)
 	}
 }
 
 func TestInfo(t *testing.T) {
-	if n := len(tm.New().Info().Ignored); n != 52 {
-		t.Errorf("tm ignores %d modparams, want Kamailio 5.6.3's 54 less fr_timer and fr_inv_timer", n)
+	if n := len(tm.New().Info().Ignored); n != 51 {
+		t.Errorf("tm ignores %d modparams, want Kamailio 5.6.3's 54 less fr_timer, fr_inv_timer and auto_inv_100_reason", n)
+	}
+	if r := tm.New().Settings().Inv100Reason; r != "trying -- your call is important to us" {
+		t.Errorf("default auto_inv_100_reason %q", r)
+	}
+	m := tm.New()
+	for _, p := range m.Info().Params {
+		if p.Name == "auto_inv_100_reason" {
+			var notices []string
+			st := config.Stmt{Kind: config.ModParam, Name: "tm", Param: p.Name, Value: config.Value{Str: "Trying"}}
+			if err := p.Set(ksr.NewSetup("", &notices), st); err != nil || m.Settings().Inv100Reason != "Trying" {
+				t.Errorf("auto_inv_100_reason: %v, %q", err, m.Settings().Inv100Reason)
+			}
+			st.Value.Str = ""
+			if err := p.Set(ksr.NewSetup("", &notices), st); err == nil {
+				t.Errorf("auto_inv_100_reason accepts an empty reason")
+			}
+		}
 	}
 	x := tm.NewTMX().Info()
 	if x.Name != "tmx" || len(x.PVs) != 6 || len(x.Ignored) != 1 || len(x.Exports[0].Funcs) != 5 {

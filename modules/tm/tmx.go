@@ -7,9 +7,10 @@ import (
 )
 
 // TMX is Kamailio's tmx module: KSR.tmx's t_precheck_trans and route-type
-// checks, the $T_reply_code, $T_reply_reason, $T_reply_type,
-// $T_branch_idx, $T_req(pv) and $T_rpl(pv) pseudo-variables
-// (tmx_more.go).
+// checks (tmx_more.go), the $T_reply_code, $T_reply_reason, $T_branch_idx,
+// $T_req(pv) and $T_rpl(pv) pseudo-variables, and $T(reply_type),
+// $T(reply_code) and $T(reply_reason). tmx 5.6 has no $T_reply_type
+// (tmx_mod.c mod_pvs): it is $T(reply_type).
 type TMX struct{}
 
 // NewTMX returns the tmx module.
@@ -20,7 +21,7 @@ func NewTMX() *TMX { return &TMX{} }
 func (*TMX) Info() ksr.ModuleInfo {
 	return ksr.ModuleInfo{
 		Name:    "tmx",
-		Doc:     "tm extensions: route-type checks and the $T_* pseudo-variables",
+		Doc:     "tm extensions: route-type checks, the $T_* and $T(reply_*) pseudo-variables",
 		Ignored: []string{"precheck_trans"},
 		Exports: tmxExports(),
 		PVs: []ksr.PV{
@@ -29,14 +30,14 @@ func (*TMX) Info() ksr.ModuleInfo {
 			{Name: "T_rpl", Named: true, Literal: true, Get: tRpl},
 			{Name: "T_reply_code", Get: replyCode},
 			{Name: "T_reply_reason", Get: replyReason},
-			{Name: "T_reply_type", Get: replyType},
+			{Name: "T", Named: true, Get: tVar},
 		},
 	}
 }
 
 // The $T_reply_* variables (tmx t_var.c): in reply routes, the reply's
 // status and reason; in a failure route, the winning reply's (a local one
-// for a timeout or a cancel: $T_reply_type 1); in the request route, the
+// for a timeout or a cancel: $T(reply_type) 1); in the request route, the
 // status last sent for the transaction. Without a transaction the code is
 // 0, the reason empty and the type nil; the reason outside reply and
 // failure routes is nil (tmx logs "unsupported route_type" there).
@@ -84,6 +85,23 @@ func replyReason(e *ksr.Env, _ string) lua.LValue {
 	}
 	if tx, _ := hasTx(m); !tx {
 		return lua.LString("")
+	}
+	return lua.LNil
+}
+
+// tVar is $T(name) (t_var.c pv_get_t): reply_code and reply_reason are
+// aliases of $T_reply_code and $T_reply_reason; reply_type is 1 in a
+// failure route whose winning reply is local, else 0, nil without a
+// transaction. Other names (id_index, branch_index, ...) are not kept by
+// kemi: nil.
+func tVar(e *ksr.Env, name string) lua.LValue {
+	switch name {
+	case "reply_code":
+		return replyCode(e, name)
+	case "reply_reason":
+		return replyReason(e, name)
+	case "reply_type":
+		return replyType(e, name)
 	}
 	return lua.LNil
 }

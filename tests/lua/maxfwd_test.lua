@@ -1,6 +1,6 @@
--- maxfwd: the script decrements Max-Forwards and answers 483 at 0; with
--- maxfwd loaded, t_relay forwards the header as the script left it (one
--- decrement per hop, as in Kamailio).
+-- maxfwd: the script decrements Max-Forwards and answers 483 at 0;
+-- t_relay forwards the header as the script left it (one decrement per hop,
+-- as in Kamailio).
 local t = require("kemi.test")
 
 t.config("maxfwd.cfg")

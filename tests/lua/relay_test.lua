@@ -11,7 +11,7 @@ local NEXT_HOP = "sip:127.0.0.1:5080"
 local BACKUP_HOP = "sip:127.0.0.1:5082"
 
 t.describe("t_relay", function()
-	t.it("forwards to $du: one branch with our Via on top and Max-Forwards decremented", function()
+	t.it("forwards to $du: one branch with our Via on top and Max-Forwards decremented by the script's process_maxfwd", function()
 		local res = t.request{method = "MESSAGE", uri = "sip:bob@example.com", max_forwards = 10, body = "hi"}
 		t.equal(#res.relayed, 1)
 		local b = res.relayed[1]
