@@ -51,6 +51,13 @@ type Options struct {
 	StuckAfter time.Duration
 }
 
+// rpcTransporter is a module serving the control plane's methods on
+// transports of its own (ctl's binrpc sockets, jsonrpcs' FIFO): they start
+// after the HTTP listener and stop before it.
+type rpcTransporter interface {
+	RPCTransports(rpc *jsonrpc.Server) []jsonrpc.Transport
+}
+
 // Subsystem is one started part of the engine, stopped in reverse order.
 type Subsystem interface {
 	Name() string
@@ -360,6 +367,15 @@ func (e *Engine) buildSubsystems() error {
 	e.registerRPC()
 	if !e.opts.NoNetwork && addr != "-" {
 		e.subsystems = append(e.subsystems, funcSystem{"jsonrpc", rpc.Start, rpc.Stop})
+	}
+	if !e.opts.NoNetwork {
+		for _, m := range e.mods {
+			if t, ok := m.(rpcTransporter); ok {
+				for _, tr := range t.RPCTransports(rpc) {
+					e.subsystems = append(e.subsystems, tr)
+				}
+			}
+		}
 	}
 	return nil
 }

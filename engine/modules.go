@@ -6,6 +6,7 @@ import (
 
 	"kemi/ksr"
 	"kemi/modules/async"
+	"kemi/modules/ctl"
 	"kemi/modules/maxfwd"
 	"kemi/modules/mqueue"
 	"kemi/modules/rr"
@@ -36,6 +37,7 @@ func moduleTable() []ksr.Module {
 		tm.New(),
 		tm.NewTMX(),
 		rr.New(),
+		ctl.New(),
 	}
 	return append(mods, runtimefree.Modules()...)
 }

@@ -355,3 +355,12 @@ func loopbackHostHeader(h string) bool {
 	}
 	return isLoopbackHost(strings.TrimSuffix(host, "."))
 }
+
+// Transport is one more way in to a Server's methods (the ctl module's
+// binrpc sockets, the jsonrpcs FIFO and datagram socket): the engine starts
+// and stops it with the HTTP listener.
+type Transport interface {
+	Name() string
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+}
