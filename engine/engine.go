@@ -348,7 +348,7 @@ func (e *Engine) buildSubsystems() error {
 			}
 		}
 	}
-	addr := e.set.RPCListen
+	addr, addrAt := e.set.rpcListen()
 	if e.opts.RPCListen != "" {
 		addr = e.opts.RPCListen
 	}
@@ -358,8 +358,8 @@ func (e *Engine) buildSubsystems() error {
 	}
 	rpc, err := jsonrpc.NewServer(jsonrpc.Options{Addr: listen, Logger: e.log.With("module", "jsonrpc")})
 	if err != nil {
-		if e.set.RPCListenAt.Line > 0 {
-			return fmt.Errorf("%w, at %s", err, e.set.RPCListenAt)
+		if addrAt.Line > 0 {
+			return fmt.Errorf("%w, at %s", err, addrAt)
 		}
 		return err
 	}

@@ -1,12 +1,14 @@
 package engine
 
 import (
+	"kemi/config"
 	"sort"
 	"strings"
 
 	"kemi/ksr"
 	"kemi/modules/async"
 	"kemi/modules/ctl"
+	"kemi/modules/jsonrpcs"
 	"kemi/modules/maxfwd"
 	"kemi/modules/mqueue"
 	"kemi/modules/rr"
@@ -24,7 +26,7 @@ import (
 // Modules are made fresh for each configuration: they hold its settings.
 //
 // Not yet moved into a home (still in settings.go, ksr and engine): app_lua,
-// pv, jsonrpcs.
+// pv.
 func moduleTable() []ksr.Module {
 	mods := []ksr.Module{
 		ksr.Core(),
@@ -38,6 +40,7 @@ func moduleTable() []ksr.Module {
 		tm.NewTMX(),
 		rr.New(),
 		ctl.New(),
+		jsonrpcs.New(),
 	}
 	return append(mods, runtimefree.Modules()...)
 }
@@ -115,4 +118,18 @@ func (e *Engine) asyncModule() *async.Module {
 		return nil
 	}
 	return e.set.module("async").(*async.Module)
+}
+
+// Jsonrpcs returns the configuration's jsonrpcs settings.
+func (s *Settings) Jsonrpcs() *jsonrpcs.Settings {
+	return s.module("jsonrpcs").(*jsonrpcs.Module).Settings()
+}
+
+// rpcListen is the HTTP control plane's address and where the
+// configuration set it: jsonrpcs' http_listen, else the core's rpc_listen.
+func (s *Settings) rpcListen() (string, config.Pos) {
+	if j := s.Jsonrpcs(); j.HTTPListen != "" {
+		return j.HTTPListen, j.HTTPListenAt
+	}
+	return s.RPCListen, s.RPCListenAt
 }

@@ -81,7 +81,7 @@ const (
 // implemented are the modules kemi runs that have no home of their own yet
 // (their settings are read here); the others are in the module table
 // (modules.go).
-var implemented = map[string]bool{"app_lua": true, "jsonrpcs": true}
+var implemented = map[string]bool{"app_lua": true}
 
 // ignoredGlobals are Kamailio core parameters kemi accepts and ignores.
 var ignoredGlobals = map[string]bool{
@@ -480,8 +480,6 @@ func (p *settingsParser) modParam(st config.Stmt) error {
 		switch m {
 		case "app_lua":
 			err = p.appLua(st)
-		case "jsonrpcs":
-			err = p.jsonrpcs(st)
 		default:
 			p.s.Notices = append(p.s.Notices, fmt.Sprintf("%s: modparam(%q, %q) ignored: kemi does not need it", st.Pos, m, st.Param))
 		}
@@ -556,16 +554,6 @@ func (p *settingsParser) appLua(st config.Stmt) error {
 		p.s.LoadTimeout = time.Duration(n) * time.Millisecond
 	default:
 		return unknownParam(st, "app_lua", "load, reload, log_mode, max_exec_ms, load_timeout_ms")
-	}
-	return nil
-}
-
-func (p *settingsParser) jsonrpcs(st config.Stmt) error {
-	switch st.Param {
-	case "http_listen":
-		p.s.RPCListen, p.s.RPCListenAt = st.Value.String(), st.Pos
-	default:
-		p.s.Notices = append(p.s.Notices, fmt.Sprintf("%s: modparam(\"jsonrpcs\", %q) ignored: kemi serves JSON-RPC over HTTP on %s", st.Pos, st.Param, p.s.RPCListen))
 	}
 	return nil
 }

@@ -61,3 +61,21 @@ func TestKamcmd(t *testing.T) {
 		t.Errorf("socket mode: %v %v", fi, err)
 	}
 }
+
+// TestKamctl drives kemi with kamctl over the jsonrpcs FIFO, and checks
+// the datagram socket with a request of kamcli's shape.
+func TestKamctl(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "kemi_rpc.fifo")
+	enginetest.Start(t, enginetest.Config(`loadmodule "jsonrpcs.so"`, `loadmodule "mqueue.so"`,
+		`modparam("jsonrpcs", "fifo_name", "`+fifo+`")`, `modparam("jsonrpcs", "dgram_socket", "`+filepath.Join(dir, "kemi_rpc.sock")+`")`,
+		`modparam("mqueue", "mqueue", "name=myq")`),
+		map[string]string{"script.lua": `function ksr_request_route() KSR.sl.send_reply(200, "OK") end`})
+	env := []string{"RPCFIFOPATH=" + fifo}
+	if got := kamTool(t, env, "kamctl", "rpc", "core.version"); !strings.Contains(got, "kemi") {
+		t.Errorf("kamctl rpc core.version: %q", got)
+	}
+	if got := kamTool(t, env, "kamctl", "rpc", "mqueue.get_sizes"); !strings.Contains(got, `"myq"`) {
+		t.Errorf("kamctl rpc mqueue.get_sizes: %q", got)
+	}
+}
