@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"kemi/stats"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -93,6 +94,7 @@ type Engine struct {
 	subsystems []Subsystem
 	started    []Subsystem
 	start      time.Time
+	stats      *stats.Registry // Kamailio's statistics (stats.go)
 	runCtx     context.Context
 	cancelRun  context.CancelFunc
 
@@ -141,6 +143,7 @@ func New(set *Settings, opts Options) (*Engine, error) {
 		Aliases:  set.Aliases,
 		Hostname: hostname(),
 	}
+	e.initStats()
 	if err := e.provisionModules(); err != nil {
 		return nil, err
 	}

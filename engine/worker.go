@@ -290,6 +290,7 @@ func (w *worker) preRoute(msg *ksr.Msg, cb string, kept interface {
 
 // HandleRequest queues a received request for the receivers (sipnet.Handler).
 func (e *Engine) HandleRequest(r *sipnet.Request) {
+	e.countRequest(r)
 	if err := e.submit(e.receivers, (*requestTask)(r)); err != nil {
 		r.Done()
 	}
@@ -297,6 +298,7 @@ func (e *Engine) HandleRequest(r *sipnet.Request) {
 
 // HandleResponse queues a received reply for the receivers (sipnet.Handler).
 func (e *Engine) HandleResponse(r *sipnet.Response) {
+	e.countResponse(r)
 	e.submit(e.receivers, (*replyTask)(r))
 }
 

@@ -1,6 +1,7 @@
 package ksr
 
 import (
+	"kemi/stats"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -99,6 +100,9 @@ type Deps struct {
 	Table *Table
 	// PVs are the pseudo-variable classes the modules add, by name.
 	PVs map[string]*PV
+	// Stats are Kamailio's statistics (core:, sl:, tmx: ...); nil counts
+	// nothing.
+	Stats *stats.Registry
 
 	locals int // per-VM slots handed out (NewLocal)
 }

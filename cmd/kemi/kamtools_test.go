@@ -57,6 +57,9 @@ func TestKamcmd(t *testing.T) {
 	if !strings.Contains(got, "name: myq") || !strings.Contains(got, "size: 0") {
 		t.Errorf("kamcmd mqueue.get_sizes: %q", got)
 	}
+	if got := kamTool(t, nil, "kamcmd", "-s", "unix:"+sock, "stats.get_statistics", "core:"); !strings.Contains(got, "core:rcv_requests = 0") {
+		t.Errorf("kamcmd stats.get_statistics core: %q", got)
+	}
 	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("socket mode: %v %v", fi, err)
 	}
@@ -77,5 +80,11 @@ func TestKamctl(t *testing.T) {
 	}
 	if got := kamTool(t, env, "kamctl", "rpc", "mqueue.get_sizes"); !strings.Contains(got, `"myq"`) {
 		t.Errorf("kamctl rpc mqueue.get_sizes: %q", got)
+	}
+	if got := kamTool(t, env, "kamctl", "stats"); !strings.Contains(got, "core:rcv_requests = ") || !strings.Contains(got, "sl:200_replies = ") {
+		t.Errorf("kamctl stats: %q", got)
+	}
+	if got := kamTool(t, env, "kamctl", "stats", "sl"); !strings.Contains(got, "sl:200_replies = ") || strings.Contains(got, "core:") {
+		t.Errorf("kamctl stats sl: %q", got)
 	}
 }

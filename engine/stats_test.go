@@ -1,0 +1,80 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"kemi/engine/enginetest"
+)
+
+// TestStatisticsMoveWithTraffic checks Kamailio's statistic names over
+// RPC: requests received by method, replies sent statelessly by code.
+func TestStatisticsMoveWithTraffic(t *testing.T) {
+	e := enginetest.Start(t, enginetest.Config(), map[string]string{"script.lua": `
+function ksr_request_route()
+	if KSR.is_OPTIONS() then KSR.sl.send_reply(200, "OK") return end
+	KSR.sl.sl_send_reply(404, "Not Here")
+end`})
+	c := enginetest.Dial(t, "udp", e.Addr("udp"))
+	for _, m := range []string{"OPTIONS", "OPTIONS", "MESSAGE"} {
+		if res := c.Do(enginetest.Req{Method: m}, enginetest.Patience); res == nil {
+			t.Fatalf("%s: no reply", m)
+		}
+	}
+	ctx := context.Background()
+	call := func(method string, params ...any) json.RawMessage {
+		t.Helper()
+		res, err := e.RPC().Call(ctx, method, params...)
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		return res
+	}
+	var lines []string
+	if err := json.Unmarshal(call("stats.get_statistics", "all"), &lines); err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(lines, "\n")
+	for _, w := range []string{"core:rcv_requests = 3", "core:rcv_requests_options = 2", "core:rcv_requests_message = 1",
+		"core:rcv_requests_invite = 0", "sl:200_replies = 2", "sl:404_replies = 1", "sl:sent_replies = 3", "shmem:used_size = "} {
+		if !strings.Contains(all, w+"\n") && !strings.HasSuffix(all, w) && !strings.Contains(all, w) {
+			t.Errorf("stats.get_statistics all lacks %q:\n%s", w, all)
+		}
+	}
+	var one string
+	if err := json.Unmarshal(call("stats.get_statistics", "sl:200_replies"), &one); err != nil || one != "sl:200_replies = 2" {
+		t.Errorf("one statistic: %q %v", one, err)
+	}
+	var fetched map[string]string
+	json.Unmarshal(call("stats.fetch", "core:"), &fetched)
+	if fetched["core.rcv_requests"] != "3" || fetched["sl.200_replies"] != "" {
+		t.Errorf("stats.fetch core: %v", fetched)
+	}
+	var sl map[string]int
+	json.Unmarshal(call("sl.stats"), &sl)
+	if sl["200"] != 2 || sl["404"] != 1 || sl["4xx"] != 0 {
+		t.Errorf("sl.stats: %v", sl)
+	}
+	call("stats.reset_statistics", "sl:")
+	json.Unmarshal(call("stats.get_statistics", "sl:200_replies"), &one)
+	if one != "sl:200_replies = 0" {
+		t.Errorf("after reset: %q", one)
+	}
+	var psx []map[string]any
+	json.Unmarshal(call("core.psx"), &psx)
+	if len(psx) < 2 || psx[0]["IDX"] != 0.0 || psx[0]["DSC"] == "" {
+		t.Errorf("core.psx: %v", psx)
+	}
+	var info map[string]any
+	json.Unmarshal(call("core.info"), &info)
+	if !strings.HasPrefix(info["version"].(string), "kemi ") {
+		t.Errorf("core.info: %v", info)
+	}
+	var v string
+	json.Unmarshal(call("core.version"), &v)
+	if !strings.HasPrefix(v, "kemi ") || !strings.Contains(v, "/linux)") {
+		t.Errorf("core.version: %q", v)
+	}
+}
