@@ -95,6 +95,7 @@ type Engine struct {
 	started    []Subsystem
 	start      time.Time
 	stats      *stats.Registry // Kamailio's statistics (stats.go)
+	metrics    *metricsServer  // xhttp_prom's own listener, nil without (metrics.go)
 	runCtx     context.Context
 	cancelRun  context.CancelFunc
 
@@ -370,6 +371,9 @@ func (e *Engine) buildSubsystems() error {
 	e.registerRPC()
 	if !e.opts.NoNetwork && addr != "-" {
 		e.subsystems = append(e.subsystems, funcSystem{"jsonrpc", rpc.Start, rpc.Stop})
+	}
+	if err := e.serveMetrics(); err != nil {
+		return err
 	}
 	if !e.opts.NoNetwork {
 		for _, m := range e.mods {

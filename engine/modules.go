@@ -17,6 +17,7 @@ import (
 	"kemi/modules/sl"
 	"kemi/modules/sworker"
 	"kemi/modules/tm"
+	"kemi/modules/xhttp_prom"
 )
 
 // moduleTable returns a fresh instance of every module that has a home of
@@ -41,6 +42,7 @@ func moduleTable() []ksr.Module {
 		rr.New(),
 		ctl.New(),
 		jsonrpcs.New(),
+		xhttp_prom.New(),
 	}
 	return append(mods, runtimefree.Modules()...)
 }

@@ -31,6 +31,8 @@ func Modules() []ksr.Module {
 	return []ksr.Module{
 		module{"kex", "Kamailio core extensions: kemi's core has what scripts use of it", nil},
 		module{"pv", "pseudo-variables: $var, $shv, $avp and the others are kemi's core", []string{"shvset", "varset", "avp_aliases"}},
+		module{"xhttp", "HTTP on the SIP listeners: kemi serves /metrics (xhttp_prom) on its own HTTP listener", []string{
+			"url_skip", "url_match", "event_callback"}},
 		module{"cfg_rpc", "run-time configuration over RPC: kemi serves cfg.set_now_int itself", nil},
 		module{"db_sqlite", "SQLite driver: kemi opens SQLite databases itself (mqueue db_url)", []string{
 			"db_set_readonly", "db_set_journal_mode"}},

@@ -1,0 +1,93 @@
+package engine_test
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"kemi/engine"
+	"kemi/engine/enginetest"
+)
+
+// scrape reads url's metrics in the Prometheus text format: every sample
+// by its name with labels, as written; types checked to be declared once.
+func scrape(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/plain; version=0.0.4") {
+		b, _ := io.ReadAll(res.Body)
+		t.Fatalf("GET %s: %s %s\n%s", url, res.Status, res.Header.Get("Content-Type"), b)
+	}
+	out := map[string]float64{}
+	typed := map[string]bool{}
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if f := strings.Fields(line); len(f) == 4 && f[0] == "#" && f[1] == "TYPE" {
+			if typed[f[2]] {
+				t.Errorf("TYPE of %s twice", f[2])
+			}
+			typed[f[2]] = true
+			if f[3] != "counter" && f[3] != "gauge" {
+				t.Errorf("type %q", line)
+			}
+			continue
+		}
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			t.Fatalf("bad sample %q", line)
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("bad value in %q", line)
+		}
+		name := line[:i]
+		base, _, _ := strings.Cut(name, "{")
+		if !typed[base] {
+			t.Errorf("sample %q before its TYPE", line)
+		}
+		out[name] = v
+	}
+	return out
+}
+
+func TestMetricsMoveWithTraffic(t *testing.T) {
+	e := enginetest.Start(t, enginetest.Config(`loadmodule "xhttp.so"`, `loadmodule "xhttp_prom.so"`, `loadmodule "mqueue.so"`,
+		`modparam("xhttp_prom", "xhttp_prom_stats", "all")`, `modparam("mqueue", "mqueue", "name=q1")`,
+		`modparam("xhttp_prom", "http_listen", "127.0.0.1:0")`),
+		map[string]string{"script.lua": `function ksr_request_route() KSR.sl.send_reply(200, "OK") end`})
+	url := "http://" + e.RPC().Addr().String() + engine.MetricsPath
+	before := scrape(t, url)
+	c := enginetest.Dial(t, "udp", e.Addr("udp"))
+	for range 3 {
+		if res := c.Do(enginetest.Req{Method: "OPTIONS"}, enginetest.Patience); res == nil || res.StatusCode != 200 {
+			t.Fatalf("reply %v", res)
+		}
+	}
+	after := scrape(t, url)
+	for name, d := range map[string]float64{"kamailio_core_rcv_requests": 3, "kamailio_core_rcv_requests_options": 3,
+		"kamailio_sl_200_replies": 3, "kamailio_sl_sent_replies": 3} {
+		if got := after[name] - before[name]; got != d {
+			t.Errorf("%s moved by %v, want %v", name, got, d)
+		}
+	}
+	for _, name := range []string{"go_goroutines", "kemi_vms", `kemi_queue_length{queue="q1"}`, "kamailio_shmem_used_size", "kemi_script_version"} {
+		if _, ok := after[name]; !ok {
+			t.Errorf("no %s", name)
+		}
+	}
+	own := scrape(t, "http://"+e.MetricsAddr().String()+engine.MetricsPath)
+	if own["kamailio_core_rcv_requests"] != after["kamailio_core_rcv_requests"] {
+		t.Errorf("own listener: %v", own["kamailio_core_rcv_requests"])
+	}
+}
