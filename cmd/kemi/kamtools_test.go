@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,5 +88,50 @@ func TestKamctl(t *testing.T) {
 	}
 	if got := kamTool(t, env, "kamctl", "stats", "sl"); !strings.Contains(got, "sl:200_replies = ") || strings.Contains(got, "core:") {
 		t.Errorf("kamctl stats sl: %q", got)
+	}
+}
+
+// TestRunLogsToSyslog runs kemi with log_stderror=no: its records reach
+// the syslog socket (a test socket standing in for /dev/log) with
+// log_facility and log_name, as JSON with log_engine_type=json.
+func TestRunLogsToSyslog(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "log")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	port := freePort(t)
+	cfg := fmt.Sprintf("listen=udp:127.0.0.1:%d\nlog_stderror=no\nlog_facility=LOG_LOCAL5\nlog_name=\"kemi-edge\"\nlog_engine_type=\"json\"\n"+
+		"loadmodule \"sl.so\"\nloadmodule \"app_lua.so\"\nmodparam(\"app_lua\", \"load\", \"kemi.lua\")\ncfgengine \"lua\"\n", port)
+	os.WriteFile(filepath.Join(dir, "kemi.cfg"), []byte(cfg), 0o644)
+	os.WriteFile(filepath.Join(dir, "kemi.lua"), []byte(script("1")), 0o644)
+	cmd := exec.Command(kemiBin, "run", "-f", filepath.Join(dir, "kemi.cfg"), "-rpc", "-", "-syslog-socket", sock)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	buf := make([]byte, 8192)
+	for {
+		c.SetReadDeadline(time.Now().Add(enginetest.Patience)) // failure guard
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("no \"kemi started\" on syslog: %v; stderr:\n%s", err, stderr.String())
+		}
+		line := string(buf[:n])
+		if !strings.Contains(line, "kemi started") {
+			continue
+		}
+		// LOG_LOCAL5 (21) * 8 + LOG_INFO (6) = 174.
+		if !strings.HasPrefix(line, "<174>") || !strings.Contains(line, " kemi-edge[") || !strings.Contains(line, `"msg":"kemi started"`) {
+			t.Errorf("syslog line %q", line)
+		}
+		break
+	}
+	if s := stderr.String(); strings.Contains(s, "kemi started") {
+		t.Errorf("logged to stderr too:\n%s", s)
 	}
 }
