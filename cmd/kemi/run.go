@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -89,6 +90,9 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	log.Info("kemi started", "config", name, "version", engine.FullVersion())
+	if err := sdNotify("READY=1\nMAINPID=" + strconv.Itoa(os.Getpid())); err != nil {
+		log.Warn("systemd notify failed", "error", err)
+	}
 	var changes <-chan struct{}
 	if *watch {
 		if read != nil {
@@ -112,6 +116,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 				continue
 			}
 			log.Info("stopping", "signal", s.String(), "grace", grace.String())
+			_ = sdNotify("STOPPING=1")
 			sctx, cancel := context.WithTimeout(context.Background(), *grace)
 			go func() {
 				select {
