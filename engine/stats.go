@@ -45,6 +45,9 @@ func (e *Engine) initStats() {
 	r.Func("core", "err_requests", false, sip(func(s sipnet.Stats) uint64 { return s.BadRequests }))
 	r.Func("tcp", "current_opened_connections", true, sip(func(s sipnet.Stats) uint64 { return s.TCPConnections }))
 	r.Func("tcp", "con_timeout", false, sip(func(s sipnet.Stats) uint64 { return s.TCPIdleClosed }))
+	for _, n := range []string{"fwd_requests", "fwd_replies", "drop_requests", "drop_replies"} {
+		r.Counter("core", n)
+	}
 	for _, m := range coreMethods {
 		r.Counter("core", "rcv_requests_"+strings.ToLower(m))
 	}

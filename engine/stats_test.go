@@ -78,3 +78,25 @@ end`})
 		t.Errorf("core.version: %q", v)
 	}
 }
+
+// TestStatisticsStatelessForwarding counts KSR.forward and the reply that
+// comes back without a transaction, as Kamailio's core:fwd_requests and
+// core:fwd_replies.
+func TestStatisticsStatelessForwarding(t *testing.T) {
+	proxy := enginetest.Start(t, proxyConfig(), map[string]string{"script.lua": proxyScript})
+	uas := newPeer(t)
+	c := enginetest.Dial(t, "udp", proxy.Addr("udp"))
+	c.Send(c.Build(enginetest.Req{Method: "MESSAGE", URI: uas.uri(), Headers: []string{"X-Mode: stateless"}}))
+	req, src := uas.request("MESSAGE", enginetest.Patience)
+	uas.reply(req, src, 202, "Accepted", "u")
+	if res, err := c.RecvResponse(enginetest.Patience); err != nil || res.StatusCode != 202 {
+		t.Fatalf("stateless reply: %v %v", res, err)
+	}
+	st := proxy.Stats()
+	waitFor(t, "fwd_replies", func() bool { v, _ := st.Value("core", "fwd_replies"); return v == 1 })
+	for name, want := range map[string]int64{"fwd_requests": 1, "rcv_replies_2xx": 1, "rcv_requests_message": 1, "drop_replies": 0} {
+		if v, _ := st.Value("core", name); v != want {
+			t.Errorf("core:%s = %d, want %d", name, v, want)
+		}
+	}
+}
