@@ -59,6 +59,12 @@ func (e *Engine) initStats() {
 		r.Counter("sl", c+"_replies")
 	}
 	r.Counter("tmx", "local_replies")
+	r.Func("tmx", "inuse_transactions", true, func() int64 {
+		if e.sip == nil {
+			return 0
+		}
+		return int64(e.sip.PendingTx())
+	})
 	r.Func("shmem", "used_size", true, func() int64 { return int64(memStats().HeapAlloc) })
 	r.Func("shmem", "real_used_size", true, func() int64 { return int64(memStats().HeapInuse) })
 	r.Func("shmem", "total_size", true, func() int64 { return int64(memStats().Sys) })
@@ -193,9 +199,10 @@ func (e *Engine) statsRPC() []jsonrpc.Method {
 			}
 			return m, nil
 		}},
-		{Name: "tm.stats", Doc: "Transaction statistics kemi keeps (rpl_generated: stateful replies sent by the script).", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
+		{Name: "tm.stats", Doc: "Transaction statistics kemi keeps: current (live server transactions), rpl_generated (stateful replies sent by the script).", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
 			n, _ := e.stats.Value("tmx", "local_replies")
-			return map[string]int64{"rpl_generated": n}, nil
+			cur, _ := e.stats.Value("tmx", "inuse_transactions")
+			return map[string]int64{"current": cur, "rpl_generated": n}, nil
 		}},
 		{Name: "core.psx", Doc: "The workers, as Kamailio's processes: IDX, PID (kemi's) and DSC.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
 			e.vmsMu.Lock()
