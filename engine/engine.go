@@ -95,6 +95,7 @@ type Engine struct {
 	started    []Subsystem
 	start      time.Time
 	stats      *stats.Registry // Kamailio's statistics (stats.go)
+	fams       *stats.Families // kemi's labelled metrics: Lua latency and errors per function (metrics.go)
 	metrics    *metricsServer  // xhttp_prom's own listener, nil without (metrics.go)
 	runCtx     context.Context
 	cancelRun  context.CancelFunc

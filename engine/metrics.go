@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"kemi/luavm"
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,7 +33,11 @@ func (e *Engine) metricsHandler(set *xprom.Settings) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		if err := e.stats.WritePrometheus(w, set.Prefix, set.Stats, e.kemiSamples()); err != nil {
 			e.log.Debug("metrics: write failed", "error", err)
+			return
 		}
+		var b strings.Builder
+		e.fams.WritePrometheus(&b)
+		io.WriteString(w, b.String())
 	})
 }
 
@@ -141,4 +148,18 @@ func (e *Engine) MetricsAddr() net.Addr {
 		return nil
 	}
 	return e.metrics.ln.Addr()
+}
+
+// countCallError counts a failed Lua call by function: every error
+// (kemi_lua_errors_total) and the calls stopped by the time budget
+// (kemi_lua_budget_kills_total). A missing optional function is no error.
+func (e *Engine) countCallError(fn string, err error) {
+	if errors.Is(err, luavm.ErrNoFunction) {
+		return
+	}
+	e.fams.Counter("kemi_lua_errors_total", "Lua callback calls that failed, by function.", "function", fn).Add(1)
+	var le *luavm.Error
+	if errors.As(err, &le) && le.Kind == luavm.KindBudget {
+		e.fams.Counter("kemi_lua_budget_kills_total", "Lua callback calls stopped by max_exec_ms, by function.", "function", fn).Add(1)
+	}
 }

@@ -35,7 +35,7 @@ func scrape(t *testing.T, url string) map[string]float64 {
 				t.Errorf("TYPE of %s twice", f[2])
 			}
 			typed[f[2]] = true
-			if f[3] != "counter" && f[3] != "gauge" {
+			if f[3] != "counter" && f[3] != "gauge" && f[3] != "histogram" {
 				t.Errorf("type %q", line)
 			}
 			continue
@@ -53,6 +53,11 @@ func scrape(t *testing.T, url string) map[string]float64 {
 		}
 		name := line[:i]
 		base, _, _ := strings.Cut(name, "{")
+		for _, suf := range []string{"_bucket", "_sum", "_count"} {
+			if b, ok := strings.CutSuffix(base, suf); ok && typed[b] {
+				base = b
+			}
+		}
 		if !typed[base] {
 			t.Errorf("sample %q before its TYPE", line)
 		}
@@ -65,7 +70,10 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	e := enginetest.Start(t, enginetest.Config(`loadmodule "xhttp.so"`, `loadmodule "xhttp_prom.so"`, `loadmodule "mqueue.so"`,
 		`modparam("xhttp_prom", "xhttp_prom_stats", "all")`, `modparam("mqueue", "mqueue", "name=q1")`,
 		`modparam("xhttp_prom", "http_listen", "127.0.0.1:0")`),
-		map[string]string{"script.lua": `function ksr_request_route() KSR.sl.send_reply(200, "OK") end`})
+		map[string]string{"script.lua": `function ksr_request_route()
+	if KSR.is_MESSAGE() then error("boom") end
+	KSR.sl.send_reply(200, "OK")
+end`})
 	url := "http://" + e.RPC().Addr().String() + engine.MetricsPath
 	before := scrape(t, url)
 	c := enginetest.Dial(t, "udp", e.Addr("udp"))
@@ -86,8 +94,18 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 			t.Errorf("no %s", name)
 		}
 	}
+	if n := after[`kemi_lua_call_seconds_count{function="ksr_request_route"}`]; n < 3 {
+		t.Errorf("kemi_lua_call_seconds_count = %v, want >= 3", n)
+	}
+	if after[`kemi_lua_call_seconds_bucket{function="ksr_request_route",le="+Inf"}`] != after[`kemi_lua_call_seconds_count{function="ksr_request_route"}`] {
+		t.Error("+Inf bucket differs from the count")
+	}
+	c.Send(c.Build(enginetest.Req{Method: "MESSAGE"}))
+	waitFor(t, "the script error in the metrics", func() bool {
+		return scrape(t, url)[`kemi_lua_errors_total{function="ksr_request_route"}`] == 1
+	})
 	own := scrape(t, "http://"+e.MetricsAddr().String()+engine.MetricsPath)
-	if own["kamailio_core_rcv_requests"] != after["kamailio_core_rcv_requests"] {
+	if own["kamailio_core_rcv_requests"] != scrape(t, url)["kamailio_core_rcv_requests"] {
 		t.Errorf("own listener: %v", own["kamailio_core_rcv_requests"])
 	}
 }

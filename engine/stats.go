@@ -30,6 +30,7 @@ var slStats = []string{"200", "202", "2xx", "300", "301", "302", "3xx", "400", "
 func (e *Engine) initStats() {
 	r := stats.New()
 	e.stats = r
+	e.fams = stats.NewFamilies()
 	e.deps.Stats = r
 	sip := func(f func(sipnet.Stats) uint64) func() int64 {
 		return func() int64 {

@@ -153,6 +153,7 @@ func (w *worker) report(fn string, required bool, err error) {
 	if err == nil {
 		return
 	}
+	w.e.countCallError(fn, err)
 	if errors.Is(err, luavm.ErrNoFunction) {
 		if required {
 			w.e.log.Error("lua function not found", "function", fn)

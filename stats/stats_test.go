@@ -1,8 +1,10 @@
 package stats
 
 import (
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestRegistry(t *testing.T) {
@@ -51,5 +53,32 @@ func TestRegistry(t *testing.T) {
 	}
 	if c.Value() != 0 {
 		t.Errorf("counter after reset: %d", c.Value())
+	}
+}
+
+func TestHistogramFamilies(t *testing.T) {
+	f := NewFamilies()
+	h := f.Histogram("kemi_lua_call_seconds", "help", "function", "r")
+	h.Observe(50 * time.Microsecond) // first bucket
+	h.Observe(time.Millisecond)      // le=0.001 (bounds are inclusive)
+	h.Observe(10 * time.Second)      // +Inf only
+	f.Counter("kemi_lua_errors_total", "help", "function", "r").Add(2)
+	var b strings.Builder
+	f.WritePrometheus(&b)
+	out := b.String()
+	for _, w := range []string{
+		`kemi_lua_call_seconds_bucket{function="r",le="0.0001"} 1`,
+		`kemi_lua_call_seconds_bucket{function="r",le="0.001"} 2`,
+		`kemi_lua_call_seconds_bucket{function="r",le="2.5"} 2`,
+		`kemi_lua_call_seconds_bucket{function="r",le="+Inf"} 3`,
+		`kemi_lua_call_seconds_count{function="r"} 3`,
+		"# TYPE kemi_lua_errors_total counter\nkemi_lua_errors_total{function=\"r\"} 2",
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("missing %q in\n%s", w, out)
+		}
+	}
+	if h.Count() != 3 {
+		t.Errorf("count %d", h.Count())
 	}
 }
