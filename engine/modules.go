@@ -15,6 +15,7 @@ import (
 	"kemi/modules/rtimer"
 	"kemi/modules/runtimefree"
 	"kemi/modules/sl"
+	"kemi/modules/statistics"
 	"kemi/modules/sworker"
 	"kemi/modules/tm"
 	"kemi/modules/xhttp_prom"
@@ -43,6 +44,7 @@ func moduleTable() []ksr.Module {
 		ctl.New(),
 		jsonrpcs.New(),
 		xhttp_prom.New(),
+		statistics.New(),
 	}
 	return append(mods, runtimefree.Modules()...)
 }

@@ -100,3 +100,38 @@ func TestStatisticsStatelessForwarding(t *testing.T) {
 		}
 	}
 }
+
+// TestScriptStatistics declares statistics with the statistics module,
+// changes them from Lua and reads them with $stat and over RPC.
+func TestScriptStatistics(t *testing.T) {
+	e := enginetest.Start(t, enginetest.Config(`loadmodule "statistics.so"`,
+		`modparam("statistics", "variable", "calls")`, `modparam("statistics", "variable", "kept/no_reset")`),
+		map[string]string{"script.lua": `
+function ksr_request_route()
+	KSR.statistics.update_stat("calls", 2)
+	KSR.statistics.update_stat("kept", 1)
+	local bad = KSR.statistics.update_stat("nope", 1)
+	KSR.sl.send_reply(200, "calls=" .. KSR.pv.get("$stat(calls)") .. " bad=" .. bad ..
+		" rcv=" .. KSR.pv.get("$stat(rcv_requests)"))
+end`})
+	c := enginetest.Dial(t, "udp", e.Addr("udp"))
+	if res := c.Do(enginetest.Req{Method: "OPTIONS"}, enginetest.Patience); res.Reason != "calls=2 bad=-1 rcv=1" {
+		t.Fatalf("reply %q", res.Reason)
+	}
+	res, err := e.RPC().Call(context.Background(), "stats.get_statistics", "script:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	json.Unmarshal(res, &lines)
+	if strings.Join(lines, ",") != "script:calls = 2,script:kept = 1" {
+		t.Errorf("script: %q", lines)
+	}
+	e.RPC().Call(context.Background(), "stats.reset_statistics", "script:")
+	if v, _ := e.Stats().Value("script", "calls"); v != 0 {
+		t.Errorf("calls after reset: %d", v)
+	}
+	if v, _ := e.Stats().Value("script", "kept"); v != 1 {
+		t.Errorf("no_reset statistic after reset: %d", v)
+	}
+}

@@ -29,7 +29,7 @@ func (r *Registry) WritePrometheus(w io.Writer, prefix, sel string, extra []Samp
 		for _, s := range r.Select(sel) {
 			name := promName(prefix + s.Group + "_" + s.Name)
 			typ := "counter"
-			if s.noReset {
+			if s.noReset && s.fn != nil {
 				typ = "gauge"
 			}
 			fmt.Fprintf(&b, "# TYPE %s %s\n%s %d\n", name, typ, name, s.Value())

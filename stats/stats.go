@@ -27,8 +27,19 @@ type Stat struct {
 	noReset     bool
 }
 
-// Add adds n to a counter.
-func (s *Stat) Add(n int64) { s.v.Add(n) }
+// Add adds n to a counter; it reports false for a statistic read from a
+// function, which cannot be changed.
+func (s *Stat) Add(n int64) bool {
+	if s.fn != nil {
+		return false
+	}
+	s.v.Add(n)
+	return true
+}
+
+// Reset zeroes the statistic, as Kamailio's reset_stat (not a no_reset
+// one).
+func (s *Stat) Reset() { s.reset() }
 
 // Inc adds one to a counter.
 func (s *Stat) Inc() { s.v.Add(1) }
@@ -82,6 +93,23 @@ func (r *Registry) Counter(group, name string) *Stat {
 		r.stats[k] = s
 	}
 	return s
+}
+
+// NoReset returns the counter group:name that resets leave alone
+// (Kamailio's STAT_NO_RESET), made at zero the first time.
+func (r *Registry) NoReset(group, name string) *Stat {
+	s := r.Counter(group, name)
+	r.mu.Lock()
+	s.noReset = true
+	r.mu.Unlock()
+	return s
+}
+
+// Lookup returns the statistic group:name, or nil.
+func (r *Registry) Lookup(group, name string) *Stat {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.stats[group+":"+name]
 }
 
 // Func registers group:name as read from fn. A monotonic number (a count
