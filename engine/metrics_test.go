@@ -2,8 +2,11 @@ package engine_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -107,5 +110,65 @@ end`})
 	own := scrape(t, "http://"+e.MetricsAddr().String()+engine.MetricsPath)
 	if own["kamailio_core_rcv_requests"] != scrape(t, url)["kamailio_core_rcv_requests"] {
 		t.Errorf("own listener: %v", own["kamailio_core_rcv_requests"])
+	}
+}
+
+// TestGrafanaDashboard loads packaging/grafana/kemi-dashboard.json and
+// checks that every metric its queries use is one kemi exports (scraped
+// from a running engine after some traffic and a script error).
+func TestGrafanaDashboard(t *testing.T) {
+	b, err := os.ReadFile("../packaging/grafana/kemi-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Title  string
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("dashboard JSON: %v", err)
+	}
+	if dash.Title == "" || len(dash.Panels) < 8 {
+		t.Fatalf("dashboard %q with %d panels", dash.Title, len(dash.Panels))
+	}
+	e := enginetest.Start(t, enginetest.Config(`loadmodule "xhttp.so"`, `loadmodule "xhttp_prom.so"`, `loadmodule "mqueue.so"`,
+		`modparam("mqueue", "mqueue", "name=q1")`),
+		map[string]string{"script.lua": `function ksr_request_route()
+	if KSR.is_MESSAGE() then error("boom") end
+	KSR.sl.send_reply(200, "OK")
+end`})
+	url := "http://" + e.RPC().Addr().String() + engine.MetricsPath
+	c := enginetest.Dial(t, "udp", e.Addr("udp"))
+	c.Do(enginetest.Req{Method: "OPTIONS"}, enginetest.Patience)
+	c.Send(c.Build(enginetest.Req{Method: "MESSAGE"}))
+	var have map[string]bool
+	waitFor(t, "the script error in the metrics", func() bool {
+		have = map[string]bool{}
+		for name := range scrape(t, url) {
+			base, _, _ := strings.Cut(name, "{")
+			have[base] = true
+		}
+		return have["kemi_lua_errors_total"]
+	})
+	onlyAfterEvent := map[string]bool{"kemi_lua_budget_kills_total": true} // needs max_exec_ms and a slow script
+	metric := regexp.MustCompile(`\b(kamailio|kemi|go)_[a-z0-9_]+`)
+	for _, p := range dash.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			names := metric.FindAllString(tg.Expr, -1)
+			if len(names) == 0 {
+				t.Errorf("panel %q: no metric in %q", p.Title, tg.Expr)
+			}
+			for _, n := range names {
+				if !have[n] && !onlyAfterEvent[n] {
+					t.Errorf("panel %q uses %s, which kemi does not export", p.Title, n)
+				}
+			}
+		}
 	}
 }
