@@ -32,6 +32,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	grace := fs.Duration("grace", 10*time.Second, "how long a graceful stop may take")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to `file` until the engine stops")
 	syslogSocket := fs.String("syslog-socket", "", "with log_stderror=no, the unix datagram `socket` to log to instead of /dev/log")
+	toStderr := fs.Bool("E", false, "log to stderr even with log_stderror=no (as kamailio -E)")
 	logJSON := fs.Bool("log-json", false, "log one JSON object per record (as kemi.log_format=\"json\")")
 	defines := defineFlag(fs)
 	fs.Usage = func() {
@@ -63,7 +64,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	}
 	level := new(slog.LevelVar)
 	level.Set(ksr.LevelFromDebug(set.Debug))
-	lopts := logging.Options{Level: level, Syslog: !set.LogStderr, Facility: set.LogFacility,
+	lopts := logging.Options{Level: level, Syslog: !set.LogStderr && !*toStderr, Facility: set.LogFacility,
 		Tag: set.LogName, SyslogAddr: *syslogSocket, JSON: set.LogJSON || *logJSON, Stderr: c.m.Stderr}
 	log, logCloser, err := logging.New(lopts)
 	if err != nil && lopts.Syslog {
