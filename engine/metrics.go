@@ -64,6 +64,15 @@ func (e *Engine) kemiSamples() []stats.Sample {
 		out = append(out, stats.Sample{Name: "kemi_queue_length", Type: "gauge", Help: "Items in an mqueue queue.",
 			Labels: map[string]string{"queue": q}, Value: float64(n)})
 	}
+	if _, ok := e.set.Modules["rtimer"]; ok {
+		for _, rt := range e.RtimerStats() {
+			l := map[string]string{"timer": rt.Name}
+			out = append(out,
+				stats.Sample{Name: "kemi_rtimer_ticks_total", Type: "counter", Help: "Runs of an rtimer timer's exec list.", Labels: l, Value: float64(rt.Ticks)},
+				stats.Sample{Name: "kemi_rtimer_skipped_total", Type: "counter", Help: "rtimer ticks skipped (a run overran its interval).", Labels: l, Value: float64(rt.Skipped)},
+				stats.Sample{Name: "kemi_rtimer_errors_total", Type: "counter", Help: "rtimer exec calls that ended in a Lua error.", Labels: l, Value: float64(rt.Errors)})
+		}
+	}
 	for k, v := range st.Counters {
 		out = append(out, stats.Sample{Name: "kemi_" + k, Type: "gauge", Value: float64(v)})
 	}

@@ -30,6 +30,7 @@ func scrape(t *testing.T, url string) map[string]float64 {
 	}
 	out := map[string]float64{}
 	typed := map[string]bool{}
+	current := "" // the family of the last TYPE line
 	sc := bufio.NewScanner(res.Body)
 	for sc.Scan() {
 		line := sc.Text()
@@ -38,6 +39,7 @@ func scrape(t *testing.T, url string) map[string]float64 {
 				t.Errorf("TYPE of %s twice", f[2])
 			}
 			typed[f[2]] = true
+			current = f[2]
 			if f[3] != "counter" && f[3] != "gauge" && f[3] != "histogram" {
 				t.Errorf("type %q", line)
 			}
@@ -63,6 +65,8 @@ func scrape(t *testing.T, url string) map[string]float64 {
 		}
 		if !typed[base] {
 			t.Errorf("sample %q before its TYPE", line)
+		} else if base != current {
+			t.Errorf("sample %q apart from its family %s", line, base)
 		}
 		out[name] = v
 	}
@@ -72,11 +76,14 @@ func scrape(t *testing.T, url string) map[string]float64 {
 func TestMetricsMoveWithTraffic(t *testing.T) {
 	e := enginetest.Start(t, enginetest.Config(`loadmodule "xhttp.so"`, `loadmodule "xhttp_prom.so"`, `loadmodule "mqueue.so"`,
 		`modparam("xhttp_prom", "xhttp_prom_stats", "all")`, `modparam("mqueue", "mqueue", "name=q1")`,
-		`modparam("xhttp_prom", "http_listen", "127.0.0.1:0")`),
+		`modparam("xhttp_prom", "http_listen", "127.0.0.1:0")`,
+		`loadmodule "rtimer.so"`, `modparam("rtimer", "timer", "name=t1;interval=1;mode=1")`, `modparam("rtimer", "exec", "timer=t1;route=tick")`,
+		`modparam("rtimer", "timer", "name=t2;interval=1;mode=1")`, `modparam("rtimer", "exec", "timer=t2;route=tick")`),
 		map[string]string{"script.lua": `function ksr_request_route()
 	if KSR.is_MESSAGE() then error("boom") end
 	KSR.sl.send_reply(200, "OK")
-end`})
+end
+function tick() end`})
 	url := "http://" + e.RPC().Addr().String() + engine.MetricsPath
 	before := scrape(t, url)
 	c := enginetest.Dial(t, "udp", e.Addr("udp"))
@@ -92,7 +99,7 @@ end`})
 			t.Errorf("%s moved by %v, want %v", name, got, d)
 		}
 	}
-	for _, name := range []string{"go_goroutines", "kemi_vms", `kemi_queue_length{queue="q1"}`, "kamailio_shmem_used_size", "kemi_script_version"} {
+	for _, name := range []string{`kemi_rtimer_ticks_total{timer="t1"}`, `kemi_rtimer_skipped_total{timer="t2"}`, "go_goroutines", "kemi_vms", `kemi_queue_length{queue="q1"}`, "kamailio_shmem_used_size", "kemi_script_version"} {
 		if _, ok := after[name]; !ok {
 			t.Errorf("no %s", name)
 		}

@@ -3,6 +3,7 @@ package stats
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -35,6 +36,9 @@ func (r *Registry) WritePrometheus(w io.Writer, prefix, sel string, extra []Samp
 			fmt.Fprintf(&b, "# TYPE %s %s\n%s %d\n", name, typ, name, s.Value())
 		}
 	}
+	// A family's samples must be contiguous: grouped by name, in order.
+	extra = slices.Clone(extra)
+	sort.SliceStable(extra, func(i, j int) bool { return extra[i].Name < extra[j].Name })
 	typed := map[string]bool{}
 	for _, x := range extra {
 		name := promName(x.Name)
