@@ -70,6 +70,8 @@ func (e *Engine) initStats() {
 	r.Func("shmem", "real_used_size", true, func() int64 { return int64(memStats().HeapInuse) })
 	r.Func("shmem", "total_size", true, func() int64 { return int64(memStats().Sys) })
 	r.Func("shmem", "free_size", true, func() int64 { m := memStats(); return int64(m.Sys - m.HeapInuse) })
+	r.Counter("kemi", "reloads")
+	r.Counter("kemi", "reloads_refused")
 	r.Func("kemi", "goroutines", true, func() int64 { return int64(runtime.NumGoroutine()) })
 	r.Func("kemi", "pending_tasks", true, func() int64 { return e.pending.Load() })
 }

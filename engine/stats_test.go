@@ -135,3 +135,21 @@ end`})
 		t.Errorf("no_reset statistic after reset: %d", v)
 	}
 }
+
+// TestReloadStatistics counts reloads done and refused.
+func TestReloadStatistics(t *testing.T) {
+	e := enginetest.Start(t, enginetest.Config(), map[string]string{"script.lua": versionScript("a")})
+	writeScript(t, e, versionScript("b"))
+	if err := reload(t, e); err != nil {
+		t.Fatal(err)
+	}
+	writeScript(t, e, "function ksr_request_route()\n  if then\nend\n")
+	if err := reload(t, e); err == nil {
+		t.Fatal("a broken script reloaded")
+	}
+	for name, want := range map[string]int64{"reloads": 1, "reloads_refused": 1} {
+		if v, _ := e.Stats().Value("kemi", name); v != want {
+			t.Errorf("kemi:%s = %d, want %d", name, v, want)
+		}
+	}
+}
