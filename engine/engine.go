@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"kemi/stats"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -54,6 +55,13 @@ type Options struct {
 	StuckAfter time.Duration
 }
 
+// rpcTransporter is a module serving the control plane's methods on
+// transports of its own (ctl's binrpc sockets, jsonrpcs' FIFO): they start
+// after the HTTP listener and stop before it.
+type rpcTransporter interface {
+	RPCTransports(rpc *jsonrpc.Server) []jsonrpc.Transport
+}
+
 // Subsystem is one started part of the engine, stopped in reverse order.
 type Subsystem interface {
 	Name() string
@@ -90,6 +98,9 @@ type Engine struct {
 	subsystems []Subsystem
 	started    []Subsystem
 	start      time.Time
+	stats      *stats.Registry // Kamailio's statistics (stats.go)
+	fams       *stats.Families // kemi's labelled metrics: Lua latency and errors per function (metrics.go)
+	metrics    *metricsServer  // xhttp_prom's own listener, nil without (metrics.go)
 	runCtx     context.Context
 	cancelRun  context.CancelFunc
 
@@ -138,6 +149,7 @@ func New(set *Settings, opts Options) (*Engine, error) {
 		Aliases:  set.Aliases,
 		Hostname: hostname(),
 	}
+	e.initStats()
 	if err := e.provisionModules(); err != nil {
 		return nil, err
 	}
@@ -364,7 +376,7 @@ func (e *Engine) buildSubsystems() error {
 			}
 		}
 	}
-	addr := e.set.RPCListen
+	addr, addrAt := e.set.rpcListen()
 	if e.opts.RPCListen != "" {
 		addr = e.opts.RPCListen
 	}
@@ -374,8 +386,8 @@ func (e *Engine) buildSubsystems() error {
 	}
 	rpc, err := jsonrpc.NewServer(jsonrpc.Options{Addr: listen, Logger: e.log.With("module", "jsonrpc")})
 	if err != nil {
-		if e.set.RPCListenAt.Line > 0 {
-			return fmt.Errorf("%w, at %s", err, e.set.RPCListenAt)
+		if addrAt.Line > 0 {
+			return fmt.Errorf("%w, at %s", err, addrAt)
 		}
 		return err
 	}
@@ -383,6 +395,18 @@ func (e *Engine) buildSubsystems() error {
 	e.registerRPC()
 	if !e.opts.NoNetwork && addr != "-" {
 		e.subsystems = append(e.subsystems, funcSystem{"jsonrpc", rpc.Start, rpc.Stop})
+	}
+	if err := e.serveMetrics(); err != nil {
+		return err
+	}
+	if !e.opts.NoNetwork {
+		for _, m := range e.mods {
+			if t, ok := m.(rpcTransporter); ok {
+				for _, tr := range t.RPCTransports(rpc) {
+					e.subsystems = append(e.subsystems, tr)
+				}
+			}
+		}
 	}
 	return nil
 }

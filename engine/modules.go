@@ -1,13 +1,16 @@
 package engine
 
 import (
+	"kemi/config"
 	"sort"
 	"strings"
 
 	"kemi/ksr"
 	"kemi/modules/async"
 	"kemi/modules/corex"
+	"kemi/modules/ctl"
 	"kemi/modules/htable"
+	"kemi/modules/jsonrpcs"
 	"kemi/modules/kx"
 	"kemi/modules/maxfwd"
 	"kemi/modules/mqueue"
@@ -19,12 +22,14 @@ import (
 	"kemi/modules/sanity"
 	"kemi/modules/siputils"
 	"kemi/modules/sl"
+	"kemi/modules/statistics"
 	"kemi/modules/sworker"
 	"kemi/modules/textops"
 	tlsmod "kemi/modules/tls"
 	"kemi/modules/tm"
 	"kemi/modules/websocket"
 	"kemi/modules/xhttp"
+	"kemi/modules/xhttp_prom"
 	"kemi/modules/xlog"
 )
 
@@ -60,6 +65,10 @@ func moduleTable() []ksr.Module {
 		xlog.New(),
 		corex.New(),
 		textops.New(),
+		ctl.New(),
+		jsonrpcs.New(),
+		xhttp_prom.New(),
+		statistics.New(),
 	}
 	return append(mods, runtimefree.Modules()...)
 }
@@ -170,4 +179,18 @@ func (e *Engine) asyncModule() *async.Module {
 		return nil
 	}
 	return e.set.module("async").(*async.Module)
+}
+
+// Jsonrpcs returns the configuration's jsonrpcs settings.
+func (s *Settings) Jsonrpcs() *jsonrpcs.Settings {
+	return s.module("jsonrpcs").(*jsonrpcs.Module).Settings()
+}
+
+// rpcListen is the HTTP control plane's address and where the
+// configuration set it: jsonrpcs' http_listen, else the core's rpc_listen.
+func (s *Settings) rpcListen() (string, config.Pos) {
+	if j := s.Jsonrpcs(); j.HTTPListen != "" {
+		return j.HTTPListen, j.HTTPListenAt
+	}
+	return s.RPCListen, s.RPCListenAt
 }

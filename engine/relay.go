@@ -131,12 +131,15 @@ func (rs *relaySystem) Forward(env *ksr.Env, dst string) int {
 	t, err := rs.resolve(dst, out)
 	if err != nil {
 		rs.e.log.Error("forward: cannot resolve the next hop", "error", err)
+		rs.e.stats.Counter("core", "drop_requests").Inc()
 		return -1
 	}
 	if err := rs.e.sip.SendStateless(out, t, r.Listener, sipnet.StatelessBranch(r.Msg)); err != nil {
 		rs.e.log.Error("forward failed", "error", err)
+		rs.e.stats.Counter("core", "drop_requests").Inc()
 		return -1
 	}
+	rs.e.stats.Counter("core", "fwd_requests").Inc() // as Kamailio's forward_request: stateless only
 	forwardedTo(m, out, t, uriOr(dst, out))
 	return 1
 }
@@ -514,8 +517,15 @@ func (w *worker) replyRoute(msg *ksr.Msg) {
 	if w.e.sip == nil || r.Listener == nil {
 		return
 	}
-	if err := w.e.sip.ForwardResponse(r); err != nil && !errors.Is(err, sipnet.ErrNotOurs) {
+	err := w.e.sip.ForwardResponse(r)
+	if err != nil && !errors.Is(err, sipnet.ErrNotOurs) {
 		w.e.log.Error("forwarding a reply failed", "status", r.Msg.StatusCode, "error", err)
+	}
+	// As Kamailio's forward_reply: replies of no transaction.
+	if err != nil {
+		w.e.stats.Counter("core", "drop_replies").Inc()
+	} else {
+		w.e.stats.Counter("core", "fwd_replies").Inc()
 	}
 }
 

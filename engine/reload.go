@@ -30,11 +30,13 @@ func (e *Engine) Reload() (int64, error) {
 	g, err := e.build(ctx, v)
 	if err != nil {
 		e.ctl.Error("reload refused, the running script stays", "error", err)
+		e.stats.Counter("kemi", "reloads_refused").Inc()
 		return 0, err
 	}
 	e.version.Store(v)
 	e.cur.Store(g)
 	e.ctl.Info("script reloaded", "version", v, "checksum", g.Checksum)
+	e.stats.Counter("kemi", "reloads").Inc()
 	e.nudge()
 	return v, nil
 }

@@ -14,7 +14,8 @@ import (
 func (e *Engine) registerRPC() {
 	ms := []jsonrpc.Method{
 		{Name: "core.version", Doc: "Version of the engine.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
-			return fmt.Sprintf("kemi %s (%s %s/%s)", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH), nil
+			// Kamailio's shape: "kamailio 5.6.3 (x86_64/linux) 8d8c4b".
+			return fmt.Sprintf("kemi %s (%s/%s) %s", FullVersion(), runtime.GOARCH, runtime.GOOS, runtime.Version()), nil
 		}},
 		{Name: "core.uptime", Doc: "Time since start.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
 			now := time.Now()
@@ -74,6 +75,7 @@ func (e *Engine) registerRPC() {
 			return nil, nil
 		}},
 	}
+	ms = append(ms, e.statsRPC()...) // stats.go
 	for _, m := range e.mods {
 		if p, ok := m.(ksr.RPCProvider); ok {
 			ms = append(ms, p.RPC()...)

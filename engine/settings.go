@@ -12,6 +12,7 @@ import (
 
 	"kemi/config"
 	"kemi/ksr"
+	"kemi/logging"
 	"kemi/sipnet"
 )
 
@@ -25,6 +26,12 @@ type Settings struct {
 	TCPChildren int
 	Debug       int
 	LogStderr   bool
+	// LogFacility and LogName are log_facility and log_name (syslog,
+	// with log_stderror=no); LogJSON is log_engine_type=json or
+	// kemi.log_format=json: one JSON object per record.
+	LogFacility string
+	LogName     string
+	LogJSON     bool
 	ServerHdr   string
 	Aliases     []string
 
@@ -88,12 +95,12 @@ const (
 // implemented are the modules kemi runs that have no home of their own yet
 // (their settings are read here); the others are in the module table
 // (modules.go).
-var implemented = map[string]bool{"app_lua": true, "jsonrpcs": true}
+var implemented = map[string]bool{"app_lua": true}
 
 // ignoredGlobals are Kamailio core parameters kemi accepts and ignores.
 var ignoredGlobals = map[string]bool{
-	"fork": true, "auto_aliases": true, "mpath": true, "log_facility": true, "log_prefix": true,
-	"log_name": true, "log_color": true, "memdbg": true, "memlog": true, "mem_summary": true,
+	"fork": true, "auto_aliases": true, "mpath": true, "log_prefix": true,
+	"log_color": true, "memdbg": true, "memlog": true, "mem_summary": true,
 	"mhomed": true, "user_agent_header": true, "sip_warning": true,
 	"tcp_accept_no_cl": true, "tcp_rd_buf_size": true,
 	"tcp_keepalive": true, "tcp_keepidle": true, "tcp_keepintvl": true, "tcp_keepcnt": true,
@@ -111,7 +118,7 @@ var ignoredGlobals = map[string]bool{
 	"pmtu_discovery": true, "sock_mode": true, "sock_user": true, "sock_group": true,
 	"open_files_limit": true, "statistics": true, "stats_name_separator": true,
 	"received_route_mode": true, "http_reply_parse": true, "reply_to_via": true,
-	"loadpath": true, "log_engine_type": true, "log_engine_data": true, "tcp_async": true,
+	"loadpath": true, "log_engine_data": true, "tcp_async": true,
 	"tcp_conn_wq_max": true, "tcp_wq_max": true, "tcp_crlf_ping": true, "tcp_linger2": true,
 	"tcp_reuse_port": true, "tcp_fd_cache": true, "tcp_buf_write": true, "tcp_defer_accept": true,
 	"tcp_delayed_ack": true, "tcp_syncnt": true, "tcp_source_ipv4": true, "tcp_source_ipv6": true,
@@ -214,6 +221,27 @@ func (p *settingsParser) global(st config.Stmt) error {
 		s.Debug = v.Int
 	case "log_stderror":
 		s.LogStderr = v.IsInt && v.Int != 0
+	case "log_facility":
+		if _, err := logging.Facility(strValue()); err != nil {
+			return config.Errorf(st.Pos, "%v", err)
+		}
+		s.LogFacility = strValue()
+	case "log_name":
+		s.LogName = strValue()
+	case "log_engine_type":
+		s.LogJSON = strings.EqualFold(strValue(), "json")
+		if !s.LogJSON {
+			s.Notices = append(s.Notices, fmt.Sprintf("%s: log_engine_type %q: kemi knows only \"json\" (one JSON object per record)", st.Pos, strValue()))
+		}
+	case "kemi.log_format":
+		switch strValue() {
+		case "json":
+			s.LogJSON = true
+		case "text":
+			s.LogJSON = false
+		default:
+			return config.Errorf(st.Pos, "kemi.log_format %q: expected \"text\" or \"json\"", strValue())
+		}
 	case "tcp_max_connections":
 		s.TCPMaxConns, err = intValue(1)
 	case "tcp_connection_lifetime":
@@ -500,8 +528,6 @@ func (p *settingsParser) modParam(st config.Stmt) error {
 		switch m {
 		case "app_lua":
 			err = p.appLua(st)
-		case "jsonrpcs":
-			err = p.jsonrpcs(st)
 		default:
 			p.s.Notices = append(p.s.Notices, fmt.Sprintf("%s: modparam(%q, %q) ignored: kemi does not need it", st.Pos, m, st.Param))
 		}
@@ -582,16 +608,6 @@ func (p *settingsParser) appLua(st config.Stmt) error {
 		p.s.LoadTimeout = time.Duration(n) * time.Millisecond
 	default:
 		return unknownParam(st, "app_lua", "load, reload, log_mode, max_exec_ms, load_timeout_ms, max_mem_mb")
-	}
-	return nil
-}
-
-func (p *settingsParser) jsonrpcs(st config.Stmt) error {
-	switch st.Param {
-	case "http_listen":
-		p.s.RPCListen, p.s.RPCListenAt = st.Value.String(), st.Pos
-	default:
-		p.s.Notices = append(p.s.Notices, fmt.Sprintf("%s: modparam(\"jsonrpcs\", %q) ignored: kemi serves JSON-RPC over HTTP on %s", st.Pos, st.Param, p.s.RPCListen))
 	}
 	return nil
 }

@@ -42,9 +42,10 @@ func view(s *Settings) settingsView {
 	v := settingsView{
 		Children: s.Children, TCPChildren: s.TCPChildren, Debug: s.Debug, Scripts: s.Scripts,
 		Callbacks: map[string]string{"request": s.RequestCB, "reply": s.ReplyCB, "pre_routing": s.PreRouteCB},
-		MaxExecMS: s.MaxExec.Milliseconds(), RPCListen: s.RPCListen, Queues: s.Mqueue().Queues,
+		MaxExecMS: s.MaxExec.Milliseconds(), Queues: s.Mqueue().Queues,
 		DBURL: s.Mqueue().DBURL, Async: *s.Async(), XData: s.Sworker().XData, Aliases: s.Aliases, Notices: s.Notices,
 	}
+	v.RPCListen, _ = s.rpcListen()
 	for _, l := range s.Listen {
 		v.Listen = append(v.Listen, l.String())
 	}

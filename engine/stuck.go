@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"kemi/stats"
 	"sync/atomic"
 	"time"
 )
@@ -13,10 +14,11 @@ const DefaultStuckAfter = 5 * time.Second
 // busyMark is what the stuck-event monitor sees of a worker: the callback it
 // runs and since when. Only the worker's goroutine writes it.
 type busyMark struct {
-	since atomic.Int64           // unix ns when the running callback started, 0 when idle
-	cb    atomic.Pointer[string] // its name
-	names map[string]*string     // interned callback names (owner goroutine only)
-	seen  int64                  // the since already warned about (monitor goroutine only)
+	since atomic.Int64                // unix ns when the running callback started, 0 when idle
+	cb    atomic.Pointer[string]      // its name
+	names map[string]*string          // interned callback names (owner goroutine only)
+	hists map[string]*stats.Histogram // call latency per callback (owner goroutine only; metrics.go)
+	seen  int64                       // the since already warned about (monitor goroutine only)
 }
 
 // enter marks the worker busy in callback fn.
@@ -35,8 +37,24 @@ func (w *worker) enter(fn string) {
 	b.since.Store(time.Now().UnixNano())
 }
 
-// leave marks the worker idle again.
-func (w *worker) leave() { w.busy.since.Store(0) }
+// leave marks the worker idle again, and adds the call's duration to its
+// callback's latency histogram (kemi_lua_call_seconds).
+func (w *worker) leave() {
+	since := w.busy.since.Swap(0)
+	p := w.busy.cb.Load()
+	if since == 0 || p == nil || w.e.fams == nil {
+		return
+	}
+	h := w.busy.hists[*p]
+	if h == nil {
+		if w.busy.hists == nil {
+			w.busy.hists = map[string]*stats.Histogram{}
+		}
+		h = w.e.fams.Histogram("kemi_lua_call_seconds", "Duration of a Lua callback (route) call, by function.", "function", *p)
+		w.busy.hists[*p] = h
+	}
+	h.Observe(time.Duration(time.Now().UnixNano() - since))
+}
 
 // stuckMonitor warns, once per event, about a callback that runs longer than
 // after: with max_exec_ms off nothing stops it, and even with it a Go call

@@ -155,6 +155,7 @@ func (w *worker) report(fn string, required bool, err error) {
 	if err == nil {
 		return
 	}
+	w.e.countCallError(fn, err)
 	if errors.Is(err, luavm.ErrNoFunction) {
 		if required {
 			w.e.log.Error("lua function not found", "function", fn)
@@ -299,6 +300,7 @@ func (w *worker) preRoute(msg *ksr.Msg, cb string, kept interface {
 
 // HandleRequest queues a received request for the receivers (sipnet.Handler).
 func (e *Engine) HandleRequest(r *sipnet.Request) {
+	e.countRequest(r)
 	if err := e.submit(e.receivers, (*requestTask)(r)); err != nil {
 		r.Done()
 	}
@@ -306,6 +308,7 @@ func (e *Engine) HandleRequest(r *sipnet.Request) {
 
 // HandleResponse queues a received reply for the receivers (sipnet.Handler).
 func (e *Engine) HandleResponse(r *sipnet.Response) {
+	e.countResponse(r)
 	e.submit(e.receivers, (*replyTask)(r))
 }
 

@@ -64,8 +64,9 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 
-	mu         sync.RWMutex // guards methods and listenAddr
+	mu         sync.RWMutex // guards methods, extra and listenAddr
 	methods    map[string]Method
+	extra      map[string]http.Handler // HandleHTTP
 	listenAddr net.Addr
 
 	life   sync.Mutex // guards the fields below; held for all of Start and Stop
@@ -252,12 +253,31 @@ func (s *Server) Stop(ctx context.Context) error {
 	return nil
 }
 
+// HandleHTTP serves h on path beside JSON-RPC (the xhttp_prom module's
+// /metrics), with none of the JSON-RPC checks: h is on its own. It may be
+// called at any time.
+func (s *Server) HandleHTTP(path string, h http.Handler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.extra == nil {
+		s.extra = map[string]http.Handler{}
+	}
+	s.extra[path] = h
+}
+
 // ServeHTTP serves JSON-RPC on Options.Path: POST only (405 otherwise), body
 // of type application/json (415 otherwise), at most MaxBody bytes (413).
 // While AllowNonLoopback is false the Host header must name a loopback host
 // (403 otherwise). Start uses it; it is exported for httptest and for
 // mounting the server in another mux.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.RLock()
+	h := s.extra[r.URL.Path]
+	s.mu.RUnlock()
+	if h != nil {
+		h.ServeHTTP(w, r)
+		return
+	}
 	if r.URL.Path != s.opts.Path {
 		writeHTTPError(w, http.StatusNotFound, "Not Found: path "+s.opts.Path)
 		return
@@ -354,4 +374,13 @@ func loopbackHostHeader(h string) bool {
 		host = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
 	}
 	return isLoopbackHost(strings.TrimSuffix(host, "."))
+}
+
+// Transport is one more way in to a Server's methods (the ctl module's
+// binrpc sockets, the jsonrpcs FIFO and datagram socket): the engine starts
+// and stops it with the HTTP listener.
+type Transport interface {
+	Name() string
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
 }

@@ -1,6 +1,7 @@
 package ksr
 
 import (
+	"kemi/stats"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -144,6 +145,9 @@ type Deps struct {
 	// VarInit are the initial $var values of every VM (pv's varset),
 	// string or int64; nil when none.
 	VarInit map[string]any
+	// Stats are Kamailio's statistics (core:, sl:, tmx: ...); nil counts
+	// nothing.
+	Stats *stats.Registry
 
 	locals int // per-VM slots handed out (NewLocal)
 }

@@ -36,5 +36,6 @@ func (e *Env) Reply(code int, reason string, stateless bool) int {
 		e.D.Log.Error("send reply failed", "code", code, "error", err)
 		return -1
 	}
+	e.D.countReply(code, m.Req.Tx() != nil && !stateless)
 	return 1
 }

@@ -62,7 +62,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return (&testCommand{m: m}).Run(ctx, rest)
 	case "stubs":
 		return (&stubsCommand{m: m}).Run(ctx, rest)
-	case "version":
+	case "version", "--version", "-version":
 		return (&versionCommand{m: m}).Run(ctx, rest)
 	case "help", "-h", "--help":
 		m.usage()

@@ -4,12 +4,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"kemi/logging"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -29,6 +31,9 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	watch := fs.Bool("watch", false, "reload the scripts when a script file changes")
 	grace := fs.Duration("grace", 10*time.Second, "how long a graceful stop may take")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to `file` until the engine stops")
+	syslogSocket := fs.String("syslog-socket", "", "with log_stderror=no, the unix datagram `socket` to log to instead of /dev/log")
+	toStderr := fs.Bool("E", false, "log to stderr even with log_stderror=no (as kamailio -E)")
+	logJSON := fs.Bool("log-json", false, "log one JSON object per record (as kemi.log_format=\"json\")")
 	defines := defineFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(c.m.Stderr, "usage: kemi run [-f kemi.cfg] [-rpc 127.0.0.1:5071] [-watch] [-A NAME=VALUE]\n\nRuns the engine until SIGTERM or SIGINT (graceful stop; a second signal exits at once). SIGHUP reloads the scripts.")
@@ -59,7 +64,19 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	}
 	level := new(slog.LevelVar)
 	level.Set(ksr.LevelFromDebug(set.Debug))
-	log := slog.New(slog.NewTextHandler(c.m.Stderr, &slog.HandlerOptions{Level: level}))
+	lopts := logging.Options{Level: level, Syslog: !set.LogStderr && !*toStderr, Facility: set.LogFacility,
+		Tag: set.LogName, SyslogAddr: *syslogSocket, JSON: set.LogJSON || *logJSON, Stderr: c.m.Stderr}
+	log, logCloser, err := logging.New(lopts)
+	if err != nil && lopts.Syslog {
+		// No syslog daemon (a container): say so once, and log to stderr.
+		fmt.Fprintf(c.m.Stderr, "kemi: log_stderror=no but %v: logging to stderr\n", err)
+		lopts.Syslog = false
+		log, logCloser, err = logging.New(lopts)
+	}
+	if err != nil {
+		return err
+	}
+	defer logCloser.Close()
 	setMemoryLimit(log, os.Getenv, os.ReadFile) // memlimit.go
 	e, err := engine.New(set, engine.Options{Logger: log, Level: level, RPCListen: *rpcAddr, ReadFile: read})
 	if err != nil {
@@ -74,7 +91,10 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	if err := e.Start(ctx); err != nil {
 		return err
 	}
-	log.Info("kemi started", "config", name, "version", engine.Version)
+	log.Info("kemi started", "config", name, "version", engine.FullVersion())
+	if err := sdNotify("READY=1\nMAINPID=" + strconv.Itoa(os.Getpid())); err != nil {
+		log.Warn("systemd notify failed", "error", err)
+	}
 	var changes <-chan struct{}
 	if *watch {
 		if read != nil {
@@ -98,6 +118,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 				continue
 			}
 			log.Info("stopping", "signal", s.String(), "grace", grace.String())
+			_ = sdNotify("STOPPING=1")
 			sctx, cancel := context.WithTimeout(context.Background(), *grace)
 			go func() {
 				select {

@@ -17,6 +17,6 @@ func (c *versionCommand) Run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.m.Stdout, "kemi %s (%s %s/%s), KEMI compatible with Kamailio 5.6+\n", engine.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(c.m.Stdout, "kemi %s (%s %s/%s), KEMI compatible with Kamailio 5.6+\n", engine.FullVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return nil
 }

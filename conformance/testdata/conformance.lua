@@ -135,6 +135,11 @@ case("core.is_myself listen address and port", function()
 end)
 case("core.is_myself other port", function() return KSR.is_myself("sip:127.0.0.1:1") end)
 case("core.is_myself_suri", function() return KSR.is_myself_suri() end)
+case("statistics.update_stat and reset_stat", function()
+	return KSR.statistics.update_stat("conformance_stat", 5), KSR.pv.get("$stat(conformance_stat)"),
+		KSR.statistics.reset_stat("conformance_stat"), KSR.pv.get("$stat(conformance_stat)"),
+		KSR.statistics.update_stat("conformance_nostat", 1)
+end)
 case("core.is_src_port other", function() return KSR.is_src_port(1) end)
 case("core.is_dst_port other", function() return KSR.is_dst_port(1) end)
 case("core.setbiflag resetbiflag", function()

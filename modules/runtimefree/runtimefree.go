@@ -1,7 +1,7 @@
 // Package runtimefree holds the Kamailio modules that kemi accepts with
 // nothing of their own to run: their work is done by kemi's core, is not needed in a Go process (kex's process
 // statistics, db_sqlite's driver, which mqueue opens itself), or has no
-// KSR functions (ctl, cfg_rpc). A configuration may load them and set the
+// KSR functions (cfg_rpc). A configuration may load them and set the
 // parameters Kamailio 5.6 knows for them (each is ignored with a notice);
 // an unknown parameter is refused with its file:line, as Kamailio refuses
 // it.
@@ -29,9 +29,6 @@ func (m module) Info() ksr.ModuleInfo {
 func Modules() []ksr.Module {
 	return []ksr.Module{
 		module{"kex", "Kamailio core extensions: kemi's core has what scripts use of it", nil},
-		module{"ctl", "binrpc control socket (kamcmd): not served by kemi yet; use kemi rpc", []string{
-			"fifo", "binrpc", "mode", "user", "group", "autoconversion", "binrpc_max_body_size",
-			"binrpc_struct_max_body_size", "binrpc_buffer_size"}},
 		module{"cfg_rpc", "run-time configuration over RPC: kemi serves cfg.set_now_int itself", nil},
 		module{"db_sqlite", "SQLite driver: kemi opens SQLite databases itself (mqueue db_url)", []string{
 			"db_set_readonly", "db_set_journal_mode"}},
