@@ -10,10 +10,12 @@
 package ksrtest
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"log/slog"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -197,4 +199,24 @@ func (v *VM) Eval(expr string) string {
 	r := v.L.Get(-1)
 	v.L.Pop(1)
 	return r.String()
+}
+
+// LogBuffer is a log sink the VMs and runtimes of one test may share:
+// writes and reads are safe from any goroutine.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns everything written so far.
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -1,11 +1,9 @@
 package htable_test
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,23 +20,8 @@ import (
 // are exact.
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// syncBuf is a log sink shared by the VMs of one test.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuf is the log sink shared by the VMs of one test.
+type syncBuf = ksrtest.LogBuffer
 
 // fixture is one provisioned htable module with its deps and fake clock.
 type fixture struct {

@@ -500,7 +500,9 @@ func (m *Module) itRm(e *ksr.Env, iname string) int {
 	return 1
 }
 
-func (m *Module) itSets(e *ksr.Env, iname, val string) int {
+// itSet gives the iterator's current item a value (sht_iterator_sets and
+// seti), renewing its expiry when the table has updateexpire.
+func (m *Module) itSet(e *ksr.Env, iname string, isStr bool, str string, n int32) int {
 	if iname == "" {
 		return -1
 	}
@@ -509,27 +511,17 @@ func (m *Module) itSets(e *ksr.Env, iname, val string) int {
 		return -1
 	}
 	c := it.cur
-	c.isStr, c.s, c.n = true, val, 0
+	c.isStr, c.s, c.n = isStr, str, n
 	if it.t.UpdateExpire {
 		c.expire = m.now(e) + int64(it.t.AutoExpire)
 	}
 	return 1
 }
 
+func (m *Module) itSets(e *ksr.Env, iname, val string) int { return m.itSet(e, iname, true, val, 0) }
+
 func (m *Module) itSeti(e *ksr.Env, iname string, val int) int {
-	if iname == "" {
-		return -1
-	}
-	it := m.current(e, iname, true)
-	if it == nil {
-		return -1
-	}
-	c := it.cur
-	c.isStr, c.s, c.n = false, "", int32(val)
-	if it.t.UpdateExpire {
-		c.expire = m.now(e) + int64(it.t.AutoExpire)
-	}
-	return 1
+	return m.itSet(e, iname, false, "", int32(val))
 }
 
 func (m *Module) itSetex(e *ksr.Env, iname string, exp int) int {

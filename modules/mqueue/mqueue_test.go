@@ -1,7 +1,6 @@
 package mqueue_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,23 +24,8 @@ type mqVM struct {
 	env *ksr.Env
 }
 
-// syncBuf is a log sink shared by the VMs of one test.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuf is the log sink shared by the VMs of one test.
+type syncBuf = ksrtest.LogBuffer
 
 // mqDeps returns bindings dependencies holding a registry of the given queues,
 // logging into the returned buffer.

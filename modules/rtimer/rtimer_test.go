@@ -2,7 +2,6 @@ package rtimer
 
 import (
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -174,19 +173,4 @@ function bad() KSR.pv.seti("$shv(w" .. KSR.pv.get("$rtimer_worker") .. ")", 1); 
 }
 
 // syncBuf is a log sink for the timer goroutines.
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuf = ksrtest.LogBuffer
