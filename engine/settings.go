@@ -86,10 +86,12 @@ type GroupSpec struct {
 const (
 	DefaultChildren  = 8
 	DefaultRPCListen = "127.0.0.1:5071"
-	// DefaultMaxMemMB is app_lua max_mem_mb when not set: how much one Lua
-	// event may grow the heap (docs/reliability.md).
-	DefaultMaxMemMB = 256
-	defaultPort     = 5060
+	// DefaultMaxAllocMB bounds one string.rep, string.format or
+	// table.concat result when app_lua max_mem_mb is not set (0, the
+	// default: the heap watchdog is off, as its per-instruction check costs
+	// about a fifth of an OPTIONS' CPU; docs/reliability.md).
+	DefaultMaxAllocMB = 256
+	defaultPort       = 5060
 )
 
 // implemented are the modules kemi runs that have no home of their own yet
@@ -138,7 +140,6 @@ func FromConfig(c *config.Config, file string) (*Settings, error) {
 		Debug:     2, // kemi prints info by default; Kamailio's default is 0 (warn)
 		LogStderr: true,
 		Reload:    true,
-		MaxMem:    DefaultMaxMemMB << 20,
 		RequestCB: "ksr_request_route",
 		ReplyCB:   "ksr_reply_route",
 		RPCListen: DefaultRPCListen,

@@ -39,6 +39,7 @@ func (e *Engine) newWorker(name, group string, index int, async bool) (*worker, 
 		Watchdog:    e.watchdog,
 		LoadTimeout: e.loadTimeout(),
 		MaxMem:      e.set.MaxMem,
+		MaxAlloc:    DefaultMaxAllocMB << 20,
 		MemWatchdog: e.memdog,
 	})
 	if err != nil {

@@ -57,6 +57,10 @@ type Options struct {
 	// MemWatchdog is set (membudget.go).
 	MaxMem      int64
 	MemWatchdog *MemWatchdog
+	// MaxAlloc bounds one string.rep, string.format or table.concat result
+	// when MaxMem does not (or is larger); 0: only MaxMem. Unlike the heap
+	// watchdog it costs nothing per instruction.
+	MaxAlloc int64
 }
 
 // ErrorKind says why a call failed.
@@ -184,8 +188,8 @@ func (vm *VM) instantiate(ctx context.Context, g *Generation, timeout time.Durat
 		RegistryGrowStep: 1024,
 	})
 	guardOS(L)
-	if vm.opts.MaxMem > 0 {
-		guardMem(L, vm.opts.MaxMem)
+	if limit := vm.allocLimit(); limit > 0 {
+		guardMem(L, limit)
 	}
 	vm.errfn = L.NewFunction(traceback)
 	if vm.opts.Init != nil {
@@ -230,6 +234,16 @@ func (vm *VM) instantiate(ctx context.Context, g *Generation, timeout time.Durat
 		return nil, stop
 	}
 	return L, nil
+}
+
+// allocLimit is the largest single result the guarded library functions
+// build: the smaller of MaxMem and MaxAlloc that is set.
+func (vm *VM) allocLimit() int64 {
+	limit := vm.opts.MaxAlloc
+	if m := vm.opts.MaxMem; m > 0 && (limit == 0 || m < limit) {
+		limit = m
+	}
+	return limit
 }
 
 func (vm *VM) setContext(L *lua.LState) {
