@@ -153,10 +153,10 @@ func New(set *Settings, opts Options) (*Engine, error) {
 	if err := e.provisionModules(); err != nil {
 		return nil, err
 	}
-	if set.MaxExec > 0 {
+	if set.AppLua().MaxExec > 0 {
 		e.watchdog = luavm.NewWatchdog()
 	}
-	if set.MaxMem > 0 {
+	if set.AppLua().MaxMem > 0 {
 		e.memdog = luavm.NewMemWatchdog()
 	}
 	e.deps.Relay = &relaySystem{e: e} // t_relay, KSR.forward (relay.go)
@@ -227,8 +227,8 @@ const DefaultLoadTimeout = 5 * time.Second
 
 // loadTimeout is the bound on the scripts' top level.
 func (e *Engine) loadTimeout() time.Duration {
-	if e.set.LoadTimeout > 0 {
-		return e.set.LoadTimeout
+	if e.set.AppLua().LoadTimeout > 0 {
+		return e.set.AppLua().LoadTimeout
 	}
 	return DefaultLoadTimeout
 }
@@ -237,7 +237,7 @@ func (e *Engine) loadTimeout() time.Duration {
 // scratch VM: the top-level chunks run, within the load timeout and until
 // ctx ends, and every callback the configuration names must exist.
 func (e *Engine) build(ctx context.Context, version int64) (*luavm.Generation, error) {
-	g, err := luavm.BuildWith(version, e.set.Scripts, e.opts.ReadFile, e.opts.Build)
+	g, err := luavm.BuildWith(version, e.set.AppLua().Scripts, e.opts.ReadFile, e.opts.Build)
 	if err != nil {
 		return nil, err
 	}

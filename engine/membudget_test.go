@@ -92,8 +92,8 @@ func TestMaxMemSetting(t *testing.T) {
 			}
 		case err != nil:
 			t.Errorf("%s: %v", tt.extra, err)
-		case s.MaxMem != tt.want:
-			t.Errorf("%s: MaxMem %d, want %d", tt.extra, s.MaxMem, tt.want)
+		case s.AppLua().MaxMem != tt.want:
+			t.Errorf("%s: MaxMem %d, want %d", tt.extra, s.AppLua().MaxMem, tt.want)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"kemi/ksr"
+	"kemi/modules/applua"
 	"kemi/modules/async"
 	"kemi/modules/corex"
 	"kemi/modules/ctl"
@@ -39,11 +40,10 @@ import (
 // reverse. Adding a module is one line here (and its home under modules/).
 // Modules are made fresh for each configuration: they hold its settings.
 //
-// Not yet moved into a home (still in settings.go, ksr and engine): app_lua,
-// jsonrpcs (pv's pseudo-variables are ksr's).
 func moduleTable() []ksr.Module {
 	mods := []ksr.Module{
 		ksr.Core(),
+		applua.New(),
 		pv.New(),     // $shv's shvset values, before any runtime reads them
 		mqueue.New(), // first runtime started, last stopped: queues load before traffic, save after it
 		async.New(),  // started before the worker groups, stopped after: handlers release suspended requests until they stop
@@ -81,6 +81,12 @@ func (s *Settings) module(name string) ksr.Module {
 		}
 	}
 	return nil
+}
+
+// AppLua returns the configuration's app_lua settings: the scripts and
+// their bounds.
+func (s *Settings) AppLua() *applua.Settings {
+	return s.module("app_lua").(*applua.Module).Settings()
 }
 
 // Mqueue returns the configuration's mqueue settings.
@@ -135,9 +141,6 @@ func (s *Settings) moduleNames() string {
 		if info := m.Info(); info.Name != "core" {
 			n = append(n, info.Name)
 		}
-	}
-	for m := range implemented {
-		n = append(n, m)
 	}
 	sort.Strings(n)
 	return strings.Join(n, ", ")

@@ -26,7 +26,7 @@ func (e *Engine) registerRPC() {
 			}, nil
 		}},
 		{Name: "app_lua.reload", Doc: "Reload the Lua scripts in every VM (validated first).", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
-			if !e.set.Reload {
+			if !e.set.AppLua().Reload {
 				return nil, &jsonrpc.Fault{Code: 500, Message: "Reload Failed: reload is disabled (modparam app_lua reload 0)"}
 			}
 			// Kamailio's app_lua_rpc_reload: an optional script index, any
@@ -35,7 +35,7 @@ func (e *Engine) registerRPC() {
 			// the object and, after "Reload Failed: ", why (docs/conformance.md).
 			if p.Len() > 0 {
 				idx, ok := p.Int(0)
-				if !ok || idx >= len(e.set.Scripts) {
+				if !ok || idx >= len(e.set.AppLua().Scripts) {
 					return nil, &jsonrpc.Fault{Code: 500, Message: "Reload Failed: script index out of range"}
 				}
 			}
@@ -46,12 +46,12 @@ func (e *Engine) registerRPC() {
 			return map[string]any{"version": v}, nil
 		}},
 		{Name: "app_lua.list", Doc: "Loaded scripts (Kamailio format: index 0 is the last loaded).", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
-			if len(e.set.Scripts) == 0 {
+			if len(e.set.AppLua().Scripts) == 0 {
 				return "No scripts loaded", nil
 			}
 			// Kamailio prints one line per script; over jsonrpcs only the last
 			// printed line survives, which is index 0.
-			return fmt.Sprintf("%d: [%s]", 0, e.set.Scripts[len(e.set.Scripts)-1]), nil
+			return fmt.Sprintf("%d: [%s]", 0, e.set.AppLua().Scripts[len(e.set.AppLua().Scripts)-1]), nil
 		}},
 		{Name: "app_lua.api_list", Doc: "The KSR functions, as Kamailio's app_lua lists them.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
 			api := e.deps.Table.API()

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -42,11 +40,6 @@ type Settings struct {
 	TCPRdTimeout time.Duration
 
 	// Lua
-	Scripts     []string // app_lua load, in load order
-	Reload      bool     // app_lua reload (default on)
-	MaxExec     time.Duration
-	LoadTimeout time.Duration // app_lua load_timeout_ms; 0 = DefaultLoadTimeout
-	MaxMem      int64         // app_lua max_mem_mb, in bytes; 0 = no memory budget
 	RequestCB   string
 	ReplyCB     string // "" = none
 	PreRouteCB  string // "" = none
@@ -94,11 +87,6 @@ const (
 	defaultPort       = 5060
 )
 
-// implemented are the modules kemi runs that have no home of their own yet
-// (their settings are read here); the others are in the module table
-// (modules.go).
-var implemented = map[string]bool{"app_lua": true}
-
 // ignoredGlobals are Kamailio core parameters kemi accepts and ignores.
 var ignoredGlobals = map[string]bool{
 	"fork": true, "auto_aliases": true, "mpath": true, "log_prefix": true,
@@ -139,7 +127,6 @@ func FromConfig(c *config.Config, file string) (*Settings, error) {
 		Children:  DefaultChildren,
 		Debug:     2, // kemi prints info by default; Kamailio's default is 0 (warn)
 		LogStderr: true,
-		Reload:    true,
 		RequestCB: "ksr_request_route",
 		ReplyCB:   "ksr_reply_route",
 		RPCListen: DefaultRPCListen,
@@ -501,7 +488,7 @@ func (p *settingsParser) loadModule(st config.Stmt) error {
 		if info := m.Info(); len(info.Exports) == 0 && len(info.PVs) == 0 && !info.RuntimeFree && !runs {
 			return config.Errorf(st.Pos, "module %q is not available in kemi: none of its functions is implemented", name)
 		}
-	} else if !implemented[name] {
+	} else {
 		return config.Errorf(st.Pos, "module %q is not available in kemi (kemi has: %s)", name, p.s.moduleNames())
 	}
 	if prev, ok := p.s.Modules[name]; ok {
@@ -527,8 +514,6 @@ func (p *settingsParser) modParam(st config.Stmt) error {
 			continue
 		}
 		switch m {
-		case "app_lua":
-			err = p.appLua(st)
 		default:
 			p.s.Notices = append(p.s.Notices, fmt.Sprintf("%s: modparam(%q, %q) ignored: kemi does not need it", st.Pos, m, st.Param))
 		}
@@ -560,58 +545,6 @@ func unknownParam(st config.Stmt, mod string, known string) error {
 	return config.Errorf(st.Pos, "modparam(%q, %q): unknown parameter (%s has: %s)", mod, st.Param, mod, known)
 }
 
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
-}
-
-func (p *settingsParser) appLua(st config.Stmt) error {
-	switch st.Param {
-	case "load":
-		path := st.Value.String()
-		if path == "" {
-			return config.Errorf(st.Pos, "modparam app_lua load: empty script path")
-		}
-		if !filepath.IsAbs(path) && p.s.File != "" {
-			// Relative to the config file when it is there (a project
-			// directory can move), else relative to the working directory
-			// as Kamailio resolves it.
-			if c := filepath.Join(filepath.Dir(p.s.File), path); fileExists(c) {
-				path = c
-			}
-		}
-		p.s.Scripts = append(p.s.Scripts, path)
-	case "reload":
-		n, err := config.IntParam(st, "app_lua", 0, 1)
-		if err != nil {
-			return err
-		}
-		p.s.Reload = n == 1
-	case "log_mode":
-		p.s.Notices = append(p.s.Notices, fmt.Sprintf("%s: modparam app_lua log_mode ignored", st.Pos))
-	case "max_exec_ms":
-		n, err := config.IntParam(st, "app_lua", 0, 3600_000)
-		if err != nil {
-			return err
-		}
-		p.s.MaxExec = time.Duration(n) * time.Millisecond
-	case "max_mem_mb":
-		n, err := config.IntParam(st, "app_lua", 0, 1<<20)
-		if err != nil {
-			return err
-		}
-		p.s.MaxMem = int64(n) << 20
-	case "load_timeout_ms":
-		n, err := config.IntParam(st, "app_lua", 1, 3600_000)
-		if err != nil {
-			return err
-		}
-		p.s.LoadTimeout = time.Duration(n) * time.Millisecond
-	default:
-		return unknownParam(st, "app_lua", "load, reload, log_mode, max_exec_ms, load_timeout_ms, max_mem_mb")
-	}
-	return nil
-}
 
 // finish applies defaults that depend on the whole file.
 func (p *settingsParser) finish() error {
@@ -644,9 +577,6 @@ func (p *settingsParser) finish() error {
 	}
 	if _, ok := s.Modules["app_lua"]; ok && s.CfgEngine == "" {
 		s.CfgEngine = "lua"
-	}
-	if len(s.Scripts) == 0 {
-		return &config.Error{Pos: config.Pos{File: s.File}, Err: errors.New("no Lua script: add loadmodule \"app_lua.so\" and modparam(\"app_lua\", \"load\", \"/path/script.lua\")")}
 	}
 	for _, m := range s.Mods {
 		if f, ok := m.(ksr.Finisher); ok {

@@ -40,9 +40,9 @@ type settingsView struct {
 
 func view(s *Settings) settingsView {
 	v := settingsView{
-		Children: s.Children, TCPChildren: s.TCPChildren, Debug: s.Debug, Scripts: s.Scripts,
+		Children: s.Children, TCPChildren: s.TCPChildren, Debug: s.Debug, Scripts: s.AppLua().Scripts,
 		Callbacks: map[string]string{"request": s.RequestCB, "reply": s.ReplyCB, "pre_routing": s.PreRouteCB},
-		MaxExecMS: s.MaxExec.Milliseconds(), Queues: s.Mqueue().Queues,
+		MaxExecMS: s.AppLua().MaxExec.Milliseconds(), Queues: s.Mqueue().Queues,
 		DBURL: s.Mqueue().DBURL, Async: *s.Async(), XData: s.Sworker().XData, Aliases: s.Aliases, Notices: s.Notices,
 	}
 	v.RPCListen, _ = s.rpcListen()
@@ -123,7 +123,7 @@ func FuzzSettings(f *testing.F) {
 			}
 			return
 		}
-		if s.Children <= 0 || len(s.Scripts) == 0 || len(s.Listen) == 0 {
+		if s.Children <= 0 || len(s.AppLua().Scripts) == 0 || len(s.Listen) == 0 {
 			t.Fatalf("accepted settings are incomplete: %+v", s)
 		}
 	})

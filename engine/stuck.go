@@ -111,6 +111,6 @@ func (m stuckMonitor) check(now time.Time) {
 			cb = *p
 		}
 		e.log.Warn("worker stuck: one event runs for longer than expected (max_exec_ms can stop it)",
-			"worker", w.vm.Name(), "callback", cb, "running", d.Round(time.Millisecond).String(), "max_exec_ms", e.set.MaxExec.Milliseconds())
+			"worker", w.vm.Name(), "callback", cb, "running", d.Round(time.Millisecond).String(), "max_exec_ms", e.set.AppLua().MaxExec.Milliseconds())
 	}
 }

@@ -35,10 +35,10 @@ func (e *Engine) newWorker(name, group string, index int, async bool) (*worker, 
 	vm, err := luavm.New(&e.cur, luavm.Options{
 		Name:        name,
 		Init:        func(L *lua.LState) error { ksr.Register(L, env); return nil },
-		Budget:      e.set.MaxExec,
+		Budget:      e.set.AppLua().MaxExec,
 		Watchdog:    e.watchdog,
 		LoadTimeout: e.loadTimeout(),
-		MaxMem:      e.set.MaxMem,
+		MaxMem:      e.set.AppLua().MaxMem,
 		MaxAlloc:    DefaultMaxAllocMB << 20,
 		MemWatchdog: e.memdog,
 	})

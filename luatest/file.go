@@ -331,7 +331,7 @@ func (f *fileRun) startEngine(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	f.scripts = set.Scripts
+	f.scripts = set.AppLua().Scripts
 	f.level = new(slog.LevelVar)
 	f.level.Set(ksr.LevelFromDebug(set.Debug))
 	if f.o.Verbose {

@@ -35,7 +35,7 @@ func (c *checkCommand) Run(ctx context.Context, args []string) error {
 		read = os.ReadFile
 	}
 	errs := 0
-	for _, path := range set.Scripts {
+	for _, path := range set.AppLua().Scripts {
 		src, err := read(path)
 		if err != nil {
 			return err
@@ -56,6 +56,6 @@ func (c *checkCommand) Run(ctx context.Context, args []string) error {
 		return exitError(2)
 	}
 	fmt.Fprintf(c.m.Stdout, "%s: ok (%d script(s), %d module(s), %d queue(s), %d timer(s))\n",
-		name, len(set.Scripts), len(set.Modules), len(set.Mqueue().Queues), len(set.Rtimer().Timers))
+		name, len(set.AppLua().Scripts), len(set.Modules), len(set.Mqueue().Queues), len(set.Rtimer().Timers))
 	return nil
 }

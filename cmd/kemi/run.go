@@ -99,7 +99,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	if *watch {
 		if read != nil {
 			log.Warn("-watch ignored: the embedded configuration has no files to watch")
-		} else if ch, stop, err := watchScripts(set.Scripts, log); err != nil {
+		} else if ch, stop, err := watchScripts(set.AppLua().Scripts, log); err != nil {
 			log.Error("cannot watch the scripts", "error", err)
 		} else {
 			defer stop()
