@@ -39,7 +39,6 @@ import (
 // their runtimes are provisioned and started in this order, and stopped in
 // reverse. Adding a module is one line here (and its home under modules/).
 // Modules are made fresh for each configuration: they hold its settings.
-//
 func moduleTable() []ksr.Module {
 	mods := []ksr.Module{
 		ksr.Core(),

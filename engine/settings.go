@@ -545,7 +545,6 @@ func unknownParam(st config.Stmt, mod string, known string) error {
 	return config.Errorf(st.Pos, "modparam(%q, %q): unknown parameter (%s has: %s)", mod, st.Param, mod, known)
 }
 
-
 // finish applies defaults that depend on the whole file.
 func (p *settingsParser) finish() error {
 	s := p.s
