@@ -100,7 +100,7 @@ var ignoredGlobals = map[string]bool{
 	"tls_require_certificate": true, "enable_sctp": true, "disable_sctp": true, "dns": true, "rev_dns": true,
 	"use_dns_cache": true, "use_dns_failover": true, "dns_try_ipv6": true, "dns_cache_init": true,
 	"maxbuffer": true, "shm_mem_size": true, "pkg_mem_size": true, "max_while_loops": true,
-	"latency_log": true, "latency_limit_action": true, "latency_limit_db": true, "corelog": true,
+	"latency_log": true, "latency_cfg_log": true, "latency_limit_action": true, "latency_limit_db": true, "corelog": true,
 	"onsend_route_reply": true, "phone2tel": true, "udp_mtu": true, "udp_mtu_try_proto": true,
 	"force_rport": true, "workdir": true, "chroot": true, "user": true, "group": true,
 	"mlock_pages": true, "shm_force_alloc": true, "real_time": true, "rt_prio": true,
