@@ -1,9 +1,10 @@
 package engine
 
 import (
-	"kemi/config"
 	"sort"
 	"strings"
+
+	"kemi/config"
 
 	"kemi/ksr"
 	"kemi/modules/async"
@@ -103,6 +104,14 @@ func (s *Settings) giveDefines(defs map[string]string) {
 		all[k] = v
 	}
 	s.module("kemix").(*kx.Module).SetDefines(all)
+}
+
+// wireModules gives the modules that use another module their hooks, before
+// the configuration is read (the hooks read the other module's settings
+// when called): async's 100 on a suspended INVITE carries tm's
+// auto_inv_100_reason, as Kamailio's t_suspend sends it.
+func (s *Settings) wireModules() {
+	s.module("async").(*async.Module).SetInv100Reason(func() string { return s.TM().Inv100Reason })
 }
 
 // tlsModule returns the tls module when the configuration loads it, else nil.

@@ -102,7 +102,7 @@ func TestGetters(t *testing.T) {
 	if got := eval(t, L, `"[" .. KSR.async.get_gname() .. "]"`); got != "[]" {
 		t.Errorf("get_gname outside an async worker = %s", got)
 	}
-	env.AsyncWorker, env.AsyncData = true, "payload"
+	env.AsyncWorker, env.AsyncData, env.InAsyncData = true, "payload", true
 	if got := eval(t, L, `KSR.async.get_gname() .. "/" .. KSR.async.get_data()`); got != "slow/payload" {
 		t.Errorf("get_gname/get_data = %s", got)
 	}
