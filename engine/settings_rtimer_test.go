@@ -75,6 +75,10 @@ func TestRtimerSettingsErrors(t *testing.T) {
 			`modparam rtimer default_interval: must be 1..2147483647, got 0, at kemi.cfg:3`, 3},
 		{"default_interval not a number", []string{`modparam("rtimer", "default_interval", "soon")`},
 			`modparam rtimer default_interval: expected an integer, got "soon", at kemi.cfg:3`, 3},
+		{"cluster other than one", []string{`modparam("rtimer", "timer", "name=ta;cluster=all")`},
+			`modparam rtimer timer "name=ta;cluster=all": cluster "all": the only value is "one" (fire on one node of the cluster at a time), at kemi.cfg:3`, 3},
+		{"cluster=one without nats", []string{ta, `modparam("rtimer", "timer", "name=tc;interval=1;cluster=one")`},
+			`modparam rtimer timer "tc": cluster=one needs a NATS connection: set modparam("mqueue", "db_url", "nats://host:4222") (the timer's lease lives in NATS JetStream, docs/cluster.md), at kemi.cfg:4`, 4},
 		{"unknown parameter", []string{`modparam("rtimer", "timers", "name=ta")`},
 			`modparam("rtimer", "timers"): unknown parameter (rtimer has: timer, exec, default_interval), at kemi.cfg:3`, 3},
 	}

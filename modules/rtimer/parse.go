@@ -28,10 +28,12 @@ const maxTimerMode = 1024
 // of microseconds with 'u' ("interval=0u" is 120 µs by default).
 //
 // Kamailio accepts an empty name and reads past the value of a bare
-// "interval"; kemi refuses both, and bounds mode by maxTimerMode.
+// "interval"; kemi refuses both, and bounds mode by maxTimerMode. kemi adds
+// "cluster=one" (cluster.go), which Kamailio would ignore.
 func parseTimer(spec string, def time.Duration) (t *TimerSpec, notes []string, err error) {
 	type attr struct{ k, v string }
 	var attrs []attr
+	cluster := false
 	for _, part := range strings.Split(spec, ";") {
 		if strings.TrimSpace(part) == "" {
 			continue
@@ -41,11 +43,16 @@ func parseTimer(spec string, def time.Duration) (t *TimerSpec, notes []string, e
 		switch k {
 		case "name", "mode", "interval":
 			attrs = append(attrs, attr{k, v})
+		case "cluster": // kemi: cluster.go
+			if !strings.EqualFold(v, "one") {
+				return nil, nil, fmt.Errorf("cluster %q: the only value is \"one\" (fire on one node of the cluster at a time)", v)
+			}
+			cluster = true
 		default:
-			notes = append(notes, fmt.Sprintf("unknown key %q ignored (as in Kamailio; known keys: name, mode, interval)", k))
+			notes = append(notes, fmt.Sprintf("unknown key %q ignored (as in Kamailio; known keys: name, mode, interval, and kemi's cluster)", k))
 		}
 	}
-	t = &TimerSpec{}
+	t = &TimerSpec{Cluster: cluster}
 	var n uint64
 	micro, hasName, hasInterval := false, false, false
 	for i := len(attrs) - 1; i >= 0; i-- { // last to first, as Kamailio

@@ -43,3 +43,20 @@ func TestParseTimerOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestParseTimerCluster: kemi's cluster=one (case-insensitive value), in
+// any position; any other value is an error.
+func TestParseTimerCluster(t *testing.T) {
+	for _, spec := range []string{"name=t;cluster=one", "cluster=ONE;name=t;interval=1"} {
+		ts, notes, err := parseTimer(spec, time.Second)
+		if err != nil || !ts.Cluster || len(notes) != 0 {
+			t.Errorf("%s: %+v %q %v", spec, ts, notes, err)
+		}
+	}
+	if ts, _, _ := parseTimer("name=t", time.Second); ts.Cluster {
+		t.Error("cluster set without cluster=one")
+	}
+	if _, _, err := parseTimer("name=t;cluster=", time.Second); err == nil {
+		t.Error("cluster= accepted")
+	}
+}
