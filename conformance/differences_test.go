@@ -66,8 +66,6 @@ var knownDifferences = map[string]string{
 		"is, corrupting the ftag (\"ftag=ftag1234foo=bar\")",
 
 	// KSR.async
-	"async.$async(gname)": bug + "$async(gname) is nil in a SIP worker in Kamailio, \"\" in kemi",
-	"async.$async(data)":  bug + "$async(data) is nil in a SIP worker in Kamailio, \"\" in kemi",
 	"async.route": deliberate + "get_gname in the resumed function is \"\" in Kamailio (its timer process), " +
 		"\"async\" in kemi (docs/async.md)",
 	"async.ms_route": deliberate + "get_gname in the resumed function is \"default\" in Kamailio (the core group), " +

@@ -1,9 +1,16 @@
 package engine
 
 import (
-	"kemi/config"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
 	"sort"
 	"strings"
+	"time"
+
+	"kemi/config"
+	"kemi/queues"
 
 	"kemi/ksr"
 	"kemi/modules/applua"
@@ -108,6 +115,49 @@ func (s *Settings) giveDefines(defs map[string]string) {
 		all[k] = v
 	}
 	s.module("kemix").(*kx.Module).SetDefines(all)
+}
+
+// wireModules gives the modules that use another module their hooks, before
+// the configuration is read (the hooks read the other module's settings or
+// runtime when called):
+//
+//   - async's 100 on a suspended INVITE carries tm's auto_inv_100_reason, as
+//     Kamailio's t_suspend sends it;
+//   - rtimer's cluster=one timers take their leases on the NATS connection
+//     of mqueue's nats:// db_url (mqueueCluster).
+func (s *Settings) wireModules() {
+	s.module("async").(*async.Module).SetInv100Reason(func() string { return s.TM().Inv100Reason })
+	s.module("rtimer").(*rtimer.Module).SetCluster(&mqueueCluster{s: s})
+}
+
+// mqueueCluster is rtimer's cluster hook (rtimer.Cluster): the leases of
+// cluster=one timers live in JetStream key-value buckets, on the connection
+// mqueue opens for its nats:// db_url (docs/cluster.md). mqueue starts before
+// rtimer and stops after it, so the connection is up while timers run.
+type mqueueCluster struct {
+	s      *Settings
+	holder string // this engine in the leases, made at the first Lease
+}
+
+// Configured reports whether mqueue is loaded with a nats:// db_url.
+func (c *mqueueCluster) Configured() bool {
+	_, ok := c.s.Modules["mqueue"]
+	return ok && queues.IsNATSURL(c.s.Mqueue().DBURL)
+}
+
+// Lease returns the lease called name on mqueue's JetStream connection. The
+// holder is unique per engine: host name, process id and a random part (two
+// engines of one process, as in tests, are two holders).
+func (c *mqueueCluster) Lease(name string, ttl time.Duration) (rtimer.Lease, error) {
+	js := c.s.module("mqueue").(*mqueue.Module).JetStream()
+	if js == nil {
+		return nil, errors.New("mqueue's nats db_url is not connected")
+	}
+	if c.holder == "" {
+		host, _ := os.Hostname()
+		c.holder = fmt.Sprintf("%s pid %d %s", host, os.Getpid(), rand.Text())
+	}
+	return js.Lease(name, c.holder, ttl)
 }
 
 // tlsModule returns the tls module when the configuration loads it, else nil.

@@ -296,8 +296,8 @@ end
 }
 
 // TestRtimerModeN: mode=3 runs three goroutines, each with its own VM and
-// $rtimer_worker 0..2, each running the exec list at every tick. "u" before
-// "mode=" would give one (Kamailio's rule); here mode comes first.
+// $rtimer_worker 0..2, each running the exec list at every tick. "mode=" before
+// the "u" would give one (Kamailio's rule: the last one wins); here mode comes last.
 func TestRtimerModeN(t *testing.T) {
 	r := startRtimer(t, 3, `
 function ksr_request_route() end
@@ -306,7 +306,7 @@ function on_tick()
 	KSR.mqueue.mq_add("out", "w" .. KSR.pv.get("$rtimer_worker"), tostring(count) .. "@" .. KSR.pv.get("$TV(Sn)"))
 end
 `,
-		`modparam("rtimer", "timer", "name=tc;mode=3;interval=500000u")`,
+		`modparam("rtimer", "timer", "name=tc;interval=500000u;mode=3")`,
 		`modparam("rtimer", "exec", "timer=tc;route=on_tick")`)
 	r.next()
 	r.next()

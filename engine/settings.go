@@ -133,6 +133,7 @@ func FromConfig(c *config.Config, file string) (*Settings, error) {
 		Modules:   map[string]config.Pos{},
 		Mods:      moduleTable(),
 	}
+	s.wireModules() // modules.go
 	p := &settingsParser{s: s, setup: ksr.NewSetup(file, &s.Notices)}
 	for _, st := range c.Stmts {
 		var err error

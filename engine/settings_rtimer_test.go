@@ -75,6 +75,10 @@ func TestRtimerSettingsErrors(t *testing.T) {
 			`modparam rtimer default_interval: must be 1..2147483647, got 0, at kemi.cfg:3`, 3},
 		{"default_interval not a number", []string{`modparam("rtimer", "default_interval", "soon")`},
 			`modparam rtimer default_interval: expected an integer, got "soon", at kemi.cfg:3`, 3},
+		{"cluster other than one", []string{`modparam("rtimer", "timer", "name=ta;cluster=all")`},
+			`modparam rtimer timer "name=ta;cluster=all": cluster "all": the only value is "one" (fire on one node of the cluster at a time), at kemi.cfg:3`, 3},
+		{"cluster=one without nats", []string{ta, `modparam("rtimer", "timer", "name=tc;interval=1;cluster=one")`},
+			`modparam rtimer timer "tc": cluster=one needs a NATS connection: set modparam("mqueue", "db_url", "nats://host:4222") (the timer's lease lives in NATS JetStream, docs/cluster.md), at kemi.cfg:4`, 4},
 		{"unknown parameter", []string{`modparam("rtimer", "timers", "name=ta")`},
 			`modparam("rtimer", "timers"): unknown parameter (rtimer has: timer, exec, default_interval), at kemi.cfg:3`, 3},
 	}
@@ -101,8 +105,8 @@ func TestRtimerSettings(t *testing.T) {
 	s, err := rtimerSettings(
 		`modparam("rtimer", "timer", "name=ta;interval=10;mode=1;")`,            // 3
 		`modparam("rtimer", "timer", "name=tb;interval=100000u")`,               // 4: u sets mode 1
-		`modparam("rtimer", "timer", "name=tc;mode=3;interval=500000u")`,        // 5: mode set first stays 3
-		`modparam("rtimer", "timer", "name=td;interval=500000u;mode=3")`,        // 6: mode= after u is ignored
+		`modparam("rtimer", "timer", "name=tc;mode=3;interval=500000u")`,        // 5: the u, read first, sets 1; mode=3 ignored
+		`modparam("rtimer", "timer", "name=td;interval=500000u;mode=3")`,        // 6: the last mode= wins
 		`modparam("rtimer", "timer", "name=te;interval=0u")`,                    // 7: default_interval in µs
 		`modparam("rtimer", "timer", "name=tf")`,                                // 8: default_interval in s, mode 0
 		`modparam("rtimer", "timer", " NAME = tg ; Interval=250U ; MODE=2 ; ")`, // 9
@@ -127,11 +131,11 @@ func TestRtimerSettings(t *testing.T) {
 	wants := []want{
 		{"ta", 1, 10 * time.Second, "f1,f2,f1"},
 		{"tb", 1, 100 * time.Millisecond, "g"},
-		{"tc", 3, 500 * time.Millisecond, ""},
-		{"td", 1, 500 * time.Millisecond, ""},
+		{"tc", 1, 500 * time.Millisecond, ""},
+		{"td", 3, 500 * time.Millisecond, ""},
 		{"te", 1, 120 * time.Microsecond, ""},
 		{"tf", 0, 120 * time.Second, ""},
-		{"tg", 1, 250 * time.Microsecond, ""},
+		{"tg", 2, 250 * time.Microsecond, ""},
 		{"th", 4, 2 * time.Second, ""},
 		{"ti", 0, 30 * time.Second, ""},
 		{"tj", 0, time.Second, ""},
@@ -154,8 +158,7 @@ func TestRtimerSettings(t *testing.T) {
 	}
 	notices := strings.Join(s.Notices, "\n")
 	for _, n := range []string{
-		`kemi.cfg:6: modparam rtimer timer "name=td;interval=500000u;mode=3": mode=3 ignored: mode is already 1`,
-		`kemi.cfg:9: modparam rtimer timer " NAME = tg ; Interval=250U ; MODE=2 ; ": mode=2 ignored`,
+		`kemi.cfg:5: modparam rtimer timer "name=tc;mode=3;interval=500000u": mode=3 ignored: a later attribute set mode 1`,
 		`kemi.cfg:11: modparam rtimer default_interval: timer "te" (kemi.cfg:7) was defined before and keeps its interval`,
 		`kemi.cfg:11: modparam rtimer default_interval: timer "tf" (kemi.cfg:8) was defined before`,
 		`kemi.cfg:13: modparam rtimer timer "name=tj;foo=bar;interval=1;nokey": unknown key "foo" ignored`,

@@ -162,8 +162,11 @@ type Env struct {
 
 	// AsyncWorker is true in async worker groups (KSR.async.get_gname).
 	AsyncWorker bool
-	// AsyncData is the data of the running async data task.
-	AsyncData string
+	// AsyncData is the data of the running async data task, when
+	// InAsyncData is true (Kamailio's _ksr_async_data_param: "" is a
+	// task's empty data, not no task).
+	AsyncData   string
+	InAsyncData bool
 	// Runner is the worker that owns the VM (nil for a scratch VM):
 	// KSR.async.sleep suspends and resumes its coroutines.
 	Runner Runner
@@ -184,15 +187,6 @@ func NewEnv(d *Deps, name, group string, index int) *Env {
 		e.vars[k] = fromGo(v)
 	}
 	return e
-}
-
-// asyncGroup is the async_workers group of this worker, "" for other
-// workers ($async(gname)).
-func (e *Env) asyncGroup() string {
-	if e.AsyncWorker {
-		return e.Group
-	}
-	return ""
 }
 
 // Faked returns a fresh faked-request context for events without a message

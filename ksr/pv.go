@@ -742,13 +742,20 @@ func pvTV(e *Env, s *pvSpec) lua.LValue {
 	return lua.LNil
 }
 
-// pvAsync is $async(data) and $async(gname).
+// pvAsync is $async(data) and $async(gname) (async_sleep.c pv_get_async):
+// the data of the running data task and the worker's async group, null
+// (nil) elsewhere: $async(data) outside a data task, $async(gname) outside
+// an async worker group.
 func pvAsync(e *Env, s *pvSpec) lua.LValue {
 	switch s.arg {
 	case "data":
-		return lstr(e.AsyncData)
+		if e.InAsyncData {
+			return lstr(e.AsyncData)
+		}
 	case "gname":
-		return lstr(e.asyncGroup())
+		if e.AsyncWorker {
+			return lstr(e.Group)
+		}
 	}
 	return lua.LNil
 }

@@ -969,6 +969,9 @@ case("async.route", function() return KSR.async.route("ksr_conformance_resume", 
 	{method = "MESSAGE", expect = "resume"})
 case("async.task_route", function() return KSR.async.task_route("ksr_conformance_resume") end,
 	{method = "MESSAGE", expect = "resume"})
+-- an INVITE suspended gets a 100 with tm's auto_inv_100_reason (t_suspend)
+case("async.task_route INVITE", function() return KSR.async.task_route("ksr_conformance_resume") end,
+	{method = "INVITE", expect = "resume"})
 case("async.task_group_route unknown group", function()
 	return KSR.async.task_group_route("ksr_conformance_resume", "nogroup")
 end, {method = "MESSAGE"})

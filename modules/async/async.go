@@ -37,6 +37,7 @@ import (
 	"kemi/config"
 	"kemi/ksr"
 	"kemi/luavm"
+	"kemi/modules/tm"
 	"kemi/timers"
 )
 
@@ -53,6 +54,7 @@ type Module struct {
 	host ksr.Host  // nil while not loaded
 	grp  ksr.Group // modparam("async", "workers", N); nil for N=0
 
+	inv100    func() string // tm's auto_inv_100_reason (SetInv100Reason)
 	deadlines *timers.Deadlines[*resume]
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -76,6 +78,20 @@ var (
 // New returns an unconfigured async module: one worker, as in Kamailio.
 func New() *Module {
 	return &Module{set: Settings{Workers: 1}, deadlines: timers.NewDeadlines[*resume]()}
+}
+
+// SetInv100Reason is the engine's hook to the tm module: reason returns
+// tm's auto_inv_100_reason, the reason phrase of the 100 sent when an
+// INVITE is suspended (Kamailio's t_suspend sends tm's). Without it the
+// 100 carries tm's default.
+func (m *Module) SetInv100Reason(reason func() string) { m.inv100 = reason }
+
+// inv100Reason is the reason phrase of the 100 to a suspended INVITE.
+func (m *Module) inv100Reason() string {
+	if m.inv100 == nil {
+		return tm.DefaultInv100Reason
+	}
+	return m.inv100()
 }
 
 // Settings returns the module's parameters as read from the configuration.

@@ -102,8 +102,20 @@ func TestGetters(t *testing.T) {
 	if got := eval(t, L, `"[" .. KSR.async.get_gname() .. "]"`); got != "[]" {
 		t.Errorf("get_gname outside an async worker = %s", got)
 	}
-	env.AsyncWorker, env.AsyncData = true, "payload"
+	// $async(...) is null outside (async_sleep.c pv_get_async), where the
+	// KEMI getters give "" (SR_KEMI_XVAL_NULL_EMPTY).
+	if got := eval(t, L, `tostring(KSR.pv.get("$async(gname)")) .. "/" .. tostring(KSR.pv.get("$async(data)"))`); got != "nil/nil" {
+		t.Errorf("$async outside an async worker and a data task = %s", got)
+	}
+	env.InAsyncData = true // a data task with empty data: "" (not null)
+	if got := eval(t, L, `"[" .. KSR.pv.get("$async(data)") .. "]"`); got != "[]" {
+		t.Errorf("$async(data) of an empty data task = %s", got)
+	}
+	env.AsyncWorker, env.AsyncData, env.InAsyncData = true, "payload", true
 	if got := eval(t, L, `KSR.async.get_gname() .. "/" .. KSR.async.get_data()`); got != "slow/payload" {
 		t.Errorf("get_gname/get_data = %s", got)
+	}
+	if got := eval(t, L, `KSR.pv.get("$async(gname)") .. "/" .. KSR.pv.get("$async(data)")`); got != "slow/payload" {
+		t.Errorf("$async(gname)/$async(data) = %s", got)
 	}
 }

@@ -112,6 +112,8 @@ func (m *Module) taskGroupData(e *ksr.Env, fn, group, data string) int {
 	return m.data(e, fn, group, data)
 }
 
+// getData is the data of the running data task, "" elsewhere
+// (ki_async_get_data: SR_KEMI_XVAL_NULL_EMPTY).
 func getData(e *ksr.Env) lua.LValue { return lua.LString(e.AsyncData) }
 
 // getGname is the async group name of this worker, "" for other workers.

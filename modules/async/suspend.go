@@ -107,7 +107,8 @@ func (m *Module) reject(r *resume, why string) {
 // suspend turns the current request into a suspended transaction: it creates
 // the server transaction if needed (retransmissions are absorbed from then
 // on) and sends 100 Trying for an INVITE, as tm's t_suspend does. It returns
-// the request, or nil after logging why it cannot.
+// the request, or nil after logging why it cannot. The 100's reason is tm's
+// auto_inv_100_reason (t_suspend.c), through SetInv100Reason.
 func (m *Module) suspend(e *ksr.Env, what string) *sipnet.Request {
 	log := m.host.Logger()
 	msg := e.Msg
@@ -147,7 +148,7 @@ func (m *Module) suspend(e *ksr.Env, what string) *sipnet.Request {
 		return nil
 	}
 	if req.Msg.IsInvite() && tx.LastStatus() == 0 {
-		tx.Reply(100, "Trying", nil, nil)
+		tx.Reply(100, m.inv100Reason(), nil, nil)
 	}
 	msg.Suspended = true
 	return req
@@ -273,7 +274,7 @@ func (r *resume) Run(w ksr.Runner) {
 // Run runs the data task on a faked request.
 func (t *dataTask) Run(w ksr.Runner) {
 	env := w.Env()
-	env.AsyncData = t.data
+	env.AsyncData, env.InAsyncData = t.data, true
 	w.Call(env.Faked(ksr.RouteEvent), t.fn, argTaskData)
-	env.AsyncData = ""
+	env.AsyncData, env.InAsyncData = "", false
 }

@@ -30,6 +30,9 @@ type TimerSpec struct {
 	Execs    []string     // Lua functions, in definition order (they run last first, as in Kamailio)
 	ExecPos  []config.Pos // where each exec was defined
 	Pos      config.Pos
+	// Cluster is cluster=one (kemi): the timer fires on one node of the
+	// cluster at a time (cluster.go).
+	Cluster bool
 
 	defaulted bool // the interval came from default_interval
 }
@@ -42,9 +45,10 @@ type Settings struct {
 
 // Module is one configuration's rtimer.
 type Module struct {
-	set  Settings
-	host ksr.Host
-	run  timerRun
+	set     Settings
+	host    ksr.Host
+	run     timerRun
+	cluster Cluster // the engine's hook for cluster=one timers (SetCluster)
 }
 
 var (
@@ -133,14 +137,15 @@ func (m *Module) paramDefaultInterval(c *ksr.Setup, st config.Stmt) error {
 	return nil
 }
 
-// Finish notes the timers without an exec route.
+// Finish notes the timers without an exec route and refuses cluster=one
+// timers without a cluster connection.
 func (m *Module) Finish(c *ksr.Setup) error {
 	for _, t := range m.set.Timers {
 		if len(t.Execs) == 0 {
 			c.Notice(t.Pos, "rtimer timer %q has no exec route", t.Name)
 		}
 	}
-	return nil
+	return m.finishCluster()
 }
 
 // Callbacks are the exec routes: the script must define each.

@@ -15,11 +15,24 @@ import (
 // engine's settings parser does, then Finish.
 func configure(t *testing.T, src string) (*Module, []string) {
 	t.Helper()
+	m, notices, err := configureWith(t, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, notices
+}
+
+// configureWith is configure with a cluster hook, returning Finish's error.
+func configureWith(t *testing.T, src string, cl Cluster) (*Module, []string, error) {
+	t.Helper()
 	c, err := config.Parse("kemi.cfg", []byte(src), config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := New()
+	if cl != nil {
+		m.SetCluster(cl)
+	}
 	var notices []string
 	setup := ksr.NewSetup("kemi.cfg", &notices)
 	for _, st := range c.Stmts {
@@ -39,10 +52,7 @@ func configure(t *testing.T, src string) (*Module, []string) {
 			t.Fatalf("unknown parameter %q", st.Param)
 		}
 	}
-	if err := m.Finish(setup); err != nil {
-		t.Fatal(err)
-	}
-	return m, notices
+	return m, notices, m.Finish(setup)
 }
 
 // TestCallbacksAndNotices: every exec route is a callback the script must

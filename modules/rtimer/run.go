@@ -40,6 +40,9 @@ import (
 // (wait_linux.go), precise to tens of microseconds; otherwise, and always
 // with a virtual clock (tests, kemi test), they use the engine's
 // timers.Clock, whose real timers fire up to 1 ms late on an idle process.
+//
+// A cluster=one timer (cluster.go) tries its lease before each tick and
+// lets the tick pass, counted as standby, when another node holds it.
 type timerRun struct {
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
@@ -48,10 +51,12 @@ type timerRun struct {
 
 // timer is one configured timer and its run-time counters.
 type timer struct {
-	spec   *TimerSpec
-	fns    []string           // run order: reverse definition order
-	scheds []*timers.Schedule // one per goroutine running the timer
-	errors atomic.Uint64      // exec routes that ended in an error
+	spec    *TimerSpec
+	fns     []string           // run order: reverse definition order
+	scheds  []*timers.Schedule // one per goroutine running the timer
+	errors  atomic.Uint64      // exec routes that ended in an error
+	lease   Lease              // cluster=one: the timer's lease; nil otherwise
+	standby atomic.Uint64      // ticks let pass: another node held the lease
 }
 
 // job is one timer goroutine: its VM and the timers it runs, with one
@@ -68,9 +73,14 @@ type Stat struct {
 	Name     string        `json:"name"`
 	Mode     int           `json:"mode"`
 	Interval time.Duration `json:"interval_ns"`
+	// Cluster is true for a cluster=one timer.
+	Cluster bool `json:"cluster,omitempty"`
 	// Ticks counts runs of the exec list, summed over the timer's
 	// goroutines (a mode=3 timer adds 3 per interval).
 	Ticks uint64 `json:"ticks"`
+	// Standby counts the ticks of a cluster=one timer that this node let
+	// pass because another node held the lease, summed over the goroutines.
+	Standby uint64 `json:"standby,omitempty"`
 	// Skipped counts ticks not run because a run overran its interval or
 	// the goroutine woke late, summed over the goroutines.
 	Skipped uint64 `json:"skipped"`
@@ -113,6 +123,16 @@ func (m *Module) Start(ctx context.Context) error {
 	for _, spec := range m.set.Timers {
 		t := &timer{spec: spec, fns: runOrder(spec)}
 		r.timers = append(r.timers, t)
+		if spec.Cluster {
+			if m.cluster == nil {
+				return fail(fmt.Errorf("rtimer timer %q: cluster=one without a cluster connection", spec.Name))
+			}
+			l, err := m.cluster.Lease(LeaseName(spec.Name), LeaseTTL(spec.Interval))
+			if err != nil {
+				return fail(fmt.Errorf("rtimer timer %q: cluster lease: %w", spec.Name, err))
+			}
+			t.lease = l
+		}
 		if spec.Mode == 0 {
 			if shared == nil {
 				w, err := h.NewRunner("rtimer/main", "rtimer", 0)
@@ -178,7 +198,9 @@ func (m *Module) loop(ctx context.Context, j *job) {
 			continue // woke early: wait for the rest
 		}
 		skipped := pending[i] + s.CatchUp(now)
-		m.tick(j, j.timers[i], s.Next(), skipped)
+		if t := j.timers[i]; m.leader(ctx, j, t) {
+			m.tick(j, t, s.Next(), skipped)
+		}
 		pending[i] = s.Advance(clock.Now())
 	}
 }
@@ -215,7 +237,8 @@ func (m *Module) tick(j *job, t *timer, at time.Time, skipped int) {
 	}
 }
 
-// Stop ends the timer goroutines, waiting for a running tick to finish.
+// Stop ends the timer goroutines, waiting for a running tick to finish,
+// then releases the leases of the cluster=one timers.
 func (m *Module) Stop(ctx context.Context) error {
 	if m.run.cancel == nil {
 		return nil
@@ -225,6 +248,7 @@ func (m *Module) Stop(ctx context.Context) error {
 	go func() { m.run.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		m.releaseLeases(context.WithoutCancel(ctx))
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -236,31 +260,40 @@ func (m *Module) Stop(ctx context.Context) error {
 func (m *Module) Stats() []Stat {
 	out := make([]Stat, 0, len(m.run.timers))
 	for _, t := range m.run.timers {
-		st := Stat{Name: t.spec.Name, Mode: t.spec.Mode, Interval: t.spec.Interval, Errors: t.errors.Load()}
+		st := Stat{Name: t.spec.Name, Mode: t.spec.Mode, Interval: t.spec.Interval, Cluster: t.spec.Cluster,
+			Errors: t.errors.Load(), Standby: t.standby.Load()}
 		for _, s := range t.scheds {
 			st.Ticks += s.Ticks()
 			st.Skipped += s.Skipped()
 		}
+		st.Ticks -= min(st.Standby, st.Ticks) // the schedules count the ticks let pass too
 		out = append(out, st)
 	}
 	return out
 }
 
 // Counters adds the rtimer totals to c: rtimer_ticks, rtimer_skipped and
-// rtimer_errors. It adds nothing when the module has no timer.
+// rtimer_errors, and rtimer_standby when a timer is cluster=one. It adds
+// nothing when the module has no timer.
 func (m *Module) Counters(c map[string]int64) {
 	if len(m.run.timers) == 0 {
 		return
 	}
-	var ticks, skipped, errs uint64
+	var ticks, skipped, errs, standby uint64
+	cluster := false
 	for _, st := range m.Stats() {
 		ticks += st.Ticks
 		skipped += st.Skipped
 		errs += st.Errors
+		standby += st.Standby
+		cluster = cluster || st.Cluster
 	}
 	c["rtimer_ticks"] = int64(ticks)
 	c["rtimer_skipped"] = int64(skipped)
 	c["rtimer_errors"] = int64(errs)
+	if cluster {
+		c["rtimer_standby"] = int64(standby)
+	}
 }
 
 // Idle is kemi test's hook (ksr.Idler): with the clock stopped at now,

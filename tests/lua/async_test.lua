@@ -14,11 +14,11 @@ local function suspend(op, delay, fn, method)
 end
 
 t.describe("route", function()
-	t.it("suspends (100 Trying for an INVITE) and resumes after the seconds given", function()
+	t.it("suspends (a 100 for an INVITE, with tm's auto_inv_100_reason) and resumes after the seconds given", function()
 		local res = suspend("route", 2)
 		t.truthy(res.suspended)
 		t.equal(res.code, 100)
-		t.equal(res.reason, "Trying")
+		t.equal(res.reason, "trying -- your call is important to us")
 		t.advance(1999)
 		t.equal(res.code, 100, "not resumed before its deadline")
 		t.equal(#res.replies, 1)
