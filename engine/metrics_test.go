@@ -92,6 +92,11 @@ function tick() end`})
 			t.Fatalf("reply %v", res)
 		}
 	}
+	// sl counts a reply once it is sent: the client may hold the last reply
+	// before the worker counted it.
+	waitFor(t, "three replies counted", func() bool {
+		return scrape(t, url)["kamailio_sl_sent_replies"]-before["kamailio_sl_sent_replies"] == 3
+	})
 	after := scrape(t, url)
 	for name, d := range map[string]float64{"kamailio_core_rcv_requests": 3, "kamailio_core_rcv_requests_options": 3,
 		"kamailio_sl_200_replies": 3, "kamailio_sl_sent_replies": 3} {

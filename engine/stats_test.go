@@ -32,6 +32,13 @@ end`})
 		}
 		return res
 	}
+	// sl counts a reply once it is sent, as Kamailio's sl_send_reply does:
+	// the client may hold the last reply before the worker counted it.
+	waitFor(t, "three replies counted", func() bool {
+		var n string
+		json.Unmarshal(call("stats.get_statistics", "sl:sent_replies"), &n)
+		return n == "sl:sent_replies = 3"
+	})
 	var lines []string
 	if err := json.Unmarshal(call("stats.get_statistics", "all"), &lines); err != nil {
 		t.Fatal(err)
