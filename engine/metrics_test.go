@@ -94,8 +94,11 @@ function tick() end`})
 	}
 	// sl counts a reply once it is sent: the client may hold the last reply
 	// before the worker counted it.
-	waitFor(t, "three replies counted", func() bool {
-		return scrape(t, url)["kamailio_sl_sent_replies"]-before["kamailio_sl_sent_replies"] == 3
+	// The same for the Lua call histogram, recorded when the call returns.
+	waitFor(t, "three replies and three calls counted", func() bool {
+		now := scrape(t, url)
+		return now["kamailio_sl_sent_replies"]-before["kamailio_sl_sent_replies"] == 3 &&
+			now[`kemi_lua_call_seconds_count{function="ksr_request_route"}`] >= 3
 	})
 	after := scrape(t, url)
 	for name, d := range map[string]float64{"kamailio_core_rcv_requests": 3, "kamailio_core_rcv_requests_options": 3,
