@@ -15,9 +15,13 @@
 package kdb
 
 import (
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"math"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,6 +57,11 @@ func Open(url string) (*DB, error) {
 	}
 	if path == "" {
 		return nil, errors.New("open db_url: empty sqlite path")
+	}
+	// Kamailio's own absolute form, "sqlite:////abs/path.db", is the
+	// same file.
+	if strings.HasPrefix(path, "//") && !strings.Contains(path, "?") {
+		path = filepath.Clean(path)
 	}
 	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
 		f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -115,11 +124,11 @@ type Location struct {
 	Contact      string  `gorm:"column:contact"`
 	Received     *string `gorm:"column:received"`
 	Path         *string `gorm:"column:path"`
-	Expires      string  `gorm:"column:expires"` // TimeLayout, local time
+	Expires      Time    `gorm:"column:expires"`
 	Q            float64 `gorm:"column:q"`
 	Callid       string  `gorm:"column:callid"`
 	Cseq         int     `gorm:"column:cseq"`
-	LastModified string  `gorm:"column:last_modified"` // TimeLayout, local time
+	LastModified Time    `gorm:"column:last_modified"`
 	Flags        int     `gorm:"column:flags"`
 	Cflags       int     `gorm:"column:cflags"`
 	UserAgent    string  `gorm:"column:user_agent"`
@@ -143,17 +152,47 @@ type Subscriber struct {
 	HA1B     string `gorm:"column:ha1b"`
 }
 
-// Time formats t as Kamailio writes a DATETIME column.
-func Time(t time.Time) string { return t.Local().Format(TimeLayout) }
+// Time is a DATETIME column as Kamailio's db_sqlite keeps it: written as
+// a Julian day number (REAL, UTC, what SQLite's julianday() gives), read
+// from that or from text ("2030-05-28 21:32:15", local time, as
+// kamdbctl's defaults and other writers have it).
+type Time struct{ time.Time }
 
-// ParseTime reads a DATETIME column as Kamailio does (local time); an
-// unreadable value is the zero time.
-func ParseTime(s string) time.Time {
-	t, err := time.ParseInLocation(TimeLayout, s, time.Local)
-	if err != nil {
-		return time.Time{}
+// julianEpoch is the Julian day of 1970-01-01T00:00:00Z.
+const julianEpoch = 2440587.5
+
+// Value writes t as a Julian day.
+func (t Time) Value() (driver.Value, error) {
+	return julianEpoch + float64(t.UnixNano())/float64(24*time.Hour), nil
+}
+
+// Scan reads a Julian day, a text time or a time.
+func (t *Time) Scan(v any) error {
+	switch x := v.(type) {
+	case float64:
+		ns := (x - julianEpoch) * float64(24*time.Hour)
+		t.Time = time.Unix(0, int64(math.Round(ns/1e6))*1e6)
+	case int64:
+		t.Time = time.Unix(0, int64(float64(x)-julianEpoch)*int64(24*time.Hour))
+	case time.Time:
+		t.Time = x
+	case []byte:
+		return t.Scan(string(x))
+	case string:
+		if f, err := strconv.ParseFloat(x, 64); err == nil {
+			return t.Scan(f)
+		}
+		p, err := time.ParseInLocation(TimeLayout, strings.TrimSuffix(x, "Z"), time.Local)
+		if err != nil {
+			return fmt.Errorf("datetime %q: %w", x, err)
+		}
+		t.Time = p
+	case nil:
+		t.Time = time.Time{}
+	default:
+		return fmt.Errorf("datetime: unexpected %T", v)
 	}
-	return t
+	return nil
 }
 
 // Table is one of Kamailio's tables as kamdbctl creates it.

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestInitCreatesKamailioTables(t *testing.T) {
@@ -36,7 +37,7 @@ func TestInitCreatesKamailioTables(t *testing.T) {
 	if err := db.G.Where("username = ?", "alice").Take(&s).Error; err != nil || s.Password != "pw" || s.HA1 != "" {
 		t.Fatalf("%+v %v", s, err)
 	}
-	l := Location{Ruid: "r1", Username: "alice", Contact: "sip:a@1.2.3.4", Expires: "2030-01-01 00:00:00", Q: 1, Callid: "c", Cseq: 1, LastModified: "2030-01-01 00:00:00"}
+	l := Location{Ruid: "r1", Username: "alice", Contact: "sip:a@1.2.3.4", Expires: Time{time.Unix(1900000000, 0)}, Q: 1, Callid: "c", Cseq: 1, LastModified: Time{time.Unix(1800000000, 0)}}
 	if err := db.G.Create(&l).Error; err != nil {
 		t.Fatal(err)
 	}
@@ -44,6 +45,22 @@ func TestInitCreatesKamailioTables(t *testing.T) {
 	db.G.Model(&Location{}).Where("domain IS NULL").Count(&n)
 	if n != 1 {
 		t.Fatalf("domain NULL rows: %d", n)
+	}
+	// Kamailio's db_sqlite writes Julian days; kamdbctl's defaults are text.
+	var jd float64
+	db.G.Raw("SELECT expires FROM location").Row().Scan(&jd)
+	if want := 2440587.5 + 1900000000.0/86400; jd != want {
+		t.Errorf("expires stored as %v, want the Julian day %v", jd, want)
+	}
+	var back Location
+	db.G.Take(&back)
+	if back.Expires.Unix() != 1900000000 || back.LastModified.Unix() != 1800000000 {
+		t.Errorf("read back %v %v", back.Expires, back.LastModified)
+	}
+	db.G.Exec("UPDATE location SET expires = '2030-05-28 21:32:15'")
+	db.G.Take(&back)
+	if want, _ := time.ParseInLocation(TimeLayout, "2030-05-28 21:32:15", time.Local); !back.Expires.Equal(want) {
+		t.Errorf("text expires read as %v", back.Expires)
 	}
 }
 
