@@ -16,6 +16,7 @@ import (
 	"kemi/modules/mqueue"
 	"kemi/modules/pike"
 	"kemi/modules/pv"
+	"kemi/modules/registrar"
 	"kemi/modules/rr"
 	"kemi/modules/rtimer"
 	"kemi/modules/runtimefree"
@@ -27,6 +28,7 @@ import (
 	"kemi/modules/textops"
 	tlsmod "kemi/modules/tls"
 	"kemi/modules/tm"
+	"kemi/modules/usrloc"
 	"kemi/modules/websocket"
 	"kemi/modules/xhttp"
 	"kemi/modules/xhttp_prom"
@@ -42,6 +44,7 @@ import (
 // Not yet moved into a home (still in settings.go, ksr and engine): app_lua,
 // jsonrpcs (pv's pseudo-variables are ksr's).
 func moduleTable() []ksr.Module {
+	ul := usrloc.New()
 	mods := []ksr.Module{
 		ksr.Core(),
 		pv.New(),     // $shv's shvset values, before any runtime reads them
@@ -59,8 +62,10 @@ func moduleTable() []ksr.Module {
 		sanity.New(),
 		htable.New(), // tables load from db_url before traffic, save after it
 		pike.New(),
-		tlsmod.New(), // read before the listeners start (they take its sipnet.TLSConfig)
-		xhttp.New(),  // HTTP on the tcp/tls listeners (sipnet.Options.HTTP)
+		ul,                // the location table: loaded from db_url before traffic, flushed after it
+		registrar.New(ul), // binds usrloc, as Kamailio's registrar does
+		tlsmod.New(),      // read before the listeners start (they take its sipnet.TLSConfig)
+		xhttp.New(),       // HTTP on the tcp/tls listeners (sipnet.Options.HTTP)
 		websocket.New(),
 		xlog.New(),
 		corex.New(),

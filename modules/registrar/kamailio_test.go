@@ -1,0 +1,154 @@
+package registrar_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"kemi/engine/enginetest"
+	"kemi/kdb"
+	"kemi/modules/internal/kamtest"
+)
+
+// sideBySideScript runs one KSR.registrar function per request, named by
+// X-Op, and answers with its return code, $ru and $du in X-Result (save
+// with flags 0 sends registrar's own reply, carrying X-Result added
+// before it).
+const sideBySideScript = `
+function ksr_request_route()
+	if KSR.is_OPTIONS() then
+		KSR.sl.send_reply(200, "OK")
+		return
+	end
+	local op = KSR.hdr.get("X-Op") or ""
+	local rc
+	if op == "save" then
+		KSR.hdr.append_to_reply("X-Result: registrar's reply\r\n")
+		KSR.registrar.save("location", 0)
+		return
+	elseif op == "save-noreply" then
+		rc = KSR.registrar.save("location", 2)
+	elseif op == "lookup" then
+		rc = KSR.registrar.lookup("location")
+	elseif op == "lookup_uri" then
+		rc = KSR.registrar.lookup_uri("location", KSR.hdr.get("X-URI"))
+	elseif op == "registered_uri" then
+		rc = KSR.registrar.registered_uri("location", KSR.hdr.get("X-URI"))
+	elseif op == "registered" then
+		rc = KSR.registrar.registered("location")
+	elseif op == "unregister" then
+		rc = KSR.registrar.unregister("location", KSR.pv.get("$ru"))
+	end
+	KSR.hdr.append_to_reply("X-Result: " .. tostring(rc) .. " " .. tostring(KSR.pv.get("$ru")) .. " " .. tostring(KSR.pv.get("$du")) .. "\r\n")
+	KSR.sl.send_reply(200, "OK")
+end
+`
+
+const sideBySideCfg = `loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "db_sqlite.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "app_lua.so"
+modparam("usrloc", "db_url", "sqlite:///%DIR%/kamailio.db")
+modparam("usrloc", "preload", "location")
+modparam("usrloc", "db_mode", 1)
+modparam("registrar", "max_contacts", 2)
+modparam("registrar", "max_expires", 600)
+modparam("app_lua", "load", "%DIR%/registrar.lua")
+`
+
+// TestSideBySideWithKamailio sends the same REGISTERs and lookups to
+// Kamailio 5.6 and to kemi, both on usrloc db_mode 1 in one SQLite
+// database made by kdb (kemi db init): the replies, return codes and
+// R-URIs must match, and every location row either wrote must have its
+// twin from the other.
+func TestSideBySideWithKamailio(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Kamailio")
+	}
+	seed := filepath.Join(t.TempDir(), "seed.db")
+	db, err := kdb.Open(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Init(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	raw, err := os.ReadFile(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := kamtest.Start(t, []string{"sl.so", "pv.so", "db_sqlite.so", "usrloc.so", "registrar.so", "app_lua.so"}, sideBySideCfg,
+		map[string]string{"registrar.lua": sideBySideScript, "kamailio.db": string(raw)})
+	op := func(op, uri string, show []string, headers ...string) kamtest.Case {
+		return kamtest.Case{Req: enginetest.Req{Method: map[bool]string{true: "REGISTER", false: "MESSAGE"}[op == "save" || op == "save-noreply"],
+			URI: uri, Headers: append([]string{"X-Op: " + op}, headers...)}, Show: show}
+	}
+	c := []string{"Contact", "P-Registrar-Error"}
+	bob, carol := "sip:bob@kemi.test", "sip:carol@kemi.test"
+	p.Compare(t, []kamtest.Case{
+		op("save", bob, c, "Contact: <sip:bob@192.0.2.1:5090>;expires=120", "User-Agent: side-by-side"),
+		op("save", bob, c, "Contact: <sip:bob2@192.0.2.2>;q=0.5", "Expires: 30"),
+		op("save-noreply", bob, nil, "Contact: <sip:bob@192.0.2.1:5090>;expires=300"),
+		op("save-noreply", bob, nil),
+		op("save", bob, c),
+		op("save", bob, c, "Contact: <sip:bob3@192.0.2.3>"),
+		op("save-noreply", bob, nil, "Contact: <sip:bob3@192.0.2.3>"),
+		op("lookup", bob, nil),
+		op("lookup", "sip:nobody@kemi.test", nil),
+		op("registered", bob, nil),
+		op("registered", "sip:nobody@kemi.test", nil),
+		op("lookup_uri", "sip:x@kemi.test", nil, "X-URI: sip:bob@kemi.test"),
+		op("lookup_uri", "sip:x@kemi.test", nil, "X-URI: sip:nobody@kemi.test"),
+		op("registered_uri", "sip:x@kemi.test", nil, "X-URI: sip:BOB@kemi.test"),
+		op("registered_uri", "sip:x@kemi.test", nil, "X-URI: sip:carol@kemi.test"),
+		op("lookup", "sip:bob@other.test", nil),
+		op("save", bob, c, "Contact: <sip:bob@192.0.2.1:5090>;q=2"),
+		op("save", carol, c, "Contact: *", "Expires: 5"),
+		op("save", carol, c, "Contact: <sip:carol@192.0.2.9>;expires=7200"),
+		op("save-noreply", carol, nil, "Contact: <sip:carol@192.0.2.9>;expires=0"),
+		op("save-noreply", carol, nil, "Contact: <sip:carol@192.0.2.9>"),
+		op("save-noreply", carol, nil, "Contact: *", "Expires: 0"),
+		op("registered", carol, nil),
+		op("unregister", bob, nil),
+		op("lookup", bob, nil),
+		op("save", carol, c, "Contact: <sip:carol@192.0.2.9>, <sip:carol@192.0.2.10>;q=0.1", "Expires: 3600"),
+	})
+
+	// The location rows: each written by both, so each shape twice.
+	db, err = kdb.Open(filepath.Join(p.Dir, "kamailio.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var rows []kdb.Location
+	if err := db.G.Order("contact").Find(&rows).Error; err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, r := range rows {
+		dom := "NULL"
+		if r.Domain != nil {
+			dom = *r.Domain
+		}
+		k := fmt.Sprintf("%s|%s|%s|%s|%g|%d|%d|%v", r.Username, dom, r.Contact, r.UserAgent, r.Q, r.Cseq, r.ConnectionID,
+			r.Expires.Sub(r.LastModified.Time).Round(time.Second))
+		count[k]++
+	}
+	var keys []string
+	for k, n := range count {
+		keys = append(keys, k)
+		if n != 2 {
+			t.Errorf("location row %s: %d copies, want 2 (one from each)", k, n)
+		}
+	}
+	sort.Strings(keys)
+	if len(keys) != 2 {
+		t.Errorf("location rows: %q, want carol's two contacts", keys)
+	}
+}
