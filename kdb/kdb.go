@@ -40,10 +40,30 @@ type DB struct {
 	G    *gorm.DB
 }
 
-// Open opens the database at url, creating the SQLite file if missing,
-// and proves it can be written: a read-only or unusable database fails
-// here, naming the file.
-func Open(url string) (*DB, error) {
+// Open opens the existing database at url and proves it can be written:
+// a missing, read-only or unusable database fails here, naming the file
+// (Kamailio's db_sqlite does not create databases either).
+func Open(url string) (*DB, error) { return open(url, false) }
+
+// Create opens the database at url as Open does, creating the SQLite
+// file when it is missing (kemi db init).
+func Create(url string) (*DB, error) { return open(url, true) }
+
+// Resolve makes a relative sqlite path of url relative to the directory
+// of the configuration file cfg, as app_lua's load is: the same
+// configuration works from any working directory.
+func Resolve(url, cfg string) string {
+	if cfg == "" {
+		return url
+	}
+	scheme, rest, ok := strings.Cut(url, "://")
+	if !ok || !strings.EqualFold(scheme, "sqlite") || rest == "" || filepath.IsAbs(rest) || strings.HasPrefix(rest, "file:") {
+		return url
+	}
+	return scheme + "://" + filepath.Join(filepath.Dir(cfg), rest)
+}
+
+func open(url string, create bool) (*DB, error) {
 	path := url
 	if scheme, rest, ok := strings.Cut(url, "://"); ok && !strings.ContainsAny(scheme, `/\`) {
 		switch strings.ToLower(scheme) {
@@ -63,7 +83,11 @@ func Open(url string) (*DB, error) {
 	if strings.HasPrefix(path, "//") && !strings.Contains(path, "?") {
 		path = filepath.Clean(path)
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+	fi, err := os.Stat(path)
+	if err != nil && !create && !strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("open sqlite %q: %w (create it with `kemi db init`)", path, err)
+	}
+	if err == nil && fi.Mode().IsRegular() {
 		f, err := os.OpenFile(path, os.O_RDWR, 0)
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite %q: the database is read-only: %w", path, err)
@@ -88,8 +112,19 @@ func Open(url string) (*DB, error) {
 		sdb.Close()
 		return nil, fmt.Errorf("open sqlite %q: not a usable database: %w", path, err)
 	}
-	// A write that changes nothing proves the file can be written.
-	if err := g.Exec(fmt.Sprintf("PRAGMA user_version = %d", v)).Error; err != nil {
+	// A write rolled back proves the file can be
+	// written without changing it.
+	err = g.Connection(func(c *gorm.DB) error {
+		if err := c.Exec("BEGIN IMMEDIATE").Error; err != nil {
+			return err
+		}
+		err := c.Exec(fmt.Sprintf("PRAGMA user_version = %d", v)).Error
+		if e := c.Exec("ROLLBACK").Error; err == nil {
+			err = e
+		}
+		return err
+	})
+	if err != nil {
 		sdb.Close()
 		return nil, fmt.Errorf("open sqlite %q: the database is read-only: %w", path, err)
 	}

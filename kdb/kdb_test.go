@@ -10,7 +10,7 @@ import (
 
 func TestInitCreatesKamailioTables(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "k.db")
-	db, err := Open("sqlite://" + path)
+	db, err := Create("sqlite://" + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,10 @@ func TestInitCreatesKamailioTables(t *testing.T) {
 
 func TestOpenReadOnlyFails(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ro.db")
-	db, err := Open(path)
+	if _, err := Open(path); err == nil {
+		t.Fatal("a missing database opened")
+	}
+	db, err := Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func (c *dbCommand) Run(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errors.New("db: want \"init\" and a database URL")
 	}
-	db, err := kdb.Open(fs.Arg(1))
+	db, err := kdb.Create(fs.Arg(1))
 	if err != nil {
 		return err
 	}

@@ -71,7 +71,7 @@ func TestSideBySideWithKamailio(t *testing.T) {
 		t.Skip("runs Kamailio")
 	}
 	seed := filepath.Join(t.TempDir(), "seed.db")
-	db, err := kdb.Open(seed)
+	db, err := kdb.Create(seed)
 	if err != nil {
 		t.Fatal(err)
 	}

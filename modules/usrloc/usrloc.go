@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"kemi/config"
+	"kemi/kdb"
 	"kemi/ksr"
 	"kemi/timers"
 )
@@ -121,7 +122,10 @@ func (m *Module) Info() ksr.ModuleInfo {
 		Name: "usrloc",
 		Doc:  "the location table of registered contacts, in memory and in Kamailio's location table",
 		Params: []ksr.Param{
-			{Name: "db_url", Set: func(_ *ksr.Setup, st config.Stmt) error { m.set.DBURL = st.Value.String(); return nil }},
+			{Name: "db_url", Set: func(c *ksr.Setup, st config.Stmt) error {
+				m.set.DBURL = kdb.Resolve(st.Value.String(), c.File)
+				return nil
+			}},
 			{Name: "db_mode", Set: m.intParam(&m.set.DBMode, 0, 3)},
 			{Name: "timer_interval", Set: m.intParam(&m.set.TimerInterval, 1, 1<<30)},
 			{Name: "use_domain", Set: m.boolParam(&m.set.UseDomain)},
