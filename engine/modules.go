@@ -7,6 +7,8 @@ import (
 
 	"kemi/ksr"
 	"kemi/modules/async"
+	"kemi/modules/auth"
+	"kemi/modules/auth_db"
 	"kemi/modules/corex"
 	"kemi/modules/ctl"
 	"kemi/modules/htable"
@@ -45,6 +47,7 @@ import (
 // jsonrpcs (pv's pseudo-variables are ksr's).
 func moduleTable() []ksr.Module {
 	ul := usrloc.New()
+	au := auth.New()
 	mods := []ksr.Module{
 		ksr.Core(),
 		pv.New(),     // $shv's shvset values, before any runtime reads them
@@ -64,8 +67,10 @@ func moduleTable() []ksr.Module {
 		pike.New(),
 		ul,                // the location table: loaded from db_url before traffic, flushed after it
 		registrar.New(ul), // binds usrloc, as Kamailio's registrar does
-		tlsmod.New(),      // read before the listeners start (they take its sipnet.TLSConfig)
-		xhttp.New(),       // HTTP on the tcp/tls listeners (sipnet.Options.HTTP)
+		au,
+		auth_db.New(au), // binds auth's digest check
+		tlsmod.New(),    // read before the listeners start (they take its sipnet.TLSConfig)
+		xhttp.New(),     // HTTP on the tcp/tls listeners (sipnet.Options.HTTP)
 		websocket.New(),
 		xlog.New(),
 		corex.New(),
