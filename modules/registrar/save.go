@@ -260,7 +260,7 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 				}
 				nc := &usrloc.Contact{Ruid: m.ul.NewRuid(), AOR: aor, Contact: c.uri, Methods: -1, RegID: atoi(c.params["reg-id"]),
 					Instance: c.params["+sip.instance"]}
-				fill(nc, exp, q, callID, cseq, ua, received, path, now)
+				fill(nc, exp, q, callID, cseq, ua, received, path, now, msg.BFlags)
 				out = append(out, nc)
 				rc = 1
 				continue
@@ -275,7 +275,7 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 				continue
 			}
 			nc := *o
-			fill(&nc, exp, q, callID, cseq, ua, received, path, now)
+			fill(&nc, exp, q, callID, cseq, ua, received, path, now, msg.BFlags)
 			out[idx] = &nc
 			rc = 2
 		}
@@ -305,8 +305,9 @@ func atoi(s string) int {
 	return n
 }
 
-func fill(c *usrloc.Contact, exp int64, q int, callID string, cseq int, ua, received, path string, now int64) {
+func fill(c *usrloc.Contact, exp int64, q int, callID string, cseq int, ua, received, path string, now int64, bflags uint32) {
 	c.Expires, c.Q, c.CallID, c.CSeq, c.UserAgent, c.Received, c.Path, c.Modified = exp, q, callID, cseq, ua, received, path, now
+	c.CFlags = int(bflags) // the branch flags (nat_bflag among them), as pack_ci takes them
 }
 
 func copyAll(cs []*usrloc.Contact) []usrloc.Contact {
