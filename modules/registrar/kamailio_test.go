@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,14 +26,17 @@ function ksr_request_route()
 	end
 	local op = KSR.hdr.get("X-Op") or ""
 	local rc
+	local tbl = KSR.hdr.get("X-Table") or "location"
 	if op == "save" then
 		KSR.hdr.append_to_reply("X-Result: registrar's reply\r\n")
 		KSR.registrar.save("location", 0)
 		return
 	elseif op == "save-noreply" then
-		rc = KSR.registrar.save("location", 2)
+		rc = KSR.registrar.save(tbl, 2)
+	elseif op == "save-other" then
+		rc = KSR.registrar.save(tbl, 0)
 	elseif op == "lookup" then
-		rc = KSR.registrar.lookup("location")
+		rc = KSR.registrar.lookup(tbl)
 	elseif op == "lookup_uri" then
 		rc = KSR.registrar.lookup_uri("location", KSR.hdr.get("X-URI"))
 	elseif op == "registered_uri" then
@@ -40,7 +44,7 @@ function ksr_request_route()
 	elseif op == "registered" then
 		rc = KSR.registrar.registered("location")
 	elseif op == "unregister" then
-		rc = KSR.registrar.unregister("location", KSR.pv.get("$ru"))
+		rc = KSR.registrar.unregister(tbl, KSR.pv.get("$ru"))
 	end
 	KSR.hdr.append_to_reply("X-Result: " .. tostring(rc) .. " " .. tostring(KSR.pv.get("$ru")) .. " " .. tostring(KSR.pv.get("$du")) .. "\r\n")
 	KSR.sl.send_reply(200, "OK")
@@ -86,7 +90,7 @@ func TestSideBySideWithKamailio(t *testing.T) {
 	p := kamtest.Start(t, []string{"sl.so", "pv.so", "db_sqlite.so", "usrloc.so", "registrar.so", "app_lua.so"}, sideBySideCfg,
 		map[string]string{"registrar.lua": sideBySideScript, "kamailio.db": string(raw)})
 	op := func(op, uri string, show []string, headers ...string) kamtest.Case {
-		return kamtest.Case{Req: enginetest.Req{Method: map[bool]string{true: "REGISTER", false: "MESSAGE"}[op == "save" || op == "save-noreply"],
+		return kamtest.Case{Req: enginetest.Req{Method: map[bool]string{true: "REGISTER", false: "MESSAGE"}[strings.HasPrefix(op, "save")],
 			URI: uri, Headers: append([]string{"X-Op: " + op}, headers...)}, Show: show}
 	}
 	c := []string{"Contact", "P-Registrar-Error"}
@@ -108,6 +112,11 @@ func TestSideBySideWithKamailio(t *testing.T) {
 		op("registered_uri", "sip:x@kemi.test", nil, "X-URI: sip:BOB@kemi.test"),
 		op("registered_uri", "sip:x@kemi.test", nil, "X-URI: sip:carol@kemi.test"),
 		op("lookup", "sip:bob@other.test", nil),
+		op("lookup", bob, nil, "X-Table: nope"),
+		op("save-noreply", bob, nil, "X-Table: nope", "Contact: <sip:bob@192.0.2.1:5090>"),
+		op("save-other", bob, nil, "X-Table: nope", "Contact: <sip:bob@192.0.2.1:5090>"),
+		op("unregister", "sip:nobody@kemi.test", nil),
+		op("unregister", bob, nil, "X-Table: nope"),
 		op("save", bob, c, "Contact: <sip:bob@192.0.2.1:5090>;q=2"),
 		op("save", carol, c, "Contact: *", "Expires: 5"),
 		op("save", carol, c, "Contact: <sip:carol@192.0.2.9>;expires=7200"),

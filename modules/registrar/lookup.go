@@ -25,12 +25,12 @@ func (m *Module) doLookup(e *ksr.Env, table, uri string) int {
 	if e.Msg == nil || e.Msg.Req == nil {
 		return -3
 	}
-	aor, rerrno := m.aor(uri)
-	if rerrno != nil {
-		return -3
-	}
 	d := m.domain(e, table)
 	if d == nil {
+		return -1 // regapi_lookup: usrloc domain not found
+	}
+	aor, rerrno := m.aor(uri)
+	if rerrno != nil {
 		return -3
 	}
 	cs := m.ul.Contacts(d, aor)
@@ -80,13 +80,16 @@ func (m *Module) registeredURI(e *ksr.Env, table, uri string) int {
 // unregister removes every contact of uri's AOR: 1 done, -1 bad uri,
 // -2 usrloc error.
 func (m *Module) unregister(e *ksr.Env, table, uri string) int {
-	aor, rerrno := m.aor(uri)
-	if rerrno != nil {
+	if uri == "" {
 		return -1
 	}
 	d := m.domain(e, table)
 	if d == nil {
-		return -2
+		return -1
+	}
+	aor, rerrno := m.aor(uri)
+	if rerrno != nil {
+		return -1
 	}
 	if err := m.ul.Tx(d, aor, func([]*usrloc.Contact) ([]*usrloc.Contact, error) { return nil, nil }); err != nil {
 		return -2

@@ -114,6 +114,11 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 		}
 		return -1
 	}
+	// regapi_save: an unknown table is -1, without a reply.
+	d := m.domain(e, table)
+	if d == nil {
+		return -1
+	}
 	if uri == "" {
 		to := req.To()
 		if to == nil {
@@ -151,10 +156,6 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 		if !hasHdrExp || hdrExp != 0 {
 			return fail(errStarExp)
 		}
-	}
-	d := m.domain(e, table)
-	if d == nil {
-		return fail(errUL)
 	}
 	now := m.ul.Now()
 	expiresOf := func(c contact) (int64, *rerr) {
