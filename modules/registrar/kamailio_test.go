@@ -27,6 +27,9 @@ function ksr_request_route()
 	local op = KSR.hdr.get("X-Op") or ""
 	local rc
 	local tbl = KSR.hdr.get("X-Table") or "location"
+	if KSR.hdr.get("X-Received") then
+		KSR.pv.sets("$avp(RECEIVED)", KSR.hdr.get("X-Received"))
+	end
 	if op == "save" then
 		KSR.hdr.append_to_reply("X-Result: registrar's reply\r\n")
 		KSR.registrar.save("location", 0)
@@ -62,6 +65,8 @@ modparam("usrloc", "preload", "location")
 modparam("usrloc", "db_mode", 1)
 modparam("registrar", "max_contacts", 2)
 modparam("registrar", "max_expires", 600)
+modparam("registrar", "received_avp", "$avp(RECEIVED)")
+modparam("registrar", "use_path", 1)
 modparam("app_lua", "load", "%DIR%/registrar.lua")
 `
 
@@ -126,6 +131,12 @@ func TestSideBySideWithKamailio(t *testing.T) {
 		op("registered", carol, nil),
 		op("unregister", bob, nil),
 		op("lookup", bob, nil),
+		op("save", "sip:dave@kemi.test", c, "Contact: <sip:dave@10.0.0.5:5060>", "X-Received: sip:198.51.100.7:40000"),
+		op("lookup", "sip:dave@kemi.test", nil),
+		op("save", "sip:erin@kemi.test", append(c, "Path"), "Contact: <sip:erin@10.0.0.6>", "Path: <sip:edge.example.net;lr>", "Supported: path"),
+		op("lookup", "sip:erin@kemi.test", nil),
+		op("unregister", "sip:dave@kemi.test", nil),
+		op("unregister", "sip:erin@kemi.test", nil),
 		op("save", carol, c, "Contact: <sip:carol@192.0.2.9>, <sip:carol@192.0.2.10>;q=0.1", "Expires: 3600"),
 	})
 

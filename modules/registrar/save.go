@@ -294,6 +294,10 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 		return fail(errUL)
 	}
 	if flags&flagNoReply == 0 && (msg.Route == ksr.RouteRequest || msg.Route == ksr.RouteFailure) {
+		// The Path vector goes back when the UA supports path (path_mode 1, 2).
+		if path != "" && m.set.PathMode != 0 && supports(req, "path") {
+			msg.ReplyHdrs = append(msg.ReplyHdrs, sip.NewHeader("Path", path))
+		}
 		if m.reply(e, nil, sortByQ(final)) < 0 {
 			return -1
 		}
@@ -363,4 +367,16 @@ func (m *Module) reply(e *ksr.Env, r *rerr, cs []usrloc.Contact) int {
 	}
 	reason := map[int]string{400: "Bad Request", 500: "Server Internal Error", 503: "Service Unavailable"}[r.code]
 	return e.ReplyWith(r.code, reason, hdrs, false)
+}
+
+// supports reports whether the request's Supported headers list tag.
+func supports(req *sip.Request, tag string) bool {
+	for _, h := range req.GetHeaders("Supported") {
+		for _, t := range strings.Split(h.Value(), ",") {
+			if strings.EqualFold(strings.TrimSpace(t), tag) {
+				return true
+			}
+		}
+	}
+	return false
 }
