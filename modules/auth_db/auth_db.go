@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"sync/atomic"
 
+	"github.com/emiago/sipgo/sip"
+
 	"kemi/config"
 	"kemi/kdb"
 	"kemi/ksr"
@@ -95,6 +97,8 @@ func (m *Module) Info() ksr.ModuleInfo {
 		Exports: []ksr.Submodule{{Name: "auth_db", Funcs: []ksr.Export{
 			{Name: "auth_check", Func: m.authCheck, Ret: ksr.Int, Args: []string{"srealm", "stable", "iflags"},
 				Doc: "Check the request's digest credentials against table: 1 ok, -1 error, -2 invalid password, -3 unknown user, -4 stale nonce, -5 no credentials, -8 user mismatch (flags 1)."},
+			{Name: "is_subscriber", Func: m.isSubscriber, Ret: ksr.Int, Args: []string{"suri", "stable", "iflags"},
+				Doc: "1 when table has a row for uri's user (and host with flags 1), -2 when not, -1 on error; flags 2 (skip credentials) is needed."},
 		}}},
 	}
 }
@@ -140,4 +144,36 @@ func (m *Module) authCheck(e *ksr.Env, realm, table string, flags int) int {
 		}
 		return pw, true, nil
 	})
+}
+
+// isSubscriber is is_subscriber: 1 a row exists for uri's user (and host
+// with flags 1), -2 none, -1 an invalid uri or table, or a database error.
+// Flag 2 (skip credentials) is needed, as in Kamailio without
+// load_credentials.
+func (m *Module) isSubscriber(e *ksr.Env, uri, table string, flags int) int {
+	var u sip.Uri
+	if uri == "" || table == "" || sip.ParseUri(uri, &u) != nil {
+		return -1
+	}
+	s := m.db.Load()
+	if s == nil {
+		return -1
+	}
+	if flags&2 == 0 {
+		// Kamailio fetches the load_credentials columns, which kemi does
+		// not load (none by default): its query has no column and fails.
+		e.D.Log.Error("auth_db: is_subscriber without flag 2 (skip credentials) needs load_credentials, which kemi does not support")
+		return -1
+	}
+	set := m.set
+	set.UseDomain = flags&1 != 0
+	_, found, err := s.password(table, set, u.User, u.Host)
+	switch {
+	case err != nil:
+		e.D.Log.Error("auth_db: is_subscriber query failed", "table", table, "error", err)
+		return -1
+	case !found:
+		return -2
+	}
+	return 1
 }

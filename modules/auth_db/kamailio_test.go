@@ -33,6 +33,16 @@ function ksr_request_route()
 		return
 	end
 	local r = {}
+	if op == "subscriber" then
+		for _, u in ipairs({"sip:alice@example.com", "sip:alice@other.org", "sip:carol@example.com", "", "junk"}) do
+			for f = 0, 3 do
+				r[#r + 1] = KSR.auth_db.is_subscriber(u, "subscriber", f)
+			end
+		end
+		KSR.hdr.append_to_reply("X-Result: " .. table.concat(r, " ") .. "\r\n")
+		KSR.sl.send_reply(200, "OK")
+		return
+	end
 	r[#r + 1] = KSR.auth.has_credentials(realm)
 	r[#r + 1] = KSR.auth_db.auth_check(realm, "subscriber", flags)
 	r[#r + 1] = KSR.auth.consume_credentials()
@@ -160,6 +170,12 @@ func TestSideBySideWithKamailio(t *testing.T) {
 		} else {
 			t.Logf("%+v: %s", a, strings.TrimSpace(kemi))
 		}
+	}
+	r := enginetest.Req{Method: "MESSAGE", URI: alice, Headers: []string{"X-Op: subscriber"}}
+	if kam, kemi := kamtest.Exchange(t, p.Kam, r, nil), kamtest.Exchange(t, p.Kemi, r, nil); kam != kemi {
+		t.Errorf("is_subscriber:\n kamailio: %s\n     kemi: %s", kam, kemi)
+	} else {
+		t.Logf("is_subscriber: %s", kemi)
 	}
 	// No credentials at all.
 	for _, m := range []string{"REGISTER", "INVITE"} {
