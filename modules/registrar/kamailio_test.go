@@ -40,6 +40,8 @@ function ksr_request_route()
 		rc = KSR.registrar.save(tbl, 0)
 	elseif op == "lookup" then
 		rc = KSR.registrar.lookup(tbl)
+	elseif op == "lookup_branches" then
+		rc = KSR.registrar.lookup_branches(tbl)
 	elseif op == "lookup_uri" then
 		rc = KSR.registrar.lookup_uri("location", KSR.hdr.get("X-URI"))
 	elseif op == "registered_uri" then
@@ -118,6 +120,9 @@ func TestSideBySideWithKamailio(t *testing.T) {
 		op("registered_uri", "sip:x@kemi.test", nil, "X-URI: sip:carol@kemi.test"),
 		op("lookup", "sip:bob@other.test", nil),
 		op("lookup", bob, nil, "X-Table: nope"),
+		op("lookup_branches", bob, nil),
+		op("lookup_branches", "sip:nobody@kemi.test", nil),
+		op("lookup_branches", bob, nil, "X-Table: nope"),
 		op("save-noreply", bob, nil, "X-Table: nope", "Contact: <sip:bob@192.0.2.1:5090>"),
 		op("save-other", bob, nil, "X-Table: nope", "Contact: <sip:bob@192.0.2.1:5090>"),
 		op("unregister", "sip:nobody@kemi.test", nil),

@@ -114,6 +114,7 @@ func (m *Module) Info() ksr.ModuleInfo {
 			{Name: "save", Func: m.save, Ret: ksr.Int, Args: []string{"table", "flags"}, Doc: "Save the REGISTER's contacts for the To URI's AOR and reply: 1 added or unchanged, 2 updated, 3 removed (or '*'), 4 query; -1 error, -2 too many contacts."},
 			{Name: "lookup", Func: m.lookup, Ret: ksr.Int, Args: []string{"table"}, Doc: "Set the R-URI to the best contact of the R-URI's AOR: 1 found, -1 not found or an unknown table (not preloaded), -3 error."},
 			{Name: "lookup_uri", Func: m.lookupURI, Ret: ksr.Int, Args: []string{"table", "uri"}, Doc: "lookup() of uri's AOR."},
+			{Name: "lookup_branches", Func: m.lookup, Ret: ksr.Int, Args: []string{"table"}, Doc: "lookup() of the R-URI and of each other branch; kemi has no other branches, so it is lookup()."},
 			{Name: "registered", Func: m.registered, Ret: ksr.Int, Args: []string{"table"}, Doc: "1 when the R-URI's AOR has a valid contact, else -1."},
 			{Name: "registered_uri", Func: m.registeredURI, Ret: ksr.Int, Args: []string{"table", "uri"}, Doc: "registered() of uri's AOR."},
 			{Name: "unregister", Func: m.unregister, Ret: ksr.Int, Args: []string{"table", "uri"}, Doc: "Remove every contact of uri's AOR: 1 done, -1 bad uri or unknown table, -2 error."},
