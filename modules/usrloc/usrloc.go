@@ -15,8 +15,9 @@
 // mutex; the database is written under it, so the table and the rows
 // never disagree for long. Expiry is lazy: every operation drops the
 // contacts expired at the engine's clock's now (as Kamailio's timer
-// would have), and db_mode 2 flushes when timer_interval has passed
-// since the last flush, checked at every operation, and at stop.
+// would have); the timer's sweep of every table (and db_mode 2's flush)
+// runs at the first operation after timer_interval has passed, and the
+// flush at stop.
 package usrloc
 
 import (
@@ -419,10 +420,12 @@ func (m *Module) flushDomain(d *Domain) error {
 	return nil
 }
 
-// maybeFlush flushes every domain in db_mode 2 once timer_interval has
-// passed since the last flush, dropping expired contacts first.
+// maybeFlush is usrloc's timer, run at the first operation once
+// timer_interval has passed since the last run: every table drops its
+// expired contacts (their rows deleted in db_mode 1 and 2), and db_mode 2
+// writes its changes.
 func (m *Module) maybeFlush(now int64) {
-	if m.set.DBMode != 2 || !m.started.Load() {
+	if !m.started.Load() {
 		return
 	}
 	next := m.nextFlush.Load()

@@ -192,3 +192,19 @@ func TestRPCShapes(t *testing.T) {
 		t.Fatalf("after ul.rm: %v", err)
 	}
 }
+
+func TestTimerDeletesExpiredRows(t *testing.T) {
+	url := newDB(t)
+	clk := timers.NewFake(time.Unix(1_800_000_000, 0))
+	m := start(t, clk, func(s *Settings) { s.DBURL, s.DBMode, s.TimerInterval = url, 1, 10 })
+	defer m.Stop(context.Background())
+	add(t, m, "alice", "sip:a@192.0.2.1", 5)
+	if n := rows(t, url); n != 1 {
+		t.Fatalf("%d rows", n)
+	}
+	clk.Advance(10 * time.Second)
+	add(t, m, "bob", "sip:b@192.0.2.2", 600) // any operation runs the due timer
+	if n := rows(t, url); n != 1 {
+		t.Fatalf("alice's expired row is still there: %d rows", n)
+	}
+}
