@@ -6,27 +6,31 @@
 // modules query with. This package is the only one of those modules that
 // knows gorm.
 //
-// Only sqlite:// URLs are served now ("sqlite:///abs/path.db",
-// "sqlite://relative.db" or a plain path); mysql:// and postgres:// are
-// refused with a clear error.
+// sqlite:// URLs ("sqlite:///abs/path.db", "sqlite://relative.db" or a
+// plain path) and postgres:// URLs (db_postgres's, read by pgx) are
+// served; mysql:// is refused with a clear error.
 //
 // Concurrency: a DB is safe for concurrent use (gorm's pool, one SQLite
 // connection).
 package kdb
 
 import (
+	"context"
 	"database/sql/driver"
 	"errors"
 	"fmt"
 	"math"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 	"gorm.io/gorm/logger"
 )
 
@@ -36,8 +40,32 @@ const TimeLayout = "2006-01-02 15:04:05"
 
 // DB is an open Kamailio database.
 type DB struct {
-	Path string // the SQLite file
+	Path string // the SQLite file, or the URL without its password
 	G    *gorm.DB
+}
+
+// openPostgres opens a PostgreSQL database (Kamailio's db_postgres URL,
+// which pgx reads as it is) and checks it takes writes.
+func openPostgres(url string) (*DB, error) {
+	name := url
+	if u, err := neturl.Parse(url); err == nil {
+		name = u.Redacted()
+	}
+	g, err := gorm.Open(postgres.Open(url), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		return nil, fmt.Errorf("open postgres %q: %w", name, err)
+	}
+	d := &DB{Path: name, G: g}
+	var ro string
+	if err := g.Raw("SHOW transaction_read_only").Row().Scan(&ro); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("open postgres %q: %w", name, err)
+	}
+	if ro == "on" {
+		d.Close()
+		return nil, fmt.Errorf("open postgres %q: the database is read-only", name)
+	}
+	return d, nil
 }
 
 // Open opens the existing database at url and proves it can be written:
@@ -69,10 +97,12 @@ func open(url string, create bool) (*DB, error) {
 		switch strings.ToLower(scheme) {
 		case "sqlite":
 			path = rest
-		case "mysql", "postgres", "postgresql":
-			return nil, fmt.Errorf("open db_url: %q databases are not supported yet, use sqlite://", scheme)
+		case "postgres", "postgresql":
+			return openPostgres(url)
+		case "mysql":
+			return nil, fmt.Errorf("open db_url: %q databases are not supported yet, use sqlite:// or postgres://", scheme)
 		default:
-			return nil, fmt.Errorf("open db_url: unsupported url scheme %q, want sqlite", scheme)
+			return nil, fmt.Errorf("open db_url: unsupported url scheme %q, want sqlite or postgres", scheme)
 		}
 	}
 	if path == "" {
@@ -201,6 +231,17 @@ func (t Time) Value() (driver.Value, error) {
 	return julianEpoch + float64(t.UnixNano())/float64(24*time.Hour), nil
 }
 
+// GormValue writes t as the database keeps DATETIME columns: a Julian day
+// in SQLite (db_sqlite), local time in the others (a TIMESTAMP WITHOUT
+// TIME ZONE, as db_postgres writes it).
+func (t Time) GormValue(_ context.Context, db *gorm.DB) clause.Expr {
+	if db.Dialector.Name() == "sqlite" {
+		v, _ := t.Value()
+		return clause.Expr{SQL: "?", Vars: []any{v}}
+	}
+	return clause.Expr{SQL: "?", Vars: []any{t.Local().Format(TimeLayout)}}
+}
+
 // Scan reads a Julian day, a text time or a time.
 func (t *Time) Scan(v any) error {
 	switch x := v.(type) {
@@ -210,7 +251,8 @@ func (t *Time) Scan(v any) error {
 	case int64:
 		t.Time = time.Unix(0, int64(float64(x)-julianEpoch)*int64(24*time.Hour))
 	case time.Time:
-		t.Time = x
+		// A TIMESTAMP WITHOUT TIME ZONE is local wall-clock time.
+		t.Time = time.Date(x.Year(), x.Month(), x.Day(), x.Hour(), x.Minute(), x.Second(), x.Nanosecond(), time.Local)
 	case []byte:
 		return t.Scan(string(x))
 	case string:
@@ -316,6 +358,9 @@ func (d *DB) Init() ([]string, error) {
 				continue
 			}
 			for _, s := range t.DDL {
+				if tx.Dialector.Name() == "postgres" {
+					s = strings.Replace(s, "id INTEGER PRIMARY KEY NOT NULL", "id SERIAL PRIMARY KEY NOT NULL", 1)
+				}
 				if err := tx.Exec(s).Error; err != nil {
 					return fmt.Errorf("create table %q: %w", t.Name, err)
 				}

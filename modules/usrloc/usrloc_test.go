@@ -11,6 +11,7 @@ import (
 
 	"kemi/jsonrpc"
 	"kemi/kdb"
+	"kemi/kdb/kdbtest"
 	"kemi/ksr/ksrtest"
 	"kemi/timers"
 )
@@ -206,5 +207,37 @@ func TestTimerDeletesExpiredRows(t *testing.T) {
 	add(t, m, "bob", "sip:b@192.0.2.2", 600) // any operation runs the due timer
 	if n := rows(t, url); n != 1 {
 		t.Fatalf("alice's expired row is still there: %d rows", n)
+	}
+}
+
+func TestPostgresWriteThroughAndReload(t *testing.T) {
+	url := kdbtest.Postgres(t)
+	db, err := kdb.Create(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Init(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	clk := timers.NewFake(time.Unix(1_800_000_000, 0))
+	m := start(t, clk, func(s *Settings) { s.DBURL, s.DBMode = url, 1 })
+	add(t, m, "alice", "sip:a@192.0.2.1", 600)
+	if n := rows(t, url); n != 1 {
+		t.Fatalf("%d rows", n)
+	}
+	m.Stop(context.Background())
+	m2 := start(t, clk, func(s *Settings) { s.DBURL, s.DBMode = url, 2 })
+	d, _ := m2.Domain("location")
+	if cs := m2.Contacts(d, "alice"); len(cs) != 1 || cs[0].Expires != 1_800_000_600 {
+		t.Fatalf("reloaded %+v", cs)
+	}
+	d2, _ := m2.Domain("location")
+	m2.Tx(d2, "alice", func([]*Contact) ([]*Contact, error) { return nil, nil })
+	if err := m2.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := rows(t, url); n != 0 {
+		t.Fatalf("after removal and stop: %d rows", n)
 	}
 }
