@@ -157,6 +157,42 @@ func (m *Module) RPC() []jsonrpc.Method {
 			}
 			return nil, nil
 		}},
+		{Name: "ul.rm_contact", Doc: "Delete a contact from an AOR record", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
+			contact, ok := p.String(2)
+			if !ok {
+				return nil, fault("Not enough parameters (table, AOR and contact)")
+			}
+			d, aor, err := m.lookupArgs(p)
+			if err != nil {
+				return nil, err
+			}
+			found, missing := false, false
+			err = m.Tx(d, aor, func(cs []*Contact) ([]*Contact, error) {
+				if len(cs) == 0 {
+					missing = true
+					return cs, nil
+				}
+				out := cs[:0:0]
+				for _, c := range cs {
+					if c.Contact == contact {
+						found = true
+						continue
+					}
+					out = append(out, c)
+				}
+				return out, nil
+			})
+			switch {
+			case err != nil:
+				return nil, fault("Internal error (can't delete contact)")
+			case missing:
+				return nil, &jsonrpc.Fault{Code: 404, Message: "AOR not found"}
+			case !found:
+				return nil, &jsonrpc.Fault{Code: 404, Message: "Contact not found"}
+			}
+			return nil, nil
+		}},
+		{Name: "ul.add", Doc: "Add a new contact for an address of record", Handler: m.rpcAdd},
 		{Name: "ul.flush", Doc: "Flush the usrloc memory cache to DB", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
 			return nil, m.Flush()
 		}},
@@ -164,3 +200,66 @@ func (m *Module) RPC() []jsonrpc.Method {
 }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// rpcAdd is ul.add: table, AOR, contact, expires (0 permanent), q, path,
+// flags, cflags, methods[, received[, socket]] ("SSSdfSuuu*SS"); the
+// contact gets the RPC's Call-ID, CSeq 1 and User-Agent, as Kamailio's.
+func (m *Module) rpcAdd(ctx context.Context, p jsonrpc.Params) (any, error) {
+	bad := fault("Not enough parameters or wrong format")
+	var str [4]string
+	for i, at := range []int{0, 1, 2, 5} {
+		v, ok := p.String(at)
+		if !ok {
+			return nil, bad
+		}
+		str[i] = v
+	}
+	var num [5]float64
+	for i, at := range []int{3, 4, 6, 7, 8} {
+		if err := json.Unmarshal(p.Raw(at), &num[i]); err != nil {
+			return nil, bad
+		}
+	}
+	received, _ := p.String(9)
+	socket, _ := p.String(10)
+	d, aor, err := m.lookupArgs(p)
+	if err != nil {
+		return nil, err
+	}
+	now := m.Now()
+	exp := int64(num[0])
+	if exp != 0 {
+		exp += now
+	}
+	q := int(num[1]*1000 + 0.5)
+	if num[1] < 0 {
+		q = -1
+	}
+	err = m.Tx(d, aor, func(cs []*Contact) ([]*Contact, error) {
+		var c *Contact
+		for i, o := range cs {
+			if o.Contact == str[2] {
+				cp := *o
+				c, cs[i] = &cp, &cp
+				break
+			}
+		}
+		if c == nil {
+			c = &Contact{Ruid: m.NewRuid(), AOR: aor, Contact: str[2]}
+			cs = append(cs, c)
+		}
+		c.Expires, c.Q, c.Path, c.Flags, c.CFlags, c.Methods = exp, q, str[3], int(num[2]), int(num[3]), int64(num[4])
+		c.Received, c.Socket, c.CallID, c.CSeq, c.UserAgent, c.Modified = received, socket, rpcCallID, 1, rpcUA, now
+		return cs, nil
+	})
+	if err != nil {
+		return nil, fault("Can't insert contact")
+	}
+	return nil, nil
+}
+
+// The Call-ID and User-Agent of contacts ul.add makes (ul_rpc.c).
+const (
+	rpcCallID = "dfjrewr12386fd6-343@kamailio.rpc"
+	rpcUA     = "kamailio SIP Router - RPC Server"
+)

@@ -186,6 +186,21 @@ func TestRPCShapes(t *testing.T) {
 	if _, err := call("ul.lookup", "nope", "alice"); err == nil || err.Error() != "Domain table not found" && !strings.Contains(err.Error(), "Domain table not found") {
 		t.Fatalf("unknown table: %v", err)
 	}
+	if _, err := call("ul.add", "location", "bob", "sip:b@192.0.2.2", 0, 0.5, "", 0, 0, 4294967295); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := call("ul.lookup", "location", "bob"); !strings.Contains(got, `"Address":"sip:b@192.0.2.2","Expires":"permanent","Q":0.5,"Call-ID":"dfjrewr12386fd6-343@kamailio.rpc"`) {
+		t.Fatalf("after ul.add: %s", got)
+	}
+	if _, err := call("ul.rm_contact", "location", "bob", "sip:x@192.0.2.9"); err == nil || !strings.Contains(err.Error(), "Contact not found") {
+		t.Fatalf("ul.rm_contact of another contact: %v", err)
+	}
+	if _, err := call("ul.rm_contact", "location", "bob", "sip:b@192.0.2.2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := call("ul.add", "location", "bob"); err == nil || !strings.Contains(err.Error(), "Not enough parameters or wrong format") {
+		t.Fatalf("ul.add without parameters: %v", err)
+	}
 	if _, err := call("ul.rm", "location", "alice"); err != nil {
 		t.Fatal(err)
 	}
