@@ -104,6 +104,8 @@ func (m *Module) Info() ksr.ModuleInfo {
 				Doc: "Reply 401 (REGISTER) or 407 with a digest challenge; flags 1 qop=auth, 2 qop=auth-int, 16 stale. 1 sent, -2 error, -3 reply failed."},
 			{Name: "has_credentials", Func: m.hasCredentials, Ret: ksr.Int, Args: []string{"srealm"},
 				Doc: "1 when the request has credentials for the realm, else -1."},
+			{Name: "pv_auth_check", Func: m.pvAuthCheck, Ret: ksr.Int, Args: []string{"srealm", "spasswd", "vflags", "vchecks"},
+				Doc: "auth_check() against the given password (flags 1: it is the HA1); checks 1: the user must be the From (To) user."},
 			{Name: "consume_credentials", Func: m.consume, Ret: ksr.Int,
 				Doc: "Remove the credentials a successful check authorized from the request: 1, or -1 when none."},
 		}}},
@@ -407,4 +409,16 @@ func checkID(req *sip.Request, user string, flags int, useDomain bool) int {
 		}
 	}
 	return OK
+}
+
+// pvAuthCheck is pv_auth_check: the request's credentials checked against
+// passwd (the HA1 itself with flags 1), checks 1 as auth_check's flags 1.
+// Flags 2, 4 and 8 (challenge AVPs) are not supported.
+func (m *Module) pvAuthCheck(e *ksr.Env, realm, passwd string, flags, checks int) int {
+	return m.Check(e, realm, checks&1, false, func(user, realm string) (string, bool, error) {
+		if flags&1 != 0 {
+			return passwd, true, nil
+		}
+		return HA1(user, realm, passwd), true, nil
+	})
 }

@@ -44,6 +44,8 @@ function ksr_request_route()
 		return
 	end
 	r[#r + 1] = KSR.auth.has_credentials(realm)
+	r[#r + 1] = KSR.auth.pv_auth_check(realm, "alice-pw", 0, flags)
+	r[#r + 1] = KSR.auth.pv_auth_check(realm, "` + "0a2f1b4c4f2f0e0c7a5d0c0a0b0c0d0e" + `", 1, 0)
 	r[#r + 1] = KSR.auth_db.auth_check(realm, "subscriber", flags)
 	r[#r + 1] = KSR.auth.consume_credentials()
 	KSR.hdr.append_to_reply("X-Result: " .. table.concat(r, " ") .. "\r\n")

@@ -112,6 +112,7 @@ func (m *Module) Info() ksr.ModuleInfo {
 			"contact_max_size", "event_callback", "lookup_filter_mode", "min_expires_mode", "use_expired_contacts"},
 		Exports: []ksr.Submodule{{Name: "registrar", Funcs: []ksr.Export{
 			{Name: "save", Func: m.save, Ret: ksr.Int, Args: []string{"table", "flags"}, Doc: "Save the REGISTER's contacts for the To URI's AOR and reply: 1 added or unchanged, 2 updated, 3 removed (or '*'), 4 query; -1 error, -2 too many contacts."},
+			{Name: "save_uri", Func: m.saveURI, Ret: ksr.Int, Args: []string{"table", "flags", "uri"}, Doc: "save() for the AOR of uri instead of the To URI's."},
 			{Name: "lookup", Func: m.lookup, Ret: ksr.Int, Args: []string{"table"}, Doc: "Set the R-URI to the best contact of the R-URI's AOR: 1 found, -1 not found or an unknown table (not preloaded), -3 error."},
 			{Name: "lookup_uri", Func: m.lookupURI, Ret: ksr.Int, Args: []string{"table", "uri"}, Doc: "lookup() of uri's AOR."},
 			{Name: "lookup_branches", Func: m.lookup, Ret: ksr.Int, Args: []string{"table"}, Doc: "lookup() of the R-URI and of each other branch; kemi has no other branches, so it is lookup()."},

@@ -97,6 +97,10 @@ func q2str(q int) string {
 
 func (m *Module) save(e *ksr.Env, table string, flags int) int { return m.doSave(e, table, flags, "") }
 
+func (m *Module) saveURI(e *ksr.Env, table string, flags int, uri string) int {
+	return m.doSave(e, table, flags, uri)
+}
+
 func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 	msg := e.Msg
 	if msg == nil || msg.Req == nil {
