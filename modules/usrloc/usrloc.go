@@ -291,8 +291,9 @@ func insertSorted(cs []*Contact, c *Contact, byTime bool) []*Contact {
 
 // Tx runs f with the domain locked, on the AOR's contacts (valid ones
 // only: the expired ones are dropped first) and replaces them with
-// what f returns; removed contacts are deleted from the database. It is
-// how registrar changes a record atomically.
+// what f returns; removed contacts are deleted from the database, and
+// the ones f added or replaced (f changes copies, never the contacts it
+// is given) are written. It is how registrar changes a record atomically.
 func (m *Module) Tx(d *Domain, aor string, f func(cs []*Contact) ([]*Contact, error)) error {
 	now := m.Now()
 	d.mu.Lock()
@@ -303,14 +304,23 @@ func (m *Module) Tx(d *Domain, aor string, f func(cs []*Contact) ([]*Contact, er
 		d.mu.Unlock()
 		return err
 	}
-	in := map[*Contact]bool{}
+	in, was := map[*Contact]bool{}, map[*Contact]bool{}
 	for _, c := range cs {
 		in[c] = true
 	}
-	var gone []*Contact
+	for _, c := range old {
+		was[c] = true
+	}
+	var gone, changed []*Contact
 	for _, c := range old {
 		if !in[c] {
 			gone = append(gone, c)
+		}
+	}
+	// A contact f made or replaced (a changed copy) is written.
+	for _, c := range cs {
+		if !was[c] {
+			changed = append(changed, c)
 		}
 	}
 	// Order by q (stable for equal q: the order f gave).
@@ -323,7 +333,7 @@ func (m *Module) Tx(d *Domain, aor string, f func(cs []*Contact) ([]*Contact, er
 	} else {
 		d.recs[aor] = sorted
 	}
-	err = m.persist(d, sorted, gone)
+	err = m.persist(d, changed, gone)
 	d.mu.Unlock()
 	m.maybeFlush(now)
 	return err
@@ -377,9 +387,7 @@ func (m *Module) persist(d *Domain, changed, gone []*Contact) error {
 		return nil
 	}
 	for _, c := range changed {
-		if c.dirty || !c.stored {
-			c.dirty = true
-		}
+		c.dirty = true
 	}
 	for _, c := range gone {
 		if c.stored {

@@ -256,3 +256,30 @@ func TestPostgresWriteThroughAndReload(t *testing.T) {
 		t.Fatalf("after removal and stop: %d rows", n)
 	}
 }
+
+func TestWriteThroughUpdates(t *testing.T) {
+	url := newDB(t)
+	clk := timers.NewFake(time.Unix(1_800_000_000, 0))
+	m := start(t, clk, func(s *Settings) { s.DBURL, s.DBMode = url, 1 })
+	defer m.Stop(context.Background())
+	add(t, m, "alice", "sip:a@192.0.2.1", 60)
+	d, _ := m.Domain("location")
+	err := m.Tx(d, "alice", func(cs []*Contact) ([]*Contact, error) {
+		c := *cs[0]
+		c.Expires, c.CSeq = m.Now()+3600, 2
+		return []*Contact{&c}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := kdb.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var rows []kdb.Location
+	db.G.Find(&rows)
+	if len(rows) != 1 || rows[0].Cseq != 2 || rows[0].Expires.Unix() != 1_800_003_600 {
+		t.Fatalf("rows after an update: %+v", rows)
+	}
+}
