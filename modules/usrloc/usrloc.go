@@ -273,13 +273,13 @@ func (m *Module) Domains() []*Domain {
 	return out
 }
 
-// insertSorted puts c among cs by q, highest first, the newest first
-// among equal q (mem_insert_ucontact), or newest first with
+// insertSorted puts c among cs as mem_insert_ucontact does: by q,
+// highest first, after the contacts of equal q; at the head with
 // desc_time_order.
 func insertSorted(cs []*Contact, c *Contact, byTime bool) []*Contact {
 	i := 0
 	if !byTime {
-		for i < len(cs) && cs[i].Q > c.Q {
+		for i < len(cs) && cs[i].Q >= c.Q {
 			i++
 		}
 	}
@@ -323,10 +323,23 @@ func (m *Module) Tx(d *Domain, aor string, f func(cs []*Contact) ([]*Contact, er
 			changed = append(changed, c)
 		}
 	}
-	// Order by q (stable for equal q: the order f gave).
+	// Order by q (stable for equal q: the order f gave); with
+	// desc_time_order, the contacts f added or changed first, the last
+	// one at the head, then the others as they were.
 	sorted := make([]*Contact, 0, len(cs))
-	for _, c := range cs {
-		sorted = insertSorted(sorted, c, m.set.DescTimeOrder)
+	if m.set.DescTimeOrder {
+		for i := len(changed) - 1; i >= 0; i-- {
+			sorted = append(sorted, changed[i])
+		}
+		for _, c := range cs {
+			if was[c] {
+				sorted = append(sorted, c)
+			}
+		}
+	} else {
+		for _, c := range cs {
+			sorted = insertSorted(sorted, c, false)
+		}
 	}
 	if len(sorted) == 0 {
 		delete(d.recs, aor)

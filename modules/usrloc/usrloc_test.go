@@ -283,3 +283,27 @@ func TestWriteThroughUpdates(t *testing.T) {
 		t.Fatalf("rows after an update: %+v", rows)
 	}
 }
+
+func TestContactOrder(t *testing.T) {
+	for _, byTime := range []bool{false, true} {
+		clk := timers.NewFake(time.Unix(1_800_000_000, 0))
+		m := start(t, clk, func(s *Settings) { s.DescTimeOrder = byTime })
+		add(t, m, "alice", "sip:1@192.0.2.1", 60)
+		add(t, m, "alice", "sip:2@192.0.2.1", 60)
+		d, _ := m.Domain("location")
+		m.Tx(d, "alice", func(cs []*Contact) ([]*Contact, error) {
+			return append(cs, &Contact{Ruid: m.NewRuid(), AOR: "alice", Contact: "sip:3@192.0.2.1", Expires: m.Now() + 60, Q: 500}), nil
+		})
+		var got []string
+		for _, c := range m.Contacts(d, "alice") {
+			got = append(got, c.Contact[4:5])
+		}
+		want := "3 1 2" // by q, then oldest first (mem_insert_ucontact)
+		if byTime {
+			want = "3 2 1" // newest first
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("desc_time_order %v: %v, want %s", byTime, got, want)
+		}
+	}
+}
