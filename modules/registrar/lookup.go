@@ -30,7 +30,7 @@ func (m *Module) doLookup(e *ksr.Env, table, uri string) int {
 		return -1 // regapi_lookup: usrloc domain not found
 	}
 	aor, rerrno := m.aor(uri)
-	if rerrno != nil {
+	if rerrno != 0 {
 		return -3
 	}
 	cs := m.ul.Contacts(d, aor)
@@ -67,7 +67,7 @@ func (m *Module) registered(e *ksr.Env, table string) int {
 // registeredURI is 1 when uri's AOR has a valid contact, else -1.
 func (m *Module) registeredURI(e *ksr.Env, table, uri string) int {
 	aor, rerrno := m.aor(uri)
-	if rerrno != nil {
+	if rerrno != 0 {
 		return -1
 	}
 	d := m.domain(e, table)
@@ -88,7 +88,7 @@ func (m *Module) unregister(e *ksr.Env, table, uri string) int {
 		return -1
 	}
 	aor, rerrno := m.aor(uri)
-	if rerrno != nil {
+	if rerrno != 0 {
 		return -1
 	}
 	if err := m.ul.Tx(d, aor, func([]*usrloc.Contact) ([]*usrloc.Contact, error) { return nil, nil }); err != nil {

@@ -131,27 +131,48 @@ func (m *Module) Provision(h ksr.Host) error {
 	return nil
 }
 
-// rerr is Kamailio's rerrno: its reply code and P-Registrar-Error text.
-type rerr struct {
-	code int
-	info string
-}
+// rerr is Kamailio's rerrno: a reply code and a P-Registrar-Error text
+// (reply.c's codes and error_info).
+type rerr int
 
-var (
-	errToUser   = &rerr{400, "No username in To URI"}
-	errAORParse = &rerr{400, "Error while parsing AOR"}
-	errInvExp   = &rerr{400, "Invalid expires param in contact"}
-	errInvQ     = &rerr{400, "Invalid q param in contact"}
-	errParse    = &rerr{400, "Message parse error"}
-	errStarExp  = &rerr{400, "* used in contact and expires is not zero"}
-	errStarCont = &rerr{400, "* used in contact and more than 1 contact"}
-	errTooMany  = &rerr{503, "Too many registered contacts"}
-	errUL       = &rerr{500, "Error while accessing usrloc"}
+const (
+	errToUser rerr = iota + 1
+	errAORParse
+	errInvExp
+	errInvQ
+	errParse
+	errStarExp
+	errStarCont
+	errTooMany
+	errUL
 )
+
+// reply returns the error's reply code and P-Registrar-Error text.
+func (r rerr) reply() (int, string) {
+	switch r {
+	case errToUser:
+		return 400, "No username in To URI"
+	case errAORParse:
+		return 400, "Error while parsing AOR"
+	case errInvExp:
+		return 400, "Invalid expires param in contact"
+	case errInvQ:
+		return 400, "Invalid q param in contact"
+	case errParse:
+		return 400, "Message parse error"
+	case errStarExp:
+		return 400, "* used in contact and expires is not zero"
+	case errStarCont:
+		return 400, "* used in contact and more than 1 contact"
+	case errTooMany:
+		return 503, "Too many registered contacts"
+	}
+	return 500, "Error while accessing usrloc"
+}
 
 // aor is extract_aor: user (and @domain with use_domain), lowercased
 // unless case_sensitive (then the domain only).
-func (m *Module) aor(uri string) (string, *rerr) {
+func (m *Module) aor(uri string) (string, rerr) {
 	var u sip.Uri
 	if err := sip.ParseUri(strings.TrimSpace(uri), &u); err != nil || u.Host == "" {
 		return "", errAORParse
@@ -164,9 +185,9 @@ func (m *Module) aor(uri string) (string, *rerr) {
 		a += u.Host
 	}
 	if m.set.CaseSensitive && user != "" {
-		return user + strings.ToLower(a[len(user):]), nil
+		return user + strings.ToLower(a[len(user):]), 0
 	}
-	return strings.ToLower(a), nil
+	return strings.ToLower(a), 0
 }
 
 func (m *Module) domain(e *ksr.Env, table string) *usrloc.Domain {

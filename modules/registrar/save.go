@@ -109,7 +109,7 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 	}
 	req := msg.Req.Msg
 	var shown []usrloc.Contact // the record's contacts an error reply lists
-	fail := func(r *rerr) int {
+	fail := func(r rerr) int {
 		if flags&flagNoReply == 0 && msg.Route == ksr.RouteRequest {
 			m.reply(e, r, shown)
 		}
@@ -131,7 +131,7 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 		uri = to.Address.String()
 	}
 	aor, rerrno := m.aor(uri)
-	if rerrno != nil {
+	if rerrno != 0 {
 		return fail(rerrno)
 	}
 	// Contacts, the star and each one's expires and q.
@@ -162,7 +162,7 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 		}
 	}
 	now := m.ul.Now()
-	expiresOf := func(c contact) (int64, *rerr) {
+	expiresOf := func(c contact) (int64, rerr) {
 		var n int
 		if v, ok := c.params["expires"]; ok {
 			x, err := strconv.Atoi(v)
@@ -176,7 +176,7 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 			n = m.set.DefaultExpires
 		}
 		if n == 0 {
-			return 0, nil
+			return 0, 0
 		}
 		if n < m.set.MinExpires {
 			n = m.set.MinExpires
@@ -184,7 +184,7 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 		if m.set.MaxExpires > 0 && n > m.set.MaxExpires {
 			n = m.set.MaxExpires
 		}
-		return now + int64(n), nil
+		return now + int64(n), 0
 	}
 	callID, cseq, ua := "", 0, ""
 	if h := req.CallID(); h != nil {
@@ -212,7 +212,7 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 		path = strings.Join(ps, ",")
 	}
 	ret := 1
-	var failed *rerr
+	var failed rerr
 	var final []usrloc.Contact
 	err := m.ul.Tx(d, aor, func(old []*usrloc.Contact) ([]*usrloc.Contact, error) {
 		if star {
@@ -237,7 +237,7 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 		rc := 0
 		for _, c := range cs {
 			exp, bad := expiresOf(c)
-			if bad != nil {
+			if bad != 0 {
 				failed = bad
 				return old, nil
 			}
@@ -290,7 +290,7 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 		final = copyAll(out)
 		return out, nil
 	})
-	if failed != nil {
+	if failed != 0 {
 		return fail(failed)
 	}
 	if err != nil {
@@ -302,7 +302,7 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 		if path != "" && m.set.PathMode != 0 && supports(req, "path") {
 			msg.ReplyHdrs = append(msg.ReplyHdrs, sip.NewHeader("Path", path))
 		}
-		if m.reply(e, nil, sortByQ(final)) < 0 {
+		if m.reply(e, 0, sortByQ(final)) < 0 {
 			return -1
 		}
 	}
@@ -339,7 +339,7 @@ func sortByQ(cs []usrloc.Contact) []usrloc.Contact {
 
 // reply sends registrar's reply (reg_send_reply): 200 OK with the
 // Contact list, or the error's code with P-Registrar-Error.
-func (m *Module) reply(e *ksr.Env, r *rerr, cs []usrloc.Contact) int {
+func (m *Module) reply(e *ksr.Env, r rerr, cs []usrloc.Contact) int {
 	var hdrs []sip.Header
 	{
 		now := m.ul.Now()
@@ -362,15 +362,22 @@ func (m *Module) reply(e *ksr.Env, r *rerr, cs []usrloc.Contact) int {
 			hdrs = append(hdrs, sip.NewHeader("Contact", strings.Join(parts, ", ")))
 		}
 	}
-	if r == nil {
+	if r == 0 {
 		return e.ReplyWith(200, "OK", hdrs, false)
 	}
-	hdrs = append(hdrs, sip.NewHeader("P-Registrar-Error", r.info))
-	if r.code >= 500 && m.set.RetryAfter > 0 {
+	code, info := r.reply()
+	hdrs = append(hdrs, sip.NewHeader("P-Registrar-Error", info))
+	if code >= 500 && m.set.RetryAfter > 0 {
 		hdrs = append(hdrs, sip.NewHeader("Retry-After", strconv.Itoa(m.set.RetryAfter)))
 	}
-	reason := map[int]string{400: "Bad Request", 500: "Server Internal Error", 503: "Service Unavailable"}[r.code]
-	return e.ReplyWith(r.code, reason, hdrs, false)
+	reason := "Bad Request"
+	switch code {
+	case 500:
+		reason = "Server Internal Error"
+	case 503:
+		reason = "Service Unavailable"
+	}
+	return e.ReplyWith(code, reason, hdrs, false)
 }
 
 // supports reports whether the request's Supported headers list tag.
