@@ -15,6 +15,8 @@ import (
 	"kemi/ksr"
 	"kemi/modules/applua"
 	"kemi/modules/async"
+	"kemi/modules/auth"
+	"kemi/modules/auth_db"
 	"kemi/modules/corex"
 	"kemi/modules/ctl"
 	"kemi/modules/htable"
@@ -24,6 +26,7 @@ import (
 	"kemi/modules/mqueue"
 	"kemi/modules/pike"
 	"kemi/modules/pv"
+	"kemi/modules/registrar"
 	"kemi/modules/rr"
 	"kemi/modules/rtimer"
 	"kemi/modules/runtimefree"
@@ -35,6 +38,7 @@ import (
 	"kemi/modules/textops"
 	tlsmod "kemi/modules/tls"
 	"kemi/modules/tm"
+	"kemi/modules/usrloc"
 	"kemi/modules/websocket"
 	"kemi/modules/xhttp"
 	"kemi/modules/xhttp_prom"
@@ -47,6 +51,8 @@ import (
 // reverse. Adding a module is one line here (and its home under modules/).
 // Modules are made fresh for each configuration: they hold its settings.
 func moduleTable() []ksr.Module {
+	ul := usrloc.New()
+	au := auth.New()
 	mods := []ksr.Module{
 		ksr.Core(),
 		applua.New(),
@@ -65,8 +71,12 @@ func moduleTable() []ksr.Module {
 		sanity.New(),
 		htable.New(), // tables load from db_url before traffic, save after it
 		pike.New(),
-		tlsmod.New(), // read before the listeners start (they take its sipnet.TLSConfig)
-		xhttp.New(),  // HTTP on the tcp/tls listeners (sipnet.Options.HTTP)
+		ul,                // the location table: loaded from db_url before traffic, flushed after it
+		registrar.New(ul), // binds usrloc, as Kamailio's registrar does
+		au,
+		auth_db.New(au), // binds auth's digest check
+		tlsmod.New(),    // read before the listeners start (they take its sipnet.TLSConfig)
+		xhttp.New(),     // HTTP on the tcp/tls listeners (sipnet.Options.HTTP)
 		websocket.New(),
 		xlog.New(),
 		corex.New(),

@@ -55,6 +55,8 @@ func (t Type) String() string {
 //	func(*Env, string, int) int
 //	func(*Env, string, string, int) int
 //	func(*Env, string, int, int) int
+//	func(*Env, string, int, string) int
+//	func(*Env, string, string, int, int) int
 //
 // An int result is returned as Ret says: Int as a number, Bool as
 // true/false, None as false (app_lua's sr_kemi_lua_return_int). A
@@ -116,6 +118,10 @@ func paramsOf(fn any) ([]Type, Type, bool) {
 		return []Type{Str, Str, Int}, Int, true
 	case func(*Env, string, int, int) int:
 		return []Type{Str, Int, Int}, Int, true
+	case func(*Env, string, int, string) int:
+		return []Type{Str, Int, Str}, Int, true
+	case func(*Env, string, string, int, int) int:
+		return []Type{Str, Str, Int, Int}, Int, true
 	case func(*Env) lua.LValue:
 		return nil, Xval, true
 	case func(*Env, string) lua.LValue:
@@ -307,6 +313,20 @@ func (x *Export) bind(e *Env, fname string) lua.LGFunction {
 				return 1
 			}
 			return b.result(L, f(e, argStr(L, 1), argInt(L, 2), argInt(L, 3)))
+		}
+	case func(*Env, string, int, string) int:
+		return func(L *lua.LState) int {
+			if b.few(L) {
+				return 1
+			}
+			return b.result(L, f(e, argStr(L, 1), argInt(L, 2), argStr(L, 3)))
+		}
+	case func(*Env, string, string, int, int) int:
+		return func(L *lua.LState) int {
+			if b.few(L) {
+				return 1
+			}
+			return b.result(L, f(e, argStr(L, 1), argStr(L, 2), argInt(L, 3), argInt(L, 4)))
 		}
 	case func(*Env) lua.LValue:
 		return func(L *lua.LState) int {

@@ -6,6 +6,7 @@
 //	kemi rpc METHOD [params]   call the JSON-RPC control plane
 //	kemi test [paths...]       run Lua test suites against the engine
 //	kemi stubs                 print LuaLS definitions of KSR for editors
+//	kemi db init URL           create Kamailio's tables as kamdbctl create does
 //	kemi version               print the version
 package main
 
@@ -62,6 +63,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return (&testCommand{m: m}).Run(ctx, rest)
 	case "stubs":
 		return (&stubsCommand{m: m}).Run(ctx, rest)
+	case "db":
+		return (&dbCommand{m: m}).Run(ctx, rest)
 	case "version", "--version", "-version":
 		return (&versionCommand{m: m}).Run(ctx, rest)
 	case "help", "-h", "--help":
@@ -87,6 +90,7 @@ Commands:
 	rpc      call a JSON-RPC method of a running engine (like kamcmd)
 	test     run Lua test suites (*_test.lua) against the engine
 	stubs    print a LuaLS ---@meta file of KSR.* for editor completion
+	db       db init URL: create Kamailio's tables (location, subscriber, version, ...)
 	version  print the version
 
 Use "kemi <command> -h" for a command's flags.

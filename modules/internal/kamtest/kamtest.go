@@ -36,7 +36,9 @@ type Pair struct {
 	Kam, Kemi *enginetest.Client
 	// KemiLog is what kemi has logged so far.
 	KemiLog *enginetest.LogBuffer
-	kamLog  *enginetest.LogBuffer // written by exec's copying goroutine
+	// Dir is the directory %DIR% names: the configuration and files.
+	Dir    string
+	kamLog *enginetest.LogBuffer // written by exec's copying goroutine
 }
 
 // Start writes cfg (a kamailio.cfg body without listen, mpath or
@@ -67,7 +69,7 @@ func Start(t *testing.T, modules []string, cfg string, files map[string]string) 
 	body = strings.ReplaceAll(body, "%DIR%", dir)
 
 	k := enginetest.Start(t, head("udp:127.0.0.1:0")+body, nil)
-	p := &Pair{Kemi: enginetest.Dial(t, "udp", k.Addr("udp")), KemiLog: k.Log, kamLog: &enginetest.LogBuffer{}}
+	p := &Pair{Kemi: enginetest.Dial(t, "udp", k.Addr("udp")), KemiLog: k.Log, Dir: dir, kamLog: &enginetest.LogBuffer{}}
 
 	port := freeUDPPort(t)
 	enginetest.Files(t, dir, map[string]string{"kamailio.cfg": head(fmt.Sprintf("udp:127.0.0.1:%d", port)) + body})

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"kemi/kdb"
+)
+
+func TestDBInitCommand(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kamailio.db")
+	var out, errb bytes.Buffer
+	m := &Main{Stdout: &out, Stderr: &errb}
+	if err := m.Run(context.Background(), []string{"db", "init", "sqlite://" + path}); err != nil {
+		t.Fatalf("db init: %v %s", err, errb.String())
+	}
+	if want := path + ": created version, location, location_attrs, subscriber\n"; out.String() != want {
+		t.Fatalf("printed %q, want %q", out.String(), want)
+	}
+	out.Reset()
+	if err := m.Run(context.Background(), []string{"db", "init", path}); err != nil || !strings.Contains(out.String(), "every table exists already") {
+		t.Fatalf("second init: %v %q", err, out.String())
+	}
+	db, err := kdb.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.CheckVersion("subscriber", 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Run(context.Background(), []string{"db", "create", path}); err == nil {
+		t.Fatal("db create accepted")
+	}
+	if err := m.Run(context.Background(), []string{"db", "init", "mysql://kamailio:kamailiorw@localhost/kamailio"}); err == nil || !strings.Contains(err.Error(), "not supported yet") {
+		t.Fatalf("mysql: %v", err)
+	}
+}

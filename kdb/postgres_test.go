@@ -1,0 +1,51 @@
+package kdb_test
+
+import (
+	"testing"
+	"time"
+
+	"kemi/kdb"
+	"kemi/kdb/kdbtest"
+)
+
+func TestPostgres(t *testing.T) {
+	url := kdbtest.Postgres(t)
+	db, err := kdb.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	made, err := db.Init()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(made) != 4 {
+		t.Fatalf("made %v", made)
+	}
+	if err := db.CheckVersion("location", 9); err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Unix(1_900_000_000, 0)
+	if err := db.G.Create(&kdb.Location{Ruid: "r", Username: "alice", Contact: "sip:a@192.0.2.1", Expires: kdb.Time{exp},
+		LastModified: kdb.Time{exp.Add(-time.Hour)}, Q: 0.5, Callid: "c", Cseq: 1}).Error; err != nil {
+		t.Fatal(err)
+	}
+	var back kdb.Location
+	if err := db.G.Take(&back).Error; err != nil {
+		t.Fatal(err)
+	}
+	if !back.Expires.Equal(exp) || back.Q != 0.5 || back.Domain != nil {
+		t.Fatalf("read back %+v", back)
+	}
+	var text string
+	db.G.Raw("SELECT to_char(expires, 'YYYY-MM-DD HH24:MI:SS') FROM location").Row().Scan(&text)
+	if want := exp.Local().Format(kdb.TimeLayout); text != want {
+		t.Errorf("expires stored as %q, want local time %q", text, want)
+	}
+	if err := db.G.Create(&kdb.Subscriber{Username: "alice", Domain: "example.com", Password: "pw"}).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := db.G.Create(&kdb.Subscriber{Username: "alice", Domain: "example.com"}).Error; err == nil {
+		t.Error("subscriber_account_idx did not refuse a duplicate")
+	}
+}

@@ -1,0 +1,200 @@
+// Package registrar is Kamailio's registrar module in kemi: KSR.registrar
+// save, lookup, lookup_uri, registered, registered_uri and
+// unregister over usrloc's location table, with Kamailio 5.6's return
+// codes, its 200 OK carrying the Contact list with each contact's expires,
+// its error replies with P-Registrar-Error, and its expires rules
+// (default_expires, min_expires, max_expires, max_contacts). See
+// docs/registrar.md for what kemi does differently.
+//
+// Concurrency: a Module is configured by one goroutine; afterwards its
+// exports run on any worker. The record of an AOR changes in one
+// usrloc.Module.Tx, under its domain's lock, as Kamailio locks the
+// udomain slot.
+package registrar
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+
+	"kemi/config"
+	"kemi/ksr"
+	"kemi/modules/usrloc"
+)
+
+// Settings are the module's parameters.
+type Settings struct {
+	DefaultExpires int
+	MinExpires     int
+	MaxExpires     int
+	MaxContacts    int
+	DefaultQ       int // q * 1000, -1 unspecified
+	CaseSensitive  bool
+	ReceivedAVP    string // $avp name whose value is the contact's received
+	ReceivedParam  string // received_param: the reply's Contact parameter
+	UsePath        bool
+	PathMode       int
+	RetryAfter     int
+}
+
+// Module is one configuration's registrar.
+type Module struct {
+	set Settings
+	ul  *usrloc.Module
+}
+
+var _ ksr.Provisioner = (*Module)(nil)
+
+// New returns a registrar over ul with Kamailio's defaults.
+func New(ul *usrloc.Module) *Module {
+	return &Module{ul: ul, set: Settings{DefaultExpires: 3600, MinExpires: 60, DefaultQ: -1, ReceivedParam: "received", PathMode: 2}}
+}
+
+// Settings returns the module's parameters.
+func (m *Module) Settings() *Settings { return &m.set }
+
+func intParam(dst *int) func(*ksr.Setup, config.Stmt) error {
+	return func(_ *ksr.Setup, st config.Stmt) error {
+		n, err := strconv.Atoi(st.Value.String())
+		if err != nil || n < -1 {
+			return config.Errorf(st.Pos, "registrar %s: %q is not a non-negative integer", st.Name, st.Value.String())
+		}
+		*dst = n
+		return nil
+	}
+}
+
+// Info describes the module.
+func (m *Module) Info() ksr.ModuleInfo {
+	str := func(dst *string) func(*ksr.Setup, config.Stmt) error {
+		return func(_ *ksr.Setup, st config.Stmt) error { *dst = st.Value.String(); return nil }
+	}
+	var cs, up int
+	return ksr.ModuleInfo{
+		Name: "registrar",
+		Doc:  "SIP registrations (save, lookup) over usrloc's location table",
+		Params: []ksr.Param{
+			{Name: "default_expires", Set: intParam(&m.set.DefaultExpires)},
+			{Name: "min_expires", Set: intParam(&m.set.MinExpires)},
+			{Name: "max_expires", Set: intParam(&m.set.MaxExpires)},
+			{Name: "max_contacts", Set: intParam(&m.set.MaxContacts)},
+			{Name: "retry_after", Set: intParam(&m.set.RetryAfter)},
+			{Name: "default_q", Set: intParam(&m.set.DefaultQ)},
+			{Name: "path_mode", Set: intParam(&m.set.PathMode)},
+			{Name: "case_sensitive", Set: func(s *ksr.Setup, st config.Stmt) error {
+				err := intParam(&cs)(s, st)
+				m.set.CaseSensitive = cs != 0
+				return err
+			}},
+			{Name: "use_path", Set: func(s *ksr.Setup, st config.Stmt) error {
+				err := intParam(&up)(s, st)
+				m.set.UsePath = up != 0
+				return err
+			}},
+			{Name: "received_avp", Set: func(_ *ksr.Setup, st config.Stmt) error {
+				v := st.Value.String()
+				if !strings.HasPrefix(v, "$avp(") || !strings.HasSuffix(v, ")") {
+					return config.Errorf(st.Pos, "registrar received_avp: %q is not an $avp(name)", v)
+				}
+				m.set.ReceivedAVP = v
+				return nil
+			}},
+			{Name: "received_param", Set: str(&m.set.ReceivedParam)},
+		},
+		// Kamailio 5.6.3's other registrar parameters: expires ranges,
+		// append_branches (kemi has one branch), socket and TCP handling,
+		// outbound, GRUU, xavps and event callbacks change nothing here.
+		Ignored: []string{"default_expires_range", "expires_range", "append_branches", "tcp_persistent_flag", "realm_prefix",
+			"sock_mode", "sock_flag", "sock_hdr_name", "method_filtering", "path_use_received", "path_check_local",
+			"xavp_cfg", "xavp_rcd", "xavp_rcd_mask", "gruu_enabled", "outbound_mode", "regid_mode", "flow_timer",
+			"contact_max_size", "event_callback", "lookup_filter_mode", "min_expires_mode", "use_expired_contacts"},
+		Exports: []ksr.Submodule{{Name: "registrar", Funcs: []ksr.Export{
+			{Name: "save", Func: m.save, Ret: ksr.Int, Args: []string{"table", "flags"}, Doc: "Save the REGISTER's contacts for the To URI's AOR and reply: 1 added or unchanged, 2 updated, 3 removed (or '*'), 4 query; -1 error, -2 too many contacts."},
+			{Name: "save_uri", Func: m.saveURI, Ret: ksr.Int, Args: []string{"table", "flags", "uri"}, Doc: "save() for the AOR of uri instead of the To URI's."},
+			{Name: "lookup", Func: m.lookup, Ret: ksr.Int, Args: []string{"table"}, Doc: "Set the R-URI to the best contact of the R-URI's AOR: 1 found, -1 not found or an unknown table (not preloaded), -3 error."},
+			{Name: "lookup_uri", Func: m.lookupURI, Ret: ksr.Int, Args: []string{"table", "uri"}, Doc: "lookup() of uri's AOR."},
+			{Name: "lookup_branches", Func: m.lookup, Ret: ksr.Int, Args: []string{"table"}, Doc: "lookup() of the R-URI and of each other branch; kemi has no other branches, so it is lookup()."},
+			{Name: "registered", Func: m.registered, Ret: ksr.Int, Args: []string{"table"}, Doc: "1 when the R-URI's AOR has a valid contact, else -1."},
+			{Name: "registered_uri", Func: m.registeredURI, Ret: ksr.Int, Args: []string{"table", "uri"}, Doc: "registered() of uri's AOR."},
+			{Name: "unregister", Func: m.unregister, Ret: ksr.Int, Args: []string{"table", "uri"}, Doc: "Remove every contact of uri's AOR: 1 done, -1 bad uri or unknown table, -2 error."},
+		}}},
+	}
+}
+
+// Provision checks usrloc is loaded.
+func (m *Module) Provision(h ksr.Host) error {
+	if m.ul.Settings() == nil {
+		return fmt.Errorf("registrar: usrloc is not loaded")
+	}
+	return nil
+}
+
+// rerr is Kamailio's rerrno: a reply code and a P-Registrar-Error text
+// (reply.c's codes and error_info).
+type rerr int
+
+const (
+	errToUser rerr = iota + 1
+	errAORParse
+	errInvExp
+	errInvQ
+	errParse
+	errStarExp
+	errStarCont
+	errTooMany
+	errUL
+)
+
+// reply returns the error's reply code and P-Registrar-Error text.
+func (r rerr) reply() (int, string) {
+	switch r {
+	case errToUser:
+		return 400, "No username in To URI"
+	case errAORParse:
+		return 400, "Error while parsing AOR"
+	case errInvExp:
+		return 400, "Invalid expires param in contact"
+	case errInvQ:
+		return 400, "Invalid q param in contact"
+	case errParse:
+		return 400, "Message parse error"
+	case errStarExp:
+		return 400, "* used in contact and expires is not zero"
+	case errStarCont:
+		return 400, "* used in contact and more than 1 contact"
+	case errTooMany:
+		return 503, "Too many registered contacts"
+	}
+	return 500, "Error while accessing usrloc"
+}
+
+// aor is extract_aor: user (and @domain with use_domain), lowercased
+// unless case_sensitive (then the domain only).
+func (m *Module) aor(uri string) (string, rerr) {
+	var u sip.Uri
+	if err := sip.ParseUri(strings.TrimSpace(uri), &u); err != nil || u.Host == "" {
+		return "", errAORParse
+	}
+	a, user := u.User, u.User
+	if m.ul.UseDomain() {
+		if user != "" {
+			a += "@"
+		}
+		a += u.Host
+	}
+	if m.set.CaseSensitive && user != "" {
+		return user + strings.ToLower(a[len(user):]), 0
+	}
+	return strings.ToLower(a), 0
+}
+
+func (m *Module) domain(e *ksr.Env, table string) *usrloc.Domain {
+	d, err := m.ul.Domain(table)
+	if err != nil {
+		e.D.Log.Error("registrar: usrloc table", "table", table, "error", err)
+		return nil
+	}
+	return d
+}
