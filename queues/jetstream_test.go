@@ -165,7 +165,7 @@ func TestJetStreamTakeAckNackRedelivery(t *testing.T) {
 
 	// Nack: delivered again at once, to the other node.
 	mustAdd(t, qa, "k2", "v2")
-	tk, err = qa.Take(t.Context(), 0)
+	tk, err = qa.Take(t.Context(), 5*time.Second) // the consumer may see the item a little after the publish ack
 	if err != nil {
 		t.Fatal(err)
 	}
