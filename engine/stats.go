@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 
 	"kemi/jsonrpc"
@@ -24,6 +25,9 @@ var coreReplyStats = []string{"1xx", "18x", "2xx", "3xx", "4xx", "401", "404", "
 // slStats are sl's reply statistics (sl_stats.c), in sl.stats order.
 var slStats = []string{"200", "202", "2xx", "300", "301", "302", "3xx", "400", "401", "403", "404",
 	"407", "408", "483", "4xx", "500", "5xx", "6xx", "xxx"}
+
+// classNames are the reply classes by code/100.
+var classNames = [...]string{1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx", 6: "6xx"}
 
 // initStats makes the statistics registry with Kamailio's names: what
 // sipnet counts is read from it, what kemi counts itself starts at zero.
@@ -49,17 +53,22 @@ func (e *Engine) initStats() {
 	for _, n := range []string{"fwd_requests", "fwd_replies", "drop_requests", "drop_replies"} {
 		r.Counter("core", n)
 	}
+	// The counters the per-message paths increment are resolved here, once:
+	// counting a message takes no lock and builds no name.
+	e.reqStats = map[string]*stats.Stat{}
 	for _, m := range coreMethods {
-		r.Counter("core", "rcv_requests_"+strings.ToLower(m))
+		e.reqStats[m] = r.Counter("core", "rcv_requests_"+strings.ToLower(m))
 	}
+	e.resStats = map[string]*stats.Stat{}
 	for _, c := range coreReplyStats {
-		r.Counter("core", "rcv_replies_"+c)
+		e.resStats[c] = r.Counter("core", "rcv_replies_"+c)
 	}
 	r.Counter("sl", "sent_replies")
 	for _, c := range slStats {
 		r.Counter("sl", c+"_replies")
 	}
 	r.Counter("tmx", "local_replies")
+	e.deps.ResolveReplyStats()
 	r.Func("tmx", "inuse_transactions", true, func() int64 {
 		if e.sip == nil {
 			return 0
@@ -90,12 +99,8 @@ func (e *Engine) countRequest(r *sipnet.Request) {
 	if r == nil || r.Msg == nil {
 		return
 	}
-	m := string(r.Msg.Method)
-	for _, cm := range coreMethods {
-		if m == cm {
-			e.stats.Counter("core", "rcv_requests_"+strings.ToLower(m)).Inc()
-			return
-		}
+	if c := e.reqStats[string(r.Msg.Method)]; c != nil {
+		c.Inc()
 	}
 }
 
@@ -108,12 +113,14 @@ func (e *Engine) countResponse(r *sipnet.Response) {
 	if code < 100 || code > 699 {
 		return
 	}
-	e.stats.Counter("core", fmt.Sprintf("rcv_replies_%dxx", code/100)).Inc()
+	if c := e.resStats[classNames[code/100]]; c != nil {
+		c.Inc()
+	}
 	switch {
 	case code >= 180 && code < 190:
-		e.stats.Counter("core", "rcv_replies_18x").Inc()
+		e.resStats["18x"].Inc()
 	case code == 401 || code == 404 || code == 407 || code == 480 || code == 486:
-		e.stats.Counter("core", fmt.Sprintf("rcv_replies_%d", code)).Inc()
+		e.resStats[strconv.Itoa(code)].Inc() // rare codes: the name is built
 	}
 }
 

@@ -147,7 +147,8 @@ type Deps struct {
 	VarInit map[string]any
 	// Stats are Kamailio's statistics (core:, sl:, tmx: ...); nil counts
 	// nothing.
-	Stats *stats.Registry
+	Stats   *stats.Registry
+	replies *replyStats // the reply counters of Stats (ResolveReplyStats)
 
 	locals int // per-VM slots handed out (NewLocal)
 }
