@@ -91,13 +91,28 @@ func (m *Module) RPC() []jsonrpc.Method {
 		}
 		return a, n, nil
 	}
+	// tableArgs reads the string parameters of a command whose first one
+	// names the table, and finds the table.
+	tableArgs := func(p jsonrpc.Params, n int, msg string, conv ...int) (*Table, []string, error) {
+		a, err := args(p, n, msg, conv...)
+		if err != nil {
+			return nil, nil, err
+		}
+		t, err := table(a[0])
+		return t, a, err
+	}
+	// tableStrsInt is tableArgs for "SS.d"-style parameters.
+	tableStrsInt := func(p jsonrpc.Params, strs int, msg string, conv ...int) (*Table, []string, int, error) {
+		a, n, err := strsInt(p, strs, msg, conv...)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		t, err := table(a[0])
+		return t, a, n, err
+	}
 	return []jsonrpc.Method{
 		{Name: "htable.dump", Doc: "Dump the contents of hash table.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
-			a, err := args(p, 1, "No htable name given")
-			if err != nil {
-				return nil, err
-			}
-			t, err := table(a[0])
+			t, _, err := tableArgs(p, 1, "No htable name given")
 			if err != nil {
 				return nil, err
 			}
@@ -115,11 +130,7 @@ func (m *Module) RPC() []jsonrpc.Method {
 			return out, nil
 		}},
 		{Name: "htable.delete", Doc: "Delete one key from a hash table.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
-			a, err := args(p, 2, "Not enough parameters (htable name & key name")
-			if err != nil {
-				return nil, err
-			}
-			t, err := table(a[0])
+			t, a, err := tableArgs(p, 2, "Not enough parameters (htable name & key name")
 			if err != nil {
 				return nil, err
 			}
@@ -129,11 +140,7 @@ func (m *Module) RPC() []jsonrpc.Method {
 			return "Ok. Key deleted.", nil
 		}},
 		{Name: "htable.get", Doc: "Get one key from a hash table.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
-			a, err := args(p, 2, "Not enough parameters (htable name and key name)")
-			if err != nil {
-				return nil, err
-			}
-			t, err := table(a[0])
+			t, a, err := tableArgs(p, 2, "Not enough parameters (htable name and key name)")
 			if err != nil {
 				return nil, err
 			}
@@ -151,11 +158,7 @@ func (m *Module) RPC() []jsonrpc.Method {
 			return map[string]rpcItem{"item": item}, nil
 		}},
 		{Name: "htable.sets", Doc: "Set one key in a hash table to a string value.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
-			a, err := args(p, 3, "Not enough parameters (htable name, key name and value)", 2)
-			if err != nil {
-				return nil, err
-			}
-			t, err := table(a[0])
+			t, a, err := tableArgs(p, 3, "Not enough parameters (htable name, key name and value)", 2)
 			if err != nil {
 				return nil, err
 			}
@@ -163,11 +166,7 @@ func (m *Module) RPC() []jsonrpc.Method {
 			return "Ok. Key set to new value.", nil
 		}},
 		{Name: "htable.seti", Doc: "Set one key in a hash table to an integer value.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
-			a, n, err := strsInt(p, 2, "Not enough parameters (htable name, key name and value)")
-			if err != nil {
-				return nil, err
-			}
-			t, err := table(a[0])
+			t, a, n, err := tableStrsInt(p, 2, "Not enough parameters (htable name, key name and value)")
 			if err != nil {
 				return nil, err
 			}
@@ -175,11 +174,7 @@ func (m *Module) RPC() []jsonrpc.Method {
 			return "Ok. Key set to new value.", nil
 		}},
 		{Name: "htable.setex", Doc: "Set expire in a hash table for the item referenced by key.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
-			a, n, err := strsInt(p, 2, "Not enough parameters (htable name, item name and expire)")
-			if err != nil {
-				return nil, err
-			}
-			t, err := table(a[0])
+			t, a, n, err := tableStrsInt(p, 2, "Not enough parameters (htable name, item name and expire)")
 			if err != nil {
 				return nil, err
 			}
@@ -244,11 +239,7 @@ func (m *Module) RPC() []jsonrpc.Method {
 			return out, nil
 		}},
 		{Name: "htable.flush", Doc: "Flush hash table.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
-			a, err := args(p, 1, "No htable name given")
-			if err != nil {
-				return nil, err
-			}
-			t, err := table(a[0])
+			t, _, err := tableArgs(p, 1, "No htable name given")
 			if err != nil {
 				return nil, err
 			}
