@@ -389,3 +389,87 @@ sipp_measure() {
 		printf "%d %d %d %.0f %.0f %s %d\n", ok + fail, ok, fail, (el > 0) ? ok / el : 0,
 			(el > 0) ? 100 * c / hz / el : 0, (ok > 0) ? sprintf("%.1f", 1e6 * c / hz / ok) : "-", d }'
 }
+
+# lua_loop_bench NAME TAG WHAT NOTE_KEY NOTE_TEXT FIELD:HEADER...
+# The body of the Lua loop benchmarks (mqueue-loop.sh, htable-loop.sh): each engine
+# runs bench/kamailio/NAME.cfg, gets ROUNDS MESSAGE requests one after the other, and
+# its script logs one "TAG field=ns ..." line per round (or "TAG error ..." when its
+# sanity check failed: WHAT names the calls). NOTE_KEY=value pairs the script logs are
+# listed as NOTE_TEXT. Prints the median of each field per engine and the ratios
+# kemi/Kamailio, in the order of the FIELD:HEADER arguments.
+lua_loop_bench() {
+	local name=$1 tag=$2 what=$3 note_key=$4 note_text=$5
+	shift 5
+	local -a fields=() headers=()
+	local fh
+	for fh in "$@"; do
+		fields+=("${fh%%:*}")
+		headers+=("${fh#*:}")
+	done
+	local -a engines
+	mapfile -t engines < <(bench_engines)
+	declare -A res # res[engine,field] = median
+	local engine port cfg logf pid sc rc ok n notes f
+	for engine in "${engines[@]}"; do
+		port=$(engine_port "$engine" "$BASE_PORT")
+		cfg=$WORK/$name-$engine.cfg
+		logf=$WORK/$name-$engine.log
+		render_cfg "$BENCH_DIR/kamailio/$name.cfg" "$cfg" "$port"
+		start_engine "$engine" "$cfg" "$logf"
+		pid=$ENGINE_PID
+		wait_ready "$engine" "$pid" "$port" "$logf" || die "$engine did not start"
+
+		sc=$(sipp_scenario message)
+		log "$engine: sending $ROUNDS MESSAGE (one at a time)"
+		rc=0
+		(cd "$WORK" && timeout $((ROUNDS * 70 + 10)) "${PIN_SIPP[@]}" "$SIPP" "127.0.0.1:$port" -sf "$sc" \
+			-m "$ROUNDS" -l 1 -r 10 -t u1 -i 127.0.0.1 -p "$SIPP_LOCAL_PORT" -nostdin \
+			-timeout $((ROUNDS * 70))s -trace_stat -stf "$WORK/$name-$engine-sipp.csv" -fd 1 \
+			>"$WORK/$name-$engine-sipp.out" 2>&1) || rc=$?
+		ok=$(sipp_stat_field "$WORK/$name-$engine-sipp.csv" 'SuccessfulCall(C)' 2>/dev/null || echo 0)
+		[[ $rc -eq 0 && $ok -eq $ROUNDS ]] || log "$engine: sipp rc=$rc, $ok/$ROUNDS answered 200"
+		sleep 0.5
+		stop_group "$pid"
+
+		if grep -q "$tag error" "$logf"; then
+			grep -m 3 "$tag error" "$logf" >&2 || true
+			die "$engine: $what sanity check failed"
+		fi
+		n=$(grep -c "$tag ${fields[0]}=" "$logf" || true)
+		((n > 0)) || { tail -n 20 "$logf" >&2; die "$engine: no '$tag' line in $logf"; }
+		notes=$(grep -o "$note_key=[0-9-]*" "$logf" | sort -u | tr '\n' ' ')
+		log "$engine: $n rounds logged; $note_text: $notes"
+		for f in "${fields[@]}"; do
+			res[$engine,$f]=$(grep -o "$tag .*" "$logf" | grep -o "$f=[0-9.]*" | cut -d= -f2 |
+				sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+		done
+		log "$engine: rounds (${headers[0]}): $(grep -o "${fields[0]}=[0-9.]*" "$logf" | cut -d= -f2 | tr '\n' ' ')"
+	done
+
+	echo
+	echo "$name loop: 100000 iterations per round, median of $ROUNDS rounds (os.clock, ns per iteration)"
+	local fmt='%-19s %10s %14s %11s %10s\n'
+	# shellcheck disable=SC2059 # the format is the table's
+	printf "$fmt" engine "${headers[@]}"
+	local -a row
+	for engine in "${engines[@]}"; do
+		row=()
+		for f in "${fields[@]}"; do row+=("${res[$engine,$f]}"); done
+		# shellcheck disable=SC2059
+		printf "$fmt" "$engine" "${row[@]}"
+	done
+	local nratio=0
+	for engine in "${engines[@]}"; do
+		[[ $engine == kamailio* && -n ${res[kemi,${fields[0]}]:-} ]] || continue
+		row=()
+		for f in "${fields[@]}"; do
+			row+=("$(awk -v a="${res[kemi,$f]}" -v b="${res[$engine,$f]}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')")
+		done
+		# shellcheck disable=SC2059
+		printf "$fmt" "kemi/$engine" "${row[@]}"
+		nratio=$((nratio + 1))
+	done
+	if ((nratio == 0)); then
+		echo "(ratio kemi/Kamailio: needs both engines; set KEMI_BIN)"
+	fi
+}
