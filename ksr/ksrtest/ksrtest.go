@@ -12,6 +12,7 @@ package ksrtest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -219,4 +220,54 @@ func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// Results runs a Lua chunk on L and returns its results as Go values (see
+// GoValue); a chunk that does not compile or raises an error fails tb.
+func Results(tb testing.TB, L *lua.LState, chunk string) []any {
+	tb.Helper()
+	fn, err := L.LoadString(chunk)
+	if err != nil {
+		tb.Fatalf("compile %q: %v", chunk, err)
+	}
+	L.Push(fn)
+	if err := L.PCall(0, lua.MultRet, nil); err != nil {
+		tb.Fatalf("run %q: %v", chunk, err)
+	}
+	n := L.GetTop()
+	out := make([]any, n)
+	for i := 1; i <= n; i++ {
+		out[i-1] = GoValue(L.Get(i))
+	}
+	L.SetTop(0)
+	return out
+}
+
+// GoValue is a Lua value as a test compares it: int64 for an integral
+// number, float64, string, bool, nil, else "<type value>".
+func GoValue(v lua.LValue) any {
+	switch x := v.(type) {
+	case lua.LNumber:
+		if float64(x) == float64(int64(x)) {
+			return int64(x)
+		}
+		return float64(x)
+	case lua.LString:
+		return string(x)
+	case lua.LBool:
+		return bool(x)
+	case *lua.LNilType:
+		return nil
+	}
+	return fmt.Sprintf("<%s %v>", v.Type(), v)
+}
+
+// Vals builds an expected result list for Results: ints become int64.
+func Vals(v ...any) []any {
+	for i, x := range v {
+		if n, ok := x.(int); ok {
+			v[i] = int64(n)
+		}
+	}
+	return v
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -61,66 +62,17 @@ func newMQVM(tb testing.TB, d *mqDepsT, name, script string) *mqVM {
 	return &mqVM{tb: tb, vm: vm, env: env}
 }
 
-// run runs a Lua chunk in the VM and returns its results as Go values:
-// int64 for integral numbers, float64, string, bool, or nil.
+// run runs a Lua chunk in the VM and returns its results as Go values
+// (ksrtest.Results).
 func (m *mqVM) run(chunk string) []any {
 	m.tb.Helper()
-	L := m.vm.L
-	fn, err := L.LoadString(chunk)
-	if err != nil {
-		m.tb.Fatalf("compile %q: %v", chunk, err)
-	}
-	L.Push(fn)
-	if err := L.PCall(0, lua.MultRet, nil); err != nil {
-		m.tb.Fatalf("run %q: %v", chunk, err)
-	}
-	n := L.GetTop()
-	out := make([]any, n)
-	for i := 1; i <= n; i++ {
-		out[i-1] = goValue(L.Get(i))
-	}
-	L.SetTop(0)
-	return out
+	return ksrtest.Results(m.tb, m.vm.L, chunk)
 }
 
-func goValue(v lua.LValue) any {
-	switch x := v.(type) {
-	case lua.LNumber:
-		if float64(x) == float64(int64(x)) {
-			return int64(x)
-		}
-		return float64(x)
-	case lua.LString:
-		return string(x)
-	case lua.LBool:
-		return bool(x)
-	case *lua.LNilType:
-		return nil
-	}
-	return fmt.Sprintf("<%s %v>", v.Type(), v)
-}
+// vals builds an expected result list (ksrtest.Vals).
+func vals(v ...any) []any { return ksrtest.Vals(v...) }
 
-// vals builds an expected result list; ints become int64 as goValue returns.
-func vals(v ...any) []any {
-	for i, x := range v {
-		if n, ok := x.(int); ok {
-			v[i] = int64(n)
-		}
-	}
-	return v
-}
-
-func sameVals(a, b []any) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
+func sameVals(a, b []any) bool { return slices.Equal(a, b) }
 
 // testQueues are the queues every binding case starts with.
 var testQueues = []queues.Options{
