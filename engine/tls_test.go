@@ -126,17 +126,29 @@ type tlsKemi struct {
 
 func startTLSKemi(t *testing.T, verify bool) *tlsKemi {
 	t.Helper()
+	return startTLSKemiScript(t, verify, tlsScript)
+}
+
+// startTLSKemiWith is startTLSKemi without client certificates, running
+// script, with extra configuration lines.
+func startTLSKemiWith(t *testing.T, script string, extra ...string) *tlsKemi {
+	t.Helper()
+	return startTLSKemiScript(t, false, script, extra...)
+}
+
+func startTLSKemiScript(t *testing.T, verify bool, script string, extra ...string) *tlsKemi {
+	t.Helper()
 	ca := newTestCA(t, "kemi test CA")
 	srvCert, srvKey := ca.issue(t, "kemi server 1", 2)
 	v := "no"
 	if verify {
 		v = "yes"
 	}
-	cfg := proxyConfig(
+	cfg := proxyConfig(append([]string{
 		"listen=tls:127.0.0.1:0", "listen=ws:127.0.0.1:0", "listen=wss:127.0.0.1:0",
-		`loadmodule "tls.so"`, `modparam("tls", "config", "tls.cfg")`)
+		`loadmodule "tls.so"`, `modparam("tls", "config", "tls.cfg")`}, extra...)...)
 	e := enginetest.Start(t, cfg, map[string]string{
-		"script.lua":       tlsScript,
+		"script.lua":       script,
 		"certs/server.pem": string(srvCert), "certs/server.key": string(srvKey), "certs/ca.pem": string(ca.pem),
 		"tls.cfg": `# kemi test profiles
 [server:default]
