@@ -434,7 +434,7 @@ func parseGroup(spec string) (GroupSpec, error) {
 // name or *. hasPort is false when the port was left out (it is then 5060
 // or the port= value; 5061 for tls, as Kamailio's tls_port_no). ws and wss
 // are kemi's (Kamailio reaches WebSocket through xhttp on a tcp or tls
-// listener, which kemi accepts too: docs/tls.md).
+// listener, which kemi accepts too: docs/transports.md).
 func parseListen(v, extra string) (ls []sipnet.Listen, hasPort bool, err error) {
 	if f := strings.Fields(extra); len(f) > 0 && f[0] != "advertise" && f[0] != "name" {
 		return nil, false, fmt.Errorf("unexpected %q after the address", extra)

@@ -3,7 +3,7 @@
 // relays over tls, from the module's parameters and its tls.cfg profile
 // file ([server:default], [client:default], [server:IP:PORT],
 // [client:IP:PORT], [server:any] with server_name), and the tls.reload,
-// tls.list, tls.info and tls.options RPC commands (docs/tls.md).
+// tls.list, tls.info and tls.options RPC commands (docs/transports.md).
 //
 // The network side is sipnet's: a tls listener is a TCP listener whose
 // connections are wrapped by crypto/tls, under the same connection cap and

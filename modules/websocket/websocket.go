@@ -3,7 +3,7 @@
 // upgrades the HTTP request's connection to SIP over WebSocket (RFC 7118):
 // ws on a tcp listener, wss on a tls one. The frames are sipgo's
 // WebSocket transport's (sipnet/http.go); a listen=ws:/wss: listener
-// reaches the same transport without HTTP routing (docs/tls.md).
+// reaches the same transport without HTTP routing (docs/transports.md).
 //
 // Concurrency: the module has no state of its own.
 package websocket

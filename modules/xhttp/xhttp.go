@@ -2,7 +2,7 @@
 // tcp and tls SIP listeners run the KEMI event callback (event_callback,
 // called with "xhttp:request"), which answers with KSR.xhttp.xhttp_reply
 // or, with the websocket module, upgrades the connection with
-// KSR.websocket.handle_handshake (docs/tls.md).
+// KSR.websocket.handle_handshake (docs/transports.md).
 //
 // The network side is sipnet's (http.go): with this module loaded, each
 // connection accepted by a tcp or tls listener is looked at before sipgo
