@@ -79,7 +79,7 @@ func run(addr string, nconns, rate int, dur, wait time.Duration) (result, error)
 		conns[i] = c
 	}
 	var sent, ok, got atomic.Int64 // got: replies of any status
-	var last atomic.Int64 // unix nanos of the last reply
+	var last atomic.Int64          // unix nanos of the last reply
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i, c := range conns {
