@@ -164,7 +164,6 @@ func (rs *relaySystem) Relay(env *ksr.Env, dst string, onBranch func(*ksr.Msg) b
 		e.log.Error("t_relay: cannot create the transaction", "error", err)
 		return -1
 	}
-	out := rs.prepareCopy(m)
 	c := rs.cellFor(tx, m)
 	if tx.Canceled() {
 		e.log.Info("t_relay: transaction cancelled, no new branch", "callid", callID(r.Msg))
@@ -174,15 +173,70 @@ func (rs *relaySystem) Relay(env *ksr.Env, dst string, onBranch func(*ksr.Msg) b
 		e.log.Error("t_relay: a final reply was sent already", "status", tx.FinalStatus())
 		return -1
 	}
-	if dst == "" {
-		dst = m.DstURI
+	// t_forward_nonack: a branch for the R-URI unless a relay consumed
+	// it (and it was not set again), then one per destination set entry;
+	// the set is emptied. dst (t_relay_to_*) overrides each branch's $du.
+	tried, sent := 0, 0
+	if !m.RuriConsumed {
+		tried++
+		d := dst
+		if d == "" {
+			d = m.DstURI
+		}
+		if rs.relayBranch(env, c, tx, "", d, m.PathVec, m.BFlags, onBranch) {
+			sent++
+		}
+	}
+	for _, br := range m.Branches {
+		if tx.Canceled() {
+			break
+		}
+		tried++
+		d := dst
+		if d == "" {
+			d = br.DstURI
+		}
+		if rs.relayBranch(env, c, tx, br.URI, d, br.Path, br.Flags, onBranch) {
+			sent++
+		}
+	}
+	m.Branches, m.RuriConsumed = nil, true
+	if tried == 0 {
+		e.log.Error("t_relay: no branches for forwarding", "callid", callID(r.Msg))
+	}
+	if sent == 0 {
+		return -1
+	}
+	return 1
+}
+
+// relayBranch adds and sends one branch of c: a copy of the request to
+// uri ("" keeps the R-URI) with path as its first Route, through dst (""
+// for the R-URI's host), after the branch route; bflags are the branch
+// flags it sees. It reports whether the branch went out.
+func (rs *relaySystem) relayBranch(env *ksr.Env, c *cell, tx *sipnet.Tx, uri, dst, path string, bflags uint32, onBranch func(*ksr.Msg) bool) bool {
+	e := rs.e
+	m := env.Msg
+	r := m.Req
+	out := rs.prepareCopy(m)
+	if uri != "" {
+		var u sip.Uri
+		if err := sip.ParseUri(uri, &u); err != nil {
+			e.log.Error("t_relay: bad branch uri", "uri", uri, "error", err)
+			c.setError(478, reasonUnresolvable)
+			return false
+		}
+		out.Recipient = u
+	}
+	if path != "" {
+		out.PrependHeader(sip.NewHeader("Route", path))
 	}
 	if onBranch != nil {
 		bm := &ksr.Msg{Req: &sipnet.Request{Msg: out, Listener: r.Listener, Src: r.Src}, Route: ksr.RouteBranch,
-			DstURI: dst, Flags: m.Flags, AVPs: m.AVPs, Time: m.Time, BranchIndex: c.branchCount()}
+			DstURI: dst, Flags: m.Flags, BFlags: bflags, AVPs: m.AVPs, Time: m.Time, BranchIndex: c.branchCount()}
 		if !onBranch(bm) {
 			e.log.Info("t_relay: branch dropped by the branch route", "callid", callID(r.Msg))
-			return -1
+			return false
 		}
 		dst = bm.DstURI // the branch route may change $du and $ru
 	}
@@ -190,7 +244,7 @@ func (rs *relaySystem) Relay(env *ksr.Env, dst string, onBranch func(*ksr.Msg) b
 	if err != nil {
 		e.log.Error("t_relay: cannot resolve the next hop", "error", err)
 		c.setError(478, reasonUnresolvable)
-		return -1
+		return false
 	}
 	if r.Msg.IsInvite() && tx.LastStatus() == 0 {
 		tx.Reply(100, e.set.TM().Inv100Reason, nil, nil) // tm's auto_inv_100
@@ -215,7 +269,7 @@ func (rs *relaySystem) Relay(env *ksr.Env, dst string, onBranch func(*ksr.Msg) b
 		c.errCode, c.errText = 477, reasonSendFailed
 		c.mu.Unlock()
 		e.log.Error("t_relay failed", "error", err)
-		return -1
+		return false
 	}
 	c.branches = append(c.branches, b)
 	canceled := c.canceled
@@ -224,7 +278,7 @@ func (rs *relaySystem) Relay(env *ksr.Env, dst string, onBranch func(*ksr.Msg) b
 	if canceled && b.Cancel() { // a CANCEL raced with this relay
 		rs.branchEnded(nil, c, finalReply{code: 487, reason: "Request Terminated"})
 	}
-	return 1
+	return true
 }
 
 // uriOr is the destination a relay went to: dst, else out's R-URI.
@@ -463,6 +517,7 @@ func (w *worker) failure(c *cell) {
 	if fn != "" && c.tx.FinalStatus() == 0 && !c.tx.Terminated() {
 		m.Route = ksr.RouteFailure
 		m.Drop = false
+		m.RuriConsumed = true // faked_env: the R-URI is not forked again unless set anew
 		m.TM = &ksr.TMReply{Code: best.code, Reason: best.reason, Res: best.res, Timeout: best.timeout, Replied: best.replied, Branches: c.branchCount()}
 		m.Time = w.e.clock.Now()
 		w.call(m, fn, true)

@@ -52,16 +52,28 @@ func setBFlag(e *Env, flag int) int   { return setBIFlag(e, flag, 0) }
 func resetBFlag(e *Env, flag int) int { return resetBIFlag(e, flag, 0) }
 func isBFlagSet(e *Env, flag int) int { return isBIFlagSet(e, flag, 0) }
 
+// bflags returns the flags of branch (0 the R-URI's, 1..n the
+// destination set's), nil for a branch that does not exist (Kamailio's
+// get_bflags_ptr fails).
+func (e *Env) bflags(branch int) *uint32 {
+	switch {
+	case branch == 0:
+		return &e.Msg.BFlags
+	case branch > 0 && branch <= len(e.Msg.Branches):
+		return &e.Msg.Branches[branch-1].Flags
+	}
+	return nil
+}
+
 // setBIFlag is sr_kemi_core_setbiflag: false for an invalid flag, true
-// otherwise. kemi has branch 0 only: setting a flag of another branch is
-// ignored and reading one gives false, as in Kamailio for a branch not
-// (yet) appended.
+// otherwise, also for a branch that does not exist (Kamailio ignores
+// setbflag's failure).
 func setBIFlag(e *Env, flag, branch int) int {
 	if !e.validFlag("setbiflag", flag) {
 		return 0
 	}
-	if branch == 0 {
-		e.Msg.BFlags |= 1 << flag
+	if f := e.bflags(branch); f != nil {
+		*f |= 1 << flag
 	}
 	return 1
 }
@@ -70,17 +82,18 @@ func resetBIFlag(e *Env, flag, branch int) int {
 	if !e.validFlag("resetbiflag", flag) {
 		return 0
 	}
-	if branch == 0 {
-		e.Msg.BFlags &^= 1 << flag
+	if f := e.bflags(branch); f != nil {
+		*f &^= 1 << flag
 	}
 	return 1
 }
 
 func isBIFlagSet(e *Env, flag, branch int) int {
-	if !e.validFlag("isbiflagset", flag) || branch != 0 {
+	if !e.validFlag("isbiflagset", flag) {
 		return 0
 	}
-	return b2i(e.Msg.BFlags&(1<<flag) != 0)
+	f := e.bflags(branch)
+	return b2i(f != nil && *f&(1<<flag) != 0)
 }
 
 func validSFlag(e *Env, fn string, flag int) bool {
@@ -125,7 +138,7 @@ func setDstURI(e *Env, uri string) int {
 	if e.Msg == nil {
 		return 0
 	}
-	e.pvSet("$du", lua.LString(uri))
+	e.setDU(uri) // unlike $du, does not make the R-URI available for forking again
 	return 1
 }
 

@@ -25,6 +25,30 @@ const (
 	RouteEvent                    // rtimer, async data tasks, pre-routing, other events
 )
 
+// Branch is one entry of the destination set (Kamailio's branch_t): the
+// request URI of a branch and its destination, path, q and flags.
+type Branch struct {
+	URI, DstURI, Path string
+	Q                 int // q * 1000; -1: unspecified
+	Flags             uint32
+	Instance, Ruid    string
+	UserAgent         string
+}
+
+// MaxBranches is Kamailio's default max_branches (sr_dst_max_branches):
+// the R-URI's branch and the destination set together.
+const MaxBranches = 12
+
+// AppendBranch adds b to the destination set: false when it is full
+// (Kamailio's "max nr of branches exceeded").
+func (m *Msg) AppendBranch(b Branch) bool {
+	if len(m.Branches) >= MaxBranches-1 {
+		return false
+	}
+	m.Branches = append(m.Branches, b)
+	return true
+}
+
 // Msg is the message one event acts on: a received request or reply, or a
 // faked request for events that have none (timers). It may travel between
 // VMs (async resume, sworker delegation), so it holds only Go values.
@@ -70,8 +94,20 @@ type Msg struct {
 	// a relayed request's flags are seen by its failure and reply routes.
 	Flags uint32
 	// BFlags are the branch flags of branch 0, the R-URI's (KSR.setbflag;
-	// core_more.go): kemi has no other branch (no append_branch).
+	// core_more.go); the other branches' are in Branches.
 	BFlags uint32
+	// PathVec is branch 0's path vector (registrar lookup of a contact
+	// with a Path): Route headers the relayed copy gets first.
+	PathVec string
+	// Branches is the destination set: branches 1..n added by
+	// KSR.corex.append_branch*, registrar lookup (append_branches) and
+	// lookup_to_dset. t_relay sends the R-URI's branch (unless consumed)
+	// and one per entry, then empties the set, as Kamailio's dset.
+	Branches []Branch
+	// RuriConsumed is Kamailio's !ruri_is_new: t_relay has used the R-URI
+	// for a branch and it was not set again since (a new R-URI is
+	// available for forking again).
+	RuriConsumed bool
 	// ForceRport, ReplyNoConnect, ReplyClose, ForwardNoConnect and
 	// ForwardClose are KSR.force_rport and the KSR.set_*_no_connect /
 	// set_*_close marks (core_more.go).

@@ -102,6 +102,9 @@ func parsePV(name string, mods map[string]*PV) (*pvSpec, error) {
 	if s.get == nil {
 		return nil, fmt.Errorf("unknown pseudo-variable %q", name)
 	}
+	if class == "branch" && !branchNames[arg] {
+		return nil, fmt.Errorf("invalid pseudo-variable %q: unknown branch attribute %q", name, arg)
+	}
 	return s, nil
 }
 
@@ -559,6 +562,8 @@ func namedPV(class string) (pvGetter, pvSetter) {
 		return pvTV, nil
 	case "async":
 		return pvAsync, nil
+	case "branch":
+		return pvBranch, nil
 	}
 	return nil, nil
 }
@@ -782,6 +787,18 @@ func toGo(v lua.LValue) any {
 	return nil
 }
 
+// setDU sets $du ("" unsets it), refusing a value that is not a SIP URI.
+func (e *Env) setDU(val string) bool {
+	if val != "" {
+		if _, err := parseSIPURI(val); err != nil {
+			e.D.Log.Error("invalid destination uri", "value", val, "error", err)
+			return false
+		}
+	}
+	e.Msg.DstURI = val
+	return true
+}
+
 // setURI sets $ru, $rU, $rd, $rp or $du.
 func setURI(e *Env, s *pvSpec, v lua.LValue) bool {
 	if e.Msg == nil {
@@ -792,13 +809,12 @@ func setURI(e *Env, s *pvSpec, v lua.LValue) bool {
 		val = v.String()
 	}
 	if s.name == "du" {
-		if val != "" {
-			if _, err := parseSIPURI(val); err != nil {
-				e.D.Log.Error("invalid destination uri", "value", val, "error", err)
-				return false
-			}
+		if !e.setDU(val) {
+			return false
 		}
-		e.Msg.DstURI = val
+		if val != "" {
+			e.Msg.RuriConsumed = false // pv_set_dsturi: re-use the R-URI for serial forking
+		}
 		return true
 	}
 	r := e.Msg.Request()
@@ -827,6 +843,7 @@ func setURI(e *Env, s *pvSpec, v lua.LValue) bool {
 		}
 		r.Recipient.Port = p
 	}
+	e.Msg.RuriConsumed = false // rewrite_uri: ruri_mark_new
 	return true
 }
 

@@ -45,6 +45,9 @@ func (m *Module) Info() ksr.ModuleInfo {
 		Params:  []ksr.Param{{Name: "alias_subdomains", Set: m.setAlias}},
 		Ignored: []string{"dns_cache", "nio_intercept", "nio_min_msg_len", "nio_msg_avp", "evcb_reply_out"},
 		Exports: []ksr.Submodule{{Name: "corex", Funcs: []ksr.Export{
+			{Name: "append_branch", Func: appendBranch, Ret: ksr.Int, Doc: "Move the R-URI (with $du, path and branch flags, which are reset) into a new branch of the destination set: 1, -1 when it is full."},
+			{Name: "append_branch_uri", Func: appendBranchURI, Ret: ksr.Int, Args: []string{"uri"}, Doc: "Add uri as a branch, with branch 0's $du, path and flags: 1, -1 when the set is full."},
+			{Name: "append_branch_uri_q", Func: appendBranchURIQ, Ret: ksr.Int, Args: []string{"uri", "q"}, Doc: "append_branch_uri with a q value (\"0.5\"): -1 for a bad q."},
 			{Name: "has_ruri_user", Func: hasRURIUser, Ret: ksr.Int, Doc: "1 if the R-URI has a user, -1 if not (or for a reply)."},
 			{Name: "has_user_agent", Func: hasUserAgent, Ret: ksr.Int, Doc: "1 if there is a non-empty User-Agent header, -1 if not."},
 			{Name: "is_faked_msg", Func: isFakedMsg, Ret: ksr.Int, Doc: "1 for the faked request of timer and event routes, -1 otherwise."},

@@ -21,6 +21,18 @@ import (
 // with flags 0 sends registrar's own reply, carrying X-Result added
 // before it).
 const sideBySideScript = `
+-- the destination set: uri|dst_uri|q|flags|path of each branch
+local function branches()
+	local n = KSR.pv.get("$branch(count)")
+	if n == nil then return "-" end
+	local out = {}
+	for i = 0, n - 1 do
+		local function b(a) return tostring(KSR.pv.get("$(branch(" .. a .. ")[" .. i .. "])")) end
+		out[#out + 1] = b("uri") .. "|" .. b("dst_uri") .. "|" .. b("q") .. "|" .. b("flags") .. "|" .. b("path")
+	end
+	return n .. ":" .. table.concat(out, ",")
+end
+
 function ksr_request_route()
 	if KSR.is_OPTIONS() then
 		KSR.sl.send_reply(200, "OK")
@@ -54,8 +66,29 @@ function ksr_request_route()
 		rc = KSR.registrar.registered("location")
 	elseif op == "unregister" then
 		rc = KSR.registrar.unregister(tbl, KSR.pv.get("$ru"))
+	elseif op == "lookup_to_dset" then
+		rc = KSR.registrar.lookup_to_dset(tbl, KSR.hdr.get("X-URI") or "")
+	elseif op == "registered_flags" then
+		rc = KSR.registrar.registered_flags(tbl, KSR.hdr.get("X-URI") or "", 7)
+	elseif op == "registered_action" then
+		rc = KSR.registrar.registered_action(tbl, KSR.hdr.get("X-URI") or "", 1, 3)
+	elseif op == "unregister_ruid" then
+		-- the second contact's ruid, from the branch lookup appended
+		KSR.registrar.lookup(tbl)
+		local r = KSR.pv.get("$(branch(ruid)[0])") or "none"
+		rc = KSR.registrar.unregister_ruid(tbl, KSR.hdr.get("X-URI"), r) .. " " ..
+			KSR.registrar.unregister_ruid(tbl, KSR.hdr.get("X-URI"), "no-such-ruid")
+	elseif op == "append_branch" then
+		KSR.setbflag(3)
+		KSR.pv.sets("$du", "sip:192.0.2.77:5070")
+		rc = KSR.corex.append_branch() .. " " .. KSR.corex.append_branch_uri("sip:x1@192.0.2.78") .. " " ..
+			KSR.corex.append_branch_uri_q("sip:x2@192.0.2.79", "0.25") .. " " ..
+			KSR.corex.append_branch_uri_q("sip:x3@192.0.2.80", "2") .. " " ..
+			tostring(KSR.isbflagset(3)) .. " " .. tostring(KSR.setbiflag(4, 2)) .. " " .. tostring(KSR.isbiflagset(4, 2)) ..
+			" " .. tostring(KSR.isbiflagset(3, 0)) .. " " .. tostring(KSR.isbiflagset(4, 9)) .. " " .. tostring(KSR.setbiflag(4, 9))
 	end
-	KSR.hdr.append_to_reply("X-Result: " .. tostring(rc) .. " " .. tostring(KSR.pv.get("$ru")) .. " " .. tostring(KSR.pv.get("$du")) .. "\r\n")
+	KSR.hdr.append_to_reply("X-Result: " .. tostring(rc) .. " " .. tostring(KSR.pv.get("$ru")) .. " " .. tostring(KSR.pv.get("$du")) ..
+		" " .. branches() .. "\r\n")
 	KSR.sl.send_reply(200, "OK")
 end
 `
@@ -65,6 +98,7 @@ loadmodule "pv.so"
 loadmodule "db_sqlite.so"
 loadmodule "usrloc.so"
 loadmodule "registrar.so"
+loadmodule "corex.so"
 loadmodule "app_lua.so"
 modparam("usrloc", "db_url", "sqlite:///%DIR%/kamailio.db")
 modparam("usrloc", "preload", "location")
@@ -73,6 +107,7 @@ modparam("registrar", "max_contacts", 2)
 modparam("registrar", "max_expires", 600)
 modparam("registrar", "received_avp", "$avp(RECEIVED)")
 modparam("registrar", "use_path", 1)
+modparam("registrar", "method_filtering", 1)
 modparam("app_lua", "load", "%DIR%/registrar.lua")
 `
 
@@ -98,7 +133,7 @@ func TestSideBySideWithKamailio(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := kamtest.Start(t, []string{"sl.so", "pv.so", "db_sqlite.so", "usrloc.so", "registrar.so", "app_lua.so"}, sideBySideCfg,
+	p := kamtest.Start(t, []string{"sl.so", "pv.so", "db_sqlite.so", "usrloc.so", "registrar.so", "corex.so", "app_lua.so"}, sideBySideCfg,
 		map[string]string{"registrar.lua": sideBySideScript, "kamailio.db": string(raw)})
 	op := func(op, uri string, show []string, headers ...string) kamtest.Case {
 		return kamtest.Case{Req: enginetest.Req{Method: map[bool]string{true: "REGISTER", false: "MESSAGE"}[strings.HasPrefix(op, "save")],
@@ -150,6 +185,35 @@ func TestSideBySideWithKamailio(t *testing.T) {
 		op("unregister", "sip:grace@kemi.test", nil),
 		op("unregister", "sip:dave@kemi.test", nil),
 		op("unregister", "sip:erin@kemi.test", nil),
+		// Several contacts: the best q rewrites the R-URI, the others
+		// become branches (append_branches), skipping contacts whose
+		// methods lack MESSAGE (method_filtering).
+		op("save-noreply", "sip:heidi@kemi.test", nil, "Contact: <sip:heidi@192.0.2.21>;q=0.2, <sip:heidi@192.0.2.22>;q=0.9",
+			"X-Received: sip:198.51.100.9:5062"),
+		op("lookup", "sip:heidi@kemi.test", nil),
+		op("lookup_branches", "sip:heidi@kemi.test", nil),
+		op("unregister", "sip:heidi@kemi.test", nil),
+		op("save-noreply", "sip:heidi@kemi.test", nil, "Contact: <sip:heidi@192.0.2.24>;q=0.5", "Allow: INVITE, ACK, BYE, CANCEL"),
+		op("save-noreply", "sip:heidi@kemi.test", nil, "Contact: <sip:heidi@192.0.2.25>;q=0.4;methods=\"MESSAGE,INVITE\""),
+		op("lookup", "sip:heidi@kemi.test", nil),
+		op("lookup_to_dset", "sip:heidi@kemi.test", nil),
+		op("save-noreply", "sip:heidi@kemi.test", nil, "Contact: <sip:heidi@192.0.2.25>;q=0.4", "Allow: MESSAGE"),
+		op("lookup_to_dset", "sip:x@kemi.test", nil, "X-URI: sip:heidi@kemi.test"),
+		op("unregister_ruid", "sip:heidi@kemi.test", nil, "X-URI: sip:heidi@kemi.test"),
+		op("save-noreply", "sip:heidi@kemi.test", nil, "Contact: <sip:heidi@192.0.2.24>;q=0.5", "Allow: MESSAGE"),
+		op("unregister_ruid", "sip:heidi@kemi.test", nil, "X-URI: "),
+		op("lookup_to_dset", "sip:x@kemi.test", nil, "X-URI: sip:heidi@kemi.test"),
+		op("lookup_to_dset", "sip:x@kemi.test", nil, "X-URI: sip:nobody@kemi.test"),
+		op("registered_flags", "sip:heidi@kemi.test", nil),
+		op("registered_flags", "sip:x@kemi.test", nil, "X-URI: sip:nobody@kemi.test"),
+		op("registered_action", "sip:x@kemi.test", nil, "X-URI: sip:heidi@kemi.test"),
+		op("save-noreply", "sip:ivan@kemi.test", nil, "Contact: <sip:ivan@192.0.2.31>", "Allow: INVITE, BYE"),
+		op("lookup", "sip:ivan@kemi.test", nil),
+		op("append_branch", "sip:judy@kemi.test", nil),
+		op("unregister_ruid", "sip:heidi@kemi.test", nil, "X-URI: sip:heidi@kemi.test"),
+		op("lookup", "sip:heidi@kemi.test", nil),
+		op("unregister", "sip:heidi@kemi.test", nil),
+		op("unregister", "sip:ivan@kemi.test", nil),
 		op("save", carol, c, "Contact: <sip:carol@192.0.2.9>, <sip:carol@192.0.2.10>;q=0.1", "Expires: 3600"),
 	})
 

@@ -18,10 +18,26 @@ func (m *Module) lookup(e *ksr.Env, table string) int {
 func (m *Module) lookupURI(e *ksr.Env, table, uri string) int { return m.doLookup(e, table, uri) }
 
 // doLookup is lookup_helper in its default mode: the R-URI becomes the
-// best contact of uri's AOR; its Path's first hop, else its received
-// address, becomes $du; the contact's cflags become branch flags.
-// 1 found, -1 no valid contact, -3 error.
+// first contact of uri's AOR (best q first) that accepts the request's
+// method; its Path's first hop, else its received address, becomes $du
+// (and the Path the path vector); the contact's cflags join branch 0's
+// flags. With append_branches (the default) the other such contacts are
+// added to the destination set, for t_relay to fork to in parallel.
+// 1 found, -1 no valid contact, -2 contacts but none for the method,
+// -3 error.
 func (m *Module) doLookup(e *ksr.Env, table, uri string) int {
+	return m.lookupHelper(e, table, uri, false)
+}
+
+// lookupToDset is lookup_to_dset(table, uri): lookup_helper in its
+// destination-set mode for uri's AOR: the R-URI is kept
+// and every contact for the method becomes a branch (when append_branches
+// is on, as in Kamailio).
+func (m *Module) lookupToDset(e *ksr.Env, table, uri string) int {
+	return m.lookupHelper(e, table, uri, true) // "" has no AOR: -3, as regapi_lookup_to_dset
+}
+
+func (m *Module) lookupHelper(e *ksr.Env, table, uri string, toDset bool) int {
 	if e.Msg == nil || e.Msg.Req == nil {
 		return -3
 	}
@@ -34,26 +50,108 @@ func (m *Module) doLookup(e *ksr.Env, table, uri string) int {
 		return -3
 	}
 	cs := m.ul.Contacts(d, aor)
-	if len(cs) == 0 {
-		return -1
+	method := string(e.Msg.Req.Msg.Method)
+	ret, first := -1, -1
+	for i := range cs {
+		if m.allowed(method, &cs[i]) {
+			first = i
+			break
+		}
+		ret = -2 // a contact that cannot handle the method
 	}
-	c := cs[0]
-	if !e.SetPVString("$ru", c.Contact) {
+	if first < 0 {
+		return ret
+	}
+	rest := cs[first:]
+	if !toDset {
+		c := &cs[first]
+		if !e.SetPVString("$ru", c.Contact) {
+			return -3
+		}
+		dst, path := hop(c)
+		e.Msg.DstURI, e.Msg.PathVec = dst, path // reset_dst_uri, then Path or received
+		e.Msg.BFlags |= uint32(c.CFlags)
+		rest = cs[first+1:]
+	}
+	if !m.set.AppendBranches {
+		return 1
+	}
+	for i := range rest {
+		c := &rest[i]
+		if !m.allowed(method, c) {
+			continue
+		}
+		dst, path := hop(c)
+		if !e.Msg.AppendBranch(ksr.Branch{URI: c.Contact, DstURI: dst, Path: path, Q: c.Q, Flags: uint32(c.CFlags),
+			Instance: c.Instance, Ruid: c.Ruid, UserAgent: c.UserAgent}) {
+			e.D.Log.Error("registrar: failed to append a branch: max nr of branches exceeded", "aor", aor)
+		}
+	}
+	return 1
+}
+
+// allowed is allowed_method: with method_filtering, a contact whose
+// methods (its methods parameter or REGISTER's Allow) lack the method's
+// bit is skipped.
+func (m *Module) allowed(method string, c *usrloc.Contact) bool {
+	return !m.set.MethodFiltering || c.Methods < 0 || uint32(c.Methods)&ksr.MethodBit(method) != 0
+}
+
+// hop is where a request to c goes: the first hop of its Path (with the
+// Path as the path vector), else its received address.
+func hop(c *usrloc.Contact) (dst, path string) {
+	if c.Path == "" {
+		return c.Received, ""
+	}
+	h := strings.TrimSpace(splitList(c.Path)[0])
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "<"), ">")
+	if i := strings.IndexByte(h, '>'); i >= 0 {
+		h = h[:i]
+	}
+	return h, c.Path
+}
+
+// lookupBranches is lookup_branches(table): lookup of the R-URI, then of
+// each branch of the destination set that is still a bare URI (no $du,
+// path or flags), which takes the first found contact's attributes (and
+// appends the AOR's other contacts). 1 when any lookup found a contact,
+// else the last lookup's code.
+func (m *Module) lookupBranches(e *ksr.Env, table string) int {
+	msg := e.Msg
+	if msg == nil || msg.Req == nil {
 		return -3
 	}
-	switch {
-	case c.Path != "":
-		hop := strings.TrimSpace(splitList(c.Path)[0])
-		hop = strings.TrimSuffix(strings.TrimPrefix(hop, "<"), ">")
-		if i := strings.IndexByte(hop, '>'); i >= 0 {
-			hop = hop[:i]
-		}
-		e.SetPVString("$du", hop)
-	case c.Received != "":
-		e.SetPVString("$du", c.Received)
+	start := len(msg.Branches)
+	ret := m.lookup(e, table)
+	if start == 0 {
+		return ret
 	}
-	e.Msg.BFlags |= uint32(c.CFlags)
-	return 1
+	found := ret > 0
+	r := msg.Req.Msg
+	ruri, du, pv, bf := r.Recipient, msg.DstURI, msg.PathVec, msg.BFlags
+	for i := 0; i < start; i++ {
+		b := msg.Branches[i]
+		if b.URI == "" || b.DstURI != "" || b.Path != "" || b.Flags != 0 {
+			continue
+		}
+		msg.DstURI, msg.PathVec, msg.BFlags = "", "", 0
+		if !e.SetPVString("$ru", b.URI) {
+			ret = -3
+			break
+		}
+		if ret = m.lookup(e, table); ret > 0 {
+			found = true
+			b.URI = r.Recipient.String()
+			b.DstURI, b.Path, b.Flags = msg.DstURI, msg.PathVec, msg.BFlags
+			msg.Branches[i] = b
+		}
+	}
+	r.Recipient, msg.DstURI, msg.PathVec, msg.BFlags = ruri, du, pv, bf
+	msg.RuriConsumed = false // ruri_mark_new
+	if found {
+		return 1
+	}
+	return ret
 }
 
 func (m *Module) registered(e *ksr.Env, table string) int {
@@ -73,6 +171,63 @@ func (m *Module) registeredURI(e *ksr.Env, table, uri string) int {
 	d := m.domain(e, table)
 	if d == nil || len(m.ul.Contacts(d, aor)) == 0 {
 		return -1
+	}
+	return 1
+}
+
+// registeredFlags is registered_flags: registered3 matches on Call-ID,
+// received or Contact only with values from xavp_cfg, which kemi ignores,
+// so it is registered_uri of uri, or of the R-URI (a reply's To URI) when
+// uri is "".
+func (m *Module) registeredFlags(e *ksr.Env, table, uri string, _ int) int {
+	if uri == "" {
+		if e.Msg != nil && e.Msg.Res != nil {
+			if to := e.Msg.Res.Msg.To(); to != nil {
+				uri = to.Address.String()
+			}
+		} else if ru, ok := e.PVString("$ru"); ok {
+			uri = ru
+		}
+	}
+	return m.registeredURI(e, table, uri)
+}
+
+func (m *Module) registeredAction(e *ksr.Env, table, uri string, flags, _ int) int {
+	return m.registeredFlags(e, table, uri, flags)
+}
+
+// unregisterRuid is ki_unregister_ruid: the contact with that ruid in
+// uri's AOR is removed. 1 done, -1 empty or bad uri or unknown table, -3
+// no such contact.
+func (m *Module) unregisterRuid(e *ksr.Env, table, uri, ruid string) int {
+	if uri == "" {
+		return -1
+	}
+	d := m.domain(e, table)
+	if d == nil {
+		return -1
+	}
+	aor, rerrno := m.aor(uri)
+	if rerrno != 0 {
+		return -1
+	}
+	found := false
+	err := m.ul.Tx(d, aor, func(old []*usrloc.Contact) ([]*usrloc.Contact, error) {
+		var keep []*usrloc.Contact
+		for _, c := range old {
+			if c.Ruid == ruid {
+				found = true
+				continue
+			}
+			keep = append(keep, c)
+		}
+		return keep, nil
+	})
+	switch {
+	case err != nil:
+		return -2
+	case !found:
+		return -3
 	}
 	return 1
 }

@@ -37,6 +37,12 @@ type Settings struct {
 	UsePath        bool
 	PathMode       int
 	RetryAfter     int
+	// AppendBranches: lookup adds the AOR's other contacts to the
+	// destination set (parallel forking); default on.
+	AppendBranches bool
+	// MethodFiltering: lookup skips contacts whose methods lack the
+	// request's; default off.
+	MethodFiltering bool
 }
 
 // Module is one configuration's registrar.
@@ -49,7 +55,8 @@ var _ ksr.Provisioner = (*Module)(nil)
 
 // New returns a registrar over ul with Kamailio's defaults.
 func New(ul *usrloc.Module) *Module {
-	return &Module{ul: ul, set: Settings{DefaultExpires: 3600, MinExpires: 60, DefaultQ: -1, ReceivedParam: "received", PathMode: 2}}
+	return &Module{ul: ul, set: Settings{DefaultExpires: 3600, MinExpires: 60, DefaultQ: -1, ReceivedParam: "received", PathMode: 2,
+		AppendBranches: true}}
 }
 
 // Settings returns the module's parameters.
@@ -63,6 +70,16 @@ func intParam(dst *int) func(*ksr.Setup, config.Stmt) error {
 		}
 		*dst = n
 		return nil
+	}
+}
+
+// boolParam is an integer modparam read as a switch (0 off).
+func boolParam(dst *bool) func(*ksr.Setup, config.Stmt) error {
+	return func(s *ksr.Setup, st config.Stmt) error {
+		var n int
+		err := intParam(&n)(s, st)
+		*dst = n != 0
+		return err
 	}
 }
 
@@ -102,12 +119,14 @@ func (m *Module) Info() ksr.ModuleInfo {
 				return nil
 			}},
 			{Name: "received_param", Set: str(&m.set.ReceivedParam)},
+			{Name: "append_branches", Set: boolParam(&m.set.AppendBranches)},
+			{Name: "method_filtering", Set: boolParam(&m.set.MethodFiltering)},
 		},
 		// Kamailio 5.6.3's other registrar parameters: expires ranges,
-		// append_branches (kemi has one branch), socket and TCP handling,
+		// socket and TCP handling,
 		// outbound, GRUU, xavps and event callbacks change nothing here.
-		Ignored: []string{"default_expires_range", "expires_range", "append_branches", "tcp_persistent_flag", "realm_prefix",
-			"sock_mode", "sock_flag", "sock_hdr_name", "method_filtering", "path_use_received", "path_check_local",
+		Ignored: []string{"default_expires_range", "expires_range", "tcp_persistent_flag", "realm_prefix",
+			"sock_mode", "sock_flag", "sock_hdr_name", "path_use_received", "path_check_local",
 			"xavp_cfg", "xavp_rcd", "xavp_rcd_mask", "gruu_enabled", "outbound_mode", "regid_mode", "flow_timer",
 			"contact_max_size", "event_callback", "lookup_filter_mode", "min_expires_mode", "use_expired_contacts"},
 		Exports: []ksr.Submodule{{Name: "registrar", Funcs: []ksr.Export{
@@ -115,9 +134,13 @@ func (m *Module) Info() ksr.ModuleInfo {
 			{Name: "save_uri", Func: m.saveURI, Ret: ksr.Int, Args: []string{"table", "flags", "uri"}, Doc: "save() for the AOR of uri instead of the To URI's."},
 			{Name: "lookup", Func: m.lookup, Ret: ksr.Int, Args: []string{"table"}, Doc: "Set the R-URI to the best contact of the R-URI's AOR: 1 found, -1 not found or an unknown table (not preloaded), -3 error."},
 			{Name: "lookup_uri", Func: m.lookupURI, Ret: ksr.Int, Args: []string{"table", "uri"}, Doc: "lookup() of uri's AOR."},
-			{Name: "lookup_branches", Func: m.lookup, Ret: ksr.Int, Args: []string{"table"}, Doc: "lookup() of the R-URI and of each other branch; kemi has no other branches, so it is lookup()."},
+			{Name: "lookup_branches", Func: m.lookupBranches, Ret: ksr.Int, Args: []string{"table"}, Doc: "lookup() of the R-URI and of each branch of the destination set that is a bare URI: 1 when any was found."},
+			{Name: "lookup_to_dset", Func: m.lookupToDset, Ret: ksr.Int, Args: []string{"table", "uri"}, Doc: "Add the contacts of uri's AOR to the destination set, keeping the R-URI (needs append_branches): 1, -1 none, -2 none for the method, -3 bad uri (also \"\")."},
 			{Name: "registered", Func: m.registered, Ret: ksr.Int, Args: []string{"table"}, Doc: "1 when the R-URI's AOR has a valid contact, else -1."},
 			{Name: "registered_uri", Func: m.registeredURI, Ret: ksr.Int, Args: []string{"table", "uri"}, Doc: "registered() of uri's AOR."},
+			{Name: "registered_flags", Func: m.registeredFlags, Ret: ksr.Int, Args: []string{"table", "uri", "flags"}, Doc: "registered_uri() (uri \"\": the R-URI's AOR); the match flags need xavp_cfg, which kemi ignores, so they change nothing."},
+			{Name: "registered_action", Func: m.registeredAction, Ret: ksr.Int, Args: []string{"table", "uri", "flags", "aflags"}, Doc: "registered_flags() with action flags (xavp handling, which kemi does not keep)."},
+			{Name: "unregister_ruid", Func: m.unregisterRuid, Ret: ksr.Int, Args: []string{"table", "uri", "ruid"}, Doc: "Remove the contact with that ruid from uri's AOR: 1 done, -1 empty or bad uri or unknown table, -3 not found."},
 			{Name: "unregister", Func: m.unregister, Ret: ksr.Int, Args: []string{"table", "uri"}, Doc: "Remove every contact of uri's AOR: 1 done, -1 bad uri or unknown table, -2 error."},
 		}}},
 	}

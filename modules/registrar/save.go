@@ -74,27 +74,6 @@ func parseContact(s string) (contact, bool) {
 	return c, c.uri != ""
 }
 
-// parseQ reads a q value as str2q: 0, 1, 0.x with up to 3 digits.
-func parseQ(s string) (int, bool) {
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f < 0 || f > 1 {
-		return 0, false
-	}
-	return int(f*1000 + 0.5), true
-}
-
-// q2str is Kamailio's q2str: "1", "0", or "0." and the digits without
-// trailing zeros.
-func q2str(q int) string {
-	switch {
-	case q >= 1000:
-		return "1"
-	case q <= 0:
-		return "0"
-	}
-	return strings.TrimRight("0."+strconv.Itoa(1000 + q)[1:], "0")
-}
-
 func (m *Module) save(e *ksr.Env, table string, flags int) int { return m.doSave(e, table, flags, "") }
 
 func (m *Module) saveURI(e *ksr.Env, table string, flags int, uri string) int {
@@ -211,6 +190,17 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 		}
 		path = strings.Join(ps, ",")
 	}
+	// The methods a contact accepts: its methods parameter, else the
+	// REGISTER's Allow headers, else all (-1).
+	allowed := int64(-1)
+	if hs := req.GetHeaders("Allow"); len(hs) > 0 {
+		var bits uint32
+		for _, h := range hs {
+			b, _ := ksr.MethodSet(h.Value())
+			bits |= b
+		}
+		allowed = int64(bits)
+	}
 	ret := 1
 	var failed rerr
 	var final []usrloc.Contact
@@ -243,10 +233,19 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 			}
 			q := m.set.DefaultQ
 			if v, ok := c.params["q"]; ok {
-				if q, ok = parseQ(v); !ok {
+				if q, ok = ksr.ParseQ(v); !ok {
 					failed = errInvQ
 					return old, nil
 				}
+			}
+			methods := allowed
+			if v, ok := c.params["methods"]; ok {
+				b, ok := ksr.MethodSet(v)
+				if !ok {
+					failed = errParse
+					return old, nil
+				}
+				methods = int64(b)
 			}
 			idx := -1
 			for i, o := range out {
@@ -263,9 +262,10 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 					failed = errTooMany
 					return old, nil
 				}
-				nc := &usrloc.Contact{Ruid: m.ul.NewRuid(), AOR: aor, Contact: c.uri, Methods: -1, RegID: atoi(c.params["reg-id"]),
+				nc := &usrloc.Contact{Ruid: m.ul.NewRuid(), AOR: aor, Contact: c.uri, RegID: atoi(c.params["reg-id"]),
 					Instance: c.params["+sip.instance"]}
 				fill(nc, exp, q, callID, cseq, ua, received, path, now, msg.BFlags)
+				nc.Methods = methods
 				out = append(out, nc)
 				rc = 1
 				continue
@@ -281,6 +281,7 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 			}
 			nc := *o
 			fill(&nc, exp, q, callID, cseq, ua, received, path, now, msg.BFlags)
+			nc.Methods = methods
 			out[idx] = &nc
 			rc = 2
 		}
@@ -350,7 +351,7 @@ func (m *Module) reply(e *ksr.Env, r rerr, cs []usrloc.Contact) int {
 			}
 			p := "<" + c.Contact + ">"
 			if c.Q >= 0 {
-				p += ";q=" + q2str(c.Q)
+				p += ";q=" + ksr.QString(c.Q)
 			}
 			p += ";expires=" + strconv.FormatInt(c.Expires-now, 10)
 			if m.set.ReceivedParam != "" && c.Received != "" {
