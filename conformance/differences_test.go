@@ -81,8 +81,9 @@ var knownDifferences = map[string]string{
 	// argument rules of the KEMI binding
 
 	// what exists
-	"exists.KSR.nosuchmodule": deliberate + "kemi raises \"no such function or module in kemi\" on a missing KSR " +
-		"member, so a typo fails at once; Kamailio gives nil (a feature test such as `if KSR.dispatcher then` raises in kemi)",
+	"exists.KSR.nosuchmodule": deliberate + "kemi raises \"no such function or module in kemi\" on a KSR member that " +
+		"is no Kamailio module's name, so a typo fails at once; Kamailio gives nil (a module that is not loaded is nil in " +
+		"both, so `if KSR.dispatcher then` works)",
 	"exists.KSR.pv.nosuchfunction": deliberate + "kemi raises on a missing KSR function; Kamailio gives nil",
 }
 

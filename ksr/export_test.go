@@ -82,18 +82,22 @@ func TestBindRules(t *testing.T) {
 
 // TestMissingNamesRaise: a missing function or module is a Lua error
 // naming it, where a plain table would give "attempt to call a
-// non-function object".
+// non-function object"; a Kamailio module that is not loaded is nil, as
+// in Kamailio, for feature tests.
 func TestMissingNamesRaise(t *testing.T) {
 	L, _, _ := demoState(t)
 	for expr, want := range map[string]string{
 		`KSR.demo.addd(1, 2)`:          "KSR.demo.addd: no such function",
-		`KSR.maxfwd.process_maxfwd(1)`: "KSR.maxfwd: no such function or module",
 		`KSR.nothing()`:                "KSR.nothing: no such function or module",
+		`KSR.maxfwd.process_maxfwd(1)`: "attempt to index",
 	} {
 		err := L.DoString(expr)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want %q", expr, err, want)
 		}
+	}
+	if err := L.DoString(`assert(KSR.rtpengine == nil and not KSR.dispatcher, "a module that is not loaded is not nil")`); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -61,4 +61,3 @@ func pvBranch(e *Env, s *pvSpec) lua.LValue {
 // branchNames are the attributes $branch knows.
 var branchNames = map[string]bool{"uri": true, "dst_uri": true, "path": true, "q": true, "send_socket": true,
 	"count": true, "flags": true, "ruid": true, "location_ua": true, "otcpid": true, "instance": true}
-

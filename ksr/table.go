@@ -133,7 +133,9 @@ func (t *Table) Len() int {
 // Register builds the KSR table for L, bound to e, and sets it as the
 // global KSR. Reading a name KSR does not have raises an error that names
 // it ("KSR.mqueue.mq_addd: no such function"), where a plain table would
-// give nil and the call a nameless "attempt to call a non-function object".
+// give nil and the call a nameless "attempt to call a non-function object";
+// the name of a Kamailio module that is not loaded reads as nil, as in
+// Kamailio, so scripts can test for a module (`if KSR.rtpengine then`).
 func (t *Table) Register(L *lua.LState, e *Env) *lua.LTable {
 	ksr := L.NewTable()
 	for si, s := range t.subs {
@@ -141,24 +143,29 @@ func (t *Table) Register(L *lua.LState, e *Env) *lua.LTable {
 		if s.Name != "" {
 			tbl = L.NewTable()
 			ksr.RawSetString(s.Name, tbl)
-			L.SetMetatable(tbl, missing(L, "KSR."+s.Name+".", "function"))
+			L.SetMetatable(tbl, missing(L, "KSR."+s.Name+".", "function", nil))
 		}
 		for i := range s.Funcs {
 			x := &s.Funcs[i]
 			tbl.RawSetString(x.Name, L.NewFunction(x.bind(e, t.fns[si][i])))
 		}
 	}
-	L.SetMetatable(ksr, missing(L, "KSR.", "function or module"))
+	L.SetMetatable(ksr, missing(L, "KSR.", "function or module", kamailioModules))
 	L.SetGlobal("KSR", ksr)
 	return ksr
 }
 
 func sortStrings(s []string) { sort.Strings(s) }
 
-// missing is a metatable whose __index raises "<prefix><key>: no such <what>".
-func missing(L *lua.LState, prefix, what string) *lua.LTable {
+// missing is a metatable whose __index raises "<prefix><key>: no such
+// <what>", or gives nil for a key in nilFor.
+func missing(L *lua.LState, prefix, what string, nilFor map[string]bool) *lua.LTable {
 	mt := L.NewTable()
 	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+		if k, ok := L.Get(2).(lua.LString); ok && nilFor[string(k)] {
+			L.Push(lua.LNil)
+			return 1
+		}
 		L.RaiseError("%s%s: no such %s in kemi", prefix, L.Get(2).String(), what)
 		return 0
 	}))

@@ -1026,6 +1026,7 @@ for _, sub in ipairs({"pv", "hdr", "sl", "tm", "rr", "x", "mqueue", "async"}) do
 	case("exists.KSR." .. sub, function() return type(KSR[sub]) end)
 end
 case("exists.KSR.nosuchmodule", function() return type(KSR.nosuchmodule) end)
+case("exists.KSR.dispatcher (not loaded)", function() return type(KSR.dispatcher) end)
 case("exists.KSR.pv.nosuchfunction", function() return type(KSR.pv.nosuchfunction) end)
 
 ---------------------------------------------------------------------------
