@@ -37,10 +37,10 @@ type Pair struct {
 	// KemiLog is what kemi has logged so far.
 	KemiLog *enginetest.LogBuffer
 	// Dir is the directory %DIR% names: the configuration and files.
-	Dir    string
+	Dir string
 	// KamTCP and KemiTCP are the tcp listeners' addresses (StartTCP).
 	KamTCP, KemiTCP string
-	kamLog *enginetest.LogBuffer // written by exec's copying goroutine
+	kamLog          *enginetest.LogBuffer // written by exec's copying goroutine
 }
 
 // Start writes cfg (a kamailio.cfg body without listen, mpath or
