@@ -26,11 +26,18 @@ type Sample struct {
 func (r *Registry) WritePrometheus(w io.Writer, prefix, sel string, extra []Sample) error {
 	var b strings.Builder
 	if sel != "" {
-		b.WriteString("# Kamailio whole internal statistics\n")
+		switch {
+		case sel == "all":
+			b.WriteString("# Kamailio whole internal statistics\n")
+		case strings.HasSuffix(sel, ":"):
+			b.WriteString("# Kamailio statistics for group: " + sel + "\n")
+		default:
+			b.WriteString("# Kamailio statistics for: " + sel + "\n")
+		}
 		for _, s := range r.Select(sel) {
 			name := promName(prefix + s.Group + "_" + s.Name)
 			typ := "counter"
-			if s.noReset && s.fn != nil {
+			if s.noReset && s.fn != nil && !s.fixed {
 				typ = "gauge"
 			}
 			fmt.Fprintf(&b, "# TYPE %s %s\n%s %d\n", name, typ, name, s.Value())
