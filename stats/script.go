@@ -285,7 +285,7 @@ func (s *ScriptMetrics) HistogramObserve(name string, v float64, labels ...strin
 	}
 	m := s.byName[name]
 	i := 0
-	for i < len(m.Buckets) && v > m.Buckets[i] {
+	for i < len(m.Buckets) && !(v <= m.Buckets[i]) { // NaN goes to +Inf only, as in Kamailio
 		i++
 	}
 	sr.counts[i].Add(1)

@@ -2,6 +2,7 @@ package stats
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -66,6 +67,7 @@ func TestScriptMetricsWrite(t *testing.T) {
 	must(s.GaugeSet("temp", -1.5))
 	must(s.HistogramObserve("lat", 0.5, "r1"))
 	must(s.HistogramObserve("lat", 3, "r1"))
+	must(s.HistogramObserve("lat", math.NaN(), "r2"))
 	for _, c := range []struct {
 		err  error
 		want error
@@ -92,6 +94,11 @@ kamailio_lat_bucket{r="r1", le="1.000000"} 1
 kamailio_lat_bucket{r="r1", le="+Inf"} 2
 kamailio_lat_sum{r="r1"} 3.500000
 kamailio_lat_count{r="r1"} 2
+kamailio_lat_bucket{r="r2", le="0.500000"} 0
+kamailio_lat_bucket{r="r2", le="1.000000"} 0
+kamailio_lat_bucket{r="r2", le="+Inf"} 1
+kamailio_lat_sum{r="r2"} NaN
+kamailio_lat_count{r="r2"} 1
 `
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
