@@ -91,6 +91,9 @@ func start(t *testing.T, tcp bool, modules []string, cfg string, files map[strin
 	p := &Pair{Kemi: enginetest.Dial(t, "udp", k.Addr("udp")), KemiLog: k.Log, Dir: dir, kamLog: &enginetest.LogBuffer{}}
 
 	port := freeUDPPort(t)
+	for i := 0; tcp && i < 20 && !tcpFree(port); i++ {
+		port = freeUDPPort(t) // the tcp listener takes the same number
+	}
 	if tcp {
 		p.KemiTCP = k.Addr("tcp")
 		p.KamTCP = fmt.Sprintf("127.0.0.1:%d", port)
@@ -145,6 +148,16 @@ func start(t *testing.T, tcp bool, modules []string, cfg string, files map[strin
 
 // KamLog returns what Kamailio has logged so far.
 func (p *Pair) KamLog() string { return p.kamLog.String() }
+
+// tcpFree reports whether a tcp listener can bind 127.0.0.1:port now.
+func tcpFree(port int) bool {
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
 
 func freeUDPPort(t *testing.T) int {
 	t.Helper()
