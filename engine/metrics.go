@@ -20,25 +20,33 @@ import (
 // MetricsPath is where the xhttp_prom module serves its metrics.
 const MetricsPath = "/metrics"
 
-// metricsHandler serves the statistics and kemi's own metrics in the
+// metricsHandler serves the xhttp_prom module's /metrics body: the
+// script metrics, the statistics and kemi's own metrics, in the
 // Prometheus text format.
-func (e *Engine) metricsHandler(set *xprom.Settings) http.Handler {
+func (e *Engine) metricsHandler(mod *xprom.Module) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
 			http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		if err := e.stats.WritePrometheus(w, set.Prefix, set.Stats, e.kemiSamples()); err != nil {
-			e.log.Debug("metrics: write failed", "error", err)
+		var b strings.Builder
+		if err := mod.Write(&b); err != nil {
+			e.log.Error("metrics: " + err.Error())
+			http.Error(w, "Internal Server Error", http.StatusInternalServerError)
 			return
 		}
-		var b strings.Builder
-		e.fams.WritePrometheus(&b)
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
 		io.WriteString(w, b.String())
 	})
+}
+
+// writeKemiMetrics writes the metrics only kemi has, after the
+// statistics (xhttp_prom.Module.SetExtra).
+func (e *Engine) writeKemiMetrics(b *strings.Builder) {
+	stats.WriteSamples(b, e.kemiSamples())
+	e.fams.WritePrometheus(b)
 }
 
 // kemiSamples are the metrics only kemi has: Go runtime, script and VMs,
@@ -85,8 +93,10 @@ func (e *Engine) serveMetrics() error {
 	if _, ok := e.set.Modules["xhttp_prom"]; !ok {
 		return nil
 	}
-	set := e.set.module("xhttp_prom").(*xprom.Module).Settings()
-	h := e.metricsHandler(set)
+	mod := e.set.module("xhttp_prom").(*xprom.Module)
+	mod.SetExtra(e.writeKemiMetrics)
+	set := mod.Settings()
+	h := e.metricsHandler(mod)
 	e.rpc.HandleHTTP(MetricsPath, h)
 	if set.HTTPListen == "" || e.opts.NoNetwork {
 		return nil

@@ -169,7 +169,7 @@ end`})
 		return have["kemi_lua_errors_total"]
 	})
 	onlyAfterEvent := map[string]bool{"kemi_lua_budget_kills_total": true} // needs max_exec_ms and a slow script
-	metric := regexp.MustCompile(`\b(kamailio|kemi|go)_[a-z0-9_]+`)
+	metric := regexp.MustCompile(`\b(kamailio|kemi|go)_[A-Za-z0-9_]+`)
 	for _, p := range dash.Panels {
 		if len(p.Targets) == 0 {
 			t.Errorf("panel %q has no query", p.Title)

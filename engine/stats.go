@@ -67,14 +67,8 @@ func (e *Engine) initStats() {
 	for _, c := range slStats {
 		r.Counter("sl", c+"_replies")
 	}
-	r.Counter("tmx", "local_replies")
 	e.deps.ResolveReplyStats()
-	r.Func("tmx", "inuse_transactions", true, func() int64 {
-		if e.sip == nil {
-			return 0
-		}
-		return int64(e.sip.PendingTx())
-	})
+	e.initTMXStats(r)
 	r.Func("shmem", "used_size", true, func() int64 { return int64(memStats().HeapAlloc) })
 	r.Func("shmem", "real_used_size", true, func() int64 { return int64(memStats().HeapInuse) })
 	r.Func("shmem", "total_size", true, func() int64 { return int64(memStats().Sys) })
@@ -83,6 +77,33 @@ func (e *Engine) initStats() {
 	r.Counter("kemi", "reloads_refused")
 	r.Func("kemi", "goroutines", true, func() int64 { return int64(runtime.NumGoroutine()) })
 	r.Func("kemi", "pending_tasks", true, func() int64 { return e.pending.Load() })
+}
+
+// initTMXStats registers tmx's statistics (tmx_mod.c mod_stats), read
+// from sipnet's transaction counters as tmx reads tm's; like Kamailio's
+// STAT_IS_FUNC statistics, resets leave them alone.
+func (e *Engine) initTMXStats(r *stats.Registry) {
+	tm := func(f func(sipnet.TMStats) uint64) func() int64 {
+		return func() int64 {
+			if e.sip == nil {
+				return 0
+			}
+			return int64(f(e.sip.TMStats()))
+		}
+	}
+	r.FuncFixed("tmx", "UAS_transactions", tm(func(s sipnet.TMStats) uint64 { return s.Transactions }))
+	// tm's local transactions (t_uac: uac, dialog BYEs): kemi makes none
+	r.FuncFixed("tmx", "UAC_transactions", func() int64 { return 0 })
+	for c := 2; c <= 6; c++ {
+		r.FuncFixed("tmx", classNames[c]+"_transactions", tm(func(s sipnet.TMStats) uint64 { return s.Completed[c] }))
+	}
+	r.Func("tmx", "inuse_transactions", true, tm(func(s sipnet.TMStats) uint64 { return s.Transactions - s.Deleted }))
+	r.Func("tmx", "active_transactions", true, tm(func(s sipnet.TMStats) uint64 { return s.Transactions - s.Waiting }))
+	r.FuncFixed("tmx", "rpl_received", tm(func(s sipnet.TMStats) uint64 { return s.RplReceived }))
+	r.FuncFixed("tmx", "rpl_absorbed", tm(func(s sipnet.TMStats) uint64 { return s.RplReceived - (s.RplSent - s.RplGenerated) }))
+	r.FuncFixed("tmx", "rpl_generated", tm(func(s sipnet.TMStats) uint64 { return s.RplGenerated }))
+	r.FuncFixed("tmx", "rpl_relayed", tm(func(s sipnet.TMStats) uint64 { return s.RplSent - s.RplGenerated }))
+	r.FuncFixed("tmx", "rpl_sent", tm(func(s sipnet.TMStats) uint64 { return s.RplSent }))
 }
 
 func memStats() *runtime.MemStats {
@@ -209,10 +230,17 @@ func (e *Engine) statsRPC() []jsonrpc.Method {
 			}
 			return m, nil
 		}},
-		{Name: "tm.stats", Doc: "Transaction statistics kemi keeps: current (live server transactions), rpl_generated (stateful replies sent by the script).", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
-			n, _ := e.stats.Value("tmx", "local_replies")
-			cur, _ := e.stats.Value("tmx", "inuse_transactions")
-			return map[string]int64{"current": cur, "rpl_generated": n}, nil
+		{Name: "tm.stats", Doc: "tm's transaction statistics (Kamailio's tm.stats).", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
+			var st sipnet.TMStats
+			if e.sip != nil {
+				st = e.sip.TMStats()
+			}
+			return map[string]uint64{
+				"current": st.Transactions - st.Deleted, "waiting": st.Waiting - st.Deleted,
+				"total": st.Transactions, "total_local": 0,
+				"rpl_received": st.RplReceived, "rpl_generated": st.RplGenerated, "rpl_sent": st.RplSent,
+				"6xx": st.Completed[6], "5xx": st.Completed[5], "4xx": st.Completed[4], "3xx": st.Completed[3], "2xx": st.Completed[2],
+			}, nil
 		}},
 		{Name: "core.psx", Doc: "The workers, as Kamailio's processes: IDX, PID (kemi's) and DSC.", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
 			e.vmsMu.Lock()

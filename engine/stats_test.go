@@ -160,3 +160,65 @@ func TestReloadStatistics(t *testing.T) {
 		}
 	}
 }
+
+// TestTMXStatistics: tm's transactions counted as tmx counts them, over
+// stats.get_statistics, tm.stats and /metrics; resets leave them alone
+// (Kamailio's STAT_IS_FUNC). modules/tm/stats_kamailio_test.go compares
+// them with Kamailio's.
+func TestTMXStatistics(t *testing.T) {
+	e := enginetest.Start(t, enginetest.Config(`loadmodule "xhttp.so"`, `loadmodule "xhttp_prom.so"`,
+		`modparam("xhttp_prom", "xhttp_prom_stats", "tmx:")`), map[string]string{"script.lua": `
+function ksr_request_route()
+	if KSR.is_OPTIONS() then KSR.sl.send_reply(200, "OK") return end
+	KSR.tm.t_newtran()
+	KSR.tm.t_reply(404, "Not Here")
+end`})
+	c := enginetest.Dial(t, "udp", e.Addr("udp"))
+	for _, m := range []string{"OPTIONS", "MESSAGE", "MESSAGE"} {
+		if res := c.Do(enginetest.Req{Method: m}, enginetest.Patience); res == nil {
+			t.Fatalf("%s: no reply", m)
+		}
+	}
+	ctx := context.Background()
+	get := func(sel string) string {
+		t.Helper()
+		res, err := e.RPC().Call(ctx, "stats.get_statistics", sel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		if json.Unmarshal(res, &lines) != nil {
+			var one string
+			json.Unmarshal(res, &one)
+			lines = []string{one}
+		}
+		return strings.Join(lines, "\n")
+	}
+	waitFor(t, "two transactions answered", func() bool { return strings.Contains(get("tmx:"), "tmx:rpl_sent = 2") })
+	call := func(method string, params ...any) {
+		t.Helper()
+		if _, err := e.RPC().Call(ctx, method, params...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	call("stats.reset_statistics", "tmx:")
+	tmx := get("tmx:")
+	for _, w := range []string{"tmx:UAS_transactions = 2", "tmx:UAC_transactions = 0", "tmx:4xx_transactions = 2",
+		"tmx:2xx_transactions = 0", "tmx:rpl_generated = 2", "tmx:rpl_relayed = 0", "tmx:rpl_received = 0", "tmx:active_transactions = 0"} {
+		if !strings.Contains(tmx, w) {
+			t.Errorf("missing %q in\n%s", w, tmx)
+		}
+	}
+	res, err := e.RPC().Call(ctx, "tm.stats")
+	var tm map[string]int
+	if err != nil || json.Unmarshal(res, &tm) != nil || tm["total"] != 2 || tm["4xx"] != 2 || tm["rpl_generated"] != 2 || tm["rpl_sent"] != 2 {
+		t.Errorf("tm.stats: %s %v", res, err)
+	}
+	m := scrape(t, "http://"+e.RPC().Addr().String()+"/metrics")
+	if m["kamailio_tmx_UAS_transactions"] != 2 || m["kamailio_tmx_4xx_transactions"] != 2 {
+		t.Errorf("/metrics: UAS %v 4xx %v", m["kamailio_tmx_UAS_transactions"], m["kamailio_tmx_4xx_transactions"])
+	}
+	if _, ok := m["kamailio_sl_sent_replies"]; ok {
+		t.Error("xhttp_prom_stats tmx: shows sl")
+	}
+}

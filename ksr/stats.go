@@ -6,12 +6,12 @@ import "kemi/stats"
 // others of a class go to "<class>xx_replies".
 var slCodes = [...]int{200, 202, 300, 301, 302, 400, 401, 403, 404, 407, 408, 483, 500}
 
-// replyStats are sl's and tmx's reply counters, resolved once so that
+// replyStats are sl's reply counters, resolved once so that
 // counting a reply takes no lock and builds no name.
 type replyStats struct {
-	sent, local *stats.Stat
-	code        map[int]*stats.Stat // the codes in slCodes (read-only)
-	class       [7]*stats.Stat      // 1xx..6xx by code/100; [0] is "xxx"
+	sent  *stats.Stat
+	code  map[int]*stats.Stat // the codes in slCodes (read-only)
+	class [7]*stats.Stat      // 1xx..6xx by code/100; [0] is "xxx"
 }
 
 // ResolveReplyStats looks up the reply counters in Deps.Stats. Call it once,
@@ -21,7 +21,7 @@ func (d *Deps) ResolveReplyStats() {
 		return
 	}
 	r := d.Stats
-	rs := &replyStats{sent: r.Counter("sl", "sent_replies"), local: r.Counter("tmx", "local_replies"), code: map[int]*stats.Stat{}}
+	rs := &replyStats{sent: r.Counter("sl", "sent_replies"), code: map[int]*stats.Stat{}}
 	for _, c := range slCodes {
 		rs.code[c] = r.Counter("sl", itoa3(c)+"_replies")
 	}
@@ -38,16 +38,12 @@ func itoa3(c int) string {
 }
 
 // countReply counts a reply the script sent: stateless ones in sl's
-// statistics (sl:sent_replies, sl:200_replies ... as Kamailio's sl),
-// stateful ones in tmx's (tmx:local_replies). Without statistics it does
-// nothing.
+// statistics (sl:sent_replies, sl:200_replies ... as Kamailio's sl);
+// stateful ones are tm's, counted by the transaction (tmx:rpl_generated).
+// Without statistics it does nothing.
 func (d *Deps) countReply(code int, stateful bool) {
 	rs := d.replies
-	if rs == nil {
-		return
-	}
-	if stateful {
-		rs.local.Inc()
+	if rs == nil || stateful {
 		return
 	}
 	rs.sent.Inc()

@@ -166,10 +166,12 @@ func (r *Request) NewTx() (*Tx, error) {
 		conn.TryClose()
 		return nil, err
 	}
+	r.srv.tm.created.Add(1) // before OnTerminate can count its end
 	tx.stx.OnCancel(func(*sip.Request) { tx.canceled.Store(true) })
 	tx.stx.OnTerminate(func(key string, err error) {
 		r.srv.txs.dropTx(key, tx)
 		tx.stop2xx()
+		tx.ended()
 	})
 	r.tx = tx
 	r.srv.txs.setTx(r.key, tx)

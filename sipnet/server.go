@@ -99,6 +99,7 @@ type Server struct {
 	srcIP map[netip.Addr]netip.Addr // wildcard listeners: local address per destination
 
 	tcp tcpStats
+	tm  tmStats // tm's transaction counters (tmstats.go)
 
 	nRequests, nResponses, nAbsorbed, nReplies, nParseErrors, nRelayed, nBadRequests atomic.Uint64
 }
@@ -349,7 +350,11 @@ func (ln *Listener) handle(m sip.Message, src netip.AddrPort) {
 	case *sip.Response:
 		s.nResponses.Add(1)
 		// A reply to a relayed request carries its client transaction.
-		s.handler.HandleResponse(&Response{Msg: msg, Listener: ln, Src: src, Branch: s.matchBranch(msg)})
+		b := s.matchBranch(msg)
+		if b != nil {
+			s.tm.rplReceived.Add(1)
+		}
+		s.handler.HandleResponse(&Response{Msg: msg, Listener: ln, Src: src, Branch: b})
 	}
 }
 

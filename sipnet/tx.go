@@ -27,6 +27,8 @@ type Tx struct {
 	srv      *Server
 	toTag    string
 	canceled atomic.Bool
+	waited   atomic.Bool // counted in the wait state (tmstats.go)
+	gone     atomic.Bool // counted as ended
 
 	mu    sync.Mutex
 	final int
@@ -117,6 +119,10 @@ func (t *Tx) Reply(code int, reason string, extra []sip.Header, body []byte) err
 		return err
 	}
 	t.srv.nReplies.Add(1)
+	t.countSent(code, true)
+	if code >= 200 {
+		t.toWait()
+	}
 	if code >= 200 && code < 300 && t.req.Msg.IsInvite() && t.req.Proto() == "udp" {
 		t.start2xx(res)
 	}
@@ -148,6 +154,8 @@ func (t *Tx) cancel(c *sip.Request) {
 	ok := buildResponse(&Request{Msg: c, Listener: t.req.Listener, Src: t.req.Src, srv: t.srv}, 200, "OK", "", nil, nil)
 	if err := t.req.Listener.send(ok); err != nil {
 		t.srv.log.Debug("reply to CANCEL failed", "error", err)
+	} else {
+		t.srv.countCancel()
 	}
 	t.mu.Lock()
 	final, relayed := t.final, t.onCancel
@@ -166,7 +174,10 @@ func (t *Tx) cancel(c *sip.Request) {
 	t.mu.Unlock()
 	if err := t.stx.Respond(res); err != nil {
 		t.srv.log.Debug("487 after CANCEL failed", "error", err)
+	} else {
+		t.countSent(487, true)
 	}
+	t.toWait()
 	t.stx.TerminateGracefully()
 }
 
@@ -227,6 +238,7 @@ func (t *Tx) Forward(res *sip.Response) error {
 		err = t.req.Listener.write(res, dst)
 		if err == nil {
 			t.srv.nRelayed.Add(1)
+			t.countSent(code, false)
 		}
 		return err
 	}
@@ -234,6 +246,10 @@ func (t *Tx) Forward(res *sip.Response) error {
 		return err
 	}
 	t.srv.nRelayed.Add(1)
+	t.countSent(code, false)
+	if code >= 200 {
+		t.toWait()
+	}
 	t.afterFinal(code)
 	return nil
 }

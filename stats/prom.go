@@ -26,16 +26,33 @@ type Sample struct {
 func (r *Registry) WritePrometheus(w io.Writer, prefix, sel string, extra []Sample) error {
 	var b strings.Builder
 	if sel != "" {
-		b.WriteString("# Kamailio whole internal statistics\n")
+		switch {
+		case sel == "all":
+			b.WriteString("# Kamailio whole internal statistics\n")
+		case strings.HasSuffix(sel, ":"):
+			b.WriteString("# Kamailio statistics for group: " + sel + "\n")
+		default:
+			b.WriteString("# Kamailio statistics for: " + sel + "\n")
+		}
 		for _, s := range r.Select(sel) {
 			name := promName(prefix + s.Group + "_" + s.Name)
 			typ := "counter"
-			if s.noReset && s.fn != nil {
+			if s.noReset && s.fn != nil && !s.fixed {
 				typ = "gauge"
 			}
 			fmt.Fprintf(&b, "# TYPE %s %s\n%s %d\n", name, typ, name, s.Value())
 		}
 	}
+	writeSamples(&b, extra)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteSamples writes samples in the Prometheus text format, grouped by
+// name.
+func WriteSamples(b *strings.Builder, samples []Sample) { writeSamples(b, samples) }
+
+func writeSamples(b *strings.Builder, extra []Sample) {
 	// A family's samples must be contiguous: grouped by name, in order.
 	extra = slices.Clone(extra)
 	sort.SliceStable(extra, func(i, j int) bool { return extra[i].Name < extra[j].Name })
@@ -45,9 +62,9 @@ func (r *Registry) WritePrometheus(w io.Writer, prefix, sel string, extra []Samp
 		if !typed[name] {
 			typed[name] = true
 			if x.Help != "" {
-				fmt.Fprintf(&b, "# HELP %s %s\n", name, strings.ReplaceAll(x.Help, "\n", " "))
+				fmt.Fprintf(b, "# HELP %s %s\n", name, strings.ReplaceAll(x.Help, "\n", " "))
 			}
-			fmt.Fprintf(&b, "# TYPE %s %s\n", name, x.Type)
+			fmt.Fprintf(b, "# TYPE %s %s\n", name, x.Type)
 		}
 		b.WriteString(name)
 		if len(x.Labels) > 0 {
@@ -61,14 +78,12 @@ func (r *Registry) WritePrometheus(w io.Writer, prefix, sel string, extra []Samp
 				if i > 0 {
 					b.WriteByte(',')
 				}
-				fmt.Fprintf(&b, "%s=%q", promName(k), x.Labels[k])
+				fmt.Fprintf(b, "%s=%q", promName(k), x.Labels[k])
 			}
 			b.WriteByte('}')
 		}
-		fmt.Fprintf(&b, " %v\n", x.Value)
+		fmt.Fprintf(b, " %v\n", x.Value)
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
 // promName maps a statistic name to Prometheus' [a-zA-Z_:][a-zA-Z0-9_:]*.

@@ -25,6 +25,7 @@ type Stat struct {
 	fn          func() int64 // nil for a counter
 	base        atomic.Int64 // a function's value at its last reset
 	noReset     bool
+	fixed       bool // a function counter resets leave alone (FuncFixed)
 }
 
 // Add adds n to a counter; it reports false for a statistic read from a
@@ -119,6 +120,15 @@ func (r *Registry) Func(group, name string, gauge bool, fn func() int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stats[group+":"+name] = &Stat{Group: group, Name: name, fn: fn, noReset: gauge}
+}
+
+// FuncFixed registers group:name as a counter read from fn that resets
+// leave alone, as Kamailio's STAT_IS_FUNC statistics (tmx's: a reset
+// zeroes nothing the function reads). It is a counter on /metrics.
+func (r *Registry) FuncFixed(group, name string, fn func() int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stats[group+":"+name] = &Stat{Group: group, Name: name, fn: fn, noReset: true, fixed: true}
 }
 
 // All returns every statistic sorted by group, then name.

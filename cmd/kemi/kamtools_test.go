@@ -62,6 +62,10 @@ func TestKamcmd(t *testing.T) {
 	if got := kamTool(t, nil, "kamcmd", "-s", "unix:"+sock, "stats.get_statistics", "core:"); !strings.Contains(got, "core:rcv_requests = 0") {
 		t.Errorf("kamcmd stats.get_statistics core: %q", got)
 	}
+	if got := kamTool(t, nil, "kamcmd", "-s", "unix:"+sock, "stats.get_statistics", "tmx:"); !strings.Contains(got, "tmx:UAS_transactions = 0") ||
+		!strings.Contains(got, "tmx:rpl_sent = 0") {
+		t.Errorf("kamcmd stats.get_statistics tmx: %q", got)
+	}
 	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("socket mode: %v %v", fi, err)
 	}

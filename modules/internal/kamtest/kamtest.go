@@ -37,8 +37,10 @@ type Pair struct {
 	// KemiLog is what kemi has logged so far.
 	KemiLog *enginetest.LogBuffer
 	// Dir is the directory %DIR% names: the configuration and files.
-	Dir    string
-	kamLog *enginetest.LogBuffer // written by exec's copying goroutine
+	Dir string
+	// KamTCP and KemiTCP are the tcp listeners' addresses (StartTCP).
+	KamTCP, KemiTCP string
+	kamLog          *enginetest.LogBuffer // written by exec's copying goroutine
 }
 
 // Start writes cfg (a kamailio.cfg body without listen, mpath or
@@ -47,6 +49,19 @@ type Pair struct {
 // both answer an OPTIONS without X-Eval with 200. modules are the .so
 // files the configuration loads, checked before Kamailio starts.
 func Start(t *testing.T, modules []string, cfg string, files map[string]string) *Pair {
+	t.Helper()
+	return start(t, false, modules, cfg, files)
+}
+
+// StartTCP is Start with a tcp listener beside the udp one in both, on
+// the same address (Kamailio's xhttp serves HTTP there): KamTCP and
+// KemiTCP are their addresses.
+func StartTCP(t *testing.T, modules []string, cfg string, files map[string]string) *Pair {
+	t.Helper()
+	return start(t, true, modules, cfg, files)
+}
+
+func start(t *testing.T, tcp bool, modules []string, cfg string, files map[string]string) *Pair {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("runs Kamailio")
@@ -63,7 +78,11 @@ func Start(t *testing.T, modules []string, cfg string, files map[string]string) 
 	dir := t.TempDir()
 	enginetest.Files(t, dir, files)
 	head := func(listen string) string {
-		return fmt.Sprintf("#!KAMAILIO\ndebug=2\nlog_stderror=yes\nchildren=1\nlisten=%s\ndisable_tcp=yes\nmpath=%q\n", listen, ModPath)
+		tcpLines := "disable_tcp=yes\n"
+		if tcp {
+			tcpLines = "listen=" + strings.Replace(listen, "udp:", "tcp:", 1) + "\ntcp_children=1\n"
+		}
+		return fmt.Sprintf("#!KAMAILIO\ndebug=2\nlog_stderror=yes\nchildren=1\nlisten=%s\n%smpath=%q\n", listen, tcpLines, ModPath)
 	}
 	body := cfg + "\ncfgengine \"lua\"\n"
 	body = strings.ReplaceAll(body, "%DIR%", dir)
@@ -72,6 +91,13 @@ func Start(t *testing.T, modules []string, cfg string, files map[string]string) 
 	p := &Pair{Kemi: enginetest.Dial(t, "udp", k.Addr("udp")), KemiLog: k.Log, Dir: dir, kamLog: &enginetest.LogBuffer{}}
 
 	port := freeUDPPort(t)
+	for i := 0; tcp && i < 20 && !tcpFree(port); i++ {
+		port = freeUDPPort(t) // the tcp listener takes the same number
+	}
+	if tcp {
+		p.KemiTCP = k.Addr("tcp")
+		p.KamTCP = fmt.Sprintf("127.0.0.1:%d", port)
+	}
 	enginetest.Files(t, dir, map[string]string{"kamailio.cfg": head(fmt.Sprintf("udp:127.0.0.1:%d", port)) + body})
 	run := filepath.Join(dir, "run")
 	os.Mkdir(run, 0o755)
@@ -122,6 +148,16 @@ func Start(t *testing.T, modules []string, cfg string, files map[string]string) 
 
 // KamLog returns what Kamailio has logged so far.
 func (p *Pair) KamLog() string { return p.kamLog.String() }
+
+// tcpFree reports whether a tcp listener can bind 127.0.0.1:port now.
+func tcpFree(port int) bool {
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
 
 func freeUDPPort(t *testing.T) int {
 	t.Helper()
