@@ -108,6 +108,16 @@ func (d *DB) Failed(what string, err error) bool {
 	return true
 }
 
+// Reported wraps err, which Failed has reported (logged once for the
+// outage), so the caller's callers log it only at debug level: its
+// Reported method says so.
+func Reported(err error) error { return reportedErr{err} }
+
+type reportedErr struct{ error }
+
+func (e reportedErr) Unwrap() error  { return e.error }
+func (e reportedErr) Reported() bool { return true }
+
 // ok ends an outage.
 func (d *DB) ok() {
 	if d.h.down.CompareAndSwap(true, false) {

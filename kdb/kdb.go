@@ -98,6 +98,21 @@ func Resolve(url, cfg string) string {
 	return scheme + "://" + filepath.Join(filepath.Dir(cfg), rest)
 }
 
+// Scheme is the driver url names: "mysql", "postgres" or "sqlite" (a
+// plain path too).
+func Scheme(url string) string {
+	scheme, _, ok := strings.Cut(url, "://")
+	if !ok || strings.ContainsAny(scheme, `/\`) {
+		return "sqlite"
+	}
+	switch s := strings.ToLower(scheme); s {
+	case "postgresql":
+		return "postgres"
+	default:
+		return s
+	}
+}
+
 func open(url string, create bool, o Options) (*DB, error) {
 	d, err := openDB(url, create, o)
 	if err != nil {

@@ -189,7 +189,7 @@ func (m *Module) Provision(h ksr.Host) error {
 // or one without a location table of version 9, fails the start.
 func (m *Module) Start(ctx context.Context) error {
 	if m.set.DBMode != 0 {
-		s, err := openStore(m.set.DBURL)
+		s, err := openStore(m.set.DBURL, m.host.Deps().DBOptions(m.set.DBURL))
 		if err != nil {
 			return fmt.Errorf("usrloc: %w", err)
 		}
@@ -431,7 +431,12 @@ func (m *Module) flushDomain(d *Domain) error {
 		return nil
 	}
 	if err := s.write(d.Name, dirty, d.deleted, m.set.UseDomain); err != nil {
-		m.host.Logger().Error("usrloc: write to database failed", "table", d.Name, "db", s.db.Path, "error", err)
+		// A lost connection is logged once by kdb; the contacts stay
+		// dirty and are written at the next flush (Kamailio's wb_timer
+		// retries failed writes in db_mode 1 and 2 alike).
+		if !s.db.Failed("write table "+d.Name, err) {
+			m.host.Logger().Error("usrloc: write to database failed", "table", d.Name, "db", s.db.Path, "error", err)
+		}
 		return fmt.Errorf("usrloc: write table %q in %q: %w", d.Name, s.db.Path, err)
 	}
 	for _, c := range dirty {
