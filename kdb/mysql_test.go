@@ -3,9 +3,6 @@ package kdb_test
 import (
 	"errors"
 	"log/slog"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -63,20 +60,10 @@ func TestMySQL(t *testing.T) {
 	}
 }
 
-// kamailioSQL is where Debian's kamailio-mysql-modules has kamdbctl's
-// MySQL files.
-const kamailioSQL = "/usr/share/kamailio/mysql"
-
 // TestMySQLLayoutIsKamailios creates the tables once with kemi and once
 // with Kamailio 5.6's own SQL files (as kamdbctl create loads them) and
 // compares what MariaDB says of each table and of the version rows.
 func TestMySQLLayoutIsKamailios(t *testing.T) {
-	if _, err := os.Stat(filepath.Join(kamailioSQL, "standard-create.sql")); err != nil {
-		t.Skip("Kamailio's MySQL schema not installed (tests/run installs kamailio-mysql-modules)")
-	}
-	if _, err := exec.LookPath("mariadb"); err != nil {
-		t.Skip("mariadb client not installed")
-	}
 	ours, theirs := kdbtest.MySQL(t), kdbtest.MySQL(t)
 	db, err := kdb.Create(ours)
 	if err != nil {
@@ -86,7 +73,7 @@ func TestMySQLLayoutIsKamailios(t *testing.T) {
 	if _, err := db.Init(); err != nil {
 		t.Fatal(err)
 	}
-	loadKamailioSQL(t, theirs, "standard", "usrloc", "auth_db")
+	kdbtest.LoadKamailioSQL(t, theirs, "standard", "usrloc", "auth_db")
 	kdbs, err := kdb.Open(theirs)
 	if err != nil {
 		t.Fatal(err)
@@ -133,26 +120,6 @@ func TestMySQLLayoutIsKamailios(t *testing.T) {
 	for _, tb := range kdb.Tables() {
 		if a[tb.Name] != b[tb.Name] || a[tb.Name] != tb.Version {
 			t.Errorf("version of %s: kemi %d, Kamailio %d, want %d", tb.Name, a[tb.Name], b[tb.Name], tb.Version)
-		}
-	}
-}
-
-// loadKamailioSQL loads Kamailio's <group>-create.sql files into url's
-// database with the mariadb client, as kamdbctl create does.
-func loadKamailioSQL(t *testing.T, url string, groups ...string) {
-	t.Helper()
-	db := url[strings.LastIndexByte(url, '/')+1:]
-	for _, g := range groups {
-		f, err := os.Open(filepath.Join(kamailioSQL, g+"-create.sql"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command("mariadb", "--socket=/run/mysqld/mysqld.sock", "-ukamailio", "-pkamailiorw", db)
-		cmd.Stdin = f
-		out, err := cmd.CombinedOutput()
-		f.Close()
-		if err != nil {
-			t.Fatalf("load %s-create.sql: %v\n%s", g, err, out)
 		}
 	}
 }

@@ -204,3 +204,36 @@ func (m *MariaDB) Stop() {
 	}
 	m.cmd = nil
 }
+
+// KamailioSQL is where Debian's kamailio-mysql-modules has kamdbctl's
+// MySQL files (utils/kamctl/mysql/*-create.sql).
+const KamailioSQL = "/usr/share/kamailio/mysql"
+
+// LoadKamailioSQL loads Kamailio's <group>-create.sql files ("standard",
+// "usrloc", "auth_db"...) into the database of url, a database on the
+// shared server (MySQL), with the mariadb client, as kamdbctl create
+// does. It skips without the files or the client.
+func LoadKamailioSQL(t testing.TB, url string, groups ...string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(KamailioSQL, "standard-create.sql")); err != nil {
+		t.Skip("Kamailio's MySQL schema not installed (tests/run installs kamailio-mysql-modules)")
+	}
+	client, err := exec.LookPath("mariadb")
+	if err != nil {
+		t.Skip("mariadb client not installed (tests/run installs mariadb-server)")
+	}
+	db := url[strings.LastIndexByte(url, '/')+1:]
+	for _, g := range groups {
+		f, err := os.Open(filepath.Join(KamailioSQL, g+"-create.sql"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(client, "--socket=/run/mysqld/mysqld.sock", "-ukamailio", "-pkamailiorw", db)
+		cmd.Stdin = f
+		out, err := cmd.CombinedOutput()
+		f.Close()
+		if err != nil {
+			t.Fatalf("load %s-create.sql: %v\n%s", g, err, out)
+		}
+	}
+}
