@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -51,7 +52,7 @@ type health struct {
 	dead      atomic.Bool // lost with NoReconnect
 	noRecon   bool
 	stopPing  chan struct{}
-	pingEvery time.Duration
+	closeOnce sync.Once
 }
 
 // IsConnError reports whether err says the connection to the server
@@ -169,20 +170,19 @@ func (d *DB) watch(o Options) {
 		if sdb, err := d.G.DB(); err == nil {
 			sdb.SetConnMaxIdleTime(o.PingInterval)
 		}
-		d.h.pingEvery = o.PingInterval
 		d.h.stopPing = make(chan struct{})
-		go d.pinger()
+		go d.pinger(d.h.stopPing, o.PingInterval)
 	}
 }
 
 // pinger pings the server every PingInterval, so an outage (and the
 // server's return) is noticed and logged without traffic.
-func (d *DB) pinger() {
-	t := time.NewTicker(d.h.pingEvery)
+func (d *DB) pinger(stop <-chan struct{}, every time.Duration) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
-		case <-d.h.stopPing:
+		case <-stop:
 			return
 		case <-t.C:
 		}
@@ -193,7 +193,7 @@ func (d *DB) pinger() {
 		if err != nil {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), d.h.pingEvery)
+		ctx, cancel := context.WithTimeout(context.Background(), every)
 		err = sdb.PingContext(ctx)
 		cancel()
 		if err == nil {

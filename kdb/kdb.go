@@ -195,8 +195,7 @@ func openDB(url string, create bool, o Options) (*DB, error) {
 // Close closes the database.
 func (d *DB) Close() error {
 	if d.h.stopPing != nil {
-		close(d.h.stopPing)
-		d.h.stopPing = nil
+		d.h.closeOnce.Do(func() { close(d.h.stopPing) })
 	}
 	sdb, err := d.G.DB()
 	if err != nil {

@@ -213,3 +213,36 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 func newLogger(b *strings.Builder) *slog.Logger {
 	return slog.New(slog.NewTextHandler(&syncWriter{b: b}, nil))
 }
+
+// TestMySQLPing: with a ping interval, an outage and the server's return
+// are noticed without any query.
+func TestMySQLPing(t *testing.T) {
+	srv := kdbtest.StartMariaDB(t)
+	var log strings.Builder
+	w := &syncWriter{b: &log}
+	db, err := kdb.OpenWith(srv.URL(), kdb.Options{Log: slog.New(slog.NewTextHandler(w, nil)), PingInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	waitLog := func(s string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			w.mu.Lock()
+			got := log.String()
+			w.mu.Unlock()
+			if strings.Contains(got, s) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in the log:\n%s", s, got)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	srv.Stop()
+	waitLog("failed=ping")
+	srv.Start()
+	waitLog("database connection restored")
+}
