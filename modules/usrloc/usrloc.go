@@ -347,6 +347,13 @@ func (m *Module) Tx(d *Domain, aor string, f func(cs []*Contact) ([]*Contact, er
 		d.recs[aor] = sorted
 	}
 	err = m.persist(d, changed, gone)
+	if err != nil && len(old) == 0 {
+		// A new record whose write-through failed is dropped from
+		// memory, as Kamailio's registrar does (insert_contacts deletes
+		// the urecord it could not insert); changes to an existing
+		// record stay in memory and the timer writes them later.
+		delete(d.recs, aor)
+	}
 	d.mu.Unlock()
 	m.maybeFlush(now)
 	return err
