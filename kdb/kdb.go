@@ -293,6 +293,11 @@ func (t *Time) Scan(v any) error {
 		if f, err := strconv.ParseFloat(x, 64); err == nil {
 			return t.Scan(f)
 		}
+		if strings.HasPrefix(x, "0000-00-00") {
+			// MySQL's zero date (a DATETIME written as 0).
+			t.Time = time.Time{}
+			return nil
+		}
 		p, err := time.ParseInLocation(TimeLayout, strings.TrimSuffix(x, "Z"), time.Local)
 		if err != nil {
 			return fmt.Errorf("datetime %q: %w", x, err)
