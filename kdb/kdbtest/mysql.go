@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -38,7 +39,12 @@ func MySQL(t testing.TB) string {
 	}
 	defer admin.Close()
 	if err := admin.Ping(); err != nil {
-		t.Skipf("no MariaDB server answers on /run/mysqld/mysqld.sock as kamailio/kamailiorw (start it with tests/mariadb.sh as root): %v", err)
+		var me *gomysql.MySQLError
+		if errors.As(err, &me) {
+			// A server answers but refuses: it was not prepared.
+			t.Fatalf("MariaDB on /run/mysqld/mysqld.sock refuses kamailio/kamailiorw (prepare it with tests/mariadb.sh as root): %v", err)
+		}
+		t.Skipf("no MariaDB server answers on /run/mysqld/mysqld.sock (start it with tests/mariadb.sh as root): %v", err)
 	}
 	b := make([]byte, 6)
 	rand.Read(b)
