@@ -19,6 +19,7 @@ import (
 	"kemi/modules/auth_db"
 	"kemi/modules/corex"
 	"kemi/modules/ctl"
+	"kemi/modules/db_mysql"
 	"kemi/modules/htable"
 	"kemi/modules/jsonrpcs"
 	"kemi/modules/kx"
@@ -56,10 +57,11 @@ func moduleTable() []ksr.Module {
 	mods := []ksr.Module{
 		ksr.Core(),
 		applua.New(),
-		pv.New(),     // $shv's shvset values, before any runtime reads them
-		mqueue.New(), // first runtime started, last stopped: queues load before traffic, save after it
-		async.New(),  // started before the worker groups, stopped after: handlers release suspended requests until they stop
-		rtimer.New(), // timers start after the workers groups (engine.go), with the receivers
+		pv.New(),       // $shv's shvset values, before any runtime reads them
+		db_mysql.New(), // provisioned first: usrloc, auth_db... open mysql:// db_urls with its settings
+		mqueue.New(),   // first runtime started, last stopped: queues load before traffic, save after it
+		async.New(),    // started before the worker groups, stopped after: handlers release suspended requests until they stop
+		rtimer.New(),   // timers start after the workers groups (engine.go), with the receivers
 		sworker.New(),
 		maxfwd.New(),
 		sl.New(),

@@ -7,8 +7,10 @@
 // knows gorm.
 //
 // sqlite:// URLs ("sqlite:///abs/path.db", "sqlite://relative.db" or a
-// plain path) and postgres:// URLs (db_postgres's, read by pgx) are
-// served; mysql:// is refused with a clear error.
+// plain path), postgres:// URLs (db_postgres's, read by pgx) and mysql://
+// URLs (db_mysql's, MySQL or MariaDB, mysql.go) are served. A lost
+// connection is logged once and reconnected at the next query (health.go,
+// docs/database.md).
 //
 // Concurrency: a DB is safe for concurrent use (gorm's pool, one SQLite
 // connection).
@@ -42,6 +44,7 @@ const TimeLayout = "2006-01-02 15:04:05"
 type DB struct {
 	Path string // the SQLite file, or the URL without its password
 	G    *gorm.DB
+	h    health
 }
 
 // openPostgres opens a PostgreSQL database (Kamailio's db_postgres URL,
@@ -71,11 +74,15 @@ func openPostgres(url string) (*DB, error) {
 // Open opens the existing database at url and proves it can be written:
 // a missing, read-only or unusable database fails here, naming the file
 // (Kamailio's db_sqlite does not create databases either).
-func Open(url string) (*DB, error) { return open(url, false) }
+func Open(url string) (*DB, error) { return open(url, false, Options{}) }
+
+// OpenWith opens the existing database at url as Open does, with the
+// connection settings o (the db_mysql or db_postgres module's).
+func OpenWith(url string, o Options) (*DB, error) { return open(url, false, o) }
 
 // Create opens the database at url as Open does, creating the SQLite
 // file when it is missing (kemi db init).
-func Create(url string) (*DB, error) { return open(url, true) }
+func Create(url string) (*DB, error) { return open(url, true, Options{}) }
 
 // Resolve makes a relative sqlite path of url relative to the directory
 // of the configuration file cfg, as app_lua's load is: the same
@@ -91,7 +98,31 @@ func Resolve(url, cfg string) string {
 	return scheme + "://" + filepath.Join(filepath.Dir(cfg), rest)
 }
 
-func open(url string, create bool) (*DB, error) {
+// Scheme is the driver url names: "mysql", "postgres" or "sqlite" (a
+// plain path too).
+func Scheme(url string) string {
+	scheme, _, ok := strings.Cut(url, "://")
+	if !ok || strings.ContainsAny(scheme, `/\`) {
+		return "sqlite"
+	}
+	switch s := strings.ToLower(scheme); s {
+	case "postgresql":
+		return "postgres"
+	default:
+		return s
+	}
+}
+
+func open(url string, create bool, o Options) (*DB, error) {
+	d, err := openDB(url, create, o)
+	if err != nil {
+		return nil, err
+	}
+	d.watch(o)
+	return d, nil
+}
+
+func openDB(url string, create bool, o Options) (*DB, error) {
 	path := url
 	if scheme, rest, ok := strings.Cut(url, "://"); ok && !strings.ContainsAny(scheme, `/\`) {
 		switch strings.ToLower(scheme) {
@@ -100,9 +131,9 @@ func open(url string, create bool) (*DB, error) {
 		case "postgres", "postgresql":
 			return openPostgres(url)
 		case "mysql":
-			return nil, fmt.Errorf("open db_url: %q databases are not supported yet, use sqlite:// or postgres://", scheme)
+			return openMySQL(url, o)
 		default:
-			return nil, fmt.Errorf("open db_url: unsupported url scheme %q, want sqlite or postgres", scheme)
+			return nil, fmt.Errorf("open db_url: unsupported url scheme %q, want sqlite, mysql or postgres", scheme)
 		}
 	}
 	if path == "" {
@@ -163,6 +194,9 @@ func open(url string, create bool) (*DB, error) {
 
 // Close closes the database.
 func (d *DB) Close() error {
+	if d.h.stopPing != nil {
+		d.h.closeOnce.Do(func() { close(d.h.stopPing) })
+	}
 	sdb, err := d.G.DB()
 	if err != nil {
 		return err
@@ -259,6 +293,11 @@ func (t *Time) Scan(v any) error {
 		if f, err := strconv.ParseFloat(x, 64); err == nil {
 			return t.Scan(f)
 		}
+		if strings.HasPrefix(x, "0000-00-00") {
+			// MySQL's zero date (a DATETIME written as 0).
+			t.Time = time.Time{}
+			return nil
+		}
 		p, err := time.ParseInLocation(TimeLayout, strings.TrimSuffix(x, "Z"), time.Local)
 		if err != nil {
 			return fmt.Errorf("datetime %q: %w", x, err)
@@ -348,7 +387,9 @@ func Tables() []Table {
 }
 
 // Init creates every table of Tables that is missing, with its version
-// row, in one transaction; existing tables are left as they are. It
+// row, in one transaction (MySQL commits each CREATE TABLE at once, so
+// there a failure leaves the tables made before it); existing tables are
+// left as they are. It
 // returns the names of the tables it created.
 func (d *DB) Init() ([]string, error) {
 	var made []string
@@ -357,7 +398,11 @@ func (d *DB) Init() ([]string, error) {
 			if tx.Migrator().HasTable(t.Name) {
 				continue
 			}
-			for _, s := range t.DDL {
+			ddl := t.DDL
+			if tx.Dialector.Name() == "mysql" {
+				ddl = mysqlTable(t)
+			}
+			for _, s := range ddl {
 				if tx.Dialector.Name() == "postgres" {
 					s = strings.Replace(s, "id INTEGER PRIMARY KEY NOT NULL", "id SERIAL PRIMARY KEY NOT NULL", 1)
 				}

@@ -96,3 +96,20 @@ func TestOpenUnusableFails(t *testing.T) {
 		t.Fatal("mysql accepted")
 	}
 }
+
+func TestTimeScanText(t *testing.T) {
+	for in, want := range map[string]time.Time{
+		"2030-05-28 21:32:15":     time.Date(2030, 5, 28, 21, 32, 15, 0, time.Local),
+		"2030-05-28 21:32:15.500": time.Date(2030, 5, 28, 21, 32, 15, 5e8, time.Local),
+		"0000-00-00 00:00:00":     {},
+	} {
+		var got Time
+		if err := got.Scan([]byte(in)); err != nil || !got.Equal(want) {
+			t.Errorf("Scan(%q) = %v, %v; want %v", in, got.Time, err, want)
+		}
+	}
+	var bad Time
+	if err := bad.Scan("yesterday"); err == nil {
+		t.Error("Scan(yesterday) worked")
+	}
+}

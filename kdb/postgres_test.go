@@ -1,6 +1,7 @@
 package kdb_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -47,5 +48,42 @@ func TestPostgres(t *testing.T) {
 	}
 	if err := db.G.Create(&kdb.Subscriber{Username: "alice", Domain: "example.com"}).Error; err == nil {
 		t.Error("subscriber_account_idx did not refuse a duplicate")
+	}
+}
+
+// TestPostgresReconnect: a stopped PostgreSQL is one logged outage, and
+// the pool reconnects after the restart.
+func TestPostgresReconnect(t *testing.T) {
+	srv := kdbtest.StartPostgres(t)
+	var log strings.Builder
+	db, err := kdb.OpenWith(srv.URL(), kdb.Options{Log: newLogger(&log)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Init(); err != nil {
+		t.Fatal(err)
+	}
+	add := func(user string) error {
+		return db.G.Create(&kdb.Subscriber{Username: user, Domain: "example.com", Password: "pw"}).Error
+	}
+	if err := add("alice"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	for _, u := range []string{"bob", "carol"} {
+		if err := add(u); err == nil || !kdb.IsConnError(err) {
+			t.Fatalf("insert with the server down: %v, want a connection error", err)
+		}
+	}
+	if n := strings.Count(log.String(), "database connection lost"); n != 1 || !strings.Contains(log.String(), "insert into subscriber") {
+		t.Errorf("%d lost lines, want 1 naming the insert:\n%s", n, log.String())
+	}
+	srv.Start()
+	if err := add("dave"); err != nil {
+		t.Fatalf("insert after the restart: %v", err)
+	}
+	if db.Down() || !strings.Contains(log.String(), "database connection restored") {
+		t.Errorf("not restored:\n%s", log.String())
 	}
 }

@@ -1,6 +1,7 @@
 package ksr
 
 import (
+	"kemi/kdb"
 	"kemi/stats"
 	"log/slog"
 	"net/netip"
@@ -183,7 +184,11 @@ type Deps struct {
 	VarInit map[string]any
 	// Stats are Kamailio's statistics (core:, sl:, tmx: ...); nil counts
 	// nothing.
-	Stats   *stats.Registry
+	Stats *stats.Registry
+	// DB are the database drivers' connection settings by URL scheme
+	// ("mysql": db_mysql's modparams), set while the driver modules are
+	// provisioned; modules open their db_url with DBOptions (db.go).
+	DB      map[string]kdb.Options
 	replies *replyStats // the reply counters of Stats (ResolveReplyStats)
 
 	locals int // per-VM slots handed out (NewLocal)

@@ -18,7 +18,7 @@ func (c *dbCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("kemi db", flag.ContinueOnError)
 	fs.SetOutput(c.m.Stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(c.m.Stderr, "usage: kemi db init URL   (URL: sqlite:///path/kamailio.db)")
+		fmt.Fprintln(c.m.Stderr, "usage: kemi db init URL   (URL: sqlite:///path/kamailio.db, mysql://user:pass@host[:port]/db or postgres://user:pass@host[:port]/db)")
 	}
 	if err := fs.Parse(args); err != nil {
 		return err

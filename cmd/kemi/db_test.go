@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"kemi/kdb"
+	"kemi/kdb/kdbtest"
 )
 
 func TestDBInitCommand(t *testing.T) {
@@ -35,7 +36,28 @@ func TestDBInitCommand(t *testing.T) {
 	if err := m.Run(context.Background(), []string{"db", "create", path}); err == nil {
 		t.Fatal("db create accepted")
 	}
-	if err := m.Run(context.Background(), []string{"db", "init", "mysql://kamailio:kamailiorw@localhost/kamailio"}); err == nil || !strings.Contains(err.Error(), "not supported yet") {
-		t.Fatalf("mysql: %v", err)
+	if err := m.Run(context.Background(), []string{"db", "init", "oracle://x@y/z"}); err == nil || !strings.Contains(err.Error(), "unsupported url scheme") {
+		t.Fatalf("oracle: %v", err)
+	}
+}
+
+func TestDBInitCommandMySQL(t *testing.T) {
+	url := kdbtest.MySQL(t)
+	var out, errb bytes.Buffer
+	m := &Main{Stdout: &out, Stderr: &errb}
+	if err := m.Run(context.Background(), []string{"db", "init", url}); err != nil {
+		t.Fatalf("db init: %v %s", err, errb.String())
+	}
+	redacted := strings.Replace(url, "kamailiorw", "xxxxx", 1)
+	if want := redacted + ": created version, location, location_attrs, subscriber\n"; out.String() != want {
+		t.Fatalf("printed %q, want %q", out.String(), want)
+	}
+	db, err := kdb.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.CheckVersion("location", 9); err != nil {
+		t.Fatal(err)
 	}
 }

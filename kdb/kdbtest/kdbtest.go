@@ -16,7 +16,40 @@ import (
 // Postgres starts a throwaway PostgreSQL cluster on a Unix socket
 // and returns its URL; it skips without PostgreSQL, under -short, or as
 // root without a postgres user to run it.
-func Postgres(t testing.TB) string {
+func Postgres(t testing.TB) string { return StartPostgres(t).URL() }
+
+// PostgresServer is a throwaway PostgreSQL cluster a test may stop and
+// start again.
+type PostgresServer struct {
+	t         testing.TB
+	dir, data string
+	port      int
+	pgctl     string
+	run       func(name string, args ...string) *exec.Cmd
+}
+
+// URL is the cluster's database postgres, as user kemi, on the socket.
+func (p *PostgresServer) URL() string {
+	return fmt.Sprintf("postgres://kemi@/postgres?host=%s&port=%d&sslmode=disable", p.dir, p.port)
+}
+
+// Start starts the cluster and waits until it takes connections.
+func (p *PostgresServer) Start() {
+	p.t.Helper()
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=''", p.port, p.dir)
+	if out, err := p.run(p.pgctl, "-D", p.data, "-o", opts, "-l", filepath.Join(p.dir, "log"), "-w", "-t", "60", "start").CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(p.dir, "log"))
+		p.t.Fatalf("pg_ctl start: %v\n%s\n%s", err, out, log)
+	}
+}
+
+// Stop stops the cluster (fast shutdown) and waits until it has.
+func (p *PostgresServer) Stop() {
+	p.run(p.pgctl, "-D", p.data, "-m", "fast", "-w", "stop").Run()
+}
+
+// StartPostgres is Postgres returning the server.
+func StartPostgres(t testing.TB) *PostgresServer {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts PostgreSQL")
@@ -56,11 +89,8 @@ func Postgres(t testing.TB) string {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=''", port, dir)
-	if out, err := run(pgctl, "-D", data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "-t", "60", "start").CombinedOutput(); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "log"))
-		t.Fatalf("pg_ctl start: %v\n%s\n%s", err, out, log)
-	}
-	t.Cleanup(func() { run(pgctl, "-D", data, "-m", "fast", "-w", "stop").Run() })
-	return fmt.Sprintf("postgres://kemi@/postgres?host=%s&port=%d&sslmode=disable", dir, port)
+	p := &PostgresServer{t: t, dir: dir, data: data, port: port, pgctl: pgctl, run: run}
+	p.Start()
+	t.Cleanup(p.Stop)
+	return p
 }

@@ -20,6 +20,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -347,7 +348,14 @@ func (m *Module) Check(e *ksr.Env, realm string, flags int, useDomain bool, look
 	}
 	ha1, found, err := lookup(p["username"], realm)
 	if err != nil {
-		e.D.Log.Error("auth: credentials lookup failed", "user", p["username"], "error", err)
+		// A lost database connection is logged once where it is found
+		// (kdb); each failed lookup is only a debug line then.
+		var r interface{ Reported() bool }
+		if errors.As(err, &r) && r.Reported() {
+			e.D.Log.Debug("auth: credentials lookup failed", "user", p["username"], "error", err)
+		} else {
+			e.D.Log.Error("auth: credentials lookup failed", "user", p["username"], "error", err)
+		}
 		return Error
 	}
 	if !found {

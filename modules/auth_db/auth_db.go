@@ -37,6 +37,7 @@ type Settings struct {
 type Module struct {
 	set  Settings
 	auth *auth.Module
+	host ksr.Host
 	db   atomic.Pointer[store]
 }
 
@@ -108,12 +109,13 @@ func (m *Module) Provision(h ksr.Host) error {
 	if m.set.DBURL == "" {
 		return fmt.Errorf("auth_db: db_url is not set")
 	}
+	m.host = h
 	return nil
 }
 
 // Start opens db_url: a read-only or unusable database fails the start.
 func (m *Module) Start(ctx context.Context) error {
-	s, err := openStore(m.set.DBURL)
+	s, err := openStore(m.set.DBURL, m.host.Deps().DBOptions(m.set.DBURL))
 	if err != nil {
 		return fmt.Errorf("auth_db: %w", err)
 	}
@@ -170,7 +172,9 @@ func (m *Module) isSubscriber(e *ksr.Env, uri, table string, flags int) int {
 	_, found, err := s.password(table, set, u.User, u.Host)
 	switch {
 	case err != nil:
-		e.D.Log.Error("auth_db: is_subscriber query failed", "table", table, "error", err)
+		if !kdb.IsConnError(err) { // a lost connection is logged once by kdb
+			e.D.Log.Error("auth_db: is_subscriber query failed", "table", table, "error", err)
+		}
 		return -1
 	case !found:
 		return -2

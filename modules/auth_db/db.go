@@ -1,10 +1,7 @@
 package auth_db
 
 import (
-	"errors"
-	"strings"
-
-	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"kemi/kdb"
 )
@@ -15,8 +12,8 @@ import (
 
 type store struct{ db *kdb.DB }
 
-func openStore(url string) (*store, error) {
-	db, err := kdb.Open(url)
+func openStore(url string, o kdb.Options) (*store, error) {
+	db, err := kdb.OpenWith(url, o)
 	if err != nil {
 		return nil, err
 	}
@@ -25,22 +22,24 @@ func openStore(url string) (*store, error) {
 
 func (s *store) close() error { return s.db.Close() }
 
-func quote(id string) string { return `"` + strings.ReplaceAll(id, `"`, `""`) + `"` }
-
 // password reads the password column of user's row (and realm's, with
 // use_domain).
 func (s *store) password(table string, set Settings, user, realm string) (string, bool, error) {
-	q := s.db.G.Table(table).Select(set.PasswordCol).Where(quote(set.UserCol)+" = ?", user)
+	// Identifiers are quoted by gorm for the database's dialect
+	// (backticks in MySQL, double quotes elsewhere).
+	q := s.db.G.Table(table).Where(clause.Eq{Column: clause.Column{Name: set.UserCol}, Value: user})
 	if set.UseDomain {
-		q = q.Where(quote(set.DomainCol)+" = ?", realm)
+		q = q.Where(clause.Eq{Column: clause.Column{Name: set.DomainCol}, Value: realm})
 	}
-	var pw string
-	err := q.Limit(1).Row().Scan(&pw)
-	if errors.Is(err, gorm.ErrRecordNotFound) || (err != nil && strings.Contains(err.Error(), "no rows")) {
-		return "", false, nil
-	}
-	if err != nil {
+	var pws []string
+	if err := q.Limit(1).Pluck(set.PasswordCol, &pws).Error; err != nil {
+		if kdb.IsConnError(err) { // logged once by kdb's callback
+			err = kdb.Reported(err)
+		}
 		return "", false, err
 	}
-	return pw, true, nil
+	if len(pws) == 0 {
+		return "", false, nil
+	}
+	return pws[0], true, nil
 }

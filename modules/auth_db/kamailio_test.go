@@ -12,6 +12,7 @@ import (
 
 	"kemi/engine/enginetest"
 	"kemi/kdb"
+	"kemi/kdb/kdbtest"
 	"kemi/modules/internal/kamtest"
 )
 
@@ -55,11 +56,11 @@ end
 
 const sideBySideCfg = `loadmodule "sl.so"
 loadmodule "pv.so"
-loadmodule "db_sqlite.so"
+loadmodule "%DBMOD%"
 loadmodule "auth.so"
 loadmodule "auth_db.so"
 loadmodule "app_lua.so"
-modparam("auth_db", "db_url", "sqlite:///%DIR%/kamailio.db")
+modparam("auth_db", "db_url", "%DBURL%")
 modparam("auth_db", "calculate_ha1", 1)
 modparam("auth_db", "password_column", "password")
 modparam("app_lua", "load", "%DIR%/auth.lua")
@@ -82,10 +83,32 @@ func TestSideBySideWithKamailio(t *testing.T) {
 		t.Skip("runs Kamailio")
 	}
 	seed := filepath.Join(t.TempDir(), "seed.db")
-	db, err := kdb.Create(seed)
+	subscribers(t, seed)
+	raw, err := os.ReadFile(seed)
 	if err != nil {
 		t.Fatal(err)
 	}
+	sideBySide(t, "db_sqlite.so", "sqlite:///%DIR%/kamailio.db", map[string]string{"kamailio.db": string(raw)})
+}
+
+// TestSideBySideWithKamailioMySQL is the same on MariaDB with db_mysql,
+// the subscriber table made by kemi (kemi db init) and read by Kamailio.
+func TestSideBySideWithKamailioMySQL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Kamailio")
+	}
+	url := kdbtest.MySQL(t)
+	subscribers(t, url)
+	sideBySide(t, "db_mysql.so", url, nil)
+}
+
+// subscribers makes Kamailio's tables in url and adds alice and bob.
+func subscribers(t *testing.T, url string) {
+	db, err := kdb.Create(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
 	if _, err := db.Init(); err != nil {
 		t.Fatal(err)
 	}
@@ -94,13 +117,15 @@ func TestSideBySideWithKamailio(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	db.Close()
-	raw, err := os.ReadFile(seed)
-	if err != nil {
-		t.Fatal(err)
+}
+
+func sideBySide(t *testing.T, dbmod, url string, files map[string]string) {
+	if files == nil {
+		files = map[string]string{}
 	}
-	p := kamtest.Start(t, []string{"sl.so", "pv.so", "db_sqlite.so", "auth.so", "auth_db.so", "app_lua.so"}, sideBySideCfg,
-		map[string]string{"auth.lua": sideBySideScript, "kamailio.db": string(raw)})
+	files["auth.lua"] = sideBySideScript
+	cfg := strings.NewReplacer("%DBMOD%", dbmod, "%DBURL%", url).Replace(sideBySideCfg)
+	p := kamtest.Start(t, []string{"sl.so", "pv.so", dbmod, "auth.so", "auth_db.so", "app_lua.so"}, cfg, files)
 
 	challenge := func(c *enginetest.Client, method, uri string, flags int) (string, string) {
 		hdr := "WWW-Authenticate"

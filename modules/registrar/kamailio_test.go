@@ -13,6 +13,7 @@ import (
 
 	"kemi/engine/enginetest"
 	"kemi/kdb"
+	"kemi/kdb/kdbtest"
 	"kemi/modules/internal/kamtest"
 )
 
@@ -95,12 +96,12 @@ end
 
 const sideBySideCfg = `loadmodule "sl.so"
 loadmodule "pv.so"
-loadmodule "db_sqlite.so"
+loadmodule "%DBMOD%"
 loadmodule "usrloc.so"
 loadmodule "registrar.so"
 loadmodule "corex.so"
 loadmodule "app_lua.so"
-modparam("usrloc", "db_url", "sqlite:///%DIR%/kamailio.db")
+modparam("usrloc", "db_url", "%DBURL%")
 modparam("usrloc", "preload", "location")
 modparam("usrloc", "db_mode", 1)
 modparam("registrar", "max_contacts", 2)
@@ -133,8 +134,32 @@ func TestSideBySideWithKamailio(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := kamtest.Start(t, []string{"sl.so", "pv.so", "db_sqlite.so", "usrloc.so", "registrar.so", "corex.so", "app_lua.so"}, sideBySideCfg,
-		map[string]string{"registrar.lua": sideBySideScript, "kamailio.db": string(raw)})
+	sideBySide(t, "db_sqlite.so", "sqlite:///%DIR%/kamailio.db", map[string]string{"kamailio.db": string(raw)},
+		func(dir string) string { return filepath.Join(dir, "kamailio.db") })
+}
+
+// TestSideBySideWithKamailioMySQL is the same on MariaDB with db_mysql,
+// in a database prepared by Kamailio's own SQL files, as kamdbctl create
+// does: kemi works on Kamailio's MySQL tables, and both write the same
+// rows.
+func TestSideBySideWithKamailioMySQL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Kamailio")
+	}
+	url := kdbtest.MySQL(t)
+	kdbtest.LoadKamailioSQL(t, url, "standard", "usrloc")
+	sideBySide(t, "db_mysql.so", url, nil, func(string) string { return url })
+}
+
+// sideBySide runs the cases with usrloc's db_url url (driver module
+// dbmod) and checks the rows in the database dbOf(dir) names.
+func sideBySide(t *testing.T, dbmod, url string, files map[string]string, dbOf func(dir string) string) {
+	if files == nil {
+		files = map[string]string{}
+	}
+	files["registrar.lua"] = sideBySideScript
+	cfg := strings.NewReplacer("%DBMOD%", dbmod, "%DBURL%", url).Replace(sideBySideCfg)
+	p := kamtest.Start(t, []string{"sl.so", "pv.so", dbmod, "usrloc.so", "registrar.so", "corex.so", "app_lua.so"}, cfg, files)
 	op := func(op, uri string, show []string, headers ...string) kamtest.Case {
 		return kamtest.Case{Req: enginetest.Req{Method: map[bool]string{true: "REGISTER", false: "MESSAGE"}[strings.HasPrefix(op, "save")],
 			URI: uri, Headers: append([]string{"X-Op: " + op}, headers...)}, Show: show}
@@ -218,7 +243,7 @@ func TestSideBySideWithKamailio(t *testing.T) {
 	})
 
 	// The location rows: each written by both, so each shape twice.
-	db, err = kdb.Open(filepath.Join(p.Dir, "kamailio.db"))
+	db, err := kdb.Open(dbOf(p.Dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,6 +257,11 @@ func TestSideBySideWithKamailio(t *testing.T) {
 		dom := "NULL"
 		if r.Domain != nil {
 			dom = *r.Domain
+		}
+		// Both write local time (db_sqlite a Julian day): carol's last
+		// save asked for an hour, max_expires makes it ten minutes.
+		if d := time.Until(r.Expires.Time); d < 9*time.Minute || d > 10*time.Minute+time.Second {
+			t.Errorf("location row %s %s: expires %v, %v from now, want ten minutes", r.Contact, r.Callid, r.Expires, d)
 		}
 		k := fmt.Sprintf("%s|%s|%s|%s|%g|%d|%d|%v", r.Username, dom, r.Contact, r.UserAgent, r.Q, r.Cseq, r.ConnectionID,
 			r.Expires.Sub(r.LastModified.Time).Round(time.Second))

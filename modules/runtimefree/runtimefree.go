@@ -32,6 +32,7 @@ func Modules() []ksr.Module {
 		module{"cfg_rpc", "run-time configuration over RPC: kemi serves cfg.set_now_int itself", nil},
 		module{"db_sqlite", "SQLite driver: kemi opens SQLite databases itself (mqueue db_url)", []string{
 			"db_set_readonly", "db_set_journal_mode"}},
-		module{"db_postgres", "PostgreSQL driver: kemi opens postgres:// databases itself through gorm (kdb: usrloc, auth_db)", nil},
+		module{"db_postgres", "PostgreSQL driver: kemi opens postgres:// databases itself through gorm (kdb: usrloc, auth_db)", []string{
+			"retries", "lockset", "timeout", "tcp_keepalive", "bytea_output_escape", "con_param"}},
 	}
 }

@@ -12,9 +12,10 @@ import (
 
 type store struct{ db *kdb.DB }
 
-// openStore opens db_url and checks the location table's version.
-func openStore(url string) (*store, error) {
-	db, err := kdb.Open(url)
+// openStore opens db_url with the driver module's settings o and checks
+// the location table's version.
+func openStore(url string, o kdb.Options) (*store, error) {
+	db, err := kdb.OpenWith(url, o)
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +110,7 @@ func row(c *Contact, useDomain bool) kdb.Location {
 func (s *store) write(table string, dirty []*Contact, deleted []string, useDomain bool) error {
 	tx := s.db.G.Begin()
 	if tx.Error != nil {
+		s.db.Failed("begin transaction on "+table, tx.Error)
 		return tx.Error
 	}
 	if len(deleted) > 0 {
@@ -136,5 +138,9 @@ func (s *store) write(table string, dirty []*Contact, deleted []string, useDomai
 			}
 		}
 	}
-	return tx.Commit().Error
+	if err := tx.Commit().Error; err != nil {
+		s.db.Failed("commit on "+table, err)
+		return err
+	}
+	return nil
 }

@@ -189,7 +189,7 @@ func (m *Module) Provision(h ksr.Host) error {
 // or one without a location table of version 9, fails the start.
 func (m *Module) Start(ctx context.Context) error {
 	if m.set.DBMode != 0 {
-		s, err := openStore(m.set.DBURL)
+		s, err := openStore(m.set.DBURL, m.host.Deps().DBOptions(m.set.DBURL))
 		if err != nil {
 			return fmt.Errorf("usrloc: %w", err)
 		}
@@ -347,6 +347,13 @@ func (m *Module) Tx(d *Domain, aor string, f func(cs []*Contact) ([]*Contact, er
 		d.recs[aor] = sorted
 	}
 	err = m.persist(d, changed, gone)
+	if err != nil && len(old) == 0 {
+		// A new record whose write-through failed is dropped from
+		// memory, as Kamailio's registrar does (insert_contacts deletes
+		// the urecord it could not insert); changes to an existing
+		// record stay in memory and the timer writes them later.
+		delete(d.recs, aor)
+	}
 	d.mu.Unlock()
 	m.maybeFlush(now)
 	return err
@@ -431,7 +438,12 @@ func (m *Module) flushDomain(d *Domain) error {
 		return nil
 	}
 	if err := s.write(d.Name, dirty, d.deleted, m.set.UseDomain); err != nil {
-		m.host.Logger().Error("usrloc: write to database failed", "table", d.Name, "db", s.db.Path, "error", err)
+		// A lost connection is logged once by kdb; the contacts stay
+		// dirty and are written at the next flush (Kamailio's wb_timer
+		// retries failed writes in db_mode 1 and 2 alike).
+		if !s.db.Failed("write table "+d.Name, err) {
+			m.host.Logger().Error("usrloc: write to database failed", "table", d.Name, "db", s.db.Path, "error", err)
+		}
 		return fmt.Errorf("usrloc: write table %q in %q: %w", d.Name, s.db.Path, err)
 	}
 	for _, c := range dirty {

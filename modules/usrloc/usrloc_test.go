@@ -225,8 +225,13 @@ func TestTimerDeletesExpiredRows(t *testing.T) {
 	}
 }
 
-func TestPostgresWriteThroughAndReload(t *testing.T) {
-	url := kdbtest.Postgres(t)
+func TestPostgresWriteThroughAndReload(t *testing.T) { writeThroughAndReload(t, kdbtest.Postgres(t)) }
+
+func TestMySQLWriteThroughAndReload(t *testing.T) { writeThroughAndReload(t, kdbtest.MySQL(t)) }
+
+// writeThroughAndReload writes alice through (db_mode 1) into the server
+// database at url, reloads her (db_mode 2) and removes her.
+func writeThroughAndReload(t *testing.T, url string) {
 	db, err := kdb.Create(url)
 	if err != nil {
 		t.Fatal(err)
