@@ -308,9 +308,31 @@ func (e *Engine) HandleRequest(r *sipnet.Request) {
 }
 
 // HandleResponse queues a received reply for the receivers (sipnet.Handler).
+// The replies of a relayed request go to one receiver chosen by their
+// Call-ID, so they are handled in the order they arrived (a 180 then a 486
+// sent back to back reach upstream in that order); on any free receiver
+// the 486 could end the transaction before the 180 was relayed.
 func (e *Engine) HandleResponse(r *sipnet.Response) {
 	e.countResponse(r)
-	e.submit(e.receivers, (*replyTask)(r))
+	if r.Branch == nil {
+		e.submit(e.receivers, (*replyTask)(r))
+		return
+	}
+	callID := ""
+	if h := r.Msg.CallID(); h != nil {
+		callID = string(*h)
+	}
+	e.submitTo(e.receivers, int(fnv32(callID)%uint32(e.receivers.Size())), (*replyTask)(r))
+}
+
+// fnv32 is FNV-1a of s.
+func fnv32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
 }
 
 // submit queues a task, waiting while the group's inbox is full (back
@@ -319,13 +341,26 @@ func (e *Engine) submit(g interface {
 	Submit(context.Context, ksr.Task) error
 }, task ksr.Task) error {
 	e.pending.Add(1)
-	ctx := e.runCtx
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	if err := g.Submit(ctx, task); err != nil {
+	if err := g.Submit(e.submitCtx(), task); err != nil {
 		e.pending.Add(-1)
 		return err
 	}
 	return nil
+}
+
+// submitTo is submit to worker i of g (no interface value to allocate).
+func (e *Engine) submitTo(g *workers.Group[ksr.Task], i int, task ksr.Task) error {
+	e.pending.Add(1)
+	if err := g.SubmitTo(e.submitCtx(), i, task); err != nil {
+		e.pending.Add(-1)
+		return err
+	}
+	return nil
+}
+
+func (e *Engine) submitCtx() context.Context {
+	if e.runCtx == nil {
+		return context.Background()
+	}
+	return e.runCtx
 }
