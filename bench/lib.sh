@@ -473,3 +473,22 @@ lua_loop_bench() {
 		echo "(ratio kemi/Kamailio: needs both engines; set KEMI_BIN)"
 	fi
 }
+
+# rate_cpu_ratios RATES CPUS ENGINE...: the kemi/Kamailio ratio lines of a rate table, for each
+# Kamailio engine: RATES and CPUS name associative arrays (engine -> req/s, engine -> us/req).
+rate_cpu_ratios() {
+	local -n rates=$1 cpus=$2
+	shift 2
+	local engine
+	if [[ -z ${rates[kemi]:-} ]]; then
+		echo "(ratio kemi/Kamailio: needs both engines; set KEMI_BIN)"
+		return
+	fi
+	for engine in "$@"; do
+		[[ $engine == kamailio* ]] || continue
+		awk -v a="${rates[kemi]}" -v b="${rates[$engine]}" -v ua="${cpus[kemi]}" -v ub="${cpus[$engine]}" \
+			-v e="$engine" 'BEGIN {
+				printf "%-19s %9s         %7s (rate ratio; CPU/req ratio)\n", "kemi/" e,
+					(b > 0) ? sprintf("%.2f", a / b) : "-", (ub + 0 > 0 && ua + 0 > 0) ? sprintf("%.2f", ua / ub) : "-" }'
+	done
+}

@@ -199,14 +199,4 @@ for engine in "${engines[@]}"; do
 	printf '%-19s %9s req/s  %7s us CPU/req   (%s)\n' "$engine" "${best[$engine]}" "${best_us[$engine]}" \
 		"${best_note[$engine]}"
 done
-if [[ -n ${best[kemi]:-} ]]; then
-	for engine in "${engines[@]}"; do
-		[[ $engine == kamailio* ]] || continue
-		awk -v a="${best[kemi]}" -v b="${best[$engine]}" -v ua="${best_us[kemi]}" -v ub="${best_us[$engine]}" \
-			-v e="$engine" 'BEGIN {
-				printf "%-19s %9s         %7s (rate ratio; CPU/req ratio)\n", "kemi/" e,
-					(b > 0) ? sprintf("%.2f", a / b) : "-", (ub + 0 > 0 && ua + 0 > 0) ? sprintf("%.2f", ua / ub) : "-" }'
-	done
-else
-	echo "(ratio kemi/Kamailio: needs both engines; set KEMI_BIN)"
-fi
+rate_cpu_ratios best best_us "${engines[@]}"

@@ -197,9 +197,21 @@ func (m *Module) registeredAction(e *ksr.Env, table, uri string, flags, _ int) i
 }
 
 // unregisterRuid is ki_unregister_ruid: the contact with that ruid in
-// uri's AOR is removed. 1 done, -1 empty or bad uri or unknown table, -3
-// no such contact.
+// uri's AOR is removed. 1 done, -1 empty or bad uri or unknown table, -2
+// usrloc error, -3 no such contact.
 func (m *Module) unregisterRuid(e *ksr.Env, table, uri, ruid string) int {
+	return m.unregisterWhere(e, table, uri, func(c *usrloc.Contact) bool { return c.Ruid == ruid }, -3)
+}
+
+// unregister removes every contact of uri's AOR: 1 done, -1 bad uri,
+// -2 usrloc error.
+func (m *Module) unregister(e *ksr.Env, table, uri string) int {
+	return m.unregisterWhere(e, table, uri, func(*usrloc.Contact) bool { return true }, 1)
+}
+
+// unregisterWhere removes the contacts of uri's AOR that gone selects;
+// none is notFound's result.
+func (m *Module) unregisterWhere(e *ksr.Env, table, uri string, gone func(*usrloc.Contact) bool, notFound int) int {
 	if uri == "" {
 		return -1
 	}
@@ -215,7 +227,7 @@ func (m *Module) unregisterRuid(e *ksr.Env, table, uri, ruid string) int {
 	err := m.ul.Tx(d, aor, func(old []*usrloc.Contact) ([]*usrloc.Contact, error) {
 		var keep []*usrloc.Contact
 		for _, c := range old {
-			if c.Ruid == ruid {
+			if gone(c) {
 				found = true
 				continue
 			}
@@ -227,27 +239,7 @@ func (m *Module) unregisterRuid(e *ksr.Env, table, uri, ruid string) int {
 	case err != nil:
 		return -2
 	case !found:
-		return -3
-	}
-	return 1
-}
-
-// unregister removes every contact of uri's AOR: 1 done, -1 bad uri,
-// -2 usrloc error.
-func (m *Module) unregister(e *ksr.Env, table, uri string) int {
-	if uri == "" {
-		return -1
-	}
-	d := m.domain(e, table)
-	if d == nil {
-		return -1
-	}
-	aor, rerrno := m.aor(uri)
-	if rerrno != 0 {
-		return -1
-	}
-	if err := m.ul.Tx(d, aor, func([]*usrloc.Contact) ([]*usrloc.Contact, error) { return nil, nil }); err != nil {
-		return -2
+		return notFound
 	}
 	return 1
 }
