@@ -203,6 +203,12 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 	if m.set.ReceivedAVP != "" {
 		received, _ = e.PVString(m.set.ReceivedAVP)
 	}
+	// the socket the REGISTER came in on (pack_ci's rcv.bind_address):
+	// nathelper's keepalives leave from it
+	socket := ""
+	if ln := msg.Req.Listener; ln != nil {
+		socket = strings.ToLower(ln.Proto) + ":" + ln.Addr.String()
+	}
 	path := ""
 	if m.set.UsePath {
 		var ps []string
@@ -266,6 +272,7 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 				nc := &usrloc.Contact{Ruid: m.ul.NewRuid(), AOR: aor, Contact: c.uri, Methods: -1, RegID: atoi(c.params["reg-id"]),
 					Instance: c.params["+sip.instance"]}
 				fill(nc, exp, q, callID, cseq, ua, received, path, now, msg.BFlags)
+				nc.Socket = socket
 				out = append(out, nc)
 				rc = 1
 				continue
@@ -281,6 +288,7 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 			}
 			nc := *o
 			fill(&nc, exp, q, callID, cseq, ua, received, path, now, msg.BFlags)
+			nc.Socket = socket
 			out[idx] = &nc
 			rc = 2
 		}
