@@ -38,7 +38,7 @@ type Host struct {
 	Clk timers.Clock
 	// Sent receives what SendUDP sends, as if from 127.0.0.1:5060.
 	Sent func(socket string, dst netip.AddrPort, b []byte)
-	cur *luavm.Current // the script's generation; nil: no runners
+	cur  *luavm.Current // the script's generation; nil: no runners
 }
 
 func (h Host) Logger() *slog.Logger   { return h.D.Log }

@@ -36,6 +36,9 @@ type Pair struct {
 	Kam, Kemi *enginetest.Client
 	// KemiLog is what kemi has logged so far.
 	KemiLog *enginetest.LogBuffer
+	// KamAddr and KemiAddr are the UDP addresses Kamailio and kemi listen
+	// on (ip:port).
+	KamAddr, KemiAddr string
 	// Dir is the directory %DIR% names: the configuration and files.
 	Dir    string
 	kamLog *enginetest.LogBuffer // written by exec's copying goroutine
@@ -69,7 +72,7 @@ func Start(t *testing.T, modules []string, cfg string, files map[string]string) 
 	body = strings.ReplaceAll(body, "%DIR%", dir)
 
 	k := enginetest.Start(t, head("udp:127.0.0.1:0")+body, nil)
-	p := &Pair{Kemi: enginetest.Dial(t, "udp", k.Addr("udp")), KemiLog: k.Log, Dir: dir, kamLog: &enginetest.LogBuffer{}}
+	p := &Pair{Kemi: enginetest.Dial(t, "udp", k.Addr("udp")), KemiLog: k.Log, Dir: dir, kamLog: &enginetest.LogBuffer{}, KemiAddr: k.Addr("udp")}
 
 	port := freeUDPPort(t)
 	enginetest.Files(t, dir, map[string]string{"kamailio.cfg": head(fmt.Sprintf("udp:127.0.0.1:%d", port)) + body})
@@ -96,7 +99,8 @@ func Start(t *testing.T, modules []string, cfg string, files map[string]string) 
 			t.Logf("kamailio log:\n%s", p.kamLog.String())
 		}
 	})
-	p.Kam = enginetest.Dial(t, "udp", fmt.Sprintf("127.0.0.1:%d", port))
+	p.KamAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	p.Kam = enginetest.Dial(t, "udp", p.KamAddr)
 	// Kamailio needs a moment to bind: probe until it answers (each probe
 	// has its own Call-ID; a late answer to an earlier one is skipped).
 	ready := false
