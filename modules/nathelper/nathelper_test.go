@@ -12,6 +12,7 @@ import (
 	"kemi/jsonrpc"
 	"kemi/ksr/ksrtest"
 	"kemi/modules/usrloc"
+	"kemi/sipnet"
 	"kemi/timers"
 )
 
@@ -216,5 +217,61 @@ func TestReverseHexAndCoreHash(t *testing.T) {
 	// int2reverse_hex(core_hash("a")): v = 'a' = 97, h = 97^(97>>3) = 109
 	if h := coreHash("a"); h != 109 {
 		t.Errorf("coreHash(a) = %d", h)
+	}
+}
+
+// vm is a VM with nathelper's exports on a request received from src over
+// proto.
+func vm(t *testing.T, raw, src, proto string) *ksrtest.VM {
+	t.Helper()
+	m := New(usrloc.New())
+	m.set.ReceivedAVP = "$avp(RECEIVED)"
+	v := ksrtest.NewVM(t, ksrtest.Deps(t, io.Discard, m))
+	msg := v.Bind(raw)
+	msg.Req.Src = netip.MustParseAddrPort(src)
+	msg.Req.Listener = &sipnet.Listener{Proto: proto, Addr: netip.MustParseAddrPort("192.0.2.1:5060")}
+	return v
+}
+
+const wsInvite = "INVITE sip:bob@kemi.test SIP/2.0\r\nVia: SIP/2.0/WSS df7jal23ls0d.invalid;branch=z9hG4bKx\r\n" +
+	"From: <sip:alice@kemi.test>;tag=1\r\nTo: <sip:bob@kemi.test>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n" +
+	"Contact: <sip:a8v2@df7jal23ls0d.invalid;transport=ws>\r\nContent-Length: 0\r\n\r\n"
+
+// TestWebSocketAndIPv6: what the side-by-side test cannot send (it talks
+// UDP over IPv4 loopback): a WebSocket request and an IPv6 source.
+func TestWebSocketAndIPv6(t *testing.T) {
+	v := vm(t, wsInvite, "198.51.100.7:50000", "wss")
+	for _, c := range [][2]string{
+		{"KSR.nathelper.nat_uac_test(64)", "1"},
+		{"KSR.nathelper.nat_uac_test(2)", "1"},
+		{"KSR.nathelper.add_rcv_param(1)", "-1"},
+		{"KSR.nathelper.fix_nated_register()", "1"},
+		{"KSR.pv.get('$avp(RECEIVED)')", "sip:198.51.100.7:50000;transport=wss"},
+		{"KSR.nathelper.set_contact_alias()", "1"},
+		{"KSR.pv.get('$ct')", "<sip:a8v2@df7jal23ls0d.invalid;transport=ws;alias=198.51.100.7~50000~6>"},
+	} {
+		if got := v.Eval(c[0]); got != c[1] {
+			t.Errorf("wss: %s = %s, want %s", c[0], got, c[1])
+		}
+	}
+	v = vm(t, strings.Replace(wsInvite, "transport=ws", "transport=udp", 1), "[2001:db8::7]:5070", "udp")
+	for _, c := range [][2]string{
+		{"KSR.nathelper.nat_uac_test(64)", "-1"},
+		{"KSR.nathelper.nat_uac_test(32)", "-1"},
+		{"KSR.nathelper.fix_nated_register()", "1"},
+		{"KSR.pv.get('$avp(RECEIVED)')", "sip:[2001:db8::7]:5070"},
+		{"KSR.nathelper.add_contact_alias()", "1"},
+		{"KSR.pv.get('$ct')", "<sip:a8v2@df7jal23ls0d.invalid;alias=[2001:db8::7]~5070~1;transport=udp>"},
+	} {
+		if got := v.Eval(c[0]); got != c[1] {
+			t.Errorf("ipv6: %s = %s, want %s", c[0], got, c[1])
+		}
+	}
+	v = vm(t, strings.Replace(wsInvite, "transport=ws", "transport=udp", 1), "[2001:db8::7]:5070", "udp")
+	if got := v.Eval("KSR.nathelper.fix_nated_contact()"); got != "1" {
+		t.Errorf("fix_nated_contact = %s", got)
+	}
+	if got := v.Eval("KSR.pv.get('$ct')"); got != "<sip:a8v2@[2001:db8::7]:5070;transport=udp>" {
+		t.Errorf("ipv6 fix_nated_contact: $ct = %s", got)
 	}
 }
