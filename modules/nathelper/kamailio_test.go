@@ -268,3 +268,122 @@ func exchange(t *testing.T, c *enginetest.Client, sink net.PacketConn, r enginet
 		return strings.ReplaceAll(s, ":"+port, ":CPORT")
 	}
 }
+
+// replyScript relays an INVITE to X-Sink and, in its t_on_reply route,
+// runs nat_uac_test on the reply and set_contact_alias (or
+// fix_nated_contact, with X-Fix: flag 1) on a 200, as the upstream example's
+// ksr_route_natmanage does for replies.
+const replyScript = `
+function ksr_request_route()
+	if not KSR.is_INVITE() then
+		KSR.sl.send_reply(200, "OK")
+		return
+	end
+	KSR.setdsturi(KSR.hdr.get("X-Sink"))
+	if KSR.hdr.get("X-Fix") then
+		KSR.setflag(1)
+	end
+	KSR.tm.t_on_reply("ksr_onreply_nat")
+	KSR.tm.t_relay()
+end
+
+function ksr_onreply_nat()
+	if KSR.pv.get("$rs") ~= 200 then
+		return
+	end
+	local t = KSR.nathelper.nat_uac_test(1) .. "," .. KSR.nathelper.nat_uac_test(128) .. "," .. KSR.nathelper.nat_uac_test(2)
+	local rc
+	if KSR.isflagset(1) then
+		rc = KSR.nathelper.fix_nated_contact()
+	else
+		rc = KSR.nathelper.set_contact_alias()
+	end
+	KSR.hdr.append("X-NAT: " .. t .. " " .. rc .. "\r\n")
+end
+`
+
+// TestRepliesWithKamailio: the NAT functions on a relayed reply (its
+// source is the next hop), as the upstream example's reply route uses
+// them; the caller receives the rewritten Contact.
+func TestRepliesWithKamailio(t *testing.T) {
+	cfg := `loadmodule "sl.so"
+loadmodule "tm.so"
+loadmodule "pv.so"
+loadmodule "nathelper.so"
+loadmodule "app_lua.so"
+modparam("app_lua", "load", "%DIR%/reply.lua")
+`
+	p := kamtest.Start(t, []string{"sl.so", "tm.so", "pv.so", "nathelper.so", "app_lua.so"}, cfg, map[string]string{"reply.lua": replyScript})
+	sink, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	for _, fix := range []bool{false, true} {
+		var extra []string
+		if fix {
+			extra = []string{"X-Fix: yes"}
+		}
+		kam := relayed(t, p.Kam, sink, extra)
+		kemi := relayed(t, p.Kemi, sink, extra)
+		if kam != kemi {
+			t.Errorf("fix %v:\n kamailio: %s\n     kemi: %s", fix, kam, kemi)
+		} else {
+			t.Logf("fix %v: %s", fix, kemi)
+		}
+	}
+}
+
+// relayed sends an INVITE through the server to sink, answers it there
+// with a 200 OK from a private Contact and returns what the caller
+// receives: the Contact and X-NAT of the 200.
+func relayed(t *testing.T, c *enginetest.Client, sink net.PacketConn, extra []string) string {
+	t.Helper()
+	r := enginetest.Req{Method: "INVITE", URI: "sip:bob@kemi.test", CallID: enginetest.RandomID(),
+		Headers: append([]string{"X-Sink: sip:" + sink.LocalAddr().String(), "Contact: <sip:alice@127.0.0.1>"}, extra...)}
+	c.Send(c.Build(r))
+	buf := make([]byte, 65535)
+	sink.SetReadDeadline(time.Now().Add(enginetest.Patience))
+	for {
+		n, from, err := sink.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("nothing relayed: %v", err)
+		}
+		msg := string(buf[:n])
+		if !strings.HasPrefix(msg, "INVITE ") || !strings.Contains(msg, r.CallID) {
+			continue
+		}
+		var b strings.Builder
+		b.WriteString("SIP/2.0 200 OK\r\n")
+		for _, l := range strings.Split(msg, "\r\n") {
+			for _, h := range []string{"Via:", "From:", "Call-ID:", "CSeq:"} {
+				if strings.HasPrefix(l, h) {
+					b.WriteString(l + "\r\n")
+				}
+			}
+			if strings.HasPrefix(l, "To:") {
+				b.WriteString(l + ";tag=sink\r\n")
+			}
+		}
+		b.WriteString("Contact: <sip:bob@10.0.0.9:5080;transport=udp>;expires=30\r\nContent-Length: 0\r\n\r\n")
+		sink.WriteTo([]byte(b.String()), from)
+		break
+	}
+	deadline := time.Now().Add(enginetest.Patience)
+	for {
+		res, err := c.RecvResponse(time.Until(deadline))
+		if err != nil {
+			t.Fatalf("no 200: %v", err)
+		}
+		if res.CallID() == nil || string(*res.CallID()) != r.CallID || res.StatusCode != 200 {
+			continue
+		}
+		var out []string
+		for _, n := range []string{"Contact", "X-NAT"} {
+			for _, h := range res.GetHeaders(n) {
+				out = append(out, n+": "+h.Value())
+			}
+		}
+		return strings.Join(out, " | ")
+	}
+}

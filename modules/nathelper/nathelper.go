@@ -75,6 +75,8 @@ var (
 	_ ksr.Starter     = (*Module)(nil)
 	_ ksr.RPCProvider = (*Module)(nil)
 	_ ksr.Idler       = (*Module)(nil)
+	_ ksr.Reporter    = (*Module)(nil)
+	_ ksr.ReplyFilter = (*Module)(nil)
 )
 
 // New returns a nathelper over ul (its keepalives read ul's contacts, as
