@@ -72,6 +72,11 @@ const sdpPrivate = "v=0\r\no=alice 2890844526 2890844526 IN IP4 10.0.0.5\r\ns=-\
 
 const sdpPublic = "v=0\r\no=bob 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
 
+const sdpIPv6 = "v=0\r\no=carol 1 1 IN IP6 fd00::5\r\ns=-\r\nc=IN IP6 fd00::5\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n" +
+	"m=video 4002 RTP/AVP 31\r\nc=IN IP4 192.168.0.3\r\n"
+
+const sdpStreamOnly = "v=0\r\no=dave 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\nc=IN IP4 172.16.9.9\r\n"
+
 const sdpNull = "v=0\r\no=bob 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
 
 // TestSideBySideWithKamailio runs every KSR.nathelper function on the same
@@ -162,6 +167,11 @@ func TestSideBySideWithKamailio(t *testing.T) {
 		op("add_rcv_param", privC, "X-Arg: 0"),
 		op("add_rcv_param", privC, "X-Arg: 1"),
 		op("add_rcv_param", "X-Arg: 0"),
+		op("add_rcv_param", "X-Arg: 0", "Contact: <sip:a@10.0.0.1>;q=0.5, <sip:b@10.0.0.2>", "Contact: <sip:c@10.0.0.3>"),
+		op("add_rcv_param", "X-Arg: 1", "Contact: <sip:a@10.0.0.1>;q=0.5, <sip:b@10.0.0.2>", "Contact: <sip:c@10.0.0.3>"),
+		op("set_contact_alias", "Contact: sip:alice@10.0.0.5:5070"),
+		// (not "Contact: <a>, <b>": Kamailio acts on the last contact of the
+		// first header, kemi on the first; docs/nat.md)
 		op("fix_nated_register", privC),
 		op("set_alias_to_pv", "Contact: <sip:alice@10.0.0.5;alias=192.0.2.1~5090~2>"),
 		op("set_alias_to_pv", privC),
@@ -194,6 +204,13 @@ func TestSideBySideWithKamailio(t *testing.T) {
 		sdp(op("fix_nated_sdp", "X-Arg: 4", "Content-Type: application/sdp"), sdpPrivate),
 		sdp(op("fix_nated_sdp", "X-Arg: 2", "Content-Type: application/sdp"), sdpPublic),
 		sdp(op("fix_nated_sdp", "X-Arg: 2", "Content-Type: application/sdp"), sdpNull),
+		sdp(op("fix_nated_sdp", "X-Arg: 10", "Content-Type: application/sdp"), sdpIPv6),
+		sdp(op("fix_nated_sdp", "X-Arg: 5", "Content-Type: application/sdp"), sdpIPv6),
+		sdp(op("fix_nated_sdp", "X-Arg: 1", "Content-Type: application/sdp"), sdpStreamOnly),
+		sdp(op("nat_uac_test", "X-Arg: 8", "Content-Type: application/sdp"), sdpIPv6),
+		sdp(op("nat_uac_test", "X-Arg: 8", "Content-Type: application/sdp"), sdpStreamOnly),
+		sdp(op("nat_uac_test", "X-Arg: 256", "Content-Type: application/sdp"), sdpStreamOnly),
+		sdp(op("nat_uac_test", "X-Arg: 8", "Content-Type: application/SDP; charset=x"), sdpPrivate),
 		op("fix_nated_sdp", "X-Arg: 2"),
 		sdp(op("fix_nated_sdp", "X-Arg: 2", "Content-Type: text/plain"), "hello\r\n"),
 		sdp(op("fix_nated_sdp_ip", "X-Arg: 10", "X-Arg2: 198.51.100.9", "Content-Type: application/sdp"), sdpPrivate),

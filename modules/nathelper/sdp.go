@@ -209,32 +209,40 @@ func (m *Module) fixNatedSDPIP(e *ksr.Env, level int, ip string) int {
 				continue
 			}
 			n, more, ok := m.replaceSDPIP(body, l.prefix, newIP, l.canOmit)
+			eds = append(eds, more...)
 			if !ok {
+				// the changes made before stay, as Kamailio's lumps do
 				e.D.Log.Error("nathelper: no `IP[4|6]' in SDP field, or mismatching address families", "field", l.prefix)
+				setBody(e, body, trailer, eds)
 				return -1
 			}
-			eds = append(eds, more...)
 			count += n
 		}
 	}
-	if len(eds) > 0 {
-		out := applyEdits(body, eds) + trailer
-		switch msg := e.Msg.SIP().(type) {
-		case interface{ SetBody([]byte) }:
-			msg.SetBody([]byte(out))
-		}
-	}
+	setBody(e, body, trailer, eds)
 	if count > 0 {
 		return 1
 	}
 	return 2
 }
 
+// setBody applies eds to the body.
+func setBody(e *ksr.Env, body, trailer string, eds []edit) {
+	if len(eds) == 0 {
+		return
+	}
+	out := applyEdits(body, eds) + trailer
+	if msg, ok := e.Msg.SIP().(interface{ SetBody([]byte) }); ok {
+		msg.SetBody([]byte(out))
+	}
+}
+
 // replaceSDPIP is replace_sdp_ip over every line starting with prefix:
 // the edits replacing their address with newIP (and, with
 // append_sdp_oldmediaip, the a=oldmediaip lines at the body's end), the
 // number of addresses changed; ok is false for a line without an address
-// that may not be omitted, or lines of different address families.
+// that may not be omitted, or lines of different address families (with
+// the edits of the lines before it, which Kamailio keeps).
 func (m *Module) replaceSDPIP(body, prefix, newIP string, canOmit bool) (count int, eds []edit, ok bool) {
 	pf1 := 0
 	for from := 0; from < len(body); {
@@ -248,12 +256,12 @@ func (m *Module) replaceSDPIP(body, prefix, newIP string, canOmit bool) (count i
 				from = i + len(prefix)
 				continue
 			}
-			return 0, nil, false
+			return count, eds, false
 		}
 		if pf1 == 0 {
 			pf1 = pf
 		} else if pf != pf1 {
-			return 0, nil, false
+			return count, eds, false
 		}
 		from = ipOff + ipLen
 		old := body[ipOff : ipOff+ipLen]
