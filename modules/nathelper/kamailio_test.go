@@ -308,7 +308,7 @@ function ksr_onreply_nat()
 	if KSR.pv.get("$rs") ~= 200 then
 		return
 	end
-	local t = KSR.nathelper.nat_uac_test(1) .. "," .. KSR.nathelper.nat_uac_test(128) .. "," .. KSR.nathelper.nat_uac_test(2)
+	local t = KSR.nathelper.nat_uac_test(1) .. "," .. KSR.nathelper.nat_uac_test(128) .. "," .. KSR.nathelper.nat_uac_test(2) .. "," .. KSR.nathelper.nat_uac_test(512) .. "," .. KSR.nathelper.nat_uac_test(16)
 	local rc
 	if KSR.isflagset(1) then
 		rc = KSR.nathelper.fix_nated_contact()
@@ -336,17 +336,20 @@ modparam("app_lua", "load", "%DIR%/reply.lua")
 		t.Fatal(err)
 	}
 	defer sink.Close()
-	for _, fix := range []bool{false, true} {
+	for _, c := range []struct {
+		fix bool
+		via string // the caller's Via sent-by, %PORT% its port
+	}{{false, ""}, {true, ""}, {false, "10.0.0.5:%PORT%"}} {
 		var extra []string
-		if fix {
+		if c.fix {
 			extra = []string{"X-Fix: yes"}
 		}
-		kam := relayed(t, p.Kam, sink, extra)
-		kemi := relayed(t, p.Kemi, sink, extra)
+		kam := relayed(t, p.Kam, sink, extra, c.via)
+		kemi := relayed(t, p.Kemi, sink, extra, c.via)
 		if kam != kemi {
-			t.Errorf("fix %v:\n kamailio: %s\n     kemi: %s", fix, kam, kemi)
+			t.Errorf("fix %v via %q:\n kamailio: %s\n     kemi: %s", c.fix, c.via, kam, kemi)
 		} else {
-			t.Logf("fix %v: %s", fix, kemi)
+			t.Logf("fix %v via %q: %s", c.fix, c.via, kemi)
 		}
 	}
 }
@@ -354,11 +357,16 @@ modparam("app_lua", "load", "%DIR%/reply.lua")
 // relayed sends an INVITE through the server to sink, answers it there
 // with a 200 OK from a private Contact and returns what the caller
 // receives: the Contact and X-NAT of the 200.
-func relayed(t *testing.T, c *enginetest.Client, sink net.PacketConn, extra []string) string {
+func relayed(t *testing.T, c *enginetest.Client, sink net.PacketConn, extra []string, via string) string {
 	t.Helper()
 	r := enginetest.Req{Method: "INVITE", URI: "sip:bob@kemi.test", CallID: enginetest.RandomID(),
 		Headers: append([]string{"X-Sink: sip:" + sink.LocalAddr().String(), "Contact: <sip:alice@127.0.0.1>"}, extra...)}
-	c.Send(c.Build(r))
+	raw := c.Build(r)
+	if via != "" {
+		_, port, _ := net.SplitHostPort(c.LocalAddr())
+		raw = sentByRe.ReplaceAllString(raw, "${1}"+strings.ReplaceAll(via, "%PORT%", port))
+	}
+	c.Send(raw)
 	buf := make([]byte, 65535)
 	sink.SetReadDeadline(time.Now().Add(enginetest.Patience))
 	for {
