@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"kemi/engine"
 	"kemi/engine/enginetest"
 	"kemi/modules/internal/kamtest"
+	"kemi/timers"
 )
 
 // pingScript registers the REGISTERs nat_uac_test(19) finds NATed with
@@ -164,4 +166,48 @@ func okTo(msg string) string {
 	}
 	b.WriteString("Content-Length: 0\r\n\r\n")
 	return b.String()
+}
+
+// TestKeepalivesOnTheEngineClock: the same configuration in kemi alone on
+// a virtual clock: the keepalive goes out over the network only as the
+// engine's clock moves, from the socket the contact registered on to its
+// received address.
+func TestKeepalivesOnTheEngineClock(t *testing.T) {
+	clk := timers.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	dir := t.TempDir()
+	cfg := "#!KAMAILIO\ndebug=2\nchildren=1\nlisten=udp:127.0.0.1:0\n" +
+		strings.ReplaceAll(pingCfg, "%DIR%", dir) + "\ncfgengine \"lua\"\n"
+	enginetest.Files(t, dir, map[string]string{"ping.lua": pingScript})
+	e := enginetest.Start(t, cfg, nil, func(o *engine.Options) { o.Clock = clk })
+	server := e.Addr("udp")
+	c, err := net.Dial("udp", server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	reg := fmt.Sprintf("REGISTER sip:kemi.test SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bKv1;rport\r\n"+
+		"From: <sip:vc@kemi.test>;tag=1\r\nTo: <sip:vc@kemi.test>\r\nCall-ID: vc1\r\nCSeq: 1 REGISTER\r\n"+
+		"Contact: <sip:vc@10.0.0.5:5070>;expires=300\r\nX-SIPPing: yes\r\nContent-Length: 0\r\n\r\n", c.LocalAddr())
+	c.Write([]byte(reg))
+	buf := make([]byte, 65535)
+	c.SetReadDeadline(time.Now().Add(enginetest.Patience))
+	n, err := c.Read(buf)
+	if err != nil || !strings.HasPrefix(string(buf[:n]), "SIP/2.0 200 ") {
+		t.Fatalf("REGISTER: %q %v", buf[:n], err)
+	}
+	deadline := time.Now().Add(enginetest.Patience)
+	for time.Now().Before(deadline) {
+		clk.Advance(time.Second)
+		c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		n, err := c.Read(buf)
+		if err != nil {
+			continue // not yet: move the clock again
+		}
+		msg := string(buf[:n])
+		if !strings.HasPrefix(msg, "OPTIONS sip:vc@10.0.0.5:5070 SIP/2.0\r\nVia: SIP/2.0/UDP "+server+";branch=z9hG4bK") {
+			t.Fatalf("keepalive: %q", msg)
+		}
+		return
+	}
+	t.Fatal("no keepalive while the engine's clock moved")
 }
