@@ -459,18 +459,12 @@ func sipPort(port, proto int) int {
 func testDestination(e *ksr.Env) int {
 	if e.Msg.Res != nil {
 		vias := e.Msg.Res.Msg.GetHeaders("via")
-		var second *sip.ViaHeader
-		n := 0
-		for _, h := range vias {
-			for v := h.(*sip.ViaHeader); v != nil; v = nil {
-				n++
-				if n == 2 {
-					second = v
-				}
-			}
-		}
-		if second == nil {
+		if len(vias) < 2 {
 			return 0
+		}
+		second, ok := vias[1].(*sip.ViaHeader)
+		if !ok {
+			return -1
 		}
 		vp := protoNum(second.Transport)
 		if vp == protoWS || vp == protoWSS {
