@@ -206,7 +206,9 @@ func splitURI(s string) (u uriParts, ok bool) {
 		p = p[:q]
 	}
 	u.params = strings.TrimPrefix(p, ";")
-	for _, kv := range strings.Split(u.params, ";") {
+	for rest := u.params; rest != ""; {
+		var kv string
+		kv, rest, _ = strings.Cut(rest, ";")
 		k, v, _ := strings.Cut(kv, "=")
 		switch strings.ToLower(strings.TrimSpace(k)) {
 		case "transport":
@@ -434,12 +436,13 @@ func (m *Module) natUACTest(e *ksr.Env, flags int) int {
 // sameHost is check_via_address without DNS: the Via host is the source
 // address as text (an IPv6 one with or without brackets, any case).
 func sameHost(a netip.Addr, host string) bool {
-	s := ipText(a)
+	var buf [64]byte
+	s := a.Unmap().AppendTo(buf[:0])
 	if a.Unmap().Is6() {
 		h := strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-		return strings.EqualFold(h, s)
+		return strings.EqualFold(h, string(s))
 	}
-	return host == s
+	return host == string(s)
 }
 
 // sipPort is GET_SIP_PORT: the port, else 5061 for TLS, else 5060.

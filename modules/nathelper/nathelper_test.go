@@ -275,3 +275,21 @@ func TestWebSocketAndIPv6(t *testing.T) {
 		t.Errorf("ipv6 fix_nated_contact: $ct = %s", got)
 	}
 }
+
+// BenchmarkNatUACTest is the upstream example's NAT detection,
+// nat_uac_test(19), on an INVITE with a private Contact that is not
+// NATed by any other test (every test runs).
+func BenchmarkNatUACTest(b *testing.B) {
+	m := New(usrloc.New())
+	v := ksrtest.NewVM(b, ksrtest.Deps(b, io.Discard, m))
+	msg := v.Bind("INVITE sip:bob@kemi.test SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.7:5062;branch=z9hG4bKx\r\n" +
+		"From: <sip:alice@kemi.test>;tag=1\r\nTo: <sip:bob@kemi.test>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n" +
+		"Contact: <sip:alice@198.51.100.7:5062>\r\nContent-Length: 0\r\n\r\n")
+	msg.Req.Src = netip.MustParseAddrPort("198.51.100.7:5062")
+	b.ReportAllocs()
+	for b.Loop() {
+		if m.natUACTest(v.Env, 19) != -1 {
+			b.Fatal("NATed")
+		}
+	}
+}
