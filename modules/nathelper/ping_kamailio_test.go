@@ -3,7 +3,9 @@ package nathelper_test
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -206,6 +208,19 @@ func TestKeepalivesOnTheEngineClock(t *testing.T) {
 		msg := string(buf[:n])
 		if !strings.HasPrefix(msg, "OPTIONS sip:vc@10.0.0.5:5070 SIP/2.0\r\nVia: SIP/2.0/UDP "+server+";branch=z9hG4bK") {
 			t.Fatalf("keepalive: %q", msg)
+		}
+		// nathelper.enable_ping over the control plane
+		for _, c := range [][2]string{{`[0]`, `"result":{}`}, {`[]`, `"message":"No parameter"`}} {
+			body := `{"jsonrpc":"2.0","method":"nathelper.enable_ping","params":` + c[0] + `,"id":1}`
+			res, err := http.Post(e.RPCURL(), "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if !strings.Contains(string(out), c[1]) {
+				t.Errorf("nathelper.enable_ping %s: %s, want %s", c[0], out, c[1])
+			}
 		}
 		return
 	}
