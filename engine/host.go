@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"kemi/ksr"
@@ -44,6 +45,14 @@ func (e *Engine) Hold(delta int) { e.pending.Add(int64(delta)) }
 
 // Precise reports whether the engine runs on the real clock (ksr.Host).
 func (e *Engine) Precise() bool { return e.opts.Clock == nil }
+
+// SendUDP sends one datagram from a UDP listener (ksr.Host).
+func (e *Engine) SendUDP(socket string, dst netip.AddrPort, build func(netip.AddrPort) []byte) error {
+	if e.sip == nil {
+		return fmt.Errorf("send to %s: no SIP network", dst)
+	}
+	return e.sip.SendUDP(socket, dst, build)
+}
 
 // newGroup builds a group of n workers named prefix/0.., whose Envs say
 // group; inbox 0 is the workers' default. usleep pauses each worker before

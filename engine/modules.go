@@ -25,6 +25,7 @@ import (
 	"kemi/modules/kx"
 	"kemi/modules/maxfwd"
 	"kemi/modules/mqueue"
+	"kemi/modules/nathelper"
 	"kemi/modules/pike"
 	"kemi/modules/pv"
 	"kemi/modules/registrar"
@@ -75,6 +76,7 @@ func moduleTable() []ksr.Module {
 		pike.New(),
 		ul,                // the location table: loaded from db_url before traffic, flushed after it
 		registrar.New(ul), // binds usrloc, as Kamailio's registrar does
+		nathelper.New(ul), // its keepalives read usrloc's contacts
 		au,
 		auth_db.New(au), // binds auth's digest check
 		tlsmod.New(),    // read before the listeners start (they take its sipnet.TLSConfig)

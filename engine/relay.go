@@ -572,6 +572,11 @@ func (w *worker) replyRoute(msg *ksr.Msg) {
 	if w.e.sip == nil || r.Listener == nil {
 		return
 	}
+	for _, m := range w.e.mods {
+		if f, ok := m.(ksr.ReplyFilter); ok && f.AbsorbReply(r.Msg) {
+			return // a module's own keepalive's reply (nathelper)
+		}
+	}
 	err := w.e.sip.ForwardResponse(r)
 	if err != nil && !errors.Is(err, sipnet.ErrNotOurs) {
 		w.e.log.Error("forwarding a reply failed", "status", r.Msg.StatusCode, "error", err)

@@ -500,12 +500,20 @@ func (p *settingsParser) loadModule(st config.Stmt) error {
 }
 
 func (p *settingsParser) modParam(st config.Stmt) error {
+	// "a|b" is Kamailio's regular expression ^(a|b)$ over the loaded
+	// modules: the parameter is set on each loaded one, and at least one
+	// must be loaded.
 	mods := strings.Split(st.Name, "|")
+	found := false
 	for _, m := range mods {
 		m = config.ModuleName(m)
 		if _, ok := p.s.Modules[m]; !ok {
+			if len(mods) > 1 {
+				continue
+			}
 			return config.Errorf(st.Pos, "modparam(%q, %q): module %q is not loaded (loadmodule must come before its modparam)", st.Name, st.Param, m)
 		}
+		found = true
 		var err error
 		if mod := p.s.module(m); mod != nil {
 			err = p.moduleParam(mod.Info(), st)
@@ -521,6 +529,9 @@ func (p *settingsParser) modParam(st config.Stmt) error {
 		if err != nil {
 			return err
 		}
+	}
+	if !found {
+		return config.Errorf(st.Pos, "modparam(%q, %q): no loaded module matches %q (loadmodule must come before its modparam)", st.Name, st.Param, st.Name)
 	}
 	return nil
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	lua "github.com/yuin/gopher-lua"
 
 	"kemi/config"
@@ -130,6 +132,15 @@ type Host interface {
 	// Precise reports whether Clock is the real clock, so that a module may
 	// wait with the platform's own timers instead (rtimer's timerfd).
 	Precise() bool
+	// SendUDP sends one datagram outside any transaction (nathelper's
+	// keepalives): from the UDP listening socket named socket (Kamailio's
+	// "udp:ip:port"; "" or a socket that is not one of the UDP listeners:
+	// the first UDP listener of dst's address family) to dst. build
+	// receives the address the socket advertises (its Via sent-by) and
+	// returns the bytes. Without a network (kemi test) a datagram that
+	// parses as SIP goes to the virtual network as a stateless send, and
+	// other bytes are dropped.
+	SendUDP(socket string, dst netip.AddrPort, build func(local netip.AddrPort) []byte) error
 }
 
 // Runner is a worker that owns a VM: one of a Group, or one made by
@@ -237,6 +248,15 @@ type Drainer interface {
 // resume).
 type Idler interface {
 	Idle(now time.Time, ds []time.Time) (held int, deadlines []time.Time, busy string)
+}
+
+// ReplyFilter is a module that absorbs the replies to requests it sent
+// itself outside any transaction (nathelper's keepalive OPTIONS), as a
+// Kamailio module's response_f returning 0: the engine asks it after the
+// core reply route, for a reply no transaction claims, before forwarding
+// it by its Via headers.
+type ReplyFilter interface {
+	AbsorbReply(res *sip.Response) bool
 }
 
 // Provisioner is a module with a runtime: Provision builds it once the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -97,5 +98,42 @@ func (s *Server) ForwardResponse(r *Response) error {
 		return fmt.Errorf("forward reply to %s: %w", t, err)
 	}
 	s.nRelayed.Add(1)
+	return nil
+}
+
+// SendUDP sends one datagram outside any transaction from the UDP
+// listener named socket ("udp:ip:port"; "" or a name that is not one of
+// the UDP listeners: the first UDP listener of dst's family) to dst.
+// build receives the listener's sent-by address. On a virtual server a
+// datagram that parses as SIP goes to Options.Outbound as a stateless
+// send; other bytes are dropped.
+func (s *Server) SendUDP(socket string, dst netip.AddrPort, build func(local netip.AddrPort) []byte) error {
+	var ln *Listener
+	want := strings.TrimPrefix(strings.ToLower(socket), "udp:")
+	for _, l := range s.listeners {
+		if l.Proto == "udp" && want != "" && l.Addr.String() == want {
+			ln = l
+			break
+		}
+	}
+	if ln == nil {
+		var err error
+		if ln, err = s.listenerFor(Target{Proto: "udp", Addr: dst}, nil); err != nil {
+			return err
+		}
+	}
+	b := build(ln.sentBy(dst.Addr()))
+	if ln.virtual() {
+		if m, err := sip.ParseMessage(b); err == nil {
+			s.opts.Outbound(Outgoing{Msg: m, From: ln, To: Target{Proto: "udp", Addr: dst}})
+		}
+		return nil
+	}
+	if ln.pc == nil {
+		return fmt.Errorf("send to %s: %s is not a datagram socket", dst, ln)
+	}
+	if _, err := ln.pc.WriteTo(b, net.UDPAddrFromAddrPort(dst)); err != nil {
+		return fmt.Errorf("send to %s from %s: %w", dst, ln, err)
+	}
 	return nil
 }

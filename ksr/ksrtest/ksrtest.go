@@ -36,7 +36,9 @@ import (
 type Host struct {
 	D   *ksr.Deps
 	Clk timers.Clock
-	cur *luavm.Current // the script's generation; nil: no runners
+	// Sent receives what SendUDP sends, as if from 127.0.0.1:5060.
+	Sent func(socket string, dst netip.AddrPort, b []byte)
+	cur  *luavm.Current // the script's generation; nil: no runners
 }
 
 func (h Host) Logger() *slog.Logger   { return h.D.Log }
@@ -44,6 +46,17 @@ func (h Host) Deps() *ksr.Deps        { return h.D }
 func (h Host) Group(string) ksr.Group { return nil }
 func (h Host) Hold(int)               {}
 func (h Host) Precise() bool          { return false }
+
+// SendUDP hands the datagram to Sent when set, else fails: a module's
+// test sees what its runtime sends.
+func (h Host) SendUDP(socket string, dst netip.AddrPort, build func(netip.AddrPort) []byte) error {
+	if h.Sent == nil {
+		return errors.New("ksrtest: no network (set Options.Sent)")
+	}
+	local := netip.MustParseAddrPort("127.0.0.1:5060")
+	h.Sent(socket, dst, build(local))
+	return nil
+}
 
 func (h Host) Clock() timers.Clock {
 	if h.Clk == nil {
@@ -109,6 +122,8 @@ func (r *runner) Finish(req *sipnet.Request, _ *ksr.Msg) { req.Done() }
 type Options struct {
 	Clock  timers.Clock // nil: the real clock
 	Script string       // Lua source the runners' VMs run ("" : no runners)
+	// Sent receives the datagrams the modules send (Host.SendUDP).
+	Sent func(socket string, dst netip.AddrPort, b []byte)
 }
 
 // Deps returns bindings dependencies logging at debug level into log,
@@ -130,7 +145,7 @@ func DepsWith(tb testing.TB, log io.Writer, o Options, mods ...ksr.Module) *ksr.
 		PVs: map[string]*ksr.PV{},
 	}
 	all := append([]ksr.Module{ksr.Core()}, mods...)
-	h := Host{D: d, Clk: o.Clock}
+	h := Host{D: d, Clk: o.Clock, Sent: o.Sent}
 	if o.Script != "" {
 		g, err := luavm.Build(1, []string{"test.lua"}, func(string) ([]byte, error) { return []byte(o.Script), nil })
 		if err != nil {

@@ -182,6 +182,12 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 	if m.set.ReceivedAVP != "" {
 		received, _ = e.PVString(m.set.ReceivedAVP)
 	}
+	// the socket the REGISTER came in on (pack_ci's rcv.bind_address):
+	// nathelper's keepalives leave from it
+	socket := ""
+	if ln := msg.Req.Listener; ln != nil {
+		socket = strings.ToLower(ln.Proto) + ":" + ln.Addr.String()
+	}
 	path := ""
 	if m.set.UsePath {
 		var ps []string
@@ -266,6 +272,7 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 					Instance: c.params["+sip.instance"]}
 				fill(nc, exp, q, callID, cseq, ua, received, path, now, msg.BFlags)
 				nc.Methods = methods
+				nc.Socket = socket
 				out = append(out, nc)
 				rc = 1
 				continue
@@ -282,6 +289,7 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 			nc := *o
 			fill(&nc, exp, q, callID, cseq, ua, received, path, now, msg.BFlags)
 			nc.Methods = methods
+			nc.Socket = socket
 			out[idx] = &nc
 			rc = 2
 		}

@@ -503,3 +503,41 @@ func (m *Module) AORs(d *Domain) []string {
 }
 
 func unix(s int64) time.Time { return time.Unix(s, 0) }
+
+// Provisioned reports whether the configuration loads usrloc (the engine
+// provisioned it): nathelper's keepalives need it.
+func (m *Module) Provisioned() bool { return m.host != nil }
+
+// NatFlag is nat_bflag as a flag mask (Kamailio's ul.nat_flag), 0 when
+// nat_bflag is not set.
+func (m *Module) NatFlag() int {
+	if m.set.NatBflag < 0 {
+		return 0
+	}
+	return 1 << m.set.NatBflag
+}
+
+// AllContacts returns copies of the valid contacts of every table whose
+// cflags hold all of flags, as get_all_ucontacts lists them for
+// nathelper's keepalives; in table, AOR and q order.
+func (m *Module) AllContacts(flags int) []Contact {
+	now := m.Now()
+	var out []Contact
+	for _, d := range m.Domains() {
+		d.mu.Lock()
+		aors := make([]string, 0, len(d.recs))
+		for aor := range d.recs {
+			aors = append(aors, aor)
+		}
+		sort.Strings(aors)
+		for _, aor := range aors {
+			for _, c := range d.recs[aor] {
+				if c.Valid(now) && c.CFlags&flags == flags {
+					out = append(out, *c)
+				}
+			}
+		}
+		d.mu.Unlock()
+	}
+	return out
+}

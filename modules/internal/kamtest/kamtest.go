@@ -36,6 +36,9 @@ type Pair struct {
 	Kam, Kemi *enginetest.Client
 	// KemiLog is what kemi has logged so far.
 	KemiLog *enginetest.LogBuffer
+	// KamAddr and KemiAddr are the UDP addresses Kamailio and kemi listen
+	// on (ip:port).
+	KamAddr, KemiAddr string
 	// Dir is the directory %DIR% names: the configuration and files.
 	Dir string
 	// KamTCP and KemiTCP are the tcp listeners' addresses (StartTCP).
@@ -88,7 +91,7 @@ func start(t *testing.T, tcp bool, modules []string, cfg string, files map[strin
 	body = strings.ReplaceAll(body, "%DIR%", dir)
 
 	k := enginetest.Start(t, head("udp:127.0.0.1:0")+body, nil)
-	p := &Pair{Kemi: enginetest.Dial(t, "udp", k.Addr("udp")), KemiLog: k.Log, Dir: dir, kamLog: &enginetest.LogBuffer{}}
+	p := &Pair{Kemi: enginetest.Dial(t, "udp", k.Addr("udp")), KemiLog: k.Log, Dir: dir, kamLog: &enginetest.LogBuffer{}, KemiAddr: k.Addr("udp")}
 
 	port := freeUDPPort(t)
 	for i := 0; tcp && i < 20 && !tcpFree(port); i++ {
@@ -122,7 +125,8 @@ func start(t *testing.T, tcp bool, modules []string, cfg string, files map[strin
 			t.Logf("kamailio log:\n%s", p.kamLog.String())
 		}
 	})
-	p.Kam = enginetest.Dial(t, "udp", fmt.Sprintf("127.0.0.1:%d", port))
+	p.KamAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	p.Kam = enginetest.Dial(t, "udp", p.KamAddr)
 	// Kamailio needs a moment to bind: probe until it answers (each probe
 	// has its own Call-ID; a late answer to an earlier one is skipped).
 	ready := false
