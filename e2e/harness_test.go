@@ -161,8 +161,8 @@ func accdbColumns(t *testing.T, cfg []byte) string {
 func dbRows(t *testing.T, n *normalizer) []string {
 	t.Helper()
 	q := map[string]string{
-		"location": "SELECT username, domain, contact, received, path, q, cseq, flags, cflags, user_agent, socket, methods, instance, reg_id, server_id, connection_id, keepalive, TIMESTAMPDIFF(SECOND, last_modified, expires) FROM location",
-		"acc":      "SELECT method, from_tag, to_tag, callid, sip_code, sip_reason, src_user, src_domain, src_ip, dst_ouser, dst_user, dst_domain FROM acc",
+		"location":     "SELECT username, domain, contact, received, path, q, cseq, flags, cflags, user_agent, socket, methods, instance, reg_id, server_id, connection_id, keepalive, TIMESTAMPDIFF(SECOND, last_modified, expires) FROM location",
+		"acc":          "SELECT method, from_tag, to_tag, callid, sip_code, sip_reason, src_user, src_domain, src_ip, dst_ouser, dst_user, dst_domain FROM acc",
 		"missed_calls": "SELECT method, from_tag, to_tag, callid, sip_code, sip_reason, src_user, src_domain, src_ip, dst_ouser, dst_user, dst_domain FROM missed_calls",
 	}
 	var out []string
