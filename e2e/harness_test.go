@@ -285,6 +285,20 @@ func startRtpengine(t *testing.T, dir string) *rtpengine {
 	ngPort := freeUDPPort(t)
 	deadline := time.Now().Add(patience)
 	for {
+		// rtpengine binds with SO_REUSEADDR, so a second relay on 7722
+		// would start and share the port silently: wait until nothing
+		// holds it (bench/example.sh takes the same lock as this package).
+		for {
+			c, err := net.ListenPacket("udp", rtpproxyAddr)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s stays busy (another media relay?): %v", rtpproxyAddr, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 		p := start(t, "rtpengine", dir, bin, "--config-file=none", "--table=-1", "--foreground", "--log-stderr",
 			"--interface=127.0.0.1", "--listen-udp="+rtpproxyAddr, fmt.Sprintf("--listen-ng=127.0.0.1:%d", ngPort),
 			"--delete-delay=0", "--port-min=35000", "--port-max=35999", "--log-level=6")
