@@ -214,11 +214,12 @@ sipp_scenario() {
 	echo "$WORK/$1.xml"
 }
 
-# wait_ready ENGINE PID PORT LOG [TIMEOUT_S=20]: polls with one-call OPTIONS until 200.
+# wait_ready ENGINE PID PORT LOG [TIMEOUT_S=20] [SCENARIO=options]: polls with one-call
+# OPTIONS (bench/sipp/SCENARIO.xml) until 200.
 wait_ready() {
 	local engine=$1 pid=$2 port=$3 logf=$4 limit=${5:-20}
 	local sc deadline=$((SECONDS + limit))
-	sc=$(sipp_scenario options)
+	sc=$(sipp_scenario "${6:-options}")
 	while ((SECONDS < deadline)); do
 		if ! kill -0 "$pid" 2>/dev/null; then
 			log "$engine exited during startup; last log lines:"
