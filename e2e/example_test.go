@@ -227,8 +227,8 @@ func (f *flow) relayed(what string, body []byte) {
 }
 
 // invite makes caller send an INVITE to ruri, answer the 407 challenge and
-// send it again with credentials. It returns the Call-ID, the From tag,
-// the authenticated INVITE's CSeq and spec.
+// send it again with credentials (CSeq 2). It returns that INVITE's spec
+// (Call-ID, From tag, CSeq, body), named label in the transcript.
 func (f *flow) invite(caller *ua, ruri, label string) reqSpec {
 	f.t.Helper()
 	inv := reqSpec{method: "INVITE", ruri: ruri, callID: "call-" + enginetest.RandomID(),
@@ -244,7 +244,11 @@ func (f *flow) invite(caller *ua, ruri, label string) reqSpec {
 	ack.method, ack.body, ack.toTag = "ACK", "", toTag(last)
 	caller.send(caller.build(ack))
 	inv.cseq, inv.branch = 2, enginetest.RandomID()
-	inv.extra = []string{"Proxy-Authorization: " + caller.digest(last.GetHeader("Proxy-Authenticate").Value(), "INVITE", ruri)}
+	h := last.GetHeader("Proxy-Authenticate")
+	if h == nil {
+		f.t.Fatalf("%s: 407 without Proxy-Authenticate", label)
+	}
+	inv.extra = []string{"Proxy-Authorization: " + caller.digest(h.Value(), "INVITE", ruri)}
 	caller.send(caller.build(inv))
 	return inv
 }

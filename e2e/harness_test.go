@@ -43,7 +43,7 @@ const (
 	exampleLua = "kamailio-basic-kemi-lua.lua"
 	// kemiload is the cfg's KEMILOAD for WITH_CFGLUA (see installExample).
 	kemiload = "/usr/local/etc/kamailio/kamailio-basic-kemi-lua.lua"
-	// rtpproxySock is the example's rtpproxy_sock: the relay must be there.
+	// rtpproxyAddr is the example's rtpproxy_sock: the relay must be there.
 	rtpproxyAddr = "127.0.0.1:7722"
 	// schemaDir is where Debian's kamailio-mysql-modules puts the SQL
 	// files kamdbctl loads.
@@ -307,6 +307,7 @@ func startRtpengine(t *testing.T, dir string) *rtpengine {
 			if out, err := r.command("d7:command4:pinge", time.Second); err == nil && strings.Contains(out, "pong") {
 				return r
 			}
+			time.Sleep(50 * time.Millisecond) // not listening yet: the read failed at once
 		}
 		if !p.exited() || time.Now().After(deadline) {
 			t.Fatalf("rtpengine did not answer ping on its ng port within %v:\n%s", patience, p.log.String())
@@ -340,8 +341,8 @@ func (r *rtpengine) command(benc string, timeout time.Duration) (string, error) 
 	}
 }
 
-// calls is the relay's list of call ids ("list" command); a bencoded
-// string list, read loosely: the ids are ours and hold no colon.
+// hasCall reports whether the relay's list of calls ("list" command, a
+// bencoded list of strings, read loosely: the ids are ours) holds callID.
 func (r *rtpengine) hasCall(t *testing.T, callID string) bool {
 	t.Helper()
 	out, err := r.command("d7:command4:list5:limiti1000ee", 5*time.Second)

@@ -299,7 +299,11 @@ func (u *ua) register() (challenge, ok *sip.Response) {
 		return challenge, nil
 	}
 	reg.cseq, reg.branch = 2, ""
-	reg.extra = append(reg.extra, "Authorization: "+u.digest(challenge.GetHeader("WWW-Authenticate").Value(), "REGISTER", ruri))
+	h := challenge.GetHeader("WWW-Authenticate")
+	if h == nil {
+		u.t.Fatalf("%s: 401 without WWW-Authenticate", u.name)
+	}
+	reg.extra = append(reg.extra, "Authorization: "+u.digest(h.Value(), "REGISTER", ruri))
 	u.send(u.build(reg))
 	return challenge, u.response(callID, 2, "REGISTER")
 }
