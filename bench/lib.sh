@@ -5,7 +5,7 @@
 #   kamailio  always run: `kamailio -DD -E -f <cfg> -Y <tmp run dir> -P <pidfile> ...`
 #             (foreground, log to stderr), on port BASE+KAM_PORT_OFFSET.
 #   kemi      run only when KEMI_BIN is an executable file: `$KEMI_BIN run -f <cfg>`, on port BASE.
-#   ENGINES="kamailio kamailio:tlsf kemi" (default) selects and orders them; "kamailio:<mm>"
+#   ENGINES="kamailio kamailio:tlsf kemi" (default; commas work too) selects and orders them; "kamailio:<mm>"
 #             is Kamailio with memory manager <mm> for shm and pkg (-x qm|fm|tlsf); plain
 #             "kamailio" uses its default (qm), which costs 5-6x the CPU per message here.
 #
@@ -119,7 +119,8 @@ kemi_available() { [[ -n ${KEMI_BIN:-} && -f ${KEMI_BIN:-} && -x ${KEMI_BIN:-} ]
 # bench_engines: prints the engines to run, one per line; explains a skipped kemi.
 bench_engines() {
 	local e
-	for e in ${ENGINES:-kamailio kamailio:tlsf kemi}; do
+	local list=${ENGINES:-kamailio kamailio:tlsf kemi}
+	for e in ${list//,/ }; do
 		case $e in
 		kamailio | kamailio:*) echo "$e" ;;
 		kemi)
