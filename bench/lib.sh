@@ -5,7 +5,7 @@
 #   kamailio  always run: `kamailio -DD -E -f <cfg> -Y <tmp run dir> -P <pidfile> ...`
 #             (foreground, log to stderr), on port BASE+KAM_PORT_OFFSET.
 #   kemi      run only when KEMI_BIN is an executable file: `$KEMI_BIN run -f <cfg>`, on port BASE.
-#   ENGINES="kamailio kamailio:tlsf kemi" (default) selects and orders them; "kamailio:<mm>"
+#   ENGINES="kamailio kamailio:tlsf kemi" (default; commas work too) selects and orders them; "kamailio:<mm>"
 #             is Kamailio with memory manager <mm> for shm and pkg (-x qm|fm|tlsf); plain
 #             "kamailio" uses its default (qm), which costs 5-6x the CPU per message here.
 #
@@ -119,7 +119,8 @@ kemi_available() { [[ -n ${KEMI_BIN:-} && -f ${KEMI_BIN:-} && -x ${KEMI_BIN:-} ]
 # bench_engines: prints the engines to run, one per line; explains a skipped kemi.
 bench_engines() {
 	local e
-	for e in ${ENGINES:-kamailio kamailio:tlsf kemi}; do
+	local list=${ENGINES:-kamailio kamailio:tlsf kemi}
+	for e in ${list//,/ }; do
 		case $e in
 		kamailio | kamailio:*) echo "$e" ;;
 		kemi)
@@ -214,11 +215,12 @@ sipp_scenario() {
 	echo "$WORK/$1.xml"
 }
 
-# wait_ready ENGINE PID PORT LOG [TIMEOUT_S=20]: polls with one-call OPTIONS until 200.
+# wait_ready ENGINE PID PORT LOG [TIMEOUT_S=20] [SCENARIO=options]: polls with one-call
+# OPTIONS (bench/sipp/SCENARIO.xml) until 200.
 wait_ready() {
 	local engine=$1 pid=$2 port=$3 logf=$4 limit=${5:-20}
 	local sc deadline=$((SECONDS + limit))
-	sc=$(sipp_scenario options)
+	sc=$(sipp_scenario "${6:-options}")
 	while ((SECONDS < deadline)); do
 		if ! kill -0 "$pid" 2>/dev/null; then
 			log "$engine exited during startup; last log lines:"
