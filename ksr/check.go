@@ -182,8 +182,8 @@ func (c *checker) ksrRef(e *ast.AttrGetExpr) bool {
 	p := path(e)
 	switch len(p) {
 	case 1:
-		if c.t.HasSubmodule(p[0]) || c.t.known("", p[0]) {
-			return true
+		if c.t.HasSubmodule(p[0]) || c.t.known("", p[0]) || kamailioModules[p[0]] {
+			return true // a Kamailio module not loaded is nil: a feature test
 		}
 		c.add(e.Line(), false, "unknown KSR function or module KSR.%s%s", p[0], c.hint("", p[0]))
 		return true
@@ -193,6 +193,8 @@ func (c *checker) ksrRef(e *ast.AttrGetExpr) bool {
 		case c.t.known(sub, fn):
 		case !c.t.HasSubmodule(sub) && c.t.known("", sub):
 			c.add(e.Line(), false, "KSR.%s is a function, not a module: KSR.%s.%s does not exist", sub, sub, fn)
+		case !c.t.HasSubmodule(sub) && kamailioModules[sub]:
+			c.add(e.Line(), true, "KSR.%s.%s: module %s is not loaded, so KSR.%s is nil and this fails if it runs", sub, fn, sub, sub)
 		case !c.t.HasSubmodule(sub):
 			c.add(e.Line(), false, "unknown KSR function KSR.%s.%s (module %s is not implemented by kemi)", sub, fn, sub)
 		default:
