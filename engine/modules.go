@@ -24,6 +24,7 @@ import (
 	"kemi/modules/kx"
 	"kemi/modules/maxfwd"
 	"kemi/modules/mqueue"
+	"kemi/modules/permissions"
 	"kemi/modules/pike"
 	"kemi/modules/pv"
 	"kemi/modules/registrar"
@@ -74,9 +75,10 @@ func moduleTable() []ksr.Module {
 		ul,                // the location table: loaded from db_url before traffic, flushed after it
 		registrar.New(ul), // binds usrloc, as Kamailio's registrar does
 		au,
-		auth_db.New(au), // binds auth's digest check
-		tlsmod.New(),    // read before the listeners start (they take its sipnet.TLSConfig)
-		xhttp.New(),     // HTTP on the tcp/tls listeners (sipnet.Options.HTTP)
+		auth_db.New(au),   // binds auth's digest check
+		permissions.New(), // the address table: loaded from db_url before traffic
+		tlsmod.New(),      // read before the listeners start (they take its sipnet.TLSConfig)
+		xhttp.New(),       // HTTP on the tcp/tls listeners (sipnet.Options.HTTP)
 		websocket.New(),
 		xlog.New(),
 		corex.New(),

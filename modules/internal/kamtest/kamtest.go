@@ -36,6 +36,8 @@ type Pair struct {
 	Kam, Kemi *enginetest.Client
 	// KemiLog is what kemi has logged so far.
 	KemiLog *enginetest.LogBuffer
+	// KemiRPC is kemi's JSON-RPC URL.
+	KemiRPC string
 	// Dir is the directory %DIR% names: the configuration and files.
 	Dir    string
 	kamLog *enginetest.LogBuffer // written by exec's copying goroutine
@@ -47,6 +49,14 @@ type Pair struct {
 // both answer an OPTIONS without X-Eval with 200. modules are the .so
 // files the configuration loads, checked before Kamailio starts.
 func Start(t *testing.T, modules []string, cfg string, files map[string]string) *Pair {
+	t.Helper()
+	return StartKam(t, modules, cfg, "", files)
+}
+
+// StartKam is Start with kamOnly added to Kamailio's configuration only
+// (loadmodule "jsonrpcs.so" for KSR.jsonrpcs.exec, which kemi's RPC
+// server answers instead: Pair.KemiRPC).
+func StartKam(t *testing.T, modules []string, cfg, kamOnly string, files map[string]string) *Pair {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("runs Kamailio")
@@ -69,10 +79,14 @@ func Start(t *testing.T, modules []string, cfg string, files map[string]string) 
 	body = strings.ReplaceAll(body, "%DIR%", dir)
 
 	k := enginetest.Start(t, head("udp:127.0.0.1:0")+body, nil)
-	p := &Pair{Kemi: enginetest.Dial(t, "udp", k.Addr("udp")), KemiLog: k.Log, Dir: dir, kamLog: &enginetest.LogBuffer{}}
+	p := &Pair{Kemi: enginetest.Dial(t, "udp", k.Addr("udp")), KemiLog: k.Log, KemiRPC: k.RPCURL(), Dir: dir, kamLog: &enginetest.LogBuffer{}}
 
 	port := freeUDPPort(t)
-	enginetest.Files(t, dir, map[string]string{"kamailio.cfg": head(fmt.Sprintf("udp:127.0.0.1:%d", port)) + body})
+	kamBody := body
+	if kamOnly != "" {
+		kamBody = strings.ReplaceAll(kamOnly, "%DIR%", dir) + "\n" + body
+	}
+	enginetest.Files(t, dir, map[string]string{"kamailio.cfg": head(fmt.Sprintf("udp:127.0.0.1:%d", port)) + kamBody})
 	run := filepath.Join(dir, "run")
 	os.Mkdir(run, 0o755)
 	cmd := exec.Command(kam, "-DD", "-E", "-f", filepath.Join(dir, "kamailio.cfg"), "-Y", run,
