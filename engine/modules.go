@@ -13,6 +13,7 @@ import (
 	"kemi/queues"
 
 	"kemi/ksr"
+	"kemi/modules/acc"
 	"kemi/modules/applua"
 	"kemi/modules/async"
 	"kemi/modules/auth"
@@ -77,6 +78,7 @@ func moduleTable() []ksr.Module {
 		au,
 		auth_db.New(au),   // binds auth's digest check
 		permissions.New(), // the address table: loaded from db_url before traffic
+		acc.New(),         // told of relayed transactions by the relay (ksr.TMCallback)
 		tlsmod.New(),      // read before the listeners start (they take its sipnet.TLSConfig)
 		xhttp.New(),       // HTTP on the tcp/tls listeners (sipnet.Options.HTTP)
 		websocket.New(),

@@ -64,6 +64,7 @@ type finalReply struct {
 	res     *sip.Response // top Via removed; nil for a local reply
 	timeout bool
 	replied bool
+	branch  *sipnet.Branch // the branch that ended so, for ksr.TMEvent
 }
 
 // better reports whether a should go upstream rather than b (RFC 3261
@@ -350,7 +351,7 @@ func (rs *relaySystem) timeout(b *sipnet.Branch) {
 	if !ok {
 		return
 	}
-	rep := finalReply{code: 408, reason: "Request Timeout", timeout: true, replied: b.Status() > 0}
+	rep := finalReply{code: 408, reason: "Request Timeout", timeout: true, replied: b.Status() > 0, branch: b}
 	rs.onWorker(func(w *worker) { rs.branchEnded(w, c, rep) })
 }
 
@@ -425,6 +426,9 @@ func (w *worker) branchSucceeded(c *cell, b *sipnet.Branch, res *sip.Response) {
 	}
 	c.mu.Unlock()
 	w.forwardUp(c, res)
+	if first {
+		w.tmSucceeded(c, b, res) // ksr.TMResponseOut (relay_tmcb.go)
+	}
 	for _, x := range others {
 		if x.Cancel() {
 			c.rs.branchEnded(w, c, finalReply{code: 487, reason: "Request Terminated"})
@@ -458,6 +462,9 @@ func (w *worker) failure(c *cell) {
 	if canceled && best.res == nil {
 		best.code, best.reason = 487, "Request Terminated"
 	}
+	if c.tx.FinalStatus() == 0 && !c.tx.Terminated() {
+		m.Flags &^= w.tmEvent(c, ksr.TMOnFailure, best, m.Flags, true) // relay_tmcb.go
+	}
 	fn := m.OnFailure
 	m.OnFailure, m.OnBranch = "", ""
 	if fn != "" && c.tx.FinalStatus() == 0 && !c.tx.Terminated() {
@@ -483,6 +490,8 @@ func (w *worker) failure(c *cell) {
 		}
 		if err != nil && !errors.Is(err, sipnet.ErrTxGone) {
 			w.e.log.Error("sending the final reply upstream failed", "status", best.code, "error", err)
+		} else if err == nil {
+			w.tmEvent(c, ksr.TMResponseOut, best, m.Flags, true)
 		}
 	}
 	c.release(w)
@@ -566,6 +575,6 @@ func (w *worker) relayReply(msg *ksr.Msg, c *cell) {
 	case code < 300:
 		w.branchSucceeded(c, r.Branch, r.Msg)
 	default:
-		c.rs.branchEnded(w, c, finalReply{code: code, reason: r.Msg.Reason, res: r.Msg, replied: prior > 0})
+		c.rs.branchEnded(w, c, finalReply{code: code, reason: r.Msg.Reason, res: r.Msg, replied: prior > 0, branch: r.Branch})
 	}
 }

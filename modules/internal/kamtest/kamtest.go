@@ -53,9 +53,10 @@ func Start(t *testing.T, modules []string, cfg string, files map[string]string) 
 	return StartKam(t, modules, cfg, "", files)
 }
 
-// StartKam is Start with kamOnly added to Kamailio's configuration only
-// (loadmodule "jsonrpcs.so" for KSR.jsonrpcs.exec, which kemi's RPC
-// server answers instead: Pair.KemiRPC).
+// StartKam is Start with kamOnly added to Kamailio's configuration only,
+// after cfg: loadmodule "jsonrpcs.so" for KSR.jsonrpcs.exec (kemi's RPC
+// server answers instead: Pair.KemiRPC), or a modparam that overrides
+// cfg's (a database file of Kamailio's own).
 func StartKam(t *testing.T, modules []string, cfg, kamOnly string, files map[string]string) *Pair {
 	t.Helper()
 	if testing.Short() {
@@ -84,7 +85,7 @@ func StartKam(t *testing.T, modules []string, cfg, kamOnly string, files map[str
 	port := freeUDPPort(t)
 	kamBody := body
 	if kamOnly != "" {
-		kamBody = strings.ReplaceAll(kamOnly, "%DIR%", dir) + "\n" + body
+		kamBody = strings.ReplaceAll(cfg+"\n"+kamOnly+"\ncfgengine \"lua\"\n", "%DIR%", dir)
 	}
 	enginetest.Files(t, dir, map[string]string{"kamailio.cfg": head(fmt.Sprintf("udp:127.0.0.1:%d", port)) + kamBody})
 	run := filepath.Join(dir, "run")
