@@ -139,14 +139,15 @@ func (m *Module) Info() ksr.ModuleInfo {
 			{Name: "db_missed_flag", Set: flag(&m.set.DBMissedFlag)},
 			{Name: "failed_transaction_flag", Set: flag(&m.set.FailedFlag)},
 			{Name: "failed_filter", Set: func(_ *ksr.Setup, st config.Stmt) error {
-				m.set.FailedFilter = nil
+				var codes []int
 				for _, f := range strings.Split(st.Value.String(), ",") {
 					n, err := strconv.Atoi(strings.TrimSpace(f))
 					if err != nil || n < 300 || n > 999 {
 						return config.Errorf(st.Pos, "acc failed_filter: invalid code %q", f)
 					}
-					m.set.FailedFilter = append(m.set.FailedFilter, n)
+					codes = append(codes, n)
 				}
+				m.set.FailedFilter = codes
 				return nil
 			}},
 			{Name: "log_level", Set: func(_ *ksr.Setup, st config.Stmt) error {

@@ -83,7 +83,7 @@ end
 
 function ksr_failure()
 	if KSR.hdr.get("X-Serial") ~= nil and KSR.pv.get("$rU") ~= "busy2" then
-		KSR.xlog.xnotice("FAILURE missed=" .. tostring(KSR.isflagset(2)) .. "\n")
+		KSR.notice("ACC: failure route: missed=" .. tostring(KSR.isflagset(2)) .. ";call_id=" .. KSR.pv.get("$ci") .. ";\n")
 		KSR.seturi("sip:busy2@" .. KSR.hdr.get("X-UAS"))
 		KSR.tm.t_relay()
 	end
@@ -181,7 +181,7 @@ func rows(t *testing.T, db *kdb.DB, table, callid string) []string {
 	return out
 }
 
-var accLine = regexp.MustCompile(`ACC: [a-z ]+: timestamp=[0-9]+;[^"\n]*`)
+var accLine = regexp.MustCompile(`ACC: [a-z ]+: (timestamp=[0-9]+|missed=[a-z]+);[^"\n]*`)
 
 // accLines are the ACC lines of log about callid, the timestamp and the
 // Call-ID's engine prefix normalised.
