@@ -16,7 +16,7 @@ import (
 // request's AVPs). It returns the flags the callbacks ask to clear.
 func (w *worker) tmEvent(c *cell, typ ksr.TMEventType, rep finalReply, flags uint32, own bool) uint32 {
 	d := w.e.deps
-	if len(d.TMCallbacks) == 0 {
+	if len(d.TMCallbacks) == 0 || flags&d.TMFlags == 0 {
 		return 0
 	}
 	r := c.msg.Req

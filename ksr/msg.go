@@ -148,6 +148,9 @@ type Deps struct {
 	// TMCallbacks are told when a relayed transaction fails or completes
 	// (AddTMCallback, tmcb.go): acc's accounting.
 	TMCallbacks []TMCallback
+	// TMFlags are the message flags some callback watches: a transaction
+	// with none of them set runs no callback.
+	TMFlags uint32
 	// Stats are Kamailio's statistics (core:, sl:, tmx: ...); nil counts
 	// nothing.
 	Stats   *stats.Registry

@@ -48,9 +48,17 @@ type TMEvent struct {
 // (e is that worker's Env). It must not block.
 type TMCallback func(e *Env, ev *TMEvent)
 
-// AddTMCallback registers f for every relayed transaction's events. Call
-// it only while provisioning (before the first VM exists).
-func (d *Deps) AddTMCallback(f TMCallback) { d.TMCallbacks = append(d.TMCallbacks, f) }
+// AddTMCallback registers f for the events of relayed transactions whose
+// message flags have one of flags set (acc's flags; 0: every
+// transaction). Call it only while provisioning (before the first VM
+// exists).
+func (d *Deps) AddTMCallback(flags uint32, f TMCallback) {
+	if flags == 0 {
+		flags = ^uint32(0)
+	}
+	d.TMFlags |= flags
+	d.TMCallbacks = append(d.TMCallbacks, f)
+}
 
 // RunTM runs the registered callbacks for ev with e.Msg bound to ev.Req,
 // then restores e.Msg.

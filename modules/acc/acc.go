@@ -225,8 +225,15 @@ func parseExtra(s string) ([]extra, error) {
 // Provision registers the transaction callbacks.
 func (m *Module) Provision(h ksr.Host) error {
 	m.lg = h.Logger()
-	d := h.Deps()
-	d.AddTMCallback(m.onTM)
+	var watched uint32
+	for _, f := range []int{m.set.LogFlag, m.set.LogMissedFlag, m.set.DBFlag, m.set.DBMissedFlag, m.set.FailedFlag} {
+		if f >= 0 {
+			watched |= 1 << uint(f)
+		}
+	}
+	if watched != 0 {
+		h.Deps().AddTMCallback(watched, m.onTM)
+	}
 	return nil
 }
 
