@@ -474,6 +474,14 @@ func (w *worker) failure(c *cell) {
 		m.Time = w.e.clock.Now()
 		w.call(m, fn, true)
 		m.TM = nil
+		if st := c.tx.FinalStatus(); st != 0 { // the failure route replied (t_reply)
+			// with the flags of the last relay, as Kamailio's callback reads
+			// them: the failure route's changes are saved after it
+			c.mu.Lock()
+			fl := c.flags
+			c.mu.Unlock()
+			w.tmEvent(c, ksr.TMResponseOut, finalReply{code: st}, fl, true)
+		}
 	}
 	c.mu.Lock()
 	relayed := c.total > n
