@@ -80,3 +80,57 @@ func permissionsTables() []Table {
 )`}},
 	}
 }
+
+// Trusted is a row of the permissions module's trusted table (table
+// version 6), in its default column names.
+type Trusted struct {
+	ID          int64   `gorm:"column:id;primaryKey"`
+	SrcIP       string  `gorm:"column:src_ip"`
+	Proto       string  `gorm:"column:proto"`
+	FromPattern *string `gorm:"column:from_pattern"`
+	RuriPattern *string `gorm:"column:ruri_pattern"`
+	Tag         *string `gorm:"column:tag"`
+	Priority    int     `gorm:"column:priority"`
+}
+
+// TableName is gorm's table name.
+func (Trusted) TableName() string { return "trusted" }
+
+// TrustedColumns are the column names the permissions module reads (its
+// source_col, proto_col, from_col, ruri_col, tag_col and priority_col).
+type TrustedColumns struct {
+	Src, Proto, From, Ruri, Tag, Priority string
+}
+
+// TrustedRow is one trusted row as read, NULLs kept.
+type TrustedRow struct {
+	Src, Proto, From, Ruri, Tag sql.NullString
+	Priority                    sql.NullInt64
+}
+
+// TrustedRows reads the rows of table: every row (src == nil, in the
+// database's order), or those whose source column is *src ordered by
+// priority, as Kamailio's query without cache does.
+func (d *DB) TrustedRows(table string, c TrustedColumns, src *string) ([]TrustedRow, error) {
+	q := d.G.Table(table).Select([]string{c.Src, c.Proto, c.From, c.Ruri, c.Tag, c.Priority})
+	if src != nil {
+		q = q.Where(map[string]any{c.Src: *src}).Order(c.Priority)
+	}
+	rows, err := q.Rows()
+	if err != nil {
+		return nil, fmt.Errorf("database %q: query table %q: %w", d.Path, table, err)
+	}
+	defer rows.Close()
+	var out []TrustedRow
+	for rows.Next() {
+		var r TrustedRow
+		if err := rows.Scan(&r.Src, &r.Proto, &r.From, &r.Ruri, &r.Tag, &r.Priority); err != nil {
+			return nil, fmt.Errorf("database %q: table %q: %w", d.Path, table, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("database %q: table %q: %w", d.Path, table, err)
+	}
+	return out, nil
+}

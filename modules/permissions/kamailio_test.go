@@ -183,3 +183,128 @@ func norm(result any, fault *struct {
 	b, _ := json.Marshal(result)
 	return string(b)
 }
+
+// seedTrusted are trusted rows: protocols (any, upper case, none),
+// POSIX basic regular expressions on the From URI and the R-URI (\|
+// alternation, a literal +, a bracket class with \{\}), priorities and
+// NULL tags.
+var seedTrusted = []kdb.Trusted{
+	{SrcIP: "127.0.0.1", Proto: "udp", FromPattern: sp("^sip:alice@"), Tag: sp("t-alice")},
+	{SrcIP: "127.0.0.1", Proto: "tcp", Tag: sp("t-tcp"), Priority: 10},
+	{SrcIP: "127.0.0.1", Proto: "any", FromPattern: sp("bob"), RuriPattern: sp("example\\.org$"), Tag: sp("t-bob"), Priority: 5},
+	{SrcIP: "127.0.0.1", Proto: "UDP", FromPattern: sp("carol\\|dave"), Tag: sp("t-cd"), Priority: 1},
+	{SrcIP: "10.0.0.1", Proto: "any"},
+	{SrcIP: "127.0.0.1", Proto: "none", Tag: sp("never")},
+	{SrcIP: "127.0.0.1", Proto: "any", FromPattern: sp("^sip:x+y@"), Tag: sp("t-plus")},
+	{SrcIP: "127.0.0.1", Proto: "udp", RuriPattern: sp("^sip:[[:digit:]]\\{3\\}@"), Tag: sp("t-digits"), Priority: 2},
+	{SrcIP: "127.0.0.1", Proto: "any", FromPattern: sp("(grp)"), Tag: sp("t-paren"), Priority: 3},
+}
+
+// TestTrustedSideBySide compares allow_trusted with Kamailio 5.6 on one
+// trusted table: cached (db_mode 1, first match) and queried (db_mode 0,
+// peer_tag_mode 1: every match counted and tagged).
+func TestTrustedSideBySide(t *testing.T) {
+	for _, mode := range []struct{ db, tagMode int }{{1, 0}, {0, 1}} {
+		t.Run(fmt.Sprintf("db_mode=%d,peer_tag_mode=%d", mode.db, mode.tagMode), func(t *testing.T) {
+			trustedSideBySide(t, mode.db, mode.tagMode)
+		})
+	}
+}
+
+func trustedSideBySide(t *testing.T, dbMode, tagMode int) {
+	if testing.Short() {
+		t.Skip("runs Kamailio")
+	}
+	script, err := os.ReadFile("../../tests/lua/eval.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := filepath.Join(t.TempDir(), "seed.db")
+	db, err := kdb.Create(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Init(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range seedTrusted {
+		if err := db.G.Create(&r).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	raw, err := os.ReadFile(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := kamtest.StartKam(t, []string{"sl.so", "pv.so", "db_sqlite.so", "permissions.so", "jsonrpcs.so", "app_lua.so"}, fmt.Sprintf(`
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "db_sqlite.so"
+loadmodule "permissions.so"
+loadmodule "app_lua.so"
+modparam("permissions", "db_url", "sqlite:///%%DIR%%/kamailio.db")
+modparam("permissions", "db_mode", %d)
+modparam("permissions", "peer_tag_mode", %d)
+modparam("permissions", "peer_tag_avp", "$avp(s:ptag)")
+modparam("permissions", "reload_delta", 0)
+modparam("app_lua", "load", "%%DIR%%/eval.lua")
+`, dbMode, tagMode), `loadmodule "jsonrpcs.so"
+modparam("jsonrpcs", "transport", 0)
+`, map[string]string{"eval.lua": string(script), "kamailio.db": string(raw)})
+	expr := "(function() local r = KSR.permissions.allow_trusted() return tostring(r) .. '/' .. tostring(KSR.pv.get('$(avp(ptag)[*])')) end)()"
+	var cases []kamtest.Case
+	for _, c := range []struct{ from, ruri string }{
+		{"alice", "sip:bob@example.com"}, {"bob", "sip:x@example.org"}, {"bob", "sip:x@example.com"},
+		{"carol", "sip:x@example.com"}, {"dave", "sip:x@example.com"}, {"x+y", "sip:x@example.com"},
+		{"xxy", "sip:x@example.com"}, {"nobody", "sip:123@example.com"}, {"nobody", "sip:12@example.com"},
+		{"(grp)", "sip:x@example.com"}, {"grp", "sip:x@example.com"}, {"nobody", "sip:x@example.com"},
+		{"alice", "sip:123@example.com"}, {"carolbob", "sip:456@example.org"}, {"(grp)x+y", "sip:789@example.org"},
+	} {
+		from := c.from
+		k := kamtest.Eval("MESSAGE", c.ruri, expr, "X-From: "+from)
+		k.Mangle = func(s string) string {
+			return strings.Replace(s, "From: <sip:alice@example.com>", "From: <sip:"+from+"@example.com>", 1)
+		}
+		cases = append(cases, k)
+	}
+	p.Compare(t, cases)
+	for _, m := range []string{"permissions.trustedDump", "permissions.trustedReload"} {
+		req, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "method": m, "id": 1})
+		kamExpr := "(function() KSR.jsonrpcs.exec('" + string(req) + "') return KSR.pv.get('$jsonrpl(body)') end)()"
+		r := kamtest.Exchange(t, p.Kam, kamtest.Eval("MESSAGE", "sip:a@example.com", kamExpr).Req, nil)
+		_, body, _ := strings.Cut(r, "X-Result: string:")
+		var k struct {
+			Result any
+			Error  *struct {
+				Code    int
+				Message string
+			}
+		}
+		if err := json.Unmarshal([]byte(body), &k); err != nil {
+			t.Fatalf("%s: kamailio replied %q: %v", m, r, err)
+		}
+		kam := norm(k.Result, k.Error)
+		var kemi string
+		res, err := jsonrpc.Call(context.Background(), p.KemiRPC, m, nil)
+		var f *jsonrpc.Fault
+		switch {
+		case errors.As(err, &f):
+			kemi = norm(nil, &struct {
+				Code    int
+				Message string
+			}{f.Code, f.Message})
+		case err != nil:
+			t.Fatalf("%s: kemi: %v", m, err)
+		default:
+			var v any
+			json.Unmarshal(res, &v)
+			kemi = norm(v, nil)
+		}
+		if kam != kemi {
+			t.Errorf("%s:\n kamailio: %s\n     kemi: %s", m, kam, kemi)
+		} else {
+			t.Logf("%s: %s", m, kemi)
+		}
+	}
+}

@@ -1,16 +1,20 @@
 // Package permissions is Kamailio's permissions module in kemi, its
-// address table part: the address table (Kamailio's layout, through
+// address and trusted tables: the address table (Kamailio's layout, through
 // package kdb, or address_file) is loaded at start into memory (an
 // address hash table, a subnet table ordered by group and a domain name
 // table, as Kamailio 5.6's) and reloaded by RPC; KSR.permissions
 // allow_source_address, allow_address, allow_source_address_group and
 // allow_address_group match it with Kamailio's rules (port 0 matches any
 // port, mask 0 is a host, the first match of a bucket wins), setting
-// peer_tag_avp to the row's tag. RPC: permissions.addressReload,
-// addressDump, subnetDump, domainDump. The trusted table and the
-// allow/deny files are not implemented (docs/permissions.md).
+// peer_tag_avp to the row's tag. KSR.permissions.allow_trusted matches
+// the trusted table (cached with db_mode 1, queried with 0; POSIX basic
+// regular expressions on the From URI and R-URI). RPC:
+// permissions.addressReload, addressDump, subnetDump, domainDump,
+// trustedReload, trustedDump. The allow/deny files are not implemented
+// (docs/permissions.md).
 //
-// Files: settings, exports, RPC (this file), the tables (address.go).
+// Files: settings, exports, RPC (this file), the address tables
+// (address.go), the trusted table (trusted.go).
 //
 // Concurrency: a Module is configured by one goroutine; afterwards the
 // loaded tables are an immutable value behind an atomic pointer, replaced
@@ -51,14 +55,23 @@ type Settings struct {
 	AddressFile  string
 	MaxSubnets   int
 	ReloadDelta  int // seconds between two RPC reloads
+	// The trusted table (allow_trusted): its name and columns (the tag
+	// column is Cols.Tag), and peer_tag_mode (1: every match's tag).
+	TrustedTable, SourceCol, ProtoCol, FromCol, RuriCol, PriorityCol string
+	PeerTagMode                                                      int
 }
 
 // Module is one configuration's permissions module.
 type Module struct {
-	set   Settings
-	t     atomic.Pointer[tables] // nil: allow_address disabled (no db_url nor file)
-	lg    *slog.Logger
-	clock timers.Clock
+	set Settings
+	t   atomic.Pointer[tables] // nil: allow_address disabled (no db_url nor file)
+	// trusted is the cached trusted table (db_mode 1); tdb the database
+	// allow_trusted queries with db_mode 0.
+	trusted atomic.Pointer[trusted]
+	tdb     atomic.Pointer[kdb.DB]
+	re      regexCache
+	lg      *slog.Logger
+	clock   timers.Clock
 
 	reloadMu   sync.Mutex
 	lastReload int64 // Unix seconds of the last RPC reload (perm_rpc_reload_time)
@@ -77,6 +90,8 @@ func New() *Module {
 		Cols:         kdb.AddressColumns{Grp: "grp", IPAddr: "ip_addr", Mask: "mask", Port: "port", Tag: "tag"},
 		MaxSubnets:   512,
 		ReloadDelta:  5,
+		TrustedTable: "trusted", SourceCol: "src_ip", ProtoCol: "proto", FromCol: "from_pattern",
+		RuriCol: "ruri_pattern", PriorityCol: "priority",
 	}}
 }
 
@@ -146,6 +161,13 @@ func (m *Module) Info() ksr.ModuleInfo {
 				return nil
 			}},
 			{Name: "max_subnets", Set: num(&m.set.MaxSubnets)},
+			{Name: "trusted_table", Set: str(&m.set.TrustedTable)},
+			{Name: "source_col", Set: str(&m.set.SourceCol)},
+			{Name: "proto_col", Set: str(&m.set.ProtoCol)},
+			{Name: "from_col", Set: str(&m.set.FromCol)},
+			{Name: "ruri_col", Set: str(&m.set.RuriCol)},
+			{Name: "priority_col", Set: str(&m.set.PriorityCol)},
+			{Name: "peer_tag_mode", Set: num(&m.set.PeerTagMode)},
 			{Name: "reload_delta", Set: func(c *ksr.Setup, st config.Stmt) error {
 				if err := num(&m.set.ReloadDelta)(c, st); err != nil {
 					return err
@@ -157,11 +179,10 @@ func (m *Module) Info() ksr.ModuleInfo {
 			}},
 		},
 		// Kamailio 5.6.3's other permissions parameters: the allow/deny
-		// files (allow_routing, allow_register, allow_uri) and the trusted
-		// table (allow_trusted), which kemi does not implement, and the
-		// backends selection.
+		// files (allow_routing, allow_register, allow_uri), which kemi
+		// does not implement, the backends selection and the cleanup of
+		// old trusted tables.
 		Ignored: []string{"default_allow_file", "default_deny_file", "check_all_branches", "allow_suffix", "deny_suffix",
-			"trusted_table", "source_col", "proto_col", "from_col", "ruri_col", "priority_col", "peer_tag_mode",
 			"load_backends", "trusted_cleanup_interval"},
 		Exports: []ksr.Submodule{{Name: "permissions", Funcs: []ksr.Export{
 			{Name: "allow_source_address", Func: m.allowSourceAddress, Ret: ksr.Int, Args: []string{"igroup"},
@@ -172,6 +193,8 @@ func (m *Module) Info() ksr.ModuleInfo {
 				Doc: "The group of the first address or subnet entry matching the source address and port, or -1."},
 			{Name: "allow_address_group", Func: m.allowAddressGroup, Ret: ksr.Int, Args: []string{"saddr", "iport"},
 				Doc: "The group of the first entry matching addr and port, or -1."},
+			{Name: "allow_trusted", Func: m.allowTrusted, Ret: ksr.Int,
+				Doc: "1 when a trusted table row matches the source address, protocol, From URI and R-URI (with peer_tag_mode 1: the number of matches), else -1."},
 		}}},
 	}
 }
@@ -189,6 +212,9 @@ func (m *Module) Provision(h ksr.Host) error {
 // address_file the address functions are disabled (they return -1); a
 // missing table, a wrong version or an invalid row fails the start.
 func (m *Module) Start(ctx context.Context) error {
+	if err := m.startTrusted(); err != nil {
+		return err
+	}
 	if m.set.AddressFile == "" {
 		if m.set.DBURL == "" {
 			m.log().Info("db_url parameter of permissions module not set, disabling allow_address")
@@ -212,8 +238,46 @@ func (m *Module) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop has nothing to release (the database is opened per load).
-func (m *Module) Stop(ctx context.Context) error { return nil }
+// startTrusted loads the trusted table (db_mode 1: a missing table, a
+// version other than 6 or an invalid row fails the start) or opens the
+// database allow_trusted queries (db_mode 0), when db_url is set.
+func (m *Module) startTrusted() error {
+	if m.set.DBURL == "" {
+		return nil
+	}
+	if m.set.DBMode == 0 {
+		db, err := kdb.Open(m.set.DBURL)
+		if err != nil {
+			return fmt.Errorf("permissions: %w", err)
+		}
+		m.tdb.Store(db)
+		return nil
+	}
+	db, err := kdb.Open(m.set.DBURL)
+	if err != nil {
+		return fmt.Errorf("permissions: %w", err)
+	}
+	err = db.CheckVersion(m.set.TrustedTable, 6)
+	db.Close()
+	if err != nil {
+		return fmt.Errorf("permissions: %w", err)
+	}
+	t, err := m.loadTrusted()
+	if err != nil {
+		return fmt.Errorf("permissions: reload of trusted table failed: %w", err)
+	}
+	m.trusted.Store(t)
+	return nil
+}
+
+// Stop closes allow_trusted's database (db_mode 0); the tables are read
+// with a connection of their own per load.
+func (m *Module) Stop(ctx context.Context) error {
+	if db := m.tdb.Swap(nil); db != nil {
+		return db.Close()
+	}
+	return nil
+}
 
 // Reload reloads the address table; on failure the loaded one stays.
 func (m *Module) Reload() error {
@@ -359,6 +423,20 @@ func (o obj) MarshalJSON() ([]byte, error) {
 	return append(b, '}'), nil
 }
 
+// reloadAllowed is rpc_check_reload: no two reloads (of either table)
+// closer than reload_delta seconds.
+func (m *Module) reloadAllowed() bool {
+	m.reloadMu.Lock()
+	defer m.reloadMu.Unlock()
+	now := m.clock.Now().Unix()
+	if m.lastReload != 0 && m.lastReload > now-int64(m.set.ReloadDelta) {
+		m.log().Error("permissions: ongoing reload")
+		return false
+	}
+	m.lastReload = now
+	return true
+}
+
 func fault(msg string) error { return &jsonrpc.Fault{Code: 500, Message: msg} }
 
 // RPC returns permissions.addressReload, addressDump, subnetDump and
@@ -366,19 +444,36 @@ func fault(msg string) error { return &jsonrpc.Fault{Code: 500, Message: msg} }
 func (m *Module) RPC() []jsonrpc.Method {
 	return []jsonrpc.Method{
 		{Name: "permissions.addressReload", Doc: "Reload permissions address file", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
-			m.reloadMu.Lock()
-			now := m.clock.Now().Unix()
-			if m.lastReload != 0 && m.lastReload > now-int64(m.set.ReloadDelta) {
-				m.reloadMu.Unlock()
-				m.log().Error("permissions: ongoing reload")
+			if !m.reloadAllowed() {
 				return nil, fault("ongoing reload")
 			}
-			m.lastReload = now
-			m.reloadMu.Unlock()
 			if err := m.Reload(); err != nil {
 				return nil, fault("Reload failed.")
 			}
 			return "Reload OK", nil
+		}},
+		{Name: "permissions.trustedReload", Doc: "Reload permissions trusted table", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
+			if !m.reloadAllowed() {
+				return nil, fault("ongoing reload")
+			}
+			if m.set.DBMode != 1 || m.trusted.Load() == nil {
+				m.log().Error("permissions: in-memory hash table not initialized")
+				return nil, fault("Reload failed.")
+			}
+			t, err := m.loadTrusted()
+			if err != nil {
+				m.log().Error("permissions: trusted table reload failed", "error", err)
+				return nil, fault("Reload failed.")
+			}
+			m.trusted.Store(t)
+			return "Reload OK", nil
+		}},
+		{Name: "permissions.trustedDump", Doc: "Print trusted entries", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
+			t := m.trusted.Load()
+			if t == nil {
+				return nil, fault("No trusted table")
+			}
+			return t.dump(), nil
 		}},
 		{Name: "permissions.addressDump", Doc: "Print all addresses in memory", Handler: func(ctx context.Context, p jsonrpc.Params) (any, error) {
 			t := m.t.Load()

@@ -86,3 +86,19 @@ func TestMaxSubnets(t *testing.T) {
 		t.Fatalf("subnets %d full %d first %d", len(tb.subnets), full, tb.subnets[0].grp)
 	}
 }
+
+func TestBREToRE2(t *testing.T) {
+	for _, c := range []struct{ bre, s string }{
+		{`^sip:x+y@`, "sip:x+y@a"}, {`a\|b`, "b"}, {`\(ab\)\{2\}`, "abab"}, {`(g)`, "(g)"}, {`*a`, "*a"},
+		{`a^b`, "a^b"}, {`a$b`, "a$b"}, {`[[:digit:]]\{3\}`, "123"}, {`[\]`, `\`}, {`x?`, "x?"}, {`a{2}`, "a{2}"},
+	} {
+		var rc regexCache
+		if !rc.match(c.bre, c.s) {
+			t.Errorf("%q (as %q) does not match %q", c.bre, breToRE2(c.bre), c.s)
+		}
+	}
+	var rc regexCache
+	if rc.match(`x+y`, "xxy") || rc.match(`[unterminated`, "[unterminated") {
+		t.Error("matched")
+	}
+}
