@@ -58,6 +58,16 @@ func TestPostgres(t *testing.T) {
 	if err != nil || len(rows) != 1 || rows[0].Mask.Int64 != 8 || rows[0].Tag.String != "t" {
 		t.Fatalf("addresses %+v %v", rows, err)
 	}
+	for _, r := range []kdb.Trusted{{SrcIP: "10.0.0.1", Proto: "any", Priority: 5}, {SrcIP: "10.0.0.1", Proto: "udp", Tag: &tag, Priority: 1}} {
+		if err := db.G.Create(&r).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := "10.0.0.1"
+	tr, err := db.TrustedRows("trusted", kdb.TrustedColumns{Src: "src_ip", Proto: "proto", From: "from_pattern", Ruri: "ruri_pattern", Tag: "tag", Priority: "priority"}, &src)
+	if err != nil || len(tr) != 2 || tr[0].Proto.String != "udp" || tr[1].From.Valid {
+		t.Fatalf("trusted %+v %v", tr, err)
+	}
 	if err := db.AddAccExtra(); err != nil {
 		t.Fatal(err)
 	}
