@@ -222,9 +222,13 @@ func parseExtra(s string) ([]extra, error) {
 	return out, nil
 }
 
-// Provision registers the transaction callbacks.
+// Provision registers the transaction callbacks for the flags set.
 func (m *Module) Provision(h ksr.Host) error {
 	m.lg = h.Logger()
+	if m.set.DBURL == "" {
+		// Kamailio's mod_init: no database, no database flags.
+		m.set.DBFlag, m.set.DBMissedFlag = -1, -1
+	}
 	var watched uint32
 	for _, f := range []int{m.set.LogFlag, m.set.LogMissedFlag, m.set.DBFlag, m.set.DBMissedFlag, m.set.FailedFlag} {
 		if f >= 0 {
