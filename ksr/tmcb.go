@@ -11,9 +11,11 @@ const (
 	// the callbacks run before the t_on_failure function (Kamailio's
 	// TMCB_ON_FAILURE). Code and Reason are the best reply's.
 	TMOnFailure TMEventType = iota
-	// TMResponseOut: the relay sent the transaction's final reply
-	// upstream: a branch's 2xx, or the best negative reply once no branch
-	// is left (Kamailio's TMCB_RESPONSE_OUT for a final reply).
+	// TMResponseOut: the transaction's final reply went upstream: a
+	// branch's 2xx, the best negative reply once no branch is left, or
+	// the reply the failure route sent itself (then with the flags of the
+	// last relay, as Kamailio's callback reads them) (Kamailio's
+	// TMCB_RESPONSE_OUT for a final reply).
 	TMResponseOut
 )
 
