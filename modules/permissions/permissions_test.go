@@ -102,3 +102,15 @@ func TestBREToRE2(t *testing.T) {
 		t.Error("matched")
 	}
 }
+
+// FuzzParseIP: no input panics the address parser or the BRE translation.
+func FuzzParseIP(f *testing.F) {
+	for _, s := range []string{"1.2.3.4", "::1", "[::1]", "1::2::3", "a:b:c:d:e:f:0:1", "[", "*a\\(", "[[:x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		parseIP(s)
+		var rc regexCache
+		rc.match(s, s)
+	})
+}
