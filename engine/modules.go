@@ -13,6 +13,7 @@ import (
 	"kemi/queues"
 
 	"kemi/ksr"
+	"kemi/modules/acc"
 	"kemi/modules/applua"
 	"kemi/modules/async"
 	"kemi/modules/auth"
@@ -26,6 +27,7 @@ import (
 	"kemi/modules/maxfwd"
 	"kemi/modules/mqueue"
 	"kemi/modules/nathelper"
+	"kemi/modules/permissions"
 	"kemi/modules/pike"
 	"kemi/modules/pv"
 	"kemi/modules/registrar"
@@ -78,9 +80,11 @@ func moduleTable() []ksr.Module {
 		registrar.New(ul), // binds usrloc, as Kamailio's registrar does
 		nathelper.New(ul), // its keepalives read usrloc's contacts
 		au,
-		auth_db.New(au), // binds auth's digest check
-		tlsmod.New(),    // read before the listeners start (they take its sipnet.TLSConfig)
-		xhttp.New(),     // HTTP on the tcp/tls listeners (sipnet.Options.HTTP)
+		auth_db.New(au),   // binds auth's digest check
+		permissions.New(), // the address table: loaded from db_url before traffic
+		acc.New(),         // told of relayed transactions by the relay (ksr.TMCallback)
+		tlsmod.New(),      // read before the listeners start (they take its sipnet.TLSConfig)
+		xhttp.New(),       // HTTP on the tcp/tls listeners (sipnet.Options.HTTP)
 		websocket.New(),
 		xlog.New(),
 		corex.New(),

@@ -64,6 +64,7 @@ type finalReply struct {
 	res     *sip.Response // top Via removed; nil for a local reply
 	timeout bool
 	replied bool
+	branch  *sipnet.Branch // the branch that ended so, for ksr.TMEvent
 }
 
 // better reports whether a should go upstream rather than b (RFC 3261
@@ -404,7 +405,7 @@ func (rs *relaySystem) timeout(b *sipnet.Branch) {
 	if !ok {
 		return
 	}
-	rep := finalReply{code: 408, reason: "Request Timeout", timeout: true, replied: b.Status() > 0}
+	rep := finalReply{code: 408, reason: "Request Timeout", timeout: true, replied: b.Status() > 0, branch: b}
 	rs.onWorker(func(w *worker) { rs.branchEnded(w, c, rep) })
 }
 
@@ -479,6 +480,9 @@ func (w *worker) branchSucceeded(c *cell, b *sipnet.Branch, res *sip.Response) {
 	}
 	c.mu.Unlock()
 	w.forwardUp(c, res)
+	if first {
+		w.tmSucceeded(c, b, res) // ksr.TMResponseOut (relay_tmcb.go)
+	}
 	for _, x := range others {
 		if x.Cancel() {
 			c.rs.branchEnded(w, c, finalReply{code: 487, reason: "Request Terminated"})
@@ -512,6 +516,9 @@ func (w *worker) failure(c *cell) {
 	if canceled && best.res == nil {
 		best.code, best.reason = 487, "Request Terminated"
 	}
+	if c.tx.FinalStatus() == 0 && !c.tx.Terminated() {
+		m.Flags &^= w.tmEvent(c, ksr.TMOnFailure, best, m.Flags, true) // relay_tmcb.go
+	}
 	fn := m.OnFailure
 	m.OnFailure, m.OnBranch = "", ""
 	if fn != "" && c.tx.FinalStatus() == 0 && !c.tx.Terminated() {
@@ -522,6 +529,14 @@ func (w *worker) failure(c *cell) {
 		m.Time = w.e.clock.Now()
 		w.call(m, fn, true)
 		m.TM = nil
+		if st := c.tx.FinalStatus(); st != 0 { // the failure route replied (t_reply)
+			// with the flags of the last relay, as Kamailio's callback reads
+			// them: the failure route's changes are saved after it
+			c.mu.Lock()
+			fl := c.flags
+			c.mu.Unlock()
+			w.tmEvent(c, ksr.TMResponseOut, finalReply{code: st}, fl, true)
+		}
 	}
 	c.mu.Lock()
 	relayed := c.total > n
@@ -538,6 +553,8 @@ func (w *worker) failure(c *cell) {
 		}
 		if err != nil && !errors.Is(err, sipnet.ErrTxGone) {
 			w.e.log.Error("sending the final reply upstream failed", "status", best.code, "error", err)
+		} else if err == nil {
+			w.tmEvent(c, ksr.TMResponseOut, best, m.Flags, true)
 		}
 	}
 	c.release(w)
@@ -626,6 +643,6 @@ func (w *worker) relayReply(msg *ksr.Msg, c *cell) {
 	case code < 300:
 		w.branchSucceeded(c, r.Branch, r.Msg)
 	default:
-		c.rs.branchEnded(w, c, finalReply{code: code, reason: r.Msg.Reason, res: r.Msg, replied: prior > 0})
+		c.rs.branchEnded(w, c, finalReply{code: code, reason: r.Msg.Reason, res: r.Msg, replied: prior > 0, branch: r.Branch})
 	}
 }

@@ -318,10 +318,11 @@ type Table struct {
 	DDL     []string // CREATE TABLE then its indexes
 }
 
-// Tables are the tables kemi creates, in kamdbctl's order (standard,
-// usrloc, auth_db), each in db_sqlite's layout at 5.6.3.
+// Tables are the tables kemi creates (standard, usrloc, auth_db, then
+// acc and permissions: acc.go, address.go), each in db_sqlite's layout
+// at 5.6.3.
 func Tables() []Table {
-	return []Table{
+	t := []Table{
 		{"version", 1, []string{`CREATE TABLE version (
     id INTEGER PRIMARY KEY NOT NULL,
     table_name VARCHAR(32) NOT NULL,
@@ -384,6 +385,7 @@ func Tables() []Table {
 			`CREATE INDEX subscriber_username_idx ON subscriber (username)`,
 		}},
 	}
+	return append(append(t, accTables()...), permissionsTables()...)
 }
 
 // Init creates every table of Tables that is missing, with its version

@@ -19,7 +19,7 @@ func TestInitCreatesKamailioTables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(made, ","); got != "version,location,location_attrs,subscriber" {
+	if got := strings.Join(made, ","); got != "version,location,location_attrs,subscriber,acc,acc_cdrs,missed_calls,trusted,address" {
 		t.Fatalf("made %s", got)
 	}
 	for tbl, v := range map[string]int{"version": 1, "location": 9, "subscriber": 7} {

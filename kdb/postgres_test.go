@@ -20,7 +20,7 @@ func TestPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(made) != 4 {
+	if len(made) != len(kdb.Tables()) {
 		t.Fatalf("made %v", made)
 	}
 	if err := db.CheckVersion("location", 9); err != nil {
@@ -48,6 +48,36 @@ func TestPostgres(t *testing.T) {
 	}
 	if err := db.G.Create(&kdb.Subscriber{Username: "alice", Domain: "example.com"}).Error; err == nil {
 		t.Error("subscriber_account_idx did not refuse a duplicate")
+	}
+	// permissions' address table and acc's tables with the example's
+	// extra columns.
+	tag := "t"
+	if err := db.G.Create(&kdb.Address{Grp: 1, IPAddr: "10.0.0.0", Mask: 8, Tag: &tag}).Error; err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.Addresses("address", kdb.AddressColumns{Grp: "grp", IPAddr: "ip_addr", Mask: "mask", Port: "port", Tag: "tag"})
+	if err != nil || len(rows) != 1 || rows[0].Mask.Int64 != 8 || rows[0].Tag.String != "t" {
+		t.Fatalf("addresses %+v %v", rows, err)
+	}
+	for _, r := range []kdb.Trusted{{SrcIP: "10.0.0.1", Proto: "any", Priority: 5}, {SrcIP: "10.0.0.1", Proto: "udp", Tag: &tag, Priority: 1}} {
+		if err := db.G.Create(&r).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := "10.0.0.1"
+	tr, err := db.TrustedRows("trusted", kdb.TrustedColumns{Src: "src_ip", Proto: "proto", From: "from_pattern", Ruri: "ruri_pattern", Tag: "tag", Priority: "priority"}, &src)
+	if err != nil || len(tr) != 2 || tr[0].Proto.String != "udp" || tr[1].From.Valid {
+		t.Fatalf("trusted %+v %v", tr, err)
+	}
+	if err := db.AddAccExtra(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.InsertAcc("missed_calls", []string{"method", "sip_code", "src_user"}, []any{"INVITE", "486", "alice"}, "time", exp); err != nil {
+		t.Fatal(err)
+	}
+	var mc kdb.MissedCall
+	if err := db.G.Take(&mc).Error; err != nil || mc.SipCode != "486" || !mc.Time.Equal(exp) {
+		t.Fatalf("missed call %+v %v", mc, err)
 	}
 }
 

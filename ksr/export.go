@@ -52,6 +52,7 @@ func (t Type) String() string {
 //	func(*Env, int) int                    func(*Env, int) lua.LValue
 //	func(*Env, int, int) int
 //	func(*Env, int, string) int
+//	func(*Env, int, string, int) int
 //	func(*Env, string, int) int
 //	func(*Env, string, string, int) int
 //	func(*Env, string, int, int) int
@@ -112,6 +113,8 @@ func paramsOf(fn any) ([]Type, Type, bool) {
 		return []Type{Int, Int}, Int, true
 	case func(*Env, int, string) int:
 		return []Type{Int, Str}, Int, true
+	case func(*Env, int, string, int) int:
+		return []Type{Int, Str, Int}, Int, true
 	case func(*Env, string, int) int:
 		return []Type{Str, Int}, Int, true
 	case func(*Env, string, string, int) int:
@@ -292,6 +295,13 @@ func (x *Export) bind(e *Env, fname string) lua.LGFunction {
 				return 1
 			}
 			return b.result(L, f(e, argInt(L, 1), argStr(L, 2)))
+		}
+	case func(*Env, int, string, int) int:
+		return func(L *lua.LState) int {
+			if b.few(L) {
+				return 1
+			}
+			return b.result(L, f(e, argInt(L, 1), argStr(L, 2), argInt(L, 3)))
 		}
 	case func(*Env, string, int) int:
 		return func(L *lua.LState) int {

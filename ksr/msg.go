@@ -182,6 +182,12 @@ type Deps struct {
 	// VarInit are the initial $var values of every VM (pv's varset),
 	// string or int64; nil when none.
 	VarInit map[string]any
+	// TMCallbacks are told when a relayed transaction fails or completes
+	// (AddTMCallback, tmcb.go): acc's accounting.
+	TMCallbacks []TMCallback
+	// TMFlags are the message flags some callback watches: a transaction
+	// with none of them set runs no callback.
+	TMFlags uint32
 	// Stats are Kamailio's statistics (core:, sl:, tmx: ...); nil counts
 	// nothing.
 	Stats *stats.Registry
@@ -314,6 +320,16 @@ func (e *Env) PVString(name string) (string, bool) {
 		return "", false
 	}
 	return v.String(), true
+}
+
+// SetPV sets a writable pseudo-variable to v (an empty string stays a
+// string: $avp(x) gets "" on top).
+func (e *Env) SetPV(name string, v lua.LValue) bool {
+	s, err := e.pvParse(name)
+	if err != nil || s.set == nil {
+		return false
+	}
+	return s.set(e, s, v)
 }
 
 // SetPVString sets a writable pseudo-variable; an empty value sets it to

@@ -191,6 +191,9 @@ func (t *Tx) SetCancelHandler(f func()) {
 	t.mu.Unlock()
 }
 
+// ToTag returns the To tag of the transaction's local replies.
+func (t *Tx) ToTag() string { return t.toTag }
+
 // RelayState returns the value set with SetRelayState (nil when none).
 func (t *Tx) RelayState() RelayCell {
 	t.mu.Lock()

@@ -18,7 +18,7 @@ func TestDBInitCommand(t *testing.T) {
 	if err := m.Run(context.Background(), []string{"db", "init", "sqlite://" + path}); err != nil {
 		t.Fatalf("db init: %v %s", err, errb.String())
 	}
-	if want := path + ": created version, location, location_attrs, subscriber\n"; out.String() != want {
+	if want := path + ": created version, location, location_attrs, subscriber, acc, acc_cdrs, missed_calls, trusted, address\n"; out.String() != want {
 		t.Fatalf("printed %q, want %q", out.String(), want)
 	}
 	out.Reset()

@@ -39,6 +39,8 @@ type Pair struct {
 	// KamAddr and KemiAddr are the UDP addresses Kamailio and kemi listen
 	// on (ip:port).
 	KamAddr, KemiAddr string
+	// KemiRPC is kemi's JSON-RPC URL.
+	KemiRPC string
 	// Dir is the directory %DIR% names: the configuration and files.
 	Dir string
 	// KamTCP and KemiTCP are the tcp listeners' addresses (StartTCP).
@@ -53,7 +55,7 @@ type Pair struct {
 // files the configuration loads, checked before Kamailio starts.
 func Start(t *testing.T, modules []string, cfg string, files map[string]string) *Pair {
 	t.Helper()
-	return start(t, false, modules, cfg, files)
+	return start(t, false, modules, cfg, "", files)
 }
 
 // StartTCP is Start with a tcp listener beside the udp one in both, on
@@ -61,10 +63,19 @@ func Start(t *testing.T, modules []string, cfg string, files map[string]string) 
 // KemiTCP are their addresses.
 func StartTCP(t *testing.T, modules []string, cfg string, files map[string]string) *Pair {
 	t.Helper()
-	return start(t, true, modules, cfg, files)
+	return start(t, true, modules, cfg, "", files)
 }
 
-func start(t *testing.T, tcp bool, modules []string, cfg string, files map[string]string) *Pair {
+// StartKam is Start with kamOnly added to Kamailio's configuration only,
+// after cfg: loadmodule "jsonrpcs.so" for KSR.jsonrpcs.exec (kemi's RPC
+// server answers instead: Pair.KemiRPC), or a modparam that overrides
+// cfg's (a database file of Kamailio's own).
+func StartKam(t *testing.T, modules []string, cfg, kamOnly string, files map[string]string) *Pair {
+	t.Helper()
+	return start(t, false, modules, cfg, kamOnly, files)
+}
+
+func start(t *testing.T, tcp bool, modules []string, cfg, kamOnly string, files map[string]string) *Pair {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("runs Kamailio")
@@ -91,7 +102,8 @@ func start(t *testing.T, tcp bool, modules []string, cfg string, files map[strin
 	body = strings.ReplaceAll(body, "%DIR%", dir)
 
 	k := enginetest.Start(t, head("udp:127.0.0.1:0")+body, nil)
-	p := &Pair{Kemi: enginetest.Dial(t, "udp", k.Addr("udp")), KemiLog: k.Log, Dir: dir, kamLog: &enginetest.LogBuffer{}, KemiAddr: k.Addr("udp")}
+	p := &Pair{Kemi: enginetest.Dial(t, "udp", k.Addr("udp")), KemiLog: k.Log, KemiRPC: k.RPCURL(), Dir: dir,
+		kamLog: &enginetest.LogBuffer{}, KemiAddr: k.Addr("udp")}
 
 	port := freeUDPPort(t)
 	for i := 0; tcp && i < 20 && !tcpFree(port); i++ {
@@ -101,7 +113,11 @@ func start(t *testing.T, tcp bool, modules []string, cfg string, files map[strin
 		p.KemiTCP = k.Addr("tcp")
 		p.KamTCP = fmt.Sprintf("127.0.0.1:%d", port)
 	}
-	enginetest.Files(t, dir, map[string]string{"kamailio.cfg": head(fmt.Sprintf("udp:127.0.0.1:%d", port)) + body})
+	kamBody := body
+	if kamOnly != "" {
+		kamBody = strings.ReplaceAll(cfg+"\n"+kamOnly+"\ncfgengine \"lua\"\n", "%DIR%", dir)
+	}
+	enginetest.Files(t, dir, map[string]string{"kamailio.cfg": head(fmt.Sprintf("udp:127.0.0.1:%d", port)) + kamBody})
 	run := filepath.Join(dir, "run")
 	os.Mkdir(run, 0o755)
 	cmd := exec.Command(kam, "-DD", "-E", "-f", filepath.Join(dir, "kamailio.cfg"), "-Y", run,
