@@ -48,6 +48,7 @@ type cell struct {
 	pending  int  // branches waiting for their final reply
 	total    int  // branches created
 	branches []*sipnet.Branch
+	bflags   []uint32 // branch flags of each branch (same index), for its reply and failure routes
 	done     bool // a final reply went upstream through the relay
 	canceled bool // CANCEL received from upstream
 	best     finalReply
@@ -235,6 +236,12 @@ func (rs *relaySystem) relayBranch(env *ksr.Env, c *cell, tx *sipnet.Tx, uri, ds
 	if onBranch != nil {
 		bm := &ksr.Msg{Req: &sipnet.Request{Msg: out, Listener: r.Listener, Src: r.Src}, Route: ksr.RouteBranch,
 			DstURI: dst, Flags: m.Flags, BFlags: bflags, AVPs: m.AVPs, Time: m.Time, BranchIndex: c.branchCount()}
+		if m.RR.Added != nil { // add_rr_param in the branch route extends this branch's copy
+			if h, ok := out.GetHeader("Record-Route").(*sip.RecordRouteHeader); ok {
+				bm.RR = m.RR
+				bm.RR.Added = h
+			}
+		}
 		if !onBranch(bm) {
 			e.log.Info("t_relay: branch dropped by the branch route", "callid", callID(r.Msg))
 			return false
@@ -273,6 +280,7 @@ func (rs *relaySystem) relayBranch(env *ksr.Env, c *cell, tx *sipnet.Tx, uri, ds
 		return false
 	}
 	c.branches = append(c.branches, b)
+	c.bflags = append(c.bflags, bflags)
 	canceled := c.canceled
 	c.mu.Unlock()
 	relayedTo(m, b, uriOr(dst, out))
@@ -309,6 +317,17 @@ func (rs *relaySystem) cellFor(tx *sipnet.Tx, m *ksr.Msg) *cell {
 		tx.SetCancelHandler(func() { rs.cancel(c) })
 	}
 	return c
+}
+
+// branchFlags is the branch flags b was relayed with (0 for an unknown
+// branch); c.mu is held.
+func (c *cell) branchFlags(b *sipnet.Branch) uint32 {
+	for i, x := range c.branches {
+		if x == b && i < len(c.bflags) {
+			return c.bflags[i]
+		}
+	}
+	return 0
 }
 
 func (c *cell) setError(code int, text string) {
@@ -524,6 +543,9 @@ func (w *worker) failure(c *cell) {
 	if fn != "" && c.tx.FinalStatus() == 0 && !c.tx.Terminated() {
 		m.Route = ksr.RouteFailure
 		m.Drop = false
+		c.mu.Lock()
+		m.BFlags = c.branchFlags(best.branch) // t_reply.c: the failed branch's flags
+		c.mu.Unlock()
 		m.RuriConsumed = true // faked_env: the R-URI is not forked again unless set anew
 		m.TM = &ksr.TMReply{Code: best.code, Reason: best.reason, Res: best.res, Timeout: best.timeout, Replied: best.replied, Branches: c.branchCount()}
 		m.Time = w.e.clock.Now()
@@ -573,6 +595,7 @@ func (w *worker) replyRoute(msg *ksr.Msg) {
 		if c != nil {
 			c.mu.Lock()
 			msg.Flags = c.flags
+			msg.BFlags = c.branchFlags(r.Branch) // t_reply.c: the branch's flags in its reply routes
 			c.mu.Unlock()
 		}
 	}

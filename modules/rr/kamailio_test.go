@@ -108,3 +108,38 @@ modparam("app_lua", "load", "%DIR%/rr.lua")
 	fwd("KSR.rr.loose_route(); KSR.rr.record_route_advertised_address('proxy.test')", up)
 	p.Compare(t, cases)
 }
+
+// TestParamsAgainstKamailio: with append_fromtag 0 and enable_full_lr 1
+// (as Kamailio's example configuration sets them) the Record-Routes of
+// record_route, record_route_params, record_route_preset and add_rr_param
+// are Kamailio's: no ftag, ";lr=on".
+func TestParamsAgainstKamailio(t *testing.T) {
+	script, err := os.ReadFile("../../tests/lua/rr.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := kamtest.Start(t, []string{"sl.so", "pv.so", "rr.so", "app_lua.so"}, `
+alias=proxy.test
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "rr.so"
+loadmodule "app_lua.so"
+modparam("rr", "append_fromtag", 0)
+modparam("rr", "enable_full_lr", 1)
+modparam("app_lua", "load", "%DIR%/rr.lua")
+`, map[string]string{"rr.lua": string(script)})
+	hop := nextHop(t)
+	var cases []kamtest.Case
+	for _, pre := range []string{
+		"KSR.rr.record_route()",
+		"KSR.rr.record_route(); KSR.rr.add_rr_param(';nat=yes')",
+		"KSR.rr.record_route_params(';p=1')",
+		"KSR.rr.record_route_preset('proxy.test:5999', '')",
+		"KSR.rr.record_route_preset('proxy.test:5999', '10.1.2.3:5060')",
+	} {
+		c := kamtest.Eval("MESSAGE", "sip:bob@example.com", "nil", "X-Pre: "+pre, "X-Fwd: "+hop)
+		c.Mangle = fixTag
+		cases = append(cases, c)
+	}
+	p.Compare(t, cases)
+}

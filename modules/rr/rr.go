@@ -1,48 +1,77 @@
 // Package rr is Kamailio's rr module in kemi: Record-Route and loose
-// routing (RFC 3261 16.12), KSR.rr, with the module's defaults
-// (append_fromtag on, lr on). kemi inserts the Record-Route header at once
+// routing (RFC 3261 16.12), KSR.rr, with the module's append_fromtag and
+// enable_full_lr. kemi inserts the Record-Route header at once
 // (not as a lump applied when forwarding), above the request's first
 // header as Kamailio's lump, with the address of the socket the request
 // came in on.
 //
-// Concurrency: the module has no settings and no runtime; its exports act
-// only on the calling VM's Env and message, so they need no locking.
+// Concurrency: the module's settings are read-only after the
+// configuration is read and it has no runtime; its exports act only on the
+// calling VM's Env and message, so they need no locking.
 package rr
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
 
+	"kemi/config"
 	"kemi/ksr"
 	"kemi/sipnet"
 )
 
 // Module is the rr module.
-type Module struct{}
+type Module struct {
+	set Settings
+}
 
-// New returns the rr module.
-func New() *Module { return &Module{} }
+// Settings are the rr modparams kemi honours.
+type Settings struct {
+	// AppendFromtag adds ;ftag=<From tag> to the Record-Route (default on).
+	AppendFromtag bool
+	// FullLR writes ";lr=on" instead of ";lr" (enable_full_lr, default off).
+	FullLR bool
+}
 
-// Info describes the module. Kamailio 5.6.3's rr modparams (rr_mod.c
-// params[]) are accepted and ignored: kemi always appends the From tag
-// and uses ";lr", never adds a username or an outbound flow token, and
-// routes sips like sip. (ignore_user exists only when rr is built with
+// New returns the rr module with Kamailio's defaults.
+func New() *Module { return &Module{set: Settings{AppendFromtag: true}} }
+
+// switchParam is an integer modparam read as a switch (0 off).
+func switchParam(dst *bool) func(*ksr.Setup, config.Stmt) error {
+	return func(_ *ksr.Setup, st config.Stmt) error {
+		n, err := strconv.Atoi(st.Value.String())
+		if err != nil {
+			return config.Errorf(st.Pos, "rr %s: %q is not an integer", st.Name, st.Value.String())
+		}
+		*dst = n != 0
+		return nil
+	}
+}
+
+// Info describes the module. Of Kamailio 5.6.3's rr modparams (rr_mod.c
+// params[]) append_fromtag and enable_full_lr are honoured; the others
+// are accepted and ignored: kemi never adds a username or an outbound
+// flow token, and routes sips like sip. (ignore_user exists only when rr is built with
 // ENABLE_USER_CHECK, off in 5.6.3's Makefile, so it is refused.)
 func (m *Module) Info() ksr.ModuleInfo {
 	return ksr.ModuleInfo{
 		Name: "rr",
 		Doc:  "Record-Route and loose routing",
-		Ignored: []string{"append_fromtag", "enable_double_rr", "enable_full_lr", "add_username",
+		Params: []ksr.Param{
+			{Name: "append_fromtag", Set: switchParam(&m.set.AppendFromtag)},
+			{Name: "enable_full_lr", Set: switchParam(&m.set.FullLR)},
+		},
+		Ignored: []string{"enable_double_rr", "add_username",
 			"enable_socket_mismatch_warning", "custom_user_avp", "force_send_socket", "ignore_sips", "sockname_mode"},
 		Exports: []ksr.Submodule{{Name: "rr", Funcs: []ksr.Export{
-			{Name: "record_route", Func: recordRoute, Ret: ksr.Int,
+			{Name: "record_route", Func: m.recordRoute, Ret: ksr.Int,
 				Doc: "Add Record-Route: <sip:IP:PORT;lr;ftag=...> on top: 1 ok, -1 error (no request, or a second time)."},
-			{Name: "record_route_params", Func: recordRouteParams, Ret: ksr.Int, Args: []string{"params"},
+			{Name: "record_route_params", Func: m.recordRouteParams, Ret: ksr.Int, Args: []string{"params"},
 				Doc: "record_route with ;params added to the URI."},
-			{Name: "record_route_preset", Func: recordRoutePreset, Ret: ksr.Int, Args: []string{"addr1", "addr2"},
+			{Name: "record_route_preset", Func: m.recordRoutePreset, Ret: ksr.Int, Args: []string{"addr1", "addr2"},
 				Doc: "Add Record-Route: <sip:addr1;ftag=...;lr> (addr is host[:port][;params]), and addr2's below it when not empty: 1 ok, -1 error."},
-			{Name: "record_route_preset_one", Func: recordRoutePresetOne, Ret: ksr.Int, Args: []string{"addr1"},
+			{Name: "record_route_preset_one", Func: m.recordRoutePresetOne, Ret: ksr.Int, Args: []string{"addr1"},
 				Doc: "Add Record-Route: <sip:addr1;ftag=...;lr>: 1 ok, -1 error."},
 			{Name: "loose_route", Func: looseRoute, Ret: ksr.Int,
 				Doc: "Drop the top Route if it points here; $du is the next one: 1 routed by Route headers, -3 an initial request routed only to here, -1 none."},
@@ -51,17 +80,17 @@ func (m *Module) Info() ksr.ModuleInfo {
 }
 
 // recordRoute is KSR.rr.record_route.
-func recordRoute(e *ksr.Env) int { return addOwnRR(e, "") }
+func (m *Module) recordRoute(e *ksr.Env) int { return m.addOwnRR(e, "") }
 
 // recordRouteParams is KSR.rr.record_route_params(p): record_route with ;p.
-func recordRouteParams(e *ksr.Env, params string) int {
-	return addOwnRR(e, strings.TrimPrefix(params, ";"))
+func (m *Module) recordRouteParams(e *ksr.Env, params string) int {
+	return m.addOwnRR(e, strings.TrimPrefix(params, ";"))
 }
 
 // recordRoutePreset is KSR.rr.record_route_preset(addr1, addr2) (rr_mod.c
 // ki_record_route_preset): addr1 on top, then addr2 when it is not "" (a
 // double Record-Route, enable_double_rr being on by default).
-func recordRoutePreset(e *ksr.Env, addr1, addr2 string) int {
+func (m *Module) recordRoutePreset(e *ksr.Env, addr1, addr2 string) int {
 	r := rrRequest(e, "record_route_preset")
 	if r == nil {
 		return -1
@@ -71,21 +100,23 @@ func recordRoutePreset(e *ksr.Env, addr1, addr2 string) int {
 		return -1
 	}
 	if addr2 != "" {
-		addRecordRoute(r, presetRR(r, addr2))
+		addRecordRoute(r, m.presetRR(r, addr2))
 	}
-	addRecordRoute(r, presetRR(r, addr1))
+	addRecordRoute(r, m.presetRR(r, addr1))
 	e.Msg.RR.Done = true
 	return 1
 }
 
 // recordRoutePresetOne is KSR.rr.record_route_preset_one(addr1).
-func recordRoutePresetOne(e *ksr.Env, addr1 string) int { return recordRoutePreset(e, addr1, "") }
+func (m *Module) recordRoutePresetOne(e *ksr.Env, addr1 string) int {
+	return m.recordRoutePreset(e, addr1, "")
+}
 
 // presetRR is the Record-Route header rr's record.c record_route_preset
 // builds: "<sip:" (sips: for a sips R-URI), the address as given
 // (host[:port][;params]: a URI given here gets a second scheme, as in
 // Kamailio), ";ftag=" and the From tag, ";lr>". The text is kept as it is.
-func presetRR(r *sip.Request, addr string) sip.Header {
+func (m *Module) presetRR(r *sip.Request, addr string) sip.Header {
 	var b strings.Builder
 	b.WriteString("<sip:")
 	if r.Recipient.IsEncrypted() {
@@ -93,13 +124,17 @@ func presetRR(r *sip.Request, addr string) sip.Header {
 		b.WriteString("<sips:")
 	}
 	b.WriteString(addr)
-	if f := r.From(); f != nil {
+	if f := r.From(); f != nil && m.set.AppendFromtag {
 		if tag, ok := f.Params.Get("tag"); ok && tag != "" {
 			b.WriteString(";ftag=")
 			b.WriteString(tag)
 		}
 	}
-	b.WriteString(";lr>")
+	if m.set.FullLR {
+		b.WriteString(";lr=on>")
+	} else {
+		b.WriteString(";lr>")
+	}
 	return sip.NewHeader("Record-Route", b.String())
 }
 
@@ -149,7 +184,7 @@ func rrRequest(e *ksr.Env, fn string) *sip.Request {
 }
 
 // addOwnRR adds a Record-Route header with the receiving socket's address.
-func addOwnRR(e *ksr.Env, params string) int {
+func (m *Module) addOwnRR(e *ksr.Env, params string) int {
 	r := rrRequest(e, "record_route")
 	if r == nil {
 		return -1
@@ -168,8 +203,12 @@ func addOwnRR(e *ksr.Env, params string) int {
 	if tp := sipnet.RRTransport(ln.Proto); tp != "" { // tcp, tls; ws for ws and wss
 		u.UriParams.Add("transport", tp)
 	}
-	u.UriParams.Add("lr", "")
-	if f := r.From(); f != nil {
+	if m.set.FullLR {
+		u.UriParams.Add("lr", "on")
+	} else {
+		u.UriParams.Add("lr", "")
+	}
+	if f := r.From(); f != nil && m.set.AppendFromtag {
 		if tag, ok := f.Params.Get("tag"); ok && tag != "" {
 			u.UriParams.Add("ftag", tag)
 		}
