@@ -49,8 +49,8 @@ type cell struct {
 	total    int  // branches created
 	branches []*sipnet.Branch
 	bflags   []uint32 // branch flags of each branch (same index), for its reply and failure routes
-	done     bool // a final reply went upstream through the relay
-	canceled bool // CANCEL received from upstream
+	done     bool     // a final reply went upstream through the relay
+	canceled bool     // CANCEL received from upstream
 	best     finalReply
 	onReply  string // t_on_reply function
 	flags    uint32 // message flags at the last relay, for reply routes
