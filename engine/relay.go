@@ -107,7 +107,7 @@ func (rs *relaySystem) check(m *ksr.Msg, fn string) bool {
 func (rs *relaySystem) prepareCopy(m *ksr.Msg) *sip.Request {
 	out := m.Req.Msg.Clone()
 	m.ApplyEdits(out)
-	m.Req.StampVia(out)
+	m.Req.StampVia(out, m.ForceRport)
 	return out
 }
 

@@ -108,21 +108,51 @@ func (s *Server) isOurs(v *sip.ViaHeader) bool {
 	return false
 }
 
-// StampVia adds received (and rport, when the client asked for it) to the
-// top Via of out, a copy of r's message about to be forwarded (RFC 3261
-// 18.2.1, RFC 3581), so that replies find their way back to r's source.
-func (r *Request) StampVia(out *sip.Request) {
+// StampVia adds received and rport to the top Via of out, a copy of r's
+// message about to be forwarded (RFC 3261 18.2.1, RFC 3581), so that
+// replies find their way back to r's source, where Kamailio's
+// build_req_buf_from_sip_req puts them: received when the Via has rport or
+// a received already (overwritten in place) or its host is not the source
+// address (received_test), right after host:port; rport, when the Via has
+// one (its value overwritten in place) or forceRport (KSR.force_rport),
+// just before it.
+func (r *Request) StampVia(out *sip.Request, forceRport bool) {
 	v := out.Via()
 	if v == nil || !r.Src.IsValid() {
 		return
 	}
 	ip := r.Src.Addr().String()
-	if rp, ok := v.Params.Get("rport"); ok && rp == "" {
-		v.Params.Add("rport", strconv.Itoa(int(r.Src.Port())))
-		v.Params.Add("received", ip)
-	} else if v.Host != ip {
-		v.Params.Add("received", ip)
+	at := 0 // where a new parameter goes: after host:port
+	if i := paramIndex(v.Params, "received"); i >= 0 {
+		v.Params[i].V = ip
+		at = i
+	} else if v.Host != ip || paramIndex(v.Params, "rport") >= 0 {
+		v.Params = insertParam(v.Params, 0, "received", ip)
 	}
+	port := strconv.Itoa(int(r.Src.Port()))
+	if i := paramIndex(v.Params, "rport"); i >= 0 {
+		v.Params[i].V = port
+	} else if forceRport {
+		v.Params = insertParam(v.Params, at, "rport", port)
+	}
+}
+
+// paramIndex is the index of the parameter named key in ps, -1 if none.
+func paramIndex(ps sip.HeaderParams, key string) int {
+	for i, kv := range ps {
+		if kv.K == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// insertParam inserts key=val at index i of ps.
+func insertParam(ps sip.HeaderParams, i int, key, val string) sip.HeaderParams {
+	ps = append(ps, sip.HeaderKV{})
+	copy(ps[i+1:], ps[i:])
+	ps[i] = sip.HeaderKV{K: key, V: val}
+	return ps
 }
 
 // RRTransport is the ;transport= value a Record-Route or Path URI of a

@@ -76,8 +76,9 @@ func (s *store) load(table string, useDomain bool) ([]*Contact, error) {
 	return out, nil
 }
 
-// row is c as a location row.
-func row(c *Contact, useDomain bool) kdb.Location {
+// row is c as a location row; natFlag is nat_bflag's mask (keepalive is 1
+// for a contact whose cflags have it, as ucontact.c's new_ucontact).
+func row(c *Contact, useDomain bool, natFlag int) kdb.Location {
 	user, dom := c.AOR, ""
 	if useDomain {
 		if i := strings.IndexByte(c.AOR, '@'); i >= 0 {
@@ -95,6 +96,9 @@ func row(c *Contact, useDomain bool) kdb.Location {
 		LastModified: kdb.Time{Time: unix(c.Modified)}, Flags: c.Flags, Cflags: c.CFlags, UserAgent: c.UserAgent,
 		Socket: nullable(c.Socket), Instance: nullable(c.Instance), RegID: c.RegID, ConnectionID: -1,
 	}
+	if c.CFlags&natFlag != 0 {
+		r.Keepalive = 1
+	}
 	if c.Methods >= 0 {
 		mth := c.Methods
 		r.Methods = &mth
@@ -107,7 +111,7 @@ func row(c *Contact, useDomain bool) kdb.Location {
 
 // write upserts dirty (by ruid) and deletes the rows of deleted, in one
 // transaction.
-func (s *store) write(table string, dirty []*Contact, deleted []string, useDomain bool) error {
+func (s *store) write(table string, dirty []*Contact, deleted []string, useDomain bool, natFlag int) error {
 	tx := s.db.G.Begin()
 	if tx.Error != nil {
 		s.db.Failed("begin transaction on "+table, tx.Error)
@@ -120,12 +124,12 @@ func (s *store) write(table string, dirty []*Contact, deleted []string, useDomai
 		}
 	}
 	for _, c := range dirty {
-		r := row(c, useDomain)
+		r := row(c, useDomain, natFlag)
 		res := tx.Table(table).Where("ruid = ?", c.Ruid).Omit("id").Updates(map[string]any{
 			"username": r.Username, "domain": r.Domain, "contact": r.Contact, "received": r.Received, "path": r.Path,
 			"expires": r.Expires, "q": r.Q, "callid": r.Callid, "cseq": r.Cseq, "last_modified": r.LastModified,
 			"flags": r.Flags, "cflags": r.Cflags, "user_agent": r.UserAgent, "socket": r.Socket, "methods": r.Methods,
-			"instance": r.Instance, "reg_id": r.RegID, "connection_id": r.ConnectionID,
+			"instance": r.Instance, "reg_id": r.RegID, "connection_id": r.ConnectionID, "keepalive": r.Keepalive,
 		})
 		if res.Error != nil {
 			tx.Rollback()

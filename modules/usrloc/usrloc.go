@@ -437,7 +437,7 @@ func (m *Module) flushDomain(d *Domain) error {
 	if len(dirty) == 0 && len(d.deleted) == 0 {
 		return nil
 	}
-	if err := s.write(d.Name, dirty, d.deleted, m.set.UseDomain); err != nil {
+	if err := s.write(d.Name, dirty, d.deleted, m.set.UseDomain, m.NatFlag()); err != nil {
 		// A lost connection is logged once by kdb; the contacts stay
 		// dirty and are written at the next flush (Kamailio's wb_timer
 		// retries failed writes in db_mode 1 and 2 alike).
