@@ -348,16 +348,18 @@ func (b *Branch) ackFor(res *sip.Response) *sip.Request {
 
 // hopRequest is the hop-by-hop request (ACK for a negative reply, CANCEL)
 // for the INVITE inv as sent (RFC 3261 9.1, 17.1.1.3): its R-URI, top Via,
-// Route, From, Call-ID and CSeq number, with to as the To header (the
-// reply's for an ACK) and Max-Forwards 70.
+// Route, Max-Forwards, From, Call-ID and CSeq number, with to as the To
+// header (the reply's for an ACK), as tm's build_local_reparse (its
+// default, reparse_invite=1) copies them from the INVITE as sent.
 func hopRequest(inv *sip.Request, method sip.RequestMethod, to sip.Header) *sip.Request {
 	m := sip.NewRequest(method, *inv.Recipient.Clone())
 	m.SipVersion = inv.SipVersion
 	if v := inv.Via(); v != nil {
 		m.AppendHeader(v.Clone())
 	}
-	mf := sip.MaxForwardsHeader(70)
-	m.AppendHeader(&mf)
+	if h := inv.GetHeader("Max-Forwards"); h != nil {
+		m.AppendHeader(sip.HeaderClone(h))
+	}
 	for _, h := range inv.GetHeaders("Route") {
 		m.AppendHeader(sip.HeaderClone(h))
 	}
