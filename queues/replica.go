@@ -283,10 +283,10 @@ func (r *Replica) publish(m *nats.Msg) error {
 // ReplicaState are a replica's counters, for the RPC.
 type ReplicaState struct {
 	Bucket  string `json:"bucket"`
-	Applied int64  `json:"applied"` // changes read from the bucket
-	Acked   int64  `json:"acked"`   // writes of this node stored by the bucket
-	Failed  int64  `json:"failed"`  // writes refused or not acknowledged
-	Pending int    `json:"pending"` // writes not yet acknowledged
+	Applied int64  `json:"applied"`  // changes read from the bucket
+	Acked   int64  `json:"acked"`    // writes of this node stored by the bucket
+	Failed  int64  `json:"failed"`   // writes refused or not acknowledged
+	Pending int    `json:"pending"`  // writes not yet acknowledged
 	Rev     uint64 `json:"revision"` // the last revision read
 	Rewatch int64  `json:"rewatch"`  // watches started again after a reconnection
 }

@@ -78,18 +78,20 @@ func (m *Module) natsParams() []ksr.Param {
 // and a NATS connection. Without one, dmqreplicate is ignored with a notice
 // (a Kamailio configuration keeps running, each node on its own).
 func (m *Module) finishCluster(c *ksr.Setup) {
-	connected := m.set.NATSURL != "" || (m.cluster != nil && m.cluster.Configured())
-	for i := range m.set.Tables {
-		s := &m.set.Tables[i]
-		if s.DMQReplicate == 0 {
-			continue
-		}
-		if !connected {
+	if m.connected() {
+		return
+	}
+	for _, s := range m.set.Tables {
+		if s.DMQReplicate != 0 {
 			c.Notice(m.set.Pos[s.Name], "htable %q: dmqreplicate ignored: kemi replicates through NATS JetStream "+
 				"and there is no nats:// URL (modparam(\"htable\", \"nats_url\", ...) or mqueue's db_url, docs/cluster.md)", s.Name)
-			s.DMQReplicate = 0
 		}
 	}
+}
+
+// connected reports whether the configuration gives a NATS connection.
+func (m *Module) connected() bool {
+	return m.set.NATSURL != "" || (m.cluster != nil && m.cluster.Configured())
 }
 
 // startCluster connects the replicated tables to their buckets, each
@@ -97,7 +99,7 @@ func (m *Module) finishCluster(c *ksr.Setup) {
 func (m *Module) startCluster(ctx context.Context) error {
 	var tables []*Table
 	for _, t := range m.order {
-		if t.DMQReplicate != 0 {
+		if t.DMQReplicate != 0 && m.connected() {
 			tables = append(tables, t)
 		}
 	}
