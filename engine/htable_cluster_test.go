@@ -99,3 +99,15 @@ func TestHtableClusterTwoNodes(t *testing.T) {
 		})
 	}
 }
+
+// Without a nats:// URL, dmqreplicate is ignored (with a notice): a
+// Kamailio configuration runs, each node on its own.
+func TestHtableDMQReplicateWithoutNATS(t *testing.T) {
+	_, a := htClusterNode(t)
+	if got := htDo(t, a, "set", "k", "X-Val: v"); got != "set 1" {
+		t.Fatal(got)
+	}
+	if got := htDo(t, a, "get", "k"); got != "get v nil" {
+		t.Fatal(got)
+	}
+}

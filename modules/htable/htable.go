@@ -304,7 +304,13 @@ func (m *Module) Start(ctx context.Context) error {
 		}
 		m.db.Store(db)
 	}
-	return m.startCluster(ctx)
+	if err := m.startCluster(ctx); err != nil {
+		if db := m.db.Swap(nil); db != nil {
+			db.close()
+		}
+		return err
+	}
+	return nil
 }
 
 func (m *Module) hasDBTables() bool {
