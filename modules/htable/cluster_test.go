@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -385,4 +386,61 @@ func waitFor(f *fixture, key, want string, d time.Duration) bool {
 		time.Sleep(time.Millisecond)
 	}
 	return false
+}
+
+// Three nodes on a 3-server JetStream cluster, R3 buckets: the loss of one
+// server is survived (the nodes connected to it reconnect to another and
+// watch again), and every node converges.
+func TestClusterR3ServerLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	servers, urls := queuestest.NATSCluster(t, 3)
+	began := time.Now()
+	nodes := make([]*fixture, 3)
+	for i := range nodes {
+		f := newFixture(t, clusterSpec)
+		// Each node first tries its own server, as a node next to it would.
+		u := strings.Split(urls, ",")
+		f.m.Settings().NATSURL = strings.Join(append([]string{u[i]}, append(u[:i:i], u[i+1:]...)...), ",")
+		f.m.Settings().NATSReplicas = 3
+		f.m.Settings().NATSStartWait = 60 * time.Second
+		if err := f.m.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.m.Stop(context.Background()) })
+		nodes[i] = f
+	}
+	vms := []*vm{nodes[0].vm("a", ""), nodes[1].vm("b", ""), nodes[2].vm("c", "")}
+	vms[0].run(`KSR.htable.sht_sets("rt", "k", "a")`)
+	await(t, nodes[1], "k", "s:a")
+	await(t, nodes[2], "k", "s:a")
+
+	t.Logf("three nodes up and replicating in %v", time.Since(began).Round(time.Millisecond))
+	servers[0].Shutdown() // node a's server
+	servers[0].WaitForShutdown()
+	lost := time.Now()
+	// Writes on every node, retried until they go through (a leader may
+	// be elected again meanwhile): then all three converge.
+	deadline := time.Now().Add(60 * time.Second)
+	for i, v := range vms {
+		for try := 0; ; try++ {
+			val := fmt.Sprintf("n%d-%d", i, try)
+			v.run(`KSR.htable.sht_sets("rt", "k` + strconv.Itoa(i) + `", "` + val + `")`)
+			ok := true
+			for _, f := range nodes {
+				ok = ok && waitFor(f, "k"+strconv.Itoa(i), "s:"+val, 500*time.Millisecond)
+			}
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d's write not replicated within 60 s of the server loss", i)
+			}
+		}
+	}
+	t.Logf("every node's write replicated %v after the server loss", time.Since(lost).Round(time.Millisecond))
+	if st := nodes[0].m.Table("rt").Replica().State(); st.Rewatch == 0 {
+		t.Errorf("node a did not watch again after its server died: %+v", st)
+	}
 }
