@@ -33,6 +33,7 @@ type Replica struct {
 	j      *JetStream
 	js     jetstream.JetStream // the connection's, with this replica's async error handler
 	kv     jetstream.KeyValue
+	stream jetstream.Stream // the bucket's stream, for the stall probe
 	name   string
 	bucket string
 	prefix string // "$KV.<bucket>."
@@ -45,6 +46,8 @@ type Replica struct {
 	kick     chan struct{} // the connection came back: watch again from lastRev+1
 	quit     chan struct{} // Close
 	done     chan struct{} // the watch's goroutine ended
+	probed   chan struct{} // the probe's goroutine ended
+	stalls   atomic.Int64
 	once     sync.Once
 	unhook   func()
 	rewatchs atomic.Int64
@@ -84,7 +87,7 @@ func ReplicaBucket(name string) string { return "KEMI_HT_" + encodeName(name) }
 func (j *JetStream) Replicate(ctx context.Context, name string, o ReplicaOptions, apply func(ReplicaEntry)) (*Replica, error) {
 	r := &Replica{j: j, name: name, bucket: ReplicaBucket(name),
 		apply: apply, onAck: o.OnAck, onErr: o.OnError, resume: o.OnResume,
-		kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+		kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}), probed: make(chan struct{})}
 	r.prefix = "$KV." + r.bucket + "."
 	var err error
 	r.js, err = jetstream.New(j.nc,
@@ -108,6 +111,13 @@ func (j *JetStream) Replicate(ctx context.Context, name string, o ReplicaOptions
 	if err != nil {
 		return nil, fmt.Errorf("replica %q: bucket %q: %w", name, r.bucket, err)
 	}
+	err = j.retry(ctx, func(rctx context.Context) (err error) {
+		r.stream, err = r.js.Stream(rctx, "KV_"+r.bucket)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replica %q: stream of %q: %w", name, r.bucket, err)
+	}
 	// The watch lives as long as the replica, not as ctx.
 	w, err := r.kv.WatchAll(context.Background())
 	if err != nil {
@@ -121,13 +131,9 @@ func (j *JetStream) Replicate(ctx context.Context, name string, o ReplicaOptions
 				return nil, fmt.Errorf("replica %q: watch %q closed during the initial load", name, r.bucket)
 			}
 			if e == nil {
-				r.unhook = j.OnReconnect(func() {
-					select {
-					case r.kick <- struct{}{}:
-					default:
-					}
-				})
+				r.unhook = j.OnReconnect(r.kickWatch)
 				go r.run(w)
+				go r.probe()
 				return r, nil
 			}
 			r.deliver(e)
@@ -138,9 +144,10 @@ func (j *JetStream) Replicate(ctx context.Context, name string, o ReplicaOptions
 	}
 }
 
-// run reads the bucket's changes until Close. After a reconnection it watches again from the
-// revision after the last one read: the server's consumer of the watch may be gone (a
-// restarted server), and the library would only notice after missing its heartbeats.
+// run reads the bucket's changes until Close. After a reconnection, or when the probe finds
+// the watch stalled, it watches again from the revision after the last one read: the server's
+// consumer of the watch may be gone (a restarted server, a dead server of a cluster), and the
+// library would only notice after missing its heartbeats.
 func (r *Replica) run(w jetstream.KeyWatcher) {
 	defer close(r.done)
 	for {
@@ -161,6 +168,47 @@ func (r *Replica) run(w jetstream.KeyWatcher) {
 		}
 		if w == nil {
 			return
+		}
+	}
+}
+
+func (r *Replica) kickWatch() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// probe watches the watch: the server-side consumer behind it may be gone without this
+// node's connection noticing (on a cluster, the server that held it died while this node is
+// connected to another one), and the library would only notice after missing heartbeats for
+// many seconds. Every probe interval it reads the bucket's last revision; when the watch has
+// not reached, by the next probe, a revision that was already in the bucket, it is watched
+// again.
+func (r *Replica) probe() {
+	defer close(r.probed)
+	every := max(time.Second, r.j.opts.Timeout/2)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var behind uint64 // the bucket's last revision at the previous probe, if the watch was behind it
+	for {
+		select {
+		case <-r.quit:
+			return
+		case <-t.C:
+		}
+		if behind != 0 && r.lastRev.Load() < behind {
+			r.stalls.Add(1)
+			r.kickWatch()
+			behind = 0
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), r.j.opts.Timeout)
+		info, err := r.stream.Info(ctx)
+		cancel()
+		behind = 0
+		if err == nil && r.lastRev.Load() < info.State.LastSeq {
+			behind = info.State.LastSeq
 		}
 	}
 }
@@ -288,13 +336,14 @@ type ReplicaState struct {
 	Failed  int64  `json:"failed"`   // writes refused or not acknowledged
 	Pending int    `json:"pending"`  // writes not yet acknowledged
 	Rev     uint64 `json:"revision"` // the last revision read
-	Rewatch int64  `json:"rewatch"`  // watches started again after a reconnection
+	Rewatch int64  `json:"rewatch"`  // watches started again (a reconnection, a stall)
+	Stalls  int64  `json:"stalls"`   // watches found behind the bucket by the probe
 }
 
 // State returns the replica's counters.
 func (r *Replica) State() ReplicaState {
 	return ReplicaState{Bucket: r.bucket, Applied: r.applied.Load(), Acked: r.acked.Load(),
-		Failed: r.failed.Load(), Pending: r.js.PublishAsyncPending(), Rev: r.lastRev.Load(), Rewatch: r.rewatchs.Load()}
+		Failed: r.failed.Load(), Pending: r.js.PublishAsyncPending(), Rev: r.lastRev.Load(), Rewatch: r.rewatchs.Load(), Stalls: r.stalls.Load()}
 }
 
 // Flush waits until every write made so far was acknowledged (or failed), within ctx.
@@ -314,6 +363,7 @@ func (r *Replica) Close() error {
 		r.unhook()
 		close(r.quit)
 		<-r.done
+		<-r.probed
 	})
 	return err
 }

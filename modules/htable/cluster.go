@@ -49,6 +49,10 @@ type Cluster interface {
 // is not replicated.
 func (t *Table) Replica() *queues.Replica { return t.replica }
 
+// NATS returns the connection of nats_url once started, nil without one
+// (the RPC and tests read its state).
+func (m *Module) NATS() *queues.JetStream { return m.js }
+
 // SetCluster sets the hook used when htable has no nats_url.
 func (m *Module) SetCluster(c Cluster) { m.cluster = c }
 
@@ -112,7 +116,7 @@ func (m *Module) startCluster(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	js := (*queues.JetStream)(nil)
+	var js *queues.JetStream
 	if m.set.NATSURL != "" {
 		var err error
 		js, err = queues.OpenJetStream(ctx, m.set.NATSURL, queues.JetStreamOptions{Replicas: m.set.NATSReplicas, Name: "kemi htable"})
@@ -149,6 +153,7 @@ func (m *Module) stopCluster(ctx context.Context) {
 		_ = t.replica.Flush(fctx)
 		cancel()
 		_ = t.replica.Close()
+		t.replica, t.rep = nil, nil // a later change stays local
 	}
 	if m.js != nil {
 		m.js.Close()
