@@ -163,7 +163,7 @@ func (r *Replica) run(w jetstream.KeyWatcher) {
 				r.resume()
 			}
 		case <-r.quit:
-			w.Stop()
+			stopWatch(w, nil)
 			return
 		}
 		if w == nil {
@@ -213,25 +213,33 @@ func (r *Replica) probe() {
 	}
 }
 
+// stopWatch stops w and reads what it still holds (passing it to deliver unless nil) until
+// its channel is closed, at most a second: the library's goroutine may be blocked sending
+// into it, and would never end.
+func stopWatch(w jetstream.KeyWatcher, deliver func(jetstream.KeyValueEntry)) {
+	_ = w.Stop()
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e != nil && deliver != nil {
+				deliver(e)
+			}
+		case <-t.C:
+			return
+		}
+	}
+}
+
 // rewatch stops old (reading what it still holds) and watches from the revision after the
 // last one read, retrying until it works or Close.
 func (r *Replica) rewatch(old jetstream.KeyWatcher) jetstream.KeyWatcher {
 	if old != nil {
-		old.Stop()
-	drain:
-		for {
-			select {
-			case e, ok := <-old.Updates():
-				if !ok {
-					break drain
-				}
-				if e != nil {
-					r.deliver(e)
-				}
-			default:
-				break drain
-			}
-		}
+		stopWatch(old, r.deliver)
 	}
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), r.j.opts.Timeout)

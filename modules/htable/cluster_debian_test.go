@@ -55,6 +55,7 @@ func TestClusterDebianNATS(t *testing.T) {
 	va, vb := a.vm("a", ""), b.vm("b", "")
 	va.run(`KSR.htable.sht_sets("rt", "sip:a@x", "1"); KSR.htable.sht_seti("rt", "n", 1)`)
 	await(t, b, "sip:a@x", "s:1")
+	await(t, b, "n", "i:1")
 	vb.run(`KSR.htable.sht_inc("rt", "n"); KSR.htable.sht_rm("rt", "sip:a@x")`)
 	await(t, a, "n", "i:2")
 	await(t, a, "sip:a@x", "nil")
