@@ -142,10 +142,13 @@ func (s *Settings) giveDefines(defs map[string]string) {
 //   - async's 100 on a suspended INVITE carries tm's auto_inv_100_reason, as
 //     Kamailio's t_suspend sends it;
 //   - rtimer's cluster=one timers take their leases on the NATS connection
-//     of mqueue's nats:// db_url (mqueueCluster).
+//     of mqueue's nats:// db_url (mqueueCluster);
+//   - htable's dmqreplicate tables, without htable's own nats_url, are
+//     replicated on that connection too.
 func (s *Settings) wireModules() {
 	s.module("async").(*async.Module).SetInv100Reason(func() string { return s.TM().Inv100Reason })
 	s.module("rtimer").(*rtimer.Module).SetCluster(&mqueueCluster{s: s})
+	s.module("htable").(*htable.Module).SetCluster(&mqueueCluster{s: s})
 }
 
 // mqueueCluster is rtimer's cluster hook (rtimer.Cluster): the leases of
@@ -176,6 +179,12 @@ func (c *mqueueCluster) Lease(name string, ttl time.Duration) (rtimer.Lease, err
 		c.holder = fmt.Sprintf("%s pid %d %s", host, os.Getpid(), rand.Text())
 	}
 	return js.Lease(name, c.holder, ttl)
+}
+
+// JetStream returns mqueue's NATS connection once started, else nil
+// (htable.Cluster).
+func (c *mqueueCluster) JetStream() *queues.JetStream {
+	return c.s.module("mqueue").(*mqueue.Module).JetStream()
 }
 
 // tlsModule returns the tls module when the configuration loads it, else nil.

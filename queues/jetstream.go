@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,6 +45,10 @@ type JetStream struct {
 
 	disconnects, reconnects atomic.Int64
 	lastErr                 atomic.Pointer[string]
+
+	hookMu  sync.Mutex
+	hooks   map[int]func() // called after each reconnection (OnReconnect)
+	hookSeq int
 }
 
 // jsConsumer is the one durable pull consumer every node shares on a queue's stream: a work
@@ -135,7 +140,14 @@ func OpenJetStream(ctx context.Context, urls string, o JetStreamOptions) (*JetSt
 				j.setErr(err)
 			}
 		}),
-		nats.ReconnectHandler(func(*nats.Conn) { j.reconnects.Add(1) }),
+		nats.ReconnectHandler(func(*nats.Conn) {
+			j.reconnects.Add(1)
+			j.hookMu.Lock()
+			for _, f := range j.hooks {
+				f()
+			}
+			j.hookMu.Unlock()
+		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { j.setErr(err) }),
 	)
 	if err != nil {
@@ -161,6 +173,24 @@ func OpenJetStream(ctx context.Context, urls string, o JetStreamOptions) (*JetSt
 			return nil, fmt.Errorf("jetstream at %s: %w", j.Servers(), err)
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// OnReconnect calls f (which must not block) after each reconnection, until remove is
+// called.
+func (j *JetStream) OnReconnect(f func()) (remove func()) {
+	j.hookMu.Lock()
+	defer j.hookMu.Unlock()
+	if j.hooks == nil {
+		j.hooks = map[int]func(){}
+	}
+	j.hookSeq++
+	id := j.hookSeq
+	j.hooks[id] = f
+	return func() {
+		j.hookMu.Lock()
+		delete(j.hooks, id)
+		j.hookMu.Unlock()
 	}
 }
 

@@ -22,9 +22,11 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"kemi/config"
 	"kemi/ksr"
+	"kemi/queues"
 	"kemi/timers"
 )
 
@@ -38,6 +40,12 @@ type Settings struct {
 	DBExpires     bool   // db_expires: load and save the expires column
 	ArraySuffix   string // array_size_suffix
 	TimerInterval int    // timer_interval, seconds between autoexpire sweeps
+
+	// kemi's, for dmqreplicate tables (cluster.go): nats_url, nats_replicas,
+	// nats_start_wait (ms).
+	NATSURL       string
+	NATSReplicas  int
+	NATSStartWait time.Duration
 }
 
 // Columns are the database column names (key_name_column, ...).
@@ -58,6 +66,9 @@ type Module struct {
 
 	sweepEvery int64        // timer_interval, seconds; 0 without autoexpire tables
 	nextSweep  atomic.Int64 // Unix second of the next sweep
+
+	cluster Cluster           // mqueue's NATS connection, set by the engine
+	js      *queues.JetStream // nats_url's connection between Start and Stop
 }
 
 var (
@@ -95,23 +106,26 @@ func (m *Module) Info() ksr.ModuleInfo {
 			return nil
 		}
 	}
+	params := []ksr.Param{
+		{Name: "htable", Set: m.paramHtable},
+		{Name: "db_url", Set: m.paramDBURL},
+		{Name: "key_name_column", Set: str(&m.set.Cols.Name)},
+		{Name: "key_type_column", Set: str(&m.set.Cols.KeyType)},
+		{Name: "value_type_column", Set: str(&m.set.Cols.ValueType)},
+		{Name: "key_value_column", Set: str(&m.set.Cols.Value)},
+		{Name: "expires_column", Set: str(&m.set.Cols.Expires)},
+		{Name: "array_size_suffix", Set: str(&m.set.ArraySuffix)},
+		{Name: "timer_interval", Set: m.paramTimerInterval},
+		{Name: "db_expires", Set: m.paramDBExpires},
+	}
 	return ksr.ModuleInfo{
-		Name: "htable",
-		Doc:  "named hash tables shared by every worker, with autoexpire and database load/save",
-		Params: []ksr.Param{
-			{Name: "htable", Set: m.paramHtable},
-			{Name: "db_url", Set: m.paramDBURL},
-			{Name: "key_name_column", Set: str(&m.set.Cols.Name)},
-			{Name: "key_type_column", Set: str(&m.set.Cols.KeyType)},
-			{Name: "value_type_column", Set: str(&m.set.Cols.ValueType)},
-			{Name: "key_value_column", Set: str(&m.set.Cols.Value)},
-			{Name: "expires_column", Set: str(&m.set.Cols.Expires)},
-			{Name: "array_size_suffix", Set: str(&m.set.ArraySuffix)},
-			{Name: "timer_interval", Set: m.paramTimerInterval},
-			{Name: "db_expires", Set: m.paramDBExpires},
-		},
+		Name:   "htable",
+		Doc:    "named hash tables shared by every worker, with autoexpire and database load/save",
+		Params: append(params, m.natsParams()...),
 		// fetch_rows: kemi reads a table in one query. enable_dmq,
-		// dmq_init_sync: no DMQ. timer_procs: the sweep runs lazily (now).
+		// dmq_init_sync: no DMQ (dmqreplicate goes through NATS when
+		// there is a nats:// URL, and a node always loads the bucket's
+		// content at start). timer_procs: the sweep runs lazily (now).
 		// event_callback(_mode): no htable:mod-init / htable:expired events.
 		Ignored: []string{"fetch_rows", "enable_dmq", "dmq_init_sync", "timer_procs", "event_callback", "event_callback_mode"},
 		Exports: m.exports(),
@@ -207,9 +221,6 @@ func (m *Module) paramHtable(c *ksr.Setup, st config.Stmt) error {
 	if prev, ok := m.set.Pos[s.Name]; ok {
 		return config.Errorf(st.Pos, "modparam htable htable: duplicate table name %q (first defined at %s)", s.Name, prev)
 	}
-	if s.DMQReplicate != 0 {
-		c.Notice(st.Pos, "htable %q: dmqreplicate ignored (kemi has no DMQ)", s.Name)
-	}
 	m.set.Pos[s.Name] = st.Pos
 	m.set.Tables = append(m.set.Tables, s)
 	return nil
@@ -237,7 +248,8 @@ func (m *Module) paramDBExpires(_ *ksr.Setup, st config.Stmt) error {
 
 // Finish refuses a table with a dbtable but no db_url: Kamailio silently
 // never loads it.
-func (m *Module) Finish(*ksr.Setup) error {
+func (m *Module) Finish(c *ksr.Setup) error {
+	m.finishCluster(c)
 	for _, s := range m.set.Tables {
 		if s.DBTable != "" && m.set.DBURL == "" {
 			return config.Errorf(m.set.Pos[s.Name], "modparam htable htable: table %q has dbtable %q but modparam(\"htable\", \"db_url\", ...) is not set", s.Name, s.DBTable)
@@ -292,6 +304,12 @@ func (m *Module) Start(ctx context.Context) error {
 		}
 		m.db.Store(db)
 	}
+	if err := m.startCluster(ctx); err != nil {
+		if db := m.db.Swap(nil); db != nil {
+			db.close()
+		}
+		return err
+	}
 	return nil
 }
 
@@ -345,6 +363,7 @@ func (m *Module) sweep(now int64, who any) int {
 // Stop saves the tables with a dbtable and a dbmode (those loaded at
 // start) and closes the database.
 func (m *Module) Stop(ctx context.Context) error {
+	m.stopCluster(ctx)
 	db := m.db.Swap(nil)
 	if db == nil {
 		return nil

@@ -493,7 +493,9 @@ func (m *Module) itRm(e *ksr.Env, iname string) int {
 	if it == nil {
 		return -1
 	}
-	delete(it.t.slots[it.slot].cells, it.cur.name)
+	s := &it.t.slots[it.slot]
+	delete(s.cells, it.cur.name)
+	it.t.sendDel(s, it.cur.name)
 	if !it.advance(e) {
 		return -2
 	}
@@ -515,6 +517,7 @@ func (m *Module) itSet(e *ksr.Env, iname string, isStr bool, str string, n int32
 	if it.t.UpdateExpire {
 		c.expire = m.now(e) + int64(it.t.AutoExpire)
 	}
+	it.t.sendSet(&it.t.slots[it.slot], c)
 	return 1
 }
 
@@ -533,6 +536,7 @@ func (m *Module) itSetex(e *ksr.Env, iname string, exp int) int {
 		return -1
 	}
 	it.cur.expire = m.now(e) + int64(int32(exp))
+	it.t.sendSet(&it.t.slots[it.slot], it.cur)
 	return 1
 }
 

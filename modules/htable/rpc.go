@@ -270,6 +270,7 @@ func (m *Module) RPC() []jsonrpc.Method {
 			}
 			return "Ok. Htable successfully stored to DB.", nil
 		}},
+		{Name: "htable.cluster", Doc: "kemi: the replicated tables (dmqreplicate through NATS JetStream) and their counters.", Handler: m.rpcCluster},
 	}
 }
 

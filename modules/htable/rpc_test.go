@@ -214,6 +214,10 @@ func TestConfigErrors(t *testing.T) {
 			`modparam htable htable: table "t" has dbtable "x" but modparam("htable", "db_url", ...) is not set, at kemi.cfg:3`},
 		{[]string{`modparam("htable", "db_url", "mysql://u:p@h/db")`},
 			`modparam htable db_url: unsupported scheme "mysql": kemi stores htables in SQLite ("sqlite:///path/file.db" or a plain path), at kemi.cfg:3`},
+		{[]string{`modparam("htable", "nats_url", "http://h:4222")`},
+			`modparam htable nats_url: url "http://h:4222": scheme "http", want nats, at kemi.cfg:3`},
+		{[]string{`modparam("htable", "nats_replicas", 7)`},
+			`modparam htable nats_replicas: must be 1..5, got 7, at kemi.cfg:3`},
 		{[]string{`modparam("htable", "timer_interval", "x")`},
 			`modparam htable timer_interval: expected an integer, got "x", at kemi.cfg:3`},
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"kemi/queues"
 )
 
 // A Table is one named hash table: 2^size slots (Kamailio's ht_entry_t),
@@ -21,6 +23,13 @@ type Table struct {
 	Spec
 	slots []slot
 	seq   atomic.Uint64 // insertion order within a slot
+
+	// rep replicates the table's changes (dmqreplicate with NATS, cluster.go);
+	// nil for a local table. Set before traffic starts.
+	rep       replicator
+	replica   *queues.Replica
+	repFail   func(key string, err error) // a change that could not be sent
+	repErrors atomic.Int64                // changes that could not be sent
 }
 
 // Spec is a table's definition, from modparam("htable", "htable", ...).
@@ -45,7 +54,13 @@ type slot struct {
 	owner atomic.Pointer[any] // the VM holding mu across calls, or nil
 	depth int                 // re-entries by owner (guarded by mu)
 	cells map[string]*cell
-	_     [24]byte // keep slots on separate cache lines
+	// pending counts, per key, this node's changes sent to the cluster
+	// and not yet come back from it (replicated tables, cluster.go).
+	pending map[string]*pend
+	// dirty holds the keys whose last change could not be sent: sent again
+	// when the connection is back (cluster.go).
+	dirty map[string]struct{}
+	_     [8]byte // keep slots on separate cache lines
 }
 
 // cell is one item (ht_cell_t). Its fields are guarded by its slot's mutex.
@@ -57,6 +72,7 @@ type cell struct {
 	s      string
 	n      int32
 	expire int64
+	rev    uint64 // the cluster's revision of this value (replicated tables)
 }
 
 // Item is a copy of a cell, for readers outside the lock.
@@ -190,6 +206,7 @@ func (t *Table) Set(name string, isStr bool, sv string, nv int32, exv int, now i
 			c.expire = now + int64(exv)
 		}
 		t.insert(s, c)
+		t.sendSet(s, c)
 		return
 	}
 	realloc := isStr && (!c.isStr || len(c.s) < len(sv))
@@ -205,6 +222,7 @@ func (t *Table) Set(name string, isStr bool, sv string, nv int32, exv int, now i
 	if isStr {
 		c.s, c.n = sv, 0
 	}
+	t.sendSet(s, c)
 }
 
 // Add is ht_cell_value_add: it adds delta to an integer item and returns
@@ -231,6 +249,7 @@ func (t *Table) Add(name string, delta int32, now int64, who any) (int32, bool) 
 		if t.UpdateExpire {
 			c.expire = now + int64(t.AutoExpire)
 		}
+		t.sendSet(s, c)
 		return c.n, true
 	}
 	if !t.HasInit {
@@ -238,6 +257,7 @@ func (t *Table) Add(name string, delta int32, now int64, who any) (int32, bool) 
 	}
 	c = &cell{name: name, hid: hid, n: t.InitVal + delta, expire: now + int64(t.AutoExpire)}
 	t.insert(s, c)
+	t.sendSet(s, c)
 	return c.n, true
 }
 
@@ -246,6 +266,7 @@ func (t *Table) Add(name string, delta int32, now int64, who any) (int32, bool) 
 func (t *Table) Delete(name string, who any) bool {
 	s, locked, c, _ := t.find(name, who)
 	defer s.unlock(locked)
+	t.sendDel(s, name) // also when absent here: the cluster may have it
 	if c == nil {
 		return false
 	}
@@ -267,6 +288,7 @@ func (t *Table) SetExpire(name string, exv int, now int64, who any) {
 	defer s.unlock(locked)
 	if c != nil {
 		c.expire = at
+		t.sendSet(s, c)
 	}
 }
 
@@ -368,6 +390,7 @@ func (t *Table) Remove(byValue bool, op int, val string, re *regexp.Regexp, who 
 		for _, c := range cells {
 			if matches(c, byValue, op, val, re) {
 				delete(s.cells, c.name)
+				t.sendDel(s, c.name)
 				n++
 			}
 		}
@@ -396,6 +419,9 @@ func (t *Table) Match(byValue bool, op int, val string, re *regexp.Regexp, who a
 func (t *Table) Reset(who any) {
 	for i := range t.slots {
 		s, locked := t.lock(uint32(i), who)
+		for name := range s.cells {
+			t.sendDel(s, name)
+		}
 		clear(s.cells)
 		s.unlock(locked)
 	}
@@ -422,6 +448,7 @@ func (t *Table) Sweep(now int64, who any) int {
 		for k, c := range s.cells {
 			if c.expire != 0 && c.expire < now {
 				delete(s.cells, k)
+				t.sendExpire(s, c)
 				n++
 			}
 		}
