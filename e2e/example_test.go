@@ -53,28 +53,42 @@ func TestExample(t *testing.T) {
 				t.Skipf("kamailio module %s not installed (tests/run installs it)", m)
 			}
 		}
-		kam = runExample(t, cfg, port, func(t *testing.T, dir string) *process {
+		kam = runExample(t, cfg, port, mariaDB{}, func(t *testing.T, dir string) *process {
 			run := filepath.Join(dir, "run")
 			os.Mkdir(run, 0o755)
 			return start(t, "kamailio", dir, bin, "-f", filepath.Join(dir, exampleCfg), "-DD", "-E",
 				"-A", "WITH_CFGLUA", "-Y", run, "-P", filepath.Join(run, "kamailio.pid"), "-w", dir, "-m", "64", "-M", "8")
 		})
 	})
-	t.Run("kemi", func(t *testing.T) {
-		bin := buildKemi(t)
+	bin := buildKemi(t)
+	runKemi := func(t *testing.T, db exampleDB) *outcome {
 		// The gate: kemi refuses the example until db_mysql, permissions,
 		// acc, nathelper and rtpproxy are merged. Remove this one line then.
 		gateKemi(t, bin)
-		kemi = runExample(t, cfg, port, func(t *testing.T, dir string) *process {
-			return start(t, "kemi", dir, bin, "run", "-f", filepath.Join(dir, exampleCfg), "-E",
-				"-A", "WITH_CFGLUA", "-rpc", fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)))
+		return runExample(t, cfg, port, db, func(t *testing.T, dir string) *process {
+			return start(t, "kemi", dir, append([]string{bin, "run", "-f", filepath.Join(dir, exampleCfg), "-E",
+				"-A", "WITH_CFGLUA", "-rpc", fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))}, db.defines()...)...)
 		})
-	})
+	}
+	t.Run("kemi", func(t *testing.T) { kemi = runKemi(t, mariaDB{}) })
 	if kam == nil || kemi == nil {
 		return
 	}
 	compare(t, "transcript", kam.Transcript, kemi.Transcript)
 	compare(t, "database rows", kam.Rows, kemi.Rows)
+
+	// The same example with one -A DBURL=... on the databases kemi also
+	// speaks: the same replies and the same rows as Kamailio on MariaDB.
+	for _, v := range []struct {
+		name string
+		db   func(*testing.T) kdbDB
+	}{{"kemi-sqlite", sqliteDB}, {"kemi-postgres", postgresDB}} {
+		t.Run(v.name, func(t *testing.T) {
+			o := runKemi(t, v.db(t))
+			compare(t, "transcript", kam.Transcript, o.Transcript)
+			compare(t, "database rows", kam.Rows, o.Rows)
+		})
+	}
 }
 
 const kamModPath = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
@@ -258,9 +272,9 @@ func (f *flow) invite(caller *ua, ruri, label string) reqSpec {
 
 // runExample prepares the database and the relay, starts the engine on
 // the example, runs the flow and returns its outcome.
-func runExample(t *testing.T, cfg []byte, port int, startEngine func(*testing.T, string) *process) *outcome {
+func runExample(t *testing.T, cfg []byte, port int, db exampleDB, startEngine func(*testing.T, string) *process) *outcome {
 	dir := t.TempDir()
-	prepareDB(t, cfg)
+	db.prepare(t, cfg)
 	rtp := startRtpengine(t, dir)
 	installExample(t, dir, port)
 	proxy := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}
@@ -377,7 +391,7 @@ func runExample(t *testing.T, cfg []byte, port int, startEngine func(*testing.T,
 	if !eng.exited() {
 		t.Fatalf("%s did not stop", eng.name)
 	}
-	rows := dbRows(t, f.n)
+	rows := db.rows(t, f.n)
 	for _, want := range []string{"location: alice | ", "location: bob | ", "acc: INVITE | ", "acc: BYE | ", "missed_calls: INVITE | "} {
 		found := false
 		for _, r := range rows {
