@@ -145,22 +145,15 @@ func toFloat(v any) float64 {
 	return 0
 }
 
+// toTime reads a DATETIME as kdb does (a Julian day in SQLite, as
+// db_sqlite writes it; a time elsewhere).
 func toTime(t *testing.T, v any) time.Time {
 	t.Helper()
-	switch x := v.(type) {
-	case time.Time:
-		return x
-	case []byte:
-		v = string(x)
+	var tm kdb.Time
+	if err := tm.Scan(v); err != nil {
+		t.Fatalf("not a time: %#v: %v", v, err)
 	}
-	s, _ := v.(string)
-	for _, layout := range []string{kdb.TimeLayout, time.RFC3339, "2006-01-02 15:04:05-07:00"} {
-		if tm, err := time.Parse(layout, s); err == nil {
-			return tm
-		}
-	}
-	t.Fatalf("not a time: %#v", v)
-	return time.Time{}
+	return tm.Time
 }
 
 // sqliteDB is a fresh SQLite file in dir.
