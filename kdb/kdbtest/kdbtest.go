@@ -54,11 +54,10 @@ func StartPostgres(t testing.TB) *PostgresServer {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL")
 	}
-	initdb, err := exec.LookPath("initdb")
-	if err != nil {
-		t.Skip("initdb not installed")
+	initdb, pgctl := pgTool("initdb"), pgTool("pg_ctl")
+	if initdb == "" || pgctl == "" {
+		t.Skip("initdb/pg_ctl not installed (tests/run installs postgresql)")
 	}
-	pgctl, _ := exec.LookPath("pg_ctl")
 	dir, err := os.MkdirTemp("", "kdb-pg-")
 	if err != nil {
 		t.Fatal(err)
@@ -93,4 +92,18 @@ func StartPostgres(t testing.TB) *PostgresServer {
 	p.Start()
 	t.Cleanup(p.Stop)
 	return p
+}
+
+// pgTool finds a PostgreSQL server program: on PATH, else in Debian's
+// /usr/lib/postgresql/<version>/bin (the postgresql package does not put
+// initdb and pg_ctl on PATH); "" when there is none.
+func pgTool(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	ms, _ := filepath.Glob(filepath.Join("/usr/lib/postgresql", "*", "bin", name))
+	if len(ms) == 0 {
+		return ""
+	}
+	return ms[len(ms)-1]
 }
