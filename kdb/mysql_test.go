@@ -73,7 +73,7 @@ func TestMySQLLayoutIsKamailios(t *testing.T) {
 	if _, err := db.Init(); err != nil {
 		t.Fatal(err)
 	}
-	kdbtest.LoadKamailioSQL(t, theirs, "standard", "usrloc", "auth_db")
+	kdbtest.LoadKamailioSQL(t, theirs, "standard", "usrloc", "auth_db", "acc", "permissions")
 	kdbs, err := kdb.Open(theirs)
 	if err != nil {
 		t.Fatal(err)
