@@ -49,7 +49,7 @@ func TestDBInitCommandMySQL(t *testing.T) {
 		t.Fatalf("db init: %v %s", err, errb.String())
 	}
 	redacted := strings.Replace(url, "kamailiorw", "xxxxx", 1)
-	if want := redacted + ": created version, location, location_attrs, subscriber\n"; out.String() != want {
+	if want := redacted + ": created version, location, location_attrs, subscriber, acc, acc_cdrs, missed_calls, trusted, address\n"; out.String() != want {
 		t.Fatalf("printed %q, want %q", out.String(), want)
 	}
 	db, err := kdb.Open(url)
