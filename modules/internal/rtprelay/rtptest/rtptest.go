@@ -1,0 +1,439 @@
+// Package rtptest is what the rtpproxy and rtpengine tests share: a real
+// rtpengine started for a test (userspace only, free ports, stopped at
+// cleanup), its session count read with the ng "list" command, a UDP
+// socket that records the control commands a SIP server sends and
+// answers them as a relay would (to compare Kamailio's and kemi's
+// commands), and a call driven through a proxy: a UAC and a UAS of our
+// own exchanging INVITE/200/ACK/BYE with SDP.
+package rtptest
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Patience bounds every wait on something that must happen.
+const Patience = 30 * time.Second
+
+// RTPEngine is a running rtpengine.
+type RTPEngine struct {
+	NG, UDP string // control addresses: ng protocol, rtpproxy protocol
+	Log     *bytes.Buffer
+}
+
+// FreePort returns a UDP port free on 127.0.0.1 when asked.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// StartRTPEngine starts /usr/bin/rtpengine in userspace mode on
+// 127.0.0.1 with both control protocols; it skips the test when rtpengine
+// is not installed (tests/run installs rtpengine-daemon).
+func StartRTPEngine(t testing.TB) *RTPEngine {
+	t.Helper()
+	bin, err := exec.LookPath("rtpengine")
+	if err != nil {
+		t.Skip("rtpengine not installed (apt-get install -y rtpengine-daemon)")
+	}
+	dir := t.TempDir()
+	ng, udp, cli := FreePort(t), FreePort(t), FreePort(t)
+	base := 20000 + (os.Getpid()*7+ng)%20000
+	r := &RTPEngine{NG: fmt.Sprintf("127.0.0.1:%d", ng), UDP: fmt.Sprintf("127.0.0.1:%d", udp), Log: &bytes.Buffer{}}
+	cmd := exec.Command(bin, "--table=-1", "--foreground", "--log-stderr", "--interface=127.0.0.1",
+		"--listen-ng="+r.NG, "--listen-udp="+r.UDP, "--listen-cli=127.0.0.1:"+strconv.Itoa(cli), "--no-redis-required", "--delete-delay=0",
+		"--port-min="+strconv.Itoa(base), "--port-max="+strconv.Itoa(base+200),
+		"--pidfile="+filepath.Join(dir, "rtpengine.pid"))
+	var mu sync.Mutex
+	cmd.Stdout = lockedWriter{&mu, r.Log}
+	cmd.Stderr = cmd.Stdout
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start rtpengine: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(Patience):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("rtpengine log:\n%s", r.Log.String())
+			mu.Unlock()
+		}
+	})
+	// Wait until it answers a ping.
+	deadline := time.Now().Add(Patience)
+	for {
+		if _, err := NG(r.NG, "d7:command4:pinge", 200*time.Millisecond); err == nil {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rtpengine does not answer ping:\n%s", r.Log.String())
+		}
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// NG sends one ng command (bencoded) to addr and returns the reply
+// without its cookie.
+func NG(addr, cmd string, wait time.Duration) (string, error) {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	cookie := "t" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if _, err := c.Write([]byte(cookie + " " + cmd)); err != nil {
+		return "", err
+	}
+	c.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 65536)
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			return "", err
+		}
+		if r, ok := strings.CutPrefix(string(buf[:n]), cookie+" "); ok {
+			return r, nil
+		}
+	}
+}
+
+var callsRe = regexp.MustCompile(`^d5:callsl((?:\d+:)?.*)e`)
+
+// Calls returns the Call-IDs rtpengine holds (ng "list").
+func (r *RTPEngine) Calls(t testing.TB) []string {
+	t.Helper()
+	rep, err := NG(r.NG, "d7:command4:list5:limiti1000ee", Patience)
+	if err != nil {
+		t.Fatalf("rtpengine list: %v", err)
+	}
+	i := strings.Index(rep, "5:callsl")
+	if i < 0 {
+		t.Fatalf("rtpengine list: %q", rep)
+	}
+	var out []string
+	for s := rep[i+8:]; len(s) > 0 && s[0] != 'e'; {
+		k := strings.IndexByte(s, ':')
+		n, _ := strconv.Atoi(s[:k])
+		out = append(out, s[k+1:k+1+n])
+		s = s[k+1+n:]
+	}
+	return out
+}
+
+// WaitCalls waits until rtpengine holds n calls.
+func (r *RTPEngine) WaitCalls(t testing.TB, n int) {
+	t.Helper()
+	deadline := time.Now().Add(Patience)
+	for {
+		c := r.Calls(t)
+		if len(c) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rtpengine holds %d calls %q, want %d", len(c), c, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Recorder is a UDP socket standing for a relay: it records each command
+// (without its cookie) and answers with Answer's reply.
+type Recorder struct {
+	Addr   string
+	Answer func(cmd string) string
+	mu     sync.Mutex
+	cmds   []string
+	pc     net.PacketConn
+}
+
+// NewRecorder listens on a free port; closed at cleanup.
+func NewRecorder(t testing.TB, answer func(cmd string) string) *Recorder {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Recorder{Addr: pc.LocalAddr().String(), Answer: answer, pc: pc}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			cookie, cmd, _ := strings.Cut(string(buf[:n]), " ")
+			r.mu.Lock()
+			r.cmds = append(r.cmds, cmd)
+			r.mu.Unlock()
+			pc.WriteTo([]byte(cookie+" "+r.Answer(cmd)), from)
+		}
+	}()
+	return r
+}
+
+// Take returns the commands recorded so far and forgets them.
+func (r *Recorder) Take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.cmds
+	r.cmds = nil
+	return c
+}
+
+// UA is one UDP socket of a test user agent.
+type UA struct {
+	pc   net.PacketConn
+	Addr string
+	t    testing.TB
+}
+
+// NewUA listens on a free port; closed at cleanup.
+func NewUA(t testing.TB) *UA {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	return &UA{pc: pc, Addr: pc.LocalAddr().String(), t: t}
+}
+
+// Send sends raw to addr.
+func (u *UA) Send(addr, raw string) {
+	u.t.Helper()
+	a, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	if _, err := u.pc.WriteTo([]byte(raw), a); err != nil {
+		u.t.Fatal(err)
+	}
+}
+
+// Recv returns the next message that match accepts (others are skipped:
+// retransmissions, 100 Trying).
+func (u *UA) Recv(match func(sip.Message) bool) sip.Message {
+	u.t.Helper()
+	buf := make([]byte, 65536)
+	deadline := time.Now().Add(Patience)
+	for {
+		u.pc.SetReadDeadline(deadline)
+		n, _, err := u.pc.ReadFrom(buf)
+		if err != nil {
+			u.t.Fatalf("%s: no message: %v", u.Addr, err)
+		}
+		m, err := sip.ParseMessage(bytes.Clone(buf[:n]))
+		if err != nil {
+			continue
+		}
+		if match(m) {
+			return m
+		}
+	}
+}
+
+// Response matches replies with code, Request requests of method.
+func Response(code int) func(sip.Message) bool {
+	return func(m sip.Message) bool {
+		r, ok := m.(*sip.Response)
+		return ok && int(r.StatusCode) == code
+	}
+}
+
+func Request(method string) func(sip.Message) bool {
+	return func(m sip.Message) bool {
+		r, ok := m.(*sip.Request)
+		return ok && string(r.Method) == method
+	}
+}
+
+// Call is one dialog's fixed identity, the same for every server it is
+// sent through.
+type Call struct {
+	ID, FromTag, ToTag string
+	Headers            []string // added to every request (X-Flags, ...)
+}
+
+// SDP returns a small audio offer from ip:port.
+func SDP(ip string, port int) string {
+	return fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=rtcp:%d\r\n",
+		ip, ip, port, port+1)
+}
+
+// Request builds a request of the call from uac through proxy to uas
+// (X-Next names the UAS, where the test script relays everything).
+func (c Call) Request(method string, cseq int, uac *UA, uas *UA, withTo bool, body string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s sip:bob@%s SIP/2.0\r\n", method, uas.Addr)
+	fmt.Fprintf(&b, "Via: SIP/2.0/UDP %s;branch=z9hG4bK%s%d%s;rport\r\n", uac.Addr, c.ID, cseq, strings.ToLower(method))
+	fmt.Fprintf(&b, "From: <sip:alice@example.com>;tag=%s\r\n", c.FromTag)
+	if withTo {
+		fmt.Fprintf(&b, "To: <sip:bob@example.com>;tag=%s\r\n", c.ToTag)
+	} else {
+		b.WriteString("To: <sip:bob@example.com>\r\n")
+	}
+	fmt.Fprintf(&b, "Call-ID: %s\r\nCSeq: %d %s\r\nMax-Forwards: 70\r\n", c.ID, cseq, method)
+	fmt.Fprintf(&b, "Contact: <sip:alice@%s>\r\nX-Next: sip:%s\r\n", uac.Addr, uas.Addr)
+	for _, h := range c.Headers {
+		b.WriteString(h + "\r\n")
+	}
+	if body != "" {
+		b.WriteString("Content-Type: application/sdp\r\n")
+	}
+	fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n%s", len(body), body)
+	return b.String()
+}
+
+// Reply builds the UAS's reply to req (its Via and Record-Route copied,
+// the call's To tag).
+func (c Call) Reply(req sip.Message, code int, reason, body string) string {
+	r := req.(*sip.Request)
+	var b strings.Builder
+	fmt.Fprintf(&b, "SIP/2.0 %d %s\r\n", code, reason)
+	for _, h := range r.GetHeaders("Via") {
+		b.WriteString("Via: " + h.Value() + "\r\n")
+	}
+	for _, h := range r.GetHeaders("Record-Route") {
+		b.WriteString("Record-Route: " + h.Value() + "\r\n")
+	}
+	b.WriteString("From: " + r.From().Value() + "\r\n")
+	fmt.Fprintf(&b, "To: <sip:bob@example.com>;tag=%s\r\n", c.ToTag)
+	fmt.Fprintf(&b, "Call-ID: %s\r\nCSeq: %s\r\n", c.ID, r.CSeq().Value())
+	b.WriteString("Contact: <sip:bob@127.0.0.1>\r\n")
+	if body != "" {
+		b.WriteString("Content-Type: application/sdp\r\n")
+	}
+	fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n%s", len(body), body)
+	return b.String()
+}
+
+// Flow is what a call through the proxy showed: the bodies each side
+// received, and the X-Manage headers (the manage function's results).
+type Flow struct {
+	Invite, OK, Ack, Bye string // bodies as received
+	Results              []string
+}
+
+func results(m sip.Message, out *[]string) {
+	for _, h := range m.GetHeaders("X-Manage") {
+		*out = append(*out, h.Value())
+	}
+}
+
+// Run drives a call through proxy: INVITE (with offer unless late), 200
+// (with answer, or offer when late), ACK (with answer when late), BYE and
+// its 200. inBetween, when not nil, runs once the call is set up.
+func (c Call) Run(proxy string, uac, uas *UA, late bool, inBetween func()) Flow {
+	var f Flow
+	offer := SDP("10.0.0.1", 10000)
+	answer := SDP("10.0.0.2", 20000)
+	ibody := offer
+	if late {
+		ibody = ""
+	}
+	uac.Send(proxy, c.Request("INVITE", 1, uac, uas, false, ibody))
+	inv := uas.Recv(Request("INVITE"))
+	f.Invite = string(inv.Body())
+	results(inv, &f.Results)
+	okBody := answer
+	if late {
+		okBody = offer
+	}
+	uas.Send(proxy, c.Reply(inv, 200, "OK", okBody))
+	ok := uac.Recv(Response(200))
+	f.OK = string(ok.Body())
+	results(ok, &f.Results)
+	abody := ""
+	if late {
+		abody = answer
+	}
+	uac.Send(proxy, c.Request("ACK", 1, uac, uas, true, abody))
+	ack := uas.Recv(Request("ACK"))
+	f.Ack = string(ack.Body())
+	results(ack, &f.Results)
+	if inBetween != nil {
+		inBetween()
+	}
+	uac.Send(proxy, c.Request("BYE", 2, uac, uas, true, ""))
+	bye := uas.Recv(Request("BYE"))
+	results(bye, &f.Results)
+	uas.Send(proxy, c.Reply(bye, 200, "OK", ""))
+	uac.Recv(Response(200))
+	return f
+}
+
+// Rejected drives an INVITE the UAS rejects with 486.
+func (c Call) Rejected(proxy string, uac, uas *UA) Flow {
+	var f Flow
+	uac.Send(proxy, c.Request("INVITE", 1, uac, uas, false, SDP("10.0.0.1", 10000)))
+	inv := uas.Recv(Request("INVITE"))
+	f.Invite = string(inv.Body())
+	results(inv, &f.Results)
+	uas.Send(proxy, c.Reply(inv, 486, "Busy Here", ""))
+	busy := uac.Recv(Response(486))
+	results(busy, &f.Results)
+	return f
+}
+
+// Script is the test proxy's Lua: every request and every reply above
+// 100 goes through manage (a Lua expression such as
+// KSR.rtpproxy.rtpproxy_manage("co")), its result added as X-Manage, and
+// every request is relayed to its X-Next.
+func Script(manage string) string {
+	return `
+function ksr_request_route()
+	if KSR.is_OPTIONS() then
+		KSR.sl.send_reply(200, "OK")
+		return
+	end
+	local r = ` + manage + `
+	KSR.hdr.append("X-Manage: " .. KSR.pv.get("$rm") .. " " .. tostring(r) .. "\r\n")
+	KSR.tm.t_on_reply("ksr_onreply")
+	KSR.pv.sets("$du", KSR.hdr.get("X-Next"))
+	KSR.tm.t_relay()
+end
+
+function ksr_onreply()
+	local s = KSR.kx.get_status()
+	if s > 100 then
+		local r = ` + manage + `
+		KSR.hdr.append("X-Manage: " .. s .. " " .. tostring(r) .. "\r\n")
+	end
+end
+`
+}

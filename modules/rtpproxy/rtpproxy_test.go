@@ -1,0 +1,83 @@
+package rtpproxy_test
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"kemi/engine/enginetest"
+	"kemi/modules/internal/rtprelay/rtptest"
+)
+
+func cfg(sock string, extra ...string) string {
+	return enginetest.Config(append([]string{`loadmodule "kemix.so"`, `loadmodule "textops.so"`, `loadmodule "rtpproxy.so"`,
+		`modparam("rtpproxy", "rtpproxy_sock", "` + sock + `")`}, extra...)...)
+}
+
+var (
+	mPort = regexp.MustCompile(`(?m)^m=audio (\d+) `)
+	cAddr = regexp.MustCompile(`(?m)^c=IN IP4 (\S+)\r$`)
+	rtcp  = regexp.MustCompile(`(?m)^a=rtcp:(\d+)\r$`)
+)
+
+// checkRelayed fails unless sdp points at the relay: c= 127.0.0.1, an
+// m= port other than orig, a=rtcp one above it, a=nortpproxy:yes.
+func checkRelayed(t *testing.T, what, sdp string, orig int) {
+	t.Helper()
+	m := mPort.FindStringSubmatch(sdp)
+	c := cAddr.FindStringSubmatch(sdp)
+	r := rtcp.FindStringSubmatch(sdp)
+	if m == nil || c == nil || r == nil {
+		t.Fatalf("%s: SDP not rewritten:\n%s", what, sdp)
+	}
+	port, _ := strconv.Atoi(m[1])
+	rp, _ := strconv.Atoi(r[1])
+	if c[1] != "127.0.0.1" || port == orig || rp != port+1 || !strings.HasSuffix(sdp, "\r\na=nortpproxy:yes") {
+		t.Errorf("%s: SDP does not point at the relay (port %d, rtcp %d, c %s):\n%q", what, port, rp, c[1], sdp)
+	}
+	if !strings.Contains(sdp, "o=- 1 1 IN IP4 127.0.0.1\r\n") {
+		t.Errorf("%s: o= not rewritten:\n%q", what, sdp)
+	}
+}
+
+// TestCallThroughRTPEngine relays a call through kemi with
+// rtpproxy_manage("co") talking to a real rtpengine over the rtpproxy
+// protocol (--listen-udp): the offer and the answer are rewritten to
+// rtpengine's ports, rtpengine holds the call until the BYE deletes it.
+func TestCallThroughRTPEngine(t *testing.T) {
+	re := rtptest.StartRTPEngine(t)
+	e := enginetest.Start(t, cfg("udp:"+re.UDP), map[string]string{"script.lua": rtptest.Script(`KSR.rtpproxy.rtpproxy_manage("co")`)})
+	proxy := e.Addr("udp")
+	uac, uas := rtptest.NewUA(t), rtptest.NewUA(t)
+	call := rtptest.Call{ID: "call-" + enginetest.RandomID(), FromTag: "ft1", ToTag: "tt1"}
+	f := call.Run(proxy, uac, uas, false, func() { re.WaitCalls(t, 1) })
+	checkRelayed(t, "INVITE", f.Invite, 10000)
+	checkRelayed(t, "200", f.OK, 20000)
+	if f.Ack != "" {
+		t.Errorf("ACK got a body: %q", f.Ack)
+	}
+	if got := strings.Join(f.Results, ", "); got != "INVITE 1, 200 1, ACK -1, BYE 1" {
+		t.Errorf("manage results: %s", got)
+	}
+	re.WaitCalls(t, 0)
+
+	// A late offer: 200 carries the offer, ACK the answer.
+	late := rtptest.Call{ID: "late-" + enginetest.RandomID(), FromTag: "ft2", ToTag: "tt2"}
+	f = late.Run(proxy, uac, uas, true, func() { re.WaitCalls(t, 1) })
+	checkRelayed(t, "200 (offer)", f.OK, 10000)
+	checkRelayed(t, "ACK (answer)", f.Ack, 20000)
+	if got := strings.Join(f.Results, ", "); got != "INVITE -1, 200 1, ACK 1, BYE 1" {
+		t.Errorf("manage results: %s", got)
+	}
+	re.WaitCalls(t, 0)
+
+	// A rejected call: the 486 deletes the session.
+	busy := rtptest.Call{ID: "busy-" + enginetest.RandomID(), FromTag: "ft3", ToTag: "tt3"}
+	f = busy.Rejected(proxy, uac, uas)
+	checkRelayed(t, "INVITE", f.Invite, 10000)
+	if got := strings.Join(f.Results, ", "); got != "INVITE 1, 486 1" {
+		t.Errorf("manage results: %s", got)
+	}
+	re.WaitCalls(t, 0)
+}
