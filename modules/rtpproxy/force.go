@@ -248,7 +248,7 @@ func (m *Module) force(e *ksr.Env, flags, ip string, offer, forced bool) int {
 	}
 	create := offer
 	body := rtprelay.Body(c.Msg)
-	if body == "" {
+	if strings.TrimRight(body, "\r\n") == "" {
 		m.log.Error("rtpproxy: can't extract body from the message")
 		return -1
 	}
@@ -282,12 +282,13 @@ func (m *Module) force(e *ksr.Env, flags, ip string, offer, forced bool) int {
 	}
 	proxied := false
 	if m.nortpproxy != "" {
+		trimmed := strings.TrimRight(body, "\r\n")
 		for at := 0; ; {
-			k := strings.Index(body[at:], m.nortpproxy)
+			k := strings.Index(trimmed[at:], m.nortpproxy)
 			if k < 0 {
 				break
 			}
-			if p := at + k; p > 0 && (body[p-1] == '\n' || body[p-1] == '\r') {
+			if p := at + k; p > 0 && (trimmed[p-1] == '\n' || trimmed[p-1] == '\r') {
 				proxied = true
 				break
 			}
@@ -430,10 +431,10 @@ func (m *Module) force(e *ksr.Env, flags, ip string, offer, forced bool) int {
 			}
 		}
 	}
-	tail := ""
 	if !proxied && m.nortpproxy != "" {
-		tail = "\r\n" + m.nortpproxy
+		// after the body without its trailing CR/LF (extract_body)
+		es.add(span{len(strings.TrimRight(body, "\r\n")), 0}, "\r\n"+m.nortpproxy)
 	}
-	rtprelay.SetBody(c.Msg, es.apply(body, tail))
+	rtprelay.SetBody(c.Msg, es.apply(body))
 	return 1
 }

@@ -33,7 +33,7 @@ func checkRelayed(t *testing.T, what, sdp string, orig int) {
 	}
 	port, _ := strconv.Atoi(m[1])
 	rp, _ := strconv.Atoi(r[1])
-	if c[1] != "127.0.0.1" || port == orig || rp != port+1 || !strings.HasSuffix(sdp, "\r\na=nortpproxy:yes") {
+	if c[1] != "127.0.0.1" || port == orig || rp != port+1 || !strings.HasSuffix(sdp, "\r\na=nortpproxy:yes\r\n") {
 		t.Errorf("%s: SDP does not point at the relay (port %d, rtcp %d, c %s):\n%q", what, port, rp, c[1], sdp)
 	}
 	if !strings.Contains(sdp, "o=- 1 1 IN IP4 127.0.0.1\r\n") {

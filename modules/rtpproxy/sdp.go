@@ -150,7 +150,7 @@ func (es *edits) add(sp span, s string) { *es = append(*es, edit{sp.off, sp.n, s
 
 // apply returns body with the edits made (later overlapping edits of one
 // place are dropped, as lumps deleting the same text).
-func (es edits) apply(body, tail string) string {
+func (es edits) apply(body string) string {
 	sort.SliceStable(es, func(i, j int) bool { return es[i].off < es[j].off })
 	var b strings.Builder
 	at := 0
@@ -163,7 +163,6 @@ func (es edits) apply(body, tail string) string {
 		at = e.off + e.n
 	}
 	b.WriteString(body[at:])
-	b.WriteString(tail)
 	return b.String()
 }
 

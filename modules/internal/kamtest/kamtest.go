@@ -120,6 +120,9 @@ func Start(t *testing.T, modules []string, cfg string, files map[string]string) 
 	return p
 }
 
+// Addrs are the SIP addresses of Kamailio and kemi.
+func (p *Pair) Addrs() (kam, kemi string) { return p.Kam.RemoteAddr(), p.Kemi.RemoteAddr() }
+
 // KamLog returns what Kamailio has logged so far.
 func (p *Pair) KamLog() string { return p.kamLog.String() }
 

@@ -437,3 +437,102 @@ function ksr_onreply()
 end
 `
 }
+
+// RTPProxyAnswer answers the rtpproxy protocol as rtpengine does, with
+// fixed ports: version 20040107, capability 20050322 only, U with port
+// 35000 and L with 35002 on 198.51.100.9, 0 for the rest.
+func RTPProxyAnswer(cmd string) string {
+	switch {
+	case cmd == "V":
+		return "20040107\n"
+	case cmd == "VF 20050322":
+		return "1\n"
+	case strings.HasPrefix(cmd, "VF"):
+		return "0\n"
+	case strings.HasPrefix(cmd, "U"):
+		return "35000 198.51.100.9\n"
+	case strings.HasPrefix(cmd, "L"):
+		return "35002 198.51.100.9\n"
+	}
+	return "0\n"
+}
+
+// bstr reads the bencoded string after key in d ("" when absent).
+func bstr(d, key string) string {
+	k := strconv.Itoa(len(key)) + ":" + key
+	i := strings.Index(d, k)
+	if i < 0 {
+		return ""
+	}
+	s := d[i+len(k):]
+	j := strings.IndexByte(s, ':')
+	if j < 0 {
+		return ""
+	}
+	n, err := strconv.Atoi(s[:j])
+	if err != nil || j+1+n > len(s) {
+		return ""
+	}
+	return s[j+1 : j+1+n]
+}
+
+// NGAnswer answers the ng protocol: pong to ping, the offered SDP with
+// "a=relayed:<command>" appended to offer and answer, ok to the rest.
+func NGAnswer(cmd string) string {
+	switch c := bstr(cmd, "command"); c {
+	case "ping":
+		return "d6:result4:ponge"
+	case "offer", "answer":
+		sdp := bstr(cmd, "sdp") + "a=relayed:" + c + "\r\n"
+		return "d3:sdp" + strconv.Itoa(len(sdp)) + ":" + sdp + "6:result2:oke"
+	}
+	return "d6:result2:oke"
+}
+
+// Calls are the flows SideBySide drives, each on its own Call-ID.
+var sideCalls = []struct {
+	name string
+	run  func(c Call, proxy string, uac, uas *UA) Flow
+}{
+	{"call", func(c Call, p string, uac, uas *UA) Flow { return c.Run(p, uac, uas, false, nil) }},
+	{"late offer", func(c Call, p string, uac, uas *UA) Flow { return c.Run(p, uac, uas, true, nil) }},
+	{"rejected", func(c Call, p string, uac, uas *UA) Flow { return c.Rejected(p, uac, uas) }},
+}
+
+// SideBySide drives the same calls through Kamailio 5.6 and kemi running
+// cfg (which loads the module under test with its socket at rec.Addr)
+// and Script(manage), and fails on any difference in the bodies each side
+// received, the manage results, or the control commands rec recorded
+// (cookies aside; version queries and pings, which Kamailio sends from
+// every process, left out).
+func SideBySide(t *testing.T, p interface {
+	Addrs() (kam, kemi string)
+}, rec *Recorder, skip func(cmd string) bool) {
+	t.Helper()
+	kam, kemi := p.Addrs()
+	uac, uas := NewUA(t), NewUA(t)
+	take := func() []string {
+		var out []string
+		for _, c := range rec.Take() {
+			if !skip(c) {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	take()
+	for i, sc := range sideCalls {
+		c := Call{ID: fmt.Sprintf("sbs%d-%s", i, strconv.FormatInt(time.Now().UnixNano(), 36)), FromTag: "ftag" + strconv.Itoa(i), ToTag: "ttag" + strconv.Itoa(i)}
+		fk := sc.run(c, kam, uac, uas)
+		ck := take()
+		fm := sc.run(c, kemi, uac, uas)
+		cm := take()
+		if fmt.Sprintf("%q", fk) != fmt.Sprintf("%q", fm) {
+			t.Errorf("%s: what the UAs received differs:\n kamailio: %q\n     kemi: %q", sc.name, fk, fm)
+		}
+		if strings.Join(ck, "\n") != strings.Join(cm, "\n") {
+			t.Errorf("%s: control commands differ:\n kamailio: %q\n     kemi: %q", sc.name, ck, cm)
+		}
+		t.Logf("%s: results %q, commands %q", sc.name, fm.Results, cm)
+	}
+}

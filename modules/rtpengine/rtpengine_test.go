@@ -1,0 +1,73 @@
+package rtpengine_test
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"kemi/engine/enginetest"
+	"kemi/modules/internal/rtprelay/rtptest"
+)
+
+func cfg(sock string, extra ...string) string {
+	return enginetest.Config(append([]string{`loadmodule "kemix.so"`, `loadmodule "rtpengine.so"`,
+		`modparam("rtpengine", "rtpengine_sock", "` + sock + `")`}, extra...)...)
+}
+
+var (
+	mPort = regexp.MustCompile(`(?m)^m=audio (\d+) `)
+	cAddr = regexp.MustCompile(`(?m)^c=IN IP4 (\S+)\r$`)
+	oAddr = regexp.MustCompile(`(?m)^o=\S+ \S+ \S+ IN IP4 (\S+)\r$`)
+)
+
+// checkRelayed fails unless sdp is rtpengine's: c= and o= 127.0.0.1
+// (replace-origin, replace-session-connection) and an m= port other than
+// orig.
+func checkRelayed(t *testing.T, what, sdp string, orig int) {
+	t.Helper()
+	m, c, o := mPort.FindStringSubmatch(sdp), cAddr.FindStringSubmatch(sdp), oAddr.FindStringSubmatch(sdp)
+	if m == nil || c == nil || o == nil {
+		t.Fatalf("%s: SDP not rewritten:\n%s", what, sdp)
+	}
+	port, _ := strconv.Atoi(m[1])
+	if c[1] != "127.0.0.1" || o[1] != "127.0.0.1" || port == orig {
+		t.Errorf("%s: SDP does not point at rtpengine:\n%s", what, sdp)
+	}
+}
+
+// TestCallThroughRTPEngine relays calls through kemi with
+// rtpengine_manage talking to a real rtpengine over the ng protocol.
+func TestCallThroughRTPEngine(t *testing.T) {
+	re := rtptest.StartRTPEngine(t)
+	e := enginetest.Start(t, cfg("udp:"+re.NG), map[string]string{"script.lua": rtptest.Script(
+		`KSR.rtpengine.rtpengine_manage("replace-origin replace-session-connection")`)})
+	proxy := e.Addr("udp")
+	uac, uas := rtptest.NewUA(t), rtptest.NewUA(t)
+
+	call := rtptest.Call{ID: "call-" + enginetest.RandomID(), FromTag: "ft1", ToTag: "tt1"}
+	f := call.Run(proxy, uac, uas, false, func() { re.WaitCalls(t, 1) })
+	checkRelayed(t, "INVITE", f.Invite, 10000)
+	checkRelayed(t, "200", f.OK, 20000)
+	if got := strings.Join(f.Results, ", "); got != "INVITE 1, 200 1, ACK -1, BYE 1" {
+		t.Errorf("manage results: %s", got)
+	}
+	re.WaitCalls(t, 0)
+
+	late := rtptest.Call{ID: "late-" + enginetest.RandomID(), FromTag: "ft2", ToTag: "tt2"}
+	f = late.Run(proxy, uac, uas, true, func() { re.WaitCalls(t, 1) })
+	checkRelayed(t, "200 (offer)", f.OK, 10000)
+	checkRelayed(t, "ACK (answer)", f.Ack, 20000)
+	if got := strings.Join(f.Results, ", "); got != "INVITE -1, 200 1, ACK 1, BYE 1" {
+		t.Errorf("manage results: %s", got)
+	}
+	re.WaitCalls(t, 0)
+
+	busy := rtptest.Call{ID: "busy-" + enginetest.RandomID(), FromTag: "ft3", ToTag: "tt3"}
+	f = busy.Rejected(proxy, uac, uas)
+	checkRelayed(t, "INVITE", f.Invite, 10000)
+	if got := strings.Join(f.Results, ", "); got != "INVITE 1, 486 1" {
+		t.Errorf("manage results: %s", got)
+	}
+	re.WaitCalls(t, 0)
+}
