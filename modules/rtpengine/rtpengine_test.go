@@ -41,7 +41,7 @@ func checkRelayed(t *testing.T, what, sdp string, orig int) {
 func TestCallThroughRTPEngine(t *testing.T) {
 	re := rtptest.StartRTPEngine(t)
 	e := enginetest.Start(t, cfg("udp:"+re.NG), map[string]string{"script.lua": rtptest.Script(
-		`KSR.rtpengine.rtpengine_manage("replace-origin replace-session-connection")`)})
+		`return KSR.rtpengine.rtpengine_manage("replace-origin replace-session-connection")`)})
 	proxy := e.Addr("udp")
 	uac, uas := rtptest.NewUA(t), rtptest.NewUA(t)
 

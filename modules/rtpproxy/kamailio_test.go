@@ -8,21 +8,97 @@ import (
 	"kemi/modules/internal/rtprelay/rtptest"
 )
 
+// explicit calls the offer, answer and destroy functions by method and
+// reply, as a script without rtpproxy_manage does.
+const explicit = `
+	local rs = KSR.pv.get("$rs")
+	local m = KSR.pv.get("$rm")
+	if rs == nil then
+		if m == "INVITE" then
+			KSR.rtpproxy.set_rtpproxy_set(0)
+			return KSR.rtpproxy.rtpproxy_offer("co") .. KSR.rtpproxy.set_rtpproxy_set(7)
+		elseif m == "ACK" then
+			return KSR.rtpproxy.rtpproxy_answer("x")
+		elseif m == "BYE" then
+			return KSR.rtpproxy.start_recording() .. KSR.rtpproxy.rtpproxy_destroy("t")
+		end
+		return 0
+	end
+	if rs >= 300 then
+		return KSR.rtpproxy.rtpproxy_destroy0()
+	end
+	if m == "INVITE" then
+		return KSR.rtpproxy.rtpproxy_answer("co")
+	end
+	return 0`
+
+// explicitIP is explicit with the functions taking an address.
+const explicitIP = `
+	local rs = KSR.pv.get("$rs")
+	local m = KSR.pv.get("$rm")
+	if rs == nil then
+		if m == "INVITE" then
+			return KSR.rtpproxy.rtpproxy_offer_ip("c", "192.0.2.44")
+		elseif m == "ACK" then
+			return KSR.rtpproxy.rtpproxy_answer_ip("cf", "192.0.2.45")
+		elseif m == "BYE" then
+			return KSR.rtpproxy.rtpproxy_destroy0()
+		end
+		return 0
+	end
+	if m == "INVITE" and rs < 300 then
+		return KSR.rtpproxy.rtpproxy_answer_ip("", "192.0.2.46")
+	end
+	return KSR.rtpproxy.rtpproxy_destroy("tb")`
+
+// explicit0 uses the functions without arguments.
+const explicit0 = `
+	local rs = KSR.pv.get("$rs")
+	local m = KSR.pv.get("$rm")
+	if rs == nil then
+		if m == "INVITE" then
+			return KSR.rtpproxy.rtpproxy_offer0()
+		elseif m == "ACK" then
+			return KSR.rtpproxy.rtpproxy_answer0()
+		elseif m == "BYE" then
+			return KSR.rtpproxy.rtpproxy_destroy0()
+		end
+		return 0
+	end
+	if m == "INVITE" and rs < 300 then
+		return KSR.rtpproxy.rtpproxy_answer0()
+	end
+	return KSR.rtpproxy.rtpproxy_destroy("")`
+
 // TestSideBySideWithKamailio drives a call, a late-offer call and a
 // rejected call through Kamailio 5.6's rtpproxy module and kemi's, both
-// on one cfg and Lua with rtpproxy_manage (flags "co", then the other
-// flag sets), against one UDP socket answering as rtpengine's rtpproxy
-// protocol does: the commands (U/L/D, their options, payload lists, tags
-// and media numbers) and the SDP the UAs receive must be the same.
+// on one cfg and Lua (rtpproxy_manage with several flag sets, or the
+// offer/answer/destroy functions), against one UDP socket answering as
+// rtpengine's rtpproxy protocol does: the commands (U/L/D/R, their
+// options, payload lists, tags and media numbers) and the SDP the UAs
+// receive must be the same.
 func TestSideBySideWithKamailio(t *testing.T) {
-	for _, manage := range []string{
-		`KSR.rtpproxy.rtpproxy_manage("co")`,
-		`KSR.rtpproxy.rtpproxy_manage("cor")`,
-		`KSR.rtpproxy.rtpproxy_manage0()`,
-		`KSR.rtpproxy.rtpproxy_manage_ip("ie", "203.0.113.5")`,
+	withCaps := func(cmd string) string {
+		if strings.HasPrefix(cmd, "VF") {
+			return "1\n" // payload type lists and re-packetization supported
+		}
+		return rtptest.RTPProxyAnswer(cmd)
+	}
+	for _, c := range []struct {
+		name, manage string
+		answer       func(string) string
+	}{
+		{"manage co", `return KSR.rtpproxy.rtpproxy_manage("co")`, rtptest.RTPProxyAnswer},
+		{"manage cor", `return KSR.rtpproxy.rtpproxy_manage("cor")`, rtptest.RTPProxyAnswer},
+		{"manage0", `return KSR.rtpproxy.rtpproxy_manage0()`, rtptest.RTPProxyAnswer},
+		{"manage_ip", `return KSR.rtpproxy.rtpproxy_manage_ip("ie", "203.0.113.5")`, rtptest.RTPProxyAnswer},
+		{"manage with capabilities", `return KSR.rtpproxy.rtpproxy_manage("cowz20")`, withCaps},
+		{"explicit", explicit, rtptest.RTPProxyAnswer},
+		{"explicit ip", explicitIP, withCaps},
+		{"explicit without arguments", explicit0, rtptest.RTPProxyAnswer},
 	} {
-		t.Run(manage, func(t *testing.T) {
-			rec := rtptest.NewRecorder(t, rtptest.RTPProxyAnswer)
+		t.Run(c.name, func(t *testing.T) {
+			rec := rtptest.NewRecorder(t, c.answer)
 			p := kamtest.Start(t, []string{"tm.so", "sl.so", "pv.so", "kemix.so", "rtpproxy.so", "app_lua.so"}, `loadmodule "tm.so"
 loadmodule "sl.so"
 loadmodule "pv.so"
@@ -31,7 +107,7 @@ loadmodule "rtpproxy.so"
 loadmodule "app_lua.so"
 modparam("rtpproxy", "rtpproxy_sock", "udp:`+rec.Addr+`")
 modparam("app_lua", "load", "%DIR%/script.lua")
-`, map[string]string{"script.lua": rtptest.Script(manage)})
+`, map[string]string{"script.lua": rtptest.Script(c.manage)})
 			rtptest.SideBySide(t, p, rec, func(c string) bool { return strings.HasPrefix(c, "V") })
 		})
 	}

@@ -47,7 +47,7 @@ func checkRelayed(t *testing.T, what, sdp string, orig int) {
 // rtpengine's ports, rtpengine holds the call until the BYE deletes it.
 func TestCallThroughRTPEngine(t *testing.T) {
 	re := rtptest.StartRTPEngine(t)
-	e := enginetest.Start(t, cfg("udp:"+re.UDP), map[string]string{"script.lua": rtptest.Script(`KSR.rtpproxy.rtpproxy_manage("co")`)})
+	e := enginetest.Start(t, cfg("udp:"+re.UDP), map[string]string{"script.lua": rtptest.Script(`return KSR.rtpproxy.rtpproxy_manage("co")`)})
 	proxy := e.Addr("udp")
 	uac, uas := rtptest.NewUA(t), rtptest.NewUA(t)
 	call := rtptest.Call{ID: "call-" + enginetest.RandomID(), FromTag: "ft1", ToTag: "tt1"}

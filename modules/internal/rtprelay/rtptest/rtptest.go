@@ -411,17 +411,22 @@ func (c Call) Rejected(proxy string, uac, uas *UA) Flow {
 }
 
 // Script is the test proxy's Lua: every request and every reply above
-// 100 goes through manage (a Lua expression such as
-// KSR.rtpproxy.rtpproxy_manage("co")), its result added as X-Manage, and
-// every request is relayed to its X-Next.
+// 100 goes through manage, the body of a Lua function returning the
+// module's result (such as return KSR.rtpproxy.rtpproxy_manage("co")),
+// its result added as X-Manage, and every request is relayed to its
+// X-Next.
 func Script(manage string) string {
 	return `
+function relay_manage()
+	` + manage + `
+end
+
 function ksr_request_route()
 	if KSR.is_OPTIONS() then
 		KSR.sl.send_reply(200, "OK")
 		return
 	end
-	local r = ` + manage + `
+	local r = relay_manage()
 	KSR.hdr.append("X-Manage: " .. KSR.pv.get("$rm") .. " " .. tostring(r) .. "\r\n")
 	KSR.tm.t_on_reply("ksr_onreply")
 	KSR.pv.sets("$du", KSR.hdr.get("X-Next"))
@@ -431,7 +436,7 @@ end
 function ksr_onreply()
 	local s = KSR.kx.get_status()
 	if s > 100 then
-		local r = ` + manage + `
+		local r = relay_manage()
 		KSR.hdr.append("X-Manage: " .. s .. " " .. tostring(r) .. "\r\n")
 	end
 end
