@@ -46,6 +46,8 @@ func encode(b []byte, v any) []byte {
 			b = encStr(b, s)
 		}
 		return append(b, 'e')
+	case *[]string:
+		return encode(b, *v)
 	case *dict:
 		return v.encode(b)
 	}

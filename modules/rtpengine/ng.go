@@ -59,6 +59,9 @@ func (f *ngFlags) codecFlag(key, val string, hasVal bool, cmp1, cmp2, name strin
 	if !ok {
 		return false
 	}
+	if f.codec == nil { // not an offer or answer: the flag is dropped
+		return true
+	}
 	l := f.codecLists[name]
 	if l == nil {
 		l = &[]string{}
@@ -115,7 +118,7 @@ func (f *ngFlags) parse(s string, op *string) error {
 			f.rtcpMux = append(f.rtcpMux, v)
 			continue
 		}
-		if f.codec != nil && (f.codecFlag(key, val, hasVal, "transcode", "codec-transcode", "transcode") ||
+		if (f.codecFlag(key, val, hasVal, "transcode", "codec-transcode", "transcode") ||
 			f.codecFlag(key, val, hasVal, "codec-strip", "", "strip") ||
 			f.codecFlag(key, val, hasVal, "codec-offer", "", "offer") ||
 			f.codecFlag(key, val, hasVal, "codec-mask", "", "mask") ||
@@ -202,6 +205,7 @@ func (f *ngFlags) parse(s string, op *string) error {
 			*op = opAnswer
 		case key == "delete-delay" && hasVal:
 			f.d.add("delete delay", atoi(val))
+			handled = false // and as a generic entry too (the C switch breaks into generic)
 		case key == "UDP/TLS/RTP/SAVP" && !hasVal:
 			f.transport = 0x104
 		case key == "UDP/TLS/RTP/SAVPF" && !hasVal:
@@ -250,28 +254,32 @@ func (m *Module) call(e *ksr.Env, op, flags string) (map[string]any, error) {
 	if err := f.parse(flags, &op); err != nil {
 		return nil, err
 	}
-	if len(f.direction) > 0 {
+	// the lists other than flags exist for offer and answer only: the
+	// flags meant for them are dropped from other commands (as Kamailio's
+	// bencode_list_add_str on a NULL list)
+	oa := f.codec != nil
+	if oa && len(f.direction) > 0 {
 		f.d.add("direction", f.direction)
 	}
 	if len(f.flags) > 0 {
 		f.d.add("flags", f.flags)
 	}
-	if len(f.replace) > 0 {
+	if oa && len(f.replace) > 0 {
 		f.d.add("replace", f.replace)
 	}
-	if f.codec != nil && len(f.codec.e) > 0 {
+	if oa && len(f.codec.e) > 0 {
 		f.d.add("codec", f.codec)
 	}
 	if f.transport&0x100 != 0 {
 		f.d.add("transport-protocol", transports[f.transport&7])
 	}
-	if len(f.rtcpMux) > 0 {
+	if oa && len(f.rtcpMux) > 0 {
 		f.d.add("rtcp-mux", f.rtcpMux)
 	}
-	if len(f.sdes) > 0 {
+	if oa && len(f.sdes) > 0 {
 		f.d.add("SDES", f.sdes)
 	}
-	if len(f.t38) > 0 {
+	if oa && len(f.t38) > 0 {
 		f.d.add("T.38", f.t38)
 	}
 	f.d.add("call-id", f.callID)
