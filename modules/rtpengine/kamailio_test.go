@@ -1,6 +1,7 @@
 package rtpengine_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -83,4 +84,39 @@ modparam("app_lua", "load", "%DIR%/script.lua")
 			rtptest.SideBySide(t, p, rec, func(c string) bool { return strings.Contains(c, "7:command4:ping") })
 		})
 	}
+}
+
+// TestRPCSideBySideWithKamailio compares rtpengine.show, rtpengine.ping
+// and rtpengine.enable on set 0 with a relay that answers (weight 2) and
+// one that does not, and set 1 with the live relay again.
+func TestRPCSideBySideWithKamailio(t *testing.T) {
+	rec := rtptest.NewRecorder(t, rtptest.NGAnswer)
+	dead := fmt.Sprintf("udp:127.0.0.1:%d", rtptest.FreePort(t))
+	live := "udp:" + rec.Addr
+	p := kamtest.Start(t, []string{"sl.so", "pv.so", "rtpengine.so", "jsonrpcs.so", "app_lua.so"}, `loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "jsonrpcs.so"
+loadmodule "rtpengine.so"
+loadmodule "app_lua.so"
+modparam("jsonrpcs", "transport", 0)
+modparam("rtpengine", "rtpengine_sock", "`+live+`=2 `+dead+`")
+modparam("rtpengine", "rtpengine_sock", "1 == `+live+`")
+modparam("rtpengine", "rtpengine_retr", 2)
+modparam("rtpengine", "rtpengine_tout_ms", 200)
+modparam("app_lua", "load", "%DIR%/script.lua")
+`, map[string]string{"script.lua": rtptest.RPCScript})
+	rtptest.RPCSideBySide(t, p.Kam, p.Engine.RPCURL(), []rtptest.RPCCall{
+		{"rtpengine.show", []any{"all"}},
+		{"rtpengine.show", []any{live}},
+		{"rtpengine.show", []any{"udp:127.0.0.1:1"}},
+		{"rtpengine.show", nil},
+		{"rtpengine.ping", []any{live}},
+		{"rtpengine.ping", []any{"all"}},
+		{"rtpengine.enable", []any{dead, 1}},
+		{"rtpengine.enable", []any{live, 0}},
+		{"rtpengine.show", []any{"all"}},
+		{"rtpengine.enable", []any{live, 1}},
+		{"rtpengine.enable", []any{live}},
+		{"rtpengine.show", []any{"all"}},
+	})
 }

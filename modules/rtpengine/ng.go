@@ -118,12 +118,12 @@ func (f *ngFlags) parse(s string, op *string) error {
 			f.rtcpMux = append(f.rtcpMux, v)
 			continue
 		}
-		if (f.codecFlag(key, val, hasVal, "transcode", "codec-transcode", "transcode") ||
+		if f.codecFlag(key, val, hasVal, "transcode", "codec-transcode", "transcode") ||
 			f.codecFlag(key, val, hasVal, "codec-strip", "", "strip") ||
 			f.codecFlag(key, val, hasVal, "codec-offer", "", "offer") ||
 			f.codecFlag(key, val, hasVal, "codec-mask", "", "mask") ||
 			f.codecFlag(key, val, hasVal, "codec-set", "", "set") ||
-			f.codecFlag(key, val, hasVal, "codec-except", "", "except")) {
+			f.codecFlag(key, val, hasVal, "codec-except", "", "except") {
 			continue
 		}
 		handled := true

@@ -225,6 +225,11 @@ func (m *Module) ping(ctx context.Context, n *rtprelay.Node) error {
 	return nil
 }
 
+type urlStatus struct {
+	URL    string `json:"url"`
+	Status string `json:"status"`
+}
+
 // RPC returns rtpengine.show, rtpengine.enable and rtpengine.ping.
 func (m *Module) RPC() []jsonrpc.Method {
 	iterate := func(url string, f func(set *rtprelay.Set, n *rtprelay.Node)) error {
@@ -255,22 +260,30 @@ func (m *Module) RPC() []jsonrpc.Method {
 		if err != nil {
 			return nil, err
 		}
-		out := []map[string]any{}
+		type item struct { // in Kamailio's order
+			URL      string `json:"url"`
+			Set      int    `json:"set"`
+			Index    int    `json:"index"`
+			Weight   int    `json:"weight"`
+			Disabled any    `json:"disabled"`
+			Recheck  any    `json:"recheck_ticks"`
+		}
+		out := []item{}
 		err = iterate(url, func(set *rtprelay.Set, n *rtprelay.Node) {
 			st := n.State()
-			it := map[string]any{"url": n.URL, "set": set.ID, "index": n.Index, "weight": n.Weight}
+			it := item{URL: n.URL, Set: set.ID, Index: n.Index, Weight: n.Weight}
 			switch {
 			case st.Permanent:
-				it["disabled"], it["recheck_ticks"] = "1(permanent)", "N/A"
+				it.Disabled, it.Recheck = "1(permanent)", "N/A"
 			default:
 				d, left := 0, 0
 				if st.Disabled {
 					d = 1
-					if l := int(st.Recheck.Sub(m.now()) / time.Second); l > 0 {
-						left = l
-					}
 				}
-				it["disabled"], it["recheck_ticks"] = d, left
+				if l := int(st.Recheck.Sub(m.now()) / time.Second); l > 0 {
+					left = l
+				}
+				it.Disabled, it.Recheck = d, left
 			}
 			out = append(out, it)
 		})
@@ -302,7 +315,7 @@ func (m *Module) RPC() []jsonrpc.Method {
 		if err != nil {
 			return nil, err
 		}
-		return map[string]any{"url": url, "status": status}, nil
+		return urlStatus{url, status}, nil
 	}
 	ping := func(ctx context.Context, p jsonrpc.Params) (any, error) {
 		url, err := url0(p)
@@ -319,7 +332,7 @@ func (m *Module) RPC() []jsonrpc.Method {
 		if err != nil {
 			return nil, err
 		}
-		return map[string]any{"url": url, "status": status}, nil
+		return urlStatus{url, status}, nil
 	}
 	return []jsonrpc.Method{
 		{Name: "rtpengine.show", Doc: "Get details about an rtpengine instance", Handler: show},

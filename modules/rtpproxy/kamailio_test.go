@@ -1,6 +1,7 @@
 package rtpproxy_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -111,4 +112,36 @@ modparam("app_lua", "load", "%DIR%/script.lua")
 			rtptest.SideBySide(t, p, rec, func(c string) bool { return strings.HasPrefix(c, "V") })
 		})
 	}
+}
+
+// TestRPCSideBySideWithKamailio compares rtpproxy.list and
+// rtpproxy.enable on two sets: set 0 with a relay that answers (weight 2)
+// and one that does not (disabled at start, tested again after
+// rtpproxy_disable_tout), set 1 with the live relay again.
+func TestRPCSideBySideWithKamailio(t *testing.T) {
+	rec := rtptest.NewRecorder(t, rtptest.RTPProxyAnswer)
+	dead := fmt.Sprintf("udp:127.0.0.1:%d", rtptest.FreePort(t))
+	live := "udp:" + rec.Addr
+	p := kamtest.Start(t, []string{"sl.so", "pv.so", "rtpproxy.so", "jsonrpcs.so", "app_lua.so"}, `loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "jsonrpcs.so"
+loadmodule "rtpproxy.so"
+loadmodule "app_lua.so"
+modparam("jsonrpcs", "transport", 0)
+modparam("rtpproxy", "rtpproxy_sock", "`+live+`=2 `+dead+`")
+modparam("rtpproxy", "rtpproxy_sock", "1 == `+live+`")
+modparam("rtpproxy", "rtpproxy_retr", 2)
+modparam("app_lua", "load", "%DIR%/script.lua")
+`, map[string]string{"script.lua": rtptest.RPCScript})
+	rtptest.RPCSideBySide(t, p.Kam, p.Engine.RPCURL(), []rtptest.RPCCall{
+		{"rtpproxy.list", nil},
+		{"rtpproxy.enable", []any{dead, 1}},
+		{"rtpproxy.list", nil},
+		{"rtpproxy.enable", []any{live, 0}},
+		{"rtpproxy.list", nil},
+		{"rtpproxy.enable", []any{"udp:127.0.0.1:1", 1}},
+		{"rtpproxy.enable", []any{live}},
+		{"rtpproxy.enable", []any{live, 1}},
+		{"rtpproxy.list", nil},
+	})
 }

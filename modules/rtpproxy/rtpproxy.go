@@ -42,8 +42,9 @@ type Module struct {
 	nortpproxy  string
 	timeoutSock string
 
-	sets *rtprelay.Sets
-	log  *slog.Logger
+	sets    *rtprelay.Sets
+	log     *slog.Logger
+	deps    *ksr.Deps // Deps.Started: Kamailio's ticks count from there
 	sel  ksr.Local // per-VM: the set chosen for the message being handled
 }
 
@@ -113,6 +114,7 @@ func (m *Module) Info() ksr.ModuleInfo {
 // Provision reads the relay sets.
 func (m *Module) Provision(h ksr.Host) error {
 	m.log = h.Logger()
+	m.deps = h.Deps()
 	m.sets = &rtprelay.Sets{Now: h.Clock().Now, Tout: time.Duration(m.tout) * time.Second, Retr: m.retr, Aggressive: true}
 	m.sets.DisableTout = time.Duration(m.disableTout) * time.Second
 	if m.disableTout < 0 {
@@ -235,9 +237,9 @@ func (m *Module) RPC() []jsonrpc.Method {
 			}
 			switch {
 			case st.Permanent:
-				it.Recheck = 1<<32 - 1
-			case !st.Recheck.IsZero() && st.Disabled:
-				it.Recheck = st.Recheck.Unix()
+				it.Recheck = -1 // RPC_MAX_RECHECK_TICKS printed as an int
+			case !st.Recheck.IsZero():
+				it.Recheck = int64(st.Recheck.Sub(m.deps.Started) / time.Second)
 			}
 			out = append(out, it)
 		})

@@ -34,6 +34,8 @@ const patience = 30 * time.Second
 // Pair is Kamailio and kemi running the same configuration.
 type Pair struct {
 	Kam, Kemi *enginetest.Client
+	// Engine is kemi's engine (its RPC URL, its log).
+	Engine *enginetest.Engine
 	// KemiLog is what kemi has logged so far.
 	KemiLog *enginetest.LogBuffer
 	// Dir is the directory %DIR% names: the configuration and files.
@@ -69,7 +71,7 @@ func Start(t *testing.T, modules []string, cfg string, files map[string]string) 
 	body = strings.ReplaceAll(body, "%DIR%", dir)
 
 	k := enginetest.Start(t, head("udp:127.0.0.1:0")+body, nil)
-	p := &Pair{Kemi: enginetest.Dial(t, "udp", k.Addr("udp")), KemiLog: k.Log, Dir: dir, kamLog: &enginetest.LogBuffer{}}
+	p := &Pair{Kemi: enginetest.Dial(t, "udp", k.Addr("udp")), Engine: k, KemiLog: k.Log, Dir: dir, kamLog: &enginetest.LogBuffer{}}
 
 	port := freeUDPPort(t)
 	enginetest.Files(t, dir, map[string]string{"kamailio.cfg": head(fmt.Sprintf("udp:127.0.0.1:%d", port)) + body})

@@ -56,8 +56,8 @@ type Sets struct {
 	Test func(ctx context.Context, n *Node) error
 	// Now is the clock of the disable timeouts.
 	Now func() time.Time
-	// DisableTout is how long a relay that failed stays disabled; negative
-	// keeps it disabled (rtpproxy_disable_tout -1).
+	// DisableTout is how long a relay that failed stays disabled; when
+	// negative it is tested again at its next use (rtpproxy_disable_tout -1).
 	DisableTout time.Duration
 	// Tout and Retr are the wait per try and the number of tries.
 	Tout time.Duration
@@ -230,10 +230,8 @@ func (s *Sets) test(ctx context.Context, n *Node, force bool) bool {
 
 func (n *Node) disableLocked(s *Sets) {
 	n.disabled = true
-	if s.DisableTout >= 0 {
+	if s.DisableTout >= 0 { // else tested again at its next use
 		n.recheck = s.Now().Add(s.DisableTout)
-	} else {
-		n.recheck = time.Time{}.Add(1<<63 - 1)
 	}
 }
 
@@ -378,7 +376,9 @@ func (s *Sets) sendUDP(ctx context.Context, n *Node, cmd []byte) ([]byte, error)
 		select {
 		case r := <-ch:
 			t.Stop()
-			return r, nil
+			if r != nil {
+				return r, nil
+			}
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
@@ -439,7 +439,17 @@ func (c *conn) read() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			continue // ICMP port unreachable: the sender times out
+			// ICMP port unreachable: the tries waiting end now (as poll's
+			// POLLERR ends Kamailio's wait), each sender tries again
+			c.mu.Lock()
+			for _, ch := range c.pending {
+				select {
+				case ch <- nil:
+				default:
+				}
+			}
+			c.mu.Unlock()
+			continue
 		}
 		msg := buf[:k]
 		sp := bytes.IndexByte(msg, ' ')
@@ -453,7 +463,7 @@ func (c *conn) read() {
 		c.mu.Unlock()
 		if ch != nil {
 			select {
-			case ch <- bytes.Clone(rest):
+			case ch <- append([]byte{}, rest...):
 			default: // a retransmission's second reply
 			}
 		}

@@ -9,11 +9,16 @@ package rtptest
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -23,6 +28,9 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"kemi/engine/enginetest"
+	"kemi/jsonrpc"
 )
 
 // Patience bounds every wait on something that must happen.
@@ -540,4 +548,132 @@ func SideBySide(t *testing.T, p interface {
 		}
 		t.Logf("%s: results %q, commands %q", sc.name, fm.Results, cm)
 	}
+}
+
+// RPCScript answers a request with X-RPC by running it with jsonrpcs's
+// jsonrpc_exec and answering 200 with the reply as the reason phrase
+// (Kamailio's side of RPCSideBySide); other requests get 200.
+const RPCScript = `
+function ksr_request_route()
+	local req = KSR.hdr.get("X-RPC")
+	if req == nil then
+		KSR.sl.send_reply(200, "OK")
+		return
+	end
+	KSR.jsonrpcs.exec(req)
+	local body = KSR.pv.get("$jsonrpl(body)") or "none"
+	KSR.sl.send_reply(200, (string.gsub(body, "[\r\n\t]", "")))
+end
+`
+
+// RPCCall is one RPC command of RPCSideBySide.
+type RPCCall struct {
+	Method string
+	Params []any
+}
+
+// RPCSideBySide sends each call to Kamailio (through jsonrpc_exec, the
+// pair runs RPCScript) and to kemi's JSON-RPC server and fails on a
+// difference in results or faults. Tick counts: rtpengine's
+// recheck_ticks (seconds left) may be a second apart; rtpproxy's recheck
+// is an absolute tick count, which Kamailio starts from an arbitrary
+// value: only whether it is positive, 0 or -1 is compared.
+func RPCSideBySide(t *testing.T, kam *enginetest.Client, rpcURL string, calls []RPCCall) {
+	t.Helper()
+	for i, c := range calls {
+		m := map[string]any{"jsonrpc": "2.0", "method": c.Method, "id": 1}
+		if c.Params != nil {
+			m["params"] = c.Params
+		}
+		req, _ := json.Marshal(m)
+		kres := kam.Do(enginetest.Req{Method: "MESSAGE", Headers: []string{"X-RPC: " + string(req)}}, Patience)
+		if kres == nil {
+			t.Fatalf("%s: kamailio did not answer", req)
+		}
+		var k struct {
+			Result any
+			Error  *struct {
+				Code    int
+				Message string
+			}
+		}
+		if err := json.Unmarshal([]byte(kres.Reason), &k); err != nil {
+			t.Fatalf("%s: kamailio replied %q: %v", req, kres.Reason, err)
+		}
+		raw, err := jsonrpc.Call(context.Background(), rpcURL, c.Method, c.Params)
+		var f *jsonrpc.Fault
+		switch {
+		case errors.As(err, &f):
+			if k.Error == nil || k.Error.Code != f.Code || k.Error.Message != f.Message {
+				t.Errorf("call %d %s: kamailio %s, kemi fault %d %q", i+1, req, kres.Reason, f.Code, f.Message)
+			}
+		case err != nil:
+			t.Fatalf("%s: kemi: %v", req, err)
+		default:
+			var got any
+			json.Unmarshal(raw, &got)
+			if k.Error != nil || !reflect.DeepEqual(ticksOff(k.Result), ticksOff(got)) || ticksSkew(k.Result, got) > 1 {
+				t.Errorf("call %d %s:\nkamailio %s\nkemi     %s", i+1, req, kres.Reason, raw)
+			} else {
+				t.Logf("%s: %s", req, raw)
+			}
+		}
+	}
+}
+
+func isTicks(k string) bool { return k == "recheck" || k == "recheck_ticks" }
+
+// ticksOff returns v with the tick counts zeroed.
+func ticksOff(v any) any {
+	switch v := v.(type) {
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = ticksOff(x)
+		}
+		return out
+	case map[string]any:
+		out := map[string]any{}
+		for k, x := range v {
+			if _, num := x.(float64); num && isTicks(k) && x.(float64) > 0 {
+				x = float64(1)
+			}
+			out[k] = ticksOff(x)
+		}
+		return out
+	}
+	return v
+}
+
+// ticksSkew is the largest difference of the tick counts of a and b.
+func ticksSkew(a, b any) float64 {
+	var d float64
+	var walk func(a, b any)
+	walk = func(a, b any) {
+		switch av := a.(type) {
+		case []any:
+			bv, _ := b.([]any)
+			for i := range av {
+				if i < len(bv) {
+					walk(av[i], bv[i])
+				}
+			}
+		case map[string]any:
+			bv, _ := b.(map[string]any)
+			for k, x := range av {
+				if k == "recheck" {
+					continue
+				}
+				if isTicks(k) {
+					xf, _ := x.(float64)
+					yf, _ := bv[k].(float64)
+					d = max(d, math.Abs(xf-yf))
+					continue
+				}
+				walk(x, bv[k])
+			}
+		}
+	}
+	walk(a, b)
+	return d
 }
