@@ -42,9 +42,9 @@ type Module struct {
 	nortpproxy  string
 	timeoutSock string
 
-	sets    *rtprelay.Sets
-	log     *slog.Logger
-	deps    *ksr.Deps // Deps.Started: Kamailio's ticks count from there
+	sets *rtprelay.Sets
+	log  *slog.Logger
+	deps *ksr.Deps // Deps.Started: Kamailio's ticks count from there
 	sel  ksr.Local // per-VM: the set chosen for the message being handled
 }
 

@@ -1,12 +1,15 @@
 package rtpproxy_test
 
 import (
+	"context"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"kemi/engine/enginetest"
+	"kemi/jsonrpc"
 	"kemi/modules/internal/rtprelay/rtptest"
 )
 
@@ -80,4 +83,44 @@ func TestCallThroughRTPEngine(t *testing.T) {
 		t.Errorf("manage results: %s", got)
 	}
 	re.WaitCalls(t, 0)
+}
+
+// TestDeadRelay checks the failover of a set of two relays: a call
+// whose Call-ID chooses the first goes to the second once the first stops
+// answering, the first is listed disabled, and after
+// rtpproxy_disable_tout it is tested again and chosen again.
+func TestDeadRelay(t *testing.T) {
+	a := rtptest.NewRecorder(t, rtptest.RTPProxyAnswer)
+	b := rtptest.NewRecorder(t, rtptest.RTPProxyAnswer)
+	e := enginetest.Start(t, cfg("udp:"+a.Addr+" udp:"+b.Addr, `modparam("rtpproxy", "rtpproxy_disable_tout", 1)`,
+		`modparam("rtpproxy", "rtpproxy_tout", 1)`),
+		map[string]string{"script.lua": rtptest.Script(`return KSR.rtpproxy.rtpproxy_manage("co")`)})
+	proxy := e.Addr("udp")
+	uac, uas := rtptest.NewUA(t), rtptest.NewUA(t)
+	a.Take()
+	b.Take()
+	call := func(n int) rtptest.Flow {
+		c := rtptest.Call{ID: rtptest.CallIDFor("dead-"+strconv.Itoa(n)+"-", 0, 2), FromTag: "f", ToTag: "t"}
+		return c.Run(proxy, uac, uas, false, nil)
+	}
+	if f := call(1); len(a.Take()) != 4 || len(b.Take()) != 0 || !strings.Contains(f.Invite, "m=audio 35000 ") {
+		t.Fatalf("the first relay did not take the call: %q", f.Results)
+	}
+	a.Close()
+	f := call(2)
+	if got := b.Take(); len(got) != 4 || !strings.Contains(f.Invite, "m=audio 35000 ") {
+		t.Fatalf("the second relay did not take over: %q %q", got, f.Results)
+	}
+	raw, err := jsonrpc.Call(context.Background(), e.RPCURL(), "rtpproxy.list", nil)
+	if err != nil || !strings.Contains(string(raw), `"url":"udp:`+a.Addr+`","index":0,"disabled":1`) {
+		t.Fatalf("rtpproxy.list: %s %v", raw, err)
+	}
+	a.Reopen(t)
+	deadline := time.Now().Add(rtptest.Patience)
+	for n := 3; len(a.Take()) == 0; n++ {
+		if time.Now().After(deadline) {
+			t.Fatal("the first relay was not tested again")
+		}
+		call(n)
+	}
 }

@@ -196,22 +196,9 @@ func NewRecorder(t testing.TB, answer func(cmd string) string) *Recorder {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &Recorder{Addr: pc.LocalAddr().String(), Answer: answer, pc: pc}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			cookie, cmd, _ := strings.Cut(string(buf[:n]), " ")
-			r.mu.Lock()
-			r.cmds = append(r.cmds, cmd)
-			r.mu.Unlock()
-			pc.WriteTo([]byte(cookie+" "+r.Answer(cmd)), from)
-		}
-	}()
+	r := &Recorder{Addr: pc.LocalAddr().String(), Answer: answer}
+	pc.Close()
+	r.Reopen(t)
 	return r
 }
 
@@ -677,3 +664,46 @@ func ticksSkew(a, b any) float64 {
 	walk(a, b)
 	return d
 }
+
+// CallIDFor returns a Call-ID starting with prefix that the relay choice
+// (the byte sum's low byte modulo the weights) sends to the relay at
+// position pos of n relays of weight 1.
+func CallIDFor(prefix string, pos, n int) string {
+	for i := 0; ; i++ {
+		id := prefix + strconv.Itoa(i)
+		sum := 0
+		for _, c := range []byte(id) {
+			sum += int(c)
+		}
+		if (sum&0xff)%n == pos {
+			return id
+		}
+	}
+}
+
+// Reopen listens again on the address of a closed recorder.
+func (r *Recorder) Reopen(t testing.TB) {
+	pc, err := net.ListenPacket("udp", r.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	r.pc = pc
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			cookie, cmd, _ := strings.Cut(string(buf[:n]), " ")
+			r.mu.Lock()
+			r.cmds = append(r.cmds, cmd)
+			r.mu.Unlock()
+			pc.WriteTo([]byte(cookie+" "+r.Answer(cmd)), from)
+		}
+	}()
+}
+
+// Close stops the recorder: what is sent to it gets an ICMP error.
+func (r *Recorder) Close() { r.pc.Close() }
