@@ -106,17 +106,17 @@ modparam("rtpengine", "rtpengine_tout_ms", 200)
 modparam("app_lua", "load", "%DIR%/script.lua")
 `, map[string]string{"script.lua": rtptest.RPCScript})
 	rtptest.RPCSideBySide(t, p.Kam, p.Engine.RPCURL(), []rtptest.RPCCall{
-		{"rtpengine.show", []any{"all"}},
-		{"rtpengine.show", []any{live}},
-		{"rtpengine.show", []any{"udp:127.0.0.1:1"}},
-		{"rtpengine.show", nil},
-		{"rtpengine.ping", []any{live}},
-		{"rtpengine.ping", []any{"all"}},
-		{"rtpengine.enable", []any{dead, 1}},
-		{"rtpengine.enable", []any{live, 0}},
-		{"rtpengine.show", []any{"all"}},
-		{"rtpengine.enable", []any{live, 1}},
-		{"rtpengine.enable", []any{live}},
-		{"rtpengine.show", []any{"all"}},
+		{Method: "rtpengine.show", Params: []any{"all"}},
+		{Method: "rtpengine.show", Params: []any{live}},
+		{Method: "rtpengine.show", Params: []any{"udp:127.0.0.1:1"}},
+		{Method: "rtpengine.show", Params: nil},
+		{Method: "rtpengine.ping", Params: []any{live}},
+		{Method: "rtpengine.ping", Params: []any{"all"}},
+		{Method: "rtpengine.enable", Params: []any{dead, 1}},
+		{Method: "rtpengine.enable", Params: []any{live, 0}},
+		{Method: "rtpengine.show", Params: []any{"all"}},
+		{Method: "rtpengine.enable", Params: []any{live, 1}},
+		{Method: "rtpengine.enable", Params: []any{live}},
+		{Method: "rtpengine.show", Params: []any{"all"}},
 	})
 }

@@ -141,7 +141,7 @@ func (m *Module) Info() ksr.ModuleInfo {
 			x("play_media", fl, play, "Play media into the call (ng flags: file=..., ...)."),
 			x("stop_media0", nil, stm0, "Stop playing media."),
 			x("stop_media", fl, stm, "Stop playing media, with ng flags."),
-			x("set_rtpengine_set", []string{"r1"}, m.setSet, "Use relay set r1 for this message: 1, -1 unknown set, -2 no enabled relay in it."),
+			x("set_rtpengine_set", []string{"r1"}, m.setSet, "Use relay set r1 for this message: 1, -1 unknown set."),
 		}}},
 	}
 }

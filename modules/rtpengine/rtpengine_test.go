@@ -84,7 +84,7 @@ func TestDeadRelay(t *testing.T) {
 	a := rtptest.NewRecorder(t, rtptest.NGAnswer)
 	b := rtptest.NewRecorder(t, rtptest.NGAnswer)
 	e := enginetest.Start(t, cfg("udp:"+a.Addr+" udp:"+b.Addr, `modparam("rtpengine", "rtpengine_disable_tout", 1)`,
-		`modparam("rtpengine", "rtpengine_tout_ms", 500)`),
+		`modparam("rtpengine", "rtpengine_tout_ms", 500)`, `modparam("rtpengine", "rtpengine_retr", 2)`),
 		map[string]string{"script.lua": rtptest.Script(`return KSR.rtpengine.rtpengine_manage0()`)})
 	proxy := e.Addr("udp")
 	uac, uas := rtptest.NewUA(t), rtptest.NewUA(t)

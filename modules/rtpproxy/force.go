@@ -352,12 +352,12 @@ func (m *Module) force(e *ksr.Env, flags, ip string, offer, forced bool) int {
 				}
 				var cmd strings.Builder
 				cmd.Write(opts)
-				if len(rep) > 0 && n.Caps[repVersion] {
+				if len(rep) > 0 && n.Cap(repVersion) {
 					cmd.Write(rep)
 				} else if len(rep) > 0 {
 					m.log.Warn("rtpproxy: re-packetization is requested but is not supported by the selected RTP proxy node")
 				}
-				if strings.Contains(st.transport, "RTP/") && st.payloads != "" && n.Caps[ptlVersion] {
+				if strings.Contains(st.transport, "RTP/") && st.payloads != "" && n.Cap(ptlVersion) {
 					cmd.WriteByte('c')
 					cmd.WriteString(strings.Join(strings.Fields(st.payloads), ","))
 				}

@@ -198,7 +198,7 @@ func (m *Module) test(ctx context.Context, n *rtprelay.Node) error {
 		}
 		caps[c] = ok
 	}
-	n.Caps = caps
+	n.SetCaps(caps)
 	m.log.Info("rtpproxy: rtp proxy found, support for it enabled", "url", n.URL)
 	return nil
 }

@@ -93,7 +93,7 @@ func TestDeadRelay(t *testing.T) {
 	a := rtptest.NewRecorder(t, rtptest.RTPProxyAnswer)
 	b := rtptest.NewRecorder(t, rtptest.RTPProxyAnswer)
 	e := enginetest.Start(t, cfg("udp:"+a.Addr+" udp:"+b.Addr, `modparam("rtpproxy", "rtpproxy_disable_tout", 1)`,
-		`modparam("rtpproxy", "rtpproxy_tout", 1)`),
+		`modparam("rtpproxy", "rtpproxy_tout", 1)`, `modparam("rtpproxy", "rtpproxy_retr", 2)`),
 		map[string]string{"script.lua": rtptest.Script(`return KSR.rtpproxy.rtpproxy_manage("co")`)})
 	proxy := e.Addr("udp")
 	uac, uas := rtptest.NewUA(t), rtptest.NewUA(t)
@@ -123,4 +123,35 @@ func TestDeadRelay(t *testing.T) {
 		}
 		call(n)
 	}
+}
+
+// TestBranchRoute calls rtpproxy_manage in a t_on_branch function, as
+// Kamailio's example does (ksr_branch_manage): the branch's copy of the
+// INVITE carries the rewritten SDP.
+func TestBranchRoute(t *testing.T) {
+	re := rtptest.StartRTPEngine(t)
+	script := strings.Replace(rtptest.Script(`return KSR.rtpproxy.rtpproxy_manage("co")`),
+		`	local r = relay_manage()
+	KSR.hdr.append("X-Manage: " .. KSR.pv.get("$rm") .. " " .. tostring(r) .. "\r\n")`,
+		`	if KSR.is_INVITE() then
+		KSR.tm.t_on_branch("ksr_branch")
+	else
+		local r = relay_manage()
+		KSR.hdr.append("X-Manage: " .. KSR.pv.get("$rm") .. " " .. tostring(r) .. "\r\n")
+	end`, 1) + `
+function ksr_branch()
+	local r = relay_manage()
+	KSR.hdr.append("X-Manage: branch " .. tostring(r) .. "\r\n")
+end
+`
+	e := enginetest.Start(t, cfg("udp:"+re.UDP), map[string]string{"script.lua": script})
+	uac, uas := rtptest.NewUA(t), rtptest.NewUA(t)
+	call := rtptest.Call{ID: "branch-" + enginetest.RandomID(), FromTag: "fb", ToTag: "tb"}
+	f := call.Run(e.Addr("udp"), uac, uas, false, func() { re.WaitCalls(t, 1) })
+	checkRelayed(t, "INVITE", f.Invite, 10000)
+	checkRelayed(t, "200", f.OK, 20000)
+	if got := strings.Join(f.Results, ", "); got != "branch 1, 200 1, ACK -1, BYE 1" {
+		t.Errorf("manage results: %s", got)
+	}
+	re.WaitCalls(t, 0)
 }

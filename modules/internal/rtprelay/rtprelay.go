@@ -38,8 +38,21 @@ type Node struct {
 	permanent bool      // disabled by RPC until enabled by RPC
 	recheck   time.Time // when a disabled relay is tested again
 	conn      *conn
-	// Caps are the optional capabilities found by the test (rtpproxy's VF).
-	Caps map[string]bool
+	caps      map[string]bool // optional capabilities found by the test
+}
+
+// SetCaps records the optional capabilities the test found (rtpproxy's VF).
+func (n *Node) SetCaps(c map[string]bool) {
+	n.mu.Lock()
+	n.caps = c
+	n.mu.Unlock()
+}
+
+// Cap reports whether the relay has capability c.
+func (n *Node) Cap(c string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.caps[c]
 }
 
 // Set is a set of relays (set_rtpproxy_set / set_rtpengine_set).

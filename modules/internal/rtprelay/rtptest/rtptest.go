@@ -53,6 +53,21 @@ func FreePort(t testing.TB) int {
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
+// FreePorts returns n distinct UDP ports free on 127.0.0.1 when asked.
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var out []int
+	for i := 0; i < n; i++ {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		out = append(out, c.LocalAddr().(*net.UDPAddr).Port)
+	}
+	return out
+}
+
 // StartRTPEngine starts /usr/bin/rtpengine in userspace mode on
 // 127.0.0.1 with both control protocols; it skips the test when rtpengine
 // is not installed (tests/run installs rtpengine-daemon).
@@ -63,10 +78,12 @@ func StartRTPEngine(t testing.TB) *RTPEngine {
 		t.Skip("rtpengine not installed (apt-get install -y rtpengine-daemon)")
 	}
 	dir := t.TempDir()
-	ng, udp, cli := FreePort(t), FreePort(t), FreePort(t)
-	base := 20000 + (os.Getpid()*7+ng)%20000
+	ports := FreePorts(t, 3)
+	ng, udp, cli := ports[0], ports[1], ports[2]
+	// media ports below the ephemeral range the control ports come from
+	base := 10000 + (os.Getpid()*7+ng)%20000
 	r := &RTPEngine{NG: fmt.Sprintf("127.0.0.1:%d", ng), UDP: fmt.Sprintf("127.0.0.1:%d", udp), Log: &bytes.Buffer{}}
-	cmd := exec.Command(bin, "--table=-1", "--foreground", "--log-stderr", "--interface=127.0.0.1",
+	cmd := exec.Command(bin, "--config-file=none", "--table=-1", "--foreground", "--log-stderr", "--interface=127.0.0.1",
 		"--listen-ng="+r.NG, "--listen-udp="+r.UDP, "--listen-cli=127.0.0.1:"+strconv.Itoa(cli), "--no-redis-required", "--delete-delay=0",
 		"--port-min="+strconv.Itoa(base), "--port-max="+strconv.Itoa(base+200),
 		"--pidfile="+filepath.Join(dir, "rtpengine.pid"))
@@ -573,9 +590,18 @@ func RPCSideBySide(t *testing.T, kam *enginetest.Client, rpcURL string, calls []
 			m["params"] = c.Params
 		}
 		req, _ := json.Marshal(m)
-		kres := kam.Do(enginetest.Req{Method: "MESSAGE", Headers: []string{"X-RPC: " + string(req)}}, Patience)
-		if kres == nil {
-			t.Fatalf("%s: kamailio did not answer", req)
+		var kres *sip.Response
+		// Kamailio's RPC commands answer "Initializing - try later" until
+		// every process is up (sr_instance_ready)
+		for deadline := time.Now().Add(Patience); ; {
+			kres = kam.Do(enginetest.Req{Method: "MESSAGE", Headers: []string{"X-RPC: " + string(req)}}, Patience)
+			if kres == nil {
+				t.Fatalf("%s: kamailio did not answer", req)
+			}
+			if !strings.Contains(kres.Reason, "Initializing - try later") || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 		var k struct {
 			Result any
