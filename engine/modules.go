@@ -73,7 +73,7 @@ func moduleTable() []ksr.Module {
 		sanity.New(),
 		htable.New(), // tables load from db_url before traffic, save after it
 		pike.New(),
-		rtpproxy.New(),  // relay sockets opened and tested before traffic
+		rtpproxy.New(), // relay sockets opened and tested before traffic
 		rtpengine.New(),
 		ul,                // the location table: loaded from db_url before traffic, flushed after it
 		registrar.New(ul), // binds usrloc, as Kamailio's registrar does
