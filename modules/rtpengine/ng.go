@@ -172,6 +172,8 @@ func (f *ngFlags) parse(s string, op *string) error {
 				return errors.New("error processing flag `via-branch': missing value")
 			}
 			switch {
+			case val == "":
+				return errors.New("error processing flag `via-branch' (value ''): invalid value")
 			case val[0] == '1' || val[0] == '2':
 				f.via = int(val[0] - '0')
 			case val == "auto":

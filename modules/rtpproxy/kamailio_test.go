@@ -79,24 +79,36 @@ const explicit0 = `
 // options, payload lists, tags and media numbers) and the SDP the UAs
 // receive must be the same.
 func TestSideBySideWithKamailio(t *testing.T) {
+	v6Answer := func(cmd string) string {
+		if strings.HasPrefix(cmd, "U") || strings.HasPrefix(cmd, "L") {
+			return "35010 2001:db8::99 6\n"
+		}
+		return rtptest.RTPProxyAnswer(cmd)
+	}
 	withCaps := func(cmd string) string {
 		if strings.HasPrefix(cmd, "VF") {
 			return "1\n" // payload type lists and re-packetization supported
 		}
 		return rtptest.RTPProxyAnswer(cmd)
 	}
+	multi := []string{rtptest.MultiOffer, rtptest.MultiAnswer}
 	for _, c := range []struct {
 		name, manage string
 		answer       func(string) string
+		bodies       []string
 	}{
-		{"manage co", `return KSR.rtpproxy.rtpproxy_manage("co")`, rtptest.RTPProxyAnswer},
-		{"manage cor", `return KSR.rtpproxy.rtpproxy_manage("cor")`, rtptest.RTPProxyAnswer},
-		{"manage0", `return KSR.rtpproxy.rtpproxy_manage0()`, rtptest.RTPProxyAnswer},
-		{"manage_ip", `return KSR.rtpproxy.rtpproxy_manage_ip("ie", "203.0.113.5")`, rtptest.RTPProxyAnswer},
-		{"manage with capabilities", `return KSR.rtpproxy.rtpproxy_manage("cowz20")`, withCaps},
-		{"explicit", explicit, rtptest.RTPProxyAnswer},
-		{"explicit ip", explicitIP, withCaps},
-		{"explicit without arguments", explicit0, rtptest.RTPProxyAnswer},
+		{"manage co", `return KSR.rtpproxy.rtpproxy_manage("co")`, rtptest.RTPProxyAnswer, nil},
+		{"manage cor", `return KSR.rtpproxy.rtpproxy_manage("cor")`, rtptest.RTPProxyAnswer, nil},
+		{"manage0", `return KSR.rtpproxy.rtpproxy_manage0()`, rtptest.RTPProxyAnswer, nil},
+		{"manage_ip", `return KSR.rtpproxy.rtpproxy_manage_ip("ie", "203.0.113.5")`, rtptest.RTPProxyAnswer, nil},
+		{"manage with capabilities", `return KSR.rtpproxy.rtpproxy_manage("cowz20")`, withCaps, nil},
+		{"explicit", explicit, rtptest.RTPProxyAnswer, nil},
+		{"explicit ip", explicitIP, withCaps, nil},
+		{"explicit without arguments", explicit0, rtptest.RTPProxyAnswer, nil},
+		{"several streams co", `return KSR.rtpproxy.rtpproxy_manage("co")`, rtptest.RTPProxyAnswer, multi},
+		{"several streams r", `return KSR.rtpproxy.rtpproxy_manage("r")`, withCaps, multi},
+		{"several streams x", `return KSR.rtpproxy.rtpproxy_manage("xc")`, rtptest.RTPProxyAnswer, multi},
+		{"several streams v6 relay", `return KSR.rtpproxy.rtpproxy_manage("co")`, v6Answer, multi},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rec := rtptest.NewRecorder(t, c.answer)
@@ -109,7 +121,7 @@ loadmodule "app_lua.so"
 modparam("rtpproxy", "rtpproxy_sock", "udp:`+rec.Addr+`")
 modparam("app_lua", "load", "%DIR%/script.lua")
 `, map[string]string{"script.lua": rtptest.Script(c.manage)})
-			rtptest.SideBySide(t, p, rec, func(c string) bool { return strings.HasPrefix(c, "V") })
+			rtptest.SideBySide(t, p, rec, func(c string) bool { return strings.HasPrefix(c, "V") }, c.bodies...)
 		})
 	}
 }

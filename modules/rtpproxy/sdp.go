@@ -81,9 +81,12 @@ func parseSDP(body string) []session {
 			cur.streams = append(cur.streams, s)
 			st = &cur.streams[len(cur.streams)-1]
 		case strings.HasPrefix(line, "a=rtcp:") && st != nil:
-			f := fields(line[7:], off+7)
-			if len(f) > 0 {
-				st.rtcp = f[0]
+			// the whole value, "port [IN IP4 addr]", as Kamailio's
+			// extract_rtcp takes it: rewritten to the port alone
+			v := strings.TrimRight(line[7:], " \t")
+			lead := len(v) - len(strings.TrimLeft(v, " \t"))
+			if len(v) > lead {
+				st.rtcp = span{off + 7 + lead, len(v) - lead}
 			}
 		}
 		off = next

@@ -299,6 +299,20 @@ func Request(method string) func(sip.Message) bool {
 type Call struct {
 	ID, FromTag, ToTag string
 	Headers            []string // added to every request (X-Flags, ...)
+	// Offer and Answer are the SDP bodies; SDP("10.0.0.1", 10000) and
+	// SDP("10.0.0.2", 20000) when empty.
+	Offer, Answer string
+}
+
+func (c Call) bodies() (offer, answer string) {
+	offer, answer = c.Offer, c.Answer
+	if offer == "" {
+		offer = SDP("10.0.0.1", 10000)
+	}
+	if answer == "" {
+		answer = SDP("10.0.0.2", 20000)
+	}
+	return offer, answer
 }
 
 // SDP returns a small audio offer from ip:port.
@@ -372,8 +386,7 @@ func results(m sip.Message, out *[]string) {
 // its 200. inBetween, when not nil, runs once the call is set up.
 func (c Call) Run(proxy string, uac, uas *UA, late bool, inBetween func()) Flow {
 	var f Flow
-	offer := SDP("10.0.0.1", 10000)
-	answer := SDP("10.0.0.2", 20000)
+	offer, answer := c.bodies()
 	ibody := offer
 	if late {
 		ibody = ""
@@ -412,7 +425,8 @@ func (c Call) Run(proxy string, uac, uas *UA, late bool, inBetween func()) Flow 
 // Rejected drives an INVITE the UAS rejects with 486.
 func (c Call) Rejected(proxy string, uac, uas *UA) Flow {
 	var f Flow
-	uac.Send(proxy, c.Request("INVITE", 1, uac, uas, false, SDP("10.0.0.1", 10000)))
+	offer, _ := c.bodies()
+	uac.Send(proxy, c.Request("INVITE", 1, uac, uas, false, offer))
 	inv := uas.Recv(Request("INVITE"))
 	f.Invite = string(inv.Body())
 	results(inv, &f.Results)
@@ -516,15 +530,31 @@ var sideCalls = []struct {
 	{"rejected", func(c Call, p string, uac, uas *UA) Flow { return c.Rejected(p, uac, uas) }},
 }
 
+// MultiOffer and MultiAnswer are SDP bodies with several streams: a
+// session c= and a stream's own c=, a disabled stream (port 0), a
+// stream without a=rtcp, a held session address (0.0.0.0) and an IPv6
+// stream.
+const (
+	MultiOffer = "v=0\r\no=- 7 7 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n" +
+		"m=audio 10000 RTP/AVP 0 8\r\na=rtcp:10001\r\n" +
+		"m=video 10002 RTP/AVP 96\r\nc=IN IP4 10.0.0.9\r\na=rtpmap:96 H264/90000\r\n" +
+		"m=audio 0 RTP/AVP 0\r\n"
+	MultiAnswer = "v=0\r\no=- 8 8 IN IP6 2001:db8::1\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n" +
+		"m=audio 20000 RTP/AVP 0\r\n" +
+		"m=video 20002 RTP/AVP 96\r\nc=IN IP6 2001:db8::5\r\na=rtcp:20003 IN IP6 2001:db8::5\r\n" +
+		"m=audio 0 RTP/AVP 0\r\n"
+)
+
 // SideBySide drives the same calls through Kamailio 5.6 and kemi running
 // cfg (which loads the module under test with its socket at rec.Addr)
 // and Script(manage), and fails on any difference in the bodies each side
 // received, the manage results, or the control commands rec recorded
 // (cookies aside; version queries and pings, which Kamailio sends from
-// every process, left out).
+// every process, left out). bodies, when given, are the offer and the
+// answer.
 func SideBySide(t *testing.T, p interface {
 	Addrs() (kam, kemi string)
-}, rec *Recorder, skip func(cmd string) bool) {
+}, rec *Recorder, skip func(cmd string) bool, bodies ...string) {
 	t.Helper()
 	kam, kemi := p.Addrs()
 	uac, uas := NewUA(t), NewUA(t)
@@ -540,6 +570,9 @@ func SideBySide(t *testing.T, p interface {
 	take()
 	for i, sc := range sideCalls {
 		c := Call{ID: fmt.Sprintf("sbs%d-%s", i, strconv.FormatInt(time.Now().UnixNano(), 36)), FromTag: "ftag" + strconv.Itoa(i), ToTag: "ttag" + strconv.Itoa(i)}
+		if len(bodies) == 2 {
+			c.Offer, c.Answer = bodies[0], bodies[1]
+		}
 		fk := sc.run(c, kam, uac, uas)
 		ck := take()
 		fm := sc.run(c, kemi, uac, uas)
