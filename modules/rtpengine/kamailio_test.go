@@ -67,6 +67,8 @@ func TestSideBySideWithKamailio(t *testing.T) {
 		{"manage", `return KSR.rtpengine.rtpengine_manage("replace-origin replace-session-connection")`},
 		{"manage SIP-source-address", `return KSR.rtpengine.rtpengine_manage("replace-origin replace-session-connection SIP-source-address")`},
 		{"manage0", `return KSR.rtpengine.rtpengine_manage0()`},
+		{"manage via-branch auto", `return KSR.rtpengine.rtpengine_manage("via-branch=auto replace-origin")`},
+		{"manage via-branch 1 in requests", `return KSR.rtpengine.rtpengine_manage(KSR.pv.get("$rs") == nil and "via-branch=1" or "via-branch=2")`},
 		{"explicit", explicit},
 		{"explicit offer", explicitOffer},
 	} {

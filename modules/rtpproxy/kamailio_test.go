@@ -99,6 +99,7 @@ func TestSideBySideWithKamailio(t *testing.T) {
 	}{
 		{"manage co", `return KSR.rtpproxy.rtpproxy_manage("co")`, rtptest.RTPProxyAnswer, nil},
 		{"manage cor", `return KSR.rtpproxy.rtpproxy_manage("cor")`, rtptest.RTPProxyAnswer, nil},
+		{"manage via branch", `return KSR.rtpproxy.rtpproxy_manage("co3")`, rtptest.RTPProxyAnswer, nil},
 		{"manage0", `return KSR.rtpproxy.rtpproxy_manage0()`, rtptest.RTPProxyAnswer, nil},
 		{"manage_ip", `return KSR.rtpproxy.rtpproxy_manage_ip("ie", "203.0.113.5")`, rtptest.RTPProxyAnswer, nil},
 		{"manage with capabilities", `return KSR.rtpproxy.rtpproxy_manage("cowz20")`, withCaps, nil},

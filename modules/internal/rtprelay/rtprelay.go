@@ -301,7 +301,7 @@ func (s *Sets) Select(ctx context.Context, set *Set, callID string, skip []*Node
 	}
 	var sum uint32
 	for i := 0; i < len(callID); i++ {
-		sum += uint32(callID[i])
+		sum += uint32(int8(callID[i])) // C's char: signed on x86
 	}
 	sum &= 0xff
 	skipped := func(n *Node) bool {
