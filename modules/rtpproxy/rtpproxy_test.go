@@ -155,3 +155,22 @@ end
 	}
 	re.WaitCalls(t, 0)
 }
+
+// TestConfigErrors: a bad relay list or value is refused with the
+// statement's file:line; an ignored parameter is accepted.
+func TestConfigErrors(t *testing.T) {
+	for _, c := range []struct{ line, want string }{
+		{`modparam("rtpproxy", "rtpproxy_sock", "x == udp:127.0.0.1:7722")`, `rtpproxy_sock: invalid set name "x": must be an integer, at `},
+		{`modparam("rtpproxy", "rtpproxy_tout", "soon")`, `rtpproxy_tout: expected an integer, got "soon", at `},
+		{`modparam("rtpproxy", "no_such", 1)`, `unknown parameter`},
+	} {
+		_, err := enginetest.TryStart(t, cfg("udp:127.0.0.1:1", c.line), map[string]string{"script.lua": ""})
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasSuffix(err.Error(), "kemi.cfg:15") {
+			t.Errorf("%s: %v, want %q", c.line, err, c.want)
+		}
+	}
+	if _, err := enginetest.TryStart(t, cfg("udp:127.0.0.1:1", `modparam("rtpproxy", "db_url", "x")`),
+		map[string]string{"script.lua": "function ksr_request_route() end"}); err != nil {
+		t.Errorf("ignored parameter refused: %v", err)
+	}
+}
