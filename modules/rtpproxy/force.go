@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	lua "github.com/yuin/gopher-lua"
+
 	"kemi/ksr"
 	"kemi/modules/internal/rtprelay"
 )
@@ -190,6 +192,37 @@ func (m *Module) startRecording(e *ksr.Env) int {
 		m.log.Error("rtpproxy: proxy does not respond, disable it", "url", n.URL, "error", err)
 	}
 	return 1
+}
+
+// rtpstat is $rtpstat (pv_get_rtppstat_f): the relay's answer to
+// "Q callid fromtag;1 totag" (the tags swapped in a reply), null when
+// there is none.
+func (m *Module) rtpstat(e *ksr.Env, _ string) lua.LValue {
+	c, why := rtprelay.CallOf(e)
+	if why != "" {
+		m.log.Error("rtpproxy: " + why)
+		return lua.LNil
+	}
+	cmd := "Q " + c.CallID + " " + c.FromTag + ";1 " + c.ToTag
+	if c.Reply {
+		if c.ToTag == "" {
+			return lua.LNil
+		}
+		cmd = "Q " + c.CallID + " " + c.ToTag + ";1 " + c.FromTag
+	} else if c.ToTag == "" {
+		cmd = "Q " + c.CallID + " " + c.FromTag
+	}
+	n := m.sets.Select(context.Background(), m.set(e), c.CallID, nil)
+	if n == nil {
+		m.log.Error("rtpproxy: no available proxies")
+		return lua.LNil
+	}
+	r, err := m.sets.Send(context.Background(), n, []byte(cmd), true)
+	if err != nil {
+		m.log.Error("rtpproxy: proxy does not respond, disable it", "url", n.URL, "error", err)
+		return lua.LNil
+	}
+	return lua.LString(r)
 }
 
 // force is force_rtp_proxy: per m= line a U (offer) or L (answer)

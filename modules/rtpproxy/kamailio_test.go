@@ -21,7 +21,8 @@ const explicit = `
 		elseif m == "ACK" then
 			return KSR.rtpproxy.rtpproxy_answer("x")
 		elseif m == "BYE" then
-			return KSR.rtpproxy.start_recording() .. KSR.rtpproxy.rtpproxy_destroy("t")
+			local st = string.gsub(KSR.pv.get("$rtpstat") or "null", "%s", "")
+			return KSR.rtpproxy.start_recording() .. st .. KSR.rtpproxy.rtpproxy_destroy("t")
 		end
 		return 0
 	end
@@ -29,7 +30,8 @@ const explicit = `
 		return KSR.rtpproxy.rtpproxy_destroy0()
 	end
 	if m == "INVITE" then
-		return KSR.rtpproxy.rtpproxy_answer("co")
+		local st = string.gsub(KSR.pv.get("$rtppstat") or "null", "%s", "")
+		return KSR.rtpproxy.rtpproxy_answer("co") .. st
 	end
 	return 0`
 

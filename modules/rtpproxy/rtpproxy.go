@@ -93,6 +93,10 @@ func (m *Module) Info() ksr.ModuleInfo {
 			{Name: "timeout_socket", Set: strp(&m.timeoutSock)},
 		},
 		Ignored: []string{"ice_candidate_priority_avp", "extra_id_pv", "db_url", "table_name", "rtp_inst_pvar"},
+		PVs: []ksr.PV{
+			{Name: "rtpstat", Get: m.rtpstat},
+			{Name: "rtppstat", Get: m.rtpstat},
+		},
 		Exports: []ksr.Submodule{{Name: "rtpproxy", Funcs: []ksr.Export{
 			i("rtpproxy_manage0", ksr.Int, nil, m.manage0, "Offer, answer or destroy as the method and reply say, without flags."),
 			i("rtpproxy_manage", ksr.Int, fl, m.manage, "Offer (INVITE, UPDATE, PRACK with SDP), answer (2xx, ACK with SDP) or destroy (BYE, CANCEL, reply >= 300) with flags."),
