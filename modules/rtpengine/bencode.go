@@ -2,7 +2,9 @@ package rtpengine
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 )
 
 // The ng protocol's bencode: Kamailio's bencode.c writes a dictionary's
@@ -138,4 +140,133 @@ func decodeDict(b []byte) (map[string]any, error) {
 		return nil, errBencode
 	}
 	return d, nil
+}
+
+// decodeOrdered reads one value keeping a dictionary's entries in order
+// (*dict with string, int64, []any and *dict values), for printing a
+// reply as JSON in the order rtpengine sent it.
+func decodeOrdered(b []byte) (any, []byte, error) {
+	if len(b) == 0 {
+		return nil, nil, errBencode
+	}
+	switch b[0] {
+	case 'l':
+		out := []any{}
+		b = b[1:]
+		for len(b) > 0 && b[0] != 'e' {
+			v, rest, err := decodeOrdered(b)
+			if err != nil {
+				return nil, nil, err
+			}
+			out = append(out, v)
+			b = rest
+		}
+		if len(b) == 0 {
+			return nil, nil, errBencode
+		}
+		return out, b[1:], nil
+	case 'd':
+		out := &dict{}
+		b = b[1:]
+		for len(b) > 0 && b[0] != 'e' {
+			k, rest, err := decode(b)
+			if err != nil {
+				return nil, nil, err
+			}
+			ks, ok := k.(string)
+			if !ok {
+				return nil, nil, errBencode
+			}
+			v, rest, err := decodeOrdered(rest)
+			if err != nil {
+				return nil, nil, err
+			}
+			out.add(ks, v)
+			b = rest
+		}
+		if len(b) == 0 {
+			return nil, nil, errBencode
+		}
+		return out, b[1:], nil
+	}
+	return decode(b)
+}
+
+// jsonString is cJSON's print_string: ", \, and control characters
+// escaped, anything else as is.
+func jsonString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\b':
+			b = append(b, '\\', 'b')
+		case '\f':
+			b = append(b, '\\', 'f')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			if c < 32 {
+				b = append(b, []byte(fmt.Sprintf("\\u%04x", c))...)
+			} else {
+				b = append(b, c)
+			}
+		}
+	}
+	return append(b, '"')
+}
+
+// toJSON prints v as srjson (cJSON) does: unformatted, or formatted
+// with tabs (objects one entry a line, arrays on one line).
+func toJSON(b []byte, v any, pretty bool, depth int) []byte {
+	switch v := v.(type) {
+	case string:
+		return jsonString(b, v)
+	case int64:
+		return strconv.AppendInt(b, v, 10)
+	case []any:
+		b = append(b, '[')
+		for i, x := range v {
+			if i > 0 {
+				b = append(b, ',')
+				if pretty {
+					b = append(b, ' ')
+				}
+			}
+			b = toJSON(b, x, pretty, depth+1)
+		}
+		return append(b, ']')
+	case *dict:
+		b = append(b, '{')
+		if pretty {
+			b = append(b, '\n')
+		}
+		for i, e := range v.e {
+			if pretty {
+				b = append(b, strings.Repeat("\t", depth+1)...)
+			}
+			b = jsonString(b, e.key)
+			b = append(b, ':')
+			if pretty {
+				b = append(b, '\t')
+			}
+			b = toJSON(b, e.val, pretty, depth+1)
+			if i < len(v.e)-1 {
+				b = append(b, ',')
+			}
+			if pretty {
+				b = append(b, '\n')
+			}
+		}
+		if pretty {
+			b = append(b, strings.Repeat("\t", depth)...)
+		}
+		return append(b, '}')
+	}
+	return b
 }

@@ -21,6 +21,10 @@ const explicit = `
 		elseif m == "ACK" then
 			return KSR.rtpengine.rtpengine_answer0()
 		elseif m == "BYE" then
+			KSR.rtpengine.rtpengine_query_v("j", "$var(q)")
+			KSR.rtpengine.rtpengine_query_v("jp", "$avp(q)")
+			KSR.hdr.append("X-Manage: " .. KSR.pv.get("$var(q)") .. "\r\n")
+			KSR.hdr.append("X-Manage: " .. string.gsub(KSR.pv.get("$avp(q)"), "[\r\n\t]", function(c) return string.format("%%%02x", string.byte(c)) end) .. "\r\n")
 			return KSR.rtpengine.rtpengine_query0() .. KSR.rtpengine.rtpengine_query("all") ..
 				KSR.rtpengine.start_recording() .. KSR.rtpengine.stop_recording() ..
 				KSR.rtpengine.block_media0() .. KSR.rtpengine.block_media("directional") ..

@@ -237,6 +237,22 @@ func atoi(s string) int {
 // call is rtpp_function_call: the dictionary built and sent, the reply
 // decoded; body is the SDP sent (offer, answer).
 func (m *Module) call(e *ksr.Env, op, flags string) (map[string]any, error) {
+	raw, err := m.callRaw(e, op, flags)
+	if err != nil {
+		return nil, err
+	}
+	res, err := decodeDict(raw)
+	if err != nil {
+		return nil, errors.New("failed to decode bencoded reply from proxy")
+	}
+	if res["result"] != "ok" {
+		return nil, errors.New("proxy didn't return \"ok\" result")
+	}
+	return res, nil
+}
+
+// callRaw is rtpp_function_call_ok returning the reply as received.
+func (m *Module) callRaw(e *ksr.Env, op, flags string) ([]byte, error) {
 	c, why := rtprelay.CallOf(e)
 	if why != "" {
 		return nil, errors.New(why)
@@ -373,7 +389,10 @@ func (m *Module) call(e *ksr.Env, op, flags string) (map[string]any, error) {
 			return nil, errors.New("proxy replied with error: " + reason)
 		}
 		m.remember(key, n, op == opDelete)
-		return res, nil
+		if result != "ok" {
+			return nil, errors.New("proxy didn't return \"ok\" result")
+		}
+		return r, nil
 	}
 }
 
@@ -424,14 +443,37 @@ func (m *Module) remember(key string, n *rtprelay.Node, del bool) {
 
 // simple is rtpp_function_call_simple: 1 when rtpengine says ok.
 func (m *Module) simple(e *ksr.Env, op, flags string) int {
-	res, err := m.call(e, op, flags)
-	if err != nil {
+	if _, err := m.call(e, op, flags); err != nil {
 		m.log.Error("rtpengine: "+op+": "+err.Error(), "command", op)
 		return -1
 	}
-	if res["result"] != "ok" {
-		m.log.Error("rtpengine: proxy didn't return \"ok\" result", "command", op)
+	return 1
+}
+
+// queryV is ki_rtpengine_query_v: the query's reply, as JSON (fmt "j",
+// or "jp" formatted), stored in the variable dpv.
+func (m *Module) queryV(e *ksr.Env, format, dpv string) int {
+	if _, err := e.PVGet(dpv); err != nil {
+		m.log.Error("rtpengine: failed to get pv spec", "pv", dpv)
 		return -1
+	}
+	raw, err := m.callRaw(e, opQuery, "")
+	if err != nil {
+		m.log.Error("rtpengine: query: "+err.Error(), "command", opQuery)
+		return -1
+	}
+	v, _, err := decodeOrdered(raw)
+	if err != nil {
+		m.log.Error("rtpengine: failed to decode bencoded reply from proxy")
+		return -1
+	}
+	if format == "" || format[0] != 'j' && format[0] != 'J' {
+		m.log.Error("rtpengine: invalid format parameter value", "format", format)
+		return -1
+	}
+	pretty := len(format) > 1 && (format[1] == 'p' || format[1] == 'P')
+	if !e.SetPVString(dpv, string(toJSON(nil, v, pretty, 0))) {
+		m.log.Warn("rtpengine: target pv is not writable", "pv", dpv)
 	}
 	return 1
 }
@@ -442,10 +484,6 @@ func (m *Module) offerAnswer(e *ksr.Env, flags, op string) int {
 	res, err := m.call(e, op, flags)
 	if err != nil {
 		m.log.Error("rtpengine: "+op+": "+err.Error(), "command", op)
-		return -1
-	}
-	if res["result"] != "ok" {
-		m.log.Error("rtpengine: proxy didn't return \"ok\" result", "command", op)
 		return -1
 	}
 	sdp, ok := res["sdp"].(string)

@@ -124,6 +124,7 @@ func (m *Module) Info() ksr.ModuleInfo {
 			x("rtpengine_delete", fl, func(e *ksr.Env, f string) int { return m.simple(e, opDelete, f) }, "Delete the call's session with ng flags."),
 			x("rtpengine_query0", nil, func(e *ksr.Env) int { return m.simple(e, opQuery, "") }, "Query the call's session: 1 ok, -1 error."),
 			x("rtpengine_query", fl, func(e *ksr.Env, f string) int { return m.simple(e, opQuery, f) }, "Query the call's session with ng flags."),
+			x("rtpengine_query_v", []string{"fmt", "dpv"}, m.queryV, "Query the call's session and store the reply as JSON in variable dpv (fmt j, or jp formatted): 1, -1 error."),
 			x("start_recording", nil, startRec, "Ask rtpengine to record the call."),
 			x("stop_recording", nil, stopRec, "Ask rtpengine to stop recording the call."),
 			x("block_media0", nil, bm0, "Block the call's media."),

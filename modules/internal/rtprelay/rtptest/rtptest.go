@@ -516,6 +516,9 @@ func NGAnswer(cmd string) string {
 	case "offer", "answer":
 		sdp := bstr(cmd, "sdp") + "a=relayed:" + c + "\r\n"
 		return "d3:sdp" + strconv.Itoa(len(sdp)) + ":" + sdp + "6:result2:oke"
+	case "query":
+		return "d7:createdi1700000000e4:tagsd4:ftagd5:label1:a6:mediasld5:indexi1e4:type5:audio5:flagsl4:sendeeee" +
+			"e6:quoted6:a\"b\\c\t5:emptyde6:result2:oke"
 	}
 	return "d6:result2:oke"
 }
