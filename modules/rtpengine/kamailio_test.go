@@ -24,6 +24,7 @@ const explicit = `
 			KSR.rtpengine.rtpengine_query_v("j", "$var(q)")
 			KSR.rtpengine.rtpengine_query_v("jp", "$avp(q)")
 			KSR.hdr.append("X-Manage: " .. KSR.pv.get("$var(q)") .. "\r\n")
+			KSR.hdr.append("X-Manage: " .. (KSR.pv.get("$rtpestat") or "null") .. "\r\n")
 			KSR.hdr.append("X-Manage: " .. string.gsub(KSR.pv.get("$avp(q)"), "[\r\n\t]", function(c) return string.format("%%%02x", string.byte(c)) end) .. "\r\n")
 			return KSR.rtpengine.rtpengine_query0() .. KSR.rtpengine.rtpengine_query("all") ..
 				KSR.rtpengine.start_recording() .. KSR.rtpengine.stop_recording() ..

@@ -3,7 +3,10 @@ package rtpengine
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
+
+	lua "github.com/yuin/gopher-lua"
 
 	"kemi/ksr"
 	"kemi/modules/internal/rtprelay"
@@ -448,6 +451,31 @@ func (m *Module) simple(e *ksr.Env, op, flags string) int {
 		return -1
 	}
 	return 1
+}
+
+// rtpestat is $rtpestat (rtpengine_rtpstat_wrap): the query's totals,
+// "RTP: <bytes> bytes, <packets> packets, <errors> errors; RTCP: ...",
+// -1 for a count rtpengine left out; null without totals.
+func (m *Module) rtpestat(e *ksr.Env, _ string) lua.LValue {
+	res, err := m.call(e, opQuery, "")
+	if err != nil {
+		m.log.Error("rtpengine: query: "+err.Error(), "command", opQuery)
+		return lua.LNil
+	}
+	tot, _ := res["totals"].(map[string]any)
+	rtp, ok1 := tot["RTP"].(map[string]any)
+	rtcp, ok2 := tot["RTCP"].(map[string]any)
+	if !ok1 || !ok2 {
+		return lua.LNil
+	}
+	n := func(d map[string]any, k string) string {
+		if v, ok := d[k].(int64); ok {
+			return strconv.FormatInt(v, 10)
+		}
+		return "-1"
+	}
+	return lua.LString("RTP: " + n(rtp, "bytes") + " bytes, " + n(rtp, "packets") + " packets, " + n(rtp, "errors") + " errors; " +
+		"RTCP: " + n(rtcp, "bytes") + " bytes, " + n(rtcp, "packets") + " packets, " + n(rtcp, "errors") + " errors")
 }
 
 // queryV is ki_rtpengine_query_v: the query's reply, as JSON (fmt "j",

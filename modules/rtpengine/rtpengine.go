@@ -113,6 +113,7 @@ func (m *Module) Info() ksr.ModuleInfo {
 			"mos_min_roundtrip_leg_pv", "mos_max_pv", "mos_max_at_pv", "mos_max_packetloss_pv", "mos_max_jitter_pv",
 			"mos_max_roundtrip_pv", "mos_max_roundtrip_leg_pv", "mos_average_pv", "mos_average_packetloss_pv",
 			"mos_average_jitter_pv", "mos_average_roundtrip_pv", "mos_average_roundtrip_leg_pv", "mos_average_samples_pv"},
+		PVs: []ksr.PV{{Name: "rtpestat", Get: m.rtpestat}},
 		Exports: []ksr.Submodule{{Name: "rtpengine", Funcs: []ksr.Export{
 			x("rtpengine_manage0", nil, func(e *ksr.Env) int { return m.manage(e, "") }, "Offer, answer or delete as the method and reply say."),
 			x("rtpengine_manage", fl, m.manage, "Offer (INVITE, UPDATE with SDP), answer (2xx, ACK, PRACK with SDP) or delete (BYE, CANCEL, reply >= 300), with ng flags."),

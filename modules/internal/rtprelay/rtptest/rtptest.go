@@ -518,7 +518,8 @@ func NGAnswer(cmd string) string {
 		return "d3:sdp" + strconv.Itoa(len(sdp)) + ":" + sdp + "6:result2:oke"
 	case "query":
 		return "d7:createdi1700000000e4:tagsd4:ftagd5:label1:a6:mediasld5:indexi1e4:type5:audio5:flagsl4:sendeeee" +
-			"e6:quoted6:a\"b\\c\t5:emptyde6:result2:oke"
+			"e6:quoted6:a\"b\\c\t5:emptyde6:result2:ok" +
+			"6:totalsd3:RTPd5:bytesi100e7:packetsi10e6:errorsi0ee4:RTCPd5:bytesi20e7:packetsi2eeee"
 	}
 	return "d6:result2:oke"
 }
