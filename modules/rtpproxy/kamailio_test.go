@@ -2,8 +2,11 @@ package rtpproxy_test
 
 import (
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"kemi/modules/internal/kamtest"
 	"kemi/modules/internal/rtprelay/rtptest"
@@ -150,6 +153,24 @@ modparam("rtpproxy", "rtpproxy_sock", "1 == `+live+`")
 modparam("rtpproxy", "rtpproxy_retr", 2)
 modparam("app_lua", "load", "%DIR%/script.lua")
 `, map[string]string{"script.lua": rtptest.RPCScript})
+	// Each Kamailio process tests the relays as it starts and may still be
+	// at it after the first replies: wait until every child found the
+	// live relay of both sets, lest a late test undo an rtpproxy.enable.
+	procs := regexp.MustCompile(`processes \(at least\): (\d+)`)
+	deadline := time.Now().Add(rtptest.Patience)
+	for {
+		m := procs.FindStringSubmatch(p.KamLog())
+		if m != nil {
+			n, _ := strconv.Atoi(m[1])
+			if strings.Count(p.KamLog(), "<"+live+"> found, support for it enabled") >= 2*(n-1) {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kamailio's processes did not all test the relays:\n%s", p.KamLog())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	rtptest.RPCSideBySide(t, p.Kam, p.Engine.RPCURL(), []rtptest.RPCCall{
 		{Method: "rtpproxy.list", Params: nil},
 		{Method: "rtpproxy.enable", Params: []any{live, 0}},
