@@ -77,14 +77,32 @@ func StartRTPEngine(t testing.TB) *RTPEngine {
 	if err != nil {
 		t.Skip("rtpengine not installed (apt-get install -y rtpengine-daemon)")
 	}
+	// The free ports are released before rtpengine binds them: another
+	// test process may take one meanwhile, then rtpengine exits and is
+	// started again on other ports.
+	for try := 1; ; try++ {
+		r, exited := startRTPEngine(t, bin)
+		if !exited {
+			return r
+		}
+		if try == 3 {
+			t.Fatalf("rtpengine exited at start:\n%s", r.Log.String())
+		}
+	}
+}
+
+// startRTPEngine starts rtpengine once and waits until it answers a ping
+// (exited is true when it stopped instead).
+func startRTPEngine(t testing.TB, bin string) (r *RTPEngine, exited bool) {
+	t.Helper()
 	dir := t.TempDir()
-	ports := FreePorts(t, 3)
-	ng, udp, cli := ports[0], ports[1], ports[2]
+	ports := FreePorts(t, 2)
+	ng, udp := ports[0], ports[1]
 	// media ports below the ephemeral range the control ports come from
 	base := 10000 + (os.Getpid()*7+ng)%20000
-	r := &RTPEngine{NG: fmt.Sprintf("127.0.0.1:%d", ng), UDP: fmt.Sprintf("127.0.0.1:%d", udp), Log: &bytes.Buffer{}}
+	r = &RTPEngine{NG: fmt.Sprintf("127.0.0.1:%d", ng), UDP: fmt.Sprintf("127.0.0.1:%d", udp), Log: &bytes.Buffer{}}
 	cmd := exec.Command(bin, "--config-file=none", "--table=-1", "--foreground", "--log-stderr", "--interface=127.0.0.1",
-		"--listen-ng="+r.NG, "--listen-udp="+r.UDP, "--listen-cli=127.0.0.1:"+strconv.Itoa(cli), "--no-redis-required", "--delete-delay=0",
+		"--listen-ng="+r.NG, "--listen-udp="+r.UDP, "--no-redis-required", "--delete-delay=0",
 		"--port-min="+strconv.Itoa(base), "--port-max="+strconv.Itoa(base+200),
 		"--pidfile="+filepath.Join(dir, "rtpengine.pid"))
 	var mu sync.Mutex
@@ -110,11 +128,15 @@ func StartRTPEngine(t testing.TB) *RTPEngine {
 			mu.Unlock()
 		}
 	})
-	// Wait until it answers a ping.
 	deadline := time.Now().Add(Patience)
 	for {
+		select {
+		case <-done:
+			return r, true
+		default:
+		}
 		if _, err := NG(r.NG, "d7:command4:pinge", 200*time.Millisecond); err == nil {
-			return r
+			return r, false
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("rtpengine does not answer ping:\n%s", r.Log.String())
