@@ -73,6 +73,25 @@ func Start(t *testing.T, modules []string, cfg string, files map[string]string) 
 	k := enginetest.Start(t, head("udp:127.0.0.1:0")+body, nil)
 	p := &Pair{Kemi: enginetest.Dial(t, "udp", k.Addr("udp")), Engine: k, KemiLog: k.Log, Dir: dir, kamLog: &enginetest.LogBuffer{}}
 
+	// The free port is released before Kamailio binds it: another test
+	// process may take it meanwhile, then Kamailio exits and is started
+	// again on another port.
+	for try := 1; ; try++ {
+		exited := p.startKamailio(t, kam, dir, head, body)
+		if !exited {
+			break
+		}
+		if try == 3 {
+			t.Fatalf("kamailio exited at start:\n%s", p.kamLog.String())
+		}
+	}
+	return p
+}
+
+// startKamailio runs Kamailio on a free port and waits until it answers
+// an OPTIONS; exited is true when it stopped instead.
+func (p *Pair) startKamailio(t *testing.T, kam, dir string, head func(string) string, body string) (exited bool) {
+	t.Helper()
 	port := freeUDPPort(t)
 	enginetest.Files(t, dir, map[string]string{"kamailio.cfg": head(fmt.Sprintf("udp:127.0.0.1:%d", port)) + body})
 	run := filepath.Join(dir, "run")
@@ -101,25 +120,27 @@ func Start(t *testing.T, modules []string, cfg string, files map[string]string) 
 	p.Kam = enginetest.Dial(t, "udp", fmt.Sprintf("127.0.0.1:%d", port))
 	// Kamailio needs a moment to bind: probe until it answers (each probe
 	// has its own Call-ID; a late answer to an earlier one is skipped).
-	ready := false
-	for deadline := time.Now().Add(patience); !ready && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(patience); time.Now().Before(deadline); {
+		select {
+		case err := <-done:
+			done <- err // for the cleanup
+			return true
+		default:
+		}
 		id := enginetest.RandomID()
-		p.Kam.Send(p.Kam.Build(enginetest.Req{Method: "OPTIONS", CallID: id}))
+		p.Kam.TrySend(p.Kam.Build(enginetest.Req{Method: "OPTIONS", CallID: id}))
 		for {
 			res, err := p.Kam.RecvResponse(200 * time.Millisecond)
 			if err != nil {
 				break
 			}
 			if res.CallID() != nil && string(*res.CallID()) == id && res.StatusCode == 200 {
-				ready = true
-				break
+				return false
 			}
 		}
 	}
-	if !ready {
-		t.Fatalf("kamailio did not answer OPTIONS:\n%s", p.kamLog.String())
-	}
-	return p
+	t.Fatalf("kamailio did not answer OPTIONS:\n%s", p.kamLog.String())
+	return false
 }
 
 // Addrs are the SIP addresses of Kamailio and kemi.
