@@ -39,7 +39,15 @@ const Patience = 30 * time.Second
 // RTPEngine is a running rtpengine.
 type RTPEngine struct {
 	NG, UDP string // control addresses: ng protocol, rtpproxy protocol
-	Log     *bytes.Buffer
+	mu      sync.Mutex
+	log     bytes.Buffer
+}
+
+// Log returns what rtpengine has logged so far.
+func (r *RTPEngine) Log() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.log.String()
 }
 
 // FreePort returns a UDP port free on 127.0.0.1 when asked.
@@ -86,7 +94,7 @@ func StartRTPEngine(t testing.TB) *RTPEngine {
 			return r
 		}
 		if try == 3 {
-			t.Fatalf("rtpengine exited at start:\n%s", r.Log.String())
+			t.Fatalf("rtpengine exited at start:\n%s", r.Log())
 		}
 	}
 }
@@ -100,13 +108,12 @@ func startRTPEngine(t testing.TB, bin string) (r *RTPEngine, exited bool) {
 	ng, udp := ports[0], ports[1]
 	// media ports below the ephemeral range the control ports come from
 	base := 10000 + (os.Getpid()*7+ng)%20000
-	r = &RTPEngine{NG: fmt.Sprintf("127.0.0.1:%d", ng), UDP: fmt.Sprintf("127.0.0.1:%d", udp), Log: &bytes.Buffer{}}
+	r = &RTPEngine{NG: fmt.Sprintf("127.0.0.1:%d", ng), UDP: fmt.Sprintf("127.0.0.1:%d", udp)}
 	cmd := exec.Command(bin, "--config-file=none", "--table=-1", "--foreground", "--log-stderr", "--interface=127.0.0.1",
 		"--listen-ng="+r.NG, "--listen-udp="+r.UDP, "--no-redis-required", "--delete-delay=0",
 		"--port-min="+strconv.Itoa(base), "--port-max="+strconv.Itoa(base+200),
 		"--pidfile="+filepath.Join(dir, "rtpengine.pid"))
-	var mu sync.Mutex
-	cmd.Stdout = lockedWriter{&mu, r.Log}
+	cmd.Stdout = lockedWriter{&r.mu, &r.log}
 	cmd.Stderr = cmd.Stdout
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -123,11 +130,11 @@ func startRTPEngine(t testing.TB, bin string) (r *RTPEngine, exited bool) {
 			<-done
 		}
 		if t.Failed() {
-			mu.Lock()
-			t.Logf("rtpengine log:\n%s", r.Log.String())
-			mu.Unlock()
+			t.Logf("rtpengine log:\n%s", r.Log())
 		}
 	})
+	// "Startup complete" in its own log: every socket is bound (a ping
+	// alone may be answered by another test's rtpengine on that port).
 	deadline := time.Now().Add(Patience)
 	for {
 		select {
@@ -135,11 +142,12 @@ func startRTPEngine(t testing.TB, bin string) (r *RTPEngine, exited bool) {
 			return r, true
 		default:
 		}
-		if _, err := NG(r.NG, "d7:command4:pinge", 200*time.Millisecond); err == nil {
+		up := strings.Contains(r.Log(), "Startup complete")
+		if _, err := NG(r.NG, "d7:command4:pinge", 200*time.Millisecond); err == nil && up {
 			return r, false
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("rtpengine does not answer ping:\n%s", r.Log.String())
+			t.Fatalf("rtpengine does not answer ping:\n%s", r.Log())
 		}
 	}
 }
