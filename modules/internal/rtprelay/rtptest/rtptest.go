@@ -287,17 +287,21 @@ func (u *UA) Send(addr, raw string) {
 	}
 }
 
-// Recv returns the next message that match accepts (others are skipped:
-// retransmissions, 100 Trying).
-func (u *UA) Recv(match func(sip.Message) bool) sip.Message {
+// Recv returns the next message from the address from that match
+// accepts (others are skipped: retransmissions, 100 Trying, late
+// messages of the other server).
+func (u *UA) Recv(from string, match func(sip.Message) bool) sip.Message {
 	u.t.Helper()
 	buf := make([]byte, 65536)
 	deadline := time.Now().Add(Patience)
 	for {
 		u.pc.SetReadDeadline(deadline)
-		n, _, err := u.pc.ReadFrom(buf)
+		n, src, err := u.pc.ReadFrom(buf)
 		if err != nil {
 			u.t.Fatalf("%s: no message: %v", u.Addr, err)
+		}
+		if src.String() != from {
+			continue
 		}
 		m, err := sip.ParseMessage(bytes.Clone(buf[:n]))
 		if err != nil {
@@ -422,7 +426,7 @@ func (c Call) Run(proxy string, uac, uas *UA, late bool, inBetween func()) Flow 
 		ibody = ""
 	}
 	uac.Send(proxy, c.Request("INVITE", 1, uac, uas, false, ibody))
-	inv := uas.Recv(Request("INVITE"))
+	inv := uas.Recv(proxy, Request("INVITE"))
 	f.Invite = string(inv.Body())
 	results(inv, &f.Results)
 	okBody := answer
@@ -430,7 +434,7 @@ func (c Call) Run(proxy string, uac, uas *UA, late bool, inBetween func()) Flow 
 		okBody = offer
 	}
 	uas.Send(proxy, c.Reply(inv, 200, "OK", okBody))
-	ok := uac.Recv(Response(200))
+	ok := uac.Recv(proxy, Response(200))
 	f.OK = string(ok.Body())
 	results(ok, &f.Results)
 	abody := ""
@@ -438,17 +442,17 @@ func (c Call) Run(proxy string, uac, uas *UA, late bool, inBetween func()) Flow 
 		abody = answer
 	}
 	uac.Send(proxy, c.Request("ACK", 1, uac, uas, true, abody))
-	ack := uas.Recv(Request("ACK"))
+	ack := uas.Recv(proxy, Request("ACK"))
 	f.Ack = string(ack.Body())
 	results(ack, &f.Results)
 	if inBetween != nil {
 		inBetween()
 	}
 	uac.Send(proxy, c.Request("BYE", 2, uac, uas, true, ""))
-	bye := uas.Recv(Request("BYE"))
+	bye := uas.Recv(proxy, Request("BYE"))
 	results(bye, &f.Results)
 	uas.Send(proxy, c.Reply(bye, 200, "OK", ""))
-	uac.Recv(Response(200))
+	uac.Recv(proxy, Response(200))
 	return f
 }
 
@@ -457,12 +461,15 @@ func (c Call) Rejected(proxy string, uac, uas *UA) Flow {
 	var f Flow
 	offer, _ := c.bodies()
 	uac.Send(proxy, c.Request("INVITE", 1, uac, uas, false, offer))
-	inv := uas.Recv(Request("INVITE"))
+	inv := uas.Recv(proxy, Request("INVITE"))
 	f.Invite = string(inv.Body())
 	results(inv, &f.Results)
 	uas.Send(proxy, c.Reply(inv, 486, "Busy Here", ""))
-	busy := uac.Recv(Response(486))
+	busy := uac.Recv(proxy, Response(486))
 	results(busy, &f.Results)
+	// the ACK of a negative reply: the INVITE's branch, hop by hop
+	ack := strings.Replace(c.Request("ACK", 1, uac, uas, true, ""), ";branch=z9hG4bK"+c.ID+"1ack;", ";branch=z9hG4bK"+c.ID+"1invite;", 1)
+	uac.Send(proxy, ack)
 	return f
 }
 
