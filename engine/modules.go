@@ -33,6 +33,8 @@ import (
 	"kemi/modules/registrar"
 	"kemi/modules/rr"
 	"kemi/modules/rtimer"
+	"kemi/modules/rtpengine"
+	"kemi/modules/rtpproxy"
 	"kemi/modules/runtimefree"
 	"kemi/modules/sanity"
 	"kemi/modules/siputils"
@@ -76,6 +78,8 @@ func moduleTable() []ksr.Module {
 		sanity.New(),
 		htable.New(), // tables load from db_url before traffic, save after it
 		pike.New(),
+		rtpproxy.New(), // relay sockets opened and tested before traffic
+		rtpengine.New(),
 		ul,                // the location table: loaded from db_url before traffic, flushed after it
 		registrar.New(ul), // binds usrloc, as Kamailio's registrar does
 		nathelper.New(ul), // its keepalives read usrloc's contacts

@@ -221,6 +221,9 @@ func Dial(tb testing.TB, proto, addr string) *Client {
 	return &Client{tb: tb, Proto: proto, conn: c, rd: bufio.NewReaderSize(c, 65536)}
 }
 
+// RemoteAddr is the server's address.
+func (c *Client) RemoteAddr() string { return c.conn.RemoteAddr().String() }
+
 // LocalAddr is the client's address, as it appears in Via.
 func (c *Client) LocalAddr() string { return c.conn.LocalAddr().String() }
 

@@ -34,6 +34,8 @@ const patience = 30 * time.Second
 // Pair is Kamailio and kemi running the same configuration.
 type Pair struct {
 	Kam, Kemi *enginetest.Client
+	// Engine is kemi's engine (its RPC URL, its log).
+	Engine *enginetest.Engine
 	// KemiLog is what kemi has logged so far.
 	KemiLog *enginetest.LogBuffer
 	// KamAddr and KemiAddr are the UDP addresses Kamailio and kemi listen
@@ -102,20 +104,41 @@ func start(t *testing.T, tcp bool, modules []string, cfg, kamOnly string, files 
 	body = strings.ReplaceAll(body, "%DIR%", dir)
 
 	k := enginetest.Start(t, head("udp:127.0.0.1:0")+body, nil)
-	p := &Pair{Kemi: enginetest.Dial(t, "udp", k.Addr("udp")), KemiLog: k.Log, KemiRPC: k.RPCURL(), Dir: dir,
+	p := &Pair{Kemi: enginetest.Dial(t, "udp", k.Addr("udp")), Engine: k, KemiLog: k.Log, KemiRPC: k.RPCURL(), Dir: dir,
 		kamLog: &enginetest.LogBuffer{}, KemiAddr: k.Addr("udp")}
 
+	if tcp {
+		p.KemiTCP = k.Addr("tcp")
+	}
+	kamBody := body
+	if kamOnly != "" {
+		kamBody = strings.ReplaceAll(cfg+"\n"+kamOnly+"\ncfgengine \"lua\"\n", "%DIR%", dir)
+	}
+	// The free port is released before Kamailio binds it: another test
+	// process may take it meanwhile, then Kamailio exits and is started
+	// again on another port.
+	for try := 1; ; try++ {
+		exited := p.startKamailio(t, kam, dir, tcp, head, kamBody)
+		if !exited {
+			break
+		}
+		if try == 3 {
+			t.Fatalf("kamailio exited at start:\n%s", p.kamLog.String())
+		}
+	}
+	return p
+}
+
+// startKamailio runs Kamailio on a free port and waits until it answers
+// an OPTIONS; exited is true when it stopped instead.
+func (p *Pair) startKamailio(t *testing.T, kam, dir string, tcp bool, head func(string) string, kamBody string) (exited bool) {
+	t.Helper()
 	port := freeUDPPort(t)
 	for i := 0; tcp && i < 20 && !tcpFree(port); i++ {
 		port = freeUDPPort(t) // the tcp listener takes the same number
 	}
 	if tcp {
-		p.KemiTCP = k.Addr("tcp")
 		p.KamTCP = fmt.Sprintf("127.0.0.1:%d", port)
-	}
-	kamBody := body
-	if kamOnly != "" {
-		kamBody = strings.ReplaceAll(cfg+"\n"+kamOnly+"\ncfgengine \"lua\"\n", "%DIR%", dir)
 	}
 	enginetest.Files(t, dir, map[string]string{"kamailio.cfg": head(fmt.Sprintf("udp:127.0.0.1:%d", port)) + kamBody})
 	run := filepath.Join(dir, "run")
@@ -145,26 +168,31 @@ func start(t *testing.T, tcp bool, modules []string, cfg, kamOnly string, files 
 	p.Kam = enginetest.Dial(t, "udp", p.KamAddr)
 	// Kamailio needs a moment to bind: probe until it answers (each probe
 	// has its own Call-ID; a late answer to an earlier one is skipped).
-	ready := false
-	for deadline := time.Now().Add(patience); !ready && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(patience); time.Now().Before(deadline); {
+		select {
+		case err := <-done:
+			done <- err // for the cleanup
+			return true
+		default:
+		}
 		id := enginetest.RandomID()
-		p.Kam.Send(p.Kam.Build(enginetest.Req{Method: "OPTIONS", CallID: id}))
+		p.Kam.TrySend(p.Kam.Build(enginetest.Req{Method: "OPTIONS", CallID: id}))
 		for {
 			res, err := p.Kam.RecvResponse(200 * time.Millisecond)
 			if err != nil {
 				break
 			}
 			if res.CallID() != nil && string(*res.CallID()) == id && res.StatusCode == 200 {
-				ready = true
-				break
+				return false
 			}
 		}
 	}
-	if !ready {
-		t.Fatalf("kamailio did not answer OPTIONS:\n%s", p.kamLog.String())
-	}
-	return p
+	t.Fatalf("kamailio did not answer OPTIONS:\n%s", p.kamLog.String())
+	return false
 }
+
+// Addrs are the SIP addresses of Kamailio and kemi.
+func (p *Pair) Addrs() (kam, kemi string) { return p.Kam.RemoteAddr(), p.Kemi.RemoteAddr() }
 
 // KamLog returns what Kamailio has logged so far.
 func (p *Pair) KamLog() string { return p.kamLog.String() }
