@@ -70,9 +70,8 @@ for engine in "${engines[@]}"; do
 	kemi | kemi:old | kamailio | kamailio:*)
 		cfg=$WORK/options-${engine//:/-}.cfg
 		render_cfg "$BENCH_DIR/kamailio/options.cfg" "$cfg" "$port"
-		if [[ $engine == kemi:old ]]; then
-			[[ -x ${KEMI_BIN_OLD:-} ]] || die "kemi:old needs KEMI_BIN_OLD (an executable)"
-			KEMI_BIN=$KEMI_BIN_OLD start_engine kemi "$cfg" "$logf"
+		if [[ $engine == kemi* ]]; then # two kemi at once: no JSON-RPC listener (its port is fixed)
+			KEMI_EXTRA_ARGS="${KEMI_EXTRA_ARGS:-} -rpc -" start_engine "$engine" "$cfg" "$logf"
 		else
 			start_engine "$engine" "$cfg" "$logf"
 		fi
