@@ -5,7 +5,9 @@
 #   kamailio  always run: `kamailio -DD -E -f <cfg> -Y <tmp run dir> -P <pidfile> ...`
 #             (foreground, log to stderr), on port BASE+KAM_PORT_OFFSET.
 #   kemi      run only when KEMI_BIN is an executable file: `$KEMI_BIN run -f <cfg>`, on port BASE.
-#   ENGINES="kamailio kamailio:tlsf kemi" (default; commas work too) selects and orders them; "kamailio:<mm>"
+#   kemi:old  the same with KEMI_BIN_OLD (another build, for before/after comparisons in one run).
+#   ENGINES="kamailio kamailio:tlsf kemi" (default; commas work too) selects and orders them (add kemi:old for a
+#             before/after run); "kamailio:<mm>"
 #             is Kamailio with memory manager <mm> for shm and pkg (-x qm|fm|tlsf); plain
 #             "kamailio" uses its default (qm), which costs 5-6x the CPU per message here.
 #
@@ -130,6 +132,13 @@ bench_engines() {
 				log "kemi: SKIPPED (KEMI_BIN='${KEMI_BIN:-}' is unset or not an executable file; e.g. KEMI_BIN=\$PWD/kemi after 'go build -o kemi ./cmd/kemi')"
 			fi
 			;;
+		kemi:old)
+			if [[ -n ${KEMI_BIN_OLD:-} && -f $KEMI_BIN_OLD && -x $KEMI_BIN_OLD ]]; then
+				echo kemi:old
+			else
+				log "kemi:old: SKIPPED (KEMI_BIN_OLD='${KEMI_BIN_OLD:-}' is unset or not an executable file)"
+			fi
+			;;
 		*) die "unknown engine '$e' in ENGINES" ;;
 		esac
 	done
@@ -138,7 +147,7 @@ bench_engines() {
 # engine_port ENGINE BASE: kemi listens on BASE, Kamailio on BASE+KAM_PORT_OFFSET.
 engine_port() {
 	case $1 in
-	kemi) echo "$2" ;;
+	kemi | kemi:old) echo "$2" ;; # never both at once in the sequential scripts
 	kamailio*) echo $(($2 + KAM_PORT_OFFSET)) ;;
 	esac
 }
@@ -192,11 +201,13 @@ start_engine() {
 			-w "$BENCH_DIR" -m "$KAM_SHM" -M "$KAM_PKG" "${extra[@]}" \
 			</dev/null >"$logf" 2>&1 &
 		;;
-	kemi)
-		kemi_available || die "KEMI_BIN not executable"
+	kemi | kemi:old)
+		local bin=${KEMI_BIN:-}
+		[[ $engine == kemi ]] || bin=${KEMI_BIN_OLD:-}
+		[[ -n $bin && -f $bin && -x $bin ]] || die "$engine: no executable (KEMI_BIN / KEMI_BIN_OLD)"
 		# shellcheck disable=SC2206 # KEMI_EXTRA_ARGS is split on purpose
 		extra+=(${KEMI_EXTRA_ARGS:-})
-		setsid "${PIN_ENGINE[@]}" "$KEMI_BIN" run -f "$cfg" "${extra[@]}" \
+		setsid "${PIN_ENGINE[@]}" "$bin" run -f "$cfg" "${extra[@]}" \
 			</dev/null >"$logf" 2>&1 &
 		;;
 	*) die "unknown engine $engine" ;;

@@ -11,7 +11,7 @@
 #   engine | ns/pair | is_MESSAGE ns/call | pv.get ns/call | empty ns/iter
 # plus the kemi/Kamailio ratio of each column (when both ran).
 #
-# Usage: bench/mqueue-loop.sh            (ROUNDS=5 BASE_PORT=15064 env knobs)
+# Usage: bench/mqueue-loop.sh            (ROUNDS=5 BASE_PORT=15064 env knobs; QUICK=1: ROUNDS=1)
 # kemi half runs only when KEMI_BIN is an executable (`$KEMI_BIN run -f <cfg>`).
 # See bench/lib.sh for CHILDREN, PIN, KEEP, ENGINES, KAM_PORT_OFFSET.
 set -euo pipefail
@@ -20,6 +20,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROUNDS=${ROUNDS:-5}
+[[ ${QUICK:-0} != 1 ]] || ROUNDS=1 # QUICK=1: one round
 BASE_PORT=${BASE_PORT:-15064}
 
 bench_init mqueue

@@ -20,6 +20,7 @@
 #
 # Usage: KEMI_BIN=/tmp/kemi bench/relay.sh
 #   env: RATE=2000 SECS=10 SAT_RATE=10000 SAT_SECS=10 SAT_LIMIT=2000 BASE_PORT=15070 KAM_SHM=1024
+#        QUICK=1 (SECS=5 SAT_SECS=5)
 #        UAS_PORT=15090 SIPP_BUF=4194304 and bench/lib.sh's CHILDREN, PIN, ENGINES, KEEP, ...
 set -euo pipefail
 
@@ -29,6 +30,11 @@ KAM_SHM=${KAM_SHM:-1024}
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+QUICK=${QUICK:-0}
+if [[ $QUICK == 1 ]]; then # one short run of each measurement
+	SECS=${SECS:-5}
+	SAT_SECS=${SAT_SECS:-5}
+fi
 RATE=${RATE:-2000}
 SECS=${SECS:-10}
 SAT_RATE=${SAT_RATE:-10000}

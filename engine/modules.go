@@ -101,14 +101,31 @@ func moduleTable() []ksr.Module {
 	return append(mods, runtimefree.Modules()...)
 }
 
-// module returns the configuration's module named name, or nil.
+// module returns the configuration's module named name, or nil. It is on
+// per-message paths (Settings.TM for every relay), and a module's Info
+// builds its export table: the index built by wireModules answers without
+// calling Info.
 func (s *Settings) module(name string) ksr.Module {
+	if m, ok := s.modIdx[name]; ok {
+		return m
+	}
 	for _, m := range s.Mods {
 		if m.Info().Name == name {
 			return m
 		}
 	}
 	return nil
+}
+
+// indexModules builds the name index of s.Mods that module reads (the
+// first module of a name wins, as in the table's order).
+func (s *Settings) indexModules() {
+	s.modIdx = make(map[string]ksr.Module, len(s.Mods))
+	for _, m := range s.Mods {
+		if n := m.Info().Name; s.modIdx[n] == nil {
+			s.modIdx[n] = m
+		}
+	}
 }
 
 // AppLua returns the configuration's app_lua settings: the scripts and

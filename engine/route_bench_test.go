@@ -99,3 +99,15 @@ func soloWorker(tb testing.TB, name, extra, script string) *worker {
 	tb.Cleanup(w.Close)
 	return w
 }
+
+// BenchmarkEnterLeave is the bookkeeping around every Lua callback: the
+// stuck-worker mark (enter) and the latency histogram (leave).
+func BenchmarkEnterLeave(b *testing.B) {
+	w := soloWorker(b, "bench/0", "", "function ksr_request_route() end")
+	fn := w.e.set.RequestCB
+	b.ReportAllocs()
+	for b.Loop() {
+		w.enter(fn)
+		w.leave()
+	}
+}

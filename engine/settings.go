@@ -59,6 +59,8 @@ type Settings struct {
 	// Mods are the modules with a home of their own (modules.go), each
 	// holding its part of the settings.
 	Mods []ksr.Module
+	// modIdx is Mods by name (modules.go indexModules), nil until built.
+	modIdx map[string]ksr.Module
 
 	Notices []string // ignored settings, one line each
 }
@@ -133,7 +135,8 @@ func FromConfig(c *config.Config, file string) (*Settings, error) {
 		Modules:   map[string]config.Pos{},
 		Mods:      moduleTable(),
 	}
-	s.wireModules() // modules.go
+	s.indexModules() // modules.go
+	s.wireModules()
 	p := &settingsParser{s: s, setup: ksr.NewSetup(file, &s.Notices)}
 	for _, st := range c.Stmts {
 		var err error

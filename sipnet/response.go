@@ -15,14 +15,51 @@ const hexdigits = "0123456789abcdef"
 // newTag returns a 16 hex digit tag for To headers of local replies.
 func newTag() string {
 	b := tagPool.Get().(*[16]byte)
+	fillTag(b)
+	s := string(b[:])
+	tagPool.Put(b)
+	return s
+}
+
+// fillTag fills b with a random 16 hex digit tag (newTag's).
+func fillTag(b *[16]byte) {
 	v := rand.Uint64()
 	for i := range b {
 		b[i] = hexdigits[v&0xf]
 		v >>= 4
 	}
-	s := string(b[:])
-	tagPool.Put(b)
-	return s
+}
+
+// headersNamed calls f for each header of m whose name is lower, compared as
+// sipgo's GetHeaders does (ASCII case-insensitively) but without building
+// a list or lower-casing names (GetHeaders allocates both for a header
+// sipgo does not know, such as User-Agent).
+func headersNamed(m *sip.Request, lower string, f func(i int, h sip.Header)) {
+	i := 0
+	for _, h := range m.Headers() {
+		if asciiEqualLower(h.Name(), lower) {
+			f(i, h)
+			i++
+		}
+	}
+}
+
+// asciiEqualLower reports whether s lower-cased as sipgo's ASCIIToLower
+// does (ASCII letters only) equals lower, which is lower case already.
+func asciiEqualLower(s, lower string) bool {
+	if len(s) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // buildResponse makes a reply to r as RFC 3261 8.2.6 says: Vias (the top
@@ -117,32 +154,33 @@ func writeResponse(b *bytes.Buffer, r *Request, code int, reason, toTag string, 
 		b.WriteString("\r\n")
 	}
 	if (code >= 180 && code < 190 || code >= 200 && code < 300) && req.Method != sip.REGISTER {
-		for _, h := range req.GetHeaders("Record-Route") {
-			line(h)
-		}
+		headersNamed(req, "record-route", func(_ int, h sip.Header) { line(h) })
 	}
-	for i, h := range req.GetHeaders("Via") {
+	headersNamed(req, "via", func(i int, h sip.Header) {
 		if v, ok := h.(*sip.ViaHeader); ok {
 			var src netip.AddrPort
 			if i == 0 {
 				src = r.Src
 			}
 			writeVia(b, v, src)
-			continue
+			return
 		}
 		line(h)
-	}
+	})
 	if h := req.From(); h != nil {
 		line(h)
 	}
 	if h := req.To(); h != nil {
 		h.StringWrite(b)
 		if code != 100 && !h.Params.Has("tag") {
-			if toTag == "" {
-				toTag = newTag()
-			}
 			b.WriteString(";tag=") // HeaderParams.Add appends it last
-			b.WriteString(toTag)
+			if toTag == "" {
+				var t [16]byte
+				fillTag(&t)
+				b.Write(t[:])
+			} else {
+				b.WriteString(toTag)
+			}
 		}
 		b.WriteString("\r\n")
 	}
@@ -153,9 +191,7 @@ func writeResponse(b *bytes.Buffer, r *Request, code int, reason, toTag string, 
 		line(h)
 	}
 	if code == 100 {
-		for _, h := range req.GetHeaders("Timestamp") {
-			line(h)
-		}
+		headersNamed(req, "timestamp", func(_ int, h sip.Header) { line(h) })
 	}
 	if r.srv != nil && r.srv.opts.ServerHeader != "" {
 		b.WriteString("Server: ")

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
@@ -20,6 +21,7 @@ var responseCases = []string{
 	"MESSAGE sip:a@b SIP/2.0\r\nv: SIP/2.0/UDP [2001:db8::1]:5080;branch=z9hG4bK-3;rport;x=\"q v\"\r\nf: <sip:x@y>;tag=1\r\nt: <sip:a@b>;p=1\r\ni: c3\r\nCSeq: 2 MESSAGE\r\nl: 2\r\n\r\nhi",
 	"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;received=1.1.1.1;branch=z9hG4bK-5;rport;rport=9;lr\r\nVia: SIP/2.0/UDP [::1]:5060;branch=z9hG4bK-6\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c5\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
 	"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.7:4000;branch=z9hG4bK-7;rport=4000\r\nVia: SIP/2.0/UDP ::ffff:1.2.3.4;branch=z9hG4bK-8\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c6\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+	"INVITE sip:a@b SIP/2.0\r\nVIA: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-9\r\nUser-Agent: x\r\nRECORD-ROUTE: <sip:r1;lr>\r\nrecord-route: <sip:r2;lr>\r\nRecord-Routes: <sip:no>\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c7\r\nCSeq: 1 INVITE\r\nTIMESTAMP: 5\r\nContent-Length: 0\r\n\r\n",
 	"REGISTER sip:b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-4\r\nRecord-Route: <sip:r>\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c4\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n",
 }
 
@@ -80,6 +82,28 @@ func TestWriteResponseMatchesBuildResponse(t *testing.T) {
 	}
 }
 
+// TestWriteResponseNewTag: without a tag given, the To of a reply gets a
+// new 16 hex digit one, as buildResponse's newTag.
+func TestWriteResponseNewTag(t *testing.T) {
+	m, _ := sip.ParseMessage([]byte(responseCases[0]))
+	r := &Request{Msg: m.(*sip.Request), srv: &Server{}}
+	var b bytes.Buffer
+	if !writeResponse(&b, r, 200, "OK", "", nil, nil) {
+		t.Fatal("writeResponse refused")
+	}
+	res, err := sip.ParseMessage(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, _ := res.(*sip.Response).To().Params.Get("tag")
+	if len(tag) != 16 || strings.Trim(tag, "0123456789abcdef") != "" {
+		t.Fatalf("To tag %q, want 16 hex digits", tag)
+	}
+	if want := "To: <sip:a@b>;tag=" + tag + "\r\n"; !strings.Contains(b.String(), want) {
+		t.Fatalf("reply %q lacks %q", b.String(), want)
+	}
+}
+
 func FuzzWriteResponse(f *testing.F) {
 	for _, c := range responseCases {
 		f.Add([]byte(c))
@@ -135,4 +159,29 @@ func BenchmarkStatelessReplyUDP(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkWriteResponse: the stateless 200 to sipp's OPTIONS (bench/sipp/
+// options.xml, with its User-Agent) written into a buffer, no socket: the
+// CPU of kemi's reply writer alone.
+func BenchmarkWriteResponse(b *testing.B) {
+	m, err := sip.ParseMessage([]byte("OPTIONS sip:bench@127.0.0.1:15060 SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP 127.0.0.1:18060;branch=z9hG4bK-1-1-0\r\n" +
+		"From: <sip:sipp@127.0.0.1:18060>;tag=1234-1\r\n" +
+		"To: <sip:bench@127.0.0.1:15060>\r\n" +
+		"Call-ID: 1-1234@127.0.0.1\r\n" +
+		"CSeq: 1 OPTIONS\r\n" +
+		"Max-Forwards: 70\r\n" +
+		"User-Agent: kemi-bench\r\n" +
+		"Content-Length: 0\r\n\r\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := &Request{Msg: m.(*sip.Request), Src: netip.MustParseAddrPort("127.0.0.1:18060"), srv: &Server{}}
+	var buf bytes.Buffer
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		writeResponse(&buf, r, 200, "OK", "", nil, nil)
+	}
 }

@@ -19,6 +19,11 @@ func (ln *Listener) serveUDP(parser *sip.Parser) error {
 	}
 	s := ln.srv
 	buf := make([]byte, udpReadSize)
+	// The last source address and its text: traffic often comes from a
+	// few peers (a proxy, an SBC, a load generator), and the text is what
+	// sipgo keeps as the message's source.
+	var lastSrc netip.AddrPort
+	var lastSrcText string
 	for {
 		n, src, err := uc.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -40,7 +45,10 @@ func (ln *Listener) serveUDP(parser *sip.Parser) error {
 		}
 		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 		msg.SetTransport("UDP")
-		msg.SetSource(src.String())
+		if src != lastSrc || lastSrcText == "" {
+			lastSrc, lastSrcText = src, src.String()
+		}
+		msg.SetSource(lastSrcText)
 		ln.handle(msg, src)
 	}
 }

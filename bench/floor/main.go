@@ -1,0 +1,124 @@
+// Command floor is the UDP OPTIONS responder that bench/floor.sh measures
+// kemi against: the least CPU a Go process can spend per OPTIONS, so that
+// kemi's CPU per request splits into syscalls, parsing, Lua and the reply.
+//
+// Usage:
+//
+//	floor -listen 127.0.0.1:15060 -mode raw|parse|sipgo
+//
+// Modes (each answers every datagram with one 200 through the same socket,
+// one goroutine, one reused read buffer, a 4 MB receive buffer and GOGC=400
+// like kemi run):
+//
+//	raw    parses nothing: the reply is "SIP/2.0 200 OK" followed by the
+//	       request's own header lines (sipp matches on Call-ID); only the
+//	       end of the request line is searched for. The syscall floor.
+//	parse  parses the datagram with sipgo's parser (what kemi's UDP
+//	       reader does), then answers as raw does: the parse cost.
+//	sipgo  parses with sipgo and answers with sip.NewResponseFromRequest
+//	       serialised by sipgo into a reused buffer: parse + a sipgo reply.
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:15060", "UDP address to answer on")
+	mode := flag.String("mode", "raw", "raw, parse or sipgo")
+	flag.Parse()
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400) // as kemi run does
+	}
+	addr, err := netip.ParseAddrPort(*listen)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "floor: -listen:", err)
+		os.Exit(2)
+	}
+	var answer func(req []byte, out *bytes.Buffer) bool
+	switch *mode {
+	case "raw":
+		answer = answerRaw
+	case "parse":
+		p := sip.NewParser()
+		answer = func(req []byte, out *bytes.Buffer) bool {
+			if _, err := p.ParseSIP(req); err != nil {
+				return false
+			}
+			return answerRaw(req, out)
+		}
+	case "sipgo":
+		p := sip.NewParser()
+		answer = func(req []byte, out *bytes.Buffer) bool {
+			m, err := p.ParseSIP(req)
+			if err != nil {
+				return false
+			}
+			r, ok := m.(*sip.Request)
+			if !ok {
+				return false
+			}
+			sip.NewResponseFromRequest(r, 200, "OK", nil).StringWrite(out)
+			return true
+		}
+	default:
+		fmt.Fprintln(os.Stderr, "floor: -mode must be raw, parse or sipgo")
+		os.Exit(2)
+	}
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "floor:", err)
+		os.Exit(1)
+	}
+	conn.SetReadBuffer(udpBuffer)
+	go func() {
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
+		<-c
+		conn.Close()
+	}()
+	fmt.Fprintf(os.Stderr, "floor: mode %s on udp:%s\n", *mode, addr)
+	buf := make([]byte, 65535)
+	var out bytes.Buffer
+	for {
+		n, src, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if opErr, ok := err.(*net.OpError); ok && !opErr.Temporary() {
+				return
+			}
+			continue
+		}
+		out.Reset()
+		if answer(buf[:n], &out) {
+			conn.WriteToUDPAddrPort(out.Bytes(), src)
+		}
+	}
+}
+
+// udpBuffer is the socket buffer size kemi asks for (sipnet's udpBuffer).
+const udpBuffer = 4 << 20
+
+var statusLine = []byte("SIP/2.0 200 OK")
+
+// answerRaw writes the status line and every line of req after its request
+// line (headers, blank line, body) to out.
+func answerRaw(req []byte, out *bytes.Buffer) bool {
+	i := bytes.IndexByte(req, '\n')
+	if i < 0 || bytes.HasPrefix(req, []byte("SIP/")) {
+		return false // not a request
+	}
+	out.Write(statusLine)
+	out.WriteString("\r\n")
+	out.Write(req[i+1:])
+	return true
+}
