@@ -7,17 +7,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
-	"kemi/config"
-	"kemi/engine"
 	"kemi/engine/enginetest"
-	"kemi/ksr"
 )
 
 // outcome is everything one engine did with the flow, normalized: the
@@ -62,9 +58,7 @@ func TestExample(t *testing.T) {
 	})
 	bin := buildKemi(t)
 	runKemi := func(t *testing.T, db exampleDB) *outcome {
-		// The gate: kemi refuses the example until db_mysql, permissions,
-		// acc, nathelper and rtpproxy are merged. Remove this one line then.
-		gateKemi(t, bin)
+		checkExample(t, bin, db)
 		return runExample(t, cfg, port, db, func(t *testing.T, dir string) *process {
 			return start(t, "kemi", dir, append([]string{bin, "run", "-f", filepath.Join(dir, exampleCfg), "-E",
 				"-A", "WITH_CFGLUA", "-rpc", fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))}, db.defines()...)...)
@@ -119,49 +113,18 @@ func buildKemi(t *testing.T) string {
 	return bin
 }
 
-// gateKemi skips the kemi half, naming the modules kemi refuses, while
-// `kemi check` refuses a module the example loads. Other findings of
-// kemi check are logged, not fatal: it also reports KSR functions of
-// modules the script only reaches under a define it does not set (the
-// Lua names KSR.rtpengine under WITH_RTPENGINE), which kemi run tolerates.
-func gateKemi(t *testing.T, bin string) {
+// checkExample runs `kemi check` on the example as installed for a run
+// (the cfg, its Lua and kamailio-local.cfg), with db's defines: it must
+// pass, as `kamailio -c` does.
+func checkExample(t *testing.T, bin string, db exampleDB) {
 	t.Helper()
 	dir := t.TempDir()
 	installExample(t, dir, freeUDPPort(t))
-	out, err := exec.Command(bin, "check", "-f", filepath.Join(dir, exampleCfg), "-A", "WITH_CFGLUA").CombinedOutput()
-	if err == nil {
-		return
+	args := append([]string{"check", "-f", filepath.Join(dir, exampleCfg), "-A", "WITH_CFGLUA"}, db.defines()...)
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), exampleCfg+": ok") {
+		t.Fatalf("kemi check of the unchanged example: %v\n%s", err, out)
 	}
-	if refused := refusedModules(t, filepath.Join(dir, exampleCfg)); len(refused) > 0 {
-		t.Skipf("kemi does not run the example yet: modules %s refused (kemi check: %s)", strings.Join(refused, ", "), strings.TrimSpace(string(out)))
-	}
-	t.Logf("kemi check: %v\n%s", err, out)
-}
-
-// refusedModules lists the modules the cfg loads (WITH_CFGLUA) that kemi's
-// module table lacks or has no function of.
-func refusedModules(t *testing.T, path string) []string {
-	t.Helper()
-	c, err := config.ParseFile(path, config.Options{Defines: map[string]string{"WITH_CFGLUA": ""}})
-	if err != nil {
-		t.Fatalf("parse %s: %v", path, err)
-	}
-	have := map[string]bool{}
-	for _, m := range engine.Modules() {
-		info := m.Info()
-		_, runs := m.(ksr.Provisioner)
-		have[info.Name] = len(info.Exports) > 0 || len(info.PVs) > 0 || info.RuntimeFree || runs
-	}
-	var out []string
-	for _, st := range c.Stmts {
-		if st.Kind == config.LoadModule {
-			if name := config.ModuleName(st.Name); !have[name] {
-				out = append(out, name)
-			}
-		}
-	}
-	sort.Strings(out)
-	return out
 }
 
 func freeTCPPort(t *testing.T) int {
