@@ -16,7 +16,6 @@ import (
 	gomysql "github.com/go-sql-driver/mysql"
 	"gorm.io/driver/mysql"
 	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 )
 
 // MySQLSockets are where a "localhost" server's Unix socket is looked for,
@@ -94,7 +93,7 @@ func openMySQL(url string, o Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := gorm.Open(mysql.New(mysql.Config{DSNConfig: cfg}), &gorm.Config{Logger: logger.Discard})
+	g, err := gorm.Open(mysql.New(mysql.Config{DSNConfig: cfg}), gormConfig())
 	if err != nil {
 		return nil, fmt.Errorf("open mysql %q: %w", name, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"kemi/stats"
 	"log/slog"
 	"net/netip"
+	"regexp"
 	"sync"
 	"time"
 
@@ -221,9 +222,10 @@ type Env struct {
 
 	vars     map[string]lua.LValue
 	pvCache  map[string]*pvSpec
-	fmtCache map[string]*pvFormat // parsed format strings (pvformat.go)
-	sflags   uint32               // script flags: per VM, as per process in Kamailio
-	locals   []any                // the modules' per-VM state (LocalOf)
+	reCache  map[string]*regexp.Regexp // Regexp's compiled expressions
+	fmtCache map[string]*pvFormat      // parsed format strings (pvformat.go)
+	sflags   uint32                    // script flags: per VM, as per process in Kamailio
+	locals   []any                     // the modules' per-VM state (LocalOf)
 	faked    *Msg
 }
 

@@ -1,7 +1,6 @@
 package rr
 
 import (
-	"regexp"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -101,7 +100,7 @@ func addRRParam(e *ksr.Env, param string) int {
 // checkRouteParam is ki_check_route_param: the regular expression
 // (extended, any case) against ";" + the Route URI's parameters.
 func checkRouteParam(e *ksr.Env, expr string) int {
-	re, err := regexp.Compile("(?i)" + expr)
+	re, err := e.Regexp("(?i)" + expr)
 	if err != nil {
 		e.D.Log.Error("check_route_param: bad re", "re", expr, "error", err)
 		return -1

@@ -81,7 +81,7 @@ func exports() []ksr.Export {
 // compile is a textops regular expression: POSIX ERE with REG_ICASE and
 // REG_NEWLINE in Kamailio.
 func compile(e *ksr.Env, sre string) *regexp.Regexp {
-	re, err := regexp.Compile("(?im)" + sre)
+	re, err := e.Regexp("(?im)" + sre)
 	if err != nil {
 		e.D.Log.Error("textops: failed to compile regex", "re", sre, "error", err)
 		return nil
