@@ -525,17 +525,11 @@ func (m *Module) offerAnswer(e *ksr.Env, flags, op string) int {
 
 // manage is rtpengine_manage.
 func (m *Module) manage(e *ksr.Env, flags string) int {
-	c, why := rtprelay.CallOf(e)
-	if c.Msg == nil || c.Method == "" {
-		m.log.Error("rtpengine: " + why)
+	c, del, ok := rtprelay.Managed(e, m.log, "rtpengine: ")
+	if !ok {
 		return -1
 	}
-	switch c.Method {
-	case "INVITE", "ACK", "CANCEL", "BYE", "UPDATE", "PRACK":
-	default:
-		return -1
-	}
-	if c.Method == "CANCEL" || c.Method == "BYE" {
+	if del {
 		return m.simple(e, opDelete, flags)
 	}
 	sdp := hasSDP(e)

@@ -195,17 +195,8 @@ func (m *Module) Stop(context.Context) error {
 // Sets returns the relays (tests).
 func (m *Module) Sets() *rtprelay.Sets { return m.sets }
 
-type selection struct {
-	msg *ksr.Msg
-	set *rtprelay.Set
-}
-
 func (m *Module) set(e *ksr.Env) *rtprelay.Set {
-	s := ksr.LocalOf[selection](e, m.sel)
-	if s.msg == e.Msg && s.set != nil {
-		return s.set
-	}
-	return m.sets.ByID(m.setidDefault)
+	return rtprelay.Chosen(e, m.sel, m.sets.ByID(m.setidDefault))
 }
 
 // setSet is ki_set_rtpengine_set: -2 when the set has no enabled relay.
@@ -215,8 +206,7 @@ func (m *Module) setSet(e *ksr.Env, id int) int {
 		m.log.Error("rtpengine: rtpp_proxy set not configured", "set", id)
 		return -1
 	}
-	s := ksr.LocalOf[selection](e, m.sel)
-	s.msg, s.set = e.Msg, set
+	rtprelay.Choose(e, m.sel, set)
 	return 1
 }
 

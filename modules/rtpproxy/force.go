@@ -61,17 +61,11 @@ func hasSDP(e *ksr.Env) bool {
 // doManage is rtpproxy_manage: offer, answer or delete as the method and
 // the reply say.
 func (m *Module) doManage(e *ksr.Env, flags, ip string, forced bool) int {
-	c, why := rtprelay.CallOf(e)
-	if c.Msg == nil || c.Method == "" {
-		m.log.Error("rtpproxy: " + why)
+	c, del, ok := rtprelay.Managed(e, m.log, "rtpproxy: ")
+	if !ok {
 		return -1
 	}
-	switch c.Method {
-	case "INVITE", "ACK", "CANCEL", "BYE", "UPDATE", "PRACK":
-	default:
-		return -1
-	}
-	if c.Method == "CANCEL" || c.Method == "BYE" {
+	if del {
 		return m.unforce(e, flags)
 	}
 	if !forced {

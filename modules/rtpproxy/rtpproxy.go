@@ -148,18 +148,8 @@ func (m *Module) Stop(context.Context) error {
 // Sets returns the relays (tests).
 func (m *Module) Sets() *rtprelay.Sets { return m.sets }
 
-// selection is set_rtpproxy_set's choice, valid for one message.
-type selection struct {
-	msg *ksr.Msg
-	set *rtprelay.Set
-}
-
 func (m *Module) set(e *ksr.Env) *rtprelay.Set {
-	s := ksr.LocalOf[selection](e, m.sel)
-	if s.msg == e.Msg && s.set != nil {
-		return s.set
-	}
-	return m.sets.ByID(0)
+	return rtprelay.Chosen(e, m.sel, m.sets.ByID(0))
 }
 
 func (m *Module) setSet(e *ksr.Env, id int) int {
@@ -168,8 +158,7 @@ func (m *Module) setSet(e *ksr.Env, id int) int {
 		m.log.Error("rtpproxy: could not locate rtpproxy set", "set", id)
 		return -1
 	}
-	s := ksr.LocalOf[selection](e, m.sel)
-	s.msg, s.set = e.Msg, set
+	rtprelay.Choose(e, m.sel, set)
 	return 1
 }
 

@@ -92,3 +92,43 @@ func TxHadSDP(e *ksr.Env) (had, known bool) {
 	}
 	return strings.TrimSpace(string(r.Body())) != "", true
 }
+
+// Selection is the relay set set_rtpproxy_set / set_rtpengine_set chose,
+// valid for one message; a module keeps one per VM in a ksr.Local slot.
+type Selection struct {
+	msg *ksr.Msg
+	set *Set
+}
+
+// Chosen is the set chosen for e's message in slot, def when none was.
+func Chosen(e *ksr.Env, slot ksr.Local, def *Set) *Set {
+	s := ksr.LocalOf[Selection](e, slot)
+	if s.msg == e.Msg && s.set != nil {
+		return s.set
+	}
+	return def
+}
+
+// Choose records set as the choice for e's message in slot.
+func Choose(e *ksr.Env, slot ksr.Local, set *Set) {
+	s := ksr.LocalOf[Selection](e, slot)
+	s.msg, s.set = e.Msg, set
+}
+
+// Managed is the call a *_manage function acts on: ok is false (logged
+// with prefix, or a method the manage functions leave alone) when there
+// is nothing to do, and del is true for a CANCEL or BYE (a delete).
+func Managed(e *ksr.Env, log interface{ Error(string, ...any) }, prefix string) (c Call, del, ok bool) {
+	c, why := CallOf(e)
+	if c.Msg == nil || c.Method == "" {
+		log.Error(prefix + why)
+		return c, false, false
+	}
+	switch c.Method {
+	case "INVITE", "ACK", "UPDATE", "PRACK":
+		return c, false, true
+	case "CANCEL", "BYE":
+		return c, true, true
+	}
+	return c, false, false
+}
