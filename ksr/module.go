@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"strings"
 	"time"
@@ -336,4 +337,31 @@ func LocalOf[T any](e *Env, k Local) *T {
 	v := new(T)
 	e.locals[k] = v
 	return v
+}
+
+// IntSetting is a Param setter storing an integer modparam of module mod
+// in dst, checked to be in min..max (config.IntParam: errors name the
+// module, the parameter and file:line).
+func IntSetting(mod string, dst *int, min, max int) func(*Setup, config.Stmt) error {
+	return func(_ *Setup, st config.Stmt) error {
+		n, err := config.IntParam(st, mod, min, max)
+		if err != nil {
+			return err
+		}
+		*dst = n
+		return nil
+	}
+}
+
+// SwitchSetting is a Param setter for an integer modparam read as a switch
+// (0 off, anything else on).
+func SwitchSetting(mod string, dst *bool) func(*Setup, config.Stmt) error {
+	return func(_ *Setup, st config.Stmt) error {
+		n, err := config.IntParam(st, mod, math.MinInt32, math.MaxInt32)
+		if err != nil {
+			return err
+		}
+		*dst = n != 0
+		return nil
+	}
 }

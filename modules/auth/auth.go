@@ -21,7 +21,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"strconv"
+	"math"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -68,14 +68,7 @@ func (m *Module) Settings() *Settings { return &m.set }
 // Info describes the module.
 func (m *Module) Info() ksr.ModuleInfo {
 	num := func(dst *int) func(*ksr.Setup, config.Stmt) error {
-		return func(_ *ksr.Setup, st config.Stmt) error {
-			n, err := strconv.Atoi(st.Value.String())
-			if err != nil || n < 0 {
-				return config.Errorf(st.Pos, "auth %s: %q is not a non-negative integer", st.Name, st.Value.String())
-			}
-			*dst = n
-			return nil
-		}
+		return ksr.IntSetting("auth", dst, 0, math.MaxInt32)
 	}
 	return ksr.ModuleInfo{
 		Name: "auth",

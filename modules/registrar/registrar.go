@@ -14,7 +14,7 @@ package registrar
 
 import (
 	"fmt"
-	"strconv"
+	"math"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -63,24 +63,12 @@ func New(ul *usrloc.Module) *Module {
 func (m *Module) Settings() *Settings { return &m.set }
 
 func intParam(dst *int) func(*ksr.Setup, config.Stmt) error {
-	return func(_ *ksr.Setup, st config.Stmt) error {
-		n, err := strconv.Atoi(st.Value.String())
-		if err != nil || n < -1 {
-			return config.Errorf(st.Pos, "registrar %s: %q is not a non-negative integer", st.Name, st.Value.String())
-		}
-		*dst = n
-		return nil
-	}
+	return ksr.IntSetting("registrar", dst, -1, math.MaxInt32)
 }
 
 // boolParam is an integer modparam read as a switch (0 off).
 func boolParam(dst *bool) func(*ksr.Setup, config.Stmt) error {
-	return func(s *ksr.Setup, st config.Stmt) error {
-		var n int
-		err := intParam(&n)(s, st)
-		*dst = n != 0
-		return err
-	}
+	return ksr.SwitchSetting("registrar", dst)
 }
 
 // Info describes the module.

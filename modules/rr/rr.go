@@ -11,12 +11,10 @@
 package rr
 
 import (
-	"strconv"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
 
-	"kemi/config"
 	"kemi/ksr"
 	"kemi/sipnet"
 )
@@ -37,18 +35,6 @@ type Settings struct {
 // New returns the rr module with Kamailio's defaults.
 func New() *Module { return &Module{set: Settings{AppendFromtag: true}} }
 
-// switchParam is an integer modparam read as a switch (0 off).
-func switchParam(dst *bool) func(*ksr.Setup, config.Stmt) error {
-	return func(_ *ksr.Setup, st config.Stmt) error {
-		n, err := strconv.Atoi(st.Value.String())
-		if err != nil {
-			return config.Errorf(st.Pos, "rr %s: %q is not an integer", st.Name, st.Value.String())
-		}
-		*dst = n != 0
-		return nil
-	}
-}
-
 // Info describes the module. Of Kamailio 5.6.3's rr modparams (rr_mod.c
 // params[]) append_fromtag and enable_full_lr are honoured; the others
 // are accepted and ignored: kemi never adds a username or an outbound
@@ -59,8 +45,8 @@ func (m *Module) Info() ksr.ModuleInfo {
 		Name: "rr",
 		Doc:  "Record-Route and loose routing",
 		Params: []ksr.Param{
-			{Name: "append_fromtag", Set: switchParam(&m.set.AppendFromtag)},
-			{Name: "enable_full_lr", Set: switchParam(&m.set.FullLR)},
+			{Name: "append_fromtag", Set: ksr.SwitchSetting("rr", &m.set.AppendFromtag)},
+			{Name: "enable_full_lr", Set: ksr.SwitchSetting("rr", &m.set.FullLR)},
 		},
 		Ignored: []string{"enable_double_rr", "add_username",
 			"enable_socket_mismatch_warning", "custom_user_avp", "force_send_socket", "ignore_sips", "sockname_mode"},
