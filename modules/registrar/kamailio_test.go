@@ -49,6 +49,10 @@ function ksr_request_route()
 		KSR.hdr.append_to_reply("X-Result: registrar's reply\r\n")
 		KSR.registrar.save("location", 0)
 		return
+	elseif op == "save-q" then
+		KSR.hdr.append_to_reply("X-Result: " .. KSR.registrar.set_q_override(KSR.hdr.get("X-Q")) .. "\r\n")
+		KSR.registrar.save("location", 0)
+		return
 	elseif op == "save-noreply" then
 		rc = KSR.registrar.save(tbl, 2)
 	elseif op == "save_uri" then
@@ -239,6 +243,11 @@ func sideBySide(t *testing.T, dbmod, url string, files map[string]string, dbOf f
 		op("lookup", "sip:heidi@kemi.test", nil),
 		op("unregister", "sip:heidi@kemi.test", nil),
 		op("unregister", "sip:ivan@kemi.test", nil),
+		op("save-q", "sip:judy@kemi.test", c, "X-Q: 0.3", "Contact: <sip:judy@192.0.2.41>;q=0.9"),
+		op("save-q", "sip:judy@kemi.test", c, "X-Q: 1", "Contact: <sip:judy@192.0.2.42>;q=bad"),
+		op("save-q", "sip:judy@kemi.test", c, "X-Q: 2", "Contact: <sip:judy@192.0.2.43>;q=0.2"),
+		op("save-q", "sip:judy@kemi.test", c, "X-Q: junk", "Contact: <sip:judy@192.0.2.44>"),
+		op("unregister", "sip:judy@kemi.test", nil),
 		op("save", carol, c, "Contact: <sip:carol@192.0.2.9>, <sip:carol@192.0.2.10>;q=0.1", "Expires: 3600"),
 	})
 

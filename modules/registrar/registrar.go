@@ -49,6 +49,9 @@ type Settings struct {
 type Module struct {
 	set Settings
 	ul  *usrloc.Module
+	qov ksr.Local // per-VM: set_q_override's value and the message it is for
+	// qovOK is set once qov is allocated (Provision).
+	qovOK bool
 }
 
 var _ ksr.Provisioner = (*Module)(nil)
@@ -129,6 +132,7 @@ func (m *Module) Info() ksr.ModuleInfo {
 			{Name: "registered_flags", Func: m.registeredFlags, Ret: ksr.Int, Args: []string{"table", "uri", "flags"}, Doc: "registered_uri() (uri \"\": the R-URI's AOR); the match flags need xavp_cfg, which kemi ignores, so they change nothing."},
 			{Name: "registered_action", Func: m.registeredAction, Ret: ksr.Int, Args: []string{"table", "uri", "flags", "aflags"}, Doc: "registered_flags() with action flags (xavp handling, which kemi does not keep)."},
 			{Name: "unregister_ruid", Func: m.unregisterRuid, Ret: ksr.Int, Args: []string{"table", "uri", "ruid"}, Doc: "Remove the contact with that ruid from uri's AOR: 1 done, -1 empty or bad uri or unknown table, -3 not found."},
+			{Name: "set_q_override", Func: m.setQOverride, Ret: ksr.Int, Args: []string{"q"}, Doc: "The contacts the next save of this message stores get q (\"0.5\"), whatever their q parameters say: 1, -1 for a bad q."},
 			{Name: "unregister", Func: m.unregister, Ret: ksr.Int, Args: []string{"table", "uri"}, Doc: "Remove every contact of uri's AOR: 1 done, -1 bad uri or unknown table, -2 error."},
 		}}},
 	}
@@ -139,7 +143,41 @@ func (m *Module) Provision(h ksr.Host) error {
 	if m.ul.Settings() == nil {
 		return fmt.Errorf("registrar: usrloc is not loaded")
 	}
+	m.qov, m.qovOK = h.Deps().NewLocal(), true
 	return nil
+}
+
+// qOverride is set_q_override's choice: q for the contacts save stores
+// from msg.
+type qOverride struct {
+	msg *ksr.Msg
+	q   int
+}
+
+// setQOverride is regapi_set_q_override: the contacts the next save of
+// this message stores get q (str2q), whatever their q parameters say.
+// 1, or -1 for a q str2q refuses.
+func (m *Module) setQOverride(e *ksr.Env, q string) int {
+	if !m.qovOK || e.Msg == nil {
+		return -1
+	}
+	v, ok := ksr.ParseQ(q)
+	if !ok || v < 0 || v > 1000 {
+		e.D.Log.Error("registrar: invalid q parameter", "q", q)
+		return -1
+	}
+	o := ksr.LocalOf[qOverride](e, m.qov)
+	o.msg, o.q = e.Msg, v
+	return 1
+}
+
+// qFor is the q override for e's message, ok false when none was set.
+func (m *Module) qFor(e *ksr.Env) (int, bool) {
+	if !m.qovOK {
+		return 0, false
+	}
+	o := ksr.LocalOf[qOverride](e, m.qov)
+	return o.q, o.msg != nil && o.msg == e.Msg
 }
 
 // rerr is Kamailio's rerrno: a reply code and a P-Registrar-Error text

@@ -207,6 +207,7 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 		}
 		allowed = int64(bits)
 	}
+	qOver, hasQOver := m.qFor(e)
 	ret := 1
 	var failed rerr
 	var final []usrloc.Contact
@@ -238,7 +239,9 @@ func (m *Module) doSave(e *ksr.Env, table string, flags int, uri string) int {
 				return old, nil
 			}
 			q := m.set.DefaultQ
-			if v, ok := c.params["q"]; ok {
+			if v, ok := qOver, hasQOver; ok { // set_q_override (save.c pack_ci)
+				q = v
+			} else if v, ok := c.params["q"]; ok {
 				if q, ok = ksr.ParseQ(v); !ok {
 					failed = errInvQ
 					return old, nil
