@@ -51,38 +51,7 @@ func checkRelayed(t *testing.T, what, sdp string, orig int) {
 func TestCallThroughRTPEngine(t *testing.T) {
 	re := rtptest.StartRTPEngine(t)
 	e := enginetest.Start(t, cfg("udp:"+re.UDP), map[string]string{"script.lua": rtptest.Script(`return KSR.rtpproxy.rtpproxy_manage("co")`)})
-	proxy := e.Addr("udp")
-	uac, uas := rtptest.NewUA(t), rtptest.NewUA(t)
-	call := rtptest.Call{ID: "call-" + enginetest.RandomID(), FromTag: "ft1", ToTag: "tt1"}
-	f := call.Run(proxy, uac, uas, false, func() { re.WaitCalls(t, 1) })
-	checkRelayed(t, "INVITE", f.Invite, 10000)
-	checkRelayed(t, "200", f.OK, 20000)
-	if f.Ack != "" {
-		t.Errorf("ACK got a body: %q", f.Ack)
-	}
-	if got := strings.Join(f.Results, ", "); got != "INVITE 1, 200 1, ACK -1, BYE 1" {
-		t.Errorf("manage results: %s", got)
-	}
-	re.WaitCalls(t, 0)
-
-	// A late offer: 200 carries the offer, ACK the answer.
-	late := rtptest.Call{ID: "late-" + enginetest.RandomID(), FromTag: "ft2", ToTag: "tt2"}
-	f = late.Run(proxy, uac, uas, true, func() { re.WaitCalls(t, 1) })
-	checkRelayed(t, "200 (offer)", f.OK, 10000)
-	checkRelayed(t, "ACK (answer)", f.Ack, 20000)
-	if got := strings.Join(f.Results, ", "); got != "INVITE -1, 200 1, ACK 1, BYE 1" {
-		t.Errorf("manage results: %s", got)
-	}
-	re.WaitCalls(t, 0)
-
-	// A rejected call: the 486 deletes the session.
-	busy := rtptest.Call{ID: "busy-" + enginetest.RandomID(), FromTag: "ft3", ToTag: "tt3"}
-	f = busy.Rejected(proxy, uac, uas)
-	checkRelayed(t, "INVITE", f.Invite, 10000)
-	if got := strings.Join(f.Results, ", "); got != "INVITE 1, 486 1" {
-		t.Errorf("manage results: %s", got)
-	}
-	re.WaitCalls(t, 0)
+	rtptest.ManagedCalls(t, re, e.Addr("udp"), checkRelayed)
 }
 
 // TestDeadRelay checks the failover of a set of two relays: a call

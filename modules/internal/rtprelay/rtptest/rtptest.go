@@ -807,3 +807,45 @@ func (r *Recorder) Reopen(t testing.TB) {
 
 // Close stops the recorder: what is sent to it gets an ICMP error.
 func (r *Recorder) Close() { r.pc.Close() }
+
+// ManagedCalls runs the three calls both relay modules' tests drive
+// through a proxy whose script calls its *_manage function on every
+// message: an early offer (INVITE with SDP, answered 200), a late offer
+// (200 offers, ACK answers) and a call rejected with 486. checkRelayed
+// checks an SDP the proxy passed on (what, the body, the phone's original
+// media port); rtpengine must hold the call during each dialog and none
+// after it; results are the manage functions' return codes per message.
+func ManagedCalls(t *testing.T, re *RTPEngine, proxy string, checkRelayed func(t *testing.T, what, sdp string, orig int)) {
+	t.Helper()
+	uac, uas := NewUA(t), NewUA(t)
+	call := Call{ID: "call-" + enginetest.RandomID(), FromTag: "ft1", ToTag: "tt1"}
+	f := call.Run(proxy, uac, uas, false, func() { re.WaitCalls(t, 1) })
+	checkRelayed(t, "INVITE", f.Invite, 10000)
+	checkRelayed(t, "200", f.OK, 20000)
+	if f.Ack != "" {
+		t.Errorf("ACK got a body: %q", f.Ack)
+	}
+	if got := strings.Join(f.Results, ", "); got != "INVITE 1, 200 1, ACK -1, BYE 1" {
+		t.Errorf("manage results: %s", got)
+	}
+	re.WaitCalls(t, 0)
+
+	// A late offer: 200 carries the offer, ACK the answer.
+	late := Call{ID: "late-" + enginetest.RandomID(), FromTag: "ft2", ToTag: "tt2"}
+	f = late.Run(proxy, uac, uas, true, func() { re.WaitCalls(t, 1) })
+	checkRelayed(t, "200 (offer)", f.OK, 10000)
+	checkRelayed(t, "ACK (answer)", f.Ack, 20000)
+	if got := strings.Join(f.Results, ", "); got != "INVITE -1, 200 1, ACK 1, BYE 1" {
+		t.Errorf("manage results: %s", got)
+	}
+	re.WaitCalls(t, 0)
+
+	// A rejected call: the 486 deletes the session.
+	busy := Call{ID: "busy-" + enginetest.RandomID(), FromTag: "ft3", ToTag: "tt3"}
+	f = busy.Rejected(proxy, uac, uas)
+	checkRelayed(t, "INVITE", f.Invite, 10000)
+	if got := strings.Join(f.Results, ", "); got != "INVITE 1, 486 1" {
+		t.Errorf("manage results: %s", got)
+	}
+	re.WaitCalls(t, 0)
+}
