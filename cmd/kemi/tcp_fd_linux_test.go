@@ -73,20 +73,50 @@ func freeTCPPort(t *testing.T) int {
 func TestTCPListenerSurvivesFDExhaustion(t *testing.T) {
 	const guard = 30 * time.Second
 	dir := t.TempDir()
-	port := freeTCPPort(t)
-	rpc := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
-	cfg := fmt.Sprintf("listen=tcp:127.0.0.1:%d\nchildren=2\nloadmodule \"sl.so\"\nloadmodule \"app_lua.so\"\n"+
-		"modparam(\"app_lua\", \"load\", \"kemi.lua\")\ncfgengine \"lua\"\n", port)
-	os.WriteFile(filepath.Join(dir, "kemi.cfg"), []byte(cfg), 0o644)
 	os.WriteFile(filepath.Join(dir, "kemi.lua"), []byte(script("1")), 0o644)
-	out := &syncBuffer{}
-	cmd := exec.Command(kemiBin, "run", "-f", filepath.Join(dir, "kemi.cfg"), "-rpc", rpc)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	// The free ports are released before kemi binds them: another test
+	// process may take one meanwhile; kemi then exits, and starts again on
+	// other ports.
+	var (
+		cmd     *exec.Cmd
+		out     *syncBuffer
+		port    int
+		rpc     string
+		started bool
+	)
+	for try := 0; try < 3 && !started; try++ {
+		port = freeTCPPort(t)
+		rpc = fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
+		cfg := fmt.Sprintf("listen=tcp:127.0.0.1:%d\nchildren=2\nloadmodule \"sl.so\"\nloadmodule \"app_lua.so\"\n"+
+			"modparam(\"app_lua\", \"load\", \"kemi.lua\")\ncfgengine \"lua\"\n", port)
+		os.WriteFile(filepath.Join(dir, "kemi.cfg"), []byte(cfg), 0o644)
+		out = &syncBuffer{}
+		cmd = exec.Command(kemiBin, "run", "-f", filepath.Join(dir, "kemi.cfg"), "-rpc", rpc)
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		c := cmd
+		go func() { done <- c.Wait() }()
+		t.Cleanup(func() { c.Process.Kill(); <-done })
+		for deadline := time.Now().Add(guard); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if strings.Contains(out.String(), "kemi started") {
+				started = true
+				break
+			}
+			select {
+			case err := <-done:
+				done <- err // for the cleanup
+				deadline = time.Now()
+			default:
+			}
+		}
+		if !started && !strings.Contains(out.String(), "address already in use") {
+			break
+		}
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if !out.waitFor("kemi started", guard) {
+	if !started {
 		t.Fatalf("kemi did not start:\n%s", out)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
