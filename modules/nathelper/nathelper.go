@@ -22,7 +22,6 @@ package nathelper
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -92,25 +91,11 @@ func New(ul *usrloc.Module) *Module {
 func (m *Module) Settings() *Settings { return &m.set }
 
 func intParam(dst *int, lo, hi int) func(*ksr.Setup, config.Stmt) error {
-	return func(_ *ksr.Setup, st config.Stmt) error {
-		n, err := strconv.Atoi(strings.TrimSpace(st.Value.String()))
-		if err != nil || n < lo || n > hi {
-			return config.Errorf(st.Pos, "nathelper %s: %q is not an integer in %d..%d", st.Name, st.Value.String(), lo, hi)
-		}
-		*dst = n
-		return nil
-	}
+	return ksr.IntSetting("nathelper", dst, lo, hi)
 }
 
 func boolParam(dst *bool) func(*ksr.Setup, config.Stmt) error {
-	return func(s *ksr.Setup, st config.Stmt) error {
-		var n int
-		if err := intParam(&n, -1<<31, 1<<31-1)(s, st); err != nil {
-			return err
-		}
-		*dst = n != 0
-		return nil
-	}
+	return ksr.SwitchSetting("nathelper", dst)
 }
 
 func strParam(dst *string) func(*ksr.Setup, config.Stmt) error {

@@ -1,7 +1,6 @@
 package tm
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -176,7 +175,7 @@ func tCheckStatus(e *ksr.Env, sexp string) int {
 	if code < 0 {
 		return -1
 	}
-	re, err := regexp.Compile(sexp)
+	re, err := e.Regexp(sexp)
 	if err != nil {
 		e.D.Log.Error("t_check_status: invalid regular expression", "re", sexp, "error", err)
 		return -1

@@ -24,7 +24,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -154,25 +153,11 @@ func (m *Module) Info() ksr.ModuleInfo {
 }
 
 func (m *Module) intParam(dst *int, lo, hi int) func(*ksr.Setup, config.Stmt) error {
-	return func(_ *ksr.Setup, st config.Stmt) error {
-		n, err := strconv.Atoi(st.Value.String())
-		if err != nil || n < lo || n > hi {
-			return config.Errorf(st.Pos, "usrloc %s: %q is not an integer in %d..%d", st.Name, st.Value.String(), lo, hi)
-		}
-		*dst = n
-		return nil
-	}
+	return ksr.IntSetting("usrloc", dst, lo, hi)
 }
 
 func (m *Module) boolParam(dst *bool) func(*ksr.Setup, config.Stmt) error {
-	return func(_ *ksr.Setup, st config.Stmt) error {
-		n, err := strconv.Atoi(st.Value.String())
-		if err != nil {
-			return config.Errorf(st.Pos, "usrloc %s: %q is not an integer", st.Name, st.Value.String())
-		}
-		*dst = n != 0
-		return nil
-	}
+	return ksr.SwitchSetting("usrloc", dst)
 }
 
 // Provision keeps the engine's clock.
