@@ -519,8 +519,9 @@ func pvRtimerWorker(e *Env, _ *pvSpec) lua.LValue {
 	return boxInt(e.Index)
 }
 
-// msgHeaders is a request's or a reply's headers, in order.
-func msgHeaders(m sip.Message) []sip.Header {
+// Headers is a request's or a reply's headers, in order (sipgo's own
+// slice), nil for anything else.
+func Headers(m sip.Message) []sip.Header {
 	switch x := m.(type) {
 	case *sip.Request:
 		return x.Headers()
@@ -533,7 +534,7 @@ func msgHeaders(m sip.Message) []sip.Header {
 // hdrValue is the first name header's value (its compact form too), nil
 // when there is none.
 func hdrValue(m sip.Message, name string) lua.LValue {
-	if h := firstHeader(msgHeaders(m), name); h != nil {
+	if h := firstHeader(Headers(m), name); h != nil {
 		return lstr(h.Value())
 	}
 	return lua.LNil
@@ -580,7 +581,7 @@ func pvHdr(e *Env, s *pvSpec) lua.LValue {
 	if !s.hasIdx {
 		return hdrValue(m, name)
 	}
-	hs := findHeaders(msgHeaders(m), name)
+	hs := findHeaders(Headers(m), name)
 	if s.all {
 		if len(hs) == 0 {
 			return lua.LNil

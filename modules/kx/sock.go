@@ -44,25 +44,6 @@ func Received(e *ksr.Env) (netip.AddrPort, string, bool) {
 	return netip.AddrPort{}, "", false
 }
 
-// protoID is Kamailio's PROTO_* number of a transport name.
-func protoID(p string) int {
-	switch p {
-	case "udp":
-		return 1
-	case "tcp":
-		return 2
-	case "tls":
-		return 3
-	case "sctp":
-		return 4
-	case "ws":
-		return 5
-	case "wss":
-		return 6
-	}
-	return 0
-}
-
 // proto is the message's transport: udp for a faked request, as
 // Kamailio's.
 func proto(e *ksr.Env) string {
@@ -154,4 +135,4 @@ func getRcvAddrSock(e *ksr.Env) lua.LValue {
 
 func getProto(e *ksr.Env) lua.LValue { return lua.LString(proto(e)) }
 
-func getProtoID(e *ksr.Env) int { return protoID(proto(e)) }
+func getProtoID(e *ksr.Env) int { return ksr.ProtoNum(proto(e)) }

@@ -84,23 +84,7 @@ func source(e *ksr.Env) (netip.AddrPort, int, bool) {
 	return netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), protoNum(proto), src.IsValid()
 }
 
-func protoNum(p string) int {
-	switch strings.ToLower(p) {
-	case "udp":
-		return protoUDP
-	case "tcp":
-		return protoTCP
-	case "tls":
-		return protoTLS
-	case "sctp":
-		return protoSCTP
-	case "ws":
-		return protoWS
-	case "wss":
-		return protoWSS
-	}
-	return protoNone
-}
+func protoNum(p string) int { return ksr.ProtoNum(strings.ToLower(p)) }
 
 // protoName is proto_type_to_str: ws for both WebSocket protocols, "" for
 // an unknown one.
@@ -244,22 +228,12 @@ func firstContact(e *ksr.Env) (*sip.ContactHeader, int) {
 	if m == nil {
 		return nil, -1
 	}
-	for i, h := range headersOf(m) {
+	for i, h := range ksr.Headers(m) {
 		if c, ok := h.(*sip.ContactHeader); ok {
 			return c, i
 		}
 	}
 	return nil, -1
-}
-
-func headersOf(m sip.Message) []sip.Header {
-	switch x := m.(type) {
-	case *sip.Request:
-		return x.Headers()
-	case *sip.Response:
-		return x.Headers()
-	}
-	return nil
 }
 
 // contactURI returns the first contact and its URI parts; ok is false
@@ -291,7 +265,7 @@ func (m *Module) replaceContact(e *ksr.Env, c *sip.ContactHeader, at int, uri st
 		return false
 	}
 	msg := e.Msg.SIP()
-	hs := headersOf(msg)
+	hs := ksr.Headers(msg)
 	if at == firstIndex(hs) {
 		switch x := msg.(type) {
 		case *sip.Request:
@@ -706,7 +680,7 @@ func (m *Module) addRcvParam(e *ksr.Env, upos int) int {
 		return -1
 	}
 	uri := srcURI(src, proto)
-	hs := headersOf(e.Msg.SIP())
+	hs := ksr.Headers(e.Msg.SIP())
 	first := firstIndex(hs)
 	found := false
 	for i, h := range hs {
@@ -868,7 +842,7 @@ func (m *Module) setAliasToPV(e *ksr.Env, pvname string) int {
 		return -1
 	}
 	var cs []*sip.ContactHeader
-	for _, h := range headersOf(msg) {
+	for _, h := range ksr.Headers(msg) {
 		if c, ok := h.(*sip.ContactHeader); ok {
 			cs = append(cs, c)
 		}

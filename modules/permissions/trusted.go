@@ -31,21 +31,11 @@ type trusted struct {
 // protoNum is Kamailio's number of a protocol a trusted row may name
 // (PROTO_NONE for any), or -1 ("none" rows are skipped).
 func protoNum(p string) int {
-	switch p {
-	case "any":
+	if p == "any" {
 		return 0
-	case "udp":
-		return 1
-	case "tcp":
-		return 2
-	case "tls":
-		return 3
-	case "sctp":
-		return 4
-	case "ws":
-		return 5
-	case "wss":
-		return 6
+	}
+	if n := ksr.ProtoNum(p); n > 0 {
+		return n
 	}
 	return -1
 }

@@ -119,7 +119,7 @@ func rewriteContacts(e *ksr.Env, f func(string) (string, int)) int {
 		c *sip.ContactHeader
 	}
 	var found []slot
-	hs := headersOf(m)
+	hs := ksr.Headers(m)
 	for i, h := range hs {
 		if c, ok := h.(*sip.ContactHeader); ok {
 			found = append(found, slot{i, c})
@@ -154,17 +154,6 @@ func rewriteContacts(e *ksr.Env, f func(string) (string, int)) int {
 		}
 	}
 	return 1
-}
-
-// headersOf returns the message's header list (sipgo's own slice).
-func headersOf(m sip.Message) []sip.Header {
-	switch x := m.(type) {
-	case *sip.Request:
-		return x.Headers()
-	case *sip.Response:
-		return x.Headers()
-	}
-	return nil
 }
 
 func replaceHeader(m sip.Message, h sip.Header) {
