@@ -136,14 +136,9 @@ func (m *Module) unforce(e *ksr.Env, flags string) int {
 			return -1
 		}
 	}
-	id := c.CallID
-	if via != 0 {
-		b := rtprelay.ViaBranch(c.Msg, via)
-		if b == "" {
-			m.log.Error("rtpproxy: can't get Via branch")
-			return -1
-		}
-		id += ";" + b
+	id, ok := m.callKey(c, via)
+	if !ok {
+		return -1
 	}
 	cmd := "D " + id + " " + c.FromTag
 	if to && c.ToTag != "" {
@@ -283,14 +278,9 @@ func (m *Module) force(e *ksr.Env, flags, ip string, offer, forced bool) int {
 		m.log.Error("rtpproxy: " + why)
 		return -1
 	}
-	id := c.CallID
-	if via != 0 {
-		b := rtprelay.ViaBranch(c.Msg, via)
-		if b == "" {
-			m.log.Error("rtpproxy: can't get Via branch")
-			return -1
-		}
-		id += ";" + b
+	id, ok := m.callKey(c, via)
+	if !ok {
+		return -1
 	}
 	from, to := c.FromTag, c.ToTag
 	if flookup {
@@ -464,4 +454,18 @@ func (m *Module) force(e *ksr.Env, flags, ip string, offer, forced bool) int {
 	}
 	rtprelay.SetBody(c.Msg, es.apply(body))
 	return 1
+}
+
+// callKey is the Call-ID a command names the session by, with the top Via
+// branch appended for the via flags (1-3): false when there is no branch.
+func (m *Module) callKey(c rtprelay.Call, via int) (string, bool) {
+	if via == 0 {
+		return c.CallID, true
+	}
+	b := rtprelay.ViaBranch(c.Msg, via)
+	if b == "" {
+		m.log.Error("rtpproxy: can't get Via branch")
+		return "", false
+	}
+	return c.CallID + ";" + b, true
 }
