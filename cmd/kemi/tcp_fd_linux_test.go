@@ -55,16 +55,6 @@ func fdLimitFor(t *testing.T, pid, free int) int {
 	return n
 }
 
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // TestTCPListenerSurvivesFDExhaustion: kemi runs out of file descriptors
 // while accepting TCP connections (accept4: too many open files). Once the
 // connections close, a new TCP connection still gets a reply: the listener
@@ -73,53 +63,25 @@ func freeTCPPort(t *testing.T) int {
 func TestTCPListenerSurvivesFDExhaustion(t *testing.T) {
 	const guard = 30 * time.Second
 	dir := t.TempDir()
+	// Ephemeral ports, read back from the log: nothing can take them first.
+	cfg := "listen=tcp:127.0.0.1:0\nchildren=2\nloadmodule \"sl.so\"\nloadmodule \"app_lua.so\"\n" +
+		"modparam(\"app_lua\", \"load\", \"kemi.lua\")\ncfgengine \"lua\"\n"
+	os.WriteFile(filepath.Join(dir, "kemi.cfg"), []byte(cfg), 0o644)
 	os.WriteFile(filepath.Join(dir, "kemi.lua"), []byte(script("1")), 0o644)
-	// The free ports are released before kemi binds them: another test
-	// process may take one meanwhile; kemi then exits, and starts again on
-	// other ports.
-	var (
-		cmd     *exec.Cmd
-		out     *syncBuffer
-		port    int
-		rpc     string
-		started bool
-	)
-	for try := 0; try < 3 && !started; try++ {
-		port = freeTCPPort(t)
-		rpc = fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
-		cfg := fmt.Sprintf("listen=tcp:127.0.0.1:%d\nchildren=2\nloadmodule \"sl.so\"\nloadmodule \"app_lua.so\"\n"+
-			"modparam(\"app_lua\", \"load\", \"kemi.lua\")\ncfgengine \"lua\"\n", port)
-		os.WriteFile(filepath.Join(dir, "kemi.cfg"), []byte(cfg), 0o644)
-		out = &syncBuffer{}
-		cmd = exec.Command(kemiBin, "run", "-f", filepath.Join(dir, "kemi.cfg"), "-rpc", rpc)
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		c := cmd
-		go func() { done <- c.Wait() }()
-		t.Cleanup(func() { c.Process.Kill(); <-done })
-		for deadline := time.Now().Add(guard); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if strings.Contains(out.String(), "kemi started") {
-				started = true
-				break
-			}
-			select {
-			case err := <-done:
-				done <- err // for the cleanup
-				deadline = time.Now()
-			default:
-			}
-		}
-		if !started && !strings.Contains(out.String(), "address already in use") {
-			break
-		}
+	out := &syncBuffer{}
+	cmd := exec.Command(kemiBin, "run", "-f", filepath.Join(dir, "kemi.cfg"), "-rpc", "127.0.0.1:0")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
-	if !started {
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if !out.waitFor("kemi started", guard) {
 		t.Fatalf("kemi did not start:\n%s", out)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	addr, rpcURL := logged(out.String(), "proto=tcp addr="), logged(out.String(), "control plane\" url=")
+	if addr == "" || rpcURL == "" {
+		t.Fatalf("no SIP or RPC address in the log:\n%s", out)
+	}
 	if r := enginetest.Dial(t, "tcp", addr).Do(enginetest.Req{Method: "OPTIONS"}, guard); r.StatusCode != 200 {
 		t.Fatalf("before: reply %d", r.StatusCode)
 	}
@@ -151,7 +113,7 @@ func TestTCPListenerSurvivesFDExhaustion(t *testing.T) {
 	if strings.Contains(out.String(), "listener stopped") {
 		t.Fatalf("the listener stopped:\n%s", out)
 	}
-	res, err := jsonrpc.Call(context.Background(), "http://"+rpc+"/RPC", "kemi.status", nil)
+	res, err := jsonrpc.Call(context.Background(), rpcURL, "kemi.status", nil)
 	if err != nil {
 		t.Fatalf("kemi.status: %v", err)
 	}
