@@ -28,9 +28,6 @@ const (
 	MethodOther                        // any other method
 )
 
-// AllMethods is Kamailio's ALL_METHODS.
-const AllMethods uint32 = 0xffffffff
-
 var methodBits = map[string]uint32{
 	"INVITE": MethodInvite, "CANCEL": MethodCancel, "ACK": MethodAck, "BYE": MethodBye, "INFO": MethodInfo,
 	"REGISTER": MethodRegister, "SUBSCRIBE": MethodSubscribe, "NOTIFY": MethodNotify, "MESSAGE": MethodMessage,
