@@ -52,16 +52,24 @@ func TestExample(t *testing.T) {
 		kam = runExample(t, cfg, port, mariaDB{}, func(t *testing.T, dir string) *process {
 			run := filepath.Join(dir, "run")
 			os.Mkdir(run, 0o755)
-			return start(t, "kamailio", dir, bin, "-f", filepath.Join(dir, exampleCfg), "-DD", "-E",
+			p := start(t, "kamailio", dir, bin, "-f", filepath.Join(dir, exampleCfg), "-DD", "-E",
 				"-A", "WITH_CFGLUA", "-Y", run, "-P", filepath.Join(run, "kamailio.pid"), "-w", dir, "-m", "64", "-M", "8")
+			// ctl's default socket is under the runtime directory (-Y).
+			if kamcmd, err := exec.LookPath("kamcmd"); err == nil {
+				p.rpc = []string{kamcmd, "-s", "unix:" + filepath.Join(run, "kamailio_ctl")}
+			}
+			return p
 		})
 	})
 	bin := buildKemi(t)
 	runKemi := func(t *testing.T, db exampleDB) *outcome {
 		checkExample(t, bin, db)
 		return runExample(t, cfg, port, db, func(t *testing.T, dir string) *process {
-			return start(t, "kemi", dir, append([]string{bin, "run", "-f", filepath.Join(dir, exampleCfg), "-E",
-				"-A", "WITH_CFGLUA", "-rpc", fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))}, db.defines()...)...)
+			rpcAddr := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
+			p := start(t, "kemi", dir, append([]string{bin, "run", "-f", filepath.Join(dir, exampleCfg), "-E",
+				"-A", "WITH_CFGLUA", "-rpc", rpcAddr}, db.defines()...)...)
+			p.rpc = []string{bin, "rpc", "-s", rpcAddr}
+			return p
 		})
 	}
 	t.Run("kemi", func(t *testing.T) { kemi = runKemi(t, mariaDB{}) })
@@ -143,6 +151,7 @@ type flow struct {
 	n     *normalizer
 	rtp   *rtpengine
 	proxy *net.UDPAddr
+	eng   *process
 	lines []string
 }
 
@@ -244,7 +253,7 @@ func runExample(t *testing.T, cfg []byte, port int, db exampleDB, startEngine fu
 	eng := startEngine(t, dir)
 	waitReady(t, eng, proxy)
 
-	f := &flow{t: t, n: newNormalizer(), rtp: rtp, proxy: proxy}
+	f := &flow{t: t, n: newNormalizer(), rtp: rtp, proxy: proxy, eng: eng}
 	f.n.port(port, "PROXY_PORT")
 	users := map[string]*ua{}
 	for i, name := range []string{"alice", "bob", "carol", "erin"} {
@@ -380,6 +389,28 @@ func runExample(t *testing.T, cfg []byte, port int, db exampleDB, startEngine fu
 	return &outcome{Transcript: f.lines, Rows: rows}
 }
 
+// banned polls the engine's htable ipban (htable.get over its RPC) until
+// ip is there with the value 1 the example's script sets, or gives up
+// after patience; the script sets it while routing the burst, so it is
+// there once the burst's replies are in, but the receiver that blocked the
+// address may still be routing.
+func (f *flow) banned(ip string) bool {
+	f.t.Helper()
+	value := regexp.MustCompile(`"?value"?\s*:\s*1\b`)
+	deadline := time.Now().Add(patience)
+	for {
+		out, err := f.eng.call("htable.get", "ipban", ip)
+		if err == nil && strings.Contains(out, ip) && value.MatchString(out) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			f.t.Logf("htable.get ipban %s on %s: %v\n%s", ip, f.eng.name, err, out)
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // flood sends a burst of OPTIONS keepalives from 127.0.0.9 and checks that
 // some go unanswered, that the address stays banned afterwards, and that
 // other (witness's) requests are still answered.
@@ -418,6 +449,10 @@ func (f *flow) flood(witness *ua) {
 		t.Errorf("flood: %d of %d requests answered, want some but not all (pike blocks after 16 per 2 s)", answered, burst)
 	}
 	t.Logf("flood: %d of %d OPTIONS answered", answered, burst)
+	// The script put the address into htable ipban: read it back.
+	if !f.banned("127.0.0.9") {
+		t.Errorf("flood: 127.0.0.9 is not in htable ipban after the burst")
+	}
 	// Banned: a request well after the burst is still dropped.
 	after := "after-" + enginetest.RandomID()
 	fl.send(opt(fl, after))

@@ -212,6 +212,20 @@ type process struct {
 	cmd  *exec.Cmd
 	log  *enginetest.LogBuffer
 	done chan error
+	// rpc is the command line that calls one of the engine's RPC methods
+	// (kamcmd on Kamailio's ctl socket, `kemi rpc` on kemi's JSON-RPC
+	// server); the method and its parameters are appended.
+	rpc []string
+}
+
+// call runs one RPC method of the engine and returns what the tool printed.
+func (p *process) call(method string, params ...string) (string, error) {
+	if len(p.rpc) == 0 {
+		return "", fmt.Errorf("%s: no RPC command", p.name)
+	}
+	argv := append(append(append([]string(nil), p.rpc...), method), params...)
+	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+	return string(out), err
 }
 
 func start(t *testing.T, name, dir string, argv ...string) *process {
