@@ -96,7 +96,8 @@ func TestMissingNamesRaise(t *testing.T) {
 			t.Errorf("%s: error %v, want %q", expr, err, want)
 		}
 	}
-	if err := L.DoString(`assert(KSR.rtpengine == nil and not KSR.dispatcher, "a module that is not loaded is not nil")`); err != nil {
+	if err := L.DoString(`assert(KSR.rtpengine == nil and not KSR.dispatcher, "a module that is not loaded is not nil")
+		assert(KSR.kx == nil and KSR.pvx == nil, "KSR.kx (kemix) and KSR.pvx (pv) are nil when their module is not loaded")`); err != nil {
 		t.Error(err)
 	}
 }

@@ -4,8 +4,12 @@ package ksr
 
 // kamailioModules are the names of the modules Kamailio 5.6.3 ships: a
 // KSR member with one of these names that is not loaded reads as nil, as
-// in Kamailio, so `if KSR.rtpengine then` feature tests work.
+// in Kamailio, so `if KSR.rtpengine then` feature tests work. The two
+// KEMI submodules named apart from their module (kemix's KSR.kx and pv's
+// KSR.pvx, from each module's sr_kemi_t table) are listed too.
 var kamailioModules = map[string]bool{
+	"kx":                  true,
+	"pvx":                 true,
 	"acc":                 true,
 	"acc_diameter":        true,
 	"acc_json":            true,
