@@ -409,7 +409,9 @@ sipp_measure() {
 # its script logs one "TAG field=ns ..." line per round (or "TAG error ..." when its
 # sanity check failed: WHAT names the calls). NOTE_KEY=value pairs the script logs are
 # listed as NOTE_TEXT. Prints the median of each field per engine and the ratios
-# kemi/Kamailio, in the order of the FIELD:HEADER arguments.
+# kemi/Kamailio, in the order of the FIELD:HEADER arguments. Optional environment:
+# LOOP_SCENARIO (bench/sipp/<name>.xml of a round, default message), LOOP_DEFINES
+# (NAME=VALUE ... more #!defines for the cfg), LOOP_N (iterations per loop, for the title).
 lua_loop_bench() {
 	local name=$1 tag=$2 what=$3 note_key=$4 note_text=$5
 	shift 5
@@ -427,12 +429,13 @@ lua_loop_bench() {
 		port=$(engine_port "$engine" "$BASE_PORT")
 		cfg=$WORK/$name-$engine.cfg
 		logf=$WORK/$name-$engine.log
-		render_cfg "$BENCH_DIR/kamailio/$name.cfg" "$cfg" "$port"
+		# shellcheck disable=SC2086 # LOOP_DEFINES is split on purpose
+		render_cfg "$BENCH_DIR/kamailio/$name.cfg" "$cfg" "$port" ${LOOP_DEFINES:-}
 		start_engine "$engine" "$cfg" "$logf"
 		pid=$ENGINE_PID
 		wait_ready "$engine" "$pid" "$port" "$logf" || die "$engine did not start"
 
-		sc=$(sipp_scenario message)
+		sc=$(sipp_scenario "${LOOP_SCENARIO:-message}")
 		log "$engine: sending $ROUNDS MESSAGE (one at a time)"
 		rc=0
 		(cd "$WORK" && timeout $((ROUNDS * 70 + 10)) "${PIN_SIPP[@]}" "$SIPP" "127.0.0.1:$port" -sf "$sc" \
@@ -460,7 +463,7 @@ lua_loop_bench() {
 	done
 
 	echo
-	echo "$name loop: 100000 iterations per round, median of $ROUNDS rounds (os.clock, ns per iteration)"
+	echo "$name loop: ${LOOP_N:-100000} iterations per round, median of $ROUNDS rounds (os.clock, ns per iteration)"
 	local fmt='%-19s %10s %14s %11s %10s\n'
 	# shellcheck disable=SC2059 # the format is the table's
 	printf "$fmt" engine "${headers[@]}"
