@@ -112,7 +112,7 @@ func (r *Request) ReplyStateless(code int, reason string, extra []sip.Header, bo
 		buf := bufPool.Get().(*bytes.Buffer)
 		buf.Reset()
 		if writeResponse(buf, r, code, reason, "", extra, body) {
-			_, err := uc.WriteToUDPAddrPort(buf.Bytes(), destinationAddr(r))
+			err := r.Listener.sendUDP(uc, buf.Bytes(), destinationAddr(r))
 			bufPool.Put(buf)
 			if err != nil {
 				return err

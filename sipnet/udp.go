@@ -69,6 +69,15 @@ func (r plainReader) read() ([]byte, netip.AddrPort, error) {
 	return r.buf[:n], src, err
 }
 
+// sendUDP writes b to dst on the listener's UDP socket uc.
+func (ln *Listener) sendUDP(uc *net.UDPConn, b []byte, dst netip.AddrPort) error {
+	if ln.raw != nil {
+		return ln.raw.send(b, dst)
+	}
+	_, err := uc.WriteToUDPAddrPort(b, dst)
+	return err
+}
+
 // udpReadSize is the largest datagram read; sipgo's parser refuses messages
 // over 65,535 bytes anyway.
 const udpReadSize = 65535
