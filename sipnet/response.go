@@ -168,10 +168,11 @@ func writeResponse(b *bytes.Buffer, r *Request, code int, reason, toTag string, 
 		line(h)
 	})
 	if h := req.From(); h != nil {
-		line(h)
+		writeNameAddr(b, "From", h.DisplayName, &h.Address, h.Params)
+		b.WriteString("\r\n")
 	}
 	if h := req.To(); h != nil {
-		h.StringWrite(b)
+		writeNameAddr(b, "To", h.DisplayName, &h.Address, h.Params)
 		if code != 100 && !h.Params.Has("tag") {
 			b.WriteString(";tag=") // HeaderParams.Add appends it last
 			if toTag == "" {
@@ -218,13 +219,7 @@ func writeVia(b *bytes.Buffer, v *sip.ViaHeader, src netip.AddrPort) {
 	b.WriteByte('/')
 	b.WriteString(v.Transport)
 	b.WriteByte(' ')
-	if isIPv6Literal(v.Host) { // sipgo's uriIP
-		b.WriteByte('[')
-		b.WriteString(v.Host)
-		b.WriteByte(']')
-	} else {
-		b.WriteString(v.Host)
-	}
+	writeHost(b, v.Host)
 	if v.Port > 0 {
 		b.WriteByte(':')
 		b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(v.Port), 10))
@@ -277,6 +272,97 @@ func writeVia(b *bytes.Buffer, v *sip.ViaHeader, src netip.AddrPort) {
 		stamp("received", ip)
 	}
 	b.WriteString("\r\n")
+}
+
+// writeNameAddr writes a From or To header as sipgo's FromHeader and
+// ToHeader StringWrite do, the URI by writeURI.
+func writeNameAddr(b *bytes.Buffer, name, display string, u *sip.Uri, params sip.HeaderParams) {
+	b.WriteString(name)
+	b.WriteString(": ")
+	if display != "" {
+		b.WriteByte('"')
+		b.WriteString(display)
+		b.WriteString("\" ")
+	}
+	b.WriteByte('<')
+	writeURI(b, u)
+	b.WriteByte('>')
+	if len(params) > 0 {
+		b.WriteByte(';')
+		writeParams(b, params)
+	}
+}
+
+// writeParams writes params as sipgo's HeaderParams.ToStringWrite(';')
+// does (which allocates the separator's string).
+func writeParams(b *bytes.Buffer, params sip.HeaderParams) {
+	for i, kv := range params {
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		b.WriteString(kv.K)
+		switch {
+		case kv.V == "":
+		case strings.ContainsAny(kv.V, " \t"): // sipgo's abnf
+			b.WriteString("=\"")
+			b.WriteString(kv.V)
+			b.WriteByte('"')
+		default:
+			b.WriteByte('=')
+			b.WriteString(kv.V)
+		}
+	}
+}
+
+// writeURI writes u as sipgo's Uri.StringWrite does, without allocating
+// the text of its port or of an IPv6 host's brackets.
+func writeURI(b *bytes.Buffer, u *sip.Uri) {
+	if u.Scheme == "" {
+		b.WriteString("sip") // sipgo's default
+	} else {
+		b.WriteString(u.Scheme)
+	}
+	b.WriteByte(':')
+	if raw := u.Raw(); raw != "" {
+		b.WriteString(raw)
+		return
+	}
+	if u.HierarhicalSlashes {
+		b.WriteString("//")
+	}
+	if u.User != "" {
+		b.WriteString(u.User)
+		if u.Password != "" {
+			b.WriteByte(':')
+			b.WriteString(u.Password)
+		}
+		b.WriteByte('@')
+	}
+	writeHost(b, u.Host)
+	if u.Port > 0 {
+		b.WriteByte(':')
+		b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(u.Port), 10))
+	}
+	if u.UriParams != nil && u.UriParams.Length() > 0 {
+		b.WriteByte(';')
+		b.WriteString(u.UriParams.ToString(';'))
+	}
+	if u.Headers != nil && u.Headers.Length() > 0 {
+		b.WriteByte('?')
+		b.WriteString(u.Headers.ToString('&'))
+	}
+}
+
+// writeHost writes host as sipgo's uriIP returns it: an IPv6 literal in
+// brackets.
+func writeHost(b *bytes.Buffer, host string) {
+	if isIPv6Literal(host) {
+		b.WriteByte('[')
+		b.WriteString(host)
+		b.WriteByte(']')
+	} else {
+		b.WriteString(host)
+	}
 }
 
 // isIPv6Literal is sipgo's isIPV6: host parses as an IPv6 address (not an

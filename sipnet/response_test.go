@@ -22,6 +22,11 @@ var responseCases = []string{
 	"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;received=1.1.1.1;branch=z9hG4bK-5;rport;rport=9;lr\r\nVia: SIP/2.0/UDP [::1]:5060;branch=z9hG4bK-6\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c5\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
 	"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.7:4000;branch=z9hG4bK-7;rport=4000\r\nVia: SIP/2.0/UDP ::ffff:1.2.3.4;branch=z9hG4bK-8\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c6\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
 	"INVITE sip:a@b SIP/2.0\r\nVIA: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-9\r\nUser-Agent: x\r\nRECORD-ROUTE: <sip:r1;lr>\r\nrecord-route: <sip:r2;lr>\r\nRecord-Routes: <sip:no>\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c7\r\nCSeq: 1 INVITE\r\nTIMESTAMP: 5\r\nContent-Length: 0\r\n\r\n",
+	// From and To URIs: ports, user and password, URI parameters and
+	// headers, IPv6 hosts, other schemes, display names, header params.
+	"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-10\r\nFrom: \"Alice A\" <sips:alice:secret@[2001:db8::5]:5061;transport=tls;lr?subject=x&h=y>;tag=9;x=\"a b\"\r\nTo: Bob <sip:bob@example.com:5090;user=phone>;p\r\nCall-ID: c10\r\nCSeq: 3 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+	"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-11\r\nFrom: <tel:+1-555-0100;phone-context=example.com>;tag=t\r\nTo: sip:10.0.0.1:65535\r\nCall-ID: c11\r\nCSeq: 4 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+	"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-12\r\nFrom: <sip:u@h:1>;tag=a\r\nTo: \"\" <sip:[::1]>;tag=\r\nCall-ID: c12\r\nCSeq: 5 OPTIONS\r\nContent-Length: 0\r\n\r\n",
 	"REGISTER sip:b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-4\r\nRecord-Route: <sip:r>\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c4\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n",
 }
 
