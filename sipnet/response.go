@@ -1,11 +1,11 @@
 package sipnet
 
 import (
-	"bytes"
 	"math/rand/v2"
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -129,6 +129,29 @@ func buildResponse(r *Request, code int, reason, toTag string, extra []sip.Heade
 	return res
 }
 
+// replyBuf is what writeResponse appends a reply to: a byte slice with the
+// io.StringWriter sipgo's headers write into, cheaper per call than a
+// bytes.Buffer (no read offset, no grow path on the common one). Pooled in
+// replyBufs with the capacity it grew to.
+type replyBuf struct{ b []byte }
+
+func (w *replyBuf) WriteString(s string) (int, error) {
+	w.b = append(w.b, s...)
+	return len(s), nil
+}
+
+func (w *replyBuf) WriteByte(c byte) error {
+	w.b = append(w.b, c)
+	return nil
+}
+
+func (w *replyBuf) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+var replyBufs = sync.Pool{New: func() any { return &replyBuf{b: make([]byte, 0, 1024)} }}
+
 // writeResponse writes to b exactly what buildResponse(r, code, reason,
 // toTag, extra, body).StringWrite(b) would, without building the reply: the
 // stateless UDP reply path (KSR.sl.send_reply to an OPTIONS, a 400 to a bad
@@ -136,7 +159,7 @@ func buildResponse(r *Request, code int, reason, toTag string, extra []sip.Heade
 // sipgo writing From and To parameters). It reports false, writing
 // nothing, when extra holds a Content-Length (buildResponse replaces it in
 // place): the caller builds the reply then.
-func writeResponse(b *bytes.Buffer, r *Request, code int, reason, toTag string, extra []sip.Header, body []byte) bool {
+func writeResponse(b *replyBuf, r *Request, code int, reason, toTag string, extra []sip.Header, body []byte) bool {
 	for _, h := range extra {
 		if n := h.Name(); strings.EqualFold(n, "Content-Length") || n == "l" {
 			return false
@@ -145,7 +168,7 @@ func writeResponse(b *bytes.Buffer, r *Request, code int, reason, toTag string, 
 	req := r.Msg
 	b.WriteString(req.SipVersion)
 	b.WriteByte(' ')
-	b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(code), 10))
+	b.b = strconv.AppendInt(b.b, int64(code), 10)
 	b.WriteByte(' ')
 	b.WriteString(reason)
 	b.WriteString("\r\n")
@@ -203,7 +226,7 @@ func writeResponse(b *bytes.Buffer, r *Request, code int, reason, toTag string, 
 		line(h)
 	}
 	b.WriteString("Content-Length: ")
-	b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(len(body)), 10))
+	b.b = strconv.AppendInt(b.b, int64(len(body)), 10)
 	b.WriteString("\r\n\r\n")
 	b.Write(body)
 	return true
@@ -211,7 +234,7 @@ func writeResponse(b *bytes.Buffer, r *Request, code int, reason, toTag string, 
 
 // writeVia writes v as sipgo's ViaHeader.StringWrite does, stamped as
 // stampedVia(v, src) would be when src is valid, without copying it.
-func writeVia(b *bytes.Buffer, v *sip.ViaHeader, src netip.AddrPort) {
+func writeVia(b *replyBuf, v *sip.ViaHeader, src netip.AddrPort) {
 	b.WriteString("Via: ")
 	b.WriteString(v.ProtocolName)
 	b.WriteByte('/')
@@ -222,7 +245,7 @@ func writeVia(b *bytes.Buffer, v *sip.ViaHeader, src netip.AddrPort) {
 	writeHost(b, v.Host)
 	if v.Port > 0 {
 		b.WriteByte(':')
-		b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(v.Port), 10))
+		b.b = strconv.AppendInt(b.b, int64(v.Port), 10)
 	}
 	// The stamping, with HeaderParams.Add's semantics: a key present is
 	// set in place (its first occurrence), a new one goes last.
@@ -276,7 +299,7 @@ func writeVia(b *bytes.Buffer, v *sip.ViaHeader, src netip.AddrPort) {
 
 // writeNameAddr writes a From or To header as sipgo's FromHeader and
 // ToHeader StringWrite do, the URI by writeURI.
-func writeNameAddr(b *bytes.Buffer, name, display string, u *sip.Uri, params sip.HeaderParams) {
+func writeNameAddr(b *replyBuf, name, display string, u *sip.Uri, params sip.HeaderParams) {
 	b.WriteString(name)
 	b.WriteString(": ")
 	if display != "" {
@@ -295,7 +318,7 @@ func writeNameAddr(b *bytes.Buffer, name, display string, u *sip.Uri, params sip
 
 // writeParams writes params as sipgo's HeaderParams.ToStringWrite(';')
 // does (which allocates the separator's string).
-func writeParams(b *bytes.Buffer, params sip.HeaderParams) {
+func writeParams(b *replyBuf, params sip.HeaderParams) {
 	for i, kv := range params {
 		if i > 0 {
 			b.WriteByte(';')
@@ -316,7 +339,7 @@ func writeParams(b *bytes.Buffer, params sip.HeaderParams) {
 
 // writeURI writes u as sipgo's Uri.StringWrite does, without allocating
 // the text of its port or of an IPv6 host's brackets.
-func writeURI(b *bytes.Buffer, u *sip.Uri) {
+func writeURI(b *replyBuf, u *sip.Uri) {
 	if u.Scheme == "" {
 		b.WriteString("sip") // sipgo's default
 	} else {
@@ -341,7 +364,7 @@ func writeURI(b *bytes.Buffer, u *sip.Uri) {
 	writeHost(b, u.Host)
 	if u.Port > 0 {
 		b.WriteByte(':')
-		b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(u.Port), 10))
+		b.b = strconv.AppendInt(b.b, int64(u.Port), 10)
 	}
 	if u.UriParams != nil && u.UriParams.Length() > 0 {
 		b.WriteByte(';')
@@ -355,7 +378,7 @@ func writeURI(b *bytes.Buffer, u *sip.Uri) {
 
 // writeHost writes host as sipgo's uriIP returns it: an IPv6 literal in
 // brackets.
-func writeHost(b *bytes.Buffer, host string) {
+func writeHost(b *replyBuf, host string) {
 	if isIPv6Literal(host) {
 		b.WriteByte('[')
 		b.WriteString(host)

@@ -1,7 +1,6 @@
 package sipnet
 
 import (
-	"bytes"
 	"net"
 	"net/netip"
 	"os"
@@ -51,11 +50,11 @@ func checkWriteResponse(t *testing.T, raw []byte) bool {
 			for _, extra := range extras {
 				for _, body := range bodies {
 					want := buildResponse(r, code, "Some Reason", "tag1", extra, body).String()
-					var b bytes.Buffer
+					var b replyBuf
 					if !writeResponse(&b, r, code, "Some Reason", "tag1", extra, body) {
 						t.Fatalf("writeResponse refused extra %v", extra)
 					}
-					if got := b.String(); got != want {
+					if got := string(b.b); got != want {
 						t.Fatalf("code %d src %v extra %v body %q:\n got %q\nwant %q", code, src, extra, body, got, want)
 					}
 				}
@@ -82,7 +81,7 @@ func TestWriteResponseMatchesBuildResponse(t *testing.T) {
 	// A Content-Length among the extra headers is left to buildResponse.
 	m, _ := sip.ParseMessage([]byte(responseCases[0]))
 	r := &Request{Msg: m.(*sip.Request), srv: &Server{}}
-	if writeResponse(new(bytes.Buffer), r, 200, "OK", "", []sip.Header{sip.NewHeader("Content-Length", "3")}, nil) {
+	if writeResponse(new(replyBuf), r, 200, "OK", "", []sip.Header{sip.NewHeader("Content-Length", "3")}, nil) {
 		t.Fatal("writeResponse took a Content-Length in extra")
 	}
 }
@@ -92,11 +91,11 @@ func TestWriteResponseMatchesBuildResponse(t *testing.T) {
 func TestWriteResponseNewTag(t *testing.T) {
 	m, _ := sip.ParseMessage([]byte(responseCases[0]))
 	r := &Request{Msg: m.(*sip.Request), srv: &Server{}}
-	var b bytes.Buffer
+	var b replyBuf
 	if !writeResponse(&b, r, 200, "OK", "", nil, nil) {
 		t.Fatal("writeResponse refused")
 	}
-	res, err := sip.ParseMessage(b.Bytes())
+	res, err := sip.ParseMessage(b.b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,8 +103,8 @@ func TestWriteResponseNewTag(t *testing.T) {
 	if len(tag) != 16 || strings.Trim(tag, "0123456789abcdef") != "" {
 		t.Fatalf("To tag %q, want 16 hex digits", tag)
 	}
-	if want := "To: <sip:a@b>;tag=" + tag + "\r\n"; !strings.Contains(b.String(), want) {
-		t.Fatalf("reply %q lacks %q", b.String(), want)
+	if want := "To: <sip:a@b>;tag=" + tag + "\r\n"; !strings.Contains(string(b.b), want) {
+		t.Fatalf("reply %q lacks %q", b.b, want)
 	}
 }
 
@@ -183,10 +182,10 @@ func BenchmarkWriteResponse(b *testing.B) {
 		b.Fatal(err)
 	}
 	r := &Request{Msg: m.(*sip.Request), Src: netip.MustParseAddrPort("127.0.0.1:18060"), srv: &Server{}}
-	var buf bytes.Buffer
+	var buf replyBuf
 	b.ReportAllocs()
 	for b.Loop() {
-		buf.Reset()
+		buf.b = buf.b[:0]
 		writeResponse(&buf, r, 200, "OK", "", nil, nil)
 	}
 }
