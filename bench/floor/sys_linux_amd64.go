@@ -59,12 +59,9 @@ func serveBlocking(conn *net.UDPConn) error {
 	}
 }
 
-// batchSize is how many datagrams mode batch reads (and answers) per call.
-const batchSize = 32
-
-// sysSendmmsg is sendmmsg's number on linux/amd64 (the syscall package
-// has recvmmsg's only).
-const sysSendmmsg = 307
+// batchSize is how many datagrams mode batch reads per call (kemi's
+// udpBatch).
+const batchSize = 16
 
 // mmsghdr is Linux's struct mmsghdr.
 type mmsghdr struct {
@@ -73,86 +70,70 @@ type mmsghdr struct {
 	_   [4]byte
 }
 
-// serveBatch is mode batch: recvmmsg of up to batchSize datagrams through
-// the netpoller (RawConn.Read waits for readability on EAGAIN), then one
-// sendmmsg of the answers, each to the source of its request.
+// serveBatch is mode batch, kemi's UDP socket path (sipnet/udp_linux.go):
+// recvmmsg of up to batchSize datagrams through the netpoller (RawConn.Read
+// waits for readability on EAGAIN), then a sendto per answer, both as raw
+// system calls (no runtime syscall state, which wakes the sysmon thread).
 func serveBatch(conn *net.UDPConn) error {
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		return err
 	}
 	var (
-		in    [batchSize]mmsghdr
-		out   [batchSize]mmsghdr
+		hdrs  [batchSize]mmsghdr
 		names [batchSize]syscall.RawSockaddrAny
-		inIov [batchSize]syscall.Iovec
-		oIov  [batchSize]syscall.Iovec
+		iovs  [batchSize]syscall.Iovec
 		bufs  [batchSize][]byte
-		outs  [batchSize]bytes.Buffer
+		out   bytes.Buffer
+		got   int
+		errno syscall.Errno
+		dst   *syscall.RawSockaddrAny
+		dlen  uint32
 	)
-	for i := range in {
+	for i := range hdrs {
 		bufs[i] = make([]byte, 65535)
-		inIov[i].Base = &bufs[i][0]
-		inIov[i].SetLen(len(bufs[i]))
-		in[i].hdr.Name = (*byte)(unsafe.Pointer(&names[i]))
-		in[i].hdr.Iov = &inIov[i]
-		in[i].hdr.Iovlen = 1
-		outs[i].Grow(65535 + 64)
+		iovs[i].Base = &bufs[i][0]
+		iovs[i].SetLen(len(bufs[i]))
+		hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&names[i]))
+		hdrs[i].hdr.Iov = &iovs[i]
+		hdrs[i].hdr.Iovlen = 1
+	}
+	recv := func(fd uintptr) bool {
+		for i := range hdrs {
+			hdrs[i].hdr.Namelen = syscall.SizeofSockaddrAny
+		}
+		n, _, e := syscall.RawSyscall6(syscall.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&hdrs[0])), batchSize,
+			syscall.MSG_DONTWAIT, 0, 0)
+		if e == syscall.EAGAIN {
+			return false // wait for the poller
+		}
+		got, errno = int(n), e
+		return true
+	}
+	send := func(fd uintptr) bool {
+		b := out.Bytes()
+		_, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+			0, uintptr(unsafe.Pointer(dst)), uintptr(dlen))
+		return e != syscall.EAGAIN
 	}
 	for {
-		var got int
-		var rerr error
-		err := rc.Read(func(fd uintptr) bool {
-			for i := range in {
-				in[i].hdr.Namelen = syscall.SizeofSockaddrAny
-			}
-			n, _, e := syscall.Syscall6(syscall.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&in[0])), batchSize,
-				syscall.MSG_DONTWAIT, 0, 0)
-			switch e {
-			case syscall.EAGAIN:
-				return false // wait for the poller
-			case 0:
-				got = int(n)
-			case syscall.EINTR:
-			default:
-				rerr = e
-			}
-			return true
-		})
-		if err != nil {
+		if err := rc.Read(recv); err != nil {
 			return nil // closed
 		}
-		if rerr != nil {
-			return fmt.Errorf("recvmmsg: %w", rerr)
+		switch errno {
+		case 0:
+		case syscall.EINTR:
+			continue
+		default:
+			return fmt.Errorf("recvmmsg: %w", errno)
 		}
-		k := 0
 		for i := 0; i < got; i++ {
-			outs[k].Reset()
-			if !answerRaw(bufs[i][:in[i].n], &outs[k]) {
+			out.Reset()
+			if !answerRaw(bufs[i][:hdrs[i].n], &out) {
 				continue
 			}
-			b := outs[k].Bytes()
-			oIov[k].Base = &b[0]
-			oIov[k].SetLen(len(b))
-			out[k].hdr = syscall.Msghdr{Name: in[i].hdr.Name, Namelen: in[i].hdr.Namelen, Iov: &oIov[k]}
-			out[k].hdr.Iovlen = 1
-			k++
-		}
-		for sent := 0; sent < k; {
-			werr := rc.Write(func(fd uintptr) bool {
-				n, _, e := syscall.Syscall6(sysSendmmsg, fd, uintptr(unsafe.Pointer(&out[sent])), uintptr(k-sent),
-					syscall.MSG_DONTWAIT, 0, 0)
-				switch e {
-				case syscall.EAGAIN:
-					return false
-				case 0:
-					sent += int(n)
-				default:
-					sent = k // dropped, as a failed sendto is
-				}
-				return true
-			})
-			if werr != nil {
+			dst, dlen = &names[i], hdrs[i].hdr.Namelen
+			if err := rc.Write(send); err != nil {
 				return nil
 			}
 		}
