@@ -1,7 +1,6 @@
 package sipnet
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -109,23 +108,30 @@ func (r *Request) ReplyStateless(code int, reason string, extra []sip.Header, bo
 	}
 	if uc, ok := r.Listener.pc.(*net.UDPConn); ok {
 		// The hot path: the reply is written straight into a pooled buffer.
-		buf := bufPool.Get().(*bytes.Buffer)
-		buf.Reset()
+		buf := replyBufs.Get().(*replyBuf)
+		buf.b = buf.b[:0]
 		if writeResponse(buf, r, code, reason, "", extra, body) {
-			_, err := uc.WriteToUDPAddrPort(buf.Bytes(), destinationAddr(r))
-			bufPool.Put(buf)
+			err := r.Listener.sendUDP(uc, buf.b, destinationAddr(r))
+			putReplyBuf(buf)
 			if err != nil {
 				return err
 			}
 			return r.replied(code)
 		}
-		bufPool.Put(buf)
+		putReplyBuf(buf)
 	}
 	res := buildResponse(r, code, reason, "", extra, body)
 	if err := r.Listener.send(res); err != nil {
 		return err
 	}
 	return r.replied(code)
+}
+
+// putReplyBuf returns buf to the pool unless a large body made it huge.
+func putReplyBuf(buf *replyBuf) {
+	if cap(buf.b) <= 64<<10 {
+		replyBufs.Put(buf)
+	}
 }
 
 // replied counts a stateless reply sent.

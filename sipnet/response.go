@@ -1,11 +1,11 @@
 package sipnet
 
 import (
-	"bytes"
 	"math/rand/v2"
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -129,6 +129,29 @@ func buildResponse(r *Request, code int, reason, toTag string, extra []sip.Heade
 	return res
 }
 
+// replyBuf is what writeResponse appends a reply to: a byte slice with the
+// io.StringWriter sipgo's headers write into, cheaper per call than a
+// bytes.Buffer (no read offset, no grow path on the common one). Pooled in
+// replyBufs with the capacity it grew to.
+type replyBuf struct{ b []byte }
+
+func (w *replyBuf) WriteString(s string) (int, error) {
+	w.b = append(w.b, s...)
+	return len(s), nil
+}
+
+func (w *replyBuf) WriteByte(c byte) error {
+	w.b = append(w.b, c)
+	return nil
+}
+
+func (w *replyBuf) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+var replyBufs = sync.Pool{New: func() any { return &replyBuf{b: make([]byte, 0, 1024)} }}
+
 // writeResponse writes to b exactly what buildResponse(r, code, reason,
 // toTag, extra, body).StringWrite(b) would, without building the reply: the
 // stateless UDP reply path (KSR.sl.send_reply to an OPTIONS, a 400 to a bad
@@ -136,7 +159,7 @@ func buildResponse(r *Request, code int, reason, toTag string, extra []sip.Heade
 // sipgo writing From and To parameters). It reports false, writing
 // nothing, when extra holds a Content-Length (buildResponse replaces it in
 // place): the caller builds the reply then.
-func writeResponse(b *bytes.Buffer, r *Request, code int, reason, toTag string, extra []sip.Header, body []byte) bool {
+func writeResponse(b *replyBuf, r *Request, code int, reason, toTag string, extra []sip.Header, body []byte) bool {
 	for _, h := range extra {
 		if n := h.Name(); strings.EqualFold(n, "Content-Length") || n == "l" {
 			return false
@@ -145,7 +168,7 @@ func writeResponse(b *bytes.Buffer, r *Request, code int, reason, toTag string, 
 	req := r.Msg
 	b.WriteString(req.SipVersion)
 	b.WriteByte(' ')
-	b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(code), 10))
+	b.b = strconv.AppendInt(b.b, int64(code), 10)
 	b.WriteByte(' ')
 	b.WriteString(reason)
 	b.WriteString("\r\n")
@@ -168,10 +191,11 @@ func writeResponse(b *bytes.Buffer, r *Request, code int, reason, toTag string, 
 		line(h)
 	})
 	if h := req.From(); h != nil {
-		line(h)
+		writeNameAddr(b, "From", h.DisplayName, &h.Address, h.Params)
+		b.WriteString("\r\n")
 	}
 	if h := req.To(); h != nil {
-		h.StringWrite(b)
+		writeNameAddr(b, "To", h.DisplayName, &h.Address, h.Params)
 		if code != 100 && !h.Params.Has("tag") {
 			b.WriteString(";tag=") // HeaderParams.Add appends it last
 			if toTag == "" {
@@ -202,7 +226,7 @@ func writeResponse(b *bytes.Buffer, r *Request, code int, reason, toTag string, 
 		line(h)
 	}
 	b.WriteString("Content-Length: ")
-	b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(len(body)), 10))
+	b.b = strconv.AppendInt(b.b, int64(len(body)), 10)
 	b.WriteString("\r\n\r\n")
 	b.Write(body)
 	return true
@@ -210,7 +234,7 @@ func writeResponse(b *bytes.Buffer, r *Request, code int, reason, toTag string, 
 
 // writeVia writes v as sipgo's ViaHeader.StringWrite does, stamped as
 // stampedVia(v, src) would be when src is valid, without copying it.
-func writeVia(b *bytes.Buffer, v *sip.ViaHeader, src netip.AddrPort) {
+func writeVia(b *replyBuf, v *sip.ViaHeader, src netip.AddrPort) {
 	b.WriteString("Via: ")
 	b.WriteString(v.ProtocolName)
 	b.WriteByte('/')
@@ -218,16 +242,10 @@ func writeVia(b *bytes.Buffer, v *sip.ViaHeader, src netip.AddrPort) {
 	b.WriteByte('/')
 	b.WriteString(v.Transport)
 	b.WriteByte(' ')
-	if isIPv6Literal(v.Host) { // sipgo's uriIP
-		b.WriteByte('[')
-		b.WriteString(v.Host)
-		b.WriteByte(']')
-	} else {
-		b.WriteString(v.Host)
-	}
+	writeHost(b, v.Host)
 	if v.Port > 0 {
 		b.WriteByte(':')
-		b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(v.Port), 10))
+		b.b = strconv.AppendInt(b.b, int64(v.Port), 10)
 	}
 	// The stamping, with HeaderParams.Add's semantics: a key present is
 	// set in place (its first occurrence), a new one goes last.
@@ -277,6 +295,97 @@ func writeVia(b *bytes.Buffer, v *sip.ViaHeader, src netip.AddrPort) {
 		stamp("received", ip)
 	}
 	b.WriteString("\r\n")
+}
+
+// writeNameAddr writes a From or To header as sipgo's FromHeader and
+// ToHeader StringWrite do, the URI by writeURI.
+func writeNameAddr(b *replyBuf, name, display string, u *sip.Uri, params sip.HeaderParams) {
+	b.WriteString(name)
+	b.WriteString(": ")
+	if display != "" {
+		b.WriteByte('"')
+		b.WriteString(display)
+		b.WriteString("\" ")
+	}
+	b.WriteByte('<')
+	writeURI(b, u)
+	b.WriteByte('>')
+	if len(params) > 0 {
+		b.WriteByte(';')
+		writeParams(b, params)
+	}
+}
+
+// writeParams writes params as sipgo's HeaderParams.ToStringWrite(';')
+// does (which allocates the separator's string).
+func writeParams(b *replyBuf, params sip.HeaderParams) {
+	for i, kv := range params {
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		b.WriteString(kv.K)
+		switch {
+		case kv.V == "":
+		case strings.ContainsAny(kv.V, " \t"): // sipgo's abnf
+			b.WriteString("=\"")
+			b.WriteString(kv.V)
+			b.WriteByte('"')
+		default:
+			b.WriteByte('=')
+			b.WriteString(kv.V)
+		}
+	}
+}
+
+// writeURI writes u as sipgo's Uri.StringWrite does, without allocating
+// the text of its port or of an IPv6 host's brackets.
+func writeURI(b *replyBuf, u *sip.Uri) {
+	if u.Scheme == "" {
+		b.WriteString("sip") // sipgo's default
+	} else {
+		b.WriteString(u.Scheme)
+	}
+	b.WriteByte(':')
+	if raw := u.Raw(); raw != "" {
+		b.WriteString(raw)
+		return
+	}
+	if u.HierarhicalSlashes {
+		b.WriteString("//")
+	}
+	if u.User != "" {
+		b.WriteString(u.User)
+		if u.Password != "" {
+			b.WriteByte(':')
+			b.WriteString(u.Password)
+		}
+		b.WriteByte('@')
+	}
+	writeHost(b, u.Host)
+	if u.Port > 0 {
+		b.WriteByte(':')
+		b.b = strconv.AppendInt(b.b, int64(u.Port), 10)
+	}
+	if u.UriParams != nil && u.UriParams.Length() > 0 {
+		b.WriteByte(';')
+		b.WriteString(u.UriParams.ToString(';'))
+	}
+	if u.Headers != nil && u.Headers.Length() > 0 {
+		b.WriteByte('?')
+		b.WriteString(u.Headers.ToString('&'))
+	}
+}
+
+// writeHost writes host as sipgo's uriIP returns it: an IPv6 literal in
+// brackets.
+func writeHost(b *replyBuf, host string) {
+	if isIPv6Literal(host) {
+		b.WriteByte('[')
+		b.WriteString(host)
+		b.WriteByte(']')
+	} else {
+		b.WriteString(host)
+	}
 }
 
 // isIPv6Literal is sipgo's isIPV6: host parses as an IPv6 address (not an

@@ -1,7 +1,6 @@
 package sipnet
 
 import (
-	"bytes"
 	"net"
 	"net/netip"
 	"os"
@@ -22,6 +21,11 @@ var responseCases = []string{
 	"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;received=1.1.1.1;branch=z9hG4bK-5;rport;rport=9;lr\r\nVia: SIP/2.0/UDP [::1]:5060;branch=z9hG4bK-6\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c5\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
 	"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.7:4000;branch=z9hG4bK-7;rport=4000\r\nVia: SIP/2.0/UDP ::ffff:1.2.3.4;branch=z9hG4bK-8\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c6\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
 	"INVITE sip:a@b SIP/2.0\r\nVIA: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-9\r\nUser-Agent: x\r\nRECORD-ROUTE: <sip:r1;lr>\r\nrecord-route: <sip:r2;lr>\r\nRecord-Routes: <sip:no>\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c7\r\nCSeq: 1 INVITE\r\nTIMESTAMP: 5\r\nContent-Length: 0\r\n\r\n",
+	// From and To URIs: ports, user and password, URI parameters and
+	// headers, IPv6 hosts, other schemes, display names, header params.
+	"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-10\r\nFrom: \"Alice A\" <sips:alice:secret@[2001:db8::5]:5061;transport=tls;lr?subject=x&h=y>;tag=9;x=\"a b\"\r\nTo: Bob <sip:bob@example.com:5090;user=phone>;p\r\nCall-ID: c10\r\nCSeq: 3 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+	"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-11\r\nFrom: <tel:+1-555-0100;phone-context=example.com>;tag=t\r\nTo: sip:10.0.0.1:65535\r\nCall-ID: c11\r\nCSeq: 4 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+	"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-12\r\nFrom: <sip:u@h:1>;tag=a\r\nTo: \"\" <sip:[::1]>;tag=\r\nCall-ID: c12\r\nCSeq: 5 OPTIONS\r\nContent-Length: 0\r\n\r\n",
 	"REGISTER sip:b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-4\r\nRecord-Route: <sip:r>\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c4\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n",
 }
 
@@ -46,11 +50,11 @@ func checkWriteResponse(t *testing.T, raw []byte) bool {
 			for _, extra := range extras {
 				for _, body := range bodies {
 					want := buildResponse(r, code, "Some Reason", "tag1", extra, body).String()
-					var b bytes.Buffer
+					var b replyBuf
 					if !writeResponse(&b, r, code, "Some Reason", "tag1", extra, body) {
 						t.Fatalf("writeResponse refused extra %v", extra)
 					}
-					if got := b.String(); got != want {
+					if got := string(b.b); got != want {
 						t.Fatalf("code %d src %v extra %v body %q:\n got %q\nwant %q", code, src, extra, body, got, want)
 					}
 				}
@@ -77,7 +81,7 @@ func TestWriteResponseMatchesBuildResponse(t *testing.T) {
 	// A Content-Length among the extra headers is left to buildResponse.
 	m, _ := sip.ParseMessage([]byte(responseCases[0]))
 	r := &Request{Msg: m.(*sip.Request), srv: &Server{}}
-	if writeResponse(new(bytes.Buffer), r, 200, "OK", "", []sip.Header{sip.NewHeader("Content-Length", "3")}, nil) {
+	if writeResponse(new(replyBuf), r, 200, "OK", "", []sip.Header{sip.NewHeader("Content-Length", "3")}, nil) {
 		t.Fatal("writeResponse took a Content-Length in extra")
 	}
 }
@@ -87,11 +91,11 @@ func TestWriteResponseMatchesBuildResponse(t *testing.T) {
 func TestWriteResponseNewTag(t *testing.T) {
 	m, _ := sip.ParseMessage([]byte(responseCases[0]))
 	r := &Request{Msg: m.(*sip.Request), srv: &Server{}}
-	var b bytes.Buffer
+	var b replyBuf
 	if !writeResponse(&b, r, 200, "OK", "", nil, nil) {
 		t.Fatal("writeResponse refused")
 	}
-	res, err := sip.ParseMessage(b.Bytes())
+	res, err := sip.ParseMessage(b.b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,8 +103,8 @@ func TestWriteResponseNewTag(t *testing.T) {
 	if len(tag) != 16 || strings.Trim(tag, "0123456789abcdef") != "" {
 		t.Fatalf("To tag %q, want 16 hex digits", tag)
 	}
-	if want := "To: <sip:a@b>;tag=" + tag + "\r\n"; !strings.Contains(b.String(), want) {
-		t.Fatalf("reply %q lacks %q", b.String(), want)
+	if want := "To: <sip:a@b>;tag=" + tag + "\r\n"; !strings.Contains(string(b.b), want) {
+		t.Fatalf("reply %q lacks %q", b.b, want)
 	}
 }
 
@@ -178,10 +182,10 @@ func BenchmarkWriteResponse(b *testing.B) {
 		b.Fatal(err)
 	}
 	r := &Request{Msg: m.(*sip.Request), Src: netip.MustParseAddrPort("127.0.0.1:18060"), srv: &Server{}}
-	var buf bytes.Buffer
+	var buf replyBuf
 	b.ReportAllocs()
 	for b.Loop() {
-		buf.Reset()
+		buf.b = buf.b[:0]
 		writeResponse(&buf, r, 200, "OK", "", nil, nil)
 	}
 }

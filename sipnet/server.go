@@ -111,6 +111,7 @@ type Listener struct {
 	Addr  netip.AddrPort
 	tp    *sip.TransportLayer
 	pc    net.PacketConn
+	raw   *rawSender // pc's sendto as a raw system call (udp_linux.go), or nil
 	ln    net.Listener
 	tcp   *tcpListener // ln, for every stream protocol (tcp, tls, ws, wss)
 	ws    *Listener    // with Options.HTTP: the ws/wss listener upgraded connections move to (http.go)
@@ -209,6 +210,7 @@ func (s *Server) bind(l Listen, parser *sip.Parser) (*Listener, error) {
 		if uc, ok := pc.(*net.UDPConn); ok {
 			uc.SetReadBuffer(udpBuffer)
 			uc.SetWriteBuffer(udpBuffer)
+			ln.raw = newRawSender(uc)
 		}
 		ln.pc = pc
 		ln.Addr = pc.LocalAddr().(*net.UDPAddr).AddrPort()

@@ -18,14 +18,14 @@ func (ln *Listener) serveUDP(parser *sip.Parser) error {
 		return ln.tp.ServeUDP(ln.pc)
 	}
 	s := ln.srv
-	buf := make([]byte, udpReadSize)
+	rd := newUDPReader(uc)
 	// The last source address and its text: traffic often comes from a
 	// few peers (a proxy, an SBC, a load generator), and the text is what
 	// sipgo keeps as the message's source.
 	var lastSrc netip.AddrPort
 	var lastSrcText string
 	for {
-		n, src, err := uc.ReadFromUDPAddrPort(buf)
+		data, src, err := rd.read()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
@@ -33,7 +33,6 @@ func (ln *Listener) serveUDP(parser *sip.Parser) error {
 			s.log.Debug("udp read", "listen", ln.String(), "error", err)
 			continue
 		}
-		data := buf[:n]
 		if len(bytes.Trim(data, "\r\n\x00")) == 0 {
 			continue // keep-alive (CRLF) or padding
 		}
@@ -51,6 +50,32 @@ func (ln *Listener) serveUDP(parser *sip.Parser) error {
 		msg.SetSource(lastSrcText)
 		ln.handle(msg, src)
 	}
+}
+
+// udpReader reads a UDP listener's datagrams: data is valid until the
+// next read.
+type udpReader interface {
+	read() (data []byte, src netip.AddrPort, err error)
+}
+
+// plainReader reads one datagram per system call.
+type plainReader struct {
+	uc  *net.UDPConn
+	buf []byte
+}
+
+func (r plainReader) read() ([]byte, netip.AddrPort, error) {
+	n, src, err := r.uc.ReadFromUDPAddrPort(r.buf)
+	return r.buf[:n], src, err
+}
+
+// sendUDP writes b to dst on the listener's UDP socket uc.
+func (ln *Listener) sendUDP(uc *net.UDPConn, b []byte, dst netip.AddrPort) error {
+	if ln.raw != nil {
+		return ln.raw.send(b, dst)
+	}
+	_, err := uc.WriteToUDPAddrPort(b, dst)
+	return err
 }
 
 // udpReadSize is the largest datagram read; sipgo's parser refuses messages

@@ -39,7 +39,7 @@ func (ln *Listener) write(msg sip.Message, dst netip.AddrPort) error {
 		msg.StringWrite(buf)
 		var err error
 		if uc, ok := ln.pc.(*net.UDPConn); ok {
-			_, err = uc.WriteToUDPAddrPort(buf.Bytes(), dst)
+			err = ln.sendUDP(uc, buf.Bytes(), dst)
 		} else {
 			_, err = ln.pc.WriteTo(buf.Bytes(), net.UDPAddrFromAddrPort(dst))
 		}

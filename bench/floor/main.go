@@ -17,6 +17,15 @@
 //	       reader does), then answers as raw does: the parse cost.
 //	sipgo  parses with sipgo and answers with sip.NewResponseFromRequest
 //	       serialised by sipgo into a reused buffer: parse + a sipgo reply.
+//	block  answers as raw does, but reads as Kamailio does: a blocking
+//	       recvfrom on the socket (set to blocking mode) and a sendto to
+//	       the address it returned, both raw system calls on one locked
+//	       thread: no netpoller, so no EAGAIN read and no epoll_wait per
+//	       datagram (2 system calls per request instead of 4).
+//	batch  answers as raw does through kemi's UDP socket path
+//	       (sipnet/udp_linux.go): recvmmsg of up to 16 datagrams per call
+//	       through the netpoller, a sendto per answer, both as raw system
+//	       calls (no runtime syscall state, which wakes Go's sysmon thread).
 package main
 
 import (
@@ -35,7 +44,7 @@ import (
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:15060", "UDP address to answer on")
-	mode := flag.String("mode", "raw", "raw, parse or sipgo")
+	mode := flag.String("mode", "raw", "raw, parse, sipgo, block or batch")
 	flag.Parse()
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400) // as kemi run does
@@ -47,7 +56,7 @@ func main() {
 	}
 	var answer func(req []byte, out *bytes.Buffer) bool
 	switch *mode {
-	case "raw":
+	case "raw", "block", "batch":
 		answer = answerRaw
 	case "parse":
 		p := sip.NewParser()
@@ -72,7 +81,7 @@ func main() {
 			return true
 		}
 	default:
-		fmt.Fprintln(os.Stderr, "floor: -mode must be raw, parse or sipgo")
+		fmt.Fprintln(os.Stderr, "floor: -mode must be raw, parse, sipgo, block or batch")
 		os.Exit(2)
 	}
 	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
@@ -86,8 +95,23 @@ func main() {
 		signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
 		<-c
 		conn.Close()
+		if *mode == "block" {
+			os.Exit(0) // closing does not wake a blocked recvfrom
+		}
 	}()
 	fmt.Fprintf(os.Stderr, "floor: mode %s on udp:%s\n", *mode, addr)
+	switch *mode {
+	case "block", "batch":
+		serve := serveBatch
+		if *mode == "block" {
+			serve = serveBlocking
+		}
+		if err := serve(conn); err != nil {
+			fmt.Fprintln(os.Stderr, "floor:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	buf := make([]byte, 65535)
 	var out bytes.Buffer
 	for {

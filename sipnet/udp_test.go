@@ -1,0 +1,130 @@
+package sipnet
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// TestUDPReaderBatch: datagrams queued on a socket, from IPv4 and IPv6
+// peers, come out of the listener's reader one by one, in order, each with
+// the source ReadFromUDPAddrPort gives (recvmmsg reads them in batches on
+// Linux); more than a batch's worth, and an empty datagram among them.
+// Closing the socket ends the reader with net.ErrClosed.
+func TestUDPReaderBatch(t *testing.T) {
+	for _, network := range []string{"udp4", "udp6"} {
+		t.Run(network, func(t *testing.T) {
+			loop := "127.0.0.1:0"
+			if network == "udp6" {
+				loop = "[::1]:0"
+			}
+			uc, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(loop)))
+			if err != nil {
+				t.Skipf("no %s loopback: %v", network, err)
+			}
+			defer uc.Close()
+			uc.SetReadBuffer(1 << 20)
+			peers := make([]*net.UDPConn, 2)
+			for i := range peers {
+				if peers[i], err = net.DialUDP(network, nil, uc.LocalAddr().(*net.UDPAddr)); err != nil {
+					t.Fatal(err)
+				}
+				defer peers[i].Close()
+			}
+			const n = 3*8 + 5 // several batches and a partial one
+			for i := range n {
+				msg := []byte(fmt.Sprintf("datagram %d", i))
+				if i == 7 {
+					msg = nil
+				}
+				if _, err := peers[i%2].Write(msg); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rd := newUDPReader(uc)
+			for i := range n {
+				uc.SetReadDeadline(time.Now().Add(10 * time.Second))
+				data, src, err := rd.read()
+				if err != nil {
+					t.Fatalf("read %d: %v", i, err)
+				}
+				want := fmt.Sprintf("datagram %d", i)
+				if i == 7 {
+					want = ""
+				}
+				if string(data) != want {
+					t.Fatalf("read %d: %q, want %q", i, data, want)
+				}
+				if wantSrc := peers[i%2].LocalAddr().(*net.UDPAddr).AddrPort(); src != wantSrc {
+					t.Fatalf("read %d: source %v, want %v", i, src, wantSrc)
+				}
+			}
+			uc.Close()
+			if _, _, err := rd.read(); !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("read after close: %v, want net.ErrClosed", err)
+			}
+		})
+	}
+}
+
+// TestSendUDP: a listener's writes reach IPv4 and IPv6 peers from an IPv4,
+// an IPv6 and a dual-stack socket (IPv4 peers as v4-mapped addresses there),
+// leaving from the listener's socket, as net.UDPConn's writes do; one to a
+// family the socket cannot reach fails (sendto through the raw system call
+// on Linux, net.UDPConn elsewhere).
+func TestSendUDP(t *testing.T) {
+	listen := func(t *testing.T, network, addr string) *net.UDPConn {
+		t.Helper()
+		ua, err := net.ResolveUDPAddr(network, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		uc, err := net.ListenUDP(network, ua)
+		if err != nil {
+			t.Skipf("%s %s: %v", network, addr, err)
+		}
+		t.Cleanup(func() { uc.Close() })
+		return uc
+	}
+	cases := []struct {
+		name, network, addr string
+		peers               []string // peer socket addresses (network udp)
+		fails               string   // a destination the socket cannot reach
+	}{
+		{"ipv4", "udp4", "127.0.0.1:0", []string{"127.0.0.1:0"}, "[::1]:5060"},
+		{"ipv6", "udp6", "[::1]:0", []string{"[::1]:0"}, ""},
+		{"dual-stack", "udp", ":0", []string{"127.0.0.1:0", "[::1]:0"}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			uc := listen(t, c.network, c.addr)
+			ln := &Listener{pc: uc, raw: newRawSender(uc)}
+			port := uc.LocalAddr().(*net.UDPAddr).AddrPort().Port()
+			for _, pa := range c.peers {
+				peer := listen(t, "udp", pa)
+				dst := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+				msg := []byte("to " + dst.String())
+				if err := ln.sendUDP(uc, msg, dst); err != nil {
+					t.Fatalf("send to %v: %v", dst, err)
+				}
+				peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+				buf := make([]byte, 100)
+				n, src, err := peer.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					t.Fatalf("peer %v: %v", dst, err)
+				}
+				if string(buf[:n]) != string(msg) || src.Port() != port {
+					t.Fatalf("peer %v got %q from %v, want %q from port %d", dst, buf[:n], src, msg, port)
+				}
+			}
+			if c.fails != "" {
+				if err := ln.sendUDP(uc, []byte("x"), netip.MustParseAddrPort(c.fails)); err == nil {
+					t.Fatalf("send to %s from %s: no error", c.fails, c.addr)
+				}
+			}
+		})
+	}
+}
