@@ -361,8 +361,15 @@ func TestLiveWhileWriting(t *testing.T) {
 	go func() {
 		defer close(done)
 		for i := 0; i < 200; i++ {
-			add(t, m, "alice", "sip:a@192.0.2.1", 600)
-			if err := m.Flush(); err != nil {
+			err := m.Tx(d, "alice", func(cs []*Contact) ([]*Contact, error) {
+				c := *cs[0]
+				c.CSeq++
+				return []*Contact{&c}, nil
+			})
+			if err == nil {
+				err = m.Flush()
+			}
+			if err != nil {
 				t.Error(err)
 				return
 			}
