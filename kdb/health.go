@@ -141,13 +141,17 @@ func (d *DB) logger() *slog.Logger {
 // connection is lost with NoReconnect; and starts the periodic ping.
 func (d *DB) watch(o Options) {
 	d.h.log, d.h.noRecon = o.Log, o.NoReconnect
+	// A dry run (PrepareRead building a statement) reaches no server.
 	gate := func(db *gorm.DB) {
-		if d.h.dead.Load() {
+		if !db.DryRun && d.h.dead.Load() {
 			db.AddError(ErrNoReconnect)
 		}
 	}
 	after := func(op string) func(*gorm.DB) {
 		return func(db *gorm.DB) {
+			if db.DryRun {
+				return
+			}
 			if db.Error == nil {
 				d.ok()
 				return

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -1115,13 +1116,22 @@ func methodID(m string) int {
 	return 1 << 19
 }
 
+var uriPool = sync.Pool{New: func() any { return new(sip.Uri) }}
+
 // parseSIPURI parses a sip: or sips: URI with a host.
 func parseSIPURI(s string) (sip.Uri, error) {
-	var u sip.Uri
 	if !strings.HasPrefix(s, "sip:") && !strings.HasPrefix(s, "sips:") {
-		return u, fmt.Errorf("not a sip uri: %q", s)
+		return sip.Uri{}, fmt.Errorf("not a sip uri: %q", s)
 	}
-	if err := sip.ParseUri(s, &u); err != nil {
+	// sip.ParseUri's target lives on the heap (its states are func
+	// values): parsing into a pooled one spares $ru's set an allocation.
+	p := uriPool.Get().(*sip.Uri)
+	*p = sip.Uri{}
+	err := sip.ParseUri(s, p)
+	u := *p
+	*p = sip.Uri{}
+	uriPool.Put(p)
+	if err != nil {
 		return u, err
 	}
 	if u.Host == "" {

@@ -131,11 +131,26 @@ func (m *Module) Nonce(now int64) string {
 // checkNonce is check_nonce: 0 good, 4 stale (expired, or issued in the
 // future beyond nonce_auth_max_drift), 2 forged or malformed.
 func (m *Module) checkNonce(nonce string, now int64) int {
-	b, err := base64.StdEncoding.DecodeString(nonce)
-	if err != nil || len(b) != 24 {
+	// A valid nonce is 32 characters (24 bytes): decoded on the stack.
+	var raw [48]byte
+	var b []byte
+	if base64.StdEncoding.DecodedLen(len(nonce)) <= len(raw) {
+		n, err := base64.StdEncoding.Decode(raw[:], []byte(nonce))
+		if err != nil {
+			return 2
+		}
+		b = raw[:n]
+	} else {
+		var err error
+		if b, err = base64.StdEncoding.DecodeString(nonce); err != nil {
+			return 2
+		}
+	}
+	if len(b) != 24 {
 		return 2
 	}
-	sum := md5.Sum(append(append([]byte(nil), b[:8]...), m.secret...))
+	var buf [128]byte
+	sum := md5.Sum(append(append(buf[:0], b[:8]...), m.secret...))
 	if string(sum[:]) != string(b[8:]) {
 		return 2
 	}
@@ -193,19 +208,31 @@ func (m *Module) challenge(e *ksr.Env, realm string, flags int) int {
 	return 1
 }
 
-// Cred is a parsed digest credentials header.
+// Cred is a parsed digest credentials header: its parameters (the
+// last of a repeated one), substrings of the header's value.
 type Cred struct {
 	Header sip.Header
-	P      map[string]string
+
+	Username, Realm, Nonce, URI, Response, Algorithm, QOP, NC, CNonce string
 }
 
 // ParseCred reads "Digest k=v, k="v", ..." (nil when not Digest).
 func ParseCred(h sip.Header) *Cred {
-	v := strings.TrimSpace(h.Value())
-	if len(v) < 7 || !strings.EqualFold(v[:6], "digest") {
+	c := new(Cred)
+	if !parseCred(h, c) {
 		return nil
 	}
-	c := &Cred{Header: h, P: map[string]string{}}
+	return c
+}
+
+// parseCred is ParseCred into c: false when h is not Digest credentials.
+// Parameter names are matched in any case; other parameters are skipped.
+func parseCred(h sip.Header, c *Cred) bool {
+	v := strings.TrimSpace(h.Value())
+	if len(v) < 7 || !asciiEqualFold(v[:6], "digest") {
+		return false
+	}
+	*c = Cred{Header: h}
 	rest := v[6:]
 	for rest != "" {
 		rest = strings.TrimLeft(rest, " \t,")
@@ -213,22 +240,85 @@ func ParseCred(h sip.Header) *Cred {
 		if !ok {
 			break
 		}
-		k = strings.ToLower(strings.TrimSpace(k))
+		k = strings.TrimSpace(k)
 		after = strings.TrimLeft(after, " \t")
 		var val string
 		if strings.HasPrefix(after, `"`) {
 			end := strings.IndexByte(after[1:], '"')
 			if end < 0 {
-				return nil
+				return false
 			}
 			val, rest = after[1:1+end], after[2+end:]
 		} else {
 			val, rest, _ = strings.Cut(after, ",")
 			val = strings.TrimSpace(val)
 		}
-		c.P[k] = val
+		if f := c.field(k); f != nil {
+			*f = val
+		}
 	}
-	return c
+	return true
+}
+
+// field is the parameter k's field, nil for one the check does not use.
+func (c *Cred) field(k string) *string {
+	switch len(k) {
+	case 2:
+		if asciiEqualFold(k, "nc") {
+			return &c.NC
+		}
+	case 3:
+		switch {
+		case asciiEqualFold(k, "uri"):
+			return &c.URI
+		case asciiEqualFold(k, "qop"):
+			return &c.QOP
+		}
+	case 5:
+		switch {
+		case asciiEqualFold(k, "realm"):
+			return &c.Realm
+		case asciiEqualFold(k, "nonce"):
+			return &c.Nonce
+		}
+	case 6:
+		if asciiEqualFold(k, "cnonce") {
+			return &c.CNonce
+		}
+	case 8:
+		switch {
+		case asciiEqualFold(k, "username"):
+			return &c.Username
+		case asciiEqualFold(k, "response"):
+			return &c.Response
+		}
+	case 9:
+		if asciiEqualFold(k, "algorithm") {
+			return &c.Algorithm
+		}
+	}
+	return nil
+}
+
+// asciiEqualFold is strings.EqualFold for ASCII letters only, as
+// sip.HeaderToLower (and so GetHeaders) compares names.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // headerName is the credentials header a request carries: Authorization
@@ -240,22 +330,24 @@ func headerName(e *ksr.Env) string {
 	return "Proxy-Authorization"
 }
 
-// find is find_credentials: the first Digest credentials for realm.
-func find(e *ksr.Env, name, realm string) *Cred {
-	for _, h := range e.Msg.Req.Msg.GetHeaders(name) {
-		if c := ParseCred(h); c != nil && c.P["realm"] == realm {
-			return c
+// find is find_credentials: c becomes the first Digest credentials for
+// realm among the name headers (false: none).
+func find(e *ksr.Env, name, realm string, c *Cred) bool {
+	for _, h := range e.Msg.Req.Msg.Headers() {
+		if asciiEqualFold(h.Name(), name) && parseCred(h, c) && c.Realm == realm {
+			return true
 		}
 	}
-	return nil
+	return false
 }
 
 func (m *Module) hasCredentials(e *ksr.Env, realm string) int {
 	if e.Msg == nil || e.Msg.Req == nil {
 		return -1
 	}
+	var c Cred
 	for _, n := range []string{"Authorization", "Proxy-Authorization"} {
-		if find(e, n, realm) != nil {
+		if find(e, n, realm, &c) {
 			return 1
 		}
 	}
@@ -287,11 +379,26 @@ func (m *Module) consume(e *ksr.Env) int {
 }
 
 // HA1 is MD5(user:realm:password) in hex.
-func HA1(user, realm, password string) string { return md5hex(user + ":" + realm + ":" + password) }
+func HA1(user, realm, password string) string {
+	var h [32]byte
+	digestHex(&h, user, realm, password)
+	return string(h[:])
+}
 
-func md5hex(s string) string {
-	sum := md5.Sum([]byte(s))
-	return hex.EncodeToString(sum[:])
+// digestHex writes into dst the MD5, in lowercase hex, of parts joined
+// by ':' (a digest's HA1, HA2 or response), without allocating for
+// the usual sizes.
+func digestHex(dst *[32]byte, parts ...string) {
+	var buf [256]byte
+	b := buf[:0]
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, ':')
+		}
+		b = append(b, p...)
+	}
+	sum := md5.Sum(b)
+	hex.Encode(dst[:], sum[:])
 }
 
 // Lookup finds a user's HA1 (auth_db's subscriber table): found false
@@ -316,57 +423,59 @@ func (m *Module) Check(e *ksr.Env, realm string, flags int, useDomain bool, look
 	if realm == "" {
 		realm = realmOf(e)
 	}
-	c := find(e, headerName(e), realm)
-	if c == nil {
+	var c Cred
+	if !find(e, headerName(e), realm, &c) {
 		return NoCredentials
 	}
 	// pre_auth marks the credentials before checking them: consume
 	// removes them whatever the check says.
 	a := ksr.LocalOf[authorized](e, m.local)
 	a.msg, a.hdr = e.Msg, c.Header
-	p := c.P
-	if p["username"] == "" || p["nonce"] == "" || p["response"] == "" || p["uri"] == "" ||
-		(p["qop"] != "" && (p["nc"] == "" || p["cnonce"] == "")) {
+	if c.Username == "" || c.Nonce == "" || c.Response == "" || c.URI == "" ||
+		(c.QOP != "" && (c.NC == "" || c.CNonce == "")) {
 		return Error // BAD_CREDENTIALS
 	}
-	if alg := p["algorithm"]; alg != "" && !strings.EqualFold(alg, "MD5") && !strings.EqualFold(alg, "MD5-sess") {
+	if alg := c.Algorithm; alg != "" && !strings.EqualFold(alg, "MD5") && !strings.EqualFold(alg, "MD5-sess") {
 		return Error
 	}
-	switch m.checkNonce(p["nonce"], e.D.Now().Unix()) {
+	switch m.checkNonce(c.Nonce, e.D.Now().Unix()) {
 	case 0:
 	case 4:
 		return StaleNonce
 	default:
 		return Error // NOT_AUTHENTICATED
 	}
-	ha1, found, err := lookup(p["username"], realm)
+	ha1, found, err := lookup(c.Username, realm)
 	if err != nil {
 		// A lost database connection is logged once where it is found
 		// (kdb); each failed lookup is only a debug line then.
 		var r interface{ Reported() bool }
 		if errors.As(err, &r) && r.Reported() {
-			e.D.Log.Debug("auth: credentials lookup failed", "user", p["username"], "error", err)
+			e.D.Log.Debug("auth: credentials lookup failed", "user", c.Username, "error", err)
 		} else {
-			e.D.Log.Error("auth: credentials lookup failed", "user", p["username"], "error", err)
+			e.D.Log.Error("auth: credentials lookup failed", "user", c.Username, "error", err)
 		}
 		return Error
 	}
 	if !found {
 		return UserUnknown
 	}
-	if strings.EqualFold(p["algorithm"], "MD5-sess") {
-		ha1 = md5hex(ha1 + ":" + p["nonce"] + ":" + p["cnonce"])
+	var sess, ha2, want [32]byte
+	if strings.EqualFold(c.Algorithm, "MD5-sess") {
+		digestHex(&sess, ha1, c.Nonce, c.CNonce)
+		ha1 = string(sess[:])
 	}
-	ha2 := md5hex(string(req.Method) + ":" + p["uri"])
-	want := md5hex(ha1 + ":" + p["nonce"] + ":" + ha2)
-	if p["qop"] != "" {
-		want = md5hex(ha1 + ":" + p["nonce"] + ":" + p["nc"] + ":" + p["cnonce"] + ":" + p["qop"] + ":" + ha2)
+	digestHex(&ha2, string(req.Method), c.URI)
+	if c.QOP != "" {
+		digestHex(&want, ha1, c.Nonce, c.NC, c.CNonce, c.QOP, string(ha2[:]))
+	} else {
+		digestHex(&want, ha1, c.Nonce, string(ha2[:]))
 	}
-	if !strings.EqualFold(want, p["response"]) {
+	if !strings.EqualFold(string(want[:]), c.Response) {
 		return InvalidPassword
 	}
 	if flags&1 != 0 {
-		return checkID(req, p["username"], flags, useDomain)
+		return checkID(req, c.Username, flags, useDomain)
 	}
 	return OK
 }

@@ -40,8 +40,8 @@ func TestParseCred(t *testing.T) {
 	c := ParseCred(sip.NewHeader("Authorization", `Digest username="alice", realm="kemi.test", nonce="n+/=", uri="sip:kemi.test", response="abc", qop=auth, nc=00000001, cnonce="x,y"`))
 	want := map[string]string{"username": "alice", "realm": "kemi.test", "nonce": "n+/=", "uri": "sip:kemi.test", "response": "abc", "qop": "auth", "nc": "00000001", "cnonce": "x,y"}
 	for k, v := range want {
-		if c.P[k] != v {
-			t.Errorf("%s = %q, want %q", k, c.P[k], v)
+		if got := credField(c, k); got != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
 		}
 	}
 	if ParseCred(sip.NewHeader("Authorization", "Basic YWxpY2U6eA==")) != nil {
@@ -50,4 +50,11 @@ func TestParseCred(t *testing.T) {
 	if HA1("Mufasa", "testrealm@host.com", "Circle Of Life") != "939e7578ed9e3c518a452acee763bce9" {
 		t.Error("HA1 of RFC 2617's example")
 	}
+}
+
+func credField(c *Cred, k string) string {
+	if f := c.field(k); f != nil {
+		return *f
+	}
+	return "?"
 }

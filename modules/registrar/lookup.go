@@ -3,16 +3,28 @@ package registrar
 import (
 	"strings"
 
+	"github.com/emiago/sipgo/sip"
+
 	"kemi/ksr"
 	"kemi/modules/usrloc"
 )
 
 func (m *Module) lookup(e *ksr.Env, table string) int {
-	ru, ok := e.PVString("$ru")
-	if !ok {
+	// $ru (pvRURI): the R-URI as text, parsed again for its AOR as
+	// Kamailio's lookup parses the R-URI's string.
+	r := e.Msg.Request()
+	if r == nil {
 		return -3
 	}
-	return m.doLookup(e, table, ru)
+	return m.doLookup(e, table, uriString(&r.Recipient))
+}
+
+// uriString is u.String() in a buffer sized once.
+func uriString(u *sip.Uri) string {
+	var b strings.Builder
+	b.Grow(48 + len(u.User) + len(u.Password) + len(u.Host))
+	u.StringWrite(&b)
+	return b.String()
 }
 
 func (m *Module) lookupURI(e *ksr.Env, table, uri string) int { return m.doLookup(e, table, uri) }
@@ -49,11 +61,11 @@ func (m *Module) lookupHelper(e *ksr.Env, table, uri string, toDset bool) int {
 	if rerrno != 0 {
 		return -3
 	}
-	cs := m.ul.Contacts(d, aor)
+	cs := m.ul.Live(d, aor)
 	method := string(e.Msg.Req.Msg.Method)
 	ret, first := -1, -1
 	for i := range cs {
-		if m.allowed(method, &cs[i]) {
+		if m.allowed(method, cs[i]) {
 			first = i
 			break
 		}
@@ -64,7 +76,7 @@ func (m *Module) lookupHelper(e *ksr.Env, table, uri string, toDset bool) int {
 	}
 	rest := cs[first:]
 	if !toDset {
-		c := &cs[first]
+		c := cs[first]
 		if !e.SetPVString("$ru", c.Contact) {
 			return -3
 		}
@@ -76,8 +88,7 @@ func (m *Module) lookupHelper(e *ksr.Env, table, uri string, toDset bool) int {
 	if !m.set.AppendBranches {
 		return 1
 	}
-	for i := range rest {
-		c := &rest[i]
+	for _, c := range rest {
 		if !m.allowed(method, c) {
 			continue
 		}
@@ -169,7 +180,7 @@ func (m *Module) registeredURI(e *ksr.Env, table, uri string) int {
 		return -1
 	}
 	d := m.domain(e, table)
-	if d == nil || len(m.ul.Contacts(d, aor)) == 0 {
+	if d == nil || len(m.ul.Live(d, aor)) == 0 {
 		return -1
 	}
 	return 1

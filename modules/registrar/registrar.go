@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -219,11 +220,17 @@ func (r rerr) reply() (int, string) {
 	return 500, "Error while accessing usrloc"
 }
 
+var uriPool = sync.Pool{New: func() any { return new(sip.Uri) }}
+
 // aor is extract_aor: user (and @domain with use_domain), lowercased
 // unless case_sensitive (then the domain only).
 func (m *Module) aor(uri string) (string, rerr) {
-	var u sip.Uri
-	if err := sip.ParseUri(strings.TrimSpace(uri), &u); err != nil || u.Host == "" {
+	// sip.ParseUri's result lives on the heap (its states are func
+	// values): a pooled one spares lookup an allocation.
+	u := uriPool.Get().(*sip.Uri)
+	defer func() { *u = sip.Uri{}; uriPool.Put(u) }()
+	*u = sip.Uri{}
+	if err := sip.ParseUri(strings.TrimSpace(uri), u); err != nil || u.Host == "" {
 		return "", errAORParse
 	}
 	a, user := u.User, u.User

@@ -94,9 +94,7 @@ func (m *Module) lookupArgs(p jsonrpc.Params) (*Domain, string, error) {
 	if !ok1 || !ok2 {
 		return nil, "", fault("Not enough parameters (table and AOR to lookup)")
 	}
-	m.mu.Lock()
-	d := m.domains[table]
-	m.mu.Unlock()
+	d := (*m.domains.Load())[table]
 	if d == nil {
 		return nil, "", fault("Domain table not found")
 	}

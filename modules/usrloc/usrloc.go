@@ -89,8 +89,10 @@ type Module struct {
 	host  ksr.Host
 	clock timers.Clock
 
+	// domains is the tables by name, replaced (under mu) when one is
+	// added, so a lookup takes no lock.
 	mu      sync.Mutex
-	domains map[string]*Domain
+	domains atomic.Pointer[map[string]*Domain]
 	db      atomic.Pointer[store]
 	started atomic.Bool
 
@@ -107,10 +109,9 @@ var (
 
 // New returns a usrloc module with Kamailio's defaults.
 func New() *Module {
-	return &Module{
-		set:     Settings{TimerInterval: 60, UseDomain: false, NatBflag: -1},
-		domains: map[string]*Domain{},
-	}
+	m := &Module{set: Settings{TimerInterval: 60, UseDomain: false, NatBflag: -1}}
+	m.domains.Store(&map[string]*Domain{})
+	return m
 }
 
 // Settings returns the module's parameters.
@@ -214,9 +215,7 @@ func (m *Module) UseDomain() bool { return m.set.UseDomain }
 // Domain returns the domain (table) named name; only preloaded tables
 // exist, as in Kamailio with KEMI (usrloc domain [name] not found).
 func (m *Module) Domain(name string) (*Domain, error) {
-	m.mu.Lock()
-	d := m.domains[name]
-	m.mu.Unlock()
+	d := (*m.domains.Load())[name]
 	if d == nil {
 		return nil, fmt.Errorf("usrloc domain [%s] not found (preload it: modparam(\"usrloc\", \"preload\", %q))", name, name)
 	}
@@ -226,7 +225,8 @@ func (m *Module) Domain(name string) (*Domain, error) {
 func (m *Module) loadDomain(name string) (*Domain, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if d := m.domains[name]; d != nil {
+	old := *m.domains.Load()
+	if d := old[name]; d != nil {
 		return d, nil
 	}
 	d := &Domain{Name: name, recs: map[string][]*Contact{}}
@@ -242,16 +242,20 @@ func (m *Module) loadDomain(name string) (*Domain, error) {
 			}
 		}
 	}
-	m.domains[name] = d
+	all := make(map[string]*Domain, len(old)+1)
+	for k, v := range old {
+		all[k] = v
+	}
+	all[name] = d
+	m.domains.Store(&all)
 	return d, nil
 }
 
 // Domains returns the domains in name order.
 func (m *Module) Domains() []*Domain {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]*Domain, 0, len(m.domains))
-	for _, d := range m.domains {
+	all := *m.domains.Load()
+	out := make([]*Domain, 0, len(all))
+	for _, d := range all {
 		out = append(out, d)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -344,9 +348,20 @@ func (m *Module) Tx(d *Domain, aor string, f func(cs []*Contact) ([]*Contact, er
 	return err
 }
 
-// expire drops aor's contacts expired at now; d is locked.
+// expire drops aor's contacts expired at now; d is locked. The slice
+// returned is the table's (when none expired): read, never change it.
 func (m *Module) expire(d *Domain, aor string, now int64) []*Contact {
 	cs := d.recs[aor]
+	all := true
+	for _, c := range cs {
+		if !c.Valid(now) {
+			all = false
+			break
+		}
+	}
+	if all {
+		return cs
+	}
 	var live, dead []*Contact
 	for _, c := range cs {
 		if c.Valid(now) {
@@ -378,6 +393,20 @@ func (m *Module) Contacts(d *Domain, aor string) []Contact {
 	d.mu.Unlock()
 	m.maybeFlush(now)
 	return out
+}
+
+// Live returns aor's valid contacts, best first, as the table holds
+// them: neither the slice nor the contacts may be changed (the table
+// never changes them in place: Tx and expiry replace the slice, and a
+// changed contact is a new copy), so a caller reads them without a copy
+// or a lock, as Kamailio's registrar reads the urecord it has locked.
+func (m *Module) Live(d *Domain, aor string) []*Contact {
+	now := m.Now()
+	d.mu.Lock()
+	cs := m.expire(d, aor, now)
+	d.mu.Unlock()
+	m.maybeFlush(now)
+	return cs
 }
 
 // NewRuid returns a new record unique id.

@@ -88,6 +88,41 @@ func TestExpiryOnTheClock(t *testing.T) {
 	}
 }
 
+// TestLiveIsASnapshot: the contacts Live shares stay as they were when
+// the record changes or expires afterwards (the table replaces, never
+// edits), and Live lists only valid contacts.
+func TestLiveIsASnapshot(t *testing.T) {
+	clk := timers.NewFake(time.Unix(1_800_000_000, 0))
+	m := start(t, clk, nil)
+	d, _ := m.Domain("location")
+	add(t, m, "alice", "sip:a@192.0.2.1", 60)
+	add(t, m, "alice", "sip:a@192.0.2.2", 600)
+	before := m.Live(d, "alice")
+	if len(before) != 2 || before[0].Contact != "sip:a@192.0.2.1" || before[1].Contact != "sip:a@192.0.2.2" {
+		t.Fatalf("live %+v", before)
+	}
+	err := m.Tx(d, "alice", func(cs []*Contact) ([]*Contact, error) {
+		c := *cs[1]
+		c.Contact = "sip:changed@192.0.2.3"
+		return []*Contact{&c}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before) != 2 || before[0].Contact != "sip:a@192.0.2.1" || before[1].Contact != "sip:a@192.0.2.2" {
+		t.Fatalf("a change edited the shared contacts: %+v", before)
+	}
+	add(t, m, "alice", "sip:a@192.0.2.4", 60)
+	clk.Advance(61 * time.Second)
+	after := m.Live(d, "alice")
+	if len(after) != 1 || after[0].Contact != "sip:changed@192.0.2.3" {
+		t.Fatalf("after the change and expiry: %+v", after)
+	}
+	if len(m.Live(d, "nobody")) != 0 {
+		t.Fatal("contacts for an unknown AOR")
+	}
+}
+
 func TestWriteThroughAndReload(t *testing.T) {
 	url := newDB(t)
 	clk := timers.NewFake(time.Unix(1_800_000_000, 0))
@@ -309,6 +344,51 @@ func TestContactOrder(t *testing.T) {
 		}
 		if strings.Join(got, " ") != want {
 			t.Errorf("desc_time_order %v: %v, want %s", byTime, got, want)
+		}
+	}
+}
+
+// TestLiveWhileWriting reads the shared contacts while records change
+// and db_mode 2 flushes mark them written (run with -race).
+func TestLiveWhileWriting(t *testing.T) {
+	url := newDB(t)
+	clk := timers.NewFake(time.Unix(1_800_000_000, 0))
+	m := start(t, clk, func(s *Settings) { s.DBURL, s.DBMode = url, 2 })
+	defer m.Stop(context.Background())
+	d, _ := m.Domain("location")
+	add(t, m, "alice", "sip:a@192.0.2.1", 600)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 200; i++ {
+			err := m.Tx(d, "alice", func(cs []*Contact) ([]*Contact, error) {
+				c := *cs[0]
+				c.CSeq++
+				return []*Contact{&c}, nil
+			})
+			if err == nil {
+				err = m.Flush()
+			}
+			if err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	n := 0
+	for {
+		select {
+		case <-done:
+			if n == 0 {
+				t.Fatal("no contact read")
+			}
+			return
+		default:
+		}
+		for _, c := range m.Live(d, "alice") {
+			if c.Contact != "" && c.Expires > 0 && c.Ruid != "" {
+				n++
+			}
 		}
 	}
 }
