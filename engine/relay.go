@@ -104,8 +104,13 @@ func (rs *relaySystem) check(m *ksr.Msg, fn string) bool {
 // From/To changes applied and received/rport on the sender's Via. As in
 // Kamailio, Max-Forwards is left as the script left it: tm and the core
 // never touch it, the maxfwd module does (KSR.maxfwd.process_maxfwd).
+//
+// The copy shares the headers nothing changes in place (sipnet.RelayCopy):
+// the pending edits rewrite From and To, and rr's add_rr_param (in a branch
+// route, or in a failure route before the next relay) extends the
+// Record-Route record_route added, so those are the copy's own.
 func (rs *relaySystem) prepareCopy(m *ksr.Msg) *sip.Request {
-	out := m.Req.Msg.Clone()
+	out := sipnet.RelayCopy(m.Req.Msg, len(m.AddrEdits) > 0, m.RR.Added)
 	m.ApplyEdits(out)
 	m.Req.StampVia(out, m.ForceRport)
 	return out

@@ -216,9 +216,14 @@ func doubleRR(req *sip.Request, in, out *Listener, t Target) {
 	u := top.Address.Clone()
 	u.Host, u.Port = outAddr.Addr().String(), int(outAddr.Port())
 	u.UriParams = withR2(RRTransport(out.Proto))
-	top.Address.UriParams = withR2(RRTransport(in.Proto))
 	rr := &sip.RecordRouteHeader{Address: *u}
+	// The request shares its headers with the received one (RelayCopy):
+	// the receiving side's Record-Route is replaced by a copy with r2=on,
+	// not changed in place.
+	mine := top.Clone()
+	mine.Address.UriParams = withR2(RRTransport(in.Proto))
 	hs := append([]sip.Header(nil), all...)
+	hs[at] = mine
 	for _, h := range hs {
 		req.RemoveHeader(h.Name())
 	}
