@@ -29,13 +29,15 @@ const (
 
 // NewBranchID returns a fresh RFC 3261 branch.
 func NewBranchID() string {
-	var b [16]byte
+	const prefix = "z9hG4bKkm"
+	var b [len(prefix) + 16]byte
+	copy(b[:], prefix)
 	v := rand.Uint64()
-	for i := range b {
+	for i := len(prefix); i < len(b); i++ {
 		b[i] = hexdigits[v&0xf]
 		v >>= 4
 	}
-	return "z9hG4bKkm" + string(b[:])
+	return string(b[:])
 }
 
 // ReplyKind says what a reply received on a Branch means for the proxy.

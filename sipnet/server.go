@@ -115,6 +115,7 @@ type Listener struct {
 	tcp   *tcpListener // ln, for every stream protocol (tcp, tls, ws, wss)
 	ws    *Listener    // with Options.HTTP: the ws/wss listener upgraded connections move to (http.go)
 	srv   *Server
+	host  atomic.Pointer[hostText] // Addr's host as Via text (via.go)
 }
 
 // New validates opts; nothing is bound until Start.

@@ -74,16 +74,50 @@ func (ln *Listener) AdvertisedAddr(dst netip.Addr) netip.AddrPort { return ln.se
 // newVia is this listener's Via for a request to t with branch.
 func (ln *Listener) newVia(t Target, branch string) *sip.ViaHeader {
 	sb := ln.sentBy(t.Addr.Addr())
-	v := &sip.ViaHeader{
+	return &sip.ViaHeader{
 		ProtocolName:    "SIP",
 		ProtocolVersion: "2.0",
-		Transport:       strings.ToUpper(ln.Proto),
-		Host:            sb.Addr().String(),
+		Transport:       upperProto(ln.Proto),
+		Host:            ln.hostText(sb.Addr()),
 		Port:            int(sb.Port()),
-		Params:          sip.NewParams(),
+		Params:          sip.HeaderParams{{K: "branch", V: branch}},
 	}
-	v.Params.Add("branch", branch)
-	return v
+}
+
+// hostText is a's text; the listener's own address's is made once.
+func (ln *Listener) hostText(a netip.Addr) string {
+	if a != ln.Addr.Addr() {
+		return a.String() // a wildcard listener's routed source address
+	}
+	if h := ln.host.Load(); h != nil && h.addr == a {
+		return h.text
+	}
+	h := &hostText{addr: a, text: a.String()}
+	ln.host.Store(h)
+	return h.text
+}
+
+// hostText is an address and its text.
+type hostText struct {
+	addr netip.Addr
+	text string
+}
+
+// upperProto is proto as a Via writes it.
+func upperProto(proto string) string {
+	switch proto {
+	case "udp":
+		return "UDP"
+	case "tcp":
+		return "TCP"
+	case "tls":
+		return "TLS"
+	case "ws":
+		return "WS"
+	case "wss":
+		return "WSS"
+	}
+	return strings.ToUpper(proto)
 }
 
 // isOurs reports whether a Via's sent-by is one of our listeners.
