@@ -114,9 +114,12 @@ type Branch struct {
 	cancelTx *Branch
 	ack      *sip.Request // ACK for a negative final reply to INVITE, built once
 	retrIv   time.Duration
-	retr     timer
+	retr     timer // nil when not armed, else one of the wheel timers below
 	fr       timer
 	linger   timer
+	wRetr    wheelTimer
+	wFr      wheelTimer
+	wLinger  wheelTimer
 	gone     bool // removed from the table
 }
 
@@ -174,10 +177,10 @@ func (b *Branch) start() error {
 	b.mu.Lock()
 	if b.ln.pc != nil {
 		b.retrIv = sip.T1
-		b.retr = b.srv.afterFunc(b.retrIv, b.retransmit)
+		b.retr = b.srv.arm(&b.wRetr, b.retrIv, branchRetransmit, b, false)
 	}
 	if !b.ln.virtual() { // a virtual branch ends by Expire (kemi test)
-		b.fr = b.srv.afterFunc(b.opts.Timeout, b.expire)
+		b.fr = b.srv.arm(&b.wFr, b.opts.Timeout, branchExpire, b, true)
 	}
 	b.mu.Unlock()
 	if err := b.send(b.req); err != nil {
@@ -207,6 +210,13 @@ func (b *Branch) stopTimers() {
 		b.fr = nil
 	}
 }
+
+// The branch timers' callbacks (see arm): plain functions, so arming a
+// timer allocates no closure. fr_timer's may block on the engine's queue
+// (OnTimeout): it is armed async.
+func branchRetransmit(b any) { b.(*Branch).retransmit() }
+func branchExpire(b any)     { b.(*Branch).expire() }
+func branchRemove(b any)     { b.(*Branch).remove() }
 
 // retransmit is timer A/E.
 func (b *Branch) retransmit() {
@@ -459,7 +469,7 @@ func (b *Branch) startLinger() {
 	}
 	b.mu.Lock()
 	if b.linger == nil && !b.gone {
-		b.linger = b.srv.afterFunc(d, b.remove)
+		b.linger = b.srv.arm(&b.wLinger, d, branchRemove, b, false)
 	}
 	b.mu.Unlock()
 }

@@ -37,6 +37,7 @@ type Tx struct {
 	lastRes *sip.Response
 	stop2   chan struct{}
 	ackKey  string
+	wait    wheelTimer // tm's wait timer (afterFinal)
 
 	// relay: set when the request is relayed (branch.go, engine relay).
 	onCancel func()
@@ -266,16 +267,18 @@ func (t *Tx) afterFinal(code int) {
 	switch {
 	case code < 200:
 	case !t.req.Msg.IsInvite() && t.req.Proto() == "udp":
-		wait := t.srv.afterFunc(RelayWait, func() {
-			if !t.Terminated() {
-				t.stx.Terminate()
-			}
-		})
-		if !t.stx.OnTerminate(func(string, error) { wait.Stop() }) {
-			wait.Stop() // ended meanwhile (shutdown)
-		}
+		// Not stopped when the transaction ends sooner (shutdown): it
+		// then finds it ended.
+		t.srv.arm(&t.wait, RelayWait, txWaitEnd, t, false)
 	default:
 		t.stx.TerminateGracefully()
+	}
+}
+
+// txWaitEnd is the wait timer's callback (see Server.arm).
+func txWaitEnd(x any) {
+	if t := x.(*Tx); !t.Terminated() {
+		t.stx.Terminate()
 	}
 }
 
