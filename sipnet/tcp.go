@@ -534,7 +534,7 @@ func (a trackedConn) WriteMsg(msg sip.Message) error {
 	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
-	msg.StringWrite(buf)
+	encodeMessage(buf, msg)
 	_, err := a.c.Write(buf.Bytes())
 	bufPool.Put(buf)
 	return err

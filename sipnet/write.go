@@ -36,7 +36,7 @@ func (ln *Listener) write(msg sip.Message, dst netip.AddrPort) error {
 	if ln.pc != nil {
 		buf := bufPool.Get().(*bytes.Buffer)
 		buf.Reset()
-		msg.StringWrite(buf)
+		encodeMessage(buf, msg) // as msg.StringWrite, without its allocations (encode.go)
 		var err error
 		if uc, ok := ln.pc.(*net.UDPConn); ok {
 			_, err = uc.WriteToUDPAddrPort(buf.Bytes(), dst)
