@@ -120,7 +120,8 @@ type Branch struct {
 	wRetr    wheelTimer
 	wFr      wheelTimer
 	wLinger  wheelTimer
-	gone     bool // removed from the table
+	via      ownVia // the Via the branch put on top of req
+	gone     bool   // removed from the table
 }
 
 // Owner returns BranchOptions.Owner.
@@ -161,8 +162,9 @@ func (s *Server) NewBranch(req *sip.Request, o BranchOptions) (*Branch, error) {
 	}
 	id := NewBranchID()
 	doubleRR(req, o.Listener, ln, o.Target)
-	req.PrependHeader(ln.newVia(o.Target, id))
 	b := &Branch{srv: s, ln: ln, id: id, invite: req.IsInvite(), cancel: req.IsCancel(), target: o.Target, opts: o, req: req}
+	ln.setVia(&b.via, o.Target, id)
+	req.PrependHeader(&b.via.ViaHeader)
 	b.key = branchKey{id, string(req.Method)}
 	if err := b.start(); err != nil {
 		return nil, err

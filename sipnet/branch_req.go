@@ -31,7 +31,7 @@ func RelayCopy(in *sip.Request, fromTo bool, rr *sip.RecordRouteHeader) *sip.Req
 		case *sip.ViaHeader:
 			if !via {
 				via = true
-				h = x.Clone()
+				h = cloneVia(x)
 			}
 		case *sip.FromHeader, *sip.ToHeader:
 			if fromTo {
@@ -52,4 +52,28 @@ func RelayCopy(in *sip.Request, fromTo bool, rr *sip.RecordRouteHeader) *sip.Req
 	}
 	out.Laddr = in.Laddr
 	return out
+}
+
+// stampableVia is a copy of a Via with room for the received and rport
+// StampVia may add, in one allocation.
+type stampableVia struct {
+	sip.ViaHeader
+	params [4]sip.HeaderKV
+}
+
+// cloneVia is v.Clone() in one allocation when its parameters and two more
+// fit in the copy's own storage.
+func cloneVia(v *sip.ViaHeader) *sip.ViaHeader {
+	if len(v.Params)+2 > 4 {
+		return v.Clone()
+	}
+	c := &stampableVia{ViaHeader: sip.ViaHeader{ProtocolName: v.ProtocolName, ProtocolVersion: v.ProtocolVersion,
+		Transport: v.Transport, Host: v.Host}}
+	if v.Port > 0 {
+		c.Port = v.Port
+	}
+	if v.Params != nil {
+		c.Params = append(c.params[:0], v.Params...)
+	}
+	return &c.ViaHeader
 }

@@ -160,7 +160,7 @@ func (r *Request) NewTx() (*Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	tx := &Tx{req: r, key: r.key, srv: r.srv, toTag: newTag()}
+	tx := &Tx{req: r, key: r.key, srv: r.srv} // the To tag when needed (ToTag)
 	tx.stx = sip.NewServerTx(r.key, r.Msg, conn, r.srv.log)
 	if err := tx.stx.Init(); err != nil {
 		conn.TryClose()

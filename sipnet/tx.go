@@ -25,7 +25,8 @@ type Tx struct {
 	req      *Request
 	key      string
 	srv      *Server
-	toTag    string
+	toTag    string // set by ToTag (or when created, for a virtual one)
+	tagOnce  sync.Once
 	canceled atomic.Bool
 	waited   atomic.Bool // counted in the wait state (tmstats.go)
 	gone     atomic.Bool // counted as ended
@@ -109,7 +110,7 @@ func (t *Tx) Reply(code int, reason string, extra []sip.Header, body []byte) err
 	}
 	t.last = code
 	t.mu.Unlock()
-	res := buildResponse(t.req, code, reason, t.toTag, extra, body)
+	res := buildResponse(t.req, code, reason, t.ToTag(), extra, body)
 	t.mu.Lock()
 	t.lastRes = res
 	t.mu.Unlock()
@@ -169,7 +170,7 @@ func (t *Tx) cancel(c *sip.Request) {
 		relayed() // a proxy cancels its branches and relays their replies
 		return
 	}
-	res := buildResponse(t.req, 487, "Request Terminated", t.toTag, nil, nil)
+	res := buildResponse(t.req, 487, "Request Terminated", t.ToTag(), nil, nil)
 	t.mu.Lock()
 	t.final, t.last = 487, 487
 	t.mu.Unlock()
@@ -192,8 +193,17 @@ func (t *Tx) SetCancelHandler(f func()) {
 	t.mu.Unlock()
 }
 
-// ToTag returns the To tag of the transaction's local replies.
-func (t *Tx) ToTag() string { return t.toTag }
+// ToTag returns the To tag of the transaction's local replies, made when
+// first asked for: a relayed transaction whose replies all come from
+// downstream never needs one.
+func (t *Tx) ToTag() string {
+	t.tagOnce.Do(func() {
+		if t.toTag == "" {
+			t.toTag = newTag()
+		}
+	})
+	return t.toTag
+}
 
 // RelayState returns the value set with SetRelayState (nil when none).
 func (t *Tx) RelayState() RelayCell {

@@ -73,14 +73,29 @@ func (ln *Listener) AdvertisedAddr(dst netip.Addr) netip.AddrPort { return ln.se
 
 // newVia is this listener's Via for a request to t with branch.
 func (ln *Listener) newVia(t Target, branch string) *sip.ViaHeader {
+	v := new(ownVia)
+	ln.setVia(v, t, branch)
+	return &v.ViaHeader
+}
+
+// ownVia is a Via kemi adds with the storage of its one parameter, so that
+// it takes one allocation (none in a Branch, which holds it).
+type ownVia struct {
+	sip.ViaHeader
+	param [1]sip.HeaderKV
+}
+
+// setVia makes v this listener's Via for a request to t with branch.
+func (ln *Listener) setVia(v *ownVia, t Target, branch string) {
 	sb := ln.sentBy(t.Addr.Addr())
-	return &sip.ViaHeader{
+	v.param[0] = sip.HeaderKV{K: "branch", V: branch}
+	v.ViaHeader = sip.ViaHeader{
 		ProtocolName:    "SIP",
 		ProtocolVersion: "2.0",
 		Transport:       upperProto(ln.Proto),
 		Host:            ln.hostText(sb.Addr()),
 		Port:            int(sb.Port()),
-		Params:          sip.HeaderParams{{K: "branch", V: branch}},
+		Params:          v.param[:],
 	}
 }
 
