@@ -22,6 +22,8 @@ var ErrTxGone = errors.New("sipnet: transaction is gone (cancelled, terminated o
 type Tx struct {
 	stx      *sip.ServerTx
 	virt     *virtualTx // set instead of stx for a virtual request (virtual.go)
+	lite     liteTx     // used instead of stx when lite.on (tx_lite.go)
+	lmu      sync.Mutex // guards lite
 	req      *Request
 	key      string
 	srv      *Server
@@ -65,6 +67,9 @@ func (t *Tx) Terminated() bool {
 	if t.virt != nil {
 		return t.virt.terminated()
 	}
+	if t.lite.on {
+		return t.liteTerminated()
+	}
 	select {
 	case <-t.stx.Done():
 		return true
@@ -77,6 +82,9 @@ func (t *Tx) Terminated() bool {
 func (t *Tx) Done() <-chan struct{} {
 	if t.virt != nil {
 		return t.virt.done
+	}
+	if t.lite.on {
+		return t.liteDone()
 	}
 	return t.stx.Done()
 }
@@ -117,7 +125,7 @@ func (t *Tx) Reply(code int, reason string, extra []sip.Header, body []byte) err
 	if t.virt != nil {
 		return t.respondVirtual(code, res)
 	}
-	if err := t.stx.Respond(res); err != nil {
+	if err := t.respond(res); err != nil {
 		return err
 	}
 	t.srv.nReplies.Add(1)
@@ -174,13 +182,15 @@ func (t *Tx) cancel(c *sip.Request) {
 	t.mu.Lock()
 	t.final, t.last = 487, 487
 	t.mu.Unlock()
-	if err := t.stx.Respond(res); err != nil {
+	if err := t.respond(res); err != nil {
 		t.srv.log.Debug("487 after CANCEL failed", "error", err)
 	} else {
 		t.countSent(487, true)
 	}
 	t.toWait()
-	t.stx.TerminateGracefully()
+	if !t.lite.on { // (a CANCEL matches INVITE transactions only)
+		t.stx.TerminateGracefully()
+	}
 }
 
 // SetCancelHandler makes a CANCEL matched to this INVITE transaction call
@@ -256,7 +266,7 @@ func (t *Tx) Forward(res *sip.Response) error {
 		}
 		return err
 	}
-	if err := t.stx.Respond(res); err != nil {
+	if err := t.respond(res); err != nil {
 		return err
 	}
 	t.srv.nRelayed.Add(1)
@@ -288,7 +298,7 @@ func (t *Tx) afterFinal(code int) {
 // txWaitEnd is the wait timer's callback (see Server.arm).
 func txWaitEnd(x any) {
 	if t := x.(*Tx); !t.Terminated() {
-		t.stx.Terminate()
+		t.Terminate()
 	}
 }
 
@@ -296,20 +306,44 @@ func txWaitEnd(x any) {
 // retransmissions after its final reply (tm's wt_timer default).
 const RelayWait = 5 * time.Second
 
-// receive passes a retransmission or an ACK to sipgo's transaction.
+// respond sends res through the transaction's state machine.
+func (t *Tx) respond(res *sip.Response) error {
+	if t.lite.on {
+		return t.liteRespond(res)
+	}
+	return t.stx.Respond(res)
+}
+
+// whenEnded is what follows the end of the transaction: it leaves the
+// table, stops retransmitting a 2xx and is counted.
+func (t *Tx) whenEnded() {
+	t.srv.txs.dropTx(t.key, t)
+	t.stop2xx()
+	t.ended()
+}
+
+// receive passes a retransmission or an ACK to the transaction.
 func (t *Tx) receive(m *sip.Request) {
+	if t.lite.on {
+		t.liteReceive(m)
+		return
+	}
 	if err := t.stx.Receive(m); err != nil {
 		t.srv.log.Debug("transaction receive", "error", err)
 	}
 }
 
-func (t *Tx) terminate() { t.stx.Terminate() }
+func (t *Tx) terminate() { t.Terminate() }
 
 // Terminate ends the transaction without a reply (a relay that failed after
 // the script answered statelessly): a retransmission is routed anew.
 func (t *Tx) Terminate() {
 	if t.virt != nil {
 		t.virt.terminate()
+		return
+	}
+	if t.lite.on {
+		t.liteEnd()
 		return
 	}
 	t.stx.Terminate()
