@@ -170,19 +170,19 @@ func (r *Request) StampVia(out *sip.Request, forceRport bool) {
 	if v == nil || !r.Src.IsValid() {
 		return
 	}
-	ip := r.Src.Addr().String()
+	var text [64]byte // the source address as text, made a string only when written
+	ipb := r.Src.Addr().AppendTo(text[:0])
 	at := 0 // where a new parameter goes: after host:port
 	if i := paramIndex(v.Params, "received"); i >= 0 {
-		v.Params[i].V = ip
+		v.Params[i].V = string(ipb)
 		at = i
-	} else if v.Host != ip || paramIndex(v.Params, "rport") >= 0 {
-		v.Params = insertParam(v.Params, 0, "received", ip)
+	} else if v.Host != string(ipb) || paramIndex(v.Params, "rport") >= 0 {
+		v.Params = insertParam(v.Params, 0, "received", string(ipb))
 	}
-	port := strconv.Itoa(int(r.Src.Port()))
 	if i := paramIndex(v.Params, "rport"); i >= 0 {
-		v.Params[i].V = port
+		v.Params[i].V = strconv.Itoa(int(r.Src.Port()))
 	} else if forceRport {
-		v.Params = insertParam(v.Params, at, "rport", port)
+		v.Params = insertParam(v.Params, at, "rport", strconv.Itoa(int(r.Src.Port())))
 	}
 }
 
