@@ -93,7 +93,8 @@ type Server struct {
 	branches  branchTable // client transactions of relayed requests (branch.go)
 	wg        sync.WaitGroup
 	cancel    context.CancelFunc
-	timerHook afterFuncHook // nil but in tests: see afterFunc
+	timerHook afterFuncHook // nil but in tests: see arm
+	wheels    wheelSet      // the timers of branches and transactions (timer.go)
 
 	srcMu sync.Mutex
 	srcIP map[netip.Addr]netip.Addr // wildcard listeners: local address per destination
@@ -280,6 +281,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	s.txs.terminateAll()
 	s.branches.terminateAll()
+	s.wheels.stop()
 	return nil
 }
 

@@ -2,6 +2,7 @@ package sipnet
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,9 +21,9 @@ type timer interface {
 type afterFuncHook func(d time.Duration, f func()) timer
 
 // The timers of branches (retransmission, fr_timer, lingering) and of
-// answered non-INVITE transactions (tm's wait timer) are deadlines on a few
-// shared wheels (timers.Deadlines, a heap each with one goroutine firing
-// what is due) rather than one runtime timer each: arming one allocates
+// answered non-INVITE transactions (tm's wait timer) are deadlines on the
+// server's few wheels (timers.Deadlines, a heap each with one goroutine
+// firing what is due) rather than one runtime timer each: arming one allocates
 // nothing (the wheelTimer lives in its Branch or Tx and its callback is a
 // plain function of its owner), and firing one starts no goroutine. The
 // callbacks run on the wheel's goroutine, so they must not block: the ones
@@ -30,24 +31,41 @@ type afterFuncHook func(d time.Duration, f func()) timer
 // A test of the package replaces the wheels with Server.timerHook to fire
 // timers itself.
 
-// wheelShards is how many wheels share the timers: arming takes one
-// wheel's lock, so the lock is not one for the whole process.
+// wheelShards is the most wheels a server has: arming takes one wheel's
+// lock, so there is one per processor (up to this), not one lock for all.
 const wheelShards = 8
 
-var (
-	wheelsOnce sync.Once
-	wheels     [wheelShards]*timers.Deadlines[*wheelTimer]
-	wheelNext  atomic.Uint32
-)
+// wheelSet is a server's wheels, started by the first timer armed and
+// stopped with the server (Server.Stop): timers pending then never fire.
+type wheelSet struct {
+	once   sync.Once
+	cancel context.CancelFunc
+	n      uint32
+	next   atomic.Uint32
+	w      [wheelShards]*timers.Deadlines[*wheelTimer]
+}
 
-// startWheels starts the wheels' goroutines, once per process (they live
-// as long as it, as the runtime's timers do).
-func startWheels() {
-	for i := range wheels {
+func (ws *wheelSet) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	ws.cancel = cancel
+	ws.n = uint32(min(max(runtime.GOMAXPROCS(0), 1), wheelShards))
+	for i := range ws.n {
 		d := timers.NewDeadlines[*wheelTimer]()
-		wheels[i] = d
-		go d.Run(context.Background(), timers.Real(), (*wheelTimer).run)
+		ws.w[i] = d
+		go d.Run(ctx, timers.Real(), (*wheelTimer).run)
 	}
+}
+
+// pick returns the wheel for the next timer.
+func (ws *wheelSet) pick() *timers.Deadlines[*wheelTimer] {
+	ws.once.Do(ws.start)
+	return ws.w[ws.next.Add(1)%ws.n]
+}
+
+// stop ends the wheels' goroutines.
+func (ws *wheelSet) stop() {
+	ws.once.Do(ws.start) // so that a timer armed after Stop finds a wheel (that never fires)
+	ws.cancel()
 }
 
 // wheelTimer is a one-shot timer on a wheel. Its zero value is unarmed.
@@ -89,8 +107,7 @@ func (s *Server) arm(t *wheelTimer, d time.Duration, fire func(any), arg any, as
 		return s.timerHook(d, func() { fire(arg) })
 	}
 	if t.wheel == nil {
-		wheelsOnce.Do(startWheels)
-		t.wheel = wheels[wheelNext.Add(1)%wheelShards]
+		t.wheel = s.wheels.pick()
 		t.fire, t.arg, t.async = fire, arg, async
 	}
 	t.Reset(d)
