@@ -32,9 +32,11 @@ const (
 )
 
 // usesLite reports whether a transaction for r can be a liteTx: a
-// non-INVITE request on a datagram socket.
+// non-INVITE request on a datagram socket. A CANCEL (one no INVITE
+// transaction matched, routed by the script) stays with sipgo, whose
+// ServerTx sends the replies to a CANCEL outside its state machine.
 func usesLite(r *Request) bool {
-	return r.Listener != nil && r.Listener.pc != nil && !r.Msg.IsInvite() && !r.Msg.IsAck()
+	return r.Listener != nil && r.Listener.pc != nil && !r.Msg.IsInvite() && !r.Msg.IsAck() && !r.Msg.IsCancel()
 }
 
 // newLiteTx creates r's transaction as a liteTx (NewTx, usesLite true).
