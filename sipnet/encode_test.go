@@ -2,6 +2,7 @@ package sipnet
 
 import (
 	"bytes"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -66,5 +67,49 @@ func BenchmarkEncodeMessage(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		buf.Reset()
 		encodeMessage(&buf, m)
+	}
+}
+
+// TestRelayCopy: the copy a proxy forwards reads as sipgo's Clone of the
+// request, and what changes the received request in place afterwards (its
+// top Via's parameters, rr's own Record-Route) or the copy (StampVia, the
+// From rewritten by pending edits) stays on its side.
+func TestRelayCopy(t *testing.T) {
+	m, err := sip.ParseMessage([]byte("MESSAGE sip:bob@example.com;x=1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5070;branch=z9hG4bK1;rport\r\n" +
+		"Via: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bK0\r\nFrom: \"A\" <sip:a@x>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: c1\r\nCSeq: 1 MESSAGE\r\n" +
+		"Max-Forwards: 70\r\nX-Custom: v\r\nContent-Length: 5\r\n\r\nhello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := m.(*sip.Request)
+	rr := &sip.RecordRouteHeader{Address: sip.Uri{Host: "10.0.0.1", UriParams: sip.HeaderParams{{K: "lr"}}}}
+	in.PrependHeader(rr)
+	want := in.Clone().String()
+	out := RelayCopy(in, true, rr)
+	if got := out.String(); got != want {
+		t.Fatalf("copy\n%q\nwant\n%q", got, want)
+	}
+	if out.Via() == in.Via() || out.From() == in.From() || out.To() == in.To() || out.GetHeader("Record-Route") == sip.Header(rr) {
+		t.Fatal("the Via, From, To or own Record-Route of the copy is the received one")
+	}
+	if out.CallID() != in.CallID() {
+		t.Fatal("a header nothing changes in place was copied")
+	}
+	// The received request changes after the copy was sent...
+	in.Via().Params.Add("received", "192.0.2.50")
+	rr.Address.UriParams.Add("ftag", "z")
+	if got := out.String(); got != want {
+		t.Fatalf("the copy changed with the received request:\n%q\nwant\n%q", got, want)
+	}
+	// ...and the copy changes before it is sent.
+	before := in.String()
+	(&Request{Msg: in, Src: netip.MustParseAddrPort("198.51.100.7:5999")}).StampVia(out, true)
+	out.From().DisplayName = "B"
+	out.PrependHeader(sip.NewHeader("Route", "<sip:p@example.com;lr>"))
+	if in.String() != before {
+		t.Fatalf("the received request changed with the copy:\n%q\nwant\n%q", in.String(), before)
+	}
+	if v := out.Via().Params; len(v) != 3 || v[0].V != "198.51.100.7" || v[2].V != "5999" {
+		t.Fatalf("stamped Via params %v", v)
 	}
 }
