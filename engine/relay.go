@@ -49,8 +49,11 @@ type cell struct {
 	total    int  // branches created
 	branches []*sipnet.Branch
 	bflags   []uint32 // branch flags of each branch (same index), for its reply and failure routes
-	done     bool     // a final reply went upstream through the relay
-	canceled bool     // CANCEL received from upstream
+	// the storage of the first branch: most relays have one
+	branch1  [1]*sipnet.Branch
+	bflags1  [1]uint32
+	done     bool // a final reply went upstream through the relay
+	canceled bool // CANCEL received from upstream
 	best     finalReply
 	onReply  string // t_on_reply function
 	flags    uint32 // message flags at the last relay, for reply routes
@@ -104,8 +107,13 @@ func (rs *relaySystem) check(m *ksr.Msg, fn string) bool {
 // From/To changes applied and received/rport on the sender's Via. As in
 // Kamailio, Max-Forwards is left as the script left it: tm and the core
 // never touch it, the maxfwd module does (KSR.maxfwd.process_maxfwd).
+//
+// The copy shares the headers nothing changes in place (sipnet.RelayCopy):
+// the pending edits rewrite From and To, and rr's add_rr_param (in a branch
+// route, or in a failure route before the next relay) extends the
+// Record-Route record_route added, so those are the copy's own.
 func (rs *relaySystem) prepareCopy(m *ksr.Msg) *sip.Request {
-	out := m.Req.Msg.Clone()
+	out := sipnet.RelayCopy(m.Req.Msg, len(m.AddrEdits) > 0, m.RR.Added)
 	m.ApplyEdits(out)
 	m.Req.StampVia(out, m.ForceRport)
 	return out
@@ -142,7 +150,9 @@ func (rs *relaySystem) Forward(env *ksr.Env, dst string) int {
 		return -1
 	}
 	rs.e.stats.Counter("core", "fwd_requests").Inc() // as Kamailio's forward_request: stateless only
-	forwardedTo(m, out, t, uriOr(dst, out))
+	if m.Req.Observer != nil {
+		forwardedTo(m, out, t, uriOr(dst, out))
+	}
 	return 1
 }
 
@@ -267,7 +277,7 @@ func (rs *relaySystem) relayBranch(env *ksr.Env, c *cell, tx *sipnet.Tx, uri, ds
 		Listener:      r.Listener,
 		Timeout:       e.set.TM().FrTimer,
 		InviteTimeout: e.set.TM().FrInvTimer,
-		OnTimeout:     rs.timeout,
+		OnTimeout:     branchTimeout,
 		Owner:         c,
 	})
 	c.mu.Lock()
@@ -283,7 +293,9 @@ func (rs *relaySystem) relayBranch(env *ksr.Env, c *cell, tx *sipnet.Tx, uri, ds
 	c.bflags = append(c.bflags, bflags)
 	canceled := c.canceled
 	c.mu.Unlock()
-	relayedTo(m, b, uriOr(dst, out))
+	if m.Req.Observer != nil { // kemi test: the URI is text only for it
+		relayedTo(m, b, uriOr(dst, out))
+	}
 	if canceled && b.Cancel() { // a CANCEL raced with this relay
 		rs.branchEnded(nil, c, finalReply{code: 487, reason: "Request Terminated"})
 	}
@@ -312,6 +324,7 @@ func (rs *relaySystem) cellFor(tx *sipnet.Tx, m *ksr.Msg) *cell {
 		return c
 	}
 	c := &cell{rs: rs, tx: tx, msg: m, busy: true}
+	c.branches, c.bflags = c.branch1[:0:1], c.bflags1[:0:1]
 	tx.SetRelayState(c)
 	if m.Req.Msg.IsInvite() {
 		tx.SetCancelHandler(func() { rs.cancel(c) })
@@ -418,12 +431,15 @@ func (c *cell) release(w *worker) {
 	c.mu.Unlock()
 }
 
-// timeout is a branch's fr_timer / fr_inv_timer (on a timer goroutine).
-func (rs *relaySystem) timeout(b *sipnet.Branch) {
+// branchTimeout is a branch's fr_timer / fr_inv_timer (on a timer
+// goroutine). A plain function, not a method value: BranchOptions takes it
+// without an allocation per branch.
+func branchTimeout(b *sipnet.Branch) {
 	c, ok := b.Owner().(*cell)
 	if !ok {
 		return
 	}
+	rs := c.rs
 	rep := finalReply{code: 408, reason: "Request Timeout", timeout: true, replied: b.Status() > 0, branch: b}
 	rs.onWorker(func(w *worker) { rs.branchEnded(w, c, rep) })
 }

@@ -29,13 +29,15 @@ const (
 
 // NewBranchID returns a fresh RFC 3261 branch.
 func NewBranchID() string {
-	var b [16]byte
+	const prefix = "z9hG4bKkm"
+	var b [len(prefix) + 16]byte
+	copy(b[:], prefix)
 	v := rand.Uint64()
-	for i := range b {
+	for i := len(prefix); i < len(b); i++ {
 		b[i] = hexdigits[v&0xf]
 		v >>= 4
 	}
-	return "z9hG4bKkm" + string(b[:])
+	return string(b[:])
 }
 
 // ReplyKind says what a reply received on a Branch means for the proxy.
@@ -112,10 +114,14 @@ type Branch struct {
 	cancelTx *Branch
 	ack      *sip.Request // ACK for a negative final reply to INVITE, built once
 	retrIv   time.Duration
-	retr     timer
+	retr     timer // nil when not armed, else one of the wheel timers below
 	fr       timer
 	linger   timer
-	gone     bool // removed from the table
+	wRetr    wheelTimer
+	wFr      wheelTimer
+	wLinger  wheelTimer
+	via      ownVia // the Via the branch put on top of req
+	gone     bool   // removed from the table
 }
 
 // Owner returns BranchOptions.Owner.
@@ -156,8 +162,9 @@ func (s *Server) NewBranch(req *sip.Request, o BranchOptions) (*Branch, error) {
 	}
 	id := NewBranchID()
 	doubleRR(req, o.Listener, ln, o.Target)
-	req.PrependHeader(ln.newVia(o.Target, id))
 	b := &Branch{srv: s, ln: ln, id: id, invite: req.IsInvite(), cancel: req.IsCancel(), target: o.Target, opts: o, req: req}
+	ln.setVia(&b.via, o.Target, id)
+	req.PrependHeader(&b.via.ViaHeader)
 	b.key = branchKey{id, string(req.Method)}
 	if err := b.start(); err != nil {
 		return nil, err
@@ -172,10 +179,10 @@ func (b *Branch) start() error {
 	b.mu.Lock()
 	if b.ln.pc != nil {
 		b.retrIv = sip.T1
-		b.retr = b.srv.afterFunc(b.retrIv, b.retransmit)
+		b.retr = b.srv.arm(&b.wRetr, b.retrIv, branchRetransmit, b, false)
 	}
 	if !b.ln.virtual() { // a virtual branch ends by Expire (kemi test)
-		b.fr = b.srv.afterFunc(b.opts.Timeout, b.expire)
+		b.fr = b.srv.arm(&b.wFr, b.opts.Timeout, branchExpire, b, true)
 	}
 	b.mu.Unlock()
 	if err := b.send(b.req); err != nil {
@@ -205,6 +212,13 @@ func (b *Branch) stopTimers() {
 		b.fr = nil
 	}
 }
+
+// The branch timers' callbacks (see arm): plain functions, so arming a
+// timer allocates no closure. fr_timer's may block on the engine's queue
+// (OnTimeout): it is armed async.
+func branchRetransmit(b any) { b.(*Branch).retransmit() }
+func branchExpire(b any)     { b.(*Branch).expire() }
+func branchRemove(b any)     { b.(*Branch).remove() }
 
 // retransmit is timer A/E.
 func (b *Branch) retransmit() {
@@ -457,7 +471,7 @@ func (b *Branch) startLinger() {
 	}
 	b.mu.Lock()
 	if b.linger == nil && !b.gone {
-		b.linger = b.srv.afterFunc(d, b.remove)
+		b.linger = b.srv.arm(&b.wLinger, d, branchRemove, b, false)
 	}
 	b.mu.Unlock()
 }

@@ -6,9 +6,13 @@
 // keep a server transaction (and its timers) for every request, while
 // Kamailio's sl module answers statelessly. Instead a request is marked in
 // flight while a worker handles it, so that a retransmission arriving
-// meanwhile is absorbed rather than routed twice; a sip.ServerTx is created
-// only by NewTx (KSR.tm.t_newtran, t_reply, async suspension, relay), after
-// which retransmissions and CANCEL are matched to it.
+// meanwhile is absorbed rather than routed twice; a server transaction is
+// created only by NewTx (KSR.tm.t_newtran, t_reply, async suspension, relay),
+// after which retransmissions and CANCEL are matched to it: kemi's own
+// liteTx for a non-INVITE request over UDP (tx_lite.go), a sip.ServerTx for
+// the others. The timers of transactions and branches are deadlines on the
+// server's timers.Deadlines wheels (timer.go), and messages are written with
+// encodeMessage (encode.go), sipgo's serialisation without its allocations.
 //
 // TCP listeners are served by sipgo's TCP transport through a wrapper of the
 // listening socket (tcp.go): accept errors such as EMFILE are retried with a

@@ -162,11 +162,14 @@ func (r *Request) NewTx() (*Tx, error) {
 	if r.Msg.IsAck() {
 		return nil, errors.New("sipnet: no transaction for ACK")
 	}
+	if usesLite(r) {
+		return r.newLiteTx(), nil // kemi's own (tx_lite.go)
+	}
 	conn, err := r.Listener.conn(r.Src)
 	if err != nil {
 		return nil, err
 	}
-	tx := &Tx{req: r, key: r.key, srv: r.srv, toTag: newTag()}
+	tx := &Tx{req: r, key: r.key, srv: r.srv} // the To tag when needed (ToTag)
 	tx.stx = sip.NewServerTx(r.key, r.Msg, conn, r.srv.log)
 	if err := tx.stx.Init(); err != nil {
 		conn.TryClose()
@@ -174,11 +177,7 @@ func (r *Request) NewTx() (*Tx, error) {
 	}
 	r.srv.tm.created.Add(1) // before OnTerminate can count its end
 	tx.stx.OnCancel(func(*sip.Request) { tx.canceled.Store(true) })
-	tx.stx.OnTerminate(func(key string, err error) {
-		r.srv.txs.dropTx(key, tx)
-		tx.stop2xx()
-		tx.ended()
-	})
+	tx.stx.OnTerminate(func(string, error) { tx.whenEnded() })
 	r.tx = tx
 	r.srv.txs.setTx(r.key, tx)
 	return tx, nil

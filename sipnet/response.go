@@ -191,11 +191,13 @@ func writeResponse(b *replyBuf, r *Request, code int, reason, toTag string, extr
 		line(h)
 	})
 	if h := req.From(); h != nil {
-		writeNameAddr(b, "From", h.DisplayName, &h.Address, h.Params)
+		b.WriteString("From: ")
+		writeNameAddr(b, h.DisplayName, &h.Address, h.Params)
 		b.WriteString("\r\n")
 	}
 	if h := req.To(); h != nil {
-		writeNameAddr(b, "To", h.DisplayName, &h.Address, h.Params)
+		b.WriteString("To: ")
+		writeNameAddr(b, h.DisplayName, &h.Address, h.Params)
 		if code != 100 && !h.Params.Has("tag") {
 			b.WriteString(";tag=") // HeaderParams.Add appends it last
 			if toTag == "" {
@@ -295,107 +297,6 @@ func writeVia(b *replyBuf, v *sip.ViaHeader, src netip.AddrPort) {
 		stamp("received", ip)
 	}
 	b.WriteString("\r\n")
-}
-
-// writeNameAddr writes a From or To header as sipgo's FromHeader and
-// ToHeader StringWrite do, the URI by writeURI.
-func writeNameAddr(b *replyBuf, name, display string, u *sip.Uri, params sip.HeaderParams) {
-	b.WriteString(name)
-	b.WriteString(": ")
-	if display != "" {
-		b.WriteByte('"')
-		b.WriteString(display)
-		b.WriteString("\" ")
-	}
-	b.WriteByte('<')
-	writeURI(b, u)
-	b.WriteByte('>')
-	if len(params) > 0 {
-		b.WriteByte(';')
-		writeParams(b, params)
-	}
-}
-
-// writeParams writes params as sipgo's HeaderParams.ToStringWrite(';')
-// does (which allocates the separator's string).
-func writeParams(b *replyBuf, params sip.HeaderParams) {
-	for i, kv := range params {
-		if i > 0 {
-			b.WriteByte(';')
-		}
-		b.WriteString(kv.K)
-		switch {
-		case kv.V == "":
-		case strings.ContainsAny(kv.V, " \t"): // sipgo's abnf
-			b.WriteString("=\"")
-			b.WriteString(kv.V)
-			b.WriteByte('"')
-		default:
-			b.WriteByte('=')
-			b.WriteString(kv.V)
-		}
-	}
-}
-
-// writeURI writes u as sipgo's Uri.StringWrite does, without allocating
-// the text of its port or of an IPv6 host's brackets.
-func writeURI(b *replyBuf, u *sip.Uri) {
-	if u.Scheme == "" {
-		b.WriteString("sip") // sipgo's default
-	} else {
-		b.WriteString(u.Scheme)
-	}
-	b.WriteByte(':')
-	if raw := u.Raw(); raw != "" {
-		b.WriteString(raw)
-		return
-	}
-	if u.HierarhicalSlashes {
-		b.WriteString("//")
-	}
-	if u.User != "" {
-		b.WriteString(u.User)
-		if u.Password != "" {
-			b.WriteByte(':')
-			b.WriteString(u.Password)
-		}
-		b.WriteByte('@')
-	}
-	writeHost(b, u.Host)
-	if u.Port > 0 {
-		b.WriteByte(':')
-		b.b = strconv.AppendInt(b.b, int64(u.Port), 10)
-	}
-	if u.UriParams != nil && u.UriParams.Length() > 0 {
-		b.WriteByte(';')
-		b.WriteString(u.UriParams.ToString(';'))
-	}
-	if u.Headers != nil && u.Headers.Length() > 0 {
-		b.WriteByte('?')
-		b.WriteString(u.Headers.ToString('&'))
-	}
-}
-
-// writeHost writes host as sipgo's uriIP returns it: an IPv6 literal in
-// brackets.
-func writeHost(b *replyBuf, host string) {
-	if isIPv6Literal(host) {
-		b.WriteByte('[')
-		b.WriteString(host)
-		b.WriteByte(']')
-	} else {
-		b.WriteString(host)
-	}
-}
-
-// isIPv6Literal is sipgo's isIPV6: host parses as an IPv6 address (not an
-// IPv4-mapped one, no zone).
-func isIPv6Literal(host string) bool {
-	if strings.IndexByte(host, ':') < 0 {
-		return false
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Is6() && !a.Is4In6() && a.Zone() == ""
 }
 
 // stampedVia is a copy of the request's top Via with received (and rport,

@@ -93,7 +93,8 @@ type Server struct {
 	branches  branchTable // client transactions of relayed requests (branch.go)
 	wg        sync.WaitGroup
 	cancel    context.CancelFunc
-	timerHook afterFuncHook // nil but in tests: see afterFunc
+	timerHook afterFuncHook // nil but in tests: see arm
+	wheels    wheelSet      // the timers of branches and transactions (timer.go)
 
 	srcMu sync.Mutex
 	srcIP map[netip.Addr]netip.Addr // wildcard listeners: local address per destination
@@ -116,6 +117,7 @@ type Listener struct {
 	tcp   *tcpListener // ln, for every stream protocol (tcp, tls, ws, wss)
 	ws    *Listener    // with Options.HTTP: the ws/wss listener upgraded connections move to (http.go)
 	srv   *Server
+	host  atomic.Pointer[hostText] // Addr's host as Via text (via.go)
 }
 
 // New validates opts; nothing is bound until Start.
@@ -281,6 +283,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	s.txs.terminateAll()
 	s.branches.terminateAll()
+	s.wheels.stop()
 	return nil
 }
 

@@ -1,7 +1,6 @@
 package sipnet
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -532,11 +531,11 @@ func (a trackedConn) WriteMsg(msg sip.Message) error {
 	if a.c.closed.Load() {
 		return net.ErrClosed
 	}
-	buf := bufPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	msg.StringWrite(buf)
-	_, err := a.c.Write(buf.Bytes())
-	bufPool.Put(buf)
+	buf := replyBufs.Get().(*replyBuf)
+	buf.b = buf.b[:0]
+	encodeMessage(buf, msg)
+	_, err := a.c.Write(buf.b)
+	putReplyBuf(buf)
 	return err
 }
 

@@ -1,9 +1,17 @@
 package sipnet
 
-import "time"
+import (
+	"context"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
 
-// timer is what sipnet keeps of a one-shot timer armed with
-// Server.afterFunc: a *time.Timer, or a test's stub.
+	"kemi/timers"
+)
+
+// timer is what sipnet keeps of a one-shot timer: a wheelTimer, or a
+// test's stub.
 type timer interface {
 	Stop() bool
 	Reset(d time.Duration) bool
@@ -12,13 +20,96 @@ type timer interface {
 // afterFuncHook is time.AfterFunc as a test of the package replaces it.
 type afterFuncHook func(d time.Duration, f func()) timer
 
-// afterFunc arms the timers of branches (retransmission, fr_timer,
-// lingering) and of answered non-INVITE transactions (tm's wait timer): f
-// runs on its own goroutine after d, as with time.AfterFunc. A test of the
-// package replaces it with Server.timerHook to fire timers itself.
-func (s *Server) afterFunc(d time.Duration, f func()) timer {
-	if s.timerHook != nil {
-		return s.timerHook(d, f)
+// The timers of branches (retransmission, fr_timer, lingering) and of
+// answered non-INVITE transactions (tm's wait timer) are deadlines on the
+// server's few wheels (timers.Deadlines, a heap each with one goroutine
+// firing what is due) rather than one runtime timer each: arming one allocates
+// nothing (the wheelTimer lives in its Branch or Tx and its callback is a
+// plain function of its owner), and firing one starts no goroutine. The
+// callbacks run on the wheel's goroutine, so they must not block: the ones
+// that may (fr_timer's expiry hands work to the engine) start their own.
+// A test of the package replaces the wheels with Server.timerHook to fire
+// timers itself.
+
+// wheelShards is the most wheels a server has: arming takes one wheel's
+// lock, so there is one per processor (up to this), not one lock for all.
+const wheelShards = 8
+
+// wheelSet is a server's wheels, started by the first timer armed and
+// stopped with the server (Server.Stop): timers pending then never fire.
+type wheelSet struct {
+	once   sync.Once
+	cancel context.CancelFunc
+	n      uint32
+	next   atomic.Uint32
+	w      [wheelShards]*timers.Deadlines[*wheelTimer]
+}
+
+func (ws *wheelSet) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	ws.cancel = cancel
+	ws.n = uint32(min(max(runtime.GOMAXPROCS(0), 1), wheelShards))
+	for i := range ws.n {
+		d := timers.NewDeadlines[*wheelTimer]()
+		ws.w[i] = d
+		go d.Run(ctx, timers.Real(), (*wheelTimer).run)
 	}
-	return time.AfterFunc(d, f)
+}
+
+// pick returns the wheel for the next timer.
+func (ws *wheelSet) pick() *timers.Deadlines[*wheelTimer] {
+	ws.once.Do(ws.start)
+	return ws.w[ws.next.Add(1)%ws.n]
+}
+
+// stop ends the wheels' goroutines.
+func (ws *wheelSet) stop() {
+	ws.once.Do(ws.start) // so that a timer armed after Stop finds a wheel (that never fires)
+	ws.cancel()
+}
+
+// wheelTimer is a one-shot timer on a wheel. Its zero value is unarmed.
+type wheelTimer struct {
+	wheel *timers.Deadlines[*wheelTimer]
+	id    atomic.Uint64 // timers.ID of the pending deadline, 0 when none
+	fire  func(any)
+	arg   any
+	async bool // fire may block: it runs on a goroutine of its own
+}
+
+func (t *wheelTimer) run() {
+	if t.async {
+		go t.fire(t.arg)
+		return
+	}
+	t.fire(t.arg)
+}
+
+// Stop cancels the timer; it reports whether it was pending.
+func (t *wheelTimer) Stop() bool {
+	id := timers.ID(t.id.Swap(0))
+	return id != 0 && t.wheel.Cancel(id)
+}
+
+// Reset arms the timer again to fire after d; it reports whether it was
+// pending.
+func (t *wheelTimer) Reset(d time.Duration) bool {
+	was := t.Stop()
+	t.id.Store(uint64(t.wheel.Add(time.Now().Add(d), t)))
+	return was
+}
+
+// arm arms t (the caller's own, unarmed) to call fire(arg) after d (on a
+// goroutine of its own if async), or with Server.timerHook set, the test's
+// stub.
+func (s *Server) arm(t *wheelTimer, d time.Duration, fire func(any), arg any, async bool) timer {
+	if s.timerHook != nil {
+		return s.timerHook(d, func() { fire(arg) })
+	}
+	if t.wheel == nil {
+		t.wheel = s.wheels.pick()
+		t.fire, t.arg, t.async = fire, arg, async
+	}
+	t.Reset(d)
+	return t
 }

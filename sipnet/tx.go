@@ -22,10 +22,13 @@ var ErrTxGone = errors.New("sipnet: transaction is gone (cancelled, terminated o
 type Tx struct {
 	stx      *sip.ServerTx
 	virt     *virtualTx // set instead of stx for a virtual request (virtual.go)
+	lite     liteTx     // used instead of stx when lite.on (tx_lite.go)
+	lmu      sync.Mutex // guards lite
 	req      *Request
 	key      string
 	srv      *Server
-	toTag    string
+	toTag    string // set by ToTag (or when created, for a virtual one)
+	tagOnce  sync.Once
 	canceled atomic.Bool
 	waited   atomic.Bool // counted in the wait state (tmstats.go)
 	gone     atomic.Bool // counted as ended
@@ -37,6 +40,7 @@ type Tx struct {
 	lastRes *sip.Response
 	stop2   chan struct{}
 	ackKey  string
+	wait    wheelTimer // tm's wait timer (afterFinal)
 
 	// relay: set when the request is relayed (branch.go, engine relay).
 	onCancel func()
@@ -63,6 +67,9 @@ func (t *Tx) Terminated() bool {
 	if t.virt != nil {
 		return t.virt.terminated()
 	}
+	if t.lite.on {
+		return t.liteTerminated()
+	}
 	select {
 	case <-t.stx.Done():
 		return true
@@ -75,6 +82,9 @@ func (t *Tx) Terminated() bool {
 func (t *Tx) Done() <-chan struct{} {
 	if t.virt != nil {
 		return t.virt.done
+	}
+	if t.lite.on {
+		return t.liteDone()
 	}
 	return t.stx.Done()
 }
@@ -108,14 +118,14 @@ func (t *Tx) Reply(code int, reason string, extra []sip.Header, body []byte) err
 	}
 	t.last = code
 	t.mu.Unlock()
-	res := buildResponse(t.req, code, reason, t.toTag, extra, body)
+	res := buildResponse(t.req, code, reason, t.ToTag(), extra, body)
 	t.mu.Lock()
 	t.lastRes = res
 	t.mu.Unlock()
 	if t.virt != nil {
 		return t.respondVirtual(code, res)
 	}
-	if err := t.stx.Respond(res); err != nil {
+	if err := t.respond(res); err != nil {
 		return err
 	}
 	t.srv.nReplies.Add(1)
@@ -168,17 +178,19 @@ func (t *Tx) cancel(c *sip.Request) {
 		relayed() // a proxy cancels its branches and relays their replies
 		return
 	}
-	res := buildResponse(t.req, 487, "Request Terminated", t.toTag, nil, nil)
+	res := buildResponse(t.req, 487, "Request Terminated", t.ToTag(), nil, nil)
 	t.mu.Lock()
 	t.final, t.last = 487, 487
 	t.mu.Unlock()
-	if err := t.stx.Respond(res); err != nil {
+	if err := t.respond(res); err != nil {
 		t.srv.log.Debug("487 after CANCEL failed", "error", err)
 	} else {
 		t.countSent(487, true)
 	}
 	t.toWait()
-	t.stx.TerminateGracefully()
+	if !t.lite.on { // (a CANCEL matches INVITE transactions only)
+		t.stx.TerminateGracefully()
+	}
 }
 
 // SetCancelHandler makes a CANCEL matched to this INVITE transaction call
@@ -191,8 +203,17 @@ func (t *Tx) SetCancelHandler(f func()) {
 	t.mu.Unlock()
 }
 
-// ToTag returns the To tag of the transaction's local replies.
-func (t *Tx) ToTag() string { return t.toTag }
+// ToTag returns the To tag of the transaction's local replies, made when
+// first asked for: a relayed transaction whose replies all come from
+// downstream never needs one.
+func (t *Tx) ToTag() string {
+	t.tagOnce.Do(func() {
+		if t.toTag == "" {
+			t.toTag = newTag()
+		}
+	})
+	return t.toTag
+}
 
 // RelayState returns the value set with SetRelayState (nil when none).
 func (t *Tx) RelayState() RelayCell {
@@ -245,7 +266,7 @@ func (t *Tx) Forward(res *sip.Response) error {
 		}
 		return err
 	}
-	if err := t.stx.Respond(res); err != nil {
+	if err := t.respond(res); err != nil {
 		return err
 	}
 	t.srv.nRelayed.Add(1)
@@ -266,16 +287,18 @@ func (t *Tx) afterFinal(code int) {
 	switch {
 	case code < 200:
 	case !t.req.Msg.IsInvite() && t.req.Proto() == "udp":
-		wait := t.srv.afterFunc(RelayWait, func() {
-			if !t.Terminated() {
-				t.stx.Terminate()
-			}
-		})
-		if !t.stx.OnTerminate(func(string, error) { wait.Stop() }) {
-			wait.Stop() // ended meanwhile (shutdown)
-		}
+		// Not stopped when the transaction ends sooner (shutdown): it
+		// then finds it ended.
+		t.srv.arm(&t.wait, RelayWait, txWaitEnd, t, false)
 	default:
 		t.stx.TerminateGracefully()
+	}
+}
+
+// txWaitEnd is the wait timer's callback (see Server.arm).
+func txWaitEnd(x any) {
+	if t := x.(*Tx); !t.Terminated() {
+		t.Terminate()
 	}
 }
 
@@ -283,20 +306,44 @@ func (t *Tx) afterFinal(code int) {
 // retransmissions after its final reply (tm's wt_timer default).
 const RelayWait = 5 * time.Second
 
-// receive passes a retransmission or an ACK to sipgo's transaction.
+// respond sends res through the transaction's state machine.
+func (t *Tx) respond(res *sip.Response) error {
+	if t.lite.on {
+		return t.liteRespond(res)
+	}
+	return t.stx.Respond(res)
+}
+
+// whenEnded is what follows the end of the transaction: it leaves the
+// table, stops retransmitting a 2xx and is counted.
+func (t *Tx) whenEnded() {
+	t.srv.txs.dropTx(t.key, t)
+	t.stop2xx()
+	t.ended()
+}
+
+// receive passes a retransmission or an ACK to the transaction.
 func (t *Tx) receive(m *sip.Request) {
+	if t.lite.on {
+		t.liteReceive(m)
+		return
+	}
 	if err := t.stx.Receive(m); err != nil {
 		t.srv.log.Debug("transaction receive", "error", err)
 	}
 }
 
-func (t *Tx) terminate() { t.stx.Terminate() }
+func (t *Tx) terminate() { t.Terminate() }
 
 // Terminate ends the transaction without a reply (a relay that failed after
 // the script answered statelessly): a retransmission is routed anew.
 func (t *Tx) Terminate() {
 	if t.virt != nil {
 		t.virt.terminate()
+		return
+	}
+	if t.lite.on {
+		t.liteEnd()
 		return
 	}
 	t.stx.Terminate()

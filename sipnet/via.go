@@ -73,17 +73,66 @@ func (ln *Listener) AdvertisedAddr(dst netip.Addr) netip.AddrPort { return ln.se
 
 // newVia is this listener's Via for a request to t with branch.
 func (ln *Listener) newVia(t Target, branch string) *sip.ViaHeader {
+	v := new(ownVia)
+	ln.setVia(v, t, branch)
+	return &v.ViaHeader
+}
+
+// ownVia is a Via kemi adds with the storage of its one parameter, so that
+// it takes one allocation (none in a Branch, which holds it).
+type ownVia struct {
+	sip.ViaHeader
+	param [1]sip.HeaderKV
+}
+
+// setVia makes v this listener's Via for a request to t with branch.
+func (ln *Listener) setVia(v *ownVia, t Target, branch string) {
 	sb := ln.sentBy(t.Addr.Addr())
-	v := &sip.ViaHeader{
+	v.param[0] = sip.HeaderKV{K: "branch", V: branch}
+	v.ViaHeader = sip.ViaHeader{
 		ProtocolName:    "SIP",
 		ProtocolVersion: "2.0",
-		Transport:       strings.ToUpper(ln.Proto),
-		Host:            sb.Addr().String(),
+		Transport:       upperProto(ln.Proto),
+		Host:            ln.hostText(sb.Addr()),
 		Port:            int(sb.Port()),
-		Params:          sip.NewParams(),
+		Params:          v.param[:],
 	}
-	v.Params.Add("branch", branch)
-	return v
+}
+
+// hostText is a's text; the listener's own address's is made once.
+func (ln *Listener) hostText(a netip.Addr) string {
+	if a != ln.Addr.Addr() {
+		return a.String() // a wildcard listener's routed source address
+	}
+	if h := ln.host.Load(); h != nil && h.addr == a {
+		return h.text
+	}
+	h := &hostText{addr: a, text: a.String()}
+	ln.host.Store(h)
+	return h.text
+}
+
+// hostText is an address and its text.
+type hostText struct {
+	addr netip.Addr
+	text string
+}
+
+// upperProto is proto as a Via writes it.
+func upperProto(proto string) string {
+	switch proto {
+	case "udp":
+		return "UDP"
+	case "tcp":
+		return "TCP"
+	case "tls":
+		return "TLS"
+	case "ws":
+		return "WS"
+	case "wss":
+		return "WSS"
+	}
+	return strings.ToUpper(proto)
 }
 
 // isOurs reports whether a Via's sent-by is one of our listeners.
@@ -121,19 +170,19 @@ func (r *Request) StampVia(out *sip.Request, forceRport bool) {
 	if v == nil || !r.Src.IsValid() {
 		return
 	}
-	ip := r.Src.Addr().String()
+	var text [64]byte // the source address as text, made a string only when written
+	ipb := r.Src.Addr().AppendTo(text[:0])
 	at := 0 // where a new parameter goes: after host:port
 	if i := paramIndex(v.Params, "received"); i >= 0 {
-		v.Params[i].V = ip
+		v.Params[i].V = string(ipb)
 		at = i
-	} else if v.Host != ip || paramIndex(v.Params, "rport") >= 0 {
-		v.Params = insertParam(v.Params, 0, "received", ip)
+	} else if v.Host != string(ipb) || paramIndex(v.Params, "rport") >= 0 {
+		v.Params = insertParam(v.Params, 0, "received", string(ipb))
 	}
-	port := strconv.Itoa(int(r.Src.Port()))
 	if i := paramIndex(v.Params, "rport"); i >= 0 {
-		v.Params[i].V = port
+		v.Params[i].V = strconv.Itoa(int(r.Src.Port()))
 	} else if forceRport {
-		v.Params = insertParam(v.Params, at, "rport", port)
+		v.Params = insertParam(v.Params, at, "rport", strconv.Itoa(int(r.Src.Port())))
 	}
 }
 
@@ -216,9 +265,14 @@ func doubleRR(req *sip.Request, in, out *Listener, t Target) {
 	u := top.Address.Clone()
 	u.Host, u.Port = outAddr.Addr().String(), int(outAddr.Port())
 	u.UriParams = withR2(RRTransport(out.Proto))
-	top.Address.UriParams = withR2(RRTransport(in.Proto))
 	rr := &sip.RecordRouteHeader{Address: *u}
+	// The request shares its headers with the received one (RelayCopy):
+	// the receiving side's Record-Route is replaced by a copy with r2=on,
+	// not changed in place.
+	mine := top.Clone()
+	mine.Address.UriParams = withR2(RRTransport(in.Proto))
 	hs := append([]sip.Header(nil), all...)
+	hs[at] = mine
 	for _, h := range hs {
 		req.RemoveHeader(h.Name())
 	}

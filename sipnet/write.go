@@ -1,12 +1,10 @@
 package sipnet
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/netip"
-	"sync"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -21,10 +19,6 @@ import (
 // dials and reads like an accepted one (tcp.go), so that replies come back
 // through the same listener.
 
-// bufPool holds the buffers UDP datagrams are encoded into (write, and
-// ReplyStateless's hot path).
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
 // write sends msg to dst from this listener. Over UDP msg is encoded into a
 // pooled buffer each time (a retransmission encodes again: most requests
 // are answered before their first one, so keeping encodings costs more).
@@ -34,16 +28,16 @@ func (ln *Listener) write(msg sip.Message, dst netip.AddrPort) error {
 		return nil
 	}
 	if ln.pc != nil {
-		buf := bufPool.Get().(*bytes.Buffer)
-		buf.Reset()
-		msg.StringWrite(buf)
+		buf := replyBufs.Get().(*replyBuf)
+		buf.b = buf.b[:0]
+		encodeMessage(buf, msg) // as msg.StringWrite, without its allocations (encode.go)
 		var err error
 		if uc, ok := ln.pc.(*net.UDPConn); ok {
-			err = ln.sendUDP(uc, buf.Bytes(), dst)
+			err = ln.sendUDP(uc, buf.b, dst)
 		} else {
-			_, err = ln.pc.WriteTo(buf.Bytes(), net.UDPAddrFromAddrPort(dst))
+			_, err = ln.pc.WriteTo(buf.b, net.UDPAddrFromAddrPort(dst))
 		}
-		bufPool.Put(buf)
+		putReplyBuf(buf)
 		return err
 	}
 	conn, err := ln.tcpConn(msg, dst)

@@ -1,0 +1,137 @@
+package sipnet
+
+import (
+	"fmt"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// liteTx is kemi's own server transaction for a non-INVITE request received
+// over UDP (RFC 3261 17.2.2), used instead of sipgo's ServerTx, which for
+// every such request allocates a state machine, two channels, a Timer J
+// (time.AfterFunc, 32 s, which kemi's wait timer always beats: see
+// Tx.afterFinal) and the arguments of three debug log calls. It does what
+// sipgo's does for it: a retransmission of the request is absorbed while no
+// reply was sent (Trying), answered with the last reply after one
+// (Proceeding, Completed); a reply after the final one is ignored; a reply
+// that cannot be written ends the transaction. It ends on Tx.Terminate
+// (the wait timer, shutdown). It lives inside its Tx.
+type liteTx struct {
+	on    bool // the Tx uses it (else sipgo's ServerTx or a virtual one)
+	state int
+	last  *sip.Response
+	done  chan struct{} // made on demand by Tx.Done; closed at the end
+}
+
+// liteTx states.
+const (
+	liteTrying = iota
+	liteProceeding
+	liteCompleted
+	liteTerminated
+)
+
+// usesLite reports whether a transaction for r can be a liteTx: a
+// non-INVITE request on a datagram socket. A CANCEL (one no INVITE
+// transaction matched, routed by the script) stays with sipgo, whose
+// ServerTx sends the replies to a CANCEL outside its state machine.
+func usesLite(r *Request) bool {
+	return r.Listener != nil && r.Listener.pc != nil && !r.Msg.IsInvite() && !r.Msg.IsAck() && !r.Msg.IsCancel()
+}
+
+// newLiteTx creates r's transaction as a liteTx (NewTx, usesLite true).
+func (r *Request) newLiteTx() *Tx {
+	tx := &Tx{req: r, key: r.key, srv: r.srv}
+	tx.lite.on = true
+	r.srv.tm.created.Add(1)
+	r.tx = tx
+	r.srv.txs.setTx(r.key, tx)
+	return tx
+}
+
+// write sends res as sipgo's ServerTx sends its replies: through the
+// connection of the request's source (udpConn: the reply's destination
+// when it has one).
+func (t *Tx) liteWrite(res *sip.Response) error {
+	return udpConn{ln: t.req.Listener, dst: t.req.Src}.WriteMsg(res)
+}
+
+// liteRespond is ServerTx.Respond for a liteTx.
+func (t *Tx) liteRespond(res *sip.Response) error {
+	l := &t.lite
+	t.lmu.Lock()
+	switch l.state {
+	case liteTerminated:
+		t.lmu.Unlock()
+		return sip.ErrTransactionTerminated
+	case liteCompleted:
+		t.lmu.Unlock()
+		return nil // sipgo's Completed state ignores it
+	}
+	if res.StatusCode >= 200 {
+		l.state = liteCompleted
+	} else {
+		l.state = liteProceeding
+	}
+	l.last = res
+	err := t.liteWrite(res)
+	t.lmu.Unlock()
+	if err != nil {
+		t.liteEnd()
+		return fmt.Errorf("%w. %w", err, sip.ErrTransactionTransport)
+	}
+	return nil
+}
+
+// liteReceive is ServerTx.Receive for a retransmission of the request.
+func (t *Tx) liteReceive(m *sip.Request) {
+	if m.Method != t.req.Msg.Method {
+		t.srv.log.Debug("transaction receive", "error", "unexpected message error")
+		return
+	}
+	t.lmu.Lock()
+	res := t.lite.last
+	resend := res != nil && (t.lite.state == liteProceeding || t.lite.state == liteCompleted)
+	var err error
+	if resend {
+		err = t.liteWrite(res)
+	}
+	t.lmu.Unlock()
+	if err != nil {
+		t.liteEnd()
+	}
+}
+
+// liteEnd ends a liteTx once: Done closes and the transaction leaves the
+// table, as sipgo's OnTerminate callbacks do for its ServerTx.
+func (t *Tx) liteEnd() {
+	t.lmu.Lock()
+	if t.lite.state == liteTerminated {
+		t.lmu.Unlock()
+		return
+	}
+	t.lite.state = liteTerminated
+	if t.lite.done != nil {
+		close(t.lite.done)
+	}
+	t.lmu.Unlock()
+	t.whenEnded()
+}
+
+func (t *Tx) liteTerminated() bool {
+	t.lmu.Lock()
+	defer t.lmu.Unlock()
+	return t.lite.state == liteTerminated
+}
+
+func (t *Tx) liteDone() <-chan struct{} {
+	t.lmu.Lock()
+	defer t.lmu.Unlock()
+	if t.lite.done == nil {
+		t.lite.done = make(chan struct{})
+		if t.lite.state == liteTerminated {
+			close(t.lite.done)
+		}
+	}
+	return t.lite.done
+}
