@@ -393,6 +393,9 @@ func fastParse(data []byte) sip.Message {
 			*c = sip.ContentTypeHeader(value)
 			h = c
 		case kindRoute:
+			if strings.IndexByte(value, ',') >= 0 {
+				return nil
+			}
 			r := new(sip.RouteHeader)
 			if !a.parseRoute(value, &r.Address) {
 				return nil
@@ -403,6 +406,9 @@ func fastParse(data []byte) sip.Message {
 			nRoute++
 			h = r
 		case kindRecordRoute:
+			if strings.IndexByte(value, ',') >= 0 {
+				return nil
+			}
 			r := new(sip.RecordRouteHeader)
 			if !a.parseRoute(value, &r.Address) {
 				return nil
