@@ -41,7 +41,7 @@ func Parse(data []byte) (sip.Message, error) {
 }
 
 // maxLines is the most header lines the fast path takes.
-const maxLines = 64
+const maxLines = 32
 
 // hdrLine is one header line of the datagram: offsets of its start, its
 // colon and its end (the CR).
@@ -59,8 +59,8 @@ type hdrArena struct {
 	ctype   sip.ContentTypeHeader
 	maxFwd  sip.MaxForwardsHeader
 	cl      [2]sip.ContentLengthHeader
-	gen     [6]genericHeader
-	kv      [12]sip.HeaderKV
+	gen     [4]genericHeader
+	kv      [10]sip.HeaderKV
 	nvia    uint8
 	ngen    uint8
 	ncl     uint8
