@@ -60,7 +60,7 @@ type hdrArena struct {
 	maxFwd  sip.MaxForwardsHeader
 	cl      [2]sip.ContentLengthHeader
 	gen     [4]genericHeader
-	kv      [10]sip.HeaderKV
+	kv      [9]sip.HeaderKV
 	nvia    uint8
 	ngen    uint8
 	ncl     uint8
