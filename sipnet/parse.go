@@ -53,18 +53,19 @@ type hdrArena struct {
 	via     [2]sip.ViaHeader
 	from    sip.FromHeader
 	to      sip.ToHeader
-	contact sip.ContactHeader
+	contact *sip.ContactHeader // the reply arena's slot; nil in a request's
 	cseq    sip.CSeqHeader
 	callID  sip.CallIDHeader
 	ctype   sip.ContentTypeHeader
 	maxFwd  sip.MaxForwardsHeader
 	cl      [2]sip.ContentLengthHeader
-	gen     [4]genericHeader
-	kv      [9]sip.HeaderKV
+	gen     [3]genericHeader
+	kv      []sip.HeaderKV // kvBuf, then chunks of kvChunk when it runs low
+	kvBuf   [8]sip.HeaderKV
 	nvia    uint8
 	ngen    uint8
 	ncl     uint8
-	nkv     uint8
+	nkv     int32
 	used    uint8
 }
 
@@ -84,9 +85,14 @@ type reqArena struct {
 }
 
 type resArena struct {
-	res sip.Response
-	h   hdrArena
+	res     sip.Response
+	h       hdrArena
+	contact sip.ContactHeader
 }
+
+// The arenas' sizes are chosen to fit the 1,536-byte size class with the
+// allocator's 8-byte header (parse_test.go checks them): a request has no
+// Contact slot (OPTIONS often has no Contact), a reply has one.
 
 // The header kinds sipgo's default header parsers know (sip/parse_header.go).
 const (
@@ -256,6 +262,7 @@ func fastParse(data []byte) sip.Message {
 	case isRequest(parts):
 		ra := new(reqArena)
 		a, req, msg = &ra.h, &ra.req, &ra.req
+		a.kv = a.kvBuf[:]
 		req.Method = sip.RequestMethod(strings.ToUpper(parts[0]))
 		if !a.parseURI(parts[1], &req.Recipient) || req.Recipient.Wildcard {
 			return nil
@@ -268,6 +275,8 @@ func fastParse(data []byte) sip.Message {
 		}
 		ra := new(resArena)
 		a, resp, msg = &ra.h, &ra.res, &ra.res
+		a.contact = &ra.contact
+		a.kv = a.kvBuf[:]
 		resp.SipVersion = parts[0]
 		resp.StatusCode = int(code)
 		resp.Reason = parts[2]
@@ -328,8 +337,8 @@ func fastParse(data []byte) sip.Message {
 			if strings.IndexByte(value, ',') >= 0 {
 				return nil
 			}
-			c := &a.contact
-			if a.used&usedContact != 0 {
+			c := a.contact
+			if c == nil || a.used&usedContact != 0 {
 				c = new(sip.ContactHeader)
 			}
 			a.used |= usedContact
@@ -497,9 +506,22 @@ func (a *hdrArena) newCL() *sip.ContentLengthHeader {
 	return new(sip.ContentLengthHeader)
 }
 
-// params returns an empty parameter list over the arena's free slots (or
-// over nothing when they are used up: the first Add allocates).
-func (a *hdrArena) params() sip.HeaderParams {
+// kvChunk is how many parameter slots a message gets at once when the
+// arena's run out.
+const kvChunk = 8
+
+// params returns an empty parameter list over free slots, as many as a
+// list parsed from s with the separator sep usually holds (one more than
+// the separators in s). A list that outgrows them (quoted values can add
+// parameters without a separator) is moved by append, as sipgo's would be.
+func (a *hdrArena) params(s string, sep byte) sip.HeaderParams {
+	need := strings.Count(s, string(sep)) + 1
+	if len(s) > 0 && s[0] == ';' {
+		need-- // ";tag=x" after '>': the empty first segment adds nothing
+	}
+	if len(a.kv)-int(a.nkv) < need {
+		a.kv, a.nkv = make([]sip.HeaderKV, max(need, kvChunk)), 0
+	}
 	return a.kv[a.nkv:a.nkv:len(a.kv)]
 }
 
@@ -507,7 +529,7 @@ func (a *hdrArena) params() sip.HeaderParams {
 // it used taken. An empty list stays empty but not nil.
 func (a *hdrArena) keep(p sip.HeaderParams) sip.HeaderParams {
 	if cap(p) == len(a.kv)-int(a.nkv) {
-		a.nkv += uint8(len(p))
+		a.nkv += int32(len(p))
 	}
 	return p[:len(p):len(p)]
 }
@@ -642,7 +664,10 @@ func (a *hdrArena) parseVia(s string, h *sip.ViaHeader) bool {
 		}
 		s = s[endIndex+1:]
 	}
-	p := a.params()
+	if s == "" {
+		return true // sipgo's Params stay nil
+	}
+	p := a.params(s, ';')
 	sip.UnmarshalHeaderParams(s, ';', '\r', &p)
 	h.Params = a.keepOrNil(p)
 	return true
@@ -772,7 +797,7 @@ func (a *hdrArena) uriParams(s string, uri *sip.Uri) bool {
 	if len(s) == 0 {
 		return true
 	}
-	p := a.params()
+	p := a.params(s, ';')
 	n, _ := sip.UnmarshalHeaderParams(s, ';', '?', &p)
 	uri.UriParams = a.keep(p)
 	if n == len(s) {
@@ -785,7 +810,7 @@ func (a *hdrArena) uriParams(s string, uri *sip.Uri) bool {
 }
 
 func (a *hdrArena) uriHeaders(s string, uri *sip.Uri) bool {
-	p := a.params()
+	p := a.params(s, '&')
 	sip.UnmarshalHeaderParams(s, '&', 0, &p)
 	uri.Headers = a.keepOrNil(p)
 	return true
@@ -872,10 +897,10 @@ func (a *hdrArena) addrURI(s string, uri *sip.Uri, withParams bool) (sip.HeaderP
 // addrParams is sipgo's addressStateHeaderParams: ';'-separated, the last
 // '=' splitting name and value, no trimming.
 func (a *hdrArena) addrParams(s string, withParams bool) sip.HeaderParams {
-	if !withParams {
+	if !withParams || s == "" {
 		return nil
 	}
-	p := a.params()
+	p := a.params(s, ';')
 	for {
 		equal, semi := -1, -1
 		for i := 0; i < len(s); i++ {

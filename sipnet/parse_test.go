@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -387,6 +388,17 @@ func TestParseIsolated(t *testing.T) {
 	r.AppendHeader(sip.NewHeader("X-New2", "2"))
 	if _, ok := r.From().Params.Get("tag"); !ok || r.GetHeader("x-new2") == nil || r.Via() == nil {
 		t.Fatal("headers lost after appending")
+	}
+}
+
+// TestParseArenaSize: each arena, with the allocator's 8-byte header for
+// objects with pointers, stays within the 1,536-byte size class.
+func TestParseArenaSize(t *testing.T) {
+	if n := unsafe.Sizeof(reqArena{}) + 8; n > 1536 {
+		t.Errorf("request arena %d bytes, over the 1,536-byte class", n)
+	}
+	if n := unsafe.Sizeof(resArena{}) + 8; n > 1536 {
+		t.Errorf("reply arena %d bytes, over the 1,536-byte class", n)
 	}
 }
 
