@@ -365,6 +365,42 @@ func TestParseCorpus(t *testing.T) {
 	}
 }
 
+// TestParseHeaderValues puts awkward values into every header kind the fast
+// path parses itself, in a request and in a reply.
+var awkwardNames = []string{"Via", "v", "From", "f", "To", "t", "Contact", "m", "Route", "Record-Route",
+	"Call-ID", "i", "CSeq", "Max-Forwards", "Content-Length", "l", "Content-Type", "c", "X-Any"}
+
+var awkwardValues = []string{
+	"SIP/2.0/UDP h", "SIP/2.0/UDP h:5060", "SIP/2.0/UDP h:;branch=1", "SIP/2.0/UDP h:x;branch=1",
+	"SIP/2.0/UDP [::1]:5060;branch=1;rport", "SIP/2.0/UDP [::1];branch=1", "SIP/2.0/UDP [::1]x",
+	"SIP/2.0/UDP h;branch=\"a;b\";x", "SIP/2.0/UDP h;;;", "SIP/2.0/UDP h;=;a=", "SIP /2.0/ UDP\th",
+	"SIP/2.0/UDP h;branch=1;branch=2", "SIP/2.0 UDP h", "SIP/2.0/UDP", "/ / h",
+	"<sip:a@h>", "<sip:a@h>;tag=1", "\"A B\" <sip:a@h;transport=tcp>;tag=1;x", "A B <sips:a:pw@h:5061>",
+	"sip:a@h;tag=1", "sip:a@h", "<sip:a@h", "sip:a@h>", "\"unterminated <sip:a@h>", "\"esc\\\"q\" <sip:a@h>",
+	"<sip:[2001:db8::1]:5060;lr>", "<sip:[2001:db8::1>", "<sip:h;lr;lr;ftag=1>;x=1;x=2", "<sip:h?a=b&c>",
+	"<sip:h;>", "<sip:h:>", "<sip:h:99999999999999999999>", "<SIP:H>", "<sip://h>", "<tel:+1>",
+	"<sip:*>", "*", "<>", "\"\" <sip:h>", "x <sip:h>;=1;;a", "<sip:h> ;tag=1", "<sip:a@b@c>",
+	"1 INVITE", "1  INVITE", "1\tINVITE", "-1 INVITE", "2147483648 INVITE", "1", " 1 x",
+	"70", "0", "4294967296", "+5", "text/plain", "a, b", "\"a,b\" <sip:h>", "<sip:a,b@h>",
+	"\u00e9t\u00e9 <sip:h>", "x\x00y", "\x01", "sip:h;p=\"v w\"", "<sip:h;p=\"v w\">;q=\"1 2\"",
+}
+
+func TestParseHeaderValues(t *testing.T) {
+	names, values := awkwardNames, awkwardValues
+	fast := 0
+	for _, name := range names {
+		for _, v := range values {
+			for _, start := range []string{"OPTIONS sip:u@h SIP/2.0", "SIP/2.0 200 OK"} {
+				data := crlf("", start, "Call-ID: base", name+": "+v, "CSeq: 1 OPTIONS")
+				if checkSame(t, data) {
+					fast++
+				}
+			}
+		}
+	}
+	t.Logf("%d of %d took the fast path", fast, 2*len(names)*len(values))
+}
+
 // TestParseIsolated: slices the fast path hands out are capacity-limited,
 // so appending to one header's parameters never writes into another's.
 func TestParseIsolated(t *testing.T) {
@@ -405,6 +441,9 @@ func TestParseArenaSize(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	for _, data := range corpus(f) {
 		f.Add(data)
+	}
+	for i, v := range awkwardValues {
+		f.Add(crlf("", "OPTIONS sip:u@h SIP/2.0", "Call-ID: base", awkwardNames[i%len(awkwardNames)]+": "+v, "CSeq: 1 OPTIONS"))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkSame(t, data)
