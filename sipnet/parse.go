@@ -43,10 +43,6 @@ func Parse(data []byte) (sip.Message, error) {
 // maxLines is the most header lines the fast path takes.
 const maxLines = 32
 
-// hdrLine is one header line of the datagram: offsets of its start, its
-// colon and its end (the CR).
-type hdrLine struct{ start, colon, end int32 }
-
 // hdrArena holds a message's common headers and the backing array of their
 // parameters. A header past its slots is allocated on its own.
 type hdrArena struct {
@@ -208,45 +204,16 @@ func fastParse(data []byte) sip.Message {
 	if len(data) == 0 || len(data) > sip.ParseMaxMessageLength {
 		return nil
 	}
-	// Pass 1 on the bytes: the start line and the header lines.
 	startEnd := bytes.IndexByte(data, '\r')
 	if startEnd < 0 || startEnd+1 >= len(data) || data[startEnd+1] != '\n' {
 		return nil
 	}
-	var lines [maxLines]hdrLine
-	n := 0
-	pos := startEnd + 2
-	hdrEnd := 0
-	for {
-		j := bytes.IndexByte(data[pos:], '\r')
-		if j < 0 {
-			return nil
-		}
-		j += pos
-		if j+1 >= len(data) || data[j+1] != '\n' {
-			return nil
-		}
-		if j == pos {
-			hdrEnd = j + 2
-			break
-		}
-		if j+2 < len(data) && (data[j+2] == ' ' || data[j+2] == '\t') {
-			return nil // folded line
-		}
-		c := bytes.IndexByte(data[pos:j], ':')
-		if c < 0 || n == maxLines {
-			return nil
-		}
-		lines[n] = hdrLine{int32(pos), int32(pos + c), int32(j)}
-		n++
-		pos = j + 2
-	}
 
-	// One copy of the datagram: the header section as the string every
-	// value is cut from, the rest as the body's bytes.
+	// One copy of the datagram: the string every value is cut from (within
+	// the header lines), and the body's bytes.
 	buf := make([]byte, len(data))
 	copy(buf, data)
-	s := unsafe.String(&buf[0], hdrEnd)
+	s := unsafe.String(&buf[0], len(buf))
 
 	parts, ok := split3(s[:startEnd])
 	if !ok {
@@ -284,14 +251,36 @@ func fastParse(data []byte) sip.Message {
 		return nil
 	}
 
-	// Pass 2 on the string: the typed headers.
+	// The header lines, each parsed as it is found.
 	var order [maxLines + 1]sip.Header
 	var firstVia, firstRoute, firstRR sip.Header
 	var nVia, nRoute, nRR int
 	var cl *sip.ContentLengthHeader
-	for i, l := range lines[:n] {
-		name := strings.TrimSpace(s[l.start:l.colon])
-		value := strings.TrimSpace(s[l.colon+1 : l.end])
+	n, pos, hdrEnd := 0, startEnd+2, 0
+	for {
+		j := strings.IndexByte(s[pos:], '\r')
+		if j < 0 {
+			return nil
+		}
+		j += pos
+		if j+1 >= len(s) || s[j+1] != '\n' {
+			return nil
+		}
+		if j == pos {
+			hdrEnd = j + 2
+			break
+		}
+		if j+2 < len(s) && (s[j+2] == ' ' || s[j+2] == '\t') {
+			return nil // folded line
+		}
+		colon := strings.IndexByte(s[pos:j], ':')
+		if colon < 0 || n == maxLines {
+			return nil
+		}
+		colon += pos
+		name := strings.TrimSpace(s[pos:colon])
+		value := strings.TrimSpace(s[colon+1 : j])
+		pos = j + 2
 		var h sip.Header
 		switch headerKind(name) {
 		case kindGeneric:
@@ -430,7 +419,8 @@ func fastParse(data []byte) sip.Message {
 		default:
 			return nil
 		}
-		order[i] = h
+		order[n] = h
+		n++
 	}
 
 	// The body: Content-Length bytes, or the rest of the datagram.
