@@ -6,11 +6,12 @@
 #   floor:raw    bench/floor -mode raw: reads a datagram, parses nothing, answers
 #                "SIP/2.0 200 OK" + the request's header lines (the syscall floor)
 #   floor:parse  bench/floor -mode parse: sipgo's parser, then the raw answer
+#   floor:kparse bench/floor -mode kparse: kemi's parser (sipnet.Parse), then the raw answer
 #   floor:sipgo  bench/floor -mode sipgo: sipgo's parser, sip.NewResponseFromRequest
 #   kemi         $KEMI_BIN run on bench/kamailio/options.cfg + bench/lua/options.lua
 #   kemi:old     $KEMI_BIN_OLD, the same (for before/after comparisons in one run)
 #   kamailio, kamailio:tlsf   Kamailio on the same config (as bench/sipp-options.sh)
-# ENGINES selects them (default: the three floors, kemi, and kemi:old when
+# ENGINES selects them (default: the four floors, kemi, and kemi:old when
 # KEMI_BIN_OLD is set). Each ROUND sends RATE OPTIONS/s for SECS s to every engine
 # in turn (sipp pinned to SIPP_CPUS, bench/sipp/options.xml); the engine's CPU per
 # successful request comes from /proc utime+stime over the run. Printed: every
@@ -39,7 +40,7 @@ BASE_PORT=${BASE_PORT:-17060}
 SIPP_BUF=${SIPP_BUF:-4194304}
 CLK_TCK=$(getconf CLK_TCK)
 
-default_engines="floor:raw floor:parse floor:sipgo"
+default_engines="floor:raw floor:parse floor:kparse floor:sipgo"
 kemi_available && default_engines+=" kemi"
 [[ -n ${KEMI_BIN_OLD:-} ]] && default_engines+=" kemi:old"
 read -r -a engines <<<"${ENGINES:-$default_engines}"
@@ -76,7 +77,7 @@ for engine in "${engines[@]}"; do
 			start_engine "$engine" "$cfg" "$logf"
 		fi
 		;;
-	*) die "unknown engine '$engine' (floor:raw floor:parse floor:sipgo kemi kemi:old kamailio kamailio:tlsf)" ;;
+	*) die "unknown engine '$engine' (floor:raw floor:parse floor:kparse floor:sipgo kemi kemi:old kamailio kamailio:tlsf)" ;;
 	esac
 	pids[$engine]=$ENGINE_PID
 	ports[$engine]=$port

@@ -282,7 +282,7 @@ func (r *Relay) Reply(ctx context.Context, code int, reason string, headers []st
 		b.WriteString(strings.TrimRight(h, "\r\n") + "\r\n")
 	}
 	fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n%s", len(body), body)
-	m, err := sip.ParseMessage([]byte(b.String()))
+	m, err := sipnet.Parse([]byte(b.String()))
 	if err != nil {
 		return fmt.Errorf("reply: %w", err)
 	}

@@ -124,7 +124,7 @@ func (s *Server) SendUDP(socket string, dst netip.AddrPort, build func(local net
 	}
 	b := build(ln.sentBy(dst.Addr()))
 	if ln.virtual() {
-		if m, err := sip.ParseMessage(b); err == nil {
+		if m, err := Parse(b); err == nil {
 			s.opts.Outbound(Outgoing{Msg: m, From: ln, To: Target{Proto: "udp", Addr: dst}})
 		}
 		return nil

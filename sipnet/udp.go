@@ -36,7 +36,7 @@ func (ln *Listener) serveUDP(parser *sip.Parser) error {
 		if len(bytes.Trim(data, "\r\n\x00")) == 0 {
 			continue // keep-alive (CRLF) or padding
 		}
-		msg, err := parser.ParseSIP(data)
+		msg, err := Parse(data)
 		if err != nil {
 			s.nParseErrors.Add(1)
 			s.log.Debug("unparsable datagram dropped", "listen", ln.String(), "src", src.String(), "error", err)

@@ -24,6 +24,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"kemi/ksr"
+	"kemi/sipnet"
 )
 
 // Module is the textops module.
@@ -128,7 +129,7 @@ func headers(e *ksr.Env) headerList {
 // R-URI) with those of txt, the edited text of the message; false when txt
 // no longer parses (the message is left as it was).
 func rewrite(e *ksr.Env, txt string) bool {
-	parsed, err := sip.ParseMessage([]byte(txt))
+	parsed, err := sipnet.Parse([]byte(txt))
 	if err != nil {
 		e.D.Log.Error("textops: the edited message does not parse", "error", err)
 		return false
