@@ -2,6 +2,7 @@ package ksr
 
 import (
 	"strconv"
+	"unsafe"
 
 	lua "github.com/yuin/gopher-lua"
 )
@@ -26,6 +27,41 @@ func boxInt(n int) lua.LValue {
 		return smallInts[n+256]
 	}
 	return lua.LNumber(n)
+}
+
+// numBox boxes the integers a VM's KSR functions return without an
+// allocation per number: small ones are smallInts, others are taken from a
+// block of float64s, as gopher-lua's own allocator does for the numbers of
+// the VM's arithmetic (a float64 converted to an LValue otherwise allocates
+// 8 bytes each time: sht_inc on a counter above 255, mq_size of a long
+// queue). One per VM (Table.Register), used on the VM's goroutine only.
+type numBox struct {
+	block []float64
+}
+
+// numBlock is how many numbers a block holds.
+const numBlock = 128
+
+func (nb *numBox) box(n int) lua.LValue {
+	if n >= -256 && n < 256 {
+		return smallInts[n+256]
+	}
+	if len(nb.block) == cap(nb.block) {
+		nb.block = make([]float64, 0, numBlock)
+	}
+	nb.block = append(nb.block, float64(n))
+	// An interface holding an LNumber is its type word and a pointer to
+	// the float64: point it at the block's slot, which is never written
+	// again (the block only grows) and which the interface keeps alive.
+	v := lua.LValue(lua.LNumber(0))
+	(*iface)(unsafe.Pointer(&v)).data = unsafe.Pointer(&nb.block[len(nb.block)-1])
+	return v
+}
+
+// iface is the layout of a non-empty interface value.
+type iface struct {
+	tab  unsafe.Pointer
+	data unsafe.Pointer
 }
 
 // arity checks the argument count; on mismatch it logs like app_lua and

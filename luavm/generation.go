@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -27,6 +28,16 @@ type Generation struct {
 
 	cover   *Coverage                 // set when the scripts were instrumented
 	prepare func(L *lua.LState) error // BuildOptions.Prepare
+
+	constsOnce sync.Once
+	consts     map[string]string // the scripts' string constants (intern.go)
+}
+
+// constants returns the scripts' string constants by content, collected
+// once per generation.
+func (g *Generation) constants() map[string]string {
+	g.constsOnce.Do(func() { g.consts = constStrings(g) })
+	return g.consts
 }
 
 // BuildOptions are compile-time choices for a generation; the zero value
