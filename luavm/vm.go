@@ -208,7 +208,7 @@ func (vm *VM) instantiate(ctx context.Context, g *Generation, timeout time.Durat
 		}
 	}
 	internKeys(L, g.constants()) // after Init and Prepare built KSR
-	vm.setContext(L) // the budget's context, if any, before the chunks: coroutines they make inherit it
+	vm.setContext(L)             // the budget's context, if any, before the chunks: coroutines they make inherit it
 	lim := limitTopLevel(ctx, L, timeout)
 	last := ""
 	for _, s := range g.Scripts {
