@@ -43,9 +43,13 @@ type numBox struct {
 const numBlock = 128
 
 func (nb *numBox) box(n int) lua.LValue {
-	if n >= -256 && n < 256 {
+	if uint(n+256) < uint(len(smallInts)) {
 		return smallInts[n+256]
 	}
+	return nb.alloc(n)
+}
+
+func (nb *numBox) alloc(n int) lua.LValue {
 	if len(nb.block) == cap(nb.block) {
 		nb.block = make([]float64, 0, numBlock)
 	}
@@ -78,14 +82,18 @@ func (e *Env) arity(L *lua.LState, name string, n int) bool {
 // argStr is a KEMI STR parameter: numbers are converted as tostring does,
 // nil (and anything else) becomes "".
 func argStr(L *lua.LState, i int) string {
-	switch v := L.Get(i).(type) {
-	case lua.LString:
-		return string(v)
-	case lua.LNumber:
-		return v.String()
-	default:
-		return ""
+	v := L.Get(i)
+	if s, ok := v.(lua.LString); ok {
+		return string(s)
 	}
+	return argStrOther(v)
+}
+
+func argStrOther(v lua.LValue) string {
+	if n, ok := v.(lua.LNumber); ok {
+		return n.String()
+	}
+	return ""
 }
 
 // argInt is a KEMI INT parameter: numbers are truncated, numeric strings

@@ -222,17 +222,16 @@ func (b *binding) bad(L *lua.LState) int {
 	return 1
 }
 
-// result pushes an int result as Ret says.
+// result pushes an int result as Ret says (Int inline: the common case).
 func (b *binding) result(L *lua.LState, r int) int {
-	switch b.ret {
-	case Int:
+	if b.ret == Int {
 		L.Push(b.nums.box(r))
-	case Bool:
-		return retBool(L, r)
-	default:
-		return retNone(L)
+		return 1
 	}
-	return 1
+	if b.ret == Bool {
+		return retBool(L, r)
+	}
+	return retNone(L)
 }
 
 // bind turns the export into a Lua function of the VM whose state is e.
