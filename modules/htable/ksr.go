@@ -64,6 +64,20 @@ func (m *Module) table(who any, name string) *Table {
 	if m.sweepEvery > 0 {
 		m.now(who)
 	}
+	if e, ok := who.(*ksr.Env); ok && m.host != nil {
+		// A VM's last table: a script passes the same Lua string constant
+		// call after call, so this is a pointer comparison instead of a
+		// map lookup. The tables never change after Provision.
+		st := m.state(e)
+		if st.lastTable != nil && st.lastName == name {
+			return st.lastTable
+		}
+		t := m.tables[name]
+		if t != nil {
+			st.lastName, st.lastTable = name, t
+		}
+		return t
+	}
 	return m.tables[name]
 }
 
@@ -348,6 +362,9 @@ func (m *Module) dec(e *ksr.Env, table, key string) int { return m.add(e, table,
 type vmState struct {
 	its   [maxIterators]iterator
 	names map[string]*pvName
+	// the table found last (Module.table)
+	lastName  string
+	lastTable *Table
 }
 
 const (
