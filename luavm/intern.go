@@ -1,9 +1,11 @@
 package luavm
 
 import (
+	"reflect"
 	"unsafe"
 
 	lua "github.com/yuin/gopher-lua"
+	"github.com/yuin/gopher-lua/ast"
 )
 
 // Key interning: a speed-up of every KSR.<module>.<function> lookup.
@@ -11,12 +13,50 @@ import (
 // gopher-lua looks a global or a field up in the table's Go map with the
 // string constant of the compiled script ("KSR", "mqueue", "mq_add"). Go's
 // string comparison returns at once when both strings share their bytes,
-// and compares them byte by byte otherwise; the keys of the tables built in
-// Go (KSR and its module tables, the standard libraries) never share their
-// bytes with a script's constants. internKeys re-keys those tables with the
-// scripts' own constants of the same content, so that the lookups the
-// scripts make find a key with the very same bytes. Keys keep their content,
-// values and iteration order: nothing a script can observe changes.
+// and compares them byte by byte otherwise. Two steps make them share:
+// internAST gives every occurrence of a string in a generation's scripts
+// the same bytes (the parser makes a string per token, so each function
+// had its own "KSR"), and internKeys re-keys the tables built in Go (KSR
+// and its module tables, the standard libraries), whose keys never share
+// their bytes with a script's, with the scripts' constants of the same
+// content. Strings keep their content, tables their values and iteration
+// order: nothing a script can observe changes.
+
+// internAST replaces every string of the syntax tree (names, string
+// literals, field names) by the first string of the same content seen in
+// canon, so that equal constants of all the functions of all the scripts
+// share their bytes. It walks the tree's exported fields by reflection:
+// strings it cannot set are left as they are.
+func internAST(chunk []ast.Stmt, canon map[string]string) {
+	internValue(reflect.ValueOf(chunk), canon)
+}
+
+func internValue(v reflect.Value, canon map[string]string) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			internValue(v.Elem(), canon)
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			internValue(v.Field(i), canon)
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			internValue(v.Index(i), canon)
+		}
+	case reflect.String:
+		if !v.CanSet() {
+			return
+		}
+		s := v.String()
+		if c, ok := canon[s]; ok {
+			v.SetString(c)
+		} else {
+			canon[s] = s
+		}
+	}
+}
 
 // internDepth is how deep below _G tables are re-keyed: _G's keys (KSR,
 // string), their tables' keys (KSR.mqueue, KSR.is_INVITE, string.format)
