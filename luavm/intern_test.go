@@ -7,14 +7,14 @@ import (
 	lua "github.com/yuin/gopher-lua"
 )
 
-// TestInternKeys: the keys of the tables built in Go (here T, T.sub and
-// string) are re-keyed with the script's constants, which share their
-// bytes, and nothing a script sees changes: values, iteration order, the
-// metatable.
+// TestInternKeys: equal strings of all the script's functions share their
+// bytes, the keys of the tables built in Go (here Tab, Tab.sub and string)
+// are re-keyed with them, and nothing a script sees changes: values,
+// iteration order, the metatable.
 func TestInternKeys(t *testing.T) {
 	g := gen(t, 1, `
-		function f() return T.sub.fn(), T.other, string.format("%d", 7) end
-		function order() local o = {} for k in pairs(T) do o[#o + 1] = k end return table.concat(o, ",") end`)
+		function f() return Tab.sub.fn(), Tab.other, string.format("%d", 7) end
+		function order() local o = {} for k in pairs(Tab) do o[#o + 1] = k end return table.concat(o, ",") end`)
 	var order0 string
 	cur := &Current{}
 	cur.Store(g)
@@ -27,7 +27,7 @@ func TestInternKeys(t *testing.T) {
 		tbl.RawSetString(string([]byte("other")), lua.LNumber(42))
 		mt := L.NewTable()
 		L.SetMetatable(tbl, mt)
-		L.SetGlobal(string([]byte("T")), tbl)
+		L.SetGlobal(string([]byte("Tab")), tbl)
 		for k, _ := tbl.Next(lua.LNil); k != lua.LNil; k, _ = tbl.Next(k) {
 			order0 += k.String() + ","
 		}
@@ -38,6 +38,18 @@ func TestInternKeys(t *testing.T) {
 	}
 	defer vm.Close()
 	consts := g.constants()
+	// both functions' "Tab" is one string
+	var tabs []string
+	for _, p := range g.Scripts[0].Proto.FunctionPrototypes {
+		for _, c := range p.Constants {
+			if c == lua.LString("Tab") {
+				tabs = append(tabs, string(c.(lua.LString)))
+			}
+		}
+	}
+	if len(tabs) != 2 || unsafe.StringData(tabs[0]) != unsafe.StringData(tabs[1]) {
+		t.Errorf("the functions' constants \"Tab\" do not share their bytes (%d found)", len(tabs))
+	}
 	shares := func(tb *lua.LTable, key string) bool {
 		found := false
 		tb.ForEach(func(k, _ lua.LValue) {
@@ -48,11 +60,11 @@ func TestInternKeys(t *testing.T) {
 		return found
 	}
 	L := vm.L
-	T := L.GetGlobal("T").(*lua.LTable)
+	T := L.GetGlobal("Tab").(*lua.LTable)
 	for _, c := range []struct {
 		tb  *lua.LTable
 		key string
-	}{{L.G.Global, "T"}, {T, "sub"}, {T, "other"}, {T.RawGetString("sub").(*lua.LTable), "fn"}, {L.GetGlobal("string").(*lua.LTable), "format"}} {
+	}{{L.G.Global, "Tab"}, {T, "sub"}, {T, "other"}, {T.RawGetString("sub").(*lua.LTable), "fn"}, {L.GetGlobal("string").(*lua.LTable), "format"}} {
 		if !shares(c.tb, c.key) {
 			t.Errorf("key %q does not share the script constant's bytes", c.key)
 		}
