@@ -2,6 +2,7 @@ package ksr
 
 import (
 	"strconv"
+	"unsafe"
 
 	lua "github.com/yuin/gopher-lua"
 )
@@ -28,6 +29,45 @@ func boxInt(n int) lua.LValue {
 	return lua.LNumber(n)
 }
 
+// numBox boxes the integers a VM's KSR functions return without an
+// allocation per number: small ones are smallInts, others are taken from a
+// block of float64s, as gopher-lua's own allocator does for the numbers of
+// the VM's arithmetic (a float64 converted to an LValue otherwise allocates
+// 8 bytes each time: sht_inc on a counter above 255, mq_size of a long
+// queue). One per VM (Table.Register), used on the VM's goroutine only.
+type numBox struct {
+	block []float64
+}
+
+// numBlock is how many numbers a block holds.
+const numBlock = 128
+
+func (nb *numBox) box(n int) lua.LValue {
+	if uint(n+256) < uint(len(smallInts)) {
+		return smallInts[n+256]
+	}
+	return nb.alloc(n)
+}
+
+func (nb *numBox) alloc(n int) lua.LValue {
+	if len(nb.block) == cap(nb.block) {
+		nb.block = make([]float64, 0, numBlock)
+	}
+	nb.block = append(nb.block, float64(n))
+	// An interface holding an LNumber is its type word and a pointer to
+	// the float64: point it at the block's slot, which is never written
+	// again (the block only grows) and which the interface keeps alive.
+	v := lua.LValue(lua.LNumber(0))
+	(*iface)(unsafe.Pointer(&v)).data = unsafe.Pointer(&nb.block[len(nb.block)-1])
+	return v
+}
+
+// iface is the layout of a non-empty interface value.
+type iface struct {
+	tab  unsafe.Pointer
+	data unsafe.Pointer
+}
+
 // arity checks the argument count; on mismatch it logs like app_lua and
 // pushes false (the caller returns 1).
 func (e *Env) arity(L *lua.LState, name string, n int) bool {
@@ -42,14 +82,18 @@ func (e *Env) arity(L *lua.LState, name string, n int) bool {
 // argStr is a KEMI STR parameter: numbers are converted as tostring does,
 // nil (and anything else) becomes "".
 func argStr(L *lua.LState, i int) string {
-	switch v := L.Get(i).(type) {
-	case lua.LString:
-		return string(v)
-	case lua.LNumber:
-		return v.String()
-	default:
-		return ""
+	v := L.Get(i)
+	if s, ok := v.(lua.LString); ok {
+		return string(s)
 	}
+	return argStrOther(v)
+}
+
+func argStrOther(v lua.LValue) string {
+	if n, ok := v.(lua.LNumber); ok {
+		return n.String()
+	}
+	return ""
 }
 
 // argInt is a KEMI INT parameter: numbers are truncated, numeric strings

@@ -211,177 +211,178 @@ type binding struct {
 	fname string
 	n     int // parameters
 	ret   Type
-	// noArgs: a typed function without parameters, which refuses arguments
-	noArgs bool
+	nums  *numBox // the VM's number boxes (Table.Register), shared by its bindings
 }
 
-// few checks the argument count, as app_lua's sr_kemi_lua_exec_func_ex
-// does: too few, or more than Kamailio's SR_KEMI_PARAMS_MAX, is logged and
-// the call gives false; other extra arguments are ignored.
-func (b *binding) few(L *lua.LState) bool {
-	if got := L.GetTop(); got < b.n || got > maxParams || (b.noArgs && got > 0) {
-		b.e.D.Log.Error("invalid number of parameters", "function", b.fname, "got", got, "expected", b.n)
-		L.Push(lua.LFalse)
-		return true
-	}
-	return false
+// bad logs a call with a wrong number of arguments, as app_lua's
+// sr_kemi_lua_exec_func_ex does, and gives false.
+func (b *binding) bad(L *lua.LState) int {
+	b.e.D.Log.Error("invalid number of parameters", "function", b.fname, "got", L.GetTop(), "expected", b.n)
+	L.Push(lua.LFalse)
+	return 1
 }
 
-// result pushes an int result as Ret says.
+// result pushes an int result as Ret says (Int inline: the common case).
 func (b *binding) result(L *lua.LState, r int) int {
-	switch b.ret {
-	case Bool:
-		return retBool(L, r)
-	case None:
-		return retNone(L)
+	if b.ret == Int {
+		L.Push(b.nums.box(r))
+		return 1
 	}
-	return retInt(L, r)
+	if b.ret == Bool {
+		return retBool(L, r)
+	}
+	return retNone(L)
 }
 
 // bind turns the export into a Lua function of the VM whose state is e.
 // fname is the full name used in error messages ("KSR.sl.send_reply").
-func (x *Export) bind(e *Env, fname string) lua.LGFunction {
-	// A function without parameters called with some falls to the default
-	// case of app_lua's switch ("invalid parameters"): false too. Raw
-	// functions (app_lua's own, such as KSR.x.exit) are not held to that.
-	_, raw := x.Func.(Raw)
-	b := &binding{e: e, fname: fname, n: len(x.ParamTypes()), ret: x.Ret, noArgs: len(x.ParamTypes()) == 0 && !raw}
+//
+// The argument count rules of app_lua's sr_kemi_lua_exec_func_ex: too few,
+// or more than Kamailio's SR_KEMI_PARAMS_MAX, is logged and the call gives
+// false; other extra arguments are ignored. A typed function without
+// parameters called with some falls to the default case of app_lua's switch
+// ("invalid parameters"): false too. Raw functions (app_lua's own, such as
+// KSR.x.exit) are not held to that. Each shape tests its own count inline:
+// this is the path of every KSR call.
+func (x *Export) bind(e *Env, fname string, nums *numBox) lua.LGFunction {
+	b := &binding{e: e, fname: fname, n: len(x.ParamTypes()), ret: x.Ret, nums: nums}
 	switch f := x.Func.(type) {
 	case func(*Env) int:
 		return func(L *lua.LState) int {
-			if b.few(L) {
-				return 1
+			if L.GetTop() != 0 {
+				return b.bad(L)
 			}
 			return b.result(L, f(e))
 		}
 	case func(*Env, string) int:
 		return func(L *lua.LState) int {
-			if b.few(L) {
-				return 1
+			if n := L.GetTop(); n < 1 || n > maxParams {
+				return b.bad(L)
 			}
 			return b.result(L, f(e, argStr(L, 1)))
 		}
 	case func(*Env, string, string) int:
 		return func(L *lua.LState) int {
-			if b.few(L) {
-				return 1
+			if n := L.GetTop(); n < 2 || n > maxParams {
+				return b.bad(L)
 			}
 			return b.result(L, f(e, argStr(L, 1), argStr(L, 2)))
 		}
 	case func(*Env, string, string, string) int:
 		return func(L *lua.LState) int {
-			if b.few(L) {
-				return 1
+			if n := L.GetTop(); n < 3 || n > maxParams {
+				return b.bad(L)
 			}
 			return b.result(L, f(e, argStr(L, 1), argStr(L, 2), argStr(L, 3)))
 		}
 	case func(*Env, int) int:
 		return func(L *lua.LState) int {
-			if b.few(L) {
-				return 1
+			if n := L.GetTop(); n < 1 || n > maxParams {
+				return b.bad(L)
 			}
 			return b.result(L, f(e, argInt(L, 1)))
 		}
 	case func(*Env, int, int) int:
 		return func(L *lua.LState) int {
-			if b.few(L) {
-				return 1
+			if n := L.GetTop(); n < 2 || n > maxParams {
+				return b.bad(L)
 			}
 			return b.result(L, f(e, argInt(L, 1), argInt(L, 2)))
 		}
 	case func(*Env, int, string) int:
 		return func(L *lua.LState) int {
-			if b.few(L) {
-				return 1
+			if n := L.GetTop(); n < 2 || n > maxParams {
+				return b.bad(L)
 			}
 			return b.result(L, f(e, argInt(L, 1), argStr(L, 2)))
 		}
 	case func(*Env, int, string, int) int:
 		return func(L *lua.LState) int {
-			if b.few(L) {
-				return 1
+			if n := L.GetTop(); n < 3 || n > maxParams {
+				return b.bad(L)
 			}
 			return b.result(L, f(e, argInt(L, 1), argStr(L, 2), argInt(L, 3)))
 		}
 	case func(*Env, string, int) int:
 		return func(L *lua.LState) int {
-			if b.few(L) {
-				return 1
+			if n := L.GetTop(); n < 2 || n > maxParams {
+				return b.bad(L)
 			}
 			return b.result(L, f(e, argStr(L, 1), argInt(L, 2)))
 		}
 	case func(*Env, string, string, int) int:
 		return func(L *lua.LState) int {
-			if b.few(L) {
-				return 1
+			if n := L.GetTop(); n < 3 || n > maxParams {
+				return b.bad(L)
 			}
 			return b.result(L, f(e, argStr(L, 1), argStr(L, 2), argInt(L, 3)))
 		}
 	case func(*Env, string, int, int) int:
 		return func(L *lua.LState) int {
-			if b.few(L) {
-				return 1
+			if n := L.GetTop(); n < 3 || n > maxParams {
+				return b.bad(L)
 			}
 			return b.result(L, f(e, argStr(L, 1), argInt(L, 2), argInt(L, 3)))
 		}
 	case func(*Env, string, int, string) int:
 		return func(L *lua.LState) int {
-			if b.few(L) {
-				return 1
+			if n := L.GetTop(); n < 3 || n > maxParams {
+				return b.bad(L)
 			}
 			return b.result(L, f(e, argStr(L, 1), argInt(L, 2), argStr(L, 3)))
 		}
 	case func(*Env, string, string, int, int) int:
 		return func(L *lua.LState) int {
-			if b.few(L) {
-				return 1
+			if n := L.GetTop(); n < 4 || n > maxParams {
+				return b.bad(L)
 			}
 			return b.result(L, f(e, argStr(L, 1), argStr(L, 2), argInt(L, 3), argInt(L, 4)))
 		}
 	case func(*Env) lua.LValue:
 		return func(L *lua.LState) int {
-			if b.few(L) {
-				return 1
+			if L.GetTop() != 0 {
+				return b.bad(L)
 			}
 			L.Push(f(e))
 			return 1
 		}
 	case func(*Env, string) lua.LValue:
 		return func(L *lua.LState) int {
-			if b.few(L) {
-				return 1
+			if n := L.GetTop(); n < 1 || n > maxParams {
+				return b.bad(L)
 			}
 			L.Push(f(e, argStr(L, 1)))
 			return 1
 		}
 	case func(*Env, string, string) lua.LValue:
 		return func(L *lua.LState) int {
-			if b.few(L) {
-				return 1
+			if n := L.GetTop(); n < 2 || n > maxParams {
+				return b.bad(L)
 			}
 			L.Push(f(e, argStr(L, 1), argStr(L, 2)))
 			return 1
 		}
 	case func(*Env, string, int) lua.LValue:
 		return func(L *lua.LState) int {
-			if b.few(L) {
-				return 1
+			if n := L.GetTop(); n < 2 || n > maxParams {
+				return b.bad(L)
 			}
 			L.Push(f(e, argStr(L, 1), argInt(L, 2)))
 			return 1
 		}
 	case func(*Env, int) lua.LValue:
 		return func(L *lua.LState) int {
-			if b.few(L) {
-				return 1
+			if n := L.GetTop(); n < 1 || n > maxParams {
+				return b.bad(L)
 			}
 			L.Push(f(e, argInt(L, 1)))
 			return 1
 		}
 	case Raw:
+		np := b.n
 		return func(L *lua.LState) int {
-			if b.few(L) {
-				return 1
+			if n := L.GetTop(); n < np || n > maxParams {
+				return b.bad(L)
 			}
 			return f(e, L)
 		}

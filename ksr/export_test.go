@@ -215,3 +215,39 @@ func TestStubsDeclareEveryFunction(t *testing.T) {
 		t.Fatalf("checked %d of %d functions", n, tbl.Len())
 	}
 }
+
+// TestIntResultsBeyondSmall: INT results outside the pre-boxed -256..255
+// come from the VM's number blocks; every value stays what it was when
+// returned, across blocks, and boxing them does not allocate per call.
+func TestIntResultsBeyondSmall(t *testing.T) {
+	L, _, _ := demoState(t)
+	err := L.DoString(`
+		local got = {}
+		for i = 1, 1000 do got[i] = KSR.demo.add(1000, i) end
+		for i = 1, 1000 do got[1000 + i] = KSR.demo.add(-1000, -i) end
+		got[2001] = KSR.demo.add(1099511627776, 1)
+		for i = 1, 1000 do
+			if got[i] ~= 1000 + i or got[1000 + i] ~= -1000 - i then
+				error("value " .. i .. ": " .. tostring(got[i]) .. " " .. tostring(got[1000 + i]))
+			end
+		end
+		if got[2001] ~= 1099511627777 then error("big: " .. tostring(got[2001])) end
+		function loop(n) for i = 1, n do KSR.demo.add(1000, 1) end end
+		function empty(n) for i = 1, n do end end`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocs := func(fn string) float64 {
+		f := L.GetGlobal(fn)
+		return testing.AllocsPerRun(20, func() {
+			if err := L.CallByParam(lua.P{Fn: f, Protect: true}, lua.LNumber(1280)); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	empty, loop := allocs("empty"), allocs("loop")
+	// One allocation per call would add 1280; a block of 128 numbers, 10.
+	if loop > empty+12 {
+		t.Errorf("1280 calls returning 1001: %v allocations, the empty loop %v", loop, empty)
+	}
+}

@@ -22,6 +22,36 @@ type pvSpec struct {
 	hasIdx bool
 	get    pvGetter
 	set    pvSetter // nil for a read-only variable
+
+	// own is set on the specs of one VM (Env.pvParse), which may keep the
+	// last string they boxed (str): specs parsed for formats shared by
+	// several VMs do not.
+	own     bool
+	boxedOf string
+	boxed   lua.LValue
+}
+
+// str returns v as a Lua string. Converting a string to an LValue
+// allocates, and a script reads the same $ci or $rU many times per
+// message: a VM's own spec keeps the last value it boxed and gives it again
+// while the string is the same (the same bytes, as read from the same
+// message, compare at once).
+func (s *pvSpec) str(v string) lua.LValue {
+	if !s.own {
+		return lua.LString(v)
+	}
+	if s.boxed == nil || s.boxedOf != v {
+		s.boxedOf, s.boxed = v, lua.LString(v)
+	}
+	return s.boxed
+}
+
+// strOrNil is str, or nil for "".
+func (s *pvSpec) strOrNil(v string) lua.LValue {
+	if v == "" {
+		return lua.LNil
+	}
+	return s.str(v)
 }
 
 // pvParse parses name, caching the result per VM.
@@ -33,6 +63,7 @@ func (e *Env) pvParse(name string) (*pvSpec, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.own = true
 	if len(e.pvCache) < 4096 {
 		e.pvCache[name] = s
 	}
@@ -280,16 +311,16 @@ func pvRURI(e *Env, _ *pvSpec) lua.LValue {
 	return lua.LNil
 }
 
-func pvRUser(e *Env, _ *pvSpec) lua.LValue {
+func pvRUser(e *Env, s *pvSpec) lua.LValue {
 	if r := e.Msg.Request(); r != nil {
-		return strOrNil(r.Recipient.User)
+		return s.strOrNil(r.Recipient.User)
 	}
 	return lua.LNil
 }
 
-func pvRDomain(e *Env, _ *pvSpec) lua.LValue {
+func pvRDomain(e *Env, s *pvSpec) lua.LValue {
 	if r := e.Msg.Request(); r != nil {
-		return strOrNil(r.Recipient.Host)
+		return s.strOrNil(r.Recipient.Host)
 	}
 	return lua.LNil
 }
@@ -314,7 +345,7 @@ func pvRScheme(e *Env, _ *pvSpec) lua.LValue {
 	return lua.LString("sip")
 }
 
-func pvMethod(e *Env, _ *pvSpec) lua.LValue { return strOrNil(e.method()) }
+func pvMethod(e *Env, s *pvSpec) lua.LValue { return s.strOrNil(e.method()) }
 
 func pvVersion(e *Env, _ *pvSpec) lua.LValue {
 	switch x := e.Msg.SIP().(type) {
@@ -340,11 +371,11 @@ func pvReason(e *Env, _ *pvSpec) lua.LValue {
 	return lua.LNil
 }
 
-// pvCallID is $ci: one allocation (the string boxed as a Lua value).
-func pvCallID(e *Env, _ *pvSpec) lua.LValue {
+// pvCallID is $ci: boxed once per message (pvSpec.str).
+func pvCallID(e *Env, s *pvSpec) lua.LValue {
 	if m := e.Msg.SIP(); m != nil {
 		if h := m.CallID(); h != nil {
-			return lstr(string(*h))
+			return s.str(string(*h))
 		}
 	}
 	return lua.LNil
@@ -363,15 +394,15 @@ func pvCSeq(e *Env, _ *pvSpec) lua.LValue {
 // uriPV is $fu/$fU/$fd (or $tu/$tU/$td): the whole URI ('u'), its user
 // ('U') or its host ('d').
 func uriPV(get func(e *Env) *sip.Uri, part byte) pvGetter {
-	return func(e *Env, _ *pvSpec) lua.LValue {
+	return func(e *Env, s *pvSpec) lua.LValue {
 		u := get(e)
 		switch {
 		case u == nil:
 			return lua.LNil
 		case part == 'U':
-			return strOrNil(u.User)
+			return s.strOrNil(u.User)
 		case part == 'd':
-			return strOrNil(u.Host)
+			return s.strOrNil(u.Host)
 		}
 		return lstr(u.String())
 	}
@@ -396,11 +427,11 @@ func quotedName(n string) lua.LValue {
 	return lua.LString(`"` + n + `"`)
 }
 
-func pvFromTag(e *Env, _ *pvSpec) lua.LValue {
+func pvFromTag(e *Env, s *pvSpec) lua.LValue {
 	if m := e.Msg.SIP(); m != nil {
 		if h := m.From(); h != nil {
 			t, _ := h.Params.Get("tag")
-			return strOrNil(t)
+			return s.strOrNil(t)
 		}
 	}
 	return lua.LNil
@@ -415,11 +446,11 @@ func pvToName(e *Env, _ *pvSpec) lua.LValue {
 	return lua.LNil
 }
 
-func pvToTag(e *Env, _ *pvSpec) lua.LValue {
+func pvToTag(e *Env, s *pvSpec) lua.LValue {
 	if m := e.Msg.SIP(); m != nil {
 		if h := m.To(); h != nil {
 			t, _ := h.Params.Get("tag")
-			return strOrNil(t)
+			return s.strOrNil(t)
 		}
 	}
 	return lua.LNil

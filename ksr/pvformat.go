@@ -67,6 +67,11 @@ func (e *Env) parseFormat(text string) (*pvFormat, error) {
 	if err != nil {
 		return nil, err
 	}
+	for i := range f.items {
+		if sp := f.items[i].spec; sp != nil {
+			sp.own = true // this VM's (pvSpec.str)
+		}
+	}
 	if e.fmtCache == nil {
 		e.fmtCache = map[string]*pvFormat{}
 	}

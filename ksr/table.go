@@ -138,6 +138,7 @@ func (t *Table) Len() int {
 // Kamailio, so scripts can test for a module (`if KSR.rtpengine then`).
 func (t *Table) Register(L *lua.LState, e *Env) *lua.LTable {
 	ksr := L.NewTable()
+	nums := &numBox{}
 	for si, s := range t.subs {
 		tbl := ksr
 		if s.Name != "" {
@@ -147,7 +148,7 @@ func (t *Table) Register(L *lua.LState, e *Env) *lua.LTable {
 		}
 		for i := range s.Funcs {
 			x := &s.Funcs[i]
-			tbl.RawSetString(x.Name, L.NewFunction(x.bind(e, t.fns[si][i])))
+			tbl.RawSetString(x.Name, L.NewFunction(x.bind(e, t.fns[si][i], nums)))
 		}
 	}
 	L.SetMetatable(ksr, missing(L, "KSR.", "function or module", kamailioModules))

@@ -112,7 +112,7 @@ func TestNoCoverageNoInstrumentation(t *testing.T) {
 	if a, b := plain.String(), g.Scripts[0].Proto.String(); a != b {
 		t.Fatalf("an uninstrumented build differs from Compile:\n%s\n---\n%s", a, b)
 	}
-	cov, err := compile("route.lua", []byte(coverSrc), NewCoverage())
+	cov, err := compile("route.lua", []byte(coverSrc), NewCoverage(), map[string]string{})
 	if err != nil {
 		t.Fatal(err)
 	}

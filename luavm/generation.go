@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -27,6 +28,16 @@ type Generation struct {
 
 	cover   *Coverage                 // set when the scripts were instrumented
 	prepare func(L *lua.LState) error // BuildOptions.Prepare
+
+	constsOnce sync.Once
+	consts     map[string]string // the scripts' string constants (intern.go)
+}
+
+// constants returns the scripts' string constants by content, collected
+// once per generation.
+func (g *Generation) constants() map[string]string {
+	g.constsOnce.Do(func() { g.consts = constStrings(g) })
+	return g.consts
 }
 
 // BuildOptions are compile-time choices for a generation; the zero value
@@ -68,12 +79,13 @@ func (e *CompileError) Error() string {
 
 // Compile parses and compiles one Lua source.
 func Compile(path string, src []byte) (*lua.FunctionProto, error) {
-	return compile(path, src, nil)
+	return compile(path, src, nil, map[string]string{})
 }
 
 // compile parses and compiles one Lua source, instrumented for cover when
-// it is not nil.
-func compile(path string, src []byte, cover *Coverage) (*lua.FunctionProto, error) {
+// it is not nil. Its strings are interned in canon (intern.go), shared by
+// the scripts of a generation.
+func compile(path string, src []byte, cover *Coverage, canon map[string]string) (*lua.FunctionProto, error) {
 	chunk, err := parse.Parse(bytes.NewReader(src), path)
 	if err != nil {
 		return nil, syntaxError(path, src, err)
@@ -81,6 +93,7 @@ func compile(path string, src []byte, cover *Coverage) (*lua.FunctionProto, erro
 	if cover != nil {
 		chunk = cover.instrument(path, chunk)
 	}
+	internAST(chunk, canon)
 	proto, err := lua.Compile(chunk, path)
 	if err != nil {
 		return nil, &CompileError{Path: path, Msg: err.Error()}
@@ -125,6 +138,7 @@ func BuildWith(version int64, paths []string, readFile func(string) ([]byte, err
 	}
 	g := &Generation{Version: version, Loaded: time.Now(), cover: o.Cover, prepare: o.Prepare}
 	var sum uint64 = 14695981039346656037
+	canon := map[string]string{}
 	for _, p := range paths {
 		src, err := readFile(p)
 		if err != nil {
@@ -134,7 +148,7 @@ func BuildWith(version int64, paths []string, readFile func(string) ([]byte, err
 			sum ^= uint64(b)
 			sum *= 1099511628211
 		}
-		proto, err := compile(p, src, o.Cover)
+		proto, err := compile(p, src, o.Cover, canon)
 		if err != nil {
 			return nil, err
 		}

@@ -207,7 +207,8 @@ func (vm *VM) instantiate(ctx context.Context, g *Generation, timeout time.Durat
 			return nil, err
 		}
 	}
-	vm.setContext(L) // the budget's context, if any, before the chunks: coroutines they make inherit it
+	internKeys(L, g.constants()) // after Init and Prepare built KSR
+	vm.setContext(L)             // the budget's context, if any, before the chunks: coroutines they make inherit it
 	lim := limitTopLevel(ctx, L, timeout)
 	last := ""
 	for _, s := range g.Scripts {

@@ -64,7 +64,33 @@ func (m *Module) table(who any, name string) *Table {
 	if m.sweepEvery > 0 {
 		m.now(who)
 	}
+	if e, ok := who.(*ksr.Env); ok && m.host != nil {
+		// A VM's last table: a script passes the same Lua string constant
+		// call after call, so this is a pointer comparison instead of a
+		// map lookup. The tables never change after Provision.
+		st := m.state(e)
+		if st.lastTable != nil && st.lastName == name {
+			return st.lastTable
+		}
+		t := m.tables[name]
+		if t != nil {
+			st.lastName, st.lastTable = name, t
+		}
+		return t
+	}
 	return m.tables[name]
+}
+
+// nowFor is the time an operation on t needs: m.now, or 0 for a table
+// without autoexpire, whose items neither expire nor get an expiry time
+// (Get, Add and Set ignore now then), which saves a clock read on every
+// sht_get and sht_inc. The caller found t with m.table, which already
+// started any sweep that was due.
+func (m *Module) nowFor(e *ksr.Env, t *Table) int64 {
+	if t.AutoExpire <= 0 {
+		return 0
+	}
+	return m.now(e)
 }
 
 func (m *Module) noTable(e *ksr.Env, name string) {
@@ -223,7 +249,7 @@ func (m *Module) getMode(e *ksr.Env, table, key string, null lua.LValue) lua.LVa
 		m.noTable(e, table)
 		return null
 	}
-	it, ok := t.Get(key, m.now(e), e)
+	it, ok := t.Get(key, m.nowFor(e, t), e)
 	switch {
 	case !ok && t.HasInit:
 		return ksr.BoxInt(int(t.InitVal))
@@ -266,7 +292,7 @@ func (m *Module) sets(e *ksr.Env, table, key, val string) int {
 		m.noTable(e, table)
 		return -1
 	}
-	t.Set(key, true, val, 0, 0, m.now(e), e)
+	t.Set(key, true, val, 0, 0, m.nowFor(e, t), e)
 	return 1
 }
 
@@ -276,7 +302,7 @@ func (m *Module) seti(e *ksr.Env, table, key string, val int) int {
 		m.noTable(e, table)
 		return -1
 	}
-	t.Set(key, false, "", int32(val), 0, m.now(e), e)
+	t.Set(key, false, "", int32(val), 0, m.nowFor(e, t), e)
 	return 1
 }
 
@@ -321,7 +347,7 @@ func (m *Module) add(e *ksr.Env, table, key string, delta int32) int {
 	if t == nil {
 		return noIntVal
 	}
-	n, ok := t.Add(key, delta, m.now(e), e)
+	n, ok := t.Add(key, delta, m.nowFor(e, t), e)
 	if !ok {
 		return noIntVal
 	}
@@ -336,6 +362,9 @@ func (m *Module) dec(e *ksr.Env, table, key string) int { return m.add(e, table,
 type vmState struct {
 	its   [maxIterators]iterator
 	names map[string]*pvName
+	// the table found last (Module.table)
+	lastName  string
+	lastTable *Table
 }
 
 const (
@@ -685,7 +714,7 @@ func (m *Module) pvGet(e *ksr.Env, name string) lua.LValue {
 	if !ok || t == nil {
 		return lua.LNil
 	}
-	it, found := t.Get(key, m.now(e), e)
+	it, found := t.Get(key, m.nowFor(e, t), e)
 	switch {
 	case !found && t.HasInit:
 		return ksr.BoxInt(int(t.InitVal))
@@ -708,9 +737,9 @@ func (m *Module) pvSet(e *ksr.Env, name string, v lua.LValue) bool {
 	case *lua.LNilType:
 		t.Delete(key, e)
 	case lua.LNumber:
-		t.Set(key, false, "", int32(int64(x)), 0, m.now(e), e)
+		t.Set(key, false, "", int32(int64(x)), 0, m.nowFor(e, t), e)
 	default:
-		t.Set(key, true, v.String(), 0, 0, m.now(e), e)
+		t.Set(key, true, v.String(), 0, 0, m.nowFor(e, t), e)
 	}
 	return true
 }
@@ -756,7 +785,7 @@ func (m *Module) pvAdd(e *ksr.Env, name string, delta int32) lua.LValue {
 	if !ok || t == nil {
 		return lua.LNil
 	}
-	n, ok := t.Add(key, delta, m.now(e), e)
+	n, ok := t.Add(key, delta, m.nowFor(e, t), e)
 	if !ok {
 		return lua.LNil
 	}
