@@ -43,15 +43,13 @@ type cell struct {
 	msg *ksr.Msg // the request's context: failure routes run on it
 
 	mu       sync.Mutex
-	busy     bool // a worker runs Lua on msg (see relaySystem)
-	due      bool // the last branch ended while busy: failure handling is due
-	pending  int  // branches waiting for their final reply
-	total    int  // branches created
-	branches []*sipnet.Branch
-	bflags   []uint32 // branch flags of each branch (same index), for its reply and failure routes
+	busy     bool             // a worker runs Lua on msg (see relaySystem)
+	due      bool             // the last branch ended while busy: failure handling is due
+	pending  int              // branches waiting for their final reply
+	total    int              // branches created
+	branches []*sipnet.Branch // each knows its index and branch flags (BranchOptions)
 	// the storage of the first branch: most relays have one
 	branch1  [1]*sipnet.Branch
-	bflags1  [1]uint32
 	done     bool // a final reply went upstream through the relay
 	canceled bool // CANCEL received from upstream
 	best     finalReply
@@ -271,7 +269,10 @@ func (rs *relaySystem) relayBranch(env *ksr.Env, c *cell, tx *sipnet.Tx, uri, ds
 	c.pending++
 	c.total++
 	c.onReply, c.flags = m.OnReply, m.Flags
+	index := len(c.branches)
 	c.mu.Unlock()
+	// The branch carries its index and flags: its first reply may be
+	// routed on another receiver before NewBranch returns.
 	b, err := e.sip.NewBranch(out, sipnet.BranchOptions{
 		Target:        t,
 		Listener:      r.Listener,
@@ -279,6 +280,8 @@ func (rs *relaySystem) relayBranch(env *ksr.Env, c *cell, tx *sipnet.Tx, uri, ds
 		InviteTimeout: e.set.TM().FrInvTimer,
 		OnTimeout:     branchTimeout,
 		Owner:         c,
+		Index:         index,
+		Flags:         bflags,
 	})
 	c.mu.Lock()
 	if err != nil {
@@ -290,7 +293,6 @@ func (rs *relaySystem) relayBranch(env *ksr.Env, c *cell, tx *sipnet.Tx, uri, ds
 		return false
 	}
 	c.branches = append(c.branches, b)
-	c.bflags = append(c.bflags, bflags)
 	canceled := c.canceled
 	c.mu.Unlock()
 	if m.Req.Observer != nil { // kemi test: the URI is text only for it
@@ -324,7 +326,7 @@ func (rs *relaySystem) cellFor(tx *sipnet.Tx, m *ksr.Msg) *cell {
 		return c
 	}
 	c := &cell{rs: rs, tx: tx, msg: m, busy: true}
-	c.branches, c.bflags = c.branch1[:0:1], c.bflags1[:0:1]
+	c.branches = c.branch1[:0:1]
 	tx.SetRelayState(c)
 	if m.Req.Msg.IsInvite() {
 		tx.SetCancelHandler(func() { rs.cancel(c) })
@@ -332,15 +334,13 @@ func (rs *relaySystem) cellFor(tx *sipnet.Tx, m *ksr.Msg) *cell {
 	return c
 }
 
-// branchFlags is the branch flags b was relayed with (0 for an unknown
-// branch); c.mu is held.
+// branchFlags is the branch flags b was relayed with (0 for a branch of
+// another cell).
 func (c *cell) branchFlags(b *sipnet.Branch) uint32 {
-	for i, x := range c.branches {
-		if x == b && i < len(c.bflags) {
-			return c.bflags[i]
-		}
+	if b == nil || b.Owner() != sipnet.RelayCell(c) {
+		return 0
 	}
-	return 0
+	return b.Flags()
 }
 
 func (c *cell) setError(code int, text string) {

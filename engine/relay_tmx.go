@@ -17,12 +17,8 @@ func (c *cell) branchCount() int {
 // BranchIndex is b's index among the cell's branches, -1 if it is not one
 // of them ($T_branch_idx in reply routes).
 func (c *cell) BranchIndex(b *sipnet.Branch) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i, x := range c.branches {
-		if x == b {
-			return i
-		}
+	if b == nil || b.Owner() != sipnet.RelayCell(c) {
+		return -1
 	}
-	return -1
+	return b.Index()
 }

@@ -74,6 +74,11 @@ type BranchOptions struct {
 	OnTimeout func(*Branch)
 	// Owner is the relaying layer's state the branch belongs to.
 	Owner RelayCell
+	// Index and Flags are the owner's: its number for the branch and the
+	// branch flags it was relayed with. They travel with the branch, so
+	// a reply that arrives before NewBranch has returned finds them.
+	Index int
+	Flags uint32
 }
 
 // Branch states.
@@ -126,6 +131,12 @@ type Branch struct {
 
 // Owner returns BranchOptions.Owner.
 func (b *Branch) Owner() RelayCell { return b.opts.Owner }
+
+// Index returns BranchOptions.Index.
+func (b *Branch) Index() int { return b.opts.Index }
+
+// Flags returns BranchOptions.Flags.
+func (b *Branch) Flags() uint32 { return b.opts.Flags }
 
 // Target returns where the branch was sent.
 func (b *Branch) Target() Target { return b.target }
