@@ -406,6 +406,19 @@ func (r *jsQueue) next(wait time.Duration) (jetstream.Msg, error) {
 	} else {
 		b, err = r.cons.Fetch(1, jetstream.FetchMaxWait(wait))
 	}
+	m, err := r.first(b, err)
+	if err == ErrEmpty && wait <= 0 && r.undelivered() {
+		// The stream acknowledged the item's publish before its consumer
+		// counted it (the server signals the consumer asynchronously), so
+		// a no-wait pull can find nothing while an item is stored; a
+		// waiting pull is answered once the consumer has it.
+		m, err = r.first(r.cons.Fetch(1, jetstream.FetchMaxWait(r.j.opts.Timeout)))
+	}
+	return m, err
+}
+
+// first is the message of a batch of one, ErrEmpty when it has none.
+func (r *jsQueue) first(b jetstream.MessageBatch, err error) (jetstream.Msg, error) {
 	if err != nil {
 		return nil, fmt.Errorf("take from queue %q: %w", r.name, r.j.explain(err))
 	}
@@ -418,6 +431,21 @@ func (r *jsQueue) next(wait time.Duration) (jetstream.Msg, error) {
 		return nil, fmt.Errorf("take from queue %q: %w", r.name, err)
 	}
 	return nil, ErrEmpty
+}
+
+// undelivered says whether the stream holds an item the consumer has not
+// delivered yet: its newest message is past the consumer's last delivered
+// one (items only leave a work queue by acknowledgement, after delivery,
+// or by eviction of the oldest, so the newest is there while any is).
+func (r *jsQueue) undelivered() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), r.j.opts.Timeout)
+	defer cancel()
+	si, err := r.stream.Info(ctx)
+	if err != nil || si.State.Msgs == 0 {
+		return false
+	}
+	ci, err := r.cons.Info(ctx)
+	return err == nil && si.State.LastSeq > ci.Delivered.Stream
 }
 
 // fetch takes the next message and acknowledges it before returning it (at most once): when
