@@ -290,6 +290,9 @@ func (t *Tx) afterFinal(code int) {
 		// Not stopped when the transaction ends sooner (shutdown): it
 		// then finds it ended.
 		t.srv.arm(&t.wait, RelayWait, txWaitEnd, t, false)
+	case t.lite.on:
+		// An INVITE over UDP: Timer L, H or I ends it (tx_invite.go), as
+		// sipgo's TerminateGracefully left it to its timers.
 	default:
 		t.stx.TerminateGracefully()
 	}

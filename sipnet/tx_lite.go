@@ -2,6 +2,7 @@ package sipnet
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -21,6 +22,15 @@ type liteTx struct {
 	state int
 	last  *sip.Response
 	done  chan struct{} // made on demand by Tx.Done; closed at the end
+
+	// An INVITE's (tx_invite.go): ta is Timer 1xx, then G (on wa); tb
+	// is Timer H, L or I (the Tx's wait timer); gIv is G's interval;
+	// no1xx is set once a reply or a retransmission stopped Timer 1xx.
+	invite bool
+	no1xx  bool
+	gIv    time.Duration
+	ta, tb timer
+	wa     wheelTimer
 }
 
 // liteTx states.
@@ -31,12 +41,12 @@ const (
 	liteTerminated
 )
 
-// usesLite reports whether a transaction for r can be a liteTx: a
-// non-INVITE request on a datagram socket. A CANCEL (one no INVITE
-// transaction matched, routed by the script) stays with sipgo, whose
+// usesLite reports whether a transaction for r can be a liteTx: a request
+// on a datagram socket, an INVITE (tx_invite.go) or not. A CANCEL (one no
+// INVITE transaction matched, routed by the script) stays with sipgo, whose
 // ServerTx sends the replies to a CANCEL outside its state machine.
 func usesLite(r *Request) bool {
-	return r.Listener != nil && r.Listener.pc != nil && !r.Msg.IsInvite() && !r.Msg.IsAck() && !r.Msg.IsCancel()
+	return r.Listener != nil && r.Listener.pc != nil && !r.Msg.IsAck() && !r.Msg.IsCancel()
 }
 
 // newLiteTx creates r's transaction as a liteTx (NewTx, usesLite true).
@@ -44,6 +54,9 @@ func (r *Request) newLiteTx() *Tx {
 	tx := &Tx{req: r, key: r.key, srv: r.srv}
 	tx.lite.on = true
 	r.srv.tm.created.Add(1)
+	if r.Msg.IsInvite() {
+		tx.startInvite()
+	}
 	r.tx = tx
 	r.srv.txs.setTx(r.key, tx)
 	return tx
@@ -59,6 +72,9 @@ func (t *Tx) liteWrite(res *sip.Response) error {
 // liteRespond is ServerTx.Respond for a liteTx.
 func (t *Tx) liteRespond(res *sip.Response) error {
 	l := &t.lite
+	if l.invite {
+		return t.inviteRespond(res)
+	}
 	t.lmu.Lock()
 	switch l.state {
 	case liteTerminated:
@@ -85,6 +101,10 @@ func (t *Tx) liteRespond(res *sip.Response) error {
 
 // liteReceive is ServerTx.Receive for a retransmission of the request.
 func (t *Tx) liteReceive(m *sip.Request) {
+	if t.lite.invite {
+		t.inviteReceive(m)
+		return
+	}
 	if m.Method != t.req.Msg.Method {
 		t.srv.log.Debug("transaction receive", "error", "unexpected message error")
 		return
@@ -111,6 +131,7 @@ func (t *Tx) liteEnd() {
 		return
 	}
 	t.lite.state = liteTerminated
+	t.lite.inviteStop()
 	if t.lite.done != nil {
 		close(t.lite.done)
 	}
