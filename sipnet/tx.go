@@ -118,7 +118,11 @@ func (t *Tx) Reply(code int, reason string, extra []sip.Header, body []byte) err
 	}
 	t.last = code
 	t.mu.Unlock()
-	res := buildResponse(t.req, code, reason, t.ToTag(), extra, body)
+	tag := "" // a 100 carries no To tag (buildResponse): none made for it
+	if code != 100 {
+		tag = t.ToTag()
+	}
+	res := buildResponse(t.req, code, reason, tag, extra, body)
 	t.mu.Lock()
 	t.lastRes = res
 	t.mu.Unlock()
@@ -253,13 +257,23 @@ func (t *Tx) Forward(res *sip.Response) error {
 		return t.respondVirtual(code, res)
 	}
 	res.SetTransport(sip.NetworkToUpper(t.req.Proto()))
-	res.SetDestination(destination(t.req))
+	var dst netip.AddrPort
+	if t.lite.on {
+		// Over UDP the liteTx sends it to the request's reply address
+		// (liteWrite) without formatting it into the reply and parsing it
+		// back: nothing else reads a relayed reply's destination.
+		dst = destinationAddr(t.req)
+	} else {
+		res.SetDestination(destination(t.req))
+	}
 	if again {
-		dst, err := netip.ParseAddrPort(res.Destination())
-		if err != nil {
-			return err
+		if !t.lite.on {
+			var err error
+			if dst, err = netip.ParseAddrPort(res.Destination()); err != nil {
+				return err
+			}
 		}
-		err = t.req.Listener.write(res, dst)
+		err := t.req.Listener.write(res, dst)
 		if err == nil {
 			t.srv.nRelayed.Add(1)
 			t.countSent(code, false)

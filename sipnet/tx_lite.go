@@ -2,6 +2,7 @@ package sipnet
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -62,11 +63,21 @@ func (r *Request) newLiteTx() *Tx {
 	return tx
 }
 
-// write sends res as sipgo's ServerTx sends its replies: through the
-// connection of the request's source (udpConn: the reply's destination
-// when it has one).
+// liteWrite sends res where sipgo's ServerTx sent it through udpConn: to
+// the reply's destination when it has one (a reply built here), else (a
+// relayed reply: Tx.Forward no longer writes the address into it) to the
+// request's reply address (RFC 3261 18.2.2, RFC 3581), which Forward wrote.
 func (t *Tx) liteWrite(res *sip.Response) error {
-	return udpConn{ln: t.req.Listener, dst: t.req.Src}.WriteMsg(res)
+	var dst netip.AddrPort
+	if d := res.MessageData.Destination(); d != "" { // (Destination would make one up)
+		var err error
+		if dst, err = netip.ParseAddrPort(d); err != nil {
+			dst = t.req.Src // as udpConn.WriteMsg
+		}
+	} else {
+		dst = destinationAddr(t.req)
+	}
+	return t.req.Listener.write(res, dst)
 }
 
 // liteRespond is ServerTx.Respond for a liteTx.
