@@ -261,7 +261,9 @@ func (t *Tx) Forward(res *sip.Response) error {
 	if t.lite.on {
 		// Over UDP the liteTx sends it to the request's reply address
 		// (liteWrite) without formatting it into the reply and parsing it
-		// back: nothing else reads a relayed reply's destination.
+		// back: nothing else reads a relayed reply's destination. (A
+		// received reply may carry one: the listener's, after a handoff.)
+		res.SetDestination("")
 		dst = destinationAddr(t.req)
 	} else {
 		res.SetDestination(destination(t.req))
