@@ -15,9 +15,10 @@ import (
 // timed out or already got its final reply.
 var ErrTxGone = errors.New("sipnet: transaction is gone (cancelled, terminated or already answered)")
 
-// Tx is a server transaction created on demand, wrapping sipgo's
-// sip.ServerTx (retransmission absorption, CANCEL/487, timers) and adding
-// what it lacks: one To tag for all replies and 2xx retransmission for
+// Tx is a server transaction created on demand: over UDP kemi's own
+// (liteTx: tx_lite.go, tx_invite.go), else wrapping sipgo's sip.ServerTx
+// (retransmission absorption, timers); either way adding one To tag for all
+// replies, CANCEL/487 (cancel) and 2xx retransmission for a local 2xx to
 // INVITE over UDP until the ACK arrives.
 type Tx struct {
 	stx      *sip.ServerTx
@@ -156,6 +157,8 @@ func (t *Tx) Retransmit() bool {
 		return false
 	case t.virt != nil:
 		return t.req.Sink(res) == nil
+	case t.lite.on: // (a relayed reply carries no destination: liteWrite)
+		return t.liteWrite(res) == nil
 	case t.req.Listener == nil:
 		return false
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -297,5 +298,38 @@ func TestInviteTxTimer1xx(t *testing.T) {
 	defer v.pc.mu.Unlock()
 	if len(v.pc.sent) != 1 || !bytes.Equal(v.pc.sent[0].data, sent[0]) {
 		t.Fatalf("sipgo's 100 (%d sent):\n%q\nkemi's:\n%q", len(v.pc.sent), v.pc.sent[0].data, sent[0])
+	}
+}
+
+// TestLiteTxRelayedReplyAddress: a relayed reply goes to the request's
+// reply address (its Via port without rport), whatever destination the
+// received reply carried (a handoff's), and so does tm's retransmission of
+// it (Tx.Retransmit) and the transaction's answer to a retransmission.
+func TestLiteTxRelayedReplyAddress(t *testing.T) {
+	u, _ := newTimedHarness(t)
+	var tx *Tx
+	u.h.onRequest = func(r *Request) { tx, _ = r.NewTx() }
+	inv := uacReq{method: "INVITE", branch: inviteBranch, cseq: 1, sentBy: "192.0.2.10:5999"}.String()
+	u.deliver(t, inv)
+	u.h.onRequest = nil
+	ringing := sip.NewResponseFromRequest(tx.req.Msg, 180, "Ringing", nil)
+	ringing.SetDestination("127.0.0.1:1")
+	if err := tx.Forward(ringing); err != nil {
+		t.Fatal(err)
+	}
+	if !tx.Retransmit() {
+		t.Fatal("Retransmit failed")
+	}
+	u.deliver(t, inv)
+	want := netip.AddrPortFrom(uacAddr.Addr(), 5999)
+	u.pc.mu.Lock()
+	defer u.pc.mu.Unlock()
+	if len(u.pc.sent) != 3 {
+		t.Fatalf("%d sent, want 3", len(u.pc.sent))
+	}
+	for i, d := range u.pc.sent {
+		if d.to != want {
+			t.Fatalf("reply %d sent to %v, want %v", i, d.to, want)
+		}
 	}
 }

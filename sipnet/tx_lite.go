@@ -8,8 +8,9 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// liteTx is kemi's own server transaction for a non-INVITE request received
-// over UDP (RFC 3261 17.2.2), used instead of sipgo's ServerTx, which for
+// liteTx is kemi's own server transaction for a request received over UDP:
+// a non-INVITE one (RFC 3261 17.2.2) here, an INVITE (17.2.1) in
+// tx_invite.go. It is used instead of sipgo's ServerTx, which for
 // every such request allocates a state machine, two channels, a Timer J
 // (time.AfterFunc, 32 s, which kemi's wait timer always beats: see
 // Tx.afterFinal) and the arguments of three debug log calls. It does what
