@@ -302,14 +302,14 @@ func TestInviteTxTimer1xx(t *testing.T) {
 }
 
 // TestLiteTxRelayedReplyAddress: a relayed reply goes to the request's
-// reply address (its Via port without rport), whatever destination the
+// reply address (the source address, its Via port without rport), whatever destination the
 // received reply carried (a handoff's), and so does tm's retransmission of
 // it (Tx.Retransmit) and the transaction's answer to a retransmission.
 func TestLiteTxRelayedReplyAddress(t *testing.T) {
 	u, _ := newTimedHarness(t)
 	var tx *Tx
 	u.h.onRequest = func(r *Request) { tx, _ = r.NewTx() }
-	inv := uacReq{method: "INVITE", branch: inviteBranch, cseq: 1, sentBy: "192.0.2.10:5999"}.String()
+	inv := uacReq{method: "INVITE", branch: inviteBranch, cseq: 1, sentBy: "198.51.100.7:5999"}.String()
 	u.deliver(t, inv)
 	u.h.onRequest = nil
 	ringing := sip.NewResponseFromRequest(tx.req.Msg, 180, "Ringing", nil)
