@@ -37,8 +37,10 @@ type Tx struct {
 	mu    sync.Mutex
 	final int
 	last  int
-	// lastRes is the last reply sent, for Retransmit.
+	// lastRes is the last reply sent, for Retransmit; lastRaw instead
+	// when it went out written without building it (a liteTx's).
 	lastRes *sip.Response
+	lastRaw []byte
 	stop2   chan struct{}
 	ackKey  string
 	wait    wheelTimer // tm's wait timer (afterFinal)
@@ -123,9 +125,25 @@ func (t *Tx) Reply(code int, reason string, extra []sip.Header, body []byte) err
 	if code != 100 {
 		tag = t.ToTag()
 	}
+	if t.lite.on && (code < 200 || code >= 300 || !t.req.Msg.IsInvite()) {
+		// Over UDP the reply is written without building it, as a
+		// stateless one (tx_lite.go), unless a 2xx to INVITE is to be
+		// retransmitted until the ACK (start2xx).
+		if raw := writeReply(t.req, code, reason, tag, extra, body); raw != nil {
+			t.mu.Lock()
+			t.lastRes, t.lastRaw = nil, raw
+			t.mu.Unlock()
+			if err := t.liteRespond(code, liteReply{raw: raw}); err != nil {
+				return err
+			}
+			t.sentLocal(code)
+			t.afterFinal(code)
+			return nil
+		}
+	}
 	res := buildResponse(t.req, code, reason, tag, extra, body)
 	t.mu.Lock()
-	t.lastRes = res
+	t.lastRes, t.lastRaw = res, nil
 	t.mu.Unlock()
 	if t.virt != nil {
 		return t.respondVirtual(code, res)
@@ -133,11 +151,7 @@ func (t *Tx) Reply(code int, reason string, extra []sip.Header, body []byte) err
 	if err := t.respond(res); err != nil {
 		return err
 	}
-	t.srv.nReplies.Add(1)
-	t.countSent(code, true)
-	if code >= 200 {
-		t.toWait()
-	}
+	t.sentLocal(code)
 	if code >= 200 && code < 300 && t.req.Msg.IsInvite() && t.req.Proto() == "udp" {
 		t.start2xx(res)
 	}
@@ -145,14 +159,26 @@ func (t *Tx) Reply(code int, reason string, extra []sip.Header, body []byte) err
 	return nil
 }
 
+// sentLocal counts a local reply sent (Reply) and, for a final one, moves
+// the transaction to the wait state.
+func (t *Tx) sentLocal(code int) {
+	t.srv.nReplies.Add(1)
+	t.countSent(code, true)
+	if code >= 200 {
+		t.toWait()
+	}
+}
+
 // Retransmit sends the last reply again, as tm's t_retransmit_reply does
 // when t_check_trans finds the transaction of a request; false when no
 // reply was sent yet or the transaction has ended.
 func (t *Tx) Retransmit() bool {
 	t.mu.Lock()
-	res := t.lastRes
+	res, raw := t.lastRes, t.lastRaw
 	t.mu.Unlock()
 	switch {
+	case raw != nil: // a liteTx's
+		return !t.Terminated() && t.req.Listener.writeRawUDP(raw, destinationAddr(t.req)) == nil
 	case res == nil || t.Terminated():
 		return false
 	case t.virt != nil:
@@ -254,7 +280,7 @@ func (t *Tx) Forward(res *sip.Response) error {
 		t.final = code
 	}
 	t.last = code
-	t.lastRes = res
+	t.lastRes, t.lastRaw = res, nil
 	t.mu.Unlock()
 	if t.virt != nil {
 		return t.respondVirtual(code, res)
@@ -331,7 +357,7 @@ const RelayWait = 5 * time.Second
 // respond sends res through the transaction's state machine.
 func (t *Tx) respond(res *sip.Response) error {
 	if t.lite.on {
-		return t.liteRespond(res)
+		return t.liteRespond(int(res.StatusCode), liteReply{res: res})
 	}
 	return t.stx.Respond(res)
 }

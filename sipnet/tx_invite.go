@@ -46,10 +46,9 @@ func (t *Tx) startInvite() {
 }
 
 // inviteRespond is ServerTx.Respond for an INVITE liteTx.
-func (t *Tx) inviteRespond(res *sip.Response) error {
+func (t *Tx) inviteRespond(code int, rep liteReply) error {
 	l := &t.lite
 	t.lmu.Lock()
-	code := res.StatusCode
 	switch l.state {
 	case liteTerminated:
 		t.lmu.Unlock()
@@ -73,8 +72,8 @@ func (t *Tx) inviteRespond(res *sip.Response) error {
 		t.lmu.Unlock()
 		return nil
 	}
-	l.last = res
-	err := t.liteWrite(res)
+	l.last = rep
+	err := t.liteSend(rep)
 	if err == nil && code >= 200 {
 		switch l.state {
 		case liteAccepted:
@@ -107,8 +106,8 @@ func (t *Tx) inviteReceive(m *sip.Request) {
 	var err error
 	switch {
 	case m.IsInvite():
-		if res := l.last; res != nil && (l.state == liteProceeding || l.state == liteCompleted) {
-			err = t.liteWrite(res)
+		if rep := l.last; rep.set() && (l.state == liteProceeding || l.state == liteCompleted) {
+			err = t.liteSend(rep)
 		}
 	case m.IsAck():
 		if l.state == liteCompleted {
@@ -144,12 +143,12 @@ func txInviteTimerA(x any) {
 		// request as it is now, without a To tag, through the transaction.
 		l.no1xx = true
 		trying := sip.NewResponseFromRequest(t.req.Msg, 100, "Trying", nil)
-		l.last = trying
+		l.last = liteReply{res: trying}
 		if err = t.liteWrite(trying); err != nil {
 			t.srv.log.Error("send '100 Trying' response failed", "error", fmt.Errorf("%w. %w", err, sip.ErrTransactionTransport), "tx", t.key)
 		}
 	case liteCompleted:
-		if err = t.liteWrite(l.last); err == nil {
+		if err = t.liteSend(l.last); err == nil {
 			l.gIv = min(2*l.gIv, sip.T2)
 			l.ta = t.srv.arm(&l.wa, l.gIv, txInviteTimerA, t, false)
 		}

@@ -333,3 +333,60 @@ func TestLiteTxRelayedReplyAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestLiteTxLocalRepliesAsBuilt: a liteTx writes its local replies without
+// building them; the bytes are those of the reply built as before
+// (buildResponse, encoded as sipgo does), for the first sending, an
+// answer to a retransmission, Timer G and tm's Retransmit.
+func TestLiteTxLocalRepliesAsBuilt(t *testing.T) {
+	for _, method := range []string{"INVITE", "MESSAGE"} {
+		t.Run(method, func(t *testing.T) {
+			u, stubs := newTimedHarness(t)
+			var tx *Tx
+			u.h.onRequest = func(r *Request) { tx, _ = r.NewTx() }
+			req := uacReq{method: method, branch: inviteBranch, cseq: 1, sentBy: "198.51.100.7:5999"}.String()
+			u.deliver(t, req)
+			u.h.onRequest = nil
+			extra := []sip.Header{sip.NewHeader("X-Why", "busy"), sip.NewHeader("Content-Type", "text/plain")}
+			if err := tx.Reply(100, "Trying", nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Reply(486, "Busy Here", extra, []byte("sorry")); err != nil {
+				t.Fatal(err)
+			}
+			u.deliver(t, req)
+			if !tx.Retransmit() {
+				t.Fatal("Retransmit failed")
+			}
+			if method == "INVITE" {
+				stubs.armed[1].fire(t) // Timer G
+			}
+			enc := func(res *sip.Response) []byte {
+				var b replyBuf
+				encodeMessage(&b, res)
+				return b.b
+			}
+			trying := enc(buildResponse(tx.req, 100, "Trying", "", nil, nil))
+			busy := enc(buildResponse(tx.req, 486, "Busy Here", tx.ToTag(), extra, []byte("sorry")))
+			want := netip.AddrPortFrom(uacAddr.Addr(), 5999)
+			u.pc.mu.Lock()
+			defer u.pc.mu.Unlock()
+			n := 4
+			if method == "INVITE" {
+				n = 5
+			}
+			if len(u.pc.sent) != n {
+				t.Fatalf("%d sent, want %d", len(u.pc.sent), n)
+			}
+			for i, d := range u.pc.sent {
+				w := busy
+				if i == 0 {
+					w = trying
+				}
+				if !bytes.Equal(d.data, w) || d.to != want {
+					t.Fatalf("reply %d to %v:\n%s\nwant to %v:\n%s", i, d.to, d.data, want, w)
+				}
+			}
+		})
+	}
+}

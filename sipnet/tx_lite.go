@@ -2,6 +2,7 @@ package sipnet
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"time"
 
@@ -22,7 +23,7 @@ import (
 type liteTx struct {
 	on    bool // the Tx uses it (else sipgo's ServerTx or a virtual one)
 	state int
-	last  *sip.Response
+	last  liteReply
 	done  chan struct{} // made on demand by Tx.Done; closed at the end
 
 	// An INVITE's (tx_invite.go): ta is Timer 1xx, then G (on wa); tb
@@ -64,6 +65,47 @@ func (r *Request) newLiteTx() *Tx {
 	return tx
 }
 
+// liteReply is a reply a liteTx sent: a reply object (relayed, or built),
+// or the bytes of a local one written without building it (Tx.Reply).
+type liteReply struct {
+	res *sip.Response
+	raw []byte
+}
+
+func (r liteReply) set() bool { return r.res != nil || r.raw != nil }
+
+// liteSend sends rep (see liteWrite).
+func (t *Tx) liteSend(rep liteReply) error {
+	if rep.raw != nil {
+		return t.req.Listener.writeRawUDP(rep.raw, destinationAddr(t.req))
+	}
+	return t.liteWrite(rep.res)
+}
+
+// writeReply returns the bytes of buildResponse(r, code, reason, toTag,
+// extra, body) as sent, written without building the reply (writeResponse),
+// or nil when writeResponse cannot write it.
+func writeReply(r *Request, code int, reason, toTag string, extra []sip.Header, body []byte) []byte {
+	buf := replyBufs.Get().(*replyBuf)
+	buf.b = buf.b[:0]
+	var raw []byte
+	if writeResponse(buf, r, code, reason, toTag, extra, body) {
+		raw = append(make([]byte, 0, len(buf.b)), buf.b...)
+	}
+	putReplyBuf(buf)
+	return raw
+}
+
+// writeRawUDP sends an encoded message on the listener's datagram socket,
+// as write does once it encoded one.
+func (ln *Listener) writeRawUDP(b []byte, dst netip.AddrPort) error {
+	if uc, ok := ln.pc.(*net.UDPConn); ok {
+		return ln.sendUDP(uc, b, dst)
+	}
+	_, err := ln.pc.WriteTo(b, net.UDPAddrFromAddrPort(dst))
+	return err
+}
+
 // liteWrite sends res where sipgo's ServerTx sent it through udpConn: to
 // the reply's destination when it has one (a reply built here), else (a
 // relayed reply: Tx.Forward no longer writes the address into it) to the
@@ -81,11 +123,11 @@ func (t *Tx) liteWrite(res *sip.Response) error {
 	return t.req.Listener.write(res, dst)
 }
 
-// liteRespond is ServerTx.Respond for a liteTx.
-func (t *Tx) liteRespond(res *sip.Response) error {
+// liteRespond is ServerTx.Respond for a liteTx: rep with status code.
+func (t *Tx) liteRespond(code int, rep liteReply) error {
 	l := &t.lite
 	if l.invite {
-		return t.inviteRespond(res)
+		return t.inviteRespond(code, rep)
 	}
 	t.lmu.Lock()
 	switch l.state {
@@ -96,13 +138,13 @@ func (t *Tx) liteRespond(res *sip.Response) error {
 		t.lmu.Unlock()
 		return nil // sipgo's Completed state ignores it
 	}
-	if res.StatusCode >= 200 {
+	if code >= 200 {
 		l.state = liteCompleted
 	} else {
 		l.state = liteProceeding
 	}
-	l.last = res
-	err := t.liteWrite(res)
+	l.last = rep
+	err := t.liteSend(rep)
 	t.lmu.Unlock()
 	if err != nil {
 		t.liteEnd()
@@ -122,11 +164,11 @@ func (t *Tx) liteReceive(m *sip.Request) {
 		return
 	}
 	t.lmu.Lock()
-	res := t.lite.last
-	resend := res != nil && (t.lite.state == liteProceeding || t.lite.state == liteCompleted)
+	rep := t.lite.last
+	resend := rep.set() && (t.lite.state == liteProceeding || t.lite.state == liteCompleted)
 	var err error
 	if resend {
-		err = t.liteWrite(res)
+		err = t.liteSend(rep)
 	}
 	t.lmu.Unlock()
 	if err != nil {
