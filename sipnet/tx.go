@@ -15,9 +15,10 @@ import (
 // timed out or already got its final reply.
 var ErrTxGone = errors.New("sipnet: transaction is gone (cancelled, terminated or already answered)")
 
-// Tx is a server transaction created on demand, wrapping sipgo's
-// sip.ServerTx (retransmission absorption, CANCEL/487, timers) and adding
-// what it lacks: one To tag for all replies and 2xx retransmission for
+// Tx is a server transaction created on demand: over UDP kemi's own
+// (liteTx: tx_lite.go, tx_invite.go), else wrapping sipgo's sip.ServerTx
+// (retransmission absorption, timers); either way adding one To tag for all
+// replies, CANCEL/487 (cancel) and 2xx retransmission for a local 2xx to
 // INVITE over UDP until the ACK arrives.
 type Tx struct {
 	stx      *sip.ServerTx
@@ -36,8 +37,10 @@ type Tx struct {
 	mu    sync.Mutex
 	final int
 	last  int
-	// lastRes is the last reply sent, for Retransmit.
+	// lastRes is the last reply sent, for Retransmit; lastRaw instead
+	// when it went out written without building it (a liteTx's).
 	lastRes *sip.Response
+	lastRaw []byte
 	stop2   chan struct{}
 	ackKey  string
 	wait    wheelTimer // tm's wait timer (afterFinal)
@@ -118,9 +121,29 @@ func (t *Tx) Reply(code int, reason string, extra []sip.Header, body []byte) err
 	}
 	t.last = code
 	t.mu.Unlock()
-	res := buildResponse(t.req, code, reason, t.ToTag(), extra, body)
+	tag := "" // a 100 carries no To tag (buildResponse): none made for it
+	if code != 100 {
+		tag = t.ToTag()
+	}
+	if t.lite.on && (code < 200 || code >= 300 || !t.req.Msg.IsInvite()) {
+		// Over UDP the reply is written without building it, as a
+		// stateless one (tx_lite.go), unless a 2xx to INVITE is to be
+		// retransmitted until the ACK (start2xx).
+		if raw := writeReply(t.req, code, reason, tag, extra, body); raw != nil {
+			t.mu.Lock()
+			t.lastRes, t.lastRaw = nil, raw
+			t.mu.Unlock()
+			if err := t.liteRespond(code, liteReply{raw: raw}); err != nil {
+				return err
+			}
+			t.sentLocal(code)
+			t.afterFinal(code)
+			return nil
+		}
+	}
+	res := buildResponse(t.req, code, reason, tag, extra, body)
 	t.mu.Lock()
-	t.lastRes = res
+	t.lastRes, t.lastRaw = res, nil
 	t.mu.Unlock()
 	if t.virt != nil {
 		return t.respondVirtual(code, res)
@@ -128,11 +151,7 @@ func (t *Tx) Reply(code int, reason string, extra []sip.Header, body []byte) err
 	if err := t.respond(res); err != nil {
 		return err
 	}
-	t.srv.nReplies.Add(1)
-	t.countSent(code, true)
-	if code >= 200 {
-		t.toWait()
-	}
+	t.sentLocal(code)
 	if code >= 200 && code < 300 && t.req.Msg.IsInvite() && t.req.Proto() == "udp" {
 		t.start2xx(res)
 	}
@@ -140,18 +159,32 @@ func (t *Tx) Reply(code int, reason string, extra []sip.Header, body []byte) err
 	return nil
 }
 
+// sentLocal counts a local reply sent (Reply) and, for a final one, moves
+// the transaction to the wait state.
+func (t *Tx) sentLocal(code int) {
+	t.srv.nReplies.Add(1)
+	t.countSent(code, true)
+	if code >= 200 {
+		t.toWait()
+	}
+}
+
 // Retransmit sends the last reply again, as tm's t_retransmit_reply does
 // when t_check_trans finds the transaction of a request; false when no
 // reply was sent yet or the transaction has ended.
 func (t *Tx) Retransmit() bool {
 	t.mu.Lock()
-	res := t.lastRes
+	res, raw := t.lastRes, t.lastRaw
 	t.mu.Unlock()
 	switch {
+	case raw != nil: // a liteTx's
+		return !t.Terminated() && t.req.Listener.writeRawUDP(raw, destinationAddr(t.req)) == nil
 	case res == nil || t.Terminated():
 		return false
 	case t.virt != nil:
 		return t.req.Sink(res) == nil
+	case t.lite.on: // (a relayed reply carries no destination: liteWrite)
+		return t.liteWrite(res) == nil
 	case t.req.Listener == nil:
 		return false
 	}
@@ -247,19 +280,31 @@ func (t *Tx) Forward(res *sip.Response) error {
 		t.final = code
 	}
 	t.last = code
-	t.lastRes = res
+	t.lastRes, t.lastRaw = res, nil
 	t.mu.Unlock()
 	if t.virt != nil {
 		return t.respondVirtual(code, res)
 	}
 	res.SetTransport(sip.NetworkToUpper(t.req.Proto()))
-	res.SetDestination(destination(t.req))
+	var dst netip.AddrPort
+	if t.lite.on {
+		// Over UDP the liteTx sends it to the request's reply address
+		// (liteWrite) without formatting it into the reply and parsing it
+		// back: nothing else reads a relayed reply's destination. (A
+		// received reply may carry one: the listener's, after a handoff.)
+		res.SetDestination("")
+		dst = destinationAddr(t.req)
+	} else {
+		res.SetDestination(destination(t.req))
+	}
 	if again {
-		dst, err := netip.ParseAddrPort(res.Destination())
-		if err != nil {
-			return err
+		if !t.lite.on {
+			var err error
+			if dst, err = netip.ParseAddrPort(res.Destination()); err != nil {
+				return err
+			}
 		}
-		err = t.req.Listener.write(res, dst)
+		err := t.req.Listener.write(res, dst)
 		if err == nil {
 			t.srv.nRelayed.Add(1)
 			t.countSent(code, false)
@@ -290,6 +335,9 @@ func (t *Tx) afterFinal(code int) {
 		// Not stopped when the transaction ends sooner (shutdown): it
 		// then finds it ended.
 		t.srv.arm(&t.wait, RelayWait, txWaitEnd, t, false)
+	case t.lite.on:
+		// An INVITE over UDP: Timer L, H or I ends it (tx_invite.go), as
+		// sipgo's TerminateGracefully left it to its timers.
 	default:
 		t.stx.TerminateGracefully()
 	}
@@ -309,7 +357,7 @@ const RelayWait = 5 * time.Second
 // respond sends res through the transaction's state machine.
 func (t *Tx) respond(res *sip.Response) error {
 	if t.lite.on {
-		return t.liteRespond(res)
+		return t.liteRespond(int(res.StatusCode), liteReply{res: res})
 	}
 	return t.stx.Respond(res)
 }

@@ -2,12 +2,16 @@ package sipnet
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
 
-// liteTx is kemi's own server transaction for a non-INVITE request received
-// over UDP (RFC 3261 17.2.2), used instead of sipgo's ServerTx, which for
+// liteTx is kemi's own server transaction for a request received over UDP:
+// a non-INVITE one (RFC 3261 17.2.2) here, an INVITE (17.2.1) in
+// tx_invite.go. It is used instead of sipgo's ServerTx, which for
 // every such request allocates a state machine, two channels, a Timer J
 // (time.AfterFunc, 32 s, which kemi's wait timer always beats: see
 // Tx.afterFinal) and the arguments of three debug log calls. It does what
@@ -19,8 +23,17 @@ import (
 type liteTx struct {
 	on    bool // the Tx uses it (else sipgo's ServerTx or a virtual one)
 	state int
-	last  *sip.Response
+	last  liteReply
 	done  chan struct{} // made on demand by Tx.Done; closed at the end
+
+	// An INVITE's (tx_invite.go): ta is Timer 1xx, then G (on wa); tb
+	// is Timer H, L or I (the Tx's wait timer); gIv is G's interval;
+	// no1xx is set once a reply or a retransmission stopped Timer 1xx.
+	invite bool
+	no1xx  bool
+	gIv    time.Duration
+	ta, tb timer
+	wa     wheelTimer
 }
 
 // liteTx states.
@@ -31,12 +44,12 @@ const (
 	liteTerminated
 )
 
-// usesLite reports whether a transaction for r can be a liteTx: a
-// non-INVITE request on a datagram socket. A CANCEL (one no INVITE
-// transaction matched, routed by the script) stays with sipgo, whose
+// usesLite reports whether a transaction for r can be a liteTx: a request
+// on a datagram socket, an INVITE (tx_invite.go) or not. A CANCEL (one no
+// INVITE transaction matched, routed by the script) stays with sipgo, whose
 // ServerTx sends the replies to a CANCEL outside its state machine.
 func usesLite(r *Request) bool {
-	return r.Listener != nil && r.Listener.pc != nil && !r.Msg.IsInvite() && !r.Msg.IsAck() && !r.Msg.IsCancel()
+	return r.Listener != nil && r.Listener.pc != nil && !r.Msg.IsAck() && !r.Msg.IsCancel()
 }
 
 // newLiteTx creates r's transaction as a liteTx (NewTx, usesLite true).
@@ -44,21 +57,78 @@ func (r *Request) newLiteTx() *Tx {
 	tx := &Tx{req: r, key: r.key, srv: r.srv}
 	tx.lite.on = true
 	r.srv.tm.created.Add(1)
+	if r.Msg.IsInvite() {
+		tx.startInvite()
+	}
 	r.tx = tx
 	r.srv.txs.setTx(r.key, tx)
 	return tx
 }
 
-// write sends res as sipgo's ServerTx sends its replies: through the
-// connection of the request's source (udpConn: the reply's destination
-// when it has one).
-func (t *Tx) liteWrite(res *sip.Response) error {
-	return udpConn{ln: t.req.Listener, dst: t.req.Src}.WriteMsg(res)
+// liteReply is a reply a liteTx sent: a reply object (relayed, or built),
+// or the bytes of a local one written without building it (Tx.Reply).
+type liteReply struct {
+	res *sip.Response
+	raw []byte
 }
 
-// liteRespond is ServerTx.Respond for a liteTx.
-func (t *Tx) liteRespond(res *sip.Response) error {
+func (r liteReply) set() bool { return r.res != nil || r.raw != nil }
+
+// liteSend sends rep (see liteWrite).
+func (t *Tx) liteSend(rep liteReply) error {
+	if rep.raw != nil {
+		return t.req.Listener.writeRawUDP(rep.raw, destinationAddr(t.req))
+	}
+	return t.liteWrite(rep.res)
+}
+
+// writeReply returns the bytes of buildResponse(r, code, reason, toTag,
+// extra, body) as sent, written without building the reply (writeResponse),
+// or nil when writeResponse cannot write it.
+func writeReply(r *Request, code int, reason, toTag string, extra []sip.Header, body []byte) []byte {
+	buf := replyBufs.Get().(*replyBuf)
+	buf.b = buf.b[:0]
+	var raw []byte
+	if writeResponse(buf, r, code, reason, toTag, extra, body) {
+		raw = append(make([]byte, 0, len(buf.b)), buf.b...)
+	}
+	putReplyBuf(buf)
+	return raw
+}
+
+// writeRawUDP sends an encoded message on the listener's datagram socket,
+// as write does once it encoded one.
+func (ln *Listener) writeRawUDP(b []byte, dst netip.AddrPort) error {
+	if uc, ok := ln.pc.(*net.UDPConn); ok {
+		return ln.sendUDP(uc, b, dst)
+	}
+	_, err := ln.pc.WriteTo(b, net.UDPAddrFromAddrPort(dst))
+	return err
+}
+
+// liteWrite sends res where sipgo's ServerTx sent it through udpConn: to
+// the reply's destination when it has one (a reply built here), else (a
+// relayed reply: Tx.Forward no longer writes the address into it) to the
+// request's reply address (RFC 3261 18.2.2, RFC 3581), which Forward wrote.
+func (t *Tx) liteWrite(res *sip.Response) error {
+	var dst netip.AddrPort
+	if d := res.MessageData.Destination(); d != "" { // (Destination would make one up)
+		var err error
+		if dst, err = netip.ParseAddrPort(d); err != nil {
+			dst = t.req.Src // as udpConn.WriteMsg
+		}
+	} else {
+		dst = destinationAddr(t.req)
+	}
+	return t.req.Listener.write(res, dst)
+}
+
+// liteRespond is ServerTx.Respond for a liteTx: rep with status code.
+func (t *Tx) liteRespond(code int, rep liteReply) error {
 	l := &t.lite
+	if l.invite {
+		return t.inviteRespond(code, rep)
+	}
 	t.lmu.Lock()
 	switch l.state {
 	case liteTerminated:
@@ -68,13 +138,13 @@ func (t *Tx) liteRespond(res *sip.Response) error {
 		t.lmu.Unlock()
 		return nil // sipgo's Completed state ignores it
 	}
-	if res.StatusCode >= 200 {
+	if code >= 200 {
 		l.state = liteCompleted
 	} else {
 		l.state = liteProceeding
 	}
-	l.last = res
-	err := t.liteWrite(res)
+	l.last = rep
+	err := t.liteSend(rep)
 	t.lmu.Unlock()
 	if err != nil {
 		t.liteEnd()
@@ -85,16 +155,20 @@ func (t *Tx) liteRespond(res *sip.Response) error {
 
 // liteReceive is ServerTx.Receive for a retransmission of the request.
 func (t *Tx) liteReceive(m *sip.Request) {
+	if t.lite.invite {
+		t.inviteReceive(m)
+		return
+	}
 	if m.Method != t.req.Msg.Method {
 		t.srv.log.Debug("transaction receive", "error", "unexpected message error")
 		return
 	}
 	t.lmu.Lock()
-	res := t.lite.last
-	resend := res != nil && (t.lite.state == liteProceeding || t.lite.state == liteCompleted)
+	rep := t.lite.last
+	resend := rep.set() && (t.lite.state == liteProceeding || t.lite.state == liteCompleted)
 	var err error
 	if resend {
-		err = t.liteWrite(res)
+		err = t.liteSend(rep)
 	}
 	t.lmu.Unlock()
 	if err != nil {
@@ -111,6 +185,7 @@ func (t *Tx) liteEnd() {
 		return
 	}
 	t.lite.state = liteTerminated
+	t.lite.inviteStop()
 	if t.lite.done != nil {
 		close(t.lite.done)
 	}
