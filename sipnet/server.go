@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -375,29 +376,34 @@ func (s *Server) onRequest(ln *Listener, msg *sip.Request, src netip.AddrPort) {
 		}
 		return
 	}
-	key, ok := txKey(msg, "")
+	// The request is allocated first: its key is written into it (keyBuf),
+	// so building the key allocates nothing.
+	rk := &keyedRequest{Request: Request{Msg: msg, Listener: ln, Src: src, srv: s}}
+	r := &rk.Request
+	kb, ok := appendTxKey(rk.keyBuf[:0], msg, "")
 	if !ok {
 		// No Via branch/CSeq to build a key from: route it without absorption.
-		s.handler.HandleRequest(s.newRequest(ln, msg, "", src))
+		s.handler.HandleRequest(r)
 		return
 	}
-	if msg.IsCancel() {
-		if ikey, ok := txKey(msg, sip.INVITE); ok {
-			if tx := s.txs.getTx(ikey); tx != nil {
-				tx.cancel(msg)
+	// keyBuf is never written again: the string may alias it.
+	key := unsafe.String(unsafe.SliceData(kb), len(kb))
+	if msg.IsCancel() || msg.IsAck() {
+		var ib [len(rk.keyBuf)]byte
+		if ikb, ok := appendTxKey(ib[:0], msg, sip.INVITE); ok {
+			// A lookup only: the key need not outlive the call.
+			if tx := s.txs.getTx(unsafe.String(unsafe.SliceData(ikb), len(ikb))); tx != nil {
+				if msg.IsCancel() {
+					tx.cancel(msg)
+				} else {
+					tx.receive(msg) // ACK for a non-2xx final reply belongs to the INVITE transaction
+				}
 				return
 			}
 		}
-	}
-	if msg.IsAck() {
-		// ACK for a non-2xx final reply belongs to the INVITE transaction.
-		if ikey, ok := txKey(msg, sip.INVITE); ok {
-			if tx := s.txs.getTx(ikey); tx != nil {
-				tx.receive(msg)
-				return
-			}
+		if msg.IsAck() {
+			s.txs.ackReceived(msg)
 		}
-		s.txs.ackReceived(msg)
 	}
 	switch tx, fresh := s.txs.claim(key); {
 	case tx != nil:
@@ -406,10 +412,19 @@ func (s *Server) onRequest(ln *Listener, msg *sip.Request, src netip.AddrPort) {
 	case !fresh:
 		s.nAbsorbed.Add(1) // retransmission while the first copy is being routed
 	default:
-		r := s.newRequest(ln, msg, key, src)
+		r.key = key
 		r.inflight = true
 		s.handler.HandleRequest(r)
 	}
+}
+
+// keyedRequest is a received request with room for its transaction key:
+// one allocation for both. Request.key points into keyBuf (a longer key
+// is on the heap), which keeps the whole alive as long as the key is, in
+// the request, its copies (Handoff) and the transaction table.
+type keyedRequest struct {
+	Request
+	keyBuf [112]byte
 }
 
 func (s *Server) newRequest(ln *Listener, msg *sip.Request, key string, src netip.AddrPort) *Request {
@@ -440,14 +455,21 @@ func Malformed(m *sip.Request) string {
 // txKey is the RFC 3261 17.2.3 server transaction key: top Via branch,
 // sent-by and method (asMethod overrides it, for CANCEL/ACK matching).
 func txKey(msg *sip.Request, asMethod sip.RequestMethod) (string, bool) {
+	b, ok := appendTxKey(nil, msg, asMethod)
+	return string(b), ok
+}
+
+// appendTxKey appends txKey's key to dst: the server writes it into the
+// request (Request.keyBuf) without allocating.
+func appendTxKey(dst []byte, msg *sip.Request, asMethod sip.RequestMethod) ([]byte, bool) {
 	via := msg.Via()
 	cseq := msg.CSeq()
 	if via == nil || cseq == nil {
-		return "", false
+		return dst, false
 	}
 	branch, _ := via.Params.Get("branch")
 	if branch == "" {
-		return "", false
+		return dst, false
 	}
 	method := string(cseq.MethodName)
 	if asMethod != "" {
@@ -455,20 +477,17 @@ func txKey(msg *sip.Request, asMethod sip.RequestMethod) (string, bool) {
 	} else if method == string(sip.ACK) {
 		method = string(sip.INVITE)
 	}
-	var b strings.Builder
-	var port [20]byte
-	b.Grow(len(branch) + len(via.Host) + len(method) + 10)
-	b.WriteString(branch)
-	b.WriteByte('|')
-	b.WriteString(via.Host)
-	b.WriteByte(':')
-	b.Write(strconv.AppendInt(port[:0], int64(via.Port), 10))
-	b.WriteByte('|')
-	b.WriteString(method)
+	dst = append(dst, branch...)
+	dst = append(dst, '|')
+	dst = append(dst, via.Host...)
+	dst = append(dst, ':')
+	dst = strconv.AppendInt(dst, int64(via.Port), 10)
+	dst = append(dst, '|')
+	dst = append(dst, method...)
 	if msg.IsAck() && asMethod == "" {
-		b.WriteString("|ACK") // an ACK for 2xx is its own transaction
+		dst = append(dst, "|ACK"...) // an ACK for 2xx is its own transaction
 	}
-	return b.String(), true
+	return dst, true
 }
 
 // parseErrorCounter counts sipgo's "failed to parse" log records and demotes
@@ -505,27 +524,18 @@ func (h parseErrorCounter) Enabled(ctx context.Context, l slog.Level) bool {
 // table maps transaction keys to in-flight markers (a nil *Tx) and server
 // transactions.
 type table struct {
-	txs  shardMap[string, *Tx]
+	txs  txShards
 	acks ackTable // INVITEs whose 2xx is retransmitted until the ACK
 }
 
 func (t *table) init() {
-	t.txs.init(func(k string) string { return k })
+	t.txs.init()
 	t.acks.m = make(map[string]*Tx)
 }
 
 // claim marks key in flight. It returns the existing transaction, or
 // fresh=true when the key was unknown and is now in flight.
-func (t *table) claim(key string) (tx *Tx, fresh bool) {
-	sh := t.txs.shard(key)
-	sh.mu.Lock()
-	tx, ok := sh.m[key]
-	if !ok {
-		sh.m[key] = nil
-	}
-	sh.mu.Unlock()
-	return tx, !ok
-}
+func (t *table) claim(key string) (tx *Tx, fresh bool) { return t.txs.claim(key) }
 
 // release drops an in-flight marker that never became a transaction.
 func (t *table) release(key string) { t.txs.dropIf(key, nil) }
