@@ -246,7 +246,8 @@ func (w *worker) Finish(req *sipnet.Request, msg *ksr.Msg) {
 // was suspended or handed to another worker.
 func (w *worker) request(r *sipnet.Request, delegated bool) {
 	e := w.e
-	msg := &ksr.Msg{Req: r, Route: ksr.RouteRequest, Time: e.clock.Now()}
+	msg := requestMsg(r)
+	*msg = ksr.Msg{Req: r, Route: ksr.RouteRequest, Time: e.clock.Now()}
 	if o := r.Observer; o != nil { // an injected request (inject.go)
 		o.Routed(sipnet.Pass{Worker: w.vm.Name(), Group: w.env.Group, Delegated: delegated, Req: r,
 			Drop: &msg.Drop, Suspended: &msg.Suspended})
@@ -263,6 +264,37 @@ func (w *worker) request(r *sipnet.Request, delegated bool) {
 		w.relayDone(msg) // relay.go: pending failure handling, relay errors
 		r.Done()
 	}
+}
+
+// reqBox is a received request allocated with its routing state and the
+// room for its transaction key: one allocation (sipnet.RequestAllocator).
+// Nothing in it is reused: the request, its ksr.Msg and the key live as
+// long as anything (a suspended transaction, a relay, a module's per-VM
+// memory of "its" message) holds any of them, as when they were allocated
+// apart, and no two requests ever share a ksr.Msg.
+type reqBox struct {
+	req     sipnet.Request
+	msg     ksr.Msg
+	msgUsed bool
+	key     [sipnet.KeyRoom]byte
+}
+
+// NewRequest allocates a received request (sipnet.RequestAllocator).
+func (e *Engine) NewRequest() (*sipnet.Request, []byte) {
+	b := new(reqBox)
+	b.req.Ext = b
+	return &b.req, b.key[:0]
+}
+
+// requestMsg returns the ksr.Msg to route r with: the one allocated with
+// it, the first time only and not for a copy (Handoff copies Ext), else a
+// new one.
+func requestMsg(r *sipnet.Request) *ksr.Msg {
+	if b, ok := r.Ext.(*reqBox); ok && &b.req == r && !b.msgUsed {
+		b.msgUsed = true
+		return &b.msg
+	}
+	return new(ksr.Msg)
 }
 
 // reply routes a received reply: pre-routing (unless delegated), then the

@@ -37,6 +37,10 @@ type Request struct {
 	// the next Handoff; handedReceived marks a copy that carries it.
 	received       *sip.Request
 	handedReceived bool
+
+	// Ext is the object of the handler's this request was allocated in
+	// (RequestAllocator), nil otherwise; copies (Handoff) keep it.
+	Ext any
 }
 
 // Response is a received response.

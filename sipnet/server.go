@@ -94,8 +94,9 @@ type Server struct {
 	branches  branchTable // client transactions of relayed requests (branch.go)
 	wg        sync.WaitGroup
 	cancel    context.CancelFunc
-	timerHook afterFuncHook // nil but in tests: see arm
-	wheels    wheelSet      // the timers of branches and transactions (timer.go)
+	timerHook afterFuncHook    // nil but in tests: see arm
+	alloc     RequestAllocator // the handler's, or nil
+	wheels    wheelSet         // the timers of branches and transactions (timer.go)
 
 	srcMu sync.Mutex
 	srcIP map[netip.Addr]netip.Addr // wildcard listeners: local address per destination
@@ -142,6 +143,7 @@ func New(opts Options, h Handler) (*Server, error) {
 		log = slog.Default()
 	}
 	s := &Server{opts: opts, log: log, handler: h, srcIP: map[netip.Addr]netip.Addr{}}
+	s.alloc, _ = h.(RequestAllocator)
 	s.txs.init()
 	s.branches.init()
 	return s, nil
@@ -378,9 +380,16 @@ func (s *Server) onRequest(ln *Listener, msg *sip.Request, src netip.AddrPort) {
 	}
 	// The request is allocated first: its key is written into it (keyBuf),
 	// so building the key allocates nothing.
-	rk := &keyedRequest{Request: Request{Msg: msg, Listener: ln, Src: src, srv: s}}
-	r := &rk.Request
-	kb, ok := appendTxKey(rk.keyBuf[:0], msg, "")
+	var r *Request
+	var kb []byte
+	if s.alloc != nil {
+		r, kb = s.alloc.NewRequest()
+	} else {
+		rk := new(keyedRequest)
+		r, kb = &rk.Request, rk.keyBuf[:0]
+	}
+	r.Msg, r.Listener, r.Src, r.srv = msg, ln, src, s
+	kb, ok := appendTxKey(kb, msg, "")
 	if !ok {
 		// No Via branch/CSeq to build a key from: route it without absorption.
 		s.handler.HandleRequest(r)
@@ -389,7 +398,7 @@ func (s *Server) onRequest(ln *Listener, msg *sip.Request, src netip.AddrPort) {
 	// keyBuf is never written again: the string may alias it.
 	key := unsafe.String(unsafe.SliceData(kb), len(kb))
 	if msg.IsCancel() || msg.IsAck() {
-		var ib [len(rk.keyBuf)]byte
+		var ib [KeyRoom]byte
 		if ikb, ok := appendTxKey(ib[:0], msg, sip.INVITE); ok {
 			// A lookup only: the key need not outlive the call.
 			if tx := s.txs.getTx(unsafe.String(unsafe.SliceData(ikb), len(ikb))); tx != nil {
@@ -424,7 +433,22 @@ func (s *Server) onRequest(ln *Listener, msg *sip.Request, src netip.AddrPort) {
 // the request, its copies (Handoff) and the transaction table.
 type keyedRequest struct {
 	Request
-	keyBuf [80]byte // a Kamailio branch, an IPv4 sent-by and the method fit; Request+keyBuf is a 224-byte object
+	keyBuf [KeyRoom]byte
+}
+
+// KeyRoom is the room a received request has for its transaction key: a
+// Kamailio branch, an IPv4 sent-by and the method fit (Request and key
+// are a 224-byte object); a longer key is allocated apart.
+const KeyRoom = 80
+
+// RequestAllocator may be implemented by a Handler: the server then
+// allocates each received request (with a transaction key) by calling
+// NewRequest, which returns a zero Request and an empty buffer with room
+// for its key (KeyRoom bytes), both inside one fresh object of the
+// handler's: the engine keeps its routing state there, one allocation per
+// request. The buffer is written once, never reused: the key aliases it.
+type RequestAllocator interface {
+	NewRequest() (*Request, []byte)
 }
 
 func (s *Server) newRequest(ln *Listener, msg *sip.Request, key string, src netip.AddrPort) *Request {
