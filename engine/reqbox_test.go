@@ -6,6 +6,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"kemi/ksr"
+	"kemi/sipnet"
 )
 
 // TestRequestMsgOncePerRequest: a received request's ksr.Msg comes with
@@ -35,4 +36,31 @@ func TestRequestMsgOncePerRequest(t *testing.T) {
 	if m := requestMsg(r2); seen[m] {
 		t.Fatal("a second request shares a Msg")
 	}
+}
+
+// TestResponseMsgOncePerReply is TestRequestMsgOncePerRequest for replies.
+func TestResponseMsgOncePerReply(t *testing.T) {
+	e := &Engine{}
+	r := e.NewResponse()
+	r.Msg = sip.NewResponse(200, "OK")
+	first := requestMsgOf(t, r)
+	seen := map[*ksr.Msg]bool{first: true}
+	for _, m := range []*ksr.Msg{responseMsg(r), responseMsg(r.Handoff())} {
+		if seen[m] {
+			t.Fatal("a Msg given out twice")
+		}
+		seen[m] = true
+	}
+	if m := responseMsg(e.NewResponse()); seen[m] {
+		t.Fatal("a second reply shares a Msg")
+	}
+}
+
+func requestMsgOf(t *testing.T, r *sipnet.Response) *ksr.Msg {
+	t.Helper()
+	m := responseMsg(r)
+	if m != &r.Ext.(*resBox).msg {
+		t.Fatal("the first Msg is not the one allocated with the reply")
+	}
+	return m
 }

@@ -297,11 +297,35 @@ func requestMsg(r *sipnet.Request) *ksr.Msg {
 	return new(ksr.Msg)
 }
 
+// resBox is reqBox for a received reply (sipnet.ResponseAllocator).
+type resBox struct {
+	res     sipnet.Response
+	msg     ksr.Msg
+	msgUsed bool
+}
+
+// NewResponse allocates a received reply (sipnet.ResponseAllocator).
+func (e *Engine) NewResponse() *sipnet.Response {
+	b := new(resBox)
+	b.res.Ext = b
+	return &b.res
+}
+
+// responseMsg is requestMsg for a reply.
+func responseMsg(r *sipnet.Response) *ksr.Msg {
+	if b, ok := r.Ext.(*resBox); ok && &b.res == r && !b.msgUsed {
+		b.msgUsed = true
+		return &b.msg
+	}
+	return new(ksr.Msg)
+}
+
 // reply routes a received reply: pre-routing (unless delegated), then the
 // core reply route.
 func (w *worker) reply(r *sipnet.Response, delegated bool) {
 	e := w.e
-	msg := &ksr.Msg{Res: r, Route: ksr.RouteReply, Time: e.clock.Now()}
+	msg := responseMsg(r)
+	*msg = ksr.Msg{Res: r, Route: ksr.RouteReply, Time: e.clock.Now()}
 	if cb := e.set.PreRouteCB; cb != "" && !delegated {
 		if w.preRoute(msg, cb, r) { // only drop stops, as for requests
 			return

@@ -54,6 +54,10 @@ type Response struct {
 
 	received       *sip.Response // see Request.received
 	handedReceived bool
+
+	// Ext is the object of the handler's this reply was allocated in
+	// (ResponseAllocator), nil otherwise; copies (Handoff) keep it.
+	Ext any
 }
 
 // ErrNoListener is returned when a request carries no listener to reply on

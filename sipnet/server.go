@@ -94,9 +94,10 @@ type Server struct {
 	branches  branchTable // client transactions of relayed requests (branch.go)
 	wg        sync.WaitGroup
 	cancel    context.CancelFunc
-	timerHook afterFuncHook    // nil but in tests: see arm
-	alloc     RequestAllocator // the handler's, or nil
-	wheels    wheelSet         // the timers of branches and transactions (timer.go)
+	timerHook afterFuncHook     // nil but in tests: see arm
+	alloc     RequestAllocator  // the handler's, or nil
+	ralloc    ResponseAllocator // the handler's, or nil
+	wheels    wheelSet          // the timers of branches and transactions (timer.go)
 
 	srcMu sync.Mutex
 	srcIP map[netip.Addr]netip.Addr // wildcard listeners: local address per destination
@@ -144,6 +145,7 @@ func New(opts Options, h Handler) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: log, handler: h, srcIP: map[netip.Addr]netip.Addr{}}
 	s.alloc, _ = h.(RequestAllocator)
+	s.ralloc, _ = h.(ResponseAllocator)
 	s.txs.init()
 	s.branches.init()
 	return s, nil
@@ -362,7 +364,14 @@ func (ln *Listener) handle(m sip.Message, src netip.AddrPort) {
 		if b != nil {
 			s.tm.rplReceived.Add(1)
 		}
-		s.handler.HandleResponse(&Response{Msg: msg, Listener: ln, Src: src, Branch: b})
+		var res *Response
+		if s.ralloc != nil {
+			res = s.ralloc.NewResponse()
+		} else {
+			res = new(Response)
+		}
+		res.Msg, res.Listener, res.Src, res.Branch = msg, ln, src, b
+		s.handler.HandleResponse(res)
 	}
 }
 
@@ -449,6 +458,12 @@ const KeyRoom = 80
 // request. The buffer is written once, never reused: the key aliases it.
 type RequestAllocator interface {
 	NewRequest() (*Request, []byte)
+}
+
+// ResponseAllocator is RequestAllocator for received replies: NewResponse
+// returns a zero Response inside a fresh object of the handler's.
+type ResponseAllocator interface {
+	NewResponse() *Response
 }
 
 func (s *Server) newRequest(ln *Listener, msg *sip.Request, key string, src netip.AddrPort) *Request {
