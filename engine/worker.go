@@ -246,7 +246,8 @@ func (w *worker) Finish(req *sipnet.Request, msg *ksr.Msg) {
 // was suspended or handed to another worker.
 func (w *worker) request(r *sipnet.Request, delegated bool) {
 	e := w.e
-	msg := &ksr.Msg{Req: r, Route: ksr.RouteRequest, Time: e.clock.Now()}
+	msg := requestMsg(r)
+	*msg = ksr.Msg{Req: r, Route: ksr.RouteRequest, Time: e.clock.Now()}
 	if o := r.Observer; o != nil { // an injected request (inject.go)
 		o.Routed(sipnet.Pass{Worker: w.vm.Name(), Group: w.env.Group, Delegated: delegated, Req: r,
 			Drop: &msg.Drop, Suspended: &msg.Suspended})
@@ -265,11 +266,66 @@ func (w *worker) request(r *sipnet.Request, delegated bool) {
 	}
 }
 
+// reqBox is a received request allocated with its routing state and the
+// room for its transaction key: one allocation (sipnet.RequestAllocator).
+// Nothing in it is reused: the request, its ksr.Msg and the key live as
+// long as anything (a suspended transaction, a relay, a module's per-VM
+// memory of "its" message) holds any of them, as when they were allocated
+// apart, and no two requests ever share a ksr.Msg.
+type reqBox struct {
+	req     sipnet.Request
+	msg     ksr.Msg
+	msgUsed bool
+	key     [sipnet.KeyRoom]byte
+}
+
+// NewRequest allocates a received request (sipnet.RequestAllocator).
+func (e *Engine) NewRequest() (*sipnet.Request, []byte) {
+	b := new(reqBox)
+	b.req.Ext = b
+	return &b.req, b.key[:0]
+}
+
+// requestMsg returns the ksr.Msg to route r with: the one allocated with
+// it, the first time only and not for a copy (Handoff copies Ext), else a
+// new one.
+func requestMsg(r *sipnet.Request) *ksr.Msg {
+	if b, ok := r.Ext.(*reqBox); ok && &b.req == r && !b.msgUsed {
+		b.msgUsed = true
+		return &b.msg
+	}
+	return new(ksr.Msg)
+}
+
+// resBox is reqBox for a received reply (sipnet.ResponseAllocator).
+type resBox struct {
+	res     sipnet.Response
+	msg     ksr.Msg
+	msgUsed bool
+}
+
+// NewResponse allocates a received reply (sipnet.ResponseAllocator).
+func (e *Engine) NewResponse() *sipnet.Response {
+	b := new(resBox)
+	b.res.Ext = b
+	return &b.res
+}
+
+// responseMsg is requestMsg for a reply.
+func responseMsg(r *sipnet.Response) *ksr.Msg {
+	if b, ok := r.Ext.(*resBox); ok && &b.res == r && !b.msgUsed {
+		b.msgUsed = true
+		return &b.msg
+	}
+	return new(ksr.Msg)
+}
+
 // reply routes a received reply: pre-routing (unless delegated), then the
 // core reply route.
 func (w *worker) reply(r *sipnet.Response, delegated bool) {
 	e := w.e
-	msg := &ksr.Msg{Res: r, Route: ksr.RouteReply, Time: e.clock.Now()}
+	msg := responseMsg(r)
+	*msg = ksr.Msg{Res: r, Route: ksr.RouteReply, Time: e.clock.Now()}
 	if cb := e.set.PreRouteCB; cb != "" && !delegated {
 		if w.preRoute(msg, cb, r) { // only drop stops, as for requests
 			return

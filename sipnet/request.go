@@ -37,6 +37,10 @@ type Request struct {
 	// the next Handoff; handedReceived marks a copy that carries it.
 	received       *sip.Request
 	handedReceived bool
+
+	// Ext is the object of the handler's this request was allocated in
+	// (RequestAllocator), nil otherwise; copies (Handoff) keep it.
+	Ext any
 }
 
 // Response is a received response.
@@ -50,6 +54,10 @@ type Response struct {
 
 	received       *sip.Response // see Request.received
 	handedReceived bool
+
+	// Ext is the object of the handler's this reply was allocated in
+	// (ResponseAllocator), nil otherwise; copies (Handoff) keep it.
+	Ext any
 }
 
 // ErrNoListener is returned when a request carries no listener to reply on
@@ -119,6 +127,23 @@ func (r *Request) ReplyStateless(code int, reason string, extra []sip.Header, bo
 			return r.replied(code)
 		}
 		putReplyBuf(buf)
+	} else if ln := r.Listener; ln.tcp != nil && !ln.tcp.framed() && !ln.virtual() {
+		// TCP and TLS: the same writer, on the tracked connection the reply
+		// leaves on (as writeTo finds it); WebSocket frames through sipgo.
+		dst := destinationAddr(r)
+		if c := ln.tcp.conn(netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())); c != nil {
+			buf := replyBufs.Get().(*replyBuf)
+			buf.b = buf.b[:0]
+			if writeResponse(buf, r, code, reason, "", extra, body) {
+				err := trackedConn{c}.write(buf.b)
+				putReplyBuf(buf)
+				if err != nil {
+					return err
+				}
+				return r.replied(code)
+			}
+			putReplyBuf(buf)
+		}
 	}
 	res := buildResponse(r, code, reason, "", extra, body)
 	if err := r.Listener.send(res); err != nil {

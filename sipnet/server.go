@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -93,8 +94,10 @@ type Server struct {
 	branches  branchTable // client transactions of relayed requests (branch.go)
 	wg        sync.WaitGroup
 	cancel    context.CancelFunc
-	timerHook afterFuncHook // nil but in tests: see arm
-	wheels    wheelSet      // the timers of branches and transactions (timer.go)
+	timerHook afterFuncHook     // nil but in tests: see arm
+	alloc     RequestAllocator  // the handler's, or nil
+	ralloc    ResponseAllocator // the handler's, or nil
+	wheels    wheelSet          // the timers of branches and transactions (timer.go)
 
 	srcMu sync.Mutex
 	srcIP map[netip.Addr]netip.Addr // wildcard listeners: local address per destination
@@ -141,6 +144,8 @@ func New(opts Options, h Handler) (*Server, error) {
 		log = slog.Default()
 	}
 	s := &Server{opts: opts, log: log, handler: h, srcIP: map[netip.Addr]netip.Addr{}}
+	s.alloc, _ = h.(RequestAllocator)
+	s.ralloc, _ = h.(ResponseAllocator)
 	s.txs.init()
 	s.branches.init()
 	return s, nil
@@ -359,7 +364,14 @@ func (ln *Listener) handle(m sip.Message, src netip.AddrPort) {
 		if b != nil {
 			s.tm.rplReceived.Add(1)
 		}
-		s.handler.HandleResponse(&Response{Msg: msg, Listener: ln, Src: src, Branch: b})
+		var res *Response
+		if s.ralloc != nil {
+			res = s.ralloc.NewResponse()
+		} else {
+			res = new(Response)
+		}
+		res.Msg, res.Listener, res.Src, res.Branch = msg, ln, src, b
+		s.handler.HandleResponse(res)
 	}
 }
 
@@ -375,29 +387,41 @@ func (s *Server) onRequest(ln *Listener, msg *sip.Request, src netip.AddrPort) {
 		}
 		return
 	}
-	key, ok := txKey(msg, "")
+	// The request is allocated first: its key is written into it (keyBuf),
+	// so building the key allocates nothing.
+	var r *Request
+	var kb []byte
+	if s.alloc != nil {
+		r, kb = s.alloc.NewRequest()
+	} else {
+		rk := new(keyedRequest)
+		r, kb = &rk.Request, rk.keyBuf[:0]
+	}
+	r.Msg, r.Listener, r.Src, r.srv = msg, ln, src, s
+	kb, ok := appendTxKey(kb, msg, "")
 	if !ok {
 		// No Via branch/CSeq to build a key from: route it without absorption.
-		s.handler.HandleRequest(s.newRequest(ln, msg, "", src))
+		s.handler.HandleRequest(r)
 		return
 	}
-	if msg.IsCancel() {
-		if ikey, ok := txKey(msg, sip.INVITE); ok {
-			if tx := s.txs.getTx(ikey); tx != nil {
-				tx.cancel(msg)
+	// keyBuf is never written again: the string may alias it.
+	key := unsafe.String(unsafe.SliceData(kb), len(kb))
+	if msg.IsCancel() || msg.IsAck() {
+		var ib [KeyRoom]byte
+		if ikb, ok := appendTxKey(ib[:0], msg, sip.INVITE); ok {
+			// A lookup only: the key need not outlive the call.
+			if tx := s.txs.getTx(unsafe.String(unsafe.SliceData(ikb), len(ikb))); tx != nil {
+				if msg.IsCancel() {
+					tx.cancel(msg)
+				} else {
+					tx.receive(msg) // ACK for a non-2xx final reply belongs to the INVITE transaction
+				}
 				return
 			}
 		}
-	}
-	if msg.IsAck() {
-		// ACK for a non-2xx final reply belongs to the INVITE transaction.
-		if ikey, ok := txKey(msg, sip.INVITE); ok {
-			if tx := s.txs.getTx(ikey); tx != nil {
-				tx.receive(msg)
-				return
-			}
+		if msg.IsAck() {
+			s.txs.ackReceived(msg)
 		}
-		s.txs.ackReceived(msg)
 	}
 	switch tx, fresh := s.txs.claim(key); {
 	case tx != nil:
@@ -406,10 +430,40 @@ func (s *Server) onRequest(ln *Listener, msg *sip.Request, src netip.AddrPort) {
 	case !fresh:
 		s.nAbsorbed.Add(1) // retransmission while the first copy is being routed
 	default:
-		r := s.newRequest(ln, msg, key, src)
+		r.key = key
 		r.inflight = true
 		s.handler.HandleRequest(r)
 	}
+}
+
+// keyedRequest is a received request with room for its transaction key:
+// one allocation for both. Request.key points into keyBuf (a longer key
+// is on the heap), which keeps the whole alive as long as the key is, in
+// the request, its copies (Handoff) and the transaction table.
+type keyedRequest struct {
+	Request
+	keyBuf [KeyRoom]byte
+}
+
+// KeyRoom is the room a received request has for its transaction key: a
+// Kamailio branch, an IPv4 sent-by and the method fit (Request and key
+// are a 224-byte object); a longer key is allocated apart.
+const KeyRoom = 80
+
+// RequestAllocator may be implemented by a Handler: the server then
+// allocates each received request (with a transaction key) by calling
+// NewRequest, which returns a zero Request and an empty buffer with room
+// for its key (KeyRoom bytes), both inside one fresh object of the
+// handler's: the engine keeps its routing state there, one allocation per
+// request. The buffer is written once, never reused: the key aliases it.
+type RequestAllocator interface {
+	NewRequest() (*Request, []byte)
+}
+
+// ResponseAllocator is RequestAllocator for received replies: NewResponse
+// returns a zero Response inside a fresh object of the handler's.
+type ResponseAllocator interface {
+	NewResponse() *Response
 }
 
 func (s *Server) newRequest(ln *Listener, msg *sip.Request, key string, src netip.AddrPort) *Request {
@@ -440,14 +494,21 @@ func Malformed(m *sip.Request) string {
 // txKey is the RFC 3261 17.2.3 server transaction key: top Via branch,
 // sent-by and method (asMethod overrides it, for CANCEL/ACK matching).
 func txKey(msg *sip.Request, asMethod sip.RequestMethod) (string, bool) {
+	b, ok := appendTxKey(nil, msg, asMethod)
+	return string(b), ok
+}
+
+// appendTxKey appends txKey's key to dst: the server writes it into the
+// request (Request.keyBuf) without allocating.
+func appendTxKey(dst []byte, msg *sip.Request, asMethod sip.RequestMethod) ([]byte, bool) {
 	via := msg.Via()
 	cseq := msg.CSeq()
 	if via == nil || cseq == nil {
-		return "", false
+		return dst, false
 	}
 	branch, _ := via.Params.Get("branch")
 	if branch == "" {
-		return "", false
+		return dst, false
 	}
 	method := string(cseq.MethodName)
 	if asMethod != "" {
@@ -455,20 +516,17 @@ func txKey(msg *sip.Request, asMethod sip.RequestMethod) (string, bool) {
 	} else if method == string(sip.ACK) {
 		method = string(sip.INVITE)
 	}
-	var b strings.Builder
-	var port [20]byte
-	b.Grow(len(branch) + len(via.Host) + len(method) + 10)
-	b.WriteString(branch)
-	b.WriteByte('|')
-	b.WriteString(via.Host)
-	b.WriteByte(':')
-	b.Write(strconv.AppendInt(port[:0], int64(via.Port), 10))
-	b.WriteByte('|')
-	b.WriteString(method)
+	dst = append(dst, branch...)
+	dst = append(dst, '|')
+	dst = append(dst, via.Host...)
+	dst = append(dst, ':')
+	dst = strconv.AppendInt(dst, int64(via.Port), 10)
+	dst = append(dst, '|')
+	dst = append(dst, method...)
 	if msg.IsAck() && asMethod == "" {
-		b.WriteString("|ACK") // an ACK for 2xx is its own transaction
+		dst = append(dst, "|ACK"...) // an ACK for 2xx is its own transaction
 	}
-	return b.String(), true
+	return dst, true
 }
 
 // parseErrorCounter counts sipgo's "failed to parse" log records and demotes
@@ -505,27 +563,18 @@ func (h parseErrorCounter) Enabled(ctx context.Context, l slog.Level) bool {
 // table maps transaction keys to in-flight markers (a nil *Tx) and server
 // transactions.
 type table struct {
-	txs  shardMap[string, *Tx]
+	txs  txShards
 	acks ackTable // INVITEs whose 2xx is retransmitted until the ACK
 }
 
 func (t *table) init() {
-	t.txs.init(func(k string) string { return k })
+	t.txs.init()
 	t.acks.m = make(map[string]*Tx)
 }
 
 // claim marks key in flight. It returns the existing transaction, or
 // fresh=true when the key was unknown and is now in flight.
-func (t *table) claim(key string) (tx *Tx, fresh bool) {
-	sh := t.txs.shard(key)
-	sh.mu.Lock()
-	tx, ok := sh.m[key]
-	if !ok {
-		sh.m[key] = nil
-	}
-	sh.mu.Unlock()
-	return tx, !ok
-}
+func (t *table) claim(key string) (tx *Tx, fresh bool) { return t.txs.claim(key) }
 
 // release drops an in-flight marker that never became a transaction.
 func (t *table) release(key string) { t.txs.dropIf(key, nil) }

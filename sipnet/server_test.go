@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -419,10 +421,71 @@ func TestTxKey(t *testing.T) {
 	}
 }
 
-func TestTxKeyAllocatesOnlyItsString(t *testing.T) {
+func TestTxKeyAllocatesNothing(t *testing.T) {
 	msg := uacReq{method: "INVITE", branch: inviteBranch, cseq: 1}.parse(t)
-	if n := testing.AllocsPerRun(100, func() { txKey(msg, "") }); n != 1 {
-		t.Fatalf("txKey allocates %v times, want 1 (the key)", n)
+	var buf [len(keyedRequest{}.keyBuf)]byte
+	if n := testing.AllocsPerRun(100, func() { appendTxKey(buf[:0], msg, "") }); n != 0 {
+		t.Fatalf("appendTxKey allocates %v times into a buffer large enough, want 0", n)
+	}
+	if b, _ := appendTxKey(buf[:0], msg, ""); string(b) != inviteBranch+"|192.0.2.10:5070|INVITE" {
+		t.Fatalf("key %q", b)
+	}
+}
+
+// TestTxShardsAsMap runs random claims, puts and drops on the transaction
+// table beside a Go map; the few hash bits of a small table make long
+// probe sequences, wrap-arounds and backward shifts common.
+func TestTxShardsAsMap(t *testing.T) {
+	var tab txShards
+	tab.init()
+	ref := map[string]*Tx{}
+	txs := []*Tx{nil, {}, {}, {}}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for step := 0; step < 200000; step++ {
+		key := "k" + strconv.Itoa(rng.IntN(3000))
+		tx := txs[rng.IntN(len(txs))]
+		switch op := rng.IntN(4); op {
+		case 0:
+			got, fresh := tab.claim(key)
+			want, ok := ref[key]
+			if got != want || fresh == ok {
+				t.Fatalf("step %d claim %s: %p %v, want %p %v", step, key, got, fresh, want, !ok)
+			}
+			if !ok {
+				ref[key] = nil
+			}
+		case 1:
+			tab.put(key, tx)
+			ref[key] = tx
+		case 2:
+			tab.dropIf(key, tx)
+			if cur, ok := ref[key]; ok && cur == tx {
+				delete(ref, key)
+			}
+		case 3:
+			if got := tab.get(key); got != ref[key] {
+				t.Fatalf("step %d get %s: %p, want %p", step, key, got, ref[key])
+			}
+		}
+		if step%1000 == 0 {
+			if tab.len() != len(ref) {
+				t.Fatalf("step %d: %d entries, want %d", step, tab.len(), len(ref))
+			}
+			for k, v := range ref {
+				if got := tab.get(k); got != v {
+					t.Fatalf("step %d: %s is %p, want %p", step, k, got, v)
+				}
+			}
+			n := 0
+			for _, v := range ref {
+				if v != nil {
+					n++
+				}
+			}
+			if got := len(tab.values()); got != n {
+				t.Fatalf("step %d: %d values, want %d", step, got, n)
+			}
+		}
 	}
 }
 
@@ -657,4 +720,55 @@ func TestRepliesHandedOverWithTheirBranch(t *testing.T) {
 	if len(u.h.res) != 1 || u.h.res[0].Branch != nil || u.h.res[0].Src != uacAddr || u.srv.Stats().Responses != 1 {
 		t.Fatalf("reply handed over as %+v", u.h.res)
 	}
+}
+
+// BenchmarkTxClaimRelease: a stateless request's in-flight marker, claimed
+// and released, in the transaction table (table) and in the generic
+// sharded Go map it replaced (gomap: a lookup and an insert, then a lookup
+// and a delete), with 1,000 live transactions besides.
+func BenchmarkTxClaimRelease(b *testing.B) {
+	keys := make([]string, 4096)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("z9hG4bK-%d-1-0|127.0.0.1:18060|OPTIONS", 100000+i)
+	}
+	live := &Tx{}
+	b.Run("table", func(b *testing.B) {
+		var t txShards
+		t.init()
+		for i := range 1000 {
+			t.put(fmt.Sprintf("live-%d", i), live)
+		}
+		i := 0
+		for b.Loop() {
+			k := keys[i&4095]
+			i++
+			if _, fresh := t.claim(k); !fresh {
+				b.Fatal("not fresh")
+			}
+			t.dropIf(k, nil)
+		}
+	})
+	b.Run("gomap", func(b *testing.B) {
+		var t shardMap[string, *Tx]
+		t.init(func(k string) string { return k })
+		for i := range 1000 {
+			t.put(fmt.Sprintf("live-%d", i), live)
+		}
+		i := 0
+		for b.Loop() {
+			k := keys[i&4095]
+			i++
+			sh := t.shard(k)
+			sh.mu.Lock()
+			_, ok := sh.m[k]
+			if !ok {
+				sh.m[k] = nil
+			}
+			sh.mu.Unlock()
+			if ok {
+				b.Fatal("not fresh")
+			}
+			t.dropIf(k, nil)
+		}
+	})
 }

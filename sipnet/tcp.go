@@ -539,6 +539,15 @@ func (a trackedConn) WriteMsg(msg sip.Message) error {
 	return err
 }
 
+// write writes an encoded message (the stateless reply's writer).
+func (a trackedConn) write(b []byte) error {
+	if a.c.closed.Load() {
+		return net.ErrClosed
+	}
+	_, err := a.c.Write(b)
+	return err
+}
+
 func (a trackedConn) Ref(int) int            { return 1 }
 func (a trackedConn) TryClose() (int, error) { return 1, nil }
 func (a trackedConn) Close() error           { return nil }

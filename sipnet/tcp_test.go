@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -578,4 +579,92 @@ func TestTCPDialedConnection(t *testing.T) {
 	if rec.has("ref went negative") {
 		t.Fatal(`sipgo logged "TCP ref went negative" at shutdown`)
 	}
+}
+
+// replyAndExpect answers every request statelessly with extra headers and
+// a body, and passes on what the builder would have written.
+type replyAndExpect chan []byte
+
+func (h replyAndExpect) HandleRequest(r *Request) {
+	extra := []sip.Header{sip.NewHeader("X-Extra", "1"), sip.NewHeader("Content-Type", "text/plain")}
+	body := []byte("hello")
+	var want replyBuf
+	encodeMessage(&want, buildResponse(r, 404, "Not Here", "", extra, body))
+	h <- want.b
+	r.ReplyStateless(404, "Not Here", extra, body)
+}
+func (replyAndExpect) HandleResponse(*Response) {}
+
+// TestTCPStatelessReplyAsBuilt: over TCP the stateless reply is written by
+// writeResponse, byte for byte what the reply builder and encoder wrote.
+func TestTCPStatelessReplyAsBuilt(t *testing.T) {
+	h := make(replyAndExpect, 4)
+	srv := startTCP(t, Options{}, h)
+	c := dialTCP(t, srv)
+	for range 2 {
+		c.SetDeadline(time.Now().Add(guard))
+		if _, err := c.Write([]byte(c.request("OPTIONS"))); err != nil {
+			t.Fatal(err)
+		}
+		want := <-h
+		got := make([]byte, len(want))
+		if _, err := io.ReadFull(c.rd, got); err != nil {
+			t.Fatalf("reply: %v (read %q)", err, got)
+		}
+		// The new To tags are random (16 hex digits each): compare without.
+		tagless := regexp.MustCompile(`;tag=[0-9a-f]{16}\r\n`)
+		if g, w := tagless.ReplaceAllString(string(got), ";tag=X\r\n"), tagless.ReplaceAllString(string(want), ";tag=X\r\n"); g != w || !strings.Contains(g, "To: <sip:kemi@x>;tag=X\r\n") {
+			t.Fatalf("reply\n%q\nwant\n%q", got, want)
+		}
+	}
+	if n := srv.Stats().Replies; n != 2 {
+		t.Fatalf("%d replies counted", n)
+	}
+}
+
+type keepRequests chan *Request
+
+func (h keepRequests) HandleRequest(r *Request) { h <- r }
+func (keepRequests) HandleResponse(*Response)   {}
+
+// BenchmarkStatelessReplyTCP: a stateless 200 to an OPTIONS on a TCP
+// connection, written by writeResponse (written) or built as a
+// sip.Response and encoded (built, the path before).
+func BenchmarkStatelessReplyTCP(b *testing.B) {
+	h := make(keepRequests, 1)
+	srv, err := New(Options{Listen: []Listen{{Proto: "tcp", Addr: "127.0.0.1:0"}}, Logger: quietLogger()}, h)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.Start(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Stop(b.Context())
+	c, err := net.Dial("tcp", srv.Listener("tcp").Addr.String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	cl := &tcpClient{Conn: c}
+	if _, err := c.Write([]byte(cl.request("OPTIONS"))); err != nil {
+		b.Fatal(err)
+	}
+	r := <-h
+	go io.Copy(io.Discard, c) // keep the connection's queue empty
+	b.Run("written", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := r.ReplyStateless(200, "OK", nil, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("built", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := r.Listener.send(buildResponse(r, 200, "OK", "", nil, nil)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
