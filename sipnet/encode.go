@@ -63,17 +63,7 @@ func writeHeaders(buf *replyBuf, hs []sip.Header) {
 		buf.WriteString(": ")
 		switch x := h.(type) {
 		case *sip.ViaHeader:
-			buf.WriteString(x.ProtocolName)
-			buf.WriteByte('/')
-			buf.WriteString(x.ProtocolVersion)
-			buf.WriteByte('/')
-			buf.WriteString(x.Transport)
-			buf.WriteByte(' ')
-			writeHost(buf, x.Host)
-			if x.Port > 0 {
-				buf.WriteByte(':')
-				writeInt(buf, x.Port)
-			}
+			writeViaSentBy(buf, x)
 			writeHeaderParams(buf, x.Params)
 		case *sip.FromHeader:
 			writeNameAddr(buf, x.DisplayName, &x.Address, x.Params)
@@ -108,6 +98,21 @@ func writeHeaders(buf *replyBuf, hs []sip.Header) {
 		}
 	}
 	buf.WriteString("\r\n")
+}
+
+// writeViaSentBy is a Via's protocol and sent-by, as sipgo writes them.
+func writeViaSentBy(buf *replyBuf, v *sip.ViaHeader) {
+	buf.WriteString(v.ProtocolName)
+	buf.WriteByte('/')
+	buf.WriteString(v.ProtocolVersion)
+	buf.WriteByte('/')
+	buf.WriteString(v.Transport)
+	buf.WriteByte(' ')
+	writeHost(buf, v.Host)
+	if v.Port > 0 {
+		buf.WriteByte(':')
+		writeInt(buf, v.Port)
+	}
 }
 
 // writeNameAddr is the value of sipgo's From, To and Contact headers.

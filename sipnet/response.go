@@ -238,17 +238,7 @@ func writeResponse(b *replyBuf, r *Request, code int, reason, toTag string, extr
 // stampedVia(v, src) would be when src is valid, without copying it.
 func writeVia(b *replyBuf, v *sip.ViaHeader, src netip.AddrPort) {
 	b.WriteString("Via: ")
-	b.WriteString(v.ProtocolName)
-	b.WriteByte('/')
-	b.WriteString(v.ProtocolVersion)
-	b.WriteByte('/')
-	b.WriteString(v.Transport)
-	b.WriteByte(' ')
-	writeHost(b, v.Host)
-	if v.Port > 0 {
-		b.WriteByte(':')
-		b.b = strconv.AppendInt(b.b, int64(v.Port), 10)
-	}
+	writeViaSentBy(b, v)
 	// The stamping, with HeaderParams.Add's semantics: a key present is
 	// set in place (its first occurrence), a new one goes last.
 	var ipBuf [48]byte
