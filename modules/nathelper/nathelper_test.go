@@ -1,6 +1,7 @@
 package nathelper
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/netip"
@@ -291,5 +292,30 @@ func BenchmarkNatUACTest(b *testing.B) {
 		if m.natUACTest(v.Env, 19) != -1 {
 			b.Fatal("NATed")
 		}
+	}
+}
+
+// TestSDPTestsWithoutBody: nat_uac_test's SDP tests (8, 256) on a request
+// without a body find no session and log no error, as Kamailio's
+// parse_sdp does (the example runs nat_uac_test on every request, and
+// most have no body); fix_nated_sdp still logs extract_body's error.
+func TestSDPTestsWithoutBody(t *testing.T) {
+	var log bytes.Buffer
+	m := New(usrloc.New())
+	v := ksrtest.NewVM(t, ksrtest.Deps(t, &log, m))
+	v.Bind("BYE sip:bob@kemi.test SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.7:5062;branch=z9hG4bKx\r\n" +
+		"From: <sip:alice@kemi.test>;tag=1\r\nTo: <sip:bob@kemi.test>;tag=2\r\nCall-ID: c1\r\nCSeq: 2 BYE\r\n" +
+		"Content-Length: 0\r\n\r\n")
+	for _, expr := range []string{"KSR.nathelper.nat_uac_test(8)", "KSR.nathelper.nat_uac_test(256)"} {
+		if got := v.Eval(expr); got != "-1" {
+			t.Errorf("%s = %s, want -1", expr, got)
+		}
+	}
+	if strings.Contains(log.String(), "level=ERROR") {
+		t.Errorf("nat_uac_test without a body logged an error:\n%s", log.String())
+	}
+	v.Eval("KSR.nathelper.fix_nated_sdp(2)")
+	if !strings.Contains(log.String(), "message body has length zero") {
+		t.Errorf("fix_nated_sdp without a body: no extract_body error in the log:\n%s", log.String())
 	}
 }
