@@ -2,8 +2,6 @@ package engine_test
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -547,89 +545,6 @@ end
 	if res, err := c.RecvResponse(enginetest.Patience); err != nil || res.StatusCode != 200 {
 		t.Fatalf("upstream got %v %v", res, err)
 	}
-}
-
-// BenchmarkRelayMessage relays MESSAGEs through a proxy engine over loopback
-// to an in-process UAS answering 200, with up to 64 in flight; ns/op is per
-// relayed MESSAGE (client, proxy and UAS share the machine). Profile the
-// proxy with -cpuprofile.
-func BenchmarkRelayMessage(b *testing.B) {
-	quiet := func(o *engine.Options) {
-		o.Logger = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
-	script := `
-function ksr_request_route()
-	if KSR.pv.get("$tt") ~= nil then return end
-	KSR.tm.t_on_failure("ksr_failure")
-	if KSR.tm.t_relay() < 0 then KSR.sl.sl_reply_error() end
-end
-function ksr_failure() end
-function ksr_reply_route() end
-`
-	b.ReportAllocs()
-	proxy := enginetest.Start(b, proxyConfig(), map[string]string{"script.lua": script}, quiet)
-	uas, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer uas.Close()
-	go func() {
-		buf := make([]byte, 65536)
-		for {
-			n, src, err := uas.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			m, err := sip.ParseMessage(buf[:n])
-			if req, ok := m.(*sip.Request); err == nil && ok {
-				uas.WriteTo([]byte(rawReply(req, 200, "OK", "uas")), src)
-			}
-		}
-	}()
-	c, err := net.Dial("udp", proxy.Addr("udp"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	const window = 64
-	slots := make(chan struct{}, window)
-	done := make(chan int)
-	go func() {
-		buf := make([]byte, 65536)
-		n := 0
-		for n < b.N {
-			c.SetReadDeadline(time.Now().Add(2 * time.Second))
-			k, err := c.Read(buf)
-			if err != nil {
-				break // a lost datagram: nobody retransmits here
-			}
-			if strings.HasPrefix(string(buf[:k]), "SIP/2.0 200") {
-				n++
-				select {
-				case <-slots:
-				default:
-				}
-			}
-		}
-		done <- n
-	}()
-	local := c.LocalAddr().String()
-	ruri := "sip:uas@" + uas.LocalAddr().String()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		select {
-		case slots <- struct{}{}:
-		case <-time.After(time.Second): // the window is stuck on losses: go on
-		}
-		fmt.Fprintf(c, "MESSAGE %s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-b%d\r\nFrom: <sip:a@x>;tag=%d\r\nTo: <%s>\r\n"+
-			"Call-ID: %d-bench\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nContent-Length: 5\r\n\r\nhello", ruri, local, i, i, ruri, i)
-	}
-	n := <-done
-	b.StopTimer()
-	if n < b.N*99/100 {
-		b.Fatalf("%d of %d MESSAGEs answered", n, b.N)
-	}
-	b.ReportMetric(float64(b.N-n), "lost")
 }
 
 // TestRelayInviteTimeout: after a provisional reply fr_inv_timer, not
