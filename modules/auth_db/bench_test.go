@@ -4,11 +4,8 @@ import (
 	"context"
 	"io"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
-
-	lua "github.com/yuin/gopher-lua"
 
 	"kemi/kdb"
 	"kemi/ksr/ksrtest"
@@ -65,38 +62,10 @@ func BenchmarkAuthCheck(b *testing.B) {
 	if got := v.Eval(`KSR.auth_db.auth_check("bench.example", "subscriber", 0)`); got != "1" {
 		b.Fatalf("auth_check = %s, want 1", got)
 	}
-	loop(b, v, `function bench(n)
+	v.BenchLoop(b, `function bench(n)
 	local A = KSR.auth_db
 	for _ = 1, n do
 		if A.auth_check("bench.example", "subscriber", 0) ~= 1 then error("auth_check failed") end
 	end
 end`)
-}
-
-// loop defines the Lua function bench(n) from src and times bench(b.N),
-// reporting cpu-ns/op besides ns/op.
-func loop(b *testing.B, v *ksrtest.VM, src string) {
-	b.Helper()
-	if err := v.L.DoString(src); err != nil {
-		b.Fatal(err)
-	}
-	fn := v.L.GetGlobal("bench")
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu := cpuTime(b)
-	if err := v.L.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, lua.LNumber(b.N)); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N), "cpu-ns/op")
-}
-
-// cpuTime is the process's CPU time (user and system), GC included, as
-// os.clock in bench/registrar-loop.sh: on a busy machine it is steadier
-// than ns/op.
-func cpuTime(tb testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

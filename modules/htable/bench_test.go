@@ -2,11 +2,11 @@ package htable_test
 
 import (
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"kemi/ksr/ksrtest"
 )
 
 // Lua loops, one Lua call running n iterations, so that ns/op and
@@ -35,14 +35,6 @@ end
 
 const benchTable = "bench=>size=8;initval=0"
 
-func cpuTime(tb testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // benchVMs runs fn on vms VMs on as many goroutines, b.N calls in all, and
 // reports cpu-ns/op (process CPU time per call) besides ns/op.
 func benchVMs(b *testing.B, vms int, fn string) *fixture {
@@ -68,11 +60,11 @@ func benchVMs(b *testing.B, vms int, fn string) *fixture {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := cpuTime(b)
+	cpu := ksrtest.CPUTime(b)
 	close(start)
 	wg.Wait()
 	b.StopTimer()
-	b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(ksrtest.CPUTime(b)-cpu)/float64(b.N), "cpu-ns/op")
 	for _, err := range errs {
 		if err != nil {
 			b.Fatalf("%v\n%s", err, f.log)

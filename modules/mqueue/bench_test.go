@@ -2,12 +2,12 @@ package mqueue_test
 
 import (
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
 
+	"kemi/ksr/ksrtest"
 	"kemi/queues"
 )
 
@@ -40,21 +40,12 @@ function pair_checked(n)
 end
 `
 
-// cpuTime is the CPU time (user + system, all threads) the process used so far.
-func cpuTime(tb testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // reportCPU adds cpu-ns/op: the process CPU time per iteration since start,
 // which is what Lua's os.clock measures in Kamailio's worker processes. On a
 // busy machine it is steadier than ns/op (wall time), which counts the time
 // the benchmark waited for a CPU.
 func reportCPU(b *testing.B, start time.Duration) {
-	b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(ksrtest.CPUTime(b)-start)/float64(b.N), "cpu-ns/op")
 }
 
 // benchQueue is the queue of bench/kamailio/mqueue.cfg.
@@ -66,7 +57,7 @@ func benchLoop(b *testing.B, fn string) {
 	m.vm.CallGlobal(fn, lua.LNumber(100)) // warm up: first map insert, ring slots
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := cpuTime(b)
+	cpu := ksrtest.CPUTime(b)
 	if err := m.vm.CallGlobal(fn, lua.LNumber(b.N)); err != nil {
 		b.Fatalf("%s: %v\n%s", fn, err, logs)
 	}
@@ -114,7 +105,7 @@ func BenchmarkMqueueLua(b *testing.B) {
 		}
 		b.ReportAllocs()
 		b.ResetTimer()
-		cpu := cpuTime(b)
+		cpu := ksrtest.CPUTime(b)
 		close(start)
 		wg.Wait()
 		b.StopTimer()

@@ -3,11 +3,7 @@ package registrar_test
 import (
 	"context"
 	"io"
-	"syscall"
 	"testing"
-	"time"
-
-	lua "github.com/yuin/gopher-lua"
 
 	"kemi/ksr/ksrtest"
 	"kemi/modules/registrar"
@@ -56,7 +52,7 @@ func BenchmarkRegistrar(b *testing.B) {
 		b.Fatalf("after lookup: %s", got)
 	}
 	b.Run("ru_set", func(b *testing.B) {
-		loop(b, v, `function bench(n)
+		v.BenchLoop(b, `function bench(n)
 	local PV = KSR.pv
 	for _ = 1, n do
 		PV.sets("$ru", "`+uri+`")
@@ -64,7 +60,7 @@ func BenchmarkRegistrar(b *testing.B) {
 end`)
 	})
 	b.Run("lookup", func(b *testing.B) {
-		loop(b, v, `function bench(n)
+		v.BenchLoop(b, `function bench(n)
 	local PV, R = KSR.pv, KSR.registrar
 	for _ = 1, n do
 		PV.sets("$ru", "`+uri+`")
@@ -72,32 +68,4 @@ end`)
 	end
 end`)
 	})
-}
-
-// loop defines the Lua function bench(n) from src and times bench(b.N),
-// reporting cpu-ns/op besides ns/op.
-func loop(b *testing.B, v *ksrtest.VM, src string) {
-	b.Helper()
-	if err := v.L.DoString(src); err != nil {
-		b.Fatal(err)
-	}
-	fn := v.L.GetGlobal("bench")
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu := cpuTime(b)
-	if err := v.L.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, lua.LNumber(b.N)); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N), "cpu-ns/op")
-}
-
-// cpuTime is the process's CPU time (user and system), GC included, as
-// os.clock in bench/registrar-loop.sh: on a busy machine it is steadier
-// than ns/op.
-func cpuTime(tb testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
