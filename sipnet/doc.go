@@ -2,6 +2,13 @@
 // layer and parser: listeners, stateless replies, and server transactions
 // created only when the routing logic asks for one.
 //
+// UDP listeners are read by kemi itself: up to 16 datagrams per recvmmsg
+// on Linux (udp_linux.go), replies written with a raw sendto, and every
+// datagram parsed by Parse (parse.go), which gives the message value
+// sipgo's parser gives from one copy of the datagram and one block of
+// typed headers, and hands anything it does not handle exactly like sipgo
+// (errors included) to sipgo's parser.
+//
 // kemi does not use sipgo's transaction layer for incoming requests: it would
 // keep a server transaction (and its timers) for every request, while
 // Kamailio's sl module answers statelessly. Instead a request is marked in
@@ -9,8 +16,8 @@
 // meanwhile is absorbed rather than routed twice; a server transaction is
 // created only by NewTx (KSR.tm.t_newtran, t_reply, async suspension, relay),
 // after which retransmissions and CANCEL are matched to it: kemi's own
-// liteTx for a non-INVITE request over UDP (tx_lite.go), a sip.ServerTx for
-// the others. The timers of transactions and branches are deadlines on the
+// liteTx for a request over UDP (tx_lite.go; INVITE's states in
+// tx_invite.go), a sip.ServerTx for the others (CANCEL's own, TCP, TLS, WS). The timers of transactions and branches are deadlines on the
 // server's timers.Deadlines wheels (timer.go), and messages are written with
 // encodeMessage (encode.go), sipgo's serialisation without its allocations.
 //
