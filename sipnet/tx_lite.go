@@ -96,8 +96,8 @@ func writeReply(r *Request, code int, reason, toTag string, extra []sip.Header, 
 	return raw
 }
 
-// writeRawUDP sends an encoded message on the listener's datagram socket,
-// as write does once it encoded one.
+// writeRawUDP sends an encoded message on the listener's datagram socket
+// (write's too, once it encoded one).
 func (ln *Listener) writeRawUDP(b []byte, dst netip.AddrPort) error {
 	if uc, ok := ln.pc.(*net.UDPConn); ok {
 		return ln.sendUDP(uc, b, dst)

@@ -71,11 +71,38 @@ func (r plainReader) read() ([]byte, netip.AddrPort, error) {
 
 // sendUDP writes b to dst on the listener's UDP socket uc.
 func (ln *Listener) sendUDP(uc *net.UDPConn, b []byte, dst netip.AddrPort) error {
-	if ln.raw != nil {
-		return ln.raw.send(b, dst)
+	return sendDatagram(ln.raw, uc, b, dst)
+}
+
+// sendDatagram writes b to dst on uc, through raw when there is one.
+func sendDatagram(raw *rawSender, uc *net.UDPConn, b []byte, dst netip.AddrPort) error {
+	if raw != nil {
+		return raw.send(b, dst)
 	}
 	_, err := uc.WriteToUDPAddrPort(b, dst)
 	return err
+}
+
+// SocketPath is a UDP listener's socket path alone, without parsing or
+// routing: the reads serveUDP makes (recvmmsg batches on Linux) and the
+// writes of replies (raw sendto). bench/floor measures it as a floor.
+type SocketPath struct {
+	uc  *net.UDPConn
+	rd  udpReader
+	raw *rawSender
+}
+
+// NewSocketPath returns uc's socket path.
+func NewSocketPath(uc *net.UDPConn) *SocketPath {
+	return &SocketPath{uc: uc, rd: newUDPReader(uc), raw: newRawSender(uc)}
+}
+
+// Read returns the next datagram (valid until the next Read) and its source.
+func (p *SocketPath) Read() ([]byte, netip.AddrPort, error) { return p.rd.read() }
+
+// Write sends b to dst.
+func (p *SocketPath) Write(b []byte, dst netip.AddrPort) error {
+	return sendDatagram(p.raw, p.uc, b, dst)
 }
 
 // udpReadSize is the largest datagram read; sipgo's parser refuses messages

@@ -8,7 +8,7 @@ import (
 )
 
 // newUDPReader reads one datagram per system call where recvmmsg is not
-// wired (udp_mmsg_linux.go).
+// wired (udp_linux.go).
 func newUDPReader(uc *net.UDPConn) udpReader {
 	return plainReader{uc: uc, buf: make([]byte, udpReadSize)}
 }

@@ -3,7 +3,6 @@ package sipnet
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 
 	"github.com/emiago/sipgo/sip"
@@ -31,12 +30,7 @@ func (ln *Listener) write(msg sip.Message, dst netip.AddrPort) error {
 		buf := replyBufs.Get().(*replyBuf)
 		buf.b = buf.b[:0]
 		encodeMessage(buf, msg) // as msg.StringWrite, without its allocations (encode.go)
-		var err error
-		if uc, ok := ln.pc.(*net.UDPConn); ok {
-			err = ln.sendUDP(uc, buf.b, dst)
-		} else {
-			_, err = ln.pc.WriteTo(buf.b, net.UDPAddrFromAddrPort(dst))
-		}
+		err := ln.writeRawUDP(buf.b, dst)
 		putReplyBuf(buf)
 		return err
 	}

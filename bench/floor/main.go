@@ -26,14 +26,15 @@
 //	       the address it returned, both raw system calls on one locked
 //	       thread: no netpoller, so no EAGAIN read and no epoll_wait per
 //	       datagram (2 system calls per request instead of 4).
-//	batch  answers as raw does through kemi's UDP socket path
-//	       (sipnet/udp_linux.go): recvmmsg of up to 16 datagrams per call
+//	batch  answers as raw does through kemi's UDP socket path itself
+//	       (sipnet.SocketPath, udp_linux.go): recvmmsg of up to 16 datagrams per call
 //	       through the netpoller, a sendto per answer, both as raw system
 //	       calls (no runtime syscall state, which wakes Go's sysmon thread).
 package main
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -138,6 +139,29 @@ func main() {
 		out.Reset()
 		if answer(buf[:n], &out) {
 			conn.WriteToUDPAddrPort(out.Bytes(), src)
+		}
+	}
+}
+
+// serveBatch is mode batch: kemi's UDP socket path itself
+// (sipnet.SocketPath: recvmmsg batches through the netpoller on Linux, raw
+// sendto), answering as answerRaw does.
+func serveBatch(conn *net.UDPConn) error {
+	p := sipnet.NewSocketPath(conn)
+	var out bytes.Buffer
+	for {
+		req, src, err := p.Read()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		out.Reset()
+		if answerRaw(req, &out) {
+			if err := p.Write(out.Bytes(), src); err != nil && errors.Is(err, net.ErrClosed) {
+				return nil
+			}
 		}
 	}
 }

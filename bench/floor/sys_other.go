@@ -7,7 +7,6 @@ import (
 	"net"
 )
 
-var errNoRawMode = errors.New("modes block and batch need linux/amd64")
+var errNoRawMode = errors.New("mode block needs linux/amd64")
 
 func serveBlocking(*net.UDPConn) error { return errNoRawMode }
-func serveBatch(*net.UDPConn) error    { return errNoRawMode }
