@@ -222,6 +222,14 @@ func (b *binding) bad(L *lua.LState) int {
 	return 1
 }
 
+// wrongCount says the call breaks app_lua's argument count rules for a
+// function with parameters: fewer than b.n, or more than maxParams (small
+// enough to be inlined in every binding below).
+func (b *binding) wrongCount(L *lua.LState) bool {
+	n := L.GetTop()
+	return n < b.n || n > maxParams
+}
+
 // result pushes an int result as Ret says (Int inline: the common case).
 func (b *binding) result(L *lua.LState, r int) int {
 	if b.ret == Int {
@@ -242,8 +250,7 @@ func (b *binding) result(L *lua.LState, r int) int {
 // false; other extra arguments are ignored. A typed function without
 // parameters called with some falls to the default case of app_lua's switch
 // ("invalid parameters"): false too. Raw functions (app_lua's own, such as
-// KSR.x.exit) are not held to that. Each shape tests its own count inline:
-// this is the path of every KSR call.
+// KSR.x.exit) are not held to that.
 func (x *Export) bind(e *Env, fname string, nums *numBox) lua.LGFunction {
 	b := &binding{e: e, fname: fname, n: len(x.ParamTypes()), ret: x.Ret, nums: nums}
 	switch f := x.Func.(type) {
@@ -256,84 +263,84 @@ func (x *Export) bind(e *Env, fname string, nums *numBox) lua.LGFunction {
 		}
 	case func(*Env, string) int:
 		return func(L *lua.LState) int {
-			if n := L.GetTop(); n < 1 || n > maxParams {
+			if b.wrongCount(L) {
 				return b.bad(L)
 			}
 			return b.result(L, f(e, argStr(L, 1)))
 		}
 	case func(*Env, string, string) int:
 		return func(L *lua.LState) int {
-			if n := L.GetTop(); n < 2 || n > maxParams {
+			if b.wrongCount(L) {
 				return b.bad(L)
 			}
 			return b.result(L, f(e, argStr(L, 1), argStr(L, 2)))
 		}
 	case func(*Env, string, string, string) int:
 		return func(L *lua.LState) int {
-			if n := L.GetTop(); n < 3 || n > maxParams {
+			if b.wrongCount(L) {
 				return b.bad(L)
 			}
 			return b.result(L, f(e, argStr(L, 1), argStr(L, 2), argStr(L, 3)))
 		}
 	case func(*Env, int) int:
 		return func(L *lua.LState) int {
-			if n := L.GetTop(); n < 1 || n > maxParams {
+			if b.wrongCount(L) {
 				return b.bad(L)
 			}
 			return b.result(L, f(e, argInt(L, 1)))
 		}
 	case func(*Env, int, int) int:
 		return func(L *lua.LState) int {
-			if n := L.GetTop(); n < 2 || n > maxParams {
+			if b.wrongCount(L) {
 				return b.bad(L)
 			}
 			return b.result(L, f(e, argInt(L, 1), argInt(L, 2)))
 		}
 	case func(*Env, int, string) int:
 		return func(L *lua.LState) int {
-			if n := L.GetTop(); n < 2 || n > maxParams {
+			if b.wrongCount(L) {
 				return b.bad(L)
 			}
 			return b.result(L, f(e, argInt(L, 1), argStr(L, 2)))
 		}
 	case func(*Env, int, string, int) int:
 		return func(L *lua.LState) int {
-			if n := L.GetTop(); n < 3 || n > maxParams {
+			if b.wrongCount(L) {
 				return b.bad(L)
 			}
 			return b.result(L, f(e, argInt(L, 1), argStr(L, 2), argInt(L, 3)))
 		}
 	case func(*Env, string, int) int:
 		return func(L *lua.LState) int {
-			if n := L.GetTop(); n < 2 || n > maxParams {
+			if b.wrongCount(L) {
 				return b.bad(L)
 			}
 			return b.result(L, f(e, argStr(L, 1), argInt(L, 2)))
 		}
 	case func(*Env, string, string, int) int:
 		return func(L *lua.LState) int {
-			if n := L.GetTop(); n < 3 || n > maxParams {
+			if b.wrongCount(L) {
 				return b.bad(L)
 			}
 			return b.result(L, f(e, argStr(L, 1), argStr(L, 2), argInt(L, 3)))
 		}
 	case func(*Env, string, int, int) int:
 		return func(L *lua.LState) int {
-			if n := L.GetTop(); n < 3 || n > maxParams {
+			if b.wrongCount(L) {
 				return b.bad(L)
 			}
 			return b.result(L, f(e, argStr(L, 1), argInt(L, 2), argInt(L, 3)))
 		}
 	case func(*Env, string, int, string) int:
 		return func(L *lua.LState) int {
-			if n := L.GetTop(); n < 3 || n > maxParams {
+			if b.wrongCount(L) {
 				return b.bad(L)
 			}
 			return b.result(L, f(e, argStr(L, 1), argInt(L, 2), argStr(L, 3)))
 		}
 	case func(*Env, string, string, int, int) int:
 		return func(L *lua.LState) int {
-			if n := L.GetTop(); n < 4 || n > maxParams {
+			if b.wrongCount(L) {
 				return b.bad(L)
 			}
 			return b.result(L, f(e, argStr(L, 1), argStr(L, 2), argInt(L, 3), argInt(L, 4)))
@@ -348,7 +355,7 @@ func (x *Export) bind(e *Env, fname string, nums *numBox) lua.LGFunction {
 		}
 	case func(*Env, string) lua.LValue:
 		return func(L *lua.LState) int {
-			if n := L.GetTop(); n < 1 || n > maxParams {
+			if b.wrongCount(L) {
 				return b.bad(L)
 			}
 			L.Push(f(e, argStr(L, 1)))
@@ -356,7 +363,7 @@ func (x *Export) bind(e *Env, fname string, nums *numBox) lua.LGFunction {
 		}
 	case func(*Env, string, string) lua.LValue:
 		return func(L *lua.LState) int {
-			if n := L.GetTop(); n < 2 || n > maxParams {
+			if b.wrongCount(L) {
 				return b.bad(L)
 			}
 			L.Push(f(e, argStr(L, 1), argStr(L, 2)))
@@ -364,7 +371,7 @@ func (x *Export) bind(e *Env, fname string, nums *numBox) lua.LGFunction {
 		}
 	case func(*Env, string, int) lua.LValue:
 		return func(L *lua.LState) int {
-			if n := L.GetTop(); n < 2 || n > maxParams {
+			if b.wrongCount(L) {
 				return b.bad(L)
 			}
 			L.Push(f(e, argStr(L, 1), argInt(L, 2)))
@@ -372,16 +379,15 @@ func (x *Export) bind(e *Env, fname string, nums *numBox) lua.LGFunction {
 		}
 	case func(*Env, int) lua.LValue:
 		return func(L *lua.LState) int {
-			if n := L.GetTop(); n < 1 || n > maxParams {
+			if b.wrongCount(L) {
 				return b.bad(L)
 			}
 			L.Push(f(e, argInt(L, 1)))
 			return 1
 		}
 	case Raw:
-		np := b.n
 		return func(L *lua.LState) int {
-			if n := L.GetTop(); n < np || n > maxParams {
+			if b.wrongCount(L) {
 				return b.bad(L)
 			}
 			return f(e, L)
