@@ -59,7 +59,11 @@ func encode(b []byte, v any) []byte {
 var errBencode = errors.New("invalid bencode")
 
 // decode reads one value: string, int64, []any or map[string]any.
-func decode(b []byte) (any, []byte, error) {
+func decode(b []byte) (any, []byte, error) { return decodeValue(b, false) }
+
+// decodeValue reads one value; with ordered, dictionaries are *dict (their
+// entries in the order sent) and lists are never nil, else map[string]any.
+func decodeValue(b []byte, ordered bool) (any, []byte, error) {
 	if len(b) == 0 {
 		return nil, nil, errBencode
 	}
@@ -79,9 +83,12 @@ func decode(b []byte) (any, []byte, error) {
 		return n, b[i+1:], nil
 	case c == 'l':
 		var out []any
+		if ordered {
+			out = []any{}
+		}
 		b = b[1:]
 		for len(b) > 0 && b[0] != 'e' {
-			v, rest, err := decode(b)
+			v, rest, err := decodeValue(b, ordered)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -93,10 +100,16 @@ func decode(b []byte) (any, []byte, error) {
 		}
 		return out, b[1:], nil
 	case c == 'd':
-		out := map[string]any{}
+		var m map[string]any
+		var od *dict
+		if ordered {
+			od = &dict{}
+		} else {
+			m = map[string]any{}
+		}
 		b = b[1:]
 		for len(b) > 0 && b[0] != 'e' {
-			k, rest, err := decode(b)
+			k, rest, err := decodeValue(b, false)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -104,17 +117,24 @@ func decode(b []byte) (any, []byte, error) {
 			if !ok {
 				return nil, nil, errBencode
 			}
-			v, rest, err := decode(rest)
+			v, rest, err := decodeValue(rest, ordered)
 			if err != nil {
 				return nil, nil, err
 			}
-			out[ks] = v
+			if ordered {
+				od.add(ks, v)
+			} else {
+				m[ks] = v
+			}
 			b = rest
 		}
 		if len(b) == 0 {
 			return nil, nil, errBencode
 		}
-		return out, b[1:], nil
+		if ordered {
+			return od, b[1:], nil
+		}
+		return m, b[1:], nil
 	case c >= '0' && c <= '9':
 		i := 0
 		for i < len(b) && b[i] != ':' {
@@ -145,52 +165,7 @@ func decodeDict(b []byte) (map[string]any, error) {
 // decodeOrdered reads one value keeping a dictionary's entries in order
 // (*dict with string, int64, []any and *dict values), for printing a
 // reply as JSON in the order rtpengine sent it.
-func decodeOrdered(b []byte) (any, []byte, error) {
-	if len(b) == 0 {
-		return nil, nil, errBencode
-	}
-	switch b[0] {
-	case 'l':
-		out := []any{}
-		b = b[1:]
-		for len(b) > 0 && b[0] != 'e' {
-			v, rest, err := decodeOrdered(b)
-			if err != nil {
-				return nil, nil, err
-			}
-			out = append(out, v)
-			b = rest
-		}
-		if len(b) == 0 {
-			return nil, nil, errBencode
-		}
-		return out, b[1:], nil
-	case 'd':
-		out := &dict{}
-		b = b[1:]
-		for len(b) > 0 && b[0] != 'e' {
-			k, rest, err := decode(b)
-			if err != nil {
-				return nil, nil, err
-			}
-			ks, ok := k.(string)
-			if !ok {
-				return nil, nil, errBencode
-			}
-			v, rest, err := decodeOrdered(rest)
-			if err != nil {
-				return nil, nil, err
-			}
-			out.add(ks, v)
-			b = rest
-		}
-		if len(b) == 0 {
-			return nil, nil, errBencode
-		}
-		return out, b[1:], nil
-	}
-	return decode(b)
-}
+func decodeOrdered(b []byte) (any, []byte, error) { return decodeValue(b, true) }
 
 // jsonString is cJSON's print_string: ", \, and control characters
 // escaped, anything else as is.
