@@ -266,13 +266,22 @@ func (m *Module) accLogRequest(e *ksr.Env, cmt string) int {
 	return 1
 }
 
+// tableTooBig is acc's check of a table name given to a function (it must
+// fit Kamailio's 64-byte buffer), logged.
+func (m *Module) tableTooBig(table string) bool {
+	if len(table) >= 64 {
+		m.log().Error("acc: db table name too big", "table", table)
+		return true
+	}
+	return false
+}
+
 func (m *Module) accDBRequest(e *ksr.Env, cmt, table string) int {
 	r, ok := m.requestRecord(e, cmt)
 	if !ok {
 		return -1
 	}
-	if len(table) >= 64 {
-		m.log().Error("acc: db table name too big", "table", table)
+	if m.tableTooBig(table) {
 		return -1
 	}
 	return m.dbRecord(e, table, r)
@@ -283,8 +292,7 @@ func (m *Module) accRequest(e *ksr.Env, cmt, table string) int {
 	if !ok {
 		return -1
 	}
-	if len(table) >= 64 {
-		m.log().Error("acc: db table name too big", "table", table)
+	if m.tableTooBig(table) {
 		return -1
 	}
 	m.logRecord(e, textRequest, r)
