@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	optload -to 127.0.0.1:15060 -pid <engine pid> [-rate 10000] [-secs 5]
+//	optload -to 127.0.0.1:15060 -pid <engine pid> [-rate 10000] [-secs 5] [-wait 2s]
 //
 // Each request is a new transaction (its Via branch, From tag and Call-ID
 // carry a counter); it is paced against the wall clock, so when the sender
@@ -34,8 +34,9 @@ func main() {
 	rate := flag.Int("rate", 10000, "requests per second")
 	secs := flag.Float64("secs", 5, "seconds of load")
 	pid := flag.Int("pid", 0, "the engine's process id (0: no CPU figures)")
+	wait := flag.Duration("wait", 2*time.Second, "the longest wait for the answers still in flight after the last request")
 	flag.Parse()
-	res, err := run(*to, *rate, time.Duration(*secs*float64(time.Second)), *pid)
+	res, err := run(*to, *rate, time.Duration(*secs*float64(time.Second)), *wait, *pid)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "optload:", err)
 		os.Exit(1)
@@ -93,7 +94,7 @@ func stamp(req []byte, at []int, n int64) {
 	}
 }
 
-func run(to string, rate int, dur time.Duration, pid int) (result, error) {
+func run(to string, rate int, dur, wait time.Duration, pid int) (result, error) {
 	if rate <= 0 {
 		return result{}, fmt.Errorf("-rate %d: must be positive", rate)
 	}
@@ -155,7 +156,7 @@ func run(to string, rate int, dur time.Duration, pid int) (result, error) {
 		}
 	}
 	// The answers still in flight; then stop the reader.
-	for deadline := time.Now().Add(2 * time.Second); ok.Load() < r.sent && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(wait); ok.Load() < r.sent && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
 	r.elapsed = time.Since(start)

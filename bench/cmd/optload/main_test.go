@@ -36,7 +36,9 @@ func TestRun(t *testing.T) {
 			srv.WriteToUDPAddrPort(append([]byte("SIP/2.0 200 OK\r\n"), req[bytes.IndexByte(req, '\n')+1:]...), src)
 		}
 	}()
-	r, err := run(srv.LocalAddr().String(), 500, 100*time.Millisecond, os.Getpid())
+	// Every answer is waited for (up to 30 s, a guard: a busy machine
+	// may be slow, the loopback responder loses none).
+	r, err := run(srv.LocalAddr().String(), 500, 100*time.Millisecond, 30*time.Second, os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
