@@ -43,6 +43,8 @@ SAT_LIMIT=${SAT_LIMIT:-2000}
 BASE_PORT=${BASE_PORT:-15070}
 UAS_PORT=${UAS_PORT:-15090}
 SIPP_BUF=${SIPP_BUF:-4194304}
+WARM_RATE=${WARM_RATE:-1000}
+WARM_SECS=${WARM_SECS:-2}
 
 bench_init relay
 warn_if_busy
@@ -77,7 +79,7 @@ for engine in "${engines[@]}"; do
 	pid=$ENGINE_PID
 	wait_ready "$engine" "$pid" "$port" "$logf" || die "$engine did not start"
 	start_uas "$name"
-	sipp_measure "$engine" "$pid" "$port" 1000 2 1000 "$name-warmup" "$UAC" -key uas_port "$UAS_PORT" >/dev/null
+	sipp_measure "$engine" "$pid" "$port" "$WARM_RATE" "$WARM_SECS" "$WARM_RATE" "$name-warmup" "$UAC" -key uas_port "$UAS_PORT" >/dev/null
 	read -r calls ok fail meas cpu us drop < <(sipp_measure "$engine" "$pid" "$port" "$RATE" "$SECS" "$RATE" "$name-fixed" "$UAC" -key uas_port "$UAS_PORT")
 	row "$engine" "$RATE" "$calls" "$ok" "$fail" "$meas" "$cpu" "$us" "$drop"
 	res_us[$engine]=$us

@@ -5,6 +5,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"runtime/pprof"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +83,10 @@ func relayBench(b *testing.B, script string,
 		}
 		done <- n
 	}()
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		select {
@@ -90,6 +97,17 @@ func relayBench(b *testing.B, script string,
 	}
 	n := <-done
 	b.StopTimer()
+	if time.Since(start) < 4*time.Second { // all still in tm's wait state (5 s)
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		if f := os.Getenv("HELDPROF"); f != "" {
+			w, _ := os.Create(f)
+			pprof.WriteHeapProfile(w)
+			w.Close()
+		}
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(b.N), "B-held/op")
+	}
 	if n < b.N*99/100 {
 		b.Fatalf("%d of %d completed", n, b.N)
 	}

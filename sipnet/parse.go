@@ -286,18 +286,29 @@ func fastParse(data []byte) sip.Message {
 		case kindGeneric:
 			h = a.generic(name, value)
 		case kindVia:
-			if strings.IndexByte(value, ',') >= 0 {
-				return nil
+			// A line may hold several Vias, comma-separated (RFC 3261
+			// 7.3.1); sipp's [last_Via:] writes them so.
+			for {
+				v := a.newVia()
+				rest, more, ok := a.parseVia(value, v)
+				if !ok {
+					return nil
+				}
+				if nVia == 0 {
+					firstVia = v
+				}
+				nVia++
+				if !more {
+					h = v
+					break
+				}
+				if n+1 >= maxLines {
+					return nil
+				}
+				order[n] = v
+				n++
+				value = rest
 			}
-			v := a.newVia()
-			if !a.parseVia(value, v) {
-				return nil
-			}
-			if nVia == 0 {
-				firstVia = v
-			}
-			nVia++
-			h = v
 		case kindFrom:
 			f := &a.from
 			if a.used&usedFrom != 0 {
@@ -577,21 +588,22 @@ func parseCSeq(s string, c *sip.CSeqHeader) bool {
 	return true
 }
 
-// parseVia is sipgo's parseViaHeader for a value without a comma.
-func (a *hdrArena) parseVia(s string, h *sip.ViaHeader) bool {
+// parseVia is sipgo's parseViaHeader for one Via of a value: more is set,
+// with the rest of the value after the comma, when another Via follows.
+func (a *hdrArena) parseVia(s string, h *sip.ViaHeader) (rest string, more, ok bool) {
 	ind := strings.IndexByte(s, '/')
 	if ind < 0 {
-		return false
+		return "", false, false
 	}
 	h.ProtocolName = strings.TrimSpace(s[:ind])
 	s = s[ind+1:]
 	if ind = strings.IndexByte(s, '/'); ind < 0 {
-		return false
+		return "", false, false
 	}
 	h.ProtocolVersion = strings.TrimSpace(s[:ind])
 	s = s[ind+1:]
 	if ind = strings.IndexAny(s, " \t"); ind < 0 {
-		return false
+		return "", false, false
 	}
 	h.Transport = strings.TrimSpace(s[:ind])
 	s = s[ind+1:]
@@ -599,12 +611,12 @@ func (a *hdrArena) parseVia(s string, h *sip.ViaHeader) bool {
 	if len(s) > 0 && s[0] == '[' {
 		closeIdx := strings.IndexByte(s, ']')
 		if closeIdx < 0 {
-			return false
+			return "", false, false
 		}
 		h.Host = strings.TrimSpace(s[1:closeIdx])
 		rest := s[closeIdx+1:]
 		if len(rest) == 0 {
-			return true
+			return "", false, true
 		}
 		switch rest[0] {
 		case ':':
@@ -615,17 +627,17 @@ func (a *hdrArena) parseVia(s string, h *sip.ViaHeader) bool {
 			}
 			port, err := strconv.Atoi(strings.TrimSpace(portStr))
 			if err != nil {
-				return true
+				return "", false, true
 			}
 			h.Port = port
 			if endIdx < 0 {
-				return true
+				return "", false, true
 			}
 			s = rest[endIdx+1:]
 		case ';':
 			s = rest[1:]
 		default:
-			return true
+			return "", false, true
 		}
 	} else {
 		colonInd, endIndex := 0, len(s)
@@ -643,24 +655,32 @@ func (a *hdrArena) parseVia(s string, h *sip.ViaHeader) bool {
 			var err error
 			h.Port, err = strconv.Atoi(s[colonInd+1 : endIndex])
 			if err != nil {
-				return true
+				return "", false, true
 			}
 			h.Host = strings.TrimSpace(s[:colonInd])
 		} else {
 			h.Host = strings.TrimSpace(s[:endIndex])
 		}
 		if endIndex == len(s) {
-			return true
+			return "", false, true
 		}
 		s = s[endIndex+1:]
 	}
 	if s == "" {
-		return true // sipgo's Params stay nil
+		return "", false, true // sipgo's Params stay nil
+	}
+	// sipgo's viaStateParams: a comma in the parameters ends this Via and
+	// the next one starts after it.
+	if comma := strings.IndexByte(s, ','); comma > 0 {
+		p := a.params(s[:comma], ';')
+		sip.UnmarshalHeaderParams(s[:comma], ';', ',', &p)
+		h.Params = a.keepOrNil(p)
+		return s[comma+1:], true, true
 	}
 	p := a.params(s, ';')
 	sip.UnmarshalHeaderParams(s, ';', '\r', &p)
 	h.Params = a.keepOrNil(p)
-	return true
+	return "", false, true
 }
 
 // parseURI is sipgo's ParseUri for sip and sips URIs (others keep their

@@ -35,6 +35,15 @@ func handCorpus() map[string][]byte {
 			"Max-Forwards: 70",
 			"User-Agent: kemi-bench",
 			"Content-Length: 0"),
+		// sipp's [last_Via:] joins the Vias on one line.
+		"reply200-via-list": crlf("",
+			"SIP/2.0 200 OK",
+			"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK.k1.0;rport=5060, SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1234-1-0;received=127.0.0.1",
+			"From: <sip:sipp@127.0.0.1:5070>;tag=1234-1",
+			"To: <sip:uas@127.0.0.1:5090>;tag=99-1",
+			"Call-ID: 1-1234@127.0.0.1",
+			"CSeq: 1 MESSAGE",
+			"Content-Length: 0"),
 		"reply200-2via": crlf("",
 			"SIP/2.0 200 OK",
 			"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK.k1.0;rport=5060;received=127.0.0.1",
@@ -358,7 +367,8 @@ func TestParseCorpus(t *testing.T) {
 	// The shapes kemi sees most must take the fast path.
 	for _, name := range []string{"options", "reply200-2via", "message", "invite-sdp", "compact",
 		"record-route-reply", "many-params", "odd-spacing", "no-content-length", "short-content-length",
-		"escaped-display", "via-ipv6-odd", "route-odd", "uri-odd", "options.xml#0", "relay-uas.xml#0"} {
+		"escaped-display", "via-ipv6-odd", "route-odd", "uri-odd", "options.xml#0", "relay-uas.xml#0",
+		"reply200-via-list"} {
 		if fastParse(c[name]) == nil {
 			t.Errorf("%s: the fast path left it to sipgo", name)
 		}
@@ -382,6 +392,10 @@ var awkwardValues = []string{
 	"<sip:*>", "*", "<>", "\"\" <sip:h>", "x <sip:h>;=1;;a", "<sip:h> ;tag=1", "<sip:a@b@c>",
 	"1 INVITE", "1  INVITE", "1\tINVITE", "-1 INVITE", "2147483648 INVITE", "1", " 1 x",
 	"70", "0", "4294967296", "+5", "text/plain", "a, b", "\"a,b\" <sip:h>", "<sip:a,b@h>",
+	"SIP/2.0/UDP a:1;branch=x, SIP/2.0/UDP b:2;branch=y;received=1.2.3.4", "SIP/2.0/UDP a;branch=x,SIP/2.0/UDP b",
+	"SIP/2.0/UDP a;b=1, SIP/2.0/UDP b;b=2 , SIP/2.0/UDP [::1]:5;b=3", "SIP/2.0/UDP a;branch=x, , SIP/2.0/UDP b",
+	"SIP/2.0/UDP a;branch=x,", "SIP/2.0/UDP a, SIP/2.0/UDP b;branch=y", "SIP/2.0/UDP a;;,SIP/2.0/UDP b",
+	"SIP/2.0/UDP a;branch=\"x,y\";z, SIP/2.0/UDP b", "SIP/2.0/UDP a;,b", "SIP/2.0/UDP a;x=\"q, SIP/2.0/UDP b\"",
 	"\u00e9t\u00e9 <sip:h>", "x\x00y", "\x01", "sip:h;p=\"v w\"", "<sip:h;p=\"v w\">;q=\"1 2\"",
 }
 
