@@ -282,7 +282,7 @@ func fastParse(data []byte) sip.Message {
 		value := strings.TrimSpace(s[colon+1 : j])
 		pos = j + 2
 		var h sip.Header
-		switch headerKind(name) {
+		switch kind := headerKind(name); kind {
 		case kindGeneric:
 			h = a.generic(name, value)
 		case kindVia:
@@ -401,32 +401,46 @@ func fastParse(data []byte) sip.Message {
 			a.used |= usedCType
 			*c = sip.ContentTypeHeader(value)
 			h = c
-		case kindRoute:
-			if strings.IndexByte(value, ',') >= 0 {
-				return nil
+		case kindRoute, kindRecordRoute:
+			// A line may list several routes, comma-separated (sipp's
+			// [routes] writes them so).
+			rr := kind == kindRecordRoute
+			for {
+				var uri *sip.Uri
+				var r sip.Header
+				if rr {
+					x := new(sip.RecordRouteHeader)
+					uri, r = &x.Address, x
+				} else {
+					x := new(sip.RouteHeader)
+					uri, r = &x.Address, x
+				}
+				rest, more, ok := a.parseRoute(value, uri)
+				if !ok {
+					return nil
+				}
+				switch {
+				case rr && nRR == 0:
+					firstRR = r
+				case !rr && nRoute == 0:
+					firstRoute = r
+				}
+				if rr {
+					nRR++
+				} else {
+					nRoute++
+				}
+				if !more {
+					h = r
+					break
+				}
+				if n+1 >= maxLines {
+					return nil
+				}
+				order[n] = r
+				n++
+				value = rest
 			}
-			r := new(sip.RouteHeader)
-			if !a.parseRoute(value, &r.Address) {
-				return nil
-			}
-			if nRoute == 0 {
-				firstRoute = r
-			}
-			nRoute++
-			h = r
-		case kindRecordRoute:
-			if strings.IndexByte(value, ',') >= 0 {
-				return nil
-			}
-			r := new(sip.RecordRouteHeader)
-			if !a.parseRoute(value, &r.Address) {
-				return nil
-			}
-			if nRR == 0 {
-				firstRR = r
-			}
-			nRR++
-			h = r
 		default:
 			return nil
 		}
@@ -939,10 +953,11 @@ func (a *hdrArena) addrParams(s string, withParams bool) sip.HeaderParams {
 	return a.keepOrNil(p)
 }
 
-// parseRoute is sipgo's parseRouteAddress for a value without a comma: the
-// address is parsed only when the last character is outside quotes and
-// angle brackets.
-func (a *hdrArena) parseRoute(s string, uri *sip.Uri) bool {
+// parseRoute is sipgo's parseRouteAddress for one route of a value: the
+// address is parsed at a comma outside quotes and angle brackets (more is
+// then set, with the rest of the value after it), or when the last
+// character is outside them.
+func (a *hdrArena) parseRoute(s string, uri *sip.Uri) (rest string, more, ok bool) {
 	inBrackets, inQuotes := false, false
 	end := len(s) - 1
 	for idx, c := range s {
@@ -955,12 +970,19 @@ func (a *hdrArena) parseRoute(s string, uri *sip.Uri) bool {
 		} else if c == '"' {
 			inQuotes = !inQuotes
 		}
-		if !inQuotes && !inBrackets && idx == end {
+		if inQuotes || inBrackets {
+			continue
+		}
+		switch {
+		case c == ',': // sipgo's errComaDetected: the next route follows
+			_, _, ok := a.parseAddress(s[:idx], uri, false)
+			return s[idx+1:], true, ok
+		case idx == end:
 			_, _, ok := a.parseAddress(s, uri, false)
-			return ok
+			return "", false, ok
 		}
 	}
-	return true
+	return "", false, true
 }
 
 // genericHeader has the layout of sipgo's unexported generic header (the

@@ -44,6 +44,17 @@ func handCorpus() map[string][]byte {
 			"Call-ID: 1-1234@127.0.0.1",
 			"CSeq: 1 MESSAGE",
 			"Content-Length: 0"),
+		// sipp's [routes] lists the route set on one line.
+		"bye-route-list": crlf("",
+			"BYE sip:uas@127.0.0.1:5090 SIP/2.0",
+			"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1234-2-7",
+			"Route: <sip:127.0.0.1:5060;lr;ftag=1234-1>, <sip:127.0.0.1:5062;lr>",
+			"Record-Route: <sip:p1;lr>, <sip:p2;lr>",
+			"From: <sip:sipp@127.0.0.1:5070>;tag=1234-1",
+			"To: <sip:uas@127.0.0.1:5090>;tag=99-1",
+			"Call-ID: 1-1234@127.0.0.1",
+			"CSeq: 2 BYE",
+			"Content-Length: 0"),
 		"reply200-2via": crlf("",
 			"SIP/2.0 200 OK",
 			"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK.k1.0;rport=5060;received=127.0.0.1",
@@ -224,8 +235,10 @@ func sippCorpus(t testing.TB) map[string][]byte {
 		"[call_id]", "7-4242@127.0.0.1", "[branch]", "z9hG4bK-4242-7-0", "[branch-1]", "z9hG4bK-4242-7-1",
 		"[uas_port]", "5080", "[field0]", "alice", "[field1]", "secret",
 		"[peer_tag_param]", ";tag=99-1", "[next_url]", "sip:uas@127.0.0.1:5080",
-		"[routes]", "Route: <sip:127.0.0.1:5060;lr;ftag=4242-7>",
-		"[last_Via:]", "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK.k.1;rport=5060\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-4242-7-0;received=127.0.0.1;rport=5070",
+		// sipp writes a header that occurs several times as one line, the
+		// values comma-separated: the route set, the Vias of a relayed request.
+		"[routes]", "Route: <sip:127.0.0.1:5060;lr;ftag=4242-7>, <sip:127.0.0.1:5062;lr>",
+		"[last_Via:]", "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK.k.1;rport=5060, SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-4242-7-0;received=127.0.0.1;rport=5070",
 		"[last_From:]", "From: <sip:sipp@127.0.0.1:5070>;tag=4242-7",
 		"[last_To:]", "To: <sip:bench@127.0.0.1:5060>",
 		"[last_Call-ID:]", "Call-ID: 7-4242@127.0.0.1",
@@ -368,7 +381,7 @@ func TestParseCorpus(t *testing.T) {
 	for _, name := range []string{"options", "reply200-2via", "message", "invite-sdp", "compact",
 		"record-route-reply", "many-params", "odd-spacing", "no-content-length", "short-content-length",
 		"escaped-display", "via-ipv6-odd", "route-odd", "uri-odd", "options.xml#0", "relay-uas.xml#0",
-		"reply200-via-list"} {
+		"reply200-via-list", "bye-route-list"} {
 		if fastParse(c[name]) == nil {
 			t.Errorf("%s: the fast path left it to sipgo", name)
 		}
@@ -396,6 +409,8 @@ var awkwardValues = []string{
 	"SIP/2.0/UDP a;b=1, SIP/2.0/UDP b;b=2 , SIP/2.0/UDP [::1]:5;b=3", "SIP/2.0/UDP a;branch=x, , SIP/2.0/UDP b",
 	"SIP/2.0/UDP a;branch=x,", "SIP/2.0/UDP a, SIP/2.0/UDP b;branch=y", "SIP/2.0/UDP a;;,SIP/2.0/UDP b",
 	"SIP/2.0/UDP a;branch=\"x,y\";z, SIP/2.0/UDP b", "SIP/2.0/UDP a;,b", "SIP/2.0/UDP a;x=\"q, SIP/2.0/UDP b\"",
+	"<sip:a;lr>, <sip:b;lr>", "<sip:a;lr>,<sip:b;lr>,<sip:c>", "<sip:a;lr>,", "<sip:a;lr>, ", ",<sip:a>",
+	"\"x,y\" <sip:a;lr>, <sip:b>", "<sip:a,b;lr>, <sip:c>", "<sip:a;lr>, junk", "sip:a;lr, sip:b",
 	"\u00e9t\u00e9 <sip:h>", "x\x00y", "\x01", "sip:h;p=\"v w\"", "<sip:h;p=\"v w\">;q=\"1 2\"",
 }
 
