@@ -35,6 +35,12 @@ type afterFuncHook func(d time.Duration, f func()) timer
 // lock, so there is one per processor (up to this), not one lock for all.
 const wheelShards = 8
 
+// wheelTick is the wheels' grid: a timer fires up to this late, never
+// early, and the timers due within one tick fire on one wake-up instead of
+// one each (at 2,000 relayed MESSAGEs/s that is up to 4,000 wake-ups a
+// second otherwise). Kamailio's timers tick at 16 Hz (62.5 ms).
+const wheelTick = 10 * time.Millisecond
+
 // wheelSet is a server's wheels, started by the first timer armed and
 // stopped with the server (Server.Stop): timers pending then never fire.
 type wheelSet struct {
@@ -51,6 +57,7 @@ func (ws *wheelSet) start() {
 	ws.n = uint32(min(max(runtime.GOMAXPROCS(0), 1), wheelShards))
 	for i := range ws.n {
 		d := timers.NewDeadlines[*wheelTimer]()
+		d.SetTick(wheelTick)
 		ws.w[i] = d
 		go d.Run(ctx, timers.Real(), (*wheelTimer).run)
 	}
