@@ -24,23 +24,15 @@ func (ln *Listener) serveUDP(parser *sip.Parser) error {
 	// sipgo keeps as the message's source.
 	var lastSrc netip.AddrPort
 	var lastSrcText string
-	for {
-		data, src, err := rd.read()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			s.log.Debug("udp read", "listen", ln.String(), "error", err)
-			continue
-		}
+	each := func(data []byte, src netip.AddrPort) {
 		if len(bytes.Trim(data, "\r\n\x00")) == 0 {
-			continue // keep-alive (CRLF) or padding
+			return // keep-alive (CRLF) or padding
 		}
 		msg, err := Parse(data)
 		if err != nil {
 			s.nParseErrors.Add(1)
 			s.log.Debug("unparsable datagram dropped", "listen", ln.String(), "src", src.String(), "error", err)
-			continue
+			return
 		}
 		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 		msg.SetTransport("UDP")
@@ -50,12 +42,20 @@ func (ln *Listener) serveUDP(parser *sip.Parser) error {
 		msg.SetSource(lastSrcText)
 		ln.handle(msg, src)
 	}
+	for {
+		err := rd.serve(each)
+		if errors.Is(err, net.ErrClosed) {
+			return nil
+		}
+		s.log.Debug("udp read", "listen", ln.String(), "error", err)
+	}
 }
 
-// udpReader reads a UDP listener's datagrams: data is valid until the
-// next read.
+// udpReader reads a UDP listener's datagrams: serve calls each for every
+// datagram read (data is valid until each returns) until a read fails, and
+// returns that error.
 type udpReader interface {
-	read() (data []byte, src netip.AddrPort, err error)
+	serve(each func(data []byte, src netip.AddrPort)) error
 }
 
 // plainReader reads one datagram per system call.
@@ -64,9 +64,14 @@ type plainReader struct {
 	buf []byte
 }
 
-func (r plainReader) read() ([]byte, netip.AddrPort, error) {
-	n, src, err := r.uc.ReadFromUDPAddrPort(r.buf)
-	return r.buf[:n], src, err
+func (r plainReader) serve(each func([]byte, netip.AddrPort)) error {
+	for {
+		n, src, err := r.uc.ReadFromUDPAddrPort(r.buf)
+		if err != nil {
+			return err
+		}
+		each(r.buf[:n], src)
+	}
 }
 
 // sendUDP writes b to dst on the listener's UDP socket uc.
@@ -97,8 +102,12 @@ func NewSocketPath(uc *net.UDPConn) *SocketPath {
 	return &SocketPath{uc: uc, rd: newUDPReader(uc), raw: newRawSender(uc)}
 }
 
-// Read returns the next datagram (valid until the next Read) and its source.
-func (p *SocketPath) Read() ([]byte, netip.AddrPort, error) { return p.rd.read() }
+// Serve reads datagrams until a read fails and calls each for every one
+// (data is valid until each returns), as serveUDP does; it returns the
+// failure (net.ErrClosed once the socket is closed).
+func (p *SocketPath) Serve(each func(data []byte, src netip.AddrPort)) error {
+	return p.rd.serve(each)
+}
 
 // Write sends b to dst.
 func (p *SocketPath) Write(b []byte, dst netip.AddrPort) error {

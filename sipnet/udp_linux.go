@@ -24,21 +24,28 @@ type mmsghdr struct {
 }
 
 // mmsgReader reads a UDP socket with recvmmsg through the netpoller: every
-// datagram queued (up to udpBatch) in one system call, then one more
-// (EAGAIN) and a wait for readability once the queue is empty. Under load,
-// when datagrams arrive in bursts (sipp sends a rate's worth per
-// millisecond tick), that saves a system call per datagram of the burst
-// but the first.
+// datagram queued (up to udpBatch) in one system call. Under load, when
+// datagrams arrive in bursts (sipp sends a rate's worth per millisecond
+// tick), that saves a system call per datagram of the burst but the first.
+//
+// The datagrams are handled inside one RawConn.Read, and a batch shorter
+// than udpBatch (the queue was empty when it was read) goes straight to
+// waiting for readability, without the read that would only return EAGAIN:
+// one system call less each time the listener wakes up, which at a few
+// thousand requests a second is every request. That wait misses nothing:
+// the netpoller's epoll is edge-triggered, so a datagram queued after the
+// read signals readability, and within one RawConn.Read nothing resets the
+// signal (a new Read would: poll.FD.RawRead's prepareRead, which is why the
+// read loop never leaves it between batches).
 type mmsgReader struct {
 	rc    syscall.RawConn
 	hdrs  [udpBatch]mmsghdr
 	names [udpBatch]syscall.RawSockaddrAny
 	iovs  [udpBatch]syscall.Iovec
 	bufs  [udpBatch][]byte
-	n     int // datagrams in the batch
-	next  int // the next one read returns
 	errno syscall.Errno
-	fill  func(fd uintptr) bool // recvmmsg, built once (RawConn.Read's callback)
+	each  func([]byte, netip.AddrPort) // serve's
+	fill  func(fd uintptr) bool        // the read loop (RawConn.Read's callback), built once
 }
 
 func newUDPReader(uc *net.UDPConn) udpReader {
@@ -56,42 +63,47 @@ func newUDPReader(uc *net.UDPConn) udpReader {
 		r.hdrs[i].hdr.Iovlen = 1
 	}
 	r.fill = func(fd uintptr) bool {
-		for i := range r.hdrs {
-			r.hdrs[i].hdr.Namelen = syscall.SizeofSockaddrAny
+		for {
+			for i := range r.hdrs {
+				r.hdrs[i].hdr.Namelen = syscall.SizeofSockaddrAny
+			}
+			// A raw system call: with MSG_DONTWAIT it never blocks, and
+			// syscall.Syscall6's entersyscall would wake the runtime's
+			// sysmon thread from its idle sleep for every read (rawSender).
+			n, _, e := syscall.RawSyscall6(syscall.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), udpBatch,
+				syscall.MSG_DONTWAIT, 0, 0)
+			switch e {
+			case 0:
+			case syscall.EAGAIN:
+				return false // wait for readability
+			case syscall.EINTR:
+				continue
+			default:
+				r.errno = e
+				return true
+			}
+			for i := range int(n) {
+				r.each(r.bufs[i][:r.hdrs[i].n], sockaddrAddrPort(&r.names[i]))
+			}
+			if n < udpBatch {
+				return false // the queue was empty: wait (see mmsgReader)
+			}
 		}
-		// A raw system call: with MSG_DONTWAIT it never blocks, and
-		// syscall.Syscall6's entersyscall would wake the runtime's sysmon
-		// thread from its idle sleep for every read (rawSender).
-		n, _, e := syscall.RawSyscall6(syscall.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), udpBatch,
-			syscall.MSG_DONTWAIT, 0, 0)
-		switch e {
-		case 0:
-			r.n = int(n)
-		case syscall.EAGAIN:
-			return false // wait for readability
-		case syscall.EINTR:
-		default:
-			r.errno = e
-		}
-		return true
 	}
 	return r
 }
 
-func (r *mmsgReader) read() ([]byte, netip.AddrPort, error) {
-	for r.next >= r.n {
-		r.n, r.next = 0, 0
+func (r *mmsgReader) serve(each func([]byte, netip.AddrPort)) error {
+	r.each = each
+	for {
 		if err := r.rc.Read(r.fill); err != nil {
-			return nil, netip.AddrPort{}, err
+			return err
 		}
 		if e := r.errno; e != 0 {
 			r.errno = 0
-			return nil, netip.AddrPort{}, os.NewSyscallError("recvmmsg", e)
+			return os.NewSyscallError("recvmmsg", e)
 		}
 	}
-	i := r.next
-	r.next++
-	return r.bufs[i][:r.hdrs[i].n], sockaddrAddrPort(&r.names[i]), nil
 }
 
 // sockaddrAddrPort is the address of sa as net.UDPConn.ReadFromUDPAddrPort

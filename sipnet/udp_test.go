@@ -9,6 +9,23 @@ import (
 	"time"
 )
 
+// readDatagram is what a test's reader got: a copy of the data and its source.
+type readDatagram struct {
+	data string
+	src  netip.AddrPort
+}
+
+// serveInto runs rd.serve on a goroutine, sending every datagram to the
+// returned channel; the error serve ends with goes to the second one.
+func serveInto(rd udpReader) (<-chan readDatagram, <-chan error) {
+	got := make(chan readDatagram, 1024)
+	done := make(chan error, 1)
+	go func() {
+		done <- rd.serve(func(data []byte, src netip.AddrPort) { got <- readDatagram{string(data), src} })
+	}()
+	return got, done
+}
+
 // TestUDPReaderBatch: datagrams queued on a socket, from IPv4 and IPv6
 // peers, come out of the listener's reader one by one, in order, each with
 // the source ReadFromUDPAddrPort gives (recvmmsg reads them in batches on
@@ -17,24 +34,8 @@ import (
 func TestUDPReaderBatch(t *testing.T) {
 	for _, network := range []string{"udp4", "udp6"} {
 		t.Run(network, func(t *testing.T) {
-			loop := "127.0.0.1:0"
-			if network == "udp6" {
-				loop = "[::1]:0"
-			}
-			uc, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(loop)))
-			if err != nil {
-				t.Skipf("no %s loopback: %v", network, err)
-			}
-			defer uc.Close()
-			uc.SetReadBuffer(1 << 20)
-			peers := make([]*net.UDPConn, 2)
-			for i := range peers {
-				if peers[i], err = net.DialUDP(network, nil, uc.LocalAddr().(*net.UDPAddr)); err != nil {
-					t.Fatal(err)
-				}
-				defer peers[i].Close()
-			}
-			const n = 3*8 + 5 // several batches and a partial one
+			uc, peers := udpPeers(t, network)
+			const n = 3*16 + 5 // several recvmmsg batches (16) and a partial one
 			for i := range n {
 				msg := []byte(fmt.Sprintf("datagram %d", i))
 				if i == 7 {
@@ -44,29 +45,83 @@ func TestUDPReaderBatch(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			rd := newUDPReader(uc)
+			got, done := serveInto(newUDPReader(uc))
 			for i := range n {
-				uc.SetReadDeadline(time.Now().Add(10 * time.Second))
-				data, src, err := rd.read()
-				if err != nil {
-					t.Fatalf("read %d: %v", i, err)
-				}
+				d := recvDatagram(t, got)
 				want := fmt.Sprintf("datagram %d", i)
 				if i == 7 {
 					want = ""
 				}
-				if string(data) != want {
-					t.Fatalf("read %d: %q, want %q", i, data, want)
+				if d.data != want {
+					t.Fatalf("read %d: %q, want %q", i, d.data, want)
 				}
-				if wantSrc := peers[i%2].LocalAddr().(*net.UDPAddr).AddrPort(); src != wantSrc {
-					t.Fatalf("read %d: source %v, want %v", i, src, wantSrc)
+				if wantSrc := peers[i%2].LocalAddr().(*net.UDPAddr).AddrPort(); d.src != wantSrc {
+					t.Fatalf("read %d: source %v, want %v", i, d.src, wantSrc)
 				}
 			}
 			uc.Close()
-			if _, _, err := rd.read(); !errors.Is(err, net.ErrClosed) {
-				t.Fatalf("read after close: %v, want net.ErrClosed", err)
+			select {
+			case err := <-done:
+				if !errors.Is(err, net.ErrClosed) {
+					t.Fatalf("serve after close: %v, want net.ErrClosed", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("serve did not return after the socket was closed")
 			}
 		})
+	}
+}
+
+// TestUDPReaderWakes: after a short batch the reader waits for readability
+// without reading again (udp_linux.go); a datagram sent once it has gone
+// back to waiting is still read, every time: one datagram, then its
+// answer awaited before the next, 500 times, so each one finds the reader
+// waiting on an empty queue.
+func TestUDPReaderWakes(t *testing.T) {
+	uc, peers := udpPeers(t, "udp4")
+	got, _ := serveInto(newUDPReader(uc))
+	for i := range 500 {
+		want := fmt.Sprintf("ping %d", i)
+		if _, err := peers[0].Write([]byte(want)); err != nil {
+			t.Fatal(err)
+		}
+		if d := recvDatagram(t, got); d.data != want {
+			t.Fatalf("got %q, want %q", d.data, want)
+		}
+	}
+}
+
+// udpPeers returns a listening socket and two peers connected to it.
+func udpPeers(t *testing.T, network string) (*net.UDPConn, []*net.UDPConn) {
+	t.Helper()
+	loop := "127.0.0.1:0"
+	if network == "udp6" {
+		loop = "[::1]:0"
+	}
+	uc, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(loop)))
+	if err != nil {
+		t.Skipf("no %s loopback: %v", network, err)
+	}
+	t.Cleanup(func() { uc.Close() })
+	uc.SetReadBuffer(1 << 20)
+	peers := make([]*net.UDPConn, 2)
+	for i := range peers {
+		if peers[i], err = net.DialUDP(network, nil, uc.LocalAddr().(*net.UDPAddr)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { peers[i].Close() })
+	}
+	return uc, peers
+}
+
+func recvDatagram(t *testing.T, got <-chan readDatagram) readDatagram {
+	t.Helper()
+	select {
+	case d := <-got:
+		return d
+	case <-time.After(10 * time.Second):
+		t.Fatal("no datagram read within 10 s")
+		return readDatagram{}
 	}
 }
 

@@ -149,21 +149,16 @@ func main() {
 func serveBatch(conn *net.UDPConn) error {
 	p := sipnet.NewSocketPath(conn)
 	var out bytes.Buffer
-	for {
-		req, src, err := p.Read()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			return err
-		}
+	err := p.Serve(func(req []byte, src netip.AddrPort) {
 		out.Reset()
 		if answerRaw(req, &out) {
-			if err := p.Write(out.Bytes(), src); err != nil && errors.Is(err, net.ErrClosed) {
-				return nil
-			}
+			p.Write(out.Bytes(), src)
 		}
+	})
+	if errors.Is(err, net.ErrClosed) {
+		return nil
 	}
+	return err
 }
 
 // udpBuffer is the socket buffer size kemi asks for (sipnet's udpBuffer).
