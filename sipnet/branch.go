@@ -195,14 +195,17 @@ func (b *Branch) start() error {
 	if !b.ln.virtual() { // a virtual branch ends by Expire (kemi test)
 		b.fr = b.srv.arm(&b.wFr, b.opts.Timeout, branchExpire, b, true)
 	}
+	// Read under the lock: the final reply to a non-INVITE (Receive) drops
+	// b.req, and it may be handled on another goroutine before send returns.
+	req := b.req
 	b.mu.Unlock()
-	if err := b.send(b.req); err != nil {
+	if err := b.send(req); err != nil {
 		b.mu.Lock()
 		b.state = stCompleted
 		b.stopTimers()
 		b.mu.Unlock()
 		b.remove()
-		return fmt.Errorf("send %s to %s: %w", b.req.Method, b.target, err)
+		return fmt.Errorf("send %s to %s: %w", req.Method, b.target, err)
 	}
 	s.nRelayed.Add(1)
 	return nil
