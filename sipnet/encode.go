@@ -108,11 +108,7 @@ func writeViaSentBy(buf *replyBuf, v *sip.ViaHeader) {
 	buf.WriteByte('/')
 	buf.WriteString(v.Transport)
 	buf.WriteByte(' ')
-	writeHost(buf, v.Host)
-	if v.Port > 0 {
-		buf.WriteByte(':')
-		writeInt(buf, v.Port)
-	}
+	writeHostPort(buf, v.Host, v.Port)
 }
 
 // writeNameAddr is the value of sipgo's From, To and Contact headers.
@@ -179,11 +175,7 @@ func writeURI(buf *replyBuf, u *sip.Uri) {
 		}
 		buf.WriteByte('@')
 	}
-	writeHost(buf, u.Host)
-	if u.Port > 0 {
-		buf.WriteByte(':')
-		writeInt(buf, u.Port)
-	}
+	writeHostPort(buf, u.Host, u.Port)
 	if len(u.UriParams) > 0 {
 		buf.WriteByte(';')
 		writeParams(buf, u.UriParams, ';')
@@ -194,15 +186,20 @@ func writeURI(buf *replyBuf, u *sip.Uri) {
 	}
 }
 
-// writeHost is sipgo's uriIP: an IPv6 address goes in brackets.
-func writeHost(buf *replyBuf, host string) {
+// writeHostPort is a host as sipgo's uriIP writes it (an IPv6 address in
+// brackets), then ":port" when port is set, as in its Via and URIs.
+func writeHostPort(buf *replyBuf, host string, port int) {
 	if isIPv6Host(host) {
 		buf.WriteByte('[')
 		buf.WriteString(host)
 		buf.WriteByte(']')
-		return
+	} else {
+		buf.WriteString(host)
 	}
-	buf.WriteString(host)
+	if port > 0 {
+		buf.WriteByte(':')
+		writeInt(buf, port)
+	}
 }
 
 // isIPv6Host is sipgo's isIPV6, which ranges over the host's byte indexes
