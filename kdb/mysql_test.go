@@ -65,14 +65,7 @@ func TestMySQL(t *testing.T) {
 // compares what MariaDB says of each table and of the version rows.
 func TestMySQLLayoutIsKamailios(t *testing.T) {
 	ours, theirs := kdbtest.MySQL(t), kdbtest.MySQL(t)
-	db, err := kdb.Create(ours)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Init(); err != nil {
-		t.Fatal(err)
-	}
+	db := initialized(t)(kdb.Create(ours))
 	kdbtest.LoadKamailioSQL(t, theirs, "standard", "usrloc", "auth_db", "acc", "permissions")
 	kdbs, err := kdb.Open(theirs)
 	if err != nil {
@@ -130,14 +123,7 @@ func TestMySQLLayoutIsKamailios(t *testing.T) {
 func TestMySQLReconnect(t *testing.T) {
 	srv := kdbtest.StartMariaDB(t)
 	var log strings.Builder
-	db, err := kdb.OpenWith(srv.URL(), kdb.Options{Log: newLogger(&log)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Init(); err != nil {
-		t.Fatal(err)
-	}
+	db := initialized(t)(kdb.OpenWith(srv.URL(), kdb.Options{Log: newLogger(&log)}))
 	add := func(user string) error {
 		return db.G.Create(&kdb.Subscriber{Username: user, Domain: "example.com", Password: "pw"}).Error
 	}

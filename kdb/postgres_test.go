@@ -86,14 +86,7 @@ func TestPostgres(t *testing.T) {
 func TestPostgresReconnect(t *testing.T) {
 	srv := kdbtest.StartPostgres(t)
 	var log strings.Builder
-	db, err := kdb.OpenWith(srv.URL(), kdb.Options{Log: newLogger(&log)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Init(); err != nil {
-		t.Fatal(err)
-	}
+	db := initialized(t)(kdb.OpenWith(srv.URL(), kdb.Options{Log: newLogger(&log)}))
 	add := func(user string) error {
 		return db.G.Create(&kdb.Subscriber{Username: user, Domain: "example.com", Password: "pw"}).Error
 	}

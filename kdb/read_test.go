@@ -15,6 +15,24 @@ import (
 
 // checkRead runs a Read of the subscriber table on db (made by Init)
 // and compares it with gorm's Pluck of the same query.
+// initialized returns a function that takes what kdb's Create or Open
+// returned and gives the database with its tables made (Init), closed when
+// the test ends; an error fails t.
+func initialized(t *testing.T) func(*kdb.DB, error) *kdb.DB {
+	t.Helper()
+	return func(db *kdb.DB, err error) *kdb.DB {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if _, err := db.Init(); err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+}
+
 func checkRead(t *testing.T, db *kdb.DB) {
 	t.Helper()
 	if err := db.G.Create(&kdb.Subscriber{Username: "alice", Domain: "example.com", Password: "pw1"}).Error; err != nil {
@@ -85,26 +103,12 @@ func TestReadSQLite(t *testing.T) {
 }
 
 func TestReadMySQL(t *testing.T) {
-	db, err := kdb.Open(kdbtest.MySQL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Init(); err != nil {
-		t.Fatal(err)
-	}
+	db := initialized(t)(kdb.Open(kdbtest.MySQL(t)))
 	checkRead(t, db)
 }
 
 func TestReadPostgres(t *testing.T) {
-	db, err := kdb.Open(kdbtest.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Init(); err != nil {
-		t.Fatal(err)
-	}
+	db := initialized(t)(kdb.Open(kdbtest.Postgres(t)))
 	checkRead(t, db)
 }
 
@@ -113,14 +117,7 @@ func TestReadPostgres(t *testing.T) {
 func TestReadReconnect(t *testing.T) {
 	srv := kdbtest.StartPostgres(t)
 	var log strings.Builder
-	db, err := kdb.OpenWith(srv.URL(), kdb.Options{Log: newLogger(&log)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Init(); err != nil {
-		t.Fatal(err)
-	}
+	db := initialized(t)(kdb.OpenWith(srv.URL(), kdb.Options{Log: newLogger(&log)}))
 	if err := db.G.Create(&kdb.Subscriber{Username: "alice", Domain: "example.com", Password: "pw"}).Error; err != nil {
 		t.Fatal(err)
 	}
