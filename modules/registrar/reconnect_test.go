@@ -55,7 +55,6 @@ loadmodule "registrar.so"
 loadmodule "auth.so"
 loadmodule "auth_db.so"
 loadmodule "app_lua.so"
-modparam("db_mysql", "timeout_interval", 2)
 modparam("usrloc", "db_url", "%DBURL%")
 modparam("usrloc", "preload", "location")
 modparam("usrloc", "db_mode", %DBMODE%)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -100,6 +101,7 @@ func start(t *testing.T, tcp bool, modules []string, cfg, kamOnly string, files 
 		}
 		return fmt.Sprintf("#!KAMAILIO\ndebug=2\nlog_stderror=yes\nchildren=1\nlisten=%s\n%smpath=%q\n", listen, tcpLines, ModPath)
 	}
+	cfg = mysqlPatience(modules, cfg)
 	body := cfg + "\ncfgengine \"lua\"\n"
 	body = strings.ReplaceAll(body, "%DIR%", dir)
 
@@ -127,6 +129,18 @@ func start(t *testing.T, tcp bool, modules []string, cfg, kamOnly string, files 
 		}
 	}
 	return p
+}
+
+// mysqlPatience gives db_mysql ten seconds to connect (timeout_interval)
+// unless cfg sets it: Kamailio's default of 2 s is short on a busy
+// machine where each test starts its own MariaDB, and a child process
+// that cannot connect (the secondary timer, forked after the workers
+// answer) stops Kamailio mid-test. Both engines run with the setting.
+func mysqlPatience(modules []string, cfg string) string {
+	if !slices.Contains(modules, "db_mysql.so") || strings.Contains(cfg, "timeout_interval") {
+		return cfg
+	}
+	return cfg + "\nmodparam(\"db_mysql\", \"timeout_interval\", 10)\n"
 }
 
 // startKamailio runs Kamailio on a free port and waits until it answers
