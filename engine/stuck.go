@@ -14,12 +14,22 @@ const DefaultStuckAfter = 5 * time.Second
 // busyMark is what the stuck-event monitor sees of a worker: the callback it
 // runs and since when. Only the worker's goroutine writes it.
 type busyMark struct {
-	since atomic.Int64                // unix ns when the running callback started, 0 when idle
+	since atomic.Int64                // monoNow() when the running callback started, 0 when idle
 	cb    atomic.Pointer[string]      // its name
 	names map[string]*string          // interned callback names (owner goroutine only)
 	hists map[string]*stats.Histogram // call latency per callback (owner goroutine only; metrics.go)
 	seen  int64                       // the since already warned about (monitor goroutine only)
 }
+
+// monoEpoch is the base of monoNow: a reading with the monotonic clock.
+var monoEpoch = time.Now()
+
+// monoNow is the monotonic time in ns since monoEpoch, plus one so that it
+// is never 0 (a busyMark's idle value). time.Since of a time with a
+// monotonic reading reads only that clock: one vDSO call, where
+// time.Now reads the wall clock too (the mark is set and read for every
+// routed message).
+func monoNow() int64 { return int64(time.Since(monoEpoch)) + 1 }
 
 // enter marks the worker busy in callback fn.
 func (w *worker) enter(fn string) {
@@ -34,7 +44,7 @@ func (w *worker) enter(fn string) {
 		b.names[fn] = p
 	}
 	b.cb.Store(p)
-	b.since.Store(time.Now().UnixNano())
+	b.since.Store(monoNow())
 }
 
 // leave marks the worker idle again, and adds the call's duration to its
@@ -53,7 +63,7 @@ func (w *worker) leave() {
 		h = w.e.fams.Histogram("kemi_lua_call_seconds", "Duration of a Lua callback (route) call, by function.", "function", *p)
 		w.busy.hists[*p] = h
 	}
-	h.Observe(time.Duration(time.Now().UnixNano() - since))
+	h.Observe(time.Duration(monoNow() - since))
 }
 
 // stuckMonitor warns, once per event, about a callback that runs longer than
@@ -79,8 +89,8 @@ func (m stuckMonitor) Start(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return
-			case now := <-t.C:
-				m.check(now)
+			case <-t.C:
+				m.check(monoNow())
 			}
 		}
 	}()
@@ -90,8 +100,8 @@ func (m stuckMonitor) Start(ctx context.Context) error {
 func (m stuckMonitor) Stop(context.Context) error { return nil } // the run context ends it
 
 // check warns about every worker whose callback started more than after
-// before now and was not warned about yet.
-func (m stuckMonitor) check(now time.Time) {
+// before now (a monoNow reading) and was not warned about yet.
+func (m stuckMonitor) check(now int64) {
 	e := m.e
 	e.vmsMu.Lock()
 	defer e.vmsMu.Unlock()
@@ -101,7 +111,7 @@ func (m stuckMonitor) check(now time.Time) {
 		if s == 0 || s == b.seen {
 			continue
 		}
-		d := now.Sub(time.Unix(0, s))
+		d := time.Duration(now - s)
 		if d < m.after {
 			continue
 		}
