@@ -459,3 +459,38 @@ end`)
 		}
 	}
 }
+
+// TestTsIsTheMessagesTime: $Ts and $TV(s) are the clock's time when a
+// route first reads them, the same for the rest of that message's
+// routing, and read anew for the next message.
+func TestTsIsTheMessagesTime(t *testing.T) {
+	e, _ := startInjected(t, "", `
+function ksr_request_route()
+	local a = KSR.pv.get("$Ts")
+	local b = KSR.pv.get("$TV(s)")
+	KSR.hdr.append_to_reply("X-Ts: " .. a .. " " .. b .. " " .. KSR.pv.get("$Ts") .. "\r\n")
+	KSR.sl.send_reply(200, "OK")
+end`)
+	ts := func() string {
+		t.Helper()
+		out, err := e.Inject(wait(t), request(t, "OPTIONS"), engine.InjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs := out.Replies()
+		if len(rs) != 1 || rs[0].GetHeader("X-Ts") == nil {
+			t.Fatalf("replies %v", codes(out))
+		}
+		return rs[0].GetHeader("X-Ts").Value()
+	}
+	s := injectStart().Unix()
+	if got, want := ts(), fmt.Sprintf("%d %d %d", s, s, s); got != want {
+		t.Fatalf("first message: X-Ts %q, want %q", got, want)
+	}
+	if err := e.Advance(wait(t), 90*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ts(), fmt.Sprintf("%d %d %d", s+90, s+90, s+90); got != want {
+		t.Fatalf("after 90 s: X-Ts %q, want %q", got, want)
+	}
+}

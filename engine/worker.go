@@ -247,7 +247,7 @@ func (w *worker) Finish(req *sipnet.Request, msg *ksr.Msg) {
 func (w *worker) request(r *sipnet.Request, delegated bool) {
 	e := w.e
 	msg := requestMsg(r)
-	*msg = ksr.Msg{Req: r, Route: ksr.RouteRequest, Time: e.clock.Now()}
+	*msg = ksr.Msg{Req: r, Route: ksr.RouteRequest}
 	if o := r.Observer; o != nil { // an injected request (inject.go)
 		o.Routed(sipnet.Pass{Worker: w.vm.Name(), Group: w.env.Group, Delegated: delegated, Req: r,
 			Drop: &msg.Drop, Suspended: &msg.Suspended})
@@ -325,7 +325,7 @@ func responseMsg(r *sipnet.Response) *ksr.Msg {
 func (w *worker) reply(r *sipnet.Response, delegated bool) {
 	e := w.e
 	msg := responseMsg(r)
-	*msg = ksr.Msg{Res: r, Route: ksr.RouteReply, Time: e.clock.Now()}
+	*msg = ksr.Msg{Res: r, Route: ksr.RouteReply}
 	if cb := e.set.PreRouteCB; cb != "" && !delegated {
 		if w.preRoute(msg, cb, r) { // only drop stops, as for requests
 			return

@@ -89,7 +89,9 @@ type Msg struct {
 	XAVPs map[string][]*XAVP
 	// XAVUs are the $xavu(...) values: one item per name, fields unique.
 	XAVUs map[string]*XAVP
-	// Time is the event's time, cached for $Ts/$TV(s).
+	// Time is the message's time for $Ts/$TV(s): zero until a route first
+	// reads one of them (then the clock's time, kept for the rest of the
+	// message's routing), or set by whoever starts the routing.
 	Time time.Time
 
 	// Flags are the message flags 0..31 (KSR.setflag/resetflag/isflagset);

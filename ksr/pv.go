@@ -215,11 +215,17 @@ func (e *Env) toURI() *sip.Uri {
 	return nil
 }
 
+// now is the message's time: read from the clock the first time a route
+// asks for it, then the same for the rest of the message's routing, as
+// Kamailio caches $Ts per message.
 func (e *Env) now() time.Time {
-	if e.Msg != nil && !e.Msg.Time.IsZero() {
-		return e.Msg.Time
+	if e.Msg == nil {
+		return e.D.Now()
 	}
-	return e.D.Now()
+	if e.Msg.Time.IsZero() {
+		e.Msg.Time = e.D.Now()
+	}
+	return e.Msg.Time
 }
 
 // pvGetter reads a pseudo-variable for the current message.
