@@ -119,6 +119,19 @@ func (g *Group[T]) loop(i int, r Runner[T]) {
 			continue
 		default:
 		}
+		// A task waiting in the shared inbox is taken without the
+		// two-channel select below, which locks both channels even when
+		// it does not wait (the common case under load).
+		select {
+		case t, ok := <-shared:
+			if !ok {
+				shared = nil
+				continue
+			}
+			g.run(i, r, t)
+			continue
+		default:
+		}
 		select {
 		case t, ok := <-own:
 			if !ok {

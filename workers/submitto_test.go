@@ -154,8 +154,29 @@ func (f runFunc) Run(t any) { f(t) }
 func (f runFunc) Close()    {}
 
 // BenchmarkGroupRoundTrip is the cost of a task through a group (submit,
-// hand-over, run) with the two-inbox worker loop.
+// hand-over, run) with the two-inbox worker loop: one task at a time
+// (Submit, SubmitTo), or in bursts of 16 through the shared inbox
+// (Burst16: the worker finds the next task waiting, as under load).
 func BenchmarkGroupRoundTrip(b *testing.B) {
+	b.Run("Burst16", func(b *testing.B) {
+		done := make(chan struct{}, 1024)
+		g, _ := NewGroup(Options{Name: "b", Workers: 1, Inbox: 16}, func(i int) (Runner[any], error) {
+			return runFunc(func(any) { done <- struct{}{} }), nil
+		})
+		g.Start(context.Background())
+		defer g.Stop(context.Background())
+		ctx := context.Background()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i += 16 {
+			for j := 0; j < 16; j++ {
+				g.Submit(ctx, j)
+			}
+			for j := 0; j < 16; j++ {
+				<-done
+			}
+		}
+	})
 	for _, mode := range []string{"Submit", "SubmitTo"} {
 		b.Run(mode, func(b *testing.B) {
 			done := make(chan struct{}, 1024)
