@@ -183,7 +183,7 @@ func coreExports() Submodule {
 		{"INFO", isINFO}, {"UPDATE", isUPDATE}, {"PRACK", isPRACK}, {"REFER", isREFER},
 		{"KDMQ", isKDMQ}, {"GET", isGET}, {"POST", isPOST}, {"PUT", isPUT}, {"DELETE", isDELETE},
 	} {
-		fs = append(fs, Export{Name: "is_" + m.name, Func: m.f, Ret: Bool, Doc: "The method is " + m.name + "."})
+		fs = append(fs, Export{Name: "is_" + m.name, Func: m.f, Ret: Bool, Doc: "The method is " + m.name + ".", NoRetain: true})
 	}
 	return Submodule{Name: "", Funcs: fs}
 }

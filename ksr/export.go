@@ -71,6 +71,13 @@ type Export struct {
 	Ret    Type
 	Func   any
 	Doc    string // one line
+	// NoRetain declares that the function keeps no reference to the
+	// message it is called for (its request, headers, ksr.Msg) once it
+	// returns, nor hands one to anything that does: strings cut from the
+	// message may be kept. Calling any other export marks the message
+	// Kept, and only a request routed without such a call has its memory
+	// reused (engine). Leave it false unless that is certain.
+	NoRetain bool
 }
 
 // maxParams is Kamailio's SR_KEMI_PARAMS_MAX: a call with more arguments

@@ -172,11 +172,11 @@ func hdrExports() Submodule {
 		{Name: "remove", Func: hdrRemove, Ret: Int, Args: name, Doc: "Remove every hname header."},
 		{Name: "rmappend", Func: hdrRmAppend, Ret: Int, Args: []string{"hname", "txt"}, Doc: "Remove every hname header, then append txt."},
 		{Name: "rminsert", Func: hdrRmInsert, Ret: Int, Args: []string{"hname", "txt"}, Doc: "Remove every hname header, then insert txt."},
-		{Name: "is_present", Func: hdrIsPresent, Ret: Int, Args: name, Doc: "1 if the message has an hname header, else -1."},
+		{Name: "is_present", NoRetain: true, Func: hdrIsPresent, Ret: Int, Args: name, Doc: "1 if the message has an hname header, else -1."},
 		{Name: "append_to_reply", Func: hdrAppendToReply, Ret: Int, Args: txt, Doc: "Add txt to the replies generated for this request."},
-		{Name: "get", Func: hdrGet, Ret: Xval, Args: name, Doc: "The first hname header's value, or nil."},
-		{Name: "gete", Func: hdrGetE, Ret: Xval, Args: name, Doc: "The first hname header's value, or \"\"."},
-		{Name: "getw", Func: hdrGetW, Ret: Xval, Args: name, Doc: "The first hname header's value, or \"<null>\"."},
+		{Name: "get", NoRetain: true, Func: hdrGet, Ret: Xval, Args: name, Doc: "The first hname header's value, or nil."},
+		{Name: "gete", NoRetain: true, Func: hdrGetE, Ret: Xval, Args: name, Doc: "The first hname header's value, or \"\"."},
+		{Name: "getw", NoRetain: true, Func: hdrGetW, Ret: Xval, Args: name, Doc: "The first hname header's value, or \"<null>\"."},
 		{Name: "get_idx", Func: hdrGetIdx, Ret: Xval, Args: []string{"hname", "idx"}, Doc: "The value of hname header idx (negative: from the end), or nil."},
 	}}
 }

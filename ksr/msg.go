@@ -89,6 +89,11 @@ type Msg struct {
 	XAVPs map[string][]*XAVP
 	// XAVUs are the $xavu(...) values: one item per name, fields unique.
 	XAVUs map[string]*XAVP
+	// Kept is set when a route called a KSR function that may keep a
+	// reference to the message (one not declared Export.NoRetain): the
+	// engine then leaves the request's memory to the collector instead of
+	// reusing it.
+	Kept bool
 	// Time is the message's time for $Ts/$TV(s): zero until a route first
 	// reads one of them (then the clock's time, kept for the rest of the
 	// message's routing), or set by whoever starts the routing.

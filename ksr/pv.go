@@ -1035,16 +1035,16 @@ func (a *addrText) write(out *sip.Request, name string) {
 func pvExports() Submodule {
 	pv := []string{"pvname"}
 	return Submodule{Name: "pv", Funcs: []Export{
-		{Name: "get", Func: pvGet, Ret: Xval, Args: pv, Doc: "The variable's value (string or number), or nil."},
-		{Name: "gete", Func: pvGetE, Ret: Xval, Args: pv, Doc: "The variable's value, or \"\" when it is null."},
-		{Name: "getw", Func: pvGetW, Ret: Xval, Args: pv, Doc: "The variable's value, or \"<null>\" when it is null."},
-		{Name: "getvs", Func: pvGetVS, Ret: Xval, Args: []string{"pvname", "vdef"}, Doc: "The variable's value, or the string vdef when it is null."},
-		{Name: "getvn", Func: pvGetVN, Ret: Xval, Args: []string{"pvname", "vdef"}, Doc: "The variable's value, or the number vdef when it is null."},
-		{Name: "geti", Func: pvGetI, Ret: Int, Args: pv, Doc: "The variable's value as an integer (0 when null or not numeric)."},
+		{Name: "get", NoRetain: true, Func: pvGet, Ret: Xval, Args: pv, Doc: "The variable's value (string or number), or nil."},
+		{Name: "gete", NoRetain: true, Func: pvGetE, Ret: Xval, Args: pv, Doc: "The variable's value, or \"\" when it is null."},
+		{Name: "getw", NoRetain: true, Func: pvGetW, Ret: Xval, Args: pv, Doc: "The variable's value, or \"<null>\" when it is null."},
+		{Name: "getvs", NoRetain: true, Func: pvGetVS, Ret: Xval, Args: []string{"pvname", "vdef"}, Doc: "The variable's value, or the string vdef when it is null."},
+		{Name: "getvn", NoRetain: true, Func: pvGetVN, Ret: Xval, Args: []string{"pvname", "vdef"}, Doc: "The variable's value, or the number vdef when it is null."},
+		{Name: "geti", NoRetain: true, Func: pvGetI, Ret: Int, Args: pv, Doc: "The variable's value as an integer (0 when null or not numeric)."},
 		{Name: "sets", Func: pvSetS, Ret: Bool, Args: []string{"pvname", "val"}, Doc: "Set a writable variable to a string."},
 		{Name: "seti", Func: pvSetI, Ret: Bool, Args: []string{"pvname", "val"}, Doc: "Set a writable variable to an integer."},
 		{Name: "unset", Func: pvUnset, Ret: Bool, Args: pv, Doc: "Unset a writable variable."},
-		{Name: "is_null", Func: pvIsNull, Ret: Bool, Args: pv, Doc: "The variable is null (unset, or not in this message)."},
+		{Name: "is_null", NoRetain: true, Func: pvIsNull, Ret: Bool, Args: pv, Doc: "The variable is null (unset, or not in this message)."},
 	}}
 }
 

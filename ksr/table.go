@@ -148,12 +148,27 @@ func (t *Table) Register(L *lua.LState, e *Env) *lua.LTable {
 		}
 		for i := range s.Funcs {
 			x := &s.Funcs[i]
-			tbl.RawSetString(x.Name, L.NewFunction(x.bind(e, t.fns[si][i], nums)))
+			fn := x.bind(e, t.fns[si][i], nums)
+			if !x.NoRetain {
+				fn = retains(e, fn)
+			}
+			tbl.RawSetString(x.Name, L.NewFunction(fn))
 		}
 	}
 	L.SetMetatable(ksr, missing(L, "KSR.", "function or module", kamailioModules))
 	L.SetGlobal("KSR", ksr)
 	return ksr
+}
+
+// retains wraps the binding of an export that may keep a reference to the
+// message it is called for: the call marks the message Kept.
+func retains(e *Env, fn lua.LGFunction) lua.LGFunction {
+	return func(L *lua.LState) int {
+		if m := e.Msg; m != nil {
+			m.Kept = true
+		}
+		return fn(L)
+	}
 }
 
 func sortStrings(s []string) { sort.Strings(s) }

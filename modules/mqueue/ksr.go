@@ -21,9 +21,9 @@ import (
 func (m *Module) exports() []ksr.Submodule {
 	q := []string{"queue"}
 	return []ksr.Submodule{{Name: "mqueue", Funcs: []ksr.Export{
-		{Name: "mq_add", Func: m.add, Ret: ksr.Int, Args: []string{"queue", "key", "value"},
+		{Name: "mq_add", NoRetain: true, Func: m.add, Ret: ksr.Int, Args: []string{"queue", "key", "value"},
 			Doc: "Add an item: 1 added, -1 unknown queue or the item could not be stored."},
-		{Name: "mq_fetch", Func: m.fetch, Ret: ksr.Int, Args: q,
+		{Name: "mq_fetch", NoRetain: true, Func: m.fetch, Ret: ksr.Int, Args: q,
 			Doc: "Take the oldest item into this worker's slot: 1 fetched, -1 unknown queue, -2 empty."},
 		// kemi extensions (docs/mqueue.md, docs/cluster.md): at-least-once.
 		{Name: "mq_take", Func: m.take, Ret: ksr.Int, Args: []string{"queue", "timeout_ms"},
@@ -34,7 +34,7 @@ func (m *Module) exports() []ksr.Submodule {
 			Doc: "kemi: put this worker's taken item back: 1 done, -1 unknown queue or failed, -2 nothing taken."},
 		{Name: "mq_pv_free", Func: m.pvFree, Ret: ksr.Int, Args: q,
 			Doc: "Forget this worker's fetched item of the queue: always 1."},
-		{Name: "mq_size", Func: m.size, Ret: ksr.Int, Args: q,
+		{Name: "mq_size", NoRetain: true, Func: m.size, Ret: ksr.Int, Args: q,
 			Doc: "Number of items: 0 when empty, -1 unknown queue."},
 		// The e/w variants behave like the plain ones in Kamailio
 		// (ki_mqx_get_mode ignores its mode and returns nil when nothing is

@@ -25,11 +25,11 @@ func (m *Module) Info() ksr.ModuleInfo {
 		Ignored: []string{"default_code", "default_reason", "bind_tm", "rich_redirect",
 			"event_callback_fl_ack", "event_callback_lres_sent"},
 		Exports: []ksr.Submodule{{Name: "sl", Funcs: []ksr.Export{
-			{Name: "send_reply", Func: sendReply, Ret: ksr.Int, Args: []string{"code", "reason"},
+			{Name: "send_reply", NoRetain: true, Func: sendReply, Ret: ksr.Int, Args: []string{"code", "reason"},
 				Doc: "Reply through the transaction if the request has one, else statelessly: 1 sent, -1 error."},
-			{Name: "sl_send_reply", Func: slSendReply, Ret: ksr.Int, Args: []string{"code", "reason"},
+			{Name: "sl_send_reply", NoRetain: true, Func: slSendReply, Ret: ksr.Int, Args: []string{"code", "reason"},
 				Doc: "Reply statelessly, even when the request has a transaction: 1 sent, -1 error."},
-			{Name: "sl_reply_error", Func: slReplyError, Ret: ksr.Int,
+			{Name: "sl_reply_error", NoRetain: true, Func: slReplyError, Ret: ksr.Int,
 				Doc: "Reply 500 with Kamailio's reason for an unspecified error statelessly: 1 sent, -1 error."},
 		}}},
 	}
