@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/emiago/sipgo/sip"
@@ -79,6 +80,12 @@ type reqArena struct {
 	req sip.Request
 	h   hdrArena
 }
+
+// reqArenas holds the arenas of requests whose memory was given back
+// (Request.Recycle), zeroed: a busy server parses its next requests into
+// memory that is still in the CPU's caches instead of fresh memory the
+// allocator must zero and the collector sweep.
+var reqArenas = sync.Pool{New: func() any { return new(reqArena) }}
 
 type resArena struct {
 	res     sip.Response
@@ -201,12 +208,20 @@ func foldEq(s, lower string) bool {
 
 // fastParse returns the message, or nil when sipgo must decide.
 func fastParse(data []byte) sip.Message {
+	m, _ := parseFast(data)
+	return m
+}
+
+// parseFast is fastParse that also returns a request's arena (nil for a
+// reply), for Request.Recycle. A request's arena comes from reqArenas: a
+// recycled one, zeroed, or a new one.
+func parseFast(data []byte) (sip.Message, *reqArena) {
 	if len(data) == 0 || len(data) > sip.ParseMaxMessageLength {
-		return nil
+		return nil, nil
 	}
 	startEnd := bytes.IndexByte(data, '\r')
 	if startEnd < 0 || startEnd+1 >= len(data) || data[startEnd+1] != '\n' {
-		return nil
+		return nil, nil
 	}
 
 	// One copy of the datagram: the string every value is cut from (within
@@ -217,28 +232,30 @@ func fastParse(data []byte) sip.Message {
 
 	parts, ok := split3(s[:startEnd])
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	var (
-		msg  sip.Message
-		a    *hdrArena
-		req  *sip.Request
-		resp *sip.Response
+		msg   sip.Message
+		arena *reqArena
+		a     *hdrArena
+		req   *sip.Request
+		resp  *sip.Response
 	)
 	switch {
 	case isRequest(parts):
-		ra := new(reqArena)
+		ra := reqArenas.Get().(*reqArena)
+		arena = ra
 		a, req, msg = &ra.h, &ra.req, &ra.req
 		a.kv = a.kvBuf[:]
 		req.Method = sip.RequestMethod(strings.ToUpper(parts[0]))
 		if !a.parseURI(parts[1], &req.Recipient) || req.Recipient.Wildcard {
-			return nil
+			return nil, nil
 		}
 		req.SipVersion = parts[2]
 	case isResponse(parts):
 		code, err := strconv.ParseUint(parts[1], 10, 16)
 		if err != nil {
-			return nil
+			return nil, nil
 		}
 		ra := new(resArena)
 		a, resp, msg = &ra.h, &ra.res, &ra.res
@@ -248,7 +265,7 @@ func fastParse(data []byte) sip.Message {
 		resp.StatusCode = int(code)
 		resp.Reason = parts[2]
 	default:
-		return nil
+		return nil, nil
 	}
 
 	// The header lines, each parsed as it is found.
@@ -260,22 +277,22 @@ func fastParse(data []byte) sip.Message {
 	for {
 		j := strings.IndexByte(s[pos:], '\r')
 		if j < 0 {
-			return nil
+			return nil, nil
 		}
 		j += pos
 		if j+1 >= len(s) || s[j+1] != '\n' {
-			return nil
+			return nil, nil
 		}
 		if j == pos {
 			hdrEnd = j + 2
 			break
 		}
 		if j+2 < len(s) && (s[j+2] == ' ' || s[j+2] == '\t') {
-			return nil // folded line
+			return nil, nil // folded line
 		}
 		colon := strings.IndexByte(s[pos:j], ':')
 		if colon < 0 || n == maxLines {
-			return nil
+			return nil, nil
 		}
 		colon += pos
 		name := strings.TrimSpace(s[pos:colon])
@@ -292,7 +309,7 @@ func fastParse(data []byte) sip.Message {
 				v := a.newVia()
 				rest, more, ok := a.parseVia(value, v)
 				if !ok {
-					return nil
+					return nil, nil
 				}
 				if nVia == 0 {
 					firstVia = v
@@ -303,7 +320,7 @@ func fastParse(data []byte) sip.Message {
 					break
 				}
 				if n+1 >= maxLines {
-					return nil
+					return nil, nil
 				}
 				order[n] = v
 				n++
@@ -318,7 +335,7 @@ func fastParse(data []byte) sip.Message {
 			var ok bool
 			f.DisplayName, f.Params, ok = a.parseAddress(value, &f.Address, true)
 			if !ok || f.Address.Wildcard {
-				return nil
+				return nil, nil
 			}
 			h = f
 		case kindTo:
@@ -330,12 +347,12 @@ func fastParse(data []byte) sip.Message {
 			var ok bool
 			t.DisplayName, t.Params, ok = a.parseAddress(value, &t.Address, true)
 			if !ok || t.Address.Wildcard {
-				return nil
+				return nil, nil
 			}
 			h = t
 		case kindContact:
 			if strings.IndexByte(value, ',') >= 0 {
-				return nil
+				return nil, nil
 			}
 			c := a.contact
 			if c == nil || a.used&usedContact != 0 {
@@ -345,12 +362,12 @@ func fastParse(data []byte) sip.Message {
 			var ok bool
 			c.DisplayName, c.Params, ok = a.parseAddress(value, &c.Address, true)
 			if !ok {
-				return nil
+				return nil, nil
 			}
 			h = c
 		case kindCallID:
 			if len(value) == 0 {
-				return nil
+				return nil, nil
 			}
 			c := &a.callID
 			if a.used&usedCallID != 0 {
@@ -366,13 +383,13 @@ func fastParse(data []byte) sip.Message {
 			}
 			a.used |= usedCSeq
 			if !parseCSeq(value, c) {
-				return nil
+				return nil, nil
 			}
 			h = c
 		case kindMaxFwd:
 			v, err := strconv.ParseUint(value, 10, 32)
 			if err != nil {
-				return nil
+				return nil, nil
 			}
 			m := &a.maxFwd
 			if a.used&usedMaxFwd != 0 {
@@ -384,7 +401,7 @@ func fastParse(data []byte) sip.Message {
 		case kindCL:
 			v, err := strconv.ParseUint(value, 10, 32)
 			if err != nil {
-				return nil
+				return nil, nil
 			}
 			c := a.newCL()
 			*c = sip.ContentLengthHeader(v)
@@ -392,7 +409,7 @@ func fastParse(data []byte) sip.Message {
 			h = c
 		case kindCType:
 			if len(value) == 0 {
-				return nil
+				return nil, nil
 			}
 			c := &a.ctype
 			if a.used&usedCType != 0 {
@@ -417,7 +434,7 @@ func fastParse(data []byte) sip.Message {
 				}
 				rest, more, ok := a.parseRoute(value, uri)
 				if !ok {
-					return nil
+					return nil, nil
 				}
 				switch {
 				case rr && nRR == 0:
@@ -435,14 +452,14 @@ func fastParse(data []byte) sip.Message {
 					break
 				}
 				if n+1 >= maxLines {
-					return nil
+					return nil, nil
 				}
 				order[n] = r
 				n++
 				value = rest
 			}
 		default:
-			return nil
+			return nil, nil
 		}
 		order[n] = h
 		n++
@@ -457,7 +474,7 @@ func fastParse(data []byte) sip.Message {
 	var body []byte
 	if bodySize > 0 {
 		if bodySize > sip.ParseMaxMessageLength-hdrEnd || bodySize > rest {
-			return nil
+			return nil, nil
 		}
 		body = buf[hdrEnd : hdrEnd+bodySize : hdrEnd+bodySize]
 		if cl == nil {
@@ -502,7 +519,7 @@ func fastParse(data []byte) sip.Message {
 			resp.SetBody(body)
 		}
 	}
-	return msg
+	return msg, arena
 }
 
 func (a *hdrArena) newVia() *sip.ViaHeader {

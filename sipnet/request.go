@@ -41,6 +41,36 @@ type Request struct {
 	// Ext is the object of the handler's this request was allocated in
 	// (RequestAllocator), nil otherwise; copies (Handoff) keep it.
 	Ext any
+
+	// arena holds Msg when the UDP listener parsed it (parse.go), for
+	// Recycle; nil for any other request and in copies.
+	arena *reqArena
+}
+
+// Recyclable reports whether Recycle would give memory back: the UDP
+// listener parsed r itself and r is no longer in flight.
+func (r *Request) Recyclable() bool { return r.arena != nil && !r.inflight }
+
+// Recycle gives the memory Msg was parsed into back for the next requests
+// the listeners read, and sets Msg to nil. The caller vouches that nothing
+// refers to Msg, its headers or their parameters any more, nor will: the
+// next request parsed overwrites them. The strings cut from the message
+// (header values, URIs, the body) are not part of that memory and stay
+// valid. A request the UDP listener did not parse itself (TCP, a copy, a
+// faked or injected one) has nothing to give back: Recycle only drops Msg.
+func (r *Request) Recycle() {
+	if r.inflight {
+		return // Done comes first: nothing is given back
+	}
+	a := r.arena
+	r.arena, r.Msg = nil, nil
+	if a != nil {
+		*a = reqArena{}
+		reqArenas.Put(a)
+		if r.srv != nil {
+			r.srv.nRecycled.Add(1)
+		}
+	}
 }
 
 // Response is a received response.
@@ -275,6 +305,7 @@ func (r *Request) ForgetReceived() { r.received = nil }
 // kept message then belongs to the first copy).
 func (r *Request) Handoff() *Request {
 	c := *r
+	c.arena = nil
 	c.Msg, c.handedReceived = handOver(&r.received, r.Msg)
 	c.received = nil
 	c.tx = nil

@@ -76,6 +76,9 @@ type Stats struct {
 	// Relayed counts requests and replies forwarded (statefully or not),
 	// retransmissions excluded.
 	Relayed uint64
+	// Recycled counts requests whose parsed memory was reused
+	// (Request.Recycle).
+	Recycled uint64
 	// TCP: connections open now (accepted or opened to relay), accept
 	// errors survived, connections refused over tcp_max_connections,
 	// closed idle (tcp_connection_lifetime) and closed with an incomplete
@@ -106,6 +109,7 @@ type Server struct {
 	tm  tmStats // tm's transaction counters (tmstats.go)
 
 	nRequests, nResponses, nAbsorbed, nReplies, nParseErrors, nRelayed, nBadRequests atomic.Uint64
+	nRecycled                                                                        atomic.Uint64 // Request.Recycle
 }
 
 // Listener is one bound socket with its own sipgo transport layer, so that
@@ -325,6 +329,7 @@ func (s *Server) Stats() Stats {
 		ParseErrors: s.nParseErrors.Load(),
 		Relayed:     s.nRelayed.Load(),
 		BadRequests: s.nBadRequests.Load(),
+		Recycled:    s.nRecycled.Load(),
 
 		TCPConnections:  uint64(max(s.tcp.live.Load(), 0)),
 		TCPAcceptErrors: s.tcp.acceptErrors.Load(),
@@ -351,12 +356,16 @@ func (ln *Listener) onMessage(m sip.Message) {
 }
 
 // handle runs on the listener's read goroutine.
-func (ln *Listener) handle(m sip.Message, src netip.AddrPort) {
+func (ln *Listener) handle(m sip.Message, src netip.AddrPort) { ln.handleParsed(m, nil, src) }
+
+// handleParsed is handle for a message parsed into arena (a request's, by
+// the UDP listener; nil otherwise).
+func (ln *Listener) handleParsed(m sip.Message, arena *reqArena, src netip.AddrPort) {
 	s := ln.srv
 	switch msg := m.(type) {
 	case *sip.Request:
 		s.nRequests.Add(1)
-		s.onRequest(ln, msg, src)
+		s.onRequest(ln, msg, arena, src)
 	case *sip.Response:
 		s.nResponses.Add(1)
 		// A reply to a relayed request carries its client transaction.
@@ -375,7 +384,7 @@ func (ln *Listener) handle(m sip.Message, src netip.AddrPort) {
 	}
 }
 
-func (s *Server) onRequest(ln *Listener, msg *sip.Request, src netip.AddrPort) {
+func (s *Server) onRequest(ln *Listener, msg *sip.Request, arena *reqArena, src netip.AddrPort) {
 	if why := Malformed(msg); why != "" {
 		s.nBadRequests.Add(1)
 		s.log.Debug("malformed request", "reason", why, "method", string(msg.Method))
@@ -432,6 +441,9 @@ func (s *Server) onRequest(ln *Listener, msg *sip.Request, src netip.AddrPort) {
 	default:
 		r.key = key
 		r.inflight = true
+		if !msg.IsAck() && !msg.IsCancel() { // the ACK and CANCEL paths above may keep msg
+			r.arena = arena
+		}
 		s.handler.HandleRequest(r)
 	}
 }

@@ -28,7 +28,11 @@ func (ln *Listener) serveUDP(parser *sip.Parser) error {
 		if len(bytes.Trim(data, "\r\n\x00")) == 0 {
 			return // keep-alive (CRLF) or padding
 		}
-		msg, err := Parse(data)
+		msg, arena := parseFast(data)
+		var err error
+		if msg == nil {
+			msg, err = sip.ParseMessage(data)
+		}
 		if err != nil {
 			s.nParseErrors.Add(1)
 			s.log.Debug("unparsable datagram dropped", "listen", ln.String(), "src", src.String(), "error", err)
@@ -40,7 +44,7 @@ func (ln *Listener) serveUDP(parser *sip.Parser) error {
 			lastSrc, lastSrcText = src, src.String()
 		}
 		msg.SetSource(lastSrcText)
-		ln.handle(msg, src)
+		ln.handleParsed(msg, arena, src)
 	}
 	for {
 		err := rd.serve(each)
