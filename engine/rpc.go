@@ -141,6 +141,7 @@ func (e *Engine) Status() Status {
 		st.Counters["sip_replies"] = int64(s.Replies)
 		st.Counters["sip_parse_errors"] = int64(s.ParseErrors)
 		st.Counters["sip_bad_requests"] = int64(s.BadRequests)
+		st.Counters["sip_recycled"] = int64(s.Recycled)
 		st.Counters["tcp_connections"] = int64(s.TCPConnections)
 		st.Counters["tcp_accept_errors"] = int64(s.TCPAcceptErrors)
 		st.Counters["tcp_rejected"] = int64(s.TCPRejected)

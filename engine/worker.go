@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	lua "github.com/yuin/gopher-lua"
 
@@ -263,15 +264,39 @@ func (w *worker) request(r *sipnet.Request, delegated bool) {
 	if suspended := w.callRequest(msg, e.set.RequestCB); !suspended {
 		w.relayDone(msg) // relay.go: pending failure handling, relay errors
 		r.Done()
+		if !msg.Kept && r.Observer == nil && r.Tx() == nil {
+			recycle(r, msg)
+		}
 	}
 }
 
+// recycle gives the memory of a request routed to its end back for the
+// next ones: the parsed message (sipnet's arena) and the box with its
+// ksr.Msg. The caller has checked that nothing can refer to them: no
+// transaction, no observer, and the routes called only KSR functions that
+// keep nothing of the message (ksr.Export.NoRetain; any other marks it
+// Kept). Only a request the UDP listener parsed itself, routed with its
+// box's own Msg, qualifies; any other is left to the collector.
+func recycle(r *sipnet.Request, msg *ksr.Msg) {
+	b, ok := r.Ext.(*reqBox)
+	if !ok || &b.req != r || &b.msg != msg || !r.Recyclable() {
+		return
+	}
+	r.Recycle()
+	*b = reqBox{}
+	reqBoxes.Put(b)
+}
+
+// reqBoxes holds recycled request boxes, zeroed.
+var reqBoxes = sync.Pool{New: func() any { return new(reqBox) }}
+
 // reqBox is a received request allocated with its routing state and the
 // room for its transaction key: one allocation (sipnet.RequestAllocator).
-// Nothing in it is reused: the request, its ksr.Msg and the key live as
-// long as anything (a suspended transaction, a relay, a module's per-VM
-// memory of "its" message) holds any of them, as when they were allocated
-// apart, and no two requests ever share a ksr.Msg.
+// A box is reused (recycle) only when its request's routing ended with
+// nothing holding any part of it; otherwise the request, its ksr.Msg and
+// the key live as long as anything (a suspended transaction, a relay, a
+// module's per-VM memory of "its" message) holds any of them, and no two
+// requests that may both be referred to ever share a ksr.Msg.
 type reqBox struct {
 	req     sipnet.Request
 	msg     ksr.Msg
@@ -281,7 +306,7 @@ type reqBox struct {
 
 // NewRequest allocates a received request (sipnet.RequestAllocator).
 func (e *Engine) NewRequest() (*sipnet.Request, []byte) {
-	b := new(reqBox)
+	b := reqBoxes.Get().(*reqBox)
 	b.req.Ext = b
 	return &b.req, b.key[:0]
 }
