@@ -7,7 +7,9 @@
 # (200 OK to every MESSAGE). Both engines run the same rendered config.
 #
 # Per engine: start, readiness probe (OPTIONS to the proxy), start the UAS, warm-up
-# (2 s at 1000/s), then
+# (WARM_SECS at WARM_RATE/s, default 20 s at RATE: long enough for the transactions in
+# tm's 5 s wait state to reach their steady number and for the engine's memory to reach
+# its working size, so that first-touch page faults are not charged to the figure), then
 #   1. RATE/s for SECS s (default 2000/s, 10 s): ok/failed calls and the engine's CPU
 #      (utime+stime of its process tree) per relayed MESSAGE, in µs: the stable figure,
 #      the cost of one relayed transaction (request in and out, reply in and out).
@@ -20,7 +22,8 @@
 #
 # Usage: KEMI_BIN=/tmp/kemi bench/relay.sh
 #   env: RATE=2000 SECS=10 SAT_RATE=10000 SAT_SECS=10 SAT_LIMIT=2000 BASE_PORT=15070 KAM_SHM=1024
-#        QUICK=1 (SECS=5 SAT_SECS=5)
+#        WARM_RATE=RATE WARM_SECS=20
+#        QUICK=1 (SECS=5 SAT_SECS=5 WARM_SECS=2)
 #        UAS_PORT=15090 SIPP_BUF=4194304 and bench/lib.sh's CHILDREN, PIN, ENGINES, KEEP, ...
 set -euo pipefail
 
@@ -34,6 +37,7 @@ QUICK=${QUICK:-0}
 if [[ $QUICK == 1 ]]; then # one short run of each measurement
 	SECS=${SECS:-5}
 	SAT_SECS=${SAT_SECS:-5}
+	WARM_SECS=${WARM_SECS:-2}
 fi
 RATE=${RATE:-2000}
 SECS=${SECS:-10}
@@ -43,8 +47,8 @@ SAT_LIMIT=${SAT_LIMIT:-2000}
 BASE_PORT=${BASE_PORT:-15070}
 UAS_PORT=${UAS_PORT:-15090}
 SIPP_BUF=${SIPP_BUF:-4194304}
-WARM_RATE=${WARM_RATE:-1000}
-WARM_SECS=${WARM_SECS:-2}
+WARM_RATE=${WARM_RATE:-$RATE}
+WARM_SECS=${WARM_SECS:-20}
 
 bench_init relay
 warn_if_busy
