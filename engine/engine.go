@@ -77,6 +77,9 @@ type Engine struct {
 	ctl   *slog.Logger // not limited: what an operator's action causes (a reload)
 	level *slog.LevelVar
 	clock timers.Clock
+	epoch time.Time // monoNow's base: a reading with the monotonic clock
+
+	boxes sync.Pool // recycled request boxes, zeroed (worker.go recycle)
 
 	cur      luavm.Current
 	version  atomic.Int64
@@ -116,7 +119,7 @@ type Engine struct {
 // New validates settings, compiles and proves the scripts and builds every
 // subsystem; nothing runs until Start.
 func New(set *Settings, opts Options) (*Engine, error) {
-	e := &Engine{set: set, opts: opts, groups: map[string]*taskGroup{}}
+	e := &Engine{set: set, opts: opts, groups: map[string]*taskGroup{}, epoch: time.Now()}
 	e.level = opts.Level
 	if e.level == nil {
 		e.level = new(slog.LevelVar)

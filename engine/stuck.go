@@ -14,22 +14,19 @@ const DefaultStuckAfter = 5 * time.Second
 // busyMark is what the stuck-event monitor sees of a worker: the callback it
 // runs and since when. Only the worker's goroutine writes it.
 type busyMark struct {
-	since atomic.Int64                // monoNow() when the running callback started, 0 when idle
+	since atomic.Int64                // Engine.monoNow() when the running callback started, 0 when idle
 	cb    atomic.Pointer[string]      // its name
 	names map[string]*string          // interned callback names (owner goroutine only)
 	hists map[string]*stats.Histogram // call latency per callback (owner goroutine only; metrics.go)
 	seen  int64                       // the since already warned about (monitor goroutine only)
 }
 
-// monoEpoch is the base of monoNow: a reading with the monotonic clock.
-var monoEpoch = time.Now()
-
-// monoNow is the monotonic time in ns since monoEpoch, plus one so that it
-// is never 0 (a busyMark's idle value). time.Since of a time with a
-// monotonic reading reads only that clock: one vDSO call, where
+// monoNow is the monotonic time in ns since the engine's epoch, plus one
+// so that it is never 0 (a busyMark's idle value). time.Since of a time
+// with a monotonic reading reads only that clock: one vDSO call, where
 // time.Now reads the wall clock too (the mark is set and read for every
 // routed message).
-func monoNow() int64 { return int64(time.Since(monoEpoch)) + 1 }
+func (e *Engine) monoNow() int64 { return int64(time.Since(e.epoch)) + 1 }
 
 // enter marks the worker busy in callback fn.
 func (w *worker) enter(fn string) {
@@ -44,7 +41,7 @@ func (w *worker) enter(fn string) {
 		b.names[fn] = p
 	}
 	b.cb.Store(p)
-	b.since.Store(monoNow())
+	b.since.Store(w.e.monoNow())
 }
 
 // leave marks the worker idle again, and adds the call's duration to its
@@ -63,7 +60,7 @@ func (w *worker) leave() {
 		h = w.e.fams.Histogram("kemi_lua_call_seconds", "Duration of a Lua callback (route) call, by function.", "function", *p)
 		w.busy.hists[*p] = h
 	}
-	h.Observe(time.Duration(monoNow() - since))
+	h.Observe(time.Duration(w.e.monoNow() - since))
 }
 
 // stuckMonitor warns, once per event, about a callback that runs longer than
@@ -90,7 +87,7 @@ func (m stuckMonitor) Start(ctx context.Context) error {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				m.check(monoNow())
+				m.check(m.e.monoNow())
 			}
 		}
 	}()
@@ -100,7 +97,7 @@ func (m stuckMonitor) Start(ctx context.Context) error {
 func (m stuckMonitor) Stop(context.Context) error { return nil } // the run context ends it
 
 // check warns about every worker whose callback started more than after
-// before now (a monoNow reading) and was not warned about yet.
+// before now (an Engine.monoNow reading) and was not warned about yet.
 func (m stuckMonitor) check(now int64) {
 	e := m.e
 	e.vmsMu.Lock()

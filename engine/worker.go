@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	lua "github.com/yuin/gopher-lua"
 
@@ -265,7 +264,7 @@ func (w *worker) request(r *sipnet.Request, delegated bool) {
 		w.relayDone(msg) // relay.go: pending failure handling, relay errors
 		r.Done()
 		if !msg.Kept && r.Observer == nil && r.Tx() == nil {
-			recycle(r, msg)
+			e.recycle(r, msg)
 		}
 	}
 }
@@ -277,18 +276,15 @@ func (w *worker) request(r *sipnet.Request, delegated bool) {
 // keep nothing of the message (ksr.Export.NoRetain; any other marks it
 // Kept). Only a request the UDP listener parsed itself, routed with its
 // box's own Msg, qualifies; any other is left to the collector.
-func recycle(r *sipnet.Request, msg *ksr.Msg) {
+func (e *Engine) recycle(r *sipnet.Request, msg *ksr.Msg) {
 	b, ok := r.Ext.(*reqBox)
 	if !ok || &b.req != r || &b.msg != msg || !r.Recyclable() {
 		return
 	}
 	r.Recycle()
 	*b = reqBox{}
-	reqBoxes.Put(b)
+	e.boxes.Put(b)
 }
-
-// reqBoxes holds recycled request boxes, zeroed.
-var reqBoxes = sync.Pool{New: func() any { return new(reqBox) }}
 
 // reqBox is a received request allocated with its routing state and the
 // room for its transaction key: one allocation (sipnet.RequestAllocator).
@@ -306,7 +302,10 @@ type reqBox struct {
 
 // NewRequest allocates a received request (sipnet.RequestAllocator).
 func (e *Engine) NewRequest() (*sipnet.Request, []byte) {
-	b := reqBoxes.Get().(*reqBox)
+	b, ok := e.boxes.Get().(*reqBox)
+	if !ok {
+		b = new(reqBox)
+	}
 	b.req.Ext = b
 	return &b.req, b.key[:0]
 }

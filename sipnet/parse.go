@@ -81,11 +81,27 @@ type reqArena struct {
 	h   hdrArena
 }
 
-// reqArenas holds the arenas of requests whose memory was given back
+// arenaPool holds the arenas of requests whose memory was given back
 // (Request.Recycle), zeroed: a busy server parses its next requests into
 // memory that is still in the CPU's caches instead of fresh memory the
-// allocator must zero and the collector sweep.
-var reqArenas = sync.Pool{New: func() any { return new(reqArena) }}
+// allocator must zero and the collector sweep. Each Server has one.
+type arenaPool struct{ p sync.Pool }
+
+// get returns a zeroed arena: a recycled one, or a new one.
+func (ap *arenaPool) get() *reqArena {
+	if ap != nil {
+		if a, ok := ap.p.Get().(*reqArena); ok {
+			return a
+		}
+	}
+	return new(reqArena)
+}
+
+// put zeroes a and keeps it for get.
+func (ap *arenaPool) put(a *reqArena) {
+	*a = reqArena{}
+	ap.p.Put(a)
+}
 
 type resArena struct {
 	res     sip.Response
@@ -208,14 +224,14 @@ func foldEq(s, lower string) bool {
 
 // fastParse returns the message, or nil when sipgo must decide.
 func fastParse(data []byte) sip.Message {
-	m, _ := parseFast(data)
+	m, _ := parseFast(data, nil)
 	return m
 }
 
 // parseFast is fastParse that also returns a request's arena (nil for a
-// reply), for Request.Recycle. A request's arena comes from reqArenas: a
-// recycled one, zeroed, or a new one.
-func parseFast(data []byte) (sip.Message, *reqArena) {
+// reply), for Request.Recycle. A request's arena comes from arenas (nil:
+// a new one).
+func parseFast(data []byte, arenas *arenaPool) (sip.Message, *reqArena) {
 	if len(data) == 0 || len(data) > sip.ParseMaxMessageLength {
 		return nil, nil
 	}
@@ -243,7 +259,7 @@ func parseFast(data []byte) (sip.Message, *reqArena) {
 	)
 	switch {
 	case isRequest(parts):
-		ra := reqArenas.Get().(*reqArena)
+		ra := arenas.get()
 		arena = ra
 		a, req, msg = &ra.h, &ra.req, &ra.req
 		a.kv = a.kvBuf[:]

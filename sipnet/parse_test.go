@@ -319,9 +319,10 @@ func corpus(t testing.TB) map[string][]byte {
 func checkSame(t *testing.T, data []byte) bool {
 	t.Helper()
 	want, werr := sip.ParseMessage(bytes.Clone(data))
-	fast, arena := parseFast(bytes.Clone(data))
-	// At the end the arenas go back to reqArenas (Request.Recycle), so
-	// that the next messages checked are parsed into reused memory.
+	fast, arena := parseFast(bytes.Clone(data), &testArenas)
+	// At the end the arenas go back to testArenas (as Request.Recycle
+	// does), so that the next messages checked are parsed into reused
+	// memory.
 	defer recycleArena(fast, arena)
 	in := bytes.Clone(data)
 	got, gerr := Parse(in)
@@ -344,7 +345,7 @@ func checkSame(t *testing.T, data []byte) bool {
 		}
 		got = fast
 		// and a second fast parse of the same bytes gives the same value.
-		again, againArena := parseFast(bytes.Clone(data))
+		again, againArena := parseFast(bytes.Clone(data), &testArenas)
 		defer recycleArena(again, againArena)
 		if !reflect.DeepEqual(again, fast) {
 			t.Fatalf("two fast parses differ for %q", data)
@@ -371,10 +372,14 @@ func checkSame(t *testing.T, data []byte) bool {
 	return fast != nil
 }
 
-// recycleArena gives a request's arena back as Request.Recycle does.
+// testArenas is the arena pool of the parser's differential tests.
+var testArenas arenaPool
+
+// recycleArena gives a request's arena back to testArenas as
+// Request.Recycle does to its server's.
 func recycleArena(m sip.Message, a *reqArena) {
-	if req, ok := m.(*sip.Request); ok && a != nil {
-		(&Request{Msg: req, arena: a}).Recycle()
+	if _, ok := m.(*sip.Request); ok && a != nil {
+		testArenas.put(a)
 	}
 }
 

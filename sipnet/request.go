@@ -64,12 +64,9 @@ func (r *Request) Recycle() {
 	}
 	a := r.arena
 	r.arena, r.Msg = nil, nil
-	if a != nil {
-		*a = reqArena{}
-		reqArenas.Put(a)
-		if r.srv != nil {
-			r.srv.nRecycled.Add(1)
-		}
+	if a != nil && r.srv != nil {
+		r.srv.arenas.put(a)
+		r.srv.nRecycled.Add(1)
 	}
 }
 

@@ -110,6 +110,7 @@ type Server struct {
 
 	nRequests, nResponses, nAbsorbed, nReplies, nParseErrors, nRelayed, nBadRequests atomic.Uint64
 	nRecycled                                                                        atomic.Uint64 // Request.Recycle
+	arenas                                                                           arenaPool     // the UDP listeners' request arenas (Request.Recycle)
 }
 
 // Listener is one bound socket with its own sipgo transport layer, so that

@@ -28,7 +28,7 @@ func (ln *Listener) serveUDP(parser *sip.Parser) error {
 		if len(bytes.Trim(data, "\r\n\x00")) == 0 {
 			return // keep-alive (CRLF) or padding
 		}
-		msg, arena := parseFast(data)
+		msg, arena := parseFast(data, &s.arenas)
 		var err error
 		if msg == nil {
 			msg, err = sip.ParseMessage(data)
