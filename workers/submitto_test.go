@@ -158,16 +158,9 @@ func (f runFunc) Close()    {}
 // (Submit, SubmitTo), or in bursts of 16 through the shared inbox
 // (Burst16: the worker finds the next task waiting, as under load).
 func BenchmarkGroupRoundTrip(b *testing.B) {
+	ctx := context.Background()
 	b.Run("Burst16", func(b *testing.B) {
-		done := make(chan struct{}, 1024)
-		g, _ := NewGroup(Options{Name: "b", Workers: 1, Inbox: 16}, func(i int) (Runner[any], error) {
-			return runFunc(func(any) { done <- struct{}{} }), nil
-		})
-		g.Start(context.Background())
-		defer g.Stop(context.Background())
-		ctx := context.Background()
-		b.ReportAllocs()
-		b.ResetTimer()
+		g, done := benchGroup(b, 16)
 		for i := 0; i < b.N; i += 16 {
 			for j := 0; j < 16; j++ {
 				g.Submit(ctx, j)
@@ -179,15 +172,7 @@ func BenchmarkGroupRoundTrip(b *testing.B) {
 	})
 	for _, mode := range []string{"Submit", "SubmitTo"} {
 		b.Run(mode, func(b *testing.B) {
-			done := make(chan struct{}, 1024)
-			g, _ := NewGroup(Options{Name: "b", Workers: 1}, func(i int) (Runner[any], error) {
-				return runFunc(func(any) { done <- struct{}{} }), nil
-			})
-			g.Start(context.Background())
-			defer g.Stop(context.Background())
-			ctx := context.Background()
-			b.ReportAllocs()
-			b.ResetTimer()
+			g, done := benchGroup(b, 0)
 			for i := 0; i < b.N; i++ {
 				if mode == "Submit" {
 					g.Submit(ctx, i)
@@ -198,4 +183,19 @@ func BenchmarkGroupRoundTrip(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchGroup starts a group of one worker (shared inbox of inbox tasks,
+// 0 for the default) whose runner signals done for every task, stopped
+// when b ends, and starts b's timer.
+func benchGroup(b *testing.B, inbox int) (*Group[any], chan struct{}) {
+	done := make(chan struct{}, 1024)
+	g, _ := NewGroup(Options{Name: "b", Workers: 1, Inbox: inbox}, func(i int) (Runner[any], error) {
+		return runFunc(func(any) { done <- struct{}{} }), nil
+	})
+	g.Start(context.Background())
+	b.Cleanup(func() { g.Stop(context.Background()) })
+	b.ReportAllocs()
+	b.ResetTimer()
+	return g, done
 }
