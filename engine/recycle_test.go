@@ -11,7 +11,8 @@ import (
 
 // TestRequestMemoryRecycled: a UDP request whose route called only KSR
 // functions that keep nothing of it (ksr.Export.NoRetain) has its memory
-// reused for the next requests (sip_recycled counts them); a string the
+// reused for the next requests (sip_recycled counts them, here with a log
+// line and KSR.x.exit in the route); a string the
 // script kept from it (a global holding its Call-ID) stays intact after
 // the reuse. A route that calls any other function (KSR.setflag here), or
 // that creates a transaction, leaves the request to the collector.
@@ -22,8 +23,9 @@ function ksr_request_route()
 	if KSR.is_OPTIONS() then
 		local before = previous or "none"
 		previous = KSR.pv.get("$ci")
+		KSR.info("options from " .. KSR.pv.get("$si"))
 		KSR.sl.send_reply(200, before)
-		return
+		KSR.x.exit()
 	end
 	if KSR.is_MESSAGE() then
 		KSR.setflag(1)

@@ -11,8 +11,8 @@ import (
 // themselves, so they are Raw.
 func xExports() Submodule {
 	return Submodule{Name: "x", Funcs: []Export{
-		{Name: "exit", Func: Raw(xExit), Ret: None, Doc: "End the running callback (only this one), as app_lua does."},
-		{Name: "drop", Func: Raw(xDrop), Ret: None, Doc: "Mark the message dropped and end the running callback."},
+		{Name: "exit", NoRetain: true, Func: Raw(xExit), Ret: None, Doc: "End the running callback (only this one), as app_lua does."},
+		{Name: "drop", NoRetain: true, Func: Raw(xDrop), Ret: None, Doc: "Mark the message dropped and end the running callback."},
 		{Name: "probe", Func: Raw(xProbe), Ret: None, Doc: "Do nothing (the cost of an empty KSR call)."},
 		{Name: "modf", Func: Raw(xModf), Ret: Int, Doc: "Call a native module function: not supported by kemi, -1."},
 	}}

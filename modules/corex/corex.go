@@ -48,7 +48,7 @@ func (m *Module) Info() ksr.ModuleInfo {
 			{Name: "append_branch", Func: appendBranch, Ret: ksr.Int, Doc: "Move the R-URI (with $du, path and branch flags, which are reset) into a new branch of the destination set: 1, -1 when it is full."},
 			{Name: "append_branch_uri", Func: appendBranchURI, Ret: ksr.Int, Args: []string{"uri"}, Doc: "Add uri as a branch, with branch 0's $du, path and flags: 1, -1 when the set is full."},
 			{Name: "append_branch_uri_q", Func: appendBranchURIQ, Ret: ksr.Int, Args: []string{"uri", "q"}, Doc: "append_branch_uri with a q value (\"0.5\"): -1 for a bad q."},
-			{Name: "has_ruri_user", Func: hasRURIUser, Ret: ksr.Int, Doc: "1 if the R-URI has a user, -1 if not (or for a reply)."},
+			{Name: "has_ruri_user", NoRetain: true, Func: hasRURIUser, Ret: ksr.Int, Doc: "1 if the R-URI has a user, -1 if not (or for a reply)."},
 			{Name: "has_user_agent", Func: hasUserAgent, Ret: ksr.Int, Doc: "1 if there is a non-empty User-Agent header, -1 if not."},
 			{Name: "is_faked_msg", Func: isFakedMsg, Ret: ksr.Int, Doc: "1 for the faked request of timer and event routes, -1 otherwise."},
 			{Name: "is_socket_name", Func: isSocketName, Ret: ksr.Int, Args: []string{"sockname"}, Doc: "1 if a listen socket has that name: always -1 in kemi (no socket names)."},

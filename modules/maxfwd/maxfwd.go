@@ -34,7 +34,7 @@ func (m *Module) Info() ksr.ModuleInfo {
 		Doc:    "Max-Forwards processing",
 		Params: []ksr.Param{{Name: "max_limit", Set: m.setMaxLimit}},
 		Exports: []ksr.Submodule{{Name: "maxfwd", Funcs: []ksr.Export{
-			{Name: "process_maxfwd", Func: m.process, Ret: ksr.Int, Args: []string{"limit"},
+			{Name: "process_maxfwd", NoRetain: true, Func: m.process, Ret: ksr.Int, Args: []string{"limit"},
 				Doc: "Decrement Max-Forwards (lowered to max_limit), or add it with limit: 1 decremented, 2 added, -1 it was 0 or limit is out of 0..255, -2 unparsable."},
 			{Name: "is_maxfwd_lt", Func: m.isLess, Ret: ksr.Int, Args: []string{"limit"},
 				Doc: "1 if Max-Forwards is below limit, -1 if not (or limit is out of 0..255), -2 no header, -3 unparsable."},
