@@ -19,11 +19,7 @@ func (ln *Listener) serveUDP(parser *sip.Parser) error {
 	}
 	s := ln.srv
 	rd := newUDPReader(uc)
-	// The last source address and its text: traffic often comes from a
-	// few peers (a proxy, an SBC, a load generator), and the text is what
-	// sipgo keeps as the message's source.
-	var lastSrc netip.AddrPort
-	var lastSrcText string
+	var names srcNames
 	each := func(data []byte, src netip.AddrPort) {
 		if len(bytes.Trim(data, "\r\n\x00")) == 0 {
 			return // keep-alive (CRLF) or padding
@@ -40,10 +36,7 @@ func (ln *Listener) serveUDP(parser *sip.Parser) error {
 		}
 		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 		msg.SetTransport("UDP")
-		if src != lastSrc || lastSrcText == "" {
-			lastSrc, lastSrcText = src, src.String()
-		}
-		msg.SetSource(lastSrcText)
+		msg.SetSource(names.name(src))
 		ln.handleParsed(msg, arena, src)
 	}
 	for {
@@ -53,6 +46,30 @@ func (ln *Listener) serveUDP(parser *sip.Parser) error {
 		}
 		s.log.Debug("udp read", "listen", ln.String(), "error", err)
 	}
+}
+
+// srcNames remembers the text of the last few source addresses a listener
+// read from, the text being what sipgo keeps as a message's source:
+// traffic comes from a few peers (a relay's caller and callee, an SBC, a
+// load generator), and a single remembered address would be replaced at
+// every datagram of a relay, whose requests and replies alternate.
+type srcNames struct {
+	addr [8]netip.AddrPort
+	text [8]string
+	next int // the entry replaced next
+}
+
+// name returns a.String(), remembered.
+func (c *srcNames) name(a netip.AddrPort) string {
+	for i := range c.addr {
+		if c.addr[i] == a && c.text[i] != "" {
+			return c.text[i]
+		}
+	}
+	t := a.String()
+	c.addr[c.next], c.text[c.next] = a, t
+	c.next = (c.next + 1) % len(c.addr)
+	return t
 }
 
 // udpReader reads a UDP listener's datagrams: serve calls each for every

@@ -183,3 +183,31 @@ func TestSendUDP(t *testing.T) {
 		})
 	}
 }
+
+// TestSrcNames: the text of each of the last 8 source addresses is kept
+// (a relay's peers alternate), the oldest gives way to a ninth, and every
+// name is the address's String.
+func TestSrcNames(t *testing.T) {
+	var c srcNames
+	addr := func(i int) netip.AddrPort {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), uint16(5060+i))
+	}
+	for round := 0; round < 3; round++ {
+		for i := range 8 {
+			if got, want := c.name(addr(i)), addr(i).String(); got != want {
+				t.Fatalf("name %q, want %q", got, want)
+			}
+		}
+	}
+	first := c.text[0]
+	if n := testing.AllocsPerRun(100, func() { c.name(addr(3)); c.name(addr(4)) }); n != 0 {
+		t.Fatalf("%v allocations for remembered addresses", n)
+	}
+	if got := c.name(addr(8)); got != addr(8).String() || c.addr[0] != addr(8) || c.text[0] == first {
+		t.Fatalf("the ninth address did not replace the oldest: %q, %v", got, c.addr[0])
+	}
+	v6 := netip.MustParseAddrPort("[2001:db8::1]:5060")
+	if got := c.name(v6); got != "[2001:db8::1]:5060" {
+		t.Fatalf("IPv6 name %q", got)
+	}
+}
