@@ -35,10 +35,18 @@ import (
 // quirks included; sipgo's own exported helpers (UnmarshalHeaderParams,
 // HeaderParams.Add, ASCIIToLower) are called where they do not allocate.
 func Parse(data []byte) (sip.Message, error) {
-	if m := fastParse(data); m != nil {
-		return m, nil
+	m, _, err := parse(data, nil)
+	return m, err
+}
+
+// parse is Parse that also returns a request's arena when the fast path
+// took it (from arenas; nil: a new one), for Request.Recycle.
+func parse(data []byte, arenas *arenaPool) (sip.Message, *reqArena, error) {
+	if m, a := parseFast(data, arenas); m != nil {
+		return m, a, nil
 	}
-	return sip.ParseMessage(data)
+	m, err := sip.ParseMessage(data)
+	return m, nil, err
 }
 
 // maxLines is the most header lines the fast path takes.
@@ -222,15 +230,9 @@ func foldEq(s, lower string) bool {
 	return true
 }
 
-// fastParse returns the message, or nil when sipgo must decide.
-func fastParse(data []byte) sip.Message {
-	m, _ := parseFast(data, nil)
-	return m
-}
-
-// parseFast is fastParse that also returns a request's arena (nil for a
-// reply), for Request.Recycle. A request's arena comes from arenas (nil:
-// a new one).
+// parseFast returns the message, or nil when sipgo must decide, and a
+// request's arena (nil for a reply), for Request.Recycle. A request's
+// arena comes from arenas (nil: a new one).
 func parseFast(data []byte, arenas *arenaPool) (sip.Message, *reqArena) {
 	if len(data) == 0 || len(data) > sip.ParseMaxMessageLength {
 		return nil, nil
@@ -259,9 +261,8 @@ func parseFast(data []byte, arenas *arenaPool) (sip.Message, *reqArena) {
 	)
 	switch {
 	case isRequest(parts):
-		ra := arenas.get()
-		arena = ra
-		a, req, msg = &ra.h, &ra.req, &ra.req
+		arena = arenas.get()
+		a, req, msg = &arena.h, &arena.req, &arena.req
 		a.kv = a.kvBuf[:]
 		req.Method = sip.RequestMethod(strings.ToUpper(parts[0]))
 		if !a.parseURI(parts[1], &req.Recipient) || req.Recipient.Wildcard {

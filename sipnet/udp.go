@@ -24,11 +24,7 @@ func (ln *Listener) serveUDP(parser *sip.Parser) error {
 		if len(bytes.Trim(data, "\r\n\x00")) == 0 {
 			return // keep-alive (CRLF) or padding
 		}
-		msg, arena := parseFast(data, &s.arenas)
-		var err error
-		if msg == nil {
-			msg, err = sip.ParseMessage(data)
-		}
+		msg, arena, err := parse(data, &s.arenas)
 		if err != nil {
 			s.nParseErrors.Add(1)
 			s.log.Debug("unparsable datagram dropped", "listen", ln.String(), "src", src.String(), "error", err)
