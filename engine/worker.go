@@ -263,25 +263,25 @@ func (w *worker) request(r *sipnet.Request, delegated bool) {
 	if suspended := w.callRequest(msg, e.set.RequestCB); !suspended {
 		w.relayDone(msg) // relay.go: pending failure handling, relay errors
 		r.Done()
-		if !msg.Kept && r.Observer == nil && r.Tx() == nil {
-			e.recycle(r, msg)
-		}
+		e.recycle(r, msg)
 	}
 }
 
-// recycle gives the memory of a request routed to its end back for the
-// next ones: the parsed message (sipnet's arena) and the box with its
-// ksr.Msg. The caller has checked that nothing can refer to them: no
-// transaction, no observer, and the routes called only KSR functions that
-// keep nothing of the message (ksr.Export.NoRetain; any other marks it
-// Kept). Only a request the UDP listener parsed itself, routed with its
-// box's own Msg, qualifies; any other is left to the collector.
+// recycle gives the memory of a request routed to its end (Done) back for
+// the next ones, the parsed message (sipnet's arena) and the box with its
+// ksr.Msg, when nothing can refer to them: no transaction, no observer,
+// and the routes called only KSR functions that keep nothing of the
+// message (ksr.Export.NoRetain; any other marks it Kept). Only a request
+// the UDP listener parsed itself (Request.Recycle), routed with its box's
+// own Msg, qualifies; any other is left to the collector.
 func (e *Engine) recycle(r *sipnet.Request, msg *ksr.Msg) {
-	b, ok := r.Ext.(*reqBox)
-	if !ok || &b.req != r || &b.msg != msg || !r.Recyclable() {
+	if msg.Kept || r.Observer != nil || r.Tx() != nil {
 		return
 	}
-	r.Recycle()
+	b, ok := r.Ext.(*reqBox)
+	if !ok || &b.req != r || &b.msg != msg || !r.Recycle() {
+		return
+	}
 	*b = reqBox{}
 	e.boxes.Put(b)
 }

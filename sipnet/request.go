@@ -47,27 +47,23 @@ type Request struct {
 	arena *reqArena
 }
 
-// Recyclable reports whether Recycle would give memory back: the UDP
-// listener parsed r itself and r is no longer in flight.
-func (r *Request) Recyclable() bool { return r.arena != nil && !r.inflight }
-
 // Recycle gives the memory Msg was parsed into back for the next requests
-// the listeners read, and sets Msg to nil. The caller vouches that nothing
-// refers to Msg, its headers or their parameters any more, nor will: the
-// next request parsed overwrites them. The strings cut from the message
-// (header values, URIs, the body) are not part of that memory and stay
-// valid. A request the UDP listener did not parse itself (TCP, a copy, a
-// faked or injected one) has nothing to give back: Recycle only drops Msg.
-func (r *Request) Recycle() {
-	if r.inflight {
-		return // Done comes first: nothing is given back
-	}
+// the listeners read, sets Msg to nil and reports true, when the UDP
+// listener parsed r itself and r is no longer in flight (Done comes
+// first); otherwise it changes nothing and reports false. The caller
+// vouches that nothing refers to Msg, its headers or their parameters any
+// more, nor will: the next request parsed overwrites them. The strings cut
+// from the message (header values, URIs, the body) are not part of that
+// memory and stay valid.
+func (r *Request) Recycle() bool {
 	a := r.arena
-	r.arena, r.Msg = nil, nil
-	if a != nil && r.srv != nil {
-		r.srv.arenas.put(a)
-		r.srv.nRecycled.Add(1)
+	if a == nil || r.inflight || r.srv == nil {
+		return false
 	}
+	r.arena, r.Msg = nil, nil
+	r.srv.arenas.put(a)
+	r.srv.nRecycled.Add(1)
+	return true
 }
 
 // Response is a received response.
