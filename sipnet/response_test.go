@@ -147,6 +147,13 @@ func BenchmarkStatelessReplyUDP(b *testing.B) {
 	}()
 	m, _ := sip.ParseMessage([]byte(responseCases[0]))
 	r := &Request{Msg: m.(*sip.Request), Listener: srv.Listener("udp"), Src: sink.LocalAddr().(*net.UDPAddr).AddrPort(), srv: srv}
+	benchWrittenBuilt(b, r)
+}
+
+// benchWrittenBuilt runs the sub-benchmarks of a stateless 200 to r:
+// written (ReplyStateless) and built (the reply built as a sip.Response,
+// then sent).
+func benchWrittenBuilt(b *testing.B, r *Request) {
 	b.Run("written", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

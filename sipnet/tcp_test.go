@@ -655,20 +655,5 @@ func BenchmarkStatelessReplyTCP(b *testing.B) {
 	}
 	r := <-h
 	go io.Copy(io.Discard, c) // keep the connection's queue empty
-	b.Run("written", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if err := r.ReplyStateless(200, "OK", nil, nil); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("built", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if err := r.Listener.send(buildResponse(r, 200, "OK", "", nil, nil)); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	benchWrittenBuilt(b, r)
 }
