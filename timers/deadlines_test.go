@@ -275,14 +275,7 @@ func TestDeadlinesRunWakesEarlier(t *testing.T) {
 	f := NewFake(t0())
 	d := NewDeadlines[string]()
 	d.Add(t0().Add(10*time.Second), "late")
-	type firing struct {
-		v  string
-		at time.Time
-	}
-	fires := make(chan firing, 10)
-	_, stop := start(t, func(ctx context.Context) {
-		d.Run(ctx, f, func(v string) { fires <- firing{v, f.Now()} })
-	})
+	fires, stop := runFiring(t, d, f)
 	blockUntil(t, f, 1)
 	if next, _ := f.Next(); !next.Equal(t0().Add(10 * time.Second)) {
 		t.Fatalf("runner sleeps until %v", next)
@@ -484,14 +477,7 @@ func TestDeadlinesTick(t *testing.T) {
 	d.Add(t0().Add(170*time.Millisecond), "b")
 	d.Add(t0().Add(200*time.Millisecond), "c")
 	d.Add(t0().Add(201*time.Millisecond), "d")
-	type firing struct {
-		v  string
-		at time.Time
-	}
-	fires := make(chan firing, 10)
-	_, stop := start(t, func(ctx context.Context) {
-		d.Run(ctx, f, func(v string) { fires <- firing{v, f.Now()} })
-	})
+	fires, stop := runFiring(t, d, f)
 	defer stop()
 	if got := recv(t, fires); got.v != "base" || !got.at.Equal(t0()) {
 		t.Fatalf("fired %+v, want base at 0", got)

@@ -64,3 +64,19 @@ func start(tb testing.TB, f func(ctx context.Context)) (done <-chan struct{}, st
 	tb.Cleanup(cancel)
 	return ch, stop
 }
+
+// firing is a value a Deadlines runner fired, with the clock's time then.
+type firing struct {
+	v  string
+	at time.Time
+}
+
+// runFiring runs d on the fake clock f until stop, sending each value it
+// fires, with the time, to fires.
+func runFiring(tb testing.TB, d *Deadlines[string], f *Fake) (fires <-chan firing, stop func()) {
+	ch := make(chan firing, 10)
+	_, stop = start(tb, func(ctx context.Context) {
+		d.Run(ctx, f, func(v string) { ch <- firing{v, f.Now()} })
+	})
+	return ch, stop
+}
