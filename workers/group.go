@@ -111,11 +111,7 @@ func (g *Group[T]) loop(i int, r Runner[T]) {
 	for own != nil || shared != nil {
 		select {
 		case t, ok := <-own:
-			if !ok {
-				own = nil
-				continue
-			}
-			g.run(i, r, t)
+			g.take(i, r, t, ok, &own)
 			continue
 		default:
 		}
@@ -124,29 +120,27 @@ func (g *Group[T]) loop(i int, r Runner[T]) {
 		// it does not wait (the common case under load).
 		select {
 		case t, ok := <-shared:
-			if !ok {
-				shared = nil
-				continue
-			}
-			g.run(i, r, t)
+			g.take(i, r, t, ok, &shared)
 			continue
 		default:
 		}
 		select {
 		case t, ok := <-own:
-			if !ok {
-				own = nil
-				continue
-			}
-			g.run(i, r, t)
+			g.take(i, r, t, ok, &own)
 		case t, ok := <-shared:
-			if !ok {
-				shared = nil
-				continue
-			}
-			g.run(i, r, t)
+			g.take(i, r, t, ok, &shared)
 		}
 	}
+}
+
+// take runs t, received from *inbox, or when the receive found the inbox
+// closed (!ok), stops the loop's receiving from it.
+func (g *Group[T]) take(i int, r Runner[T], t T, ok bool, inbox *chan T) {
+	if !ok {
+		*inbox = nil
+		return
+	}
+	g.run(i, r, t)
 }
 
 func (g *Group[T]) run(i int, r Runner[T], t T) {
