@@ -130,6 +130,12 @@ func StartMariaDB(t testing.TB) *MariaDB {
 	l.Close()
 	m.Start()
 	t.Cleanup(m.Stop)
+	t.Cleanup(func() {
+		if t.Failed() || os.Getenv("KDBTEST_LOG") != "" {
+			log, _ := os.ReadFile(filepath.Join(dir, "err.log"))
+			t.Logf("mariadbd log:\n%s", log)
+		}
+	})
 	root := m.root()
 	defer root.Close()
 	for _, s := range []string{"CREATE DATABASE kamailio", "CREATE USER 'kamailio'@'%' IDENTIFIED BY 'kamailiorw'",
