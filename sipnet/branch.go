@@ -2,6 +2,7 @@ package sipnet
 
 import (
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -529,9 +530,19 @@ func (s *Server) matchBranch(res *sip.Response) *Branch {
 func (s *Server) PendingBranches() int { return s.branches.len() }
 
 // branchTable maps client keys to branches.
-type branchTable struct{ shardMap[branchKey, *Branch] }
+type branchTable struct{ openTable[branchKey, *Branch] }
 
-func (t *branchTable) init() { t.shardMap.init(func(k branchKey) string { return k.id }) }
+func (t *branchTable) init() { t.openTable.init(hashBranchKey) }
+
+// hashBranchKey hashes the branch parameter and mixes in the method's
+// first letter (a CANCEL's branch has the INVITE's branch parameter).
+func hashBranchKey(seed maphash.Seed, k branchKey) uint64 {
+	h := maphash.String(seed, k.id)
+	if k.method != "" {
+		h ^= uint64(k.method[0]) * 0x9e3779b97f4a7c15
+	}
+	return h
+}
 
 func (t *branchTable) drop(key branchKey, b *Branch) { t.dropIf(key, b) }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -749,16 +750,29 @@ func BenchmarkTxClaimRelease(b *testing.B) {
 		}
 	})
 	b.Run("gomap", func(b *testing.B) {
-		var t shardMap[string, *Tx]
-		t.init(func(k string) string { return k })
+		var t [64]struct {
+			mu sync.Mutex
+			m  map[string]*Tx
+		}
+		seed := maphash.MakeSeed()
+		shard := func(k string) *struct {
+			mu sync.Mutex
+			m  map[string]*Tx
+		} {
+			return &t[maphash.String(seed, k)%64]
+		}
+		for i := range t {
+			t[i].m = map[string]*Tx{}
+		}
 		for i := range 1000 {
-			t.put(fmt.Sprintf("live-%d", i), live)
+			k := fmt.Sprintf("live-%d", i)
+			shard(k).m[k] = live
 		}
 		i := 0
 		for b.Loop() {
 			k := keys[i&4095]
 			i++
-			sh := t.shard(k)
+			sh := shard(k)
 			sh.mu.Lock()
 			_, ok := sh.m[k]
 			if !ok {
@@ -768,7 +782,12 @@ func BenchmarkTxClaimRelease(b *testing.B) {
 			if ok {
 				b.Fatal("not fresh")
 			}
-			t.dropIf(k, nil)
+			sh = shard(k)
+			sh.mu.Lock()
+			if cur, ok := sh.m[k]; ok && cur == nil {
+				delete(sh.m, k)
+			}
+			sh.mu.Unlock()
 		}
 	})
 }
