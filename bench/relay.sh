@@ -24,6 +24,11 @@
 #   env: RATE=2000 SECS=10 SAT_RATE=10000 SAT_SECS=10 SAT_LIMIT=2000 BASE_PORT=15070 KAM_SHM=1024
 #        WARM_RATE=RATE WARM_SECS=20
 #        QUICK=1 (SECS=5 SAT_SECS=5 WARM_SECS=2)
+#        ROUNDS=N (N > 1): every engine runs at once (each on its own port, one UAS) and
+#          the engines take turns, N rounds of (ROUND_WARM_SECS=10 s at RATE, then SECS s
+#          measured) each; no saturation phase. The summary gives each engine's median,
+#          min and max, and the median of the per-round ratios kemi / Kamailio: host
+#          noise that moves over minutes falls on every engine alike.
 #        UAS_PORT=15090 SIPP_BUF=4194304 and bench/lib.sh's CHILDREN, PIN, ENGINES, KEEP, ...
 set -euo pipefail
 
@@ -49,6 +54,8 @@ UAS_PORT=${UAS_PORT:-15090}
 SIPP_BUF=${SIPP_BUF:-4194304}
 WARM_RATE=${WARM_RATE:-$RATE}
 WARM_SECS=${WARM_SECS:-20}
+ROUNDS=${ROUNDS:-1}
+ROUND_WARM_SECS=${ROUND_WARM_SECS:-10}
 
 bench_init relay
 warn_if_busy
@@ -70,8 +77,81 @@ start_uas() {
 }
 
 
+# rounds: the ROUNDS > 1 mode (see the header); it exits when done.
+rounds() {
+	local engine port name cfg logf r calls ok fail meas cpu us drop med lo hi i=0
+	local -A pids ports all
+	for engine in "${engines[@]}"; do
+		port=$(free_udp_port $((BASE_PORT + i * 10)))
+		i=$((i + 1))
+		name=${engine//:/-}
+		cfg=$WORK/relay-$name.cfg
+		logf=$WORK/relay-$name.log
+		render_cfg "$BENCH_DIR/kamailio/relay.cfg" "$cfg" "$port"
+		if [[ $engine == kemi* ]]; then # two kemi at once: no JSON-RPC listener (its port is fixed)
+			KEMI_EXTRA_ARGS="${KEMI_EXTRA_ARGS:-} -rpc -" start_engine "$engine" "$cfg" "$logf"
+		else
+			start_engine "$engine" "$cfg" "$logf"
+		fi
+		pids[$engine]=$ENGINE_PID
+		ports[$engine]=$port
+		wait_ready "$engine" "$ENGINE_PID" "$port" "$logf" || die "$engine did not start"
+	done
+	start_uas rounds
+	row round/engine target calls ok failed "ok/s" "cpu%" "us/req" rcvdrop
+	for ((r = 1; r <= ROUNDS; r++)); do
+		for engine in "${engines[@]}"; do
+			name=${engine//:/-}
+			sipp_measure "$engine" "${pids[$engine]}" "${ports[$engine]}" "$RATE" "$ROUND_WARM_SECS" "$RATE" \
+				"r$r-$name-warmup" "$UAC" -key uas_port "$UAS_PORT" >/dev/null
+			read -r calls ok fail meas cpu us drop < <(sipp_measure "$engine" "${pids[$engine]}" "${ports[$engine]}" \
+				"$RATE" "$SECS" "$RATE" "r$r-$name" "$UAC" -key uas_port "$UAS_PORT")
+			row "$r $engine" "$RATE" "$calls" "$ok" "$fail" "$meas" "$cpu" "$us" "$drop"
+			all[$engine]+="$us "
+		done
+	done
+	stop_group "$UAS_PID"
+	for engine in "${engines[@]}"; do
+		stop_group "${pids[$engine]}"
+		show_log_errors "$engine" "$WORK/relay-${engine//:/-}.log" 'level=ERROR|ERROR:|CRITICAL|panic'
+	done
+	echo
+	echo "Summary: engine CPU per relayed MESSAGE at $RATE/s, $ROUNDS rounds of $SECS s (us/req)"
+	printf '%-19s %8s %8s %8s\n' engine median min max
+	for engine in "${engines[@]}"; do
+		# shellcheck disable=SC2086 # the figures, one word each
+		read -r med lo hi < <(median_min_max ${all[$engine]})
+		printf '%-19s %8s %8s %8s\n' "$engine" "$med" "$lo" "$hi"
+	done
+	[[ -n ${all[kemi]:-} ]] || return 0
+	for engine in "${engines[@]}"; do
+		[[ $engine == kamailio* ]] || continue
+		local -a k m
+		read -r -a k <<<"${all[kemi]}"
+		read -r -a m <<<"${all[$engine]}"
+		local ratios=()
+		for ((r = 0; r < ROUNDS; r++)); do
+			ratios+=("$(awk -v a="${k[r]}" -v b="${m[r]}" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')")
+		done
+		echo "kemi/$engine per round: ${ratios[*]}; median $(median_min_max "${ratios[@]}" | cut -d' ' -f1)"
+	done
+}
+
+# median_min_max V...: "median min max" of the numbers, one decimal (two for ratios < 10).
+median_min_max() {
+	printf '%s\n' "$@" | grep -v '^-*$' | sort -n | awk '{ v[NR] = $1 } END {
+		if (NR == 0) { print "- - -"; exit }
+		m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		f = (v[NR] < 10) ? "%.2f %.2f %.2f\n" : "%.1f %.1f %.1f\n"
+		printf f, m, v[1], v[NR] }'
+}
+
 declare -A res_us res_sat
 row() { printf '%-16s %6s %8s %8s %7s %9s %6s %8s %8s\n' "$@"; }
+if ((ROUNDS > 1)); then
+	rounds
+	exit 0
+fi
 row engine target calls ok failed "ok/s" "cpu%" "us/req" rcvdrop
 for engine in "${engines[@]}"; do
 	port=$(engine_port "$engine" "$BASE_PORT")
