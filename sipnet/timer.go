@@ -22,8 +22,10 @@ type afterFuncHook func(d time.Duration, f func()) timer
 
 // The timers of branches (retransmission, fr_timer, lingering) and of
 // answered non-INVITE transactions (tm's wait timer) are deadlines on the
-// server's few wheels (timers.Deadlines, a heap each with one goroutine
-// firing what is due) rather than one runtime timer each: arming one allocates
+// server's few wheels (timers.Wheel, a hashed timing wheel each with one
+// goroutine firing what is due) rather than one runtime timer each: arming
+// one or cancelling it is an append or a store, not a heap's sift through
+// entries gone cold in a 5 s wait, arming one allocates
 // nothing (the wheelTimer lives in its Branch or Tx and its callback is a
 // plain function of its owner), and firing one starts no goroutine. The
 // callbacks run on the wheel's goroutine, so they must not block: the ones
@@ -41,6 +43,10 @@ const wheelShards = 8
 // second otherwise). Kamailio's timers tick at 16 Hz (62.5 ms).
 const wheelTick = 10 * time.Millisecond
 
+// wheelSpan is a wheel's ring, in ticks: 40.96 s, past fr_timer's default
+// (a deadline further ahead waits in its bucket for another turn).
+const wheelSpan = 4096
+
 // wheelSet is a server's wheels, started by the first timer armed and
 // stopped with the server (Server.Stop): timers pending then never fire.
 type wheelSet struct {
@@ -48,7 +54,7 @@ type wheelSet struct {
 	cancel context.CancelFunc
 	n      uint32
 	next   atomic.Uint32
-	w      [wheelShards]*timers.Deadlines[*wheelTimer]
+	w      [wheelShards]*timers.Wheel[*wheelTimer]
 }
 
 func (ws *wheelSet) start() {
@@ -56,15 +62,14 @@ func (ws *wheelSet) start() {
 	ws.cancel = cancel
 	ws.n = uint32(min(max(runtime.GOMAXPROCS(0), 1), wheelShards))
 	for i := range ws.n {
-		d := timers.NewDeadlines[*wheelTimer]()
-		d.SetTick(wheelTick)
+		d := timers.NewWheel[*wheelTimer](wheelTick, wheelSpan)
 		ws.w[i] = d
 		go d.Run(ctx, timers.Real(), (*wheelTimer).run)
 	}
 }
 
 // pick returns the wheel for the next timer.
-func (ws *wheelSet) pick() *timers.Deadlines[*wheelTimer] {
+func (ws *wheelSet) pick() *timers.Wheel[*wheelTimer] {
 	ws.once.Do(ws.start)
 	return ws.w[ws.next.Add(1)%ws.n]
 }
@@ -77,7 +82,7 @@ func (ws *wheelSet) stop() {
 
 // wheelTimer is a one-shot timer on a wheel. Its zero value is unarmed.
 type wheelTimer struct {
-	wheel *timers.Deadlines[*wheelTimer]
+	wheel *timers.Wheel[*wheelTimer]
 	id    atomic.Uint64 // timers.ID of the pending deadline, 0 when none
 	fire  func(any)
 	arg   any

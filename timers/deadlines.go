@@ -176,47 +176,7 @@ func (d *Deadlines[T]) Len() int {
 // pending when Run returns stay in the set. One Run per set is the intended
 // use; several are safe but gain nothing.
 func (d *Deadlines[T]) Run(ctx context.Context, c Clock, fire func(T)) {
-	var t Timer
-	defer func() {
-		if t != nil {
-			t.Stop()
-		}
-	}()
-	var buf []T
-	for ctx.Err() == nil {
-		next, ok := d.Next()
-		if !ok {
-			if t != nil {
-				t.Stop() // nothing to wait for: do not leave a stale timer pending
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-d.wake:
-			}
-			continue
-		}
-		now := c.Now()
-		if wait := next.Sub(now); wait > 0 {
-			if t == nil {
-				t = c.NewTimer(wait)
-			} else {
-				t.Reset(wait)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C():
-			case <-d.wake:
-			}
-			continue
-		}
-		buf = d.PopDue(now, buf[:0])
-		for _, v := range buf {
-			fire(v)
-		}
-		clear(buf) // do not keep fired values reachable
-	}
+	runDue(ctx, c, d.Next, d.PopDue, d.wake, fire)
 }
 
 // removeAt deletes heap[i], keeping the heap and pos consistent. The slot
