@@ -1,7 +1,9 @@
 // Package timers holds kemi's notion of time: a [Clock] with a real and a
 // virtual ([Fake]) implementation, drift-free periodic schedules for rtimer
-// ([Schedule], [RunSchedule], [RunSchedules]) and a set of one-shot deadlines
-// for suspended requests ([Deadlines]).
+// ([Schedule], [RunSchedule], [RunSchedules]) and two sets of one-shot
+// deadlines: a heap for exact deadlines, as of suspended requests
+// ([Deadlines]), and a hashed timing wheel for many deadlines on a coarse
+// grid, as of SIP transactions ([Wheel]).
 //
 // It is a leaf package: it imports the standard library only and knows
 // nothing of Lua or SIP. It has no package-level state.
