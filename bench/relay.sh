@@ -81,6 +81,7 @@ start_uas() {
 rounds() {
 	local engine port name cfg logf r calls ok fail meas cpu us drop med lo hi i=0
 	local -A pids ports all
+	start_uas rounds # first: the engines' ports skip its port
 	for engine in "${engines[@]}"; do
 		port=$(free_udp_port $((BASE_PORT + i * 10)))
 		i=$((i + 1))
@@ -97,7 +98,6 @@ rounds() {
 		ports[$engine]=$port
 		wait_ready "$engine" "$ENGINE_PID" "$port" "$logf" || die "$engine did not start"
 	done
-	start_uas rounds
 	row round/engine target calls ok failed "ok/s" "cpu%" "us/req" rcvdrop
 	for ((r = 1; r <= ROUNDS; r++)); do
 		for engine in "${engines[@]}"; do
