@@ -103,6 +103,7 @@ type Engine struct {
 	start      time.Time
 	stats      *stats.Registry        // Kamailio's statistics (stats.go)
 	reqStats   map[string]*stats.Stat // core:rcv_requests_<method>, by method (read-only after initStats)
+	fwd        fwdStats               // core:fwd_* and drop_* (stats.go)
 	resStats   map[string]*stats.Stat // core:rcv_replies_<class or code> (read-only after initStats)
 	fams       *stats.Families        // kemi's labelled metrics: Lua latency and errors per function (metrics.go)
 	metrics    *metricsServer         // xhttp_prom's own listener, nil without (metrics.go)

@@ -139,15 +139,15 @@ func (rs *relaySystem) Forward(env *ksr.Env, dst string) int {
 	t, err := rs.resolve(dst, out)
 	if err != nil {
 		rs.e.log.Error("forward: cannot resolve the next hop", "error", err)
-		rs.e.stats.Counter("core", "drop_requests").Inc()
+		rs.e.fwd.dropRequests.Inc()
 		return -1
 	}
 	if err := rs.e.sip.SendStateless(out, t, r.Listener, sipnet.StatelessBranch(r.Msg)); err != nil {
 		rs.e.log.Error("forward failed", "error", err)
-		rs.e.stats.Counter("core", "drop_requests").Inc()
+		rs.e.fwd.dropRequests.Inc()
 		return -1
 	}
-	rs.e.stats.Counter("core", "fwd_requests").Inc() // as Kamailio's forward_request: stateless only
+	rs.e.fwd.fwdRequests.Inc() // as Kamailio's forward_request: stateless only
 	if m.Req.Observer != nil {
 		forwardedTo(m, out, t, uriOr(dst, out))
 	}
@@ -639,9 +639,9 @@ func (w *worker) replyRoute(msg *ksr.Msg) {
 	}
 	// As Kamailio's forward_reply: replies of no transaction.
 	if err != nil {
-		w.e.stats.Counter("core", "drop_replies").Inc()
+		w.e.fwd.dropReplies.Inc()
 	} else {
-		w.e.stats.Counter("core", "fwd_replies").Inc()
+		w.e.fwd.fwdReplies.Inc()
 	}
 }
 

@@ -29,6 +29,10 @@ var slStats = []string{"200", "202", "2xx", "300", "301", "302", "3xx", "400", "
 // classNames are the reply classes by code/100.
 var classNames = [...]string{1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx", 6: "6xx"}
 
+// fwdStats are the core's counters of stateless forwarding (Kamailio's
+// forward_request and forward_reply), resolved once.
+type fwdStats struct{ fwdRequests, fwdReplies, dropRequests, dropReplies *stats.Stat }
+
 // initStats makes the statistics registry with Kamailio's names: what
 // sipnet counts is read from it, what kemi counts itself starts at zero.
 func (e *Engine) initStats() {
@@ -50,9 +54,8 @@ func (e *Engine) initStats() {
 	r.Func("core", "err_requests", false, sip(func(s sipnet.Stats) uint64 { return s.BadRequests }))
 	r.Func("tcp", "current_opened_connections", true, sip(func(s sipnet.Stats) uint64 { return s.TCPConnections }))
 	r.Func("tcp", "con_timeout", false, sip(func(s sipnet.Stats) uint64 { return s.TCPIdleClosed }))
-	for _, n := range []string{"fwd_requests", "fwd_replies", "drop_requests", "drop_replies"} {
-		r.Counter("core", n)
-	}
+	e.fwd = fwdStats{fwdRequests: r.Counter("core", "fwd_requests"), fwdReplies: r.Counter("core", "fwd_replies"),
+		dropRequests: r.Counter("core", "drop_requests"), dropReplies: r.Counter("core", "drop_replies")}
 	// The counters the per-message paths increment are resolved here, once:
 	// counting a message takes no lock and builds no name.
 	e.reqStats = map[string]*stats.Stat{}
