@@ -14,7 +14,7 @@
 # ENGINES selects them (default: the four floors, kemi, and kemi:old when
 # KEMI_BIN_OLD is set). Each ROUND sends RATE OPTIONS/s for SECS s to every engine
 # in turn (sipp pinned to SIPP_CPUS, bench/sipp/options.xml); the engine's CPU per
-# successful request comes from /proc utime+stime over the run. Printed: every
+# successful request comes from its threads' run time over the run (cpu_ns). Printed: every
 # round, then per engine the median, min and max of the rounds, and kemi's median
 # minus each floor's median (what kemi spends above that floor).
 #
@@ -38,7 +38,6 @@ if [[ $QUICK == 1 ]]; then
 fi
 BASE_PORT=${BASE_PORT:-17060}
 SIPP_BUF=${SIPP_BUF:-4194304}
-CLK_TCK=$(getconf CLK_TCK)
 
 default_engines="floor:raw floor:parse floor:kparse floor:sipgo"
 kemi_available && default_engines+=" kemi"
@@ -100,7 +99,7 @@ done
 
 stats() { tr ' ' '\n' <<<"$1" | grep -v '^-*$' | sort -n | awk '{ v[NR] = $1 } END {
 	if (NR == 0) { print "- - -"; exit }
-	printf "%.1f %.1f %.1f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2, v[1], v[NR] }'; }
+	printf "%.2f %.2f %.2f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2, v[1], v[NR] }'; }
 
 echo
 echo "CPU per OPTIONS at $RATE/s, $SECS s per round, $ROUNDS rounds (engine pinned to CPU $ENGINE_CPUS)"

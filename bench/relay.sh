@@ -11,7 +11,7 @@
 # tm's 5 s wait state to reach their steady number and for the engine's memory to reach
 # its working size, so that first-touch page faults are not charged to the figure), then
 #   1. RATE/s for SECS s (default 2000/s, 10 s): ok/failed calls and the engine's CPU
-#      (utime+stime of its process tree) per relayed MESSAGE, in µs: the stable figure,
+#      (its threads' run time, cpu_ns) per relayed MESSAGE, in µs: the stable figure,
 #      the cost of one relayed transaction (request in and out, reply in and out).
 #   2. SAT_RATE/s for SAT_SECS s (default 10000/s, 10 s; more than one engine core
 #      relays): the relayed MESSAGEs per second actually completed (sipp -l SAT_LIMIT
@@ -62,7 +62,6 @@ warn_if_busy
 mapfile -t engines < <(bench_engines)
 UAC=$(sipp_scenario relay-uac)
 UAS=$(sipp_scenario relay-uas)
-CLK_TCK=$(getconf CLK_TCK)
 
 # start_uas TAG: the UAS sipp in its own process group (cleaned up by bench/lib.sh); sets UAS_PID.
 UAS_PID=""

@@ -13,7 +13,7 @@
 # Max sustained rate = highest passing target rate.
 #
 # Per step it prints: target, calls, ok, failed, measured rate, % of target, engine
-# CPU (% of one core, from /proc utime+stime of the engine's process tree), kernel UDP
+# CPU (% of one core, from the run time of the engine's threads, cpu_ns), kernel UDP
 # receive-buffer drops during the step (RcvbufErrors), verdict. At the end: the max
 # sustained rate of each engine and the ratio kemi/Kamailio.
 #
@@ -60,7 +60,6 @@ bench_init options
 warn_if_busy
 mapfile -t engines < <(bench_engines)
 SC=$(sipp_scenario options)
-CLK_TCK=$(getconf CLK_TCK)
 STEP_N=0
 
 # run_step ENGINE PID PORT RATE SECS: one sipp run; sets STEP_PASS (0/1), STEP_RATE_OK and
@@ -75,14 +74,14 @@ run_step() {
 	out=$WORK/options-$engine-$STEP_N-r$rate.out
 	tf=$WORK/options-$engine-$STEP_N-r$rate.time
 	kill -0 "$pid" 2>/dev/null || die "$engine (pid $pid) is gone"
-	cpu0=$(cpu_ticks "$pid")
+	cpu0=$(cpu_ns "$pid")
 	drop0=$(udp_rcvbuf_errors)
 	edrop0=$(udp_port_drops "$port")
 	{ time (cd "$WORK" && timeout -k 5 $((secs * 3 + 40)) "${PIN_SIPP[@]}" "$SIPP" "127.0.0.1:$port" -sf "$SC" \
 		-t u1 -i 127.0.0.1 -p "$SIPP_LOCAL_PORT" -r "$rate" -rp 1000 -l "$rate" -m "$calls" \
 		-buff_size "$SIPP_BUF" -nostdin -timeout $((secs * 3 + 30))s \
 		-trace_stat -stf "$csv" -fd 1 >"$out" 2>&1); } 2>"$tf" || rc=$?
-	cpu1=$(cpu_ticks "$pid")
+	cpu1=$(cpu_ns "$pid")
 	drop1=$(udp_rcvbuf_errors)
 	edrop1=$(udp_port_drops "$port")
 	if [[ ! -s $csv ]]; then
@@ -97,11 +96,11 @@ run_step() {
 	fail=$(sipp_stat_field "$csv" 'FailedCall(C)')
 	el=$(sipp_stat_elapsed "$csv")
 	read -r meas pct failpct cpu scpu us < <(awk -v ok="$ok" -v fail="$fail" -v el="$el" -v r="$rate" \
-		-v c="$((cpu1 - cpu0))" -v hz="$CLK_TCK" -v st="$(tail -n 1 "$tf")" 'BEGIN {
+		-v c="$((cpu1 - cpu0))" -v st="$(tail -n 1 "$tf")" 'BEGIN {
 			m = (el > 0) ? ok / el : 0
 			split(st, t, " ")
-			printf "%.0f %.1f %.3f %.0f %.0f %.1f\n", m, 100 * m / r, (ok + fail > 0) ? 100 * fail / (ok + fail) : 100,
-				(el > 0) ? 100 * c / hz / el : 0, (el > 0) ? 100 * (t[1] + t[2]) / el : 0, (ok > 0) ? 1e6 * c / hz / ok : 0 }')
+			printf "%.0f %.1f %.3f %.0f %.0f %.2f\n", m, 100 * m / r, (ok + fail > 0) ? 100 * fail / (ok + fail) : 100,
+				(el > 0) ? 100 * c / 1e9 / el : 0, (el > 0) ? 100 * (t[1] + t[2]) / el : 0, (ok > 0) ? c / 1e3 / ok : 0 }')
 	if awk -v fp="$failpct" -v p="$pct" -v maxf="$FAIL_PCT" -v minp="$MIN_PCT" 'BEGIN { exit !(fp <= maxf && p >= minp) }'; then
 		STEP_PASS=1
 		verdict=pass
