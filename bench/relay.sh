@@ -98,8 +98,10 @@ rounds() {
 		wait_ready "$engine" "$ENGINE_PID" "$port" "$logf" || die "$engine did not start"
 	done
 	row round/engine target calls ok failed "ok/s" "cpu%" "us/req" rcvdrop
+	local j n=${#engines[@]}
 	for ((r = 1; r <= ROUNDS; r++)); do
-		for engine in "${engines[@]}"; do
+		for ((j = 0; j < n; j++)); do # rotated: the first of a round pays for what ran before it
+			engine=${engines[(j + r - 1) % n]}
 			name=${engine//:/-}
 			sipp_measure "$engine" "${pids[$engine]}" "${ports[$engine]}" "$RATE" "$ROUND_WARM_SECS" "$RATE" \
 				"r$r-$name-warmup" "$UAC" -key uas_port "$UAS_PORT" >/dev/null
