@@ -379,3 +379,33 @@ func readStream(rd *bufio.Reader) ([]byte, error) {
 
 // RandomID returns a random token.
 func RandomID() string { return strconv.FormatUint(rand.Uint64(), 36) }
+
+// UAS runs a next hop for the test on a loopback UDP socket, closed when
+// the test ends, and returns its address. Each request it receives (ACKs
+// are skipped) is given to answer, on the socket's one goroutine, with
+// reply, which sends a response to the request's sender; answer may call
+// it any number of times, and keep it to answer later.
+func UAS(t testing.TB, answer func(req *sip.Request, reply func(*sip.Response))) string {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		buf := make([]byte, 65535)
+		for {
+			n, from, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			m, err := sip.ParseMessage(buf[:n])
+			req, ok := m.(*sip.Request)
+			if err != nil || !ok || req.IsAck() {
+				continue
+			}
+			answer(req, func(res *sip.Response) { c.WriteTo([]byte(res.String()), from) })
+		}
+	}()
+	return c.LocalAddr().String()
+}

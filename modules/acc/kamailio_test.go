@@ -2,7 +2,6 @@ package acc_test
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,39 +20,23 @@ import (
 // uas answers by the R-URI's user: "ok*" 200, "busy*" 486, "silent" not
 // at all; its replies carry the To tag "uas-tag". It ignores ACKs.
 func uas(t *testing.T) string {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	go func() {
-		buf := make([]byte, 65535)
-		for {
-			n, addr, err := c.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			m, err := sip.ParseMessage(buf[:n])
-			req, ok := m.(*sip.Request)
-			if err != nil || !ok || req.IsAck() || req.IsCancel() {
-				continue
-			}
-			code, reason := 200, "OK"
-			switch u := req.Recipient.User; {
-			case strings.HasPrefix(u, "busy"):
-				code, reason = 486, "Busy Here"
-			case u == "silent":
-				continue
-			}
-			res := sip.NewResponseFromRequest(req, code, reason, nil)
-			if to := res.To(); to != nil {
-				to.Params.Add("tag", "uas-tag")
-			}
-			c.WriteTo([]byte(res.String()), addr)
+	return enginetest.UAS(t, func(req *sip.Request, reply func(*sip.Response)) {
+		if req.IsCancel() {
+			return
 		}
-	}()
-	return c.LocalAddr().String()
+		code, reason := 200, "OK"
+		switch u := req.Recipient.User; {
+		case strings.HasPrefix(u, "busy"):
+			code, reason = 486, "Busy Here"
+		case u == "silent":
+			return
+		}
+		res := sip.NewResponseFromRequest(req, code, reason, nil)
+		if to := res.To(); to != nil {
+			to.Params.Add("tag", "uas-tag")
+		}
+		reply(res)
+	})
 }
 
 // accScript sets the flags of X-Flags, sends the request to the user of

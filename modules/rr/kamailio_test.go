@@ -1,7 +1,6 @@
 package rr_test
 
 import (
-	"net"
 	"os"
 	"regexp"
 	"strings"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"kemi/engine/enginetest"
 	"kemi/modules/internal/kamtest"
 )
 
@@ -16,35 +16,16 @@ import (
 // and X-Result: the Record-Route headers it got, with the proxy's loopback
 // address and the From tag normalised (they differ between the servers).
 func nextHop(t *testing.T) string {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
 	addr := regexp.MustCompile(`sip:127\.0\.0\.1:[0-9]+`)
-	go func() {
-		buf := make([]byte, 65535)
-		for {
-			n, from, err := c.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			m, err := sip.ParseMessage(buf[:n])
-			req, ok := m.(*sip.Request)
-			if err != nil || !ok || req.IsAck() {
-				continue
-			}
-			var rr []string
-			for _, h := range req.GetHeaders("Record-Route") {
-				rr = append(rr, addr.ReplaceAllString(h.Value(), "sip:PROXY"))
-			}
-			res := sip.NewResponseFromRequest(req, 200, "OK", nil)
-			res.AppendHeader(sip.NewHeader("X-Result", "rr:"+strings.Join(rr, " , ")))
-			c.WriteTo([]byte(res.String()), from)
+	return "sip:" + enginetest.UAS(t, func(req *sip.Request, reply func(*sip.Response)) {
+		var rr []string
+		for _, h := range req.GetHeaders("Record-Route") {
+			rr = append(rr, addr.ReplaceAllString(h.Value(), "sip:PROXY"))
 		}
-	}()
-	return "sip:" + c.LocalAddr().String()
+		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+		res.AppendHeader(sip.NewHeader("X-Result", "rr:"+strings.Join(rr, " , ")))
+		reply(res)
+	})
 }
 
 // fixTag sets the From tag to "ft1", so that a Route's ftag can match it.

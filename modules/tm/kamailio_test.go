@@ -1,7 +1,6 @@
 package tm_test
 
 import (
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -15,32 +14,13 @@ import (
 // uas answers every request but ACK on a loopback UDP socket with 486,
 // copying its X-Br header (written by the branch route) into the reply.
 func uas(t *testing.T) string {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	go func() {
-		buf := make([]byte, 65535)
-		for {
-			n, addr, err := c.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			m, err := sip.ParseMessage(buf[:n])
-			req, ok := m.(*sip.Request)
-			if err != nil || !ok || req.IsAck() {
-				continue
-			}
-			res := sip.NewResponseFromRequest(req, 486, "Busy Here", nil)
-			for _, h := range req.GetHeaders("X-Br") {
-				res.AppendHeader(sip.NewHeader("X-Br", h.Value()))
-			}
-			c.WriteTo([]byte(res.String()), addr)
+	return enginetest.UAS(t, func(req *sip.Request, reply func(*sip.Response)) {
+		res := sip.NewResponseFromRequest(req, 486, "Busy Here", nil)
+		for _, h := range req.GetHeaders("X-Br") {
+			res.AppendHeader(sip.NewHeader("X-Br", h.Value()))
 		}
-	}()
-	return c.LocalAddr().String()
+		reply(res)
+	})
 }
 
 // TestTMXAgainstKamailio relays an INVITE through Kamailio 5.6 and kemi to

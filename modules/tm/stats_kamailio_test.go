@@ -3,7 +3,6 @@ package tm_test
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"sort"
@@ -66,77 +65,61 @@ modparam("app_lua", "load", "%DIR%/stats.lua")
 // and then 487 once the CANCEL comes ("cancel"); or nothing ("silent").
 // CANCELs get 200; ACKs nothing.
 func statsUAS(t *testing.T) (addr string, finish func(callID string)) {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	type pending struct {
+		inv   *sip.Request
+		reply func(*sip.Response)
 	}
-	t.Cleanup(func() { c.Close() })
 	var mu sync.Mutex
-	invites := map[string]*sip.Request{} // by Call-ID, waiting for a CANCEL or finish
-	var peer net.Addr
-	reply := func(r *sip.Request, code int, reason string, addr net.Addr) {
+	invites := map[string]pending{} // by Call-ID, waiting for a CANCEL or finish
+	respond := func(r *sip.Request, code int, reason string, reply func(*sip.Response)) {
 		res := sip.NewResponseFromRequest(r, code, reason, nil)
 		if code > 100 {
 			if to := res.To(); to != nil && to.Params != nil {
 				to.Params.Add("tag", "uas1")
 			}
 		}
-		c.WriteTo([]byte(res.String()), addr)
+		reply(res)
 	}
 	finish = func(cid string) {
 		mu.Lock()
-		inv, to := invites[cid], peer
+		p, ok := invites[cid]
 		delete(invites, cid)
 		mu.Unlock()
-		if inv != nil {
-			reply(inv, 486, "Busy Here", to)
+		if ok {
+			respond(p.inv, 486, "Busy Here", p.reply)
 		}
 	}
-	go func() {
-		buf := make([]byte, 65535)
-		for {
-			n, addr, err := c.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			m, err := sip.ParseMessage(buf[:n])
-			req, ok := m.(*sip.Request)
-			if err != nil || !ok || req.IsAck() {
-				continue
-			}
-			send := func(r *sip.Request, code int, reason string) { reply(r, code, reason, addr) }
-			cid := ""
-			if h := req.CallID(); h != nil {
-				cid = string(*h)
-			}
-			if req.IsCancel() {
-				send(req, 200, "OK")
-				mu.Lock()
-				inv := invites[cid]
-				delete(invites, cid)
-				mu.Unlock()
-				if inv != nil {
-					send(inv, 487, "Request Terminated")
-				}
-				continue
-			}
-			mode := ""
-			if h := req.GetHeader("X-Uas"); h != nil {
-				mode = h.Value()
-			}
-			switch mode {
-			case "486", "cancel":
-				mu.Lock()
-				invites[cid], peer = req, addr
-				mu.Unlock()
-				send(req, 180, "Ringing")
-			case "200":
-				send(req, 200, "OK")
-			}
+	addr = enginetest.UAS(t, func(req *sip.Request, reply func(*sip.Response)) {
+		cid := ""
+		if h := req.CallID(); h != nil {
+			cid = string(*h)
 		}
-	}()
-	return c.LocalAddr().String(), finish
+		if req.IsCancel() {
+			respond(req, 200, "OK", reply)
+			mu.Lock()
+			p, ok := invites[cid]
+			delete(invites, cid)
+			mu.Unlock()
+			if ok {
+				respond(p.inv, 487, "Request Terminated", p.reply)
+			}
+			return
+		}
+		mode := ""
+		if h := req.GetHeader("X-Uas"); h != nil {
+			mode = h.Value()
+		}
+		switch mode {
+		case "486", "cancel":
+			mu.Lock()
+			invites[cid] = pending{req, reply}
+			mu.Unlock()
+			respond(req, 180, "Ringing", reply)
+		case "200":
+			respond(req, 200, "OK", reply)
+		}
+	})
+	return addr, finish
 }
 
 var (
