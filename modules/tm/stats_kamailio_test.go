@@ -80,15 +80,17 @@ func statsUAS(t *testing.T) (addr string, finish func(callID string)) {
 		}
 		reply(res)
 	}
-	finish = func(cid string) {
+	// end answers the INVITE of Call-ID cid, if one waits, with code.
+	end := func(cid string, code int, reason string) {
 		mu.Lock()
 		p, ok := invites[cid]
 		delete(invites, cid)
 		mu.Unlock()
 		if ok {
-			respond(p.inv, 486, "Busy Here", p.reply)
+			respond(p.inv, code, reason, p.reply)
 		}
 	}
+	finish = func(cid string) { end(cid, 486, "Busy Here") }
 	addr = enginetest.UAS(t, func(req *sip.Request, reply func(*sip.Response)) {
 		cid := ""
 		if h := req.CallID(); h != nil {
@@ -96,13 +98,7 @@ func statsUAS(t *testing.T) (addr string, finish func(callID string)) {
 		}
 		if req.IsCancel() {
 			respond(req, 200, "OK", reply)
-			mu.Lock()
-			p, ok := invites[cid]
-			delete(invites, cid)
-			mu.Unlock()
-			if ok {
-				respond(p.inv, 487, "Request Terminated", p.reply)
-			}
+			end(cid, 487, "Request Terminated")
 			return
 		}
 		mode := ""
