@@ -70,11 +70,7 @@ for engine in "${engines[@]}"; do
 	kemi | kemi:old | kamailio | kamailio:*)
 		cfg=$WORK/options-${engine//:/-}.cfg
 		render_cfg "$BENCH_DIR/kamailio/options.cfg" "$cfg" "$port"
-		if [[ $engine == kemi* ]]; then # two kemi at once: no JSON-RPC listener (its port is fixed)
-			KEMI_EXTRA_ARGS="${KEMI_EXTRA_ARGS:-} -rpc -" start_engine "$engine" "$cfg" "$logf"
-		else
-			start_engine "$engine" "$cfg" "$logf"
-		fi
+		start_engine_beside "$engine" "$cfg" "$logf"
 		;;
 	*) die "unknown engine '$engine' (floor:raw floor:parse floor:kparse floor:sipgo kemi kemi:old kamailio kamailio:tlsf)" ;;
 	esac
@@ -102,16 +98,13 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	done
 done
 
-stats() { tr ' ' '\n' <<<"$1" | grep -v '^-*$' | sort -n | awk '{ v[NR] = $1 } END {
-	if (NR == 0) { print "- - -"; exit }
-	printf "%.2f %.2f %.2f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2, v[1], v[NR] }'; }
-
 echo
 echo "CPU per OPTIONS at $RATE/s, $SECS s per round, $ROUNDS rounds (engine pinned to CPU $ENGINE_CPUS)"
 printf '%-13s %8s %8s %8s\n' engine median min max
 declare -A med
 for engine in "${engines[@]}"; do
-	read -r m lo hi < <(stats "${us[$engine]}")
+	# shellcheck disable=SC2086 # the figures, one word each
+	read -r m lo hi < <(median_min_max ${us[$engine]})
 	med[$engine]=$m
 	printf '%-13s %8s %8s %8s\n' "$engine" "$m" "$lo" "$hi"
 done

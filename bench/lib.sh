@@ -180,6 +180,25 @@ render_cfg() {
 	} | sed -e "/^[[:space:]]*modparam/s|\"lua/|\"$BENCH_DIR/lua/|g" >"$out"
 }
 
+# start_engine_beside ENGINE CFG LOG: start_engine for one of several engines running
+# at once (floor.sh, relay.sh's rounds): kemi without its JSON-RPC listener, whose port
+# is fixed, so that two kemi can run side by side.
+start_engine_beside() {
+	if [[ $1 == kemi* ]]; then
+		KEMI_EXTRA_ARGS="${KEMI_EXTRA_ARGS:-} -rpc -" start_engine "$@"
+	else
+		start_engine "$@"
+	fi
+}
+
+# median_min_max V...: "median min max" of the numbers (a "-" is skipped), two
+# decimals; "- - -" when there are none.
+median_min_max() {
+	printf '%s\n' "$@" | grep -v '^-*$' | sort -n | awk '{ v[NR] = $1 } END {
+		if (NR == 0) { print "- - -"; exit }
+		printf "%.2f %.2f %.2f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2, v[1], v[NR] }'
+}
+
 # start_engine ENGINE CFG LOG: starts the engine in its own session/process group
 # (so its shutdown signals never reach this script), sets ENGINE_PID.
 ENGINE_PID=""

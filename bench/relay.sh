@@ -75,8 +75,7 @@ start_uas() {
 	kill -0 "$UAS_PID" 2>/dev/null || die "the UAS sipp did not start, see $WORK/$1-uas.out"
 }
 
-
-# rounds: the ROUNDS > 1 mode (see the header); it exits when done.
+# rounds: the ROUNDS > 1 mode (see the header).
 rounds() {
 	local engine port name cfg logf r calls ok fail meas cpu us drop med lo hi i=0
 	local -A pids ports all
@@ -88,11 +87,7 @@ rounds() {
 		cfg=$WORK/relay-$name.cfg
 		logf=$WORK/relay-$name.log
 		render_cfg "$BENCH_DIR/kamailio/relay.cfg" "$cfg" "$port"
-		if [[ $engine == kemi* ]]; then # two kemi at once: no JSON-RPC listener (its port is fixed)
-			KEMI_EXTRA_ARGS="${KEMI_EXTRA_ARGS:-} -rpc -" start_engine "$engine" "$cfg" "$logf"
-		else
-			start_engine "$engine" "$cfg" "$logf"
-		fi
+		start_engine_beside "$engine" "$cfg" "$logf"
 		pids[$engine]=$ENGINE_PID
 		ports[$engine]=$port
 		wait_ready "$engine" "$ENGINE_PID" "$port" "$logf" || die "$engine did not start"
@@ -136,15 +131,6 @@ rounds() {
 		done
 		echo "kemi/$engine per round: ${ratios[*]}; median $(median_min_max "${ratios[@]}" | cut -d' ' -f1)"
 	done
-}
-
-# median_min_max V...: "median min max" of the numbers, one decimal (two for ratios < 10).
-median_min_max() {
-	printf '%s\n' "$@" | grep -v '^-*$' | sort -n | awk '{ v[NR] = $1 } END {
-		if (NR == 0) { print "- - -"; exit }
-		m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-		f = (v[NR] < 10) ? "%.2f %.2f %.2f\n" : "%.1f %.1f %.1f\n"
-		printf f, m, v[1], v[NR] }'
 }
 
 declare -A res_us res_sat
