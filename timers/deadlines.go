@@ -37,7 +37,6 @@ type Deadlines[T any] struct {
 	base  time.Time
 	based bool
 	wake  chan struct{} // Add of a new earliest deadline wakes Run
-	tick  time.Duration // Run's wake-up grid (SetTick); 0: at each deadline
 }
 
 // dlItem is a heap entry: 24 bytes.
@@ -57,17 +56,6 @@ func (a dlItem) less(b dlItem) bool {
 // NewDeadlines returns an empty set.
 func NewDeadlines[T any]() *Deadlines[T] {
 	return &Deadlines[T]{wake: make(chan struct{}, 1)}
-}
-
-// SetTick makes Run wake on a grid of tick (multiples of tick since the
-// first deadline's base) instead of at each deadline: a deadline then fires
-// up to tick late, never early, and deadlines spread over one tick fire
-// together on one wake-up. Set it before Run; 0 (the default) wakes at each
-// deadline.
-func (d *Deadlines[T]) SetTick(tick time.Duration) {
-	d.mu.Lock()
-	d.tick = tick
-	d.mu.Unlock()
 }
 
 // Add inserts v due at at and returns an ID to cancel it. A deadline in the
@@ -145,21 +133,14 @@ func (d *Deadlines[T]) PopDue(now time.Time, buf []T) []T {
 	return buf
 }
 
-// Next returns the earliest deadline (rounded up to the tick grid when
-// SetTick set one), or false when the set is empty.
+// Next returns the earliest deadline, or false when the set is empty.
 func (d *Deadlines[T]) Next() (time.Time, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if len(d.heap) == 0 {
 		return time.Time{}, false
 	}
-	at := d.heap[0].at
-	if d.tick > 0 {
-		if r := at % int64(d.tick); r != 0 {
-			at += int64(d.tick) - r
-		}
-	}
-	return d.base.Add(time.Duration(at)), true
+	return d.base.Add(time.Duration(d.heap[0].at)), true
 }
 
 // Len returns the number of pending deadlines.

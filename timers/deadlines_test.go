@@ -464,39 +464,3 @@ func TestRealClockSanity(t *testing.T) {
 		}
 	})
 }
-
-// TestDeadlinesTick: with SetTick, Run sleeps until the grid point at or
-// after the earliest deadline and fires every deadline due by then there,
-// none early.
-func TestDeadlinesTick(t *testing.T) {
-	f := NewFake(t0())
-	d := NewDeadlines[string]()
-	d.SetTick(100 * time.Millisecond)
-	d.Add(t0(), "base") // the grid starts at the first deadline
-	d.Add(t0().Add(130*time.Millisecond), "a")
-	d.Add(t0().Add(170*time.Millisecond), "b")
-	d.Add(t0().Add(200*time.Millisecond), "c")
-	d.Add(t0().Add(201*time.Millisecond), "d")
-	fires, stop := runFiring(t, d, f)
-	defer stop()
-	if got := recv(t, fires); got.v != "base" || !got.at.Equal(t0()) {
-		t.Fatalf("fired %+v, want base at 0", got)
-	}
-	// The runner fires what is due at a grid point, then sleeps until
-	// the next one.
-	for _, wave := range []struct {
-		at time.Duration
-		vs []string
-	}{{200 * time.Millisecond, []string{"a", "b", "c"}}, {300 * time.Millisecond, []string{"d"}}} {
-		blockUntil(t, f, 1)
-		if next, _ := f.Next(); !next.Equal(t0().Add(wave.at)) {
-			t.Fatalf("runner sleeps until %v, want %v", next.Sub(t0()), wave.at)
-		}
-		f.AdvanceNext()
-		for _, v := range wave.vs {
-			if got := recv(t, fires); got.v != v || !got.at.Equal(t0().Add(wave.at)) {
-				t.Fatalf("fired %s at %v, want %s at %v", got.v, got.at.Sub(t0()), v, wave.at)
-			}
-		}
-	}
-}
