@@ -52,6 +52,9 @@ type Pair struct {
 	// KamTCP and KemiTCP are the tcp listeners' addresses (StartTCP).
 	KamTCP, KemiTCP string
 	kamLog          *enginetest.LogBuffer // written by exec's copying goroutine
+	// db: the configuration loads a database module, whose connections
+	// Kamailio's children open after it answers SIP (settled).
+	db bool
 }
 
 // Start writes cfg (a kamailio.cfg body without listen, mpath or
@@ -110,7 +113,8 @@ func start(t *testing.T, tcp bool, modules []string, cfg, kamOnly string, files 
 
 	k := enginetest.Start(t, head("udp:127.0.0.1:0")+body, nil)
 	p := &Pair{Kemi: enginetest.Dial(t, "udp", k.Addr("udp")), Engine: k, KemiLog: k.Log, KemiRPC: k.RPCURL(), Dir: dir,
-		kamLog: &enginetest.LogBuffer{}, KemiAddr: k.Addr("udp")}
+		kamLog: &enginetest.LogBuffer{}, KemiAddr: k.Addr("udp"),
+		db: slices.Contains(modules, "db_mysql.so") || slices.Contains(modules, "db_postgres.so")}
 
 	if tcp {
 		p.KemiTCP = k.Addr("tcp")
@@ -200,7 +204,7 @@ func (p *Pair) startKamailio(t *testing.T, kam, dir string, tcp bool, head func(
 				break
 			}
 			if res.CallID() != nil && string(*res.CallID()) == id && res.StatusCode == 200 {
-				return !p.settled(cmd.Process.Pid, kamBody, done)
+				return !p.settled(cmd.Process.Pid, done)
 			}
 		}
 	}
@@ -210,13 +214,13 @@ func (p *Pair) startKamailio(t *testing.T, kam, dir string, tcp bool, head func(
 
 // settled reports whether Kamailio, answering SIP already, is still
 // running once it has forked every process it announced ("processes (at
-// least): N") and a moment more, when kamBody loads a database module:
+// least): N") and a moment more, when it loads a database module (p.db):
 // the secondary timer is forked after the SIP workers answer, and when
 // its child_init cannot connect (the MariaDB of the test closing the
 // handshake, seen on busy CI machines) Kamailio stops; such a start is
 // retried instead of failing the test that follows it.
-func (p *Pair) settled(pgid int, kamBody string, done chan error) bool {
-	if !strings.Contains(kamBody, "db_mysql.so") && !strings.Contains(kamBody, "db_postgres.so") {
+func (p *Pair) settled(pgid int, done chan error) bool {
+	if !p.db {
 		return true
 	}
 	m := processesRe.FindStringSubmatch(p.kamLog.String())
@@ -246,6 +250,7 @@ var processesRe = regexp.MustCompile(`processes \(at least\): (\d+)`)
 // groupSize counts the live processes of process group pgid.
 func groupSize(pgid int) int {
 	ents, _ := os.ReadDir("/proc")
+	group := strconv.Itoa(pgid)
 	n := 0
 	for _, e := range ents {
 		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
@@ -254,7 +259,7 @@ func groupSize(pgid int) int {
 		}
 		// pid (comm) state ppid pgrp ...: comm may hold spaces.
 		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) > 2 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
+		if len(f) > 2 && f[0] != "Z" && f[2] == group {
 			n++
 		}
 	}
