@@ -23,11 +23,11 @@ type afterFuncHook func(d time.Duration, f func()) timer
 // The timers of branches (retransmission, fr_timer, lingering) and of
 // answered non-INVITE transactions (tm's wait timer) are deadlines on the
 // server's few wheels (timers.Wheel, a hashed timing wheel each with one
-// goroutine firing what is due) rather than one runtime timer each: arming
-// one or cancelling it is an append or a store, not a heap's sift through
-// entries gone cold in a 5 s wait, arming one allocates
-// nothing (the wheelTimer lives in its Branch or Tx and its callback is a
-// plain function of its owner), and firing one starts no goroutine. The
+// goroutine firing what is due) rather than one runtime timer each.
+// Arming or cancelling one is an append or a store (not a heap's sift
+// through entries gone cold in a 5 s wait) and allocates nothing (the
+// wheelTimer lives in its Branch or Tx and its callback is a plain
+// function of its owner), and firing one starts no goroutine. The
 // callbacks run on the wheel's goroutine, so they must not block: the ones
 // that may (fr_timer's expiry hands work to the engine) start their own.
 // A test of the package replaces the wheels with Server.timerHook to fire

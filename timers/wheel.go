@@ -21,10 +21,11 @@ import (
 //
 // A deadline fires on the tick grid (multiples of tick before and after the
 // first deadline added): at the first grid point at or after it, never
-// early and up to one tick late. Deadlines fire in the order of their grid points,
-// in insertion order within one. Cancel leaves the entry in its bucket, to
-// be dropped when the bucket's turn comes, so a cancelled deadline costs
-// its 16-byte entry until then. The buckets keep their high-water size.
+// early and up to one tick late. Deadlines fire in the order of their grid
+// points, in insertion order within one. Cancel leaves the entry in its
+// bucket, to be dropped when the bucket's turn comes, so a cancelled
+// deadline costs its 16-byte entry until then. The buckets keep their
+// high-water size.
 //
 // Every method is safe for concurrent use. Create a Wheel with [NewWheel];
 // the zero value is not usable.
