@@ -131,9 +131,8 @@ func StartMariaDB(t testing.TB) *MariaDB {
 	m.Start()
 	t.Cleanup(m.Stop)
 	t.Cleanup(func() {
-		if t.Failed() || os.Getenv("KDBTEST_LOG") != "" {
-			log, _ := os.ReadFile(filepath.Join(dir, "err.log"))
-			t.Logf("mariadbd log:\n%s", log)
+		if t.Failed() {
+			t.Logf("mariadbd log:\n%s", m.errLog())
 		}
 	})
 	root := m.root()
@@ -162,12 +161,20 @@ func (m *MariaDB) root() *sql.DB {
 	return db
 }
 
+// errLogPath is the server's error log; errLog its text so far.
+func (m *MariaDB) errLogPath() string { return filepath.Join(m.dir, "err.log") }
+
+func (m *MariaDB) errLog() []byte {
+	b, _ := os.ReadFile(m.errLogPath())
+	return b
+}
+
 // Start starts the server (again) and waits until it answers.
 func (m *MariaDB) Start() {
 	m.t.Helper()
 	args := []string{"--no-defaults", "--datadir=" + filepath.Join(m.dir, "data"), "--socket=" + m.sock,
 		"--port=" + strconv.Itoa(m.Port), "--bind-address=127.0.0.1", "--pid-file=" + m.pid,
-		"--log-error=" + filepath.Join(m.dir, "err.log"), "--skip-log-bin", "--innodb-buffer-pool-size=16M",
+		"--log-error=" + m.errLogPath(), "--skip-log-bin", "--innodb-buffer-pool-size=16M",
 		"--skip-name-resolve"}
 	if m.asRoot {
 		args = append(args, "--user=mysql")
@@ -191,13 +198,11 @@ func (m *MariaDB) Start() {
 		}
 		select {
 		case e := <-exited:
-			log, _ := os.ReadFile(filepath.Join(m.dir, "err.log"))
-			m.t.Fatalf("mariadbd exited: %v\n%s", e, log)
+			m.t.Fatalf("mariadbd exited: %v\n%s", e, m.errLog())
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(m.dir, "err.log"))
-			m.t.Fatalf("mariadbd did not answer in 60 s: %v\n%s", err, log)
+			m.t.Fatalf("mariadbd did not answer in 60 s: %v\n%s", err, m.errLog())
 		}
 	}
 }
